@@ -1,0 +1,41 @@
+"""The few functions a Python user calls; the CLI calls the same ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .model import Project
+from .plan import Plan
+from .render import RenderOptions
+from .report import RecordingReporter, Reporter, Summary
+
+
+def load_project(path: Path | str, overrides: dict[str, Any] | None = None, backend: str | None = None) -> Project:
+    """Load, check and expand a storyboard (raises InputError with every problem found)."""
+    from .expand import expand
+    from .load import load
+
+    return expand(load(path, overrides), backend=backend)
+
+
+def plan(project: Project, *, backend: str | None = None, force=(), only=(), cache_dir: Path | None = None) -> Plan:
+    """What a render would do: each node's key, status and reason, the order and the cost."""
+    from . import graph as graphs
+    from .plan import make_plan
+    from .render import ProjectCache, select
+    from .store import LockFile, open_store
+
+    g = graphs.build(project)
+    ids = list(project.nodes)
+    store = open_store(project.root, cache_dir)
+    cache = ProjectCache(store, LockFile.read(project.lock_path))
+    return make_plan(project, g, cache, backend=backend, force=select(tuple(force), ids, "--force"),
+                     only=select(tuple(only), ids, "--only") if only else None)
+
+
+def render(path: Path | str, options: RenderOptions | None = None, reporter: Reporter | None = None) -> Summary:
+    """Render a storyboard (see RenderOptions); failed shots are in the summary, not raised."""
+    from .render import render as _render
+
+    return _render(path, options or RenderOptions(), reporter or RecordingReporter())

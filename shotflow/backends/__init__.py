@@ -1,0 +1,38 @@
+"""Backends turn one validated request into images.
+
+The interface is deliberately small::
+
+    Request ──► Backend.generate() ──► Generation(images=[Image(data, seed, remote_id, url, cost)])
+
+Keys, cache and DAG know nothing of any backend; a backend knows nothing of them
+either, except through the two small stores it may be handed (``Services``): a
+journal of submitted tasks and a key-value memo (for upload UUIDs).
+"""
+
+from __future__ import annotations
+
+from ._base import (
+    Backend,
+    Generation,
+    Image,
+    Journal,
+    Memo,
+    Reference,
+    Request,
+    Services,
+    create,
+    names,
+)
+
+__all__ = [
+    "Backend",
+    "Generation",
+    "Image",
+    "Journal",
+    "Memo",
+    "Reference",
+    "Request",
+    "Services",
+    "create",
+    "names",
+]

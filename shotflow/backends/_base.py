@@ -1,0 +1,137 @@
+"""The backend interface and the registry of backends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """One reference image of a request, in request order.
+
+    ``data`` is always the image's bytes (the upstream shot's picked take, a file, a
+    fetched URL); ``sha256`` is their content hash. ``remote_ids`` holds ids a backend
+    gave these bytes before (``{"runware": imageUUID}`` for an upstream shot rendered
+    on Runware), so a backend can pass an id instead of uploading the bytes again.
+    """
+
+    data: bytes = field(repr=False)
+    sha256: str
+    tag: str | None = None
+    source: str = ""  # what the storyboard wrote: a node id, a path or a URL (messages only)
+    remote_ids: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """Everything that decides the pixels of one node, plus delivery options.
+
+    ``key`` is the request key (DESIGN.md §3); ``seed`` is derived from it and the
+    node's roll count (backends without a seed parameter ignore it). ``tagged`` says
+    whether references are sent as ``{image, tag}`` objects (the prompt names @tags).
+    ``options`` holds delivery settings that are not part of the key (output type,
+    webhook, upload endpoint, ttl, delivery method).
+    """
+
+    key: str
+    node_id: str  # for messages and logs only; never part of the pixels
+    model: str
+    prompt: str
+    width: int
+    height: int
+    output_format: str = "PNG"
+    output_quality: int = 95
+    takes: int = 1
+    references: tuple[Reference, ...] = ()
+    tagged: bool = False
+    seed: int = 0
+    safety: dict[str, Any] | None = None
+    provider_settings: dict[str, Any] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """One generated image. ``remote_id`` is the backend's id for it (Runware imageUUID)."""
+
+    data: bytes = field(repr=False)
+    seed: int | None = None
+    remote_id: str | None = None
+    url: str | None = None
+    cost: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """The result of one request: one image per take, in take order."""
+
+    images: tuple[Image, ...]
+    task_id: str | None = None
+    cost: float | None = None
+    backend: str = ""
+
+
+class Journal(Protocol):
+    """Durable record of tasks sent to a paid backend (owned by the store).
+
+    ``begin`` must be durable before the task is sent: a run that was killed
+    finds the task again with ``pending`` and polls it instead of paying twice.
+    """
+
+    def pending(self, key: str) -> dict[str, Any] | None: ...
+
+    def begin(self, key: str, record: dict[str, Any]) -> None: ...
+
+    def finish(self, key: str) -> None: ...
+
+
+class Memo(Protocol):
+    """A small persistent key-value store with expiry (owned by the store)."""
+
+    def get(self, name: str) -> Any | None: ...
+
+    def put(self, name: str, value: Any, ttl_seconds: float | None = None) -> None: ...
+
+    def drop(self, name: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Services:
+    """What a backend may be handed by the run that owns it."""
+
+    project_dir: Path
+    journal: Journal | None = None
+    memo: Memo | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # the storyboard's backend section, CLI overrides
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+
+    async def generate(self, request: Request) -> Generation:
+        """Generate ``request.takes`` images; raise BackendError on failure."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def names() -> list[str]:
+    return ["preview", "runware"]
+
+
+def create(name: str, services: Services) -> Backend:
+    """A backend by name; heavy modules are imported only here."""
+    if name == "preview":
+        from .preview import PreviewBackend
+
+        return PreviewBackend(services)
+    if name == "runware":
+        from .runware import RunwareBackend
+
+        return RunwareBackend(services)
+    from ..errors import ConfigError, did_you_mean
+
+    raise ConfigError(f"unknown backend '{name}'", hint=did_you_mean(name, names()) or "use preview or runware")

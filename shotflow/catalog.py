@@ -1,0 +1,118 @@
+"""The model catalog: one JSON Schema per model in ``schemas/models/``.
+
+Each file is the JSON Schema of one ``imageInference`` task for that model, with an
+``x-shotflow`` block that the rest of shotflow reads::
+
+    {"model": "runway:4@1", "price_per_image": 0.08,
+     "references": {"min": 0, "max": 3}, "prompt": {"min": 1, "max": 1000},
+     "sizes": {"1080p-16:9": [1920, 1080], ...}}
+
+Adding a model means adding a file; nothing else names a model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ._resources import data_dir
+from .errors import ConfigError, did_you_mean
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    name: str
+    price_per_image: float
+    min_refs: int
+    max_refs: int
+    prompt_min: int
+    prompt_max: int
+    sizes: dict[str, tuple[int, int]]
+    path: Path
+    schema: dict[str, Any] = field(repr=False, compare=False)
+
+    def size_named(self, name: str) -> tuple[int, int] | None:
+        """``1K-16:9`` or ``1360x768`` to (width, height); None when the model lacks it."""
+        if name in self.sizes:
+            return self.sizes[name]
+        w, sep, h = name.lower().partition("x")
+        if sep and w.isdigit() and h.isdigit() and (int(w), int(h)) in self.sizes.values():
+            return int(w), int(h)
+        return None
+
+    def size_name(self, width: int, height: int) -> str | None:
+        for name, wh in self.sizes.items():
+            if wh == (width, height):
+                return name
+        return None
+
+    def validator(self):
+        """A jsonschema validator for this model's task (imports jsonschema)."""
+        return _validator(self.id)
+
+
+def _read(path: Path) -> ModelSpec:
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    meta = schema["x-shotflow"]
+    return ModelSpec(
+        id=meta["model"],
+        name=meta["name"],
+        price_per_image=float(meta["price_per_image"]),
+        min_refs=int(meta["references"]["min"]),
+        max_refs=int(meta["references"]["max"]),
+        prompt_min=int(meta["prompt"]["min"]),
+        prompt_max=int(meta["prompt"]["max"]),
+        sizes={name: (int(w), int(h)) for name, (w, h) in meta["sizes"].items()},
+        path=path,
+        schema=schema,
+    )
+
+
+@cache
+def models() -> dict[str, ModelSpec]:
+    """Every model in the catalog, by id."""
+    specs = (_read(p) for p in sorted((data_dir("schemas") / "models").glob("*.json")))
+    return {spec.id: spec for spec in specs}
+
+
+def get(model_id: str) -> ModelSpec:
+    try:
+        return models()[model_id]
+    except KeyError:
+        hint = did_you_mean(model_id, models()) or "known models: " + ", ".join(models())
+        raise ConfigError(f"unknown model '{model_id}'", hint=hint) from None
+
+
+@cache
+def _validator(model_id: str):
+    import jsonschema
+
+    schema = models()[model_id].schema
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def task_errors(task: dict[str, Any]) -> list[str]:
+    """Every way ``task`` breaks its model's schema, as readable lines (empty when valid)."""
+    model_id = task.get("model")
+    if model_id not in models():
+        return [f"model: unknown model {model_id!r}; known: {', '.join(models())}"]
+    messages = []
+    for error in sorted(_validator(model_id).iter_errors(task), key=lambda e: list(e.absolute_path)):
+        path = ".".join(str(p) for p in error.absolute_path) or "(task)"
+        messages.append(f"{path}: {_short(error)}")
+    return messages
+
+
+def _short(error) -> str:
+    if error.validator == "anyOf" and error.schema_path and "then" in error.schema_path:
+        return f"width × height {error.instance.get('width')}×{error.instance.get('height')} is not one of the model's sizes"
+    if error.validator == "anyOf" and "image-to-image" in str(error.schema.get("description", "")):
+        return "this model needs at least one reference image"
+    if error.validator == "not":
+        return "referenceImages given both at the top level and under inputs"
+    message = error.message
+    return message if len(message) < 200 else message[:197] + "..."

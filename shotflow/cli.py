@@ -1,0 +1,261 @@
+"""The command line: parse arguments, call the stages, map error kinds to exit codes.
+
+Exit codes: 0 ok · 1 some shots failed · 2 bad input or a refused run (a message,
+never a traceback) · 3 shotflow itself broke (a bug: please report it) · 130 Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+
+EXIT_INTERNAL = 3
+
+
+def _fail(error) -> None:
+    for line in error.lines():
+        click.echo(f"error: {line}", err=True)
+    sys.exit(error.exit_code)
+
+
+def run_guarded(fn, *args, **kwargs):
+    """Call ``fn``; ShotflowErrors become messages and exit codes, never tracebacks."""
+    from .errors import ShotflowError
+
+    try:
+        return fn(*args, **kwargs)
+    except ShotflowError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        click.echo("interrupted: finished work is kept; run the same command again to continue", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: report a bug, not a traceback
+        if os.environ.get("SHOTFLOW_DEBUG"):
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo("this is a bug in shotflow; set SHOTFLOW_DEBUG=1 to see the traceback and please report it",
+                   err=True)
+        sys.exit(EXIT_INTERNAL)
+
+
+def _overrides(pairs: tuple[str, ...]):
+    if not pairs:
+        return None
+    from .load import parse_overrides
+
+    return parse_overrides(pairs)
+
+
+storyboard_arg = click.argument("storyboard", type=click.Path(dir_okay=False, path_type=Path))
+set_opt = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a template var (repeatable).")
+backend_opt = click.option("--backend", type=click.Choice(["preview", "runware"]), default=None,
+                           help="Where images are generated (default: the storyboard's backend:, else preview).")
+cache_opt = click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                         help="Cache folder (default: .shotflow/ beside the storyboard, or $SHOTFLOW_CACHE).")
+json_opt = click.option("--json", "as_json", is_flag=True, help="Machine-readable output (see README).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="shotflow")
+def main() -> None:
+    """shotflow: render storyboards written in YAML, with every frame cached by content.
+
+    \b
+    shotflow validate storyboard.yaml        check a storyboard
+    shotflow plan storyboard.yaml            what would render, why, and what it costs
+    shotflow render storyboard.yaml          render what changed (offline preview by default)
+    shotflow board storyboard.yaml           an HTML storyboard of the frames
+    """
+
+
+@main.command()
+@click.argument("storyboards", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@set_opt
+@backend_opt
+def validate(storyboards: tuple[Path, ...], sets, backend) -> None:
+    """Check storyboards: schema, templates, references, sizes and the graph."""
+    from .errors import ShotflowError
+
+    def check(path: Path):
+        from . import graph as graphs
+        from .api import load_project
+        from .load import display_path
+
+        project = load_project(path, _overrides(sets), backend)
+        graphs.build(project)
+        shots = sum(1 for n in project.nodes.values() if n.scene is not None)
+        click.echo(f"ok: {display_path(project.path)} ({shots} shots, {len(project.nodes) - shots} sheets, "
+                   f"{len(project.scenes)} scenes)")
+
+    worst = 0
+    for path in storyboards:
+        try:
+            run_guarded(check, path)
+        except SystemExit as exc:
+            worst = max(worst, int(exc.code or 0))
+    if worst:
+        sys.exit(worst)
+    _ = ShotflowError  # (imported for the type only)
+
+
+@main.command()
+@storyboard_arg
+@set_opt
+@backend_opt
+@cache_opt
+@json_opt
+@click.option("--force", multiple=True, metavar="SHOT", help="Plan SHOT as re-rendered (repeatable; globs allowed).")
+@click.option("--only", multiple=True, metavar="SHOT", help="Plan only SHOT and its upstream (repeatable).")
+def plan(storyboard: Path, sets, backend, cache_dir, as_json, force, only) -> None:
+    """Show what a render would do: fresh and rendering nodes, why, cost, critical path."""
+
+    def go():
+        from .api import load_project
+        from .api import plan as make
+
+        project = load_project(storyboard, _overrides(sets), backend)
+        p = make(project, backend=backend, force=force, only=only, cache_dir=cache_dir)
+        if as_json:
+            import json
+
+            click.echo(json.dumps(p.to_json(), ensure_ascii=False, indent=1))
+        else:
+            from .tables import plan_table
+
+            click.echo(plan_table(p))
+
+    run_guarded(go)
+
+
+@main.command()
+@storyboard_arg
+@set_opt
+@backend_opt
+@cache_opt
+@json_opt
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=4, show_default=True, help="Shots in flight at once.")
+@click.option("--only", multiple=True, metavar="SHOT", help="Render only SHOT and its upstream (repeatable; globs: 'arrival/*').")
+@click.option("--force", multiple=True, metavar="SHOT", help="Render SHOT again even if fresh: a new take; dependents follow.")
+@click.option("--locked", is_flag=True, help="Use exactly the frames in the lock file; never generate; fail if any is missing.")
+@click.option("--max-cost", type=float, default=None, metavar="USD", help="Refuse to start if the estimate exceeds USD.")
+@click.option("--keep-going/--fail-fast", default=True, show_default=True,
+              help="After a failure, finish independent branches (default) or stop starting new shots.")
+@click.option("--wait", type=float, default=10.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for another render of this project to finish.")
+@click.option("--refresh-urls", is_flag=True, help="Fetch reference URLs again instead of using the pinned bytes.")
+@click.option("-v", "--verbose", is_flag=True, help="List cached nodes too.")
+def render(storyboard: Path, sets, backend, cache_dir, as_json, jobs, only, force, locked, max_cost, keep_going,
+           wait, refresh_urls, verbose) -> None:
+    """Render what changed; fresh frames come from the cache. Exit 1 if any shot failed."""
+    from .render import RenderOptions
+    from .render import render as run
+
+    def go():
+        options = RenderOptions(backend=backend, jobs=jobs, force=force, only=only, locked=locked, max_cost=max_cost,
+                                overrides=_overrides(sets), cache_dir=cache_dir, wait=wait,
+                                refresh_urls=refresh_urls, fail_fast=not keep_going)
+        summary = run(storyboard, options, _reporter(as_json, verbose))
+        if not summary.ok:
+            sys.exit(1)
+
+    run_guarded(go)
+
+
+def _reporter(as_json: bool, verbose: bool):
+    from .report import JsonReporter, PlainReporter
+
+    if as_json:
+        return JsonReporter()
+    if sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
+        from .report import RichReporter
+
+        return RichReporter(verbose=verbose)
+    return PlainReporter(verbose=verbose)
+
+
+@main.command()
+@storyboard_arg
+@set_opt
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "svg"]), default="mermaid", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to a file instead of standard output.")
+def graph(storyboard: Path, sets, fmt, output) -> None:
+    """Print the DAG of shots and sheets as Mermaid, DOT or SVG."""
+
+    def go():
+        from . import graph as graphs
+        from .api import load_project
+
+        project = load_project(storyboard, _overrides(sets))
+        g = graphs.build(project)
+        text = graphs.to_mermaid(project, g) if fmt == "mermaid" else graphs.to_dot(project, g)
+        if fmt == "svg":
+            text = graphs.to_svg(text)
+        if output:
+            output.write_text(text, encoding="utf-8")
+            click.echo(f"wrote {output}")
+        else:
+            click.echo(text, nl=False)
+
+    run_guarded(go)
+
+
+@main.command()
+@storyboard_arg
+@cache_opt
+@click.option("--renders", "what", flag_value="renders", help="Remove renders/ (default): the cache can restore them.")
+@click.option("--cache", "what", flag_value="cache", help="Remove the cache: frames not in renders/ must be paid for again.")
+@click.option("--all", "what", flag_value="all", help="Remove both.")
+@click.option("-n", "--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.option("--force", is_flag=True, help="Remove the cache even when tasks sent to Runware are still pending.")
+def clean(storyboard: Path, cache_dir, what, dry_run, force) -> None:
+    """Remove renders/, the cache, or both (the lock file is kept)."""
+
+    def go():
+        from .clean import clean as do_clean
+
+        for line in do_clean(storyboard, what or "renders", cache_dir=cache_dir, dry_run=dry_run, force=force):
+            click.echo(line)
+
+    run_guarded(go)
+
+
+@main.command()
+@click.option("--model", default=None, metavar="ID", help="Print a model's request schema instead (runway:4@1, runway:4@2).")
+@click.option("--list-models", is_flag=True, help="List the models in the catalog with their prices.")
+def schema(model, list_models) -> None:
+    """Print the storyboard JSON Schema (for editors: yaml-language-server, VS Code)."""
+
+    def go():
+        from . import catalog
+        from ._resources import schema_path
+
+        if list_models:
+            for spec in catalog.models().values():
+                click.echo(f"{spec.id:12} {spec.name:28} ${spec.price_per_image:.2f}/image  "
+                           f"refs {spec.min_refs}-{spec.max_refs}  {len(spec.sizes)} sizes")
+            return
+        if model:
+            click.echo(catalog.get(model).path.read_text(encoding="utf-8"), nl=False)
+            return
+        click.echo(schema_path().read_text(encoding="utf-8"), nl=False)
+
+    run_guarded(go)
+
+
+def _register_exports() -> None:
+    """Export commands (board, contact-sheet, animatic, export) live in shotflow.exports."""
+    from .exports import commands
+
+    for command in commands():
+        main.add_command(command)
+
+
+_register_exports()

@@ -1,0 +1,153 @@
+"""Every error shotflow reports, as one tree.
+
+    ShotflowError                 anything shotflow reports to a user
+    ├── InputError                bad input: exit code 2, never a traceback
+    │   ├── LoadError             YAML syntax, unsafe tags, includes, duplicate names
+    │   ├── SchemaError           a value the file format does not allow
+    │   ├── TemplateError         Jinja: undefined name, syntax, sandbox violation
+    │   ├── RefError       unknown reference, missing file, bad @tag, too many refs
+    │   ├── GraphError            a cycle between shots
+    │   └── ErrorList             several independent InputErrors of one run
+    ├── UsageError                the command cannot proceed as asked (exit 2):
+    │   ├── ConfigError           missing API key, bad --set, no ffmpeg …
+    │   ├── BudgetError           --max-cost would be exceeded
+    │   ├── LockedError           --locked and the lock does not cover the storyboard
+    │   └── BusyError             another render holds the project lock
+    └── BackendError              a generation failed (a value of the failed node, exit 1)
+        ├── RequestRejected       the backend refused the request (4xx): never retried
+        └── TransientError        timeouts, 429, 5xx: retried by the backend
+
+Messages are sentences a user can act on. A ``where`` (``file:line:column``, or a
+shot id) is printed in front of the message; a ``hint`` ("did you mean …?") after it.
+Third-party exceptions are translated at the edge with ``raise … from exc``; only the
+CLI maps these kinds to exit codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A place in a source file: 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class ShotflowError(Exception):
+    """Base of every error shotflow reports."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, where: Mark | str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.where = where
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = f"{self.where}: {self.message}" if self.where else self.message
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+    def lines(self) -> list[str]:
+        return [str(self)]
+
+
+class InputError(ShotflowError):
+    """The storyboard (or something it names) is wrong."""
+
+
+class LoadError(InputError):
+    pass
+
+
+class SchemaError(InputError):
+    pass
+
+
+class TemplateError(InputError):
+    pass
+
+
+class RefError(InputError):
+    pass
+
+
+class GraphError(InputError):
+    pass
+
+
+class ErrorList(InputError):
+    """Several independent input errors, reported together."""
+
+    def __init__(self, errors: Iterable[ShotflowError]):
+        flat: list[ShotflowError] = []
+        for error in errors:
+            flat.extend(error.errors if isinstance(error, ErrorList) else [error])
+        self.errors = flat
+        super().__init__(f"{len(flat)} errors")
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)
+
+    def lines(self) -> list[str]:
+        return [str(e) for e in self.errors]
+
+
+def raise_all(errors: list[ShotflowError]) -> None:
+    """Raise nothing, the one error, or all of them together."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ErrorList(errors)
+
+
+class UsageError(ShotflowError):
+    pass
+
+
+class ConfigError(UsageError):
+    pass
+
+
+class BudgetError(UsageError):
+    pass
+
+
+class LockedError(UsageError):
+    pass
+
+
+class BusyError(UsageError):
+    pass
+
+
+class BackendError(ShotflowError):
+    """A generation failed; the node fails, its dependents are skipped."""
+
+    exit_code = 1
+
+
+class RequestRejected(BackendError):
+    """The backend refused the request; retrying would not help."""
+
+
+class TransientError(BackendError):
+    """A failure that may pass: the backend retries it."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """'did you mean X?' for the closest choice, or None when nothing is close."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None

@@ -1,0 +1,371 @@
+"""Stage 1: YAML files to plain data that remembers where every value came from.
+
+    storyboard.yaml ──compose (C loader)──► nodes with marks ──► Source(data, marks)
+          │ include: [cast.yaml]      merges characters, locations, vars
+          └ scenes: [- include: act2.yaml]   splices scenes in place
+
+Only the YAML core types are accepted: a ``!!python/...`` tag (or any other tag) is
+an error and is never constructed. Duplicate keys in one mapping are errors too
+(PyYAML would silently keep the last one).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ErrorList, LoadError, Mark, ShotflowError, did_you_mean, raise_all
+
+Path_ = tuple[str | int, ...]
+
+_SAFE_SCALAR_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:timestamp",
+}
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+@dataclass
+class Source:
+    """One loaded YAML file: its data and the mark of every value and key in it.
+
+    ``marks[("scenes", 0, "shots", 2, "prompt")]`` is where that value starts;
+    ``key_marks`` holds the same for mapping keys (unknown keys are reported there).
+    """
+
+    path: Path
+    data: Any
+    marks: dict[Path_, Mark] = field(default_factory=dict, repr=False)
+    key_marks: dict[Path_, Mark] = field(default_factory=dict, repr=False)
+    stat: tuple[int, int, int] = (0, 0, 0)  # size, mtime_ns, inode when read
+
+    @property
+    def name(self) -> str:
+        return display_path(self.path)
+
+    def mark(self, path: Path_, key: bool = False) -> Mark:
+        """The mark of ``path``, or of its nearest ancestor that has one."""
+        table = self.key_marks if key else self.marks
+        p = tuple(path)
+        while p:
+            if p in table:
+                return table[p]
+            if not key and p in self.key_marks:
+                return self.key_marks[p]
+            p = p[:-1]
+        return self.marks.get((), Mark(self.name, 1, 1))
+
+
+def display_path(path: Path) -> str:
+    """A path as a user would type it: relative to the working folder when inside it."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def _loader_class():
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_source(path: Path) -> Source:
+    """Parse one YAML file into a Source; errors name file:line:column."""
+    import yaml
+
+    name = display_path(path)
+    try:
+        st = os.stat(path)
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise LoadError(f"file not found: {name}") from None
+    except OSError as exc:
+        raise LoadError(f"cannot read {name}: {exc.strerror}") from exc
+    try:
+        node = yaml.compose(text, Loader=_loader_class())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = Mark(name, mark.line + 1, mark.column + 1) if mark else name
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise LoadError(f"YAML syntax error: {problem}", where=where) from None
+    except yaml.YAMLError as exc:
+        raise LoadError(f"YAML error: {exc}", where=name) from None
+    source = Source(path=path, data=None, stat=(st.st_size, st.st_mtime_ns, st.st_ino))
+    if node is None:
+        source.data = {}
+        return source
+    builder = _Builder(source)
+    source.data = builder.build(node, ())
+    raise_all(builder.errors)
+    return source
+
+
+class _Builder:
+    """Turns composed YAML nodes into Python data, recording marks."""
+
+    def __init__(self, source: Source):
+        import yaml.constructor
+
+        self.source = source
+        self.name = source.name
+        self.constructor = yaml.constructor.SafeConstructor()
+        self.errors: list[ShotflowError] = []
+
+    def mark(self, node) -> Mark:
+        return Mark(self.name, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def build(self, node, path: Path_):
+        import yaml.nodes
+
+        self.source.marks[path] = self.mark(node)
+        if isinstance(node, yaml.nodes.MappingNode):
+            if node.tag != _MAP:
+                return self._bad_tag(node)
+            return self._mapping(node, path)
+        if isinstance(node, yaml.nodes.SequenceNode):
+            if node.tag != _SEQ:
+                return self._bad_tag(node)
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        if node.tag not in _SAFE_SCALAR_TAGS:
+            return self._bad_tag(node)
+        value = self.constructor.construct_object(node, deep=True)
+        if node.tag == "tag:yaml.org,2002:timestamp":
+            return node.value  # dates stay text: shotflow has no date fields
+        return value
+
+    def _mapping(self, node, path: Path_) -> dict:
+        result: dict = {}
+        for key_node, value_node in self._flatten(node):
+            key = self.build(key_node, (*path, "<key>"))
+            if not isinstance(key, (str, int, float, bool)) or key is None:
+                self.errors.append(LoadError("mapping keys must be plain text", where=self.mark(key_node)))
+                continue
+            key = str(key) if not isinstance(key, str) else key
+            if key in result:
+                first = self.source.key_marks.get((*path, key))
+                self.errors.append(
+                    LoadError(f"duplicate key '{key}'" + (f" (first at line {first.line})" if first else ""),
+                              where=self.mark(key_node))
+                )
+                continue
+            self.source.key_marks[(*path, key)] = self.mark(key_node)
+            result[key] = self.build(value_node, (*path, key))
+        self.source.marks.pop((*path, "<key>"), None)
+        return result
+
+    def _flatten(self, node):
+        """Mapping pairs with YAML merge keys (``<<: *base``) expanded, explicit keys winning."""
+        import yaml.nodes
+
+        pairs, merged = [], []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                sources = value_node.value if isinstance(value_node, yaml.nodes.SequenceNode) else [value_node]
+                for src in sources:
+                    if not isinstance(src, yaml.nodes.MappingNode):
+                        self.errors.append(LoadError("'<<' merges only mappings", where=self.mark(src)))
+                        continue
+                    merged.extend(self._flatten(src))
+            else:
+                pairs.append((key_node, value_node))
+        explicit = {k.value for k, _ in pairs if isinstance(k, yaml.nodes.ScalarNode)}
+        inherited = []
+        for key_node, value_node in merged:
+            if key_node.value not in explicit:
+                explicit.add(key_node.value)
+                inherited.append((key_node, value_node))
+        return inherited + pairs
+
+    def _bad_tag(self, node):
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        self.errors.append(
+            LoadError(
+                f"YAML tag {tag} is not allowed: shotflow reads plain YAML only and never runs code from a file",
+                where=self.mark(node),
+                hint="remove the tag",
+            )
+        )
+        return None
+
+
+# ---------------------------------------------------------------------------
+# Storyboard assembly: includes and --set overrides
+
+
+@dataclass
+class Loaded:
+    """The storyboard's main file, every file it includes, and the merged document.
+
+    ``document`` is the main file's data with top-level includes merged in and scene
+    includes spliced; ``origin`` maps each item to the Source it came from so that
+    later stages can report file:line:column: ``origin[("characters", "mara")]`` and
+    ``origin[("scenes", 3)]`` give ``(source, path_inside_that_source)``.
+    """
+
+    main: Source
+    sources: list[Source]
+    document: dict[str, Any]
+    origin: dict[Path_, tuple[Source, Path_]]
+
+    def where(self, path: Path_, key: bool = False) -> Mark:
+        """Mark of a path in the merged document (``("scenes", 3, "shots", 0, "prompt")``)."""
+        for n in range(len(path), 0, -1):
+            hit = self.origin.get(tuple(path[:n]))
+            if hit:
+                source, inner = hit
+                return source.mark((*inner, *path[n:]), key=key)
+        return self.main.mark(tuple(path), key=key)
+
+
+def load(path: Path | str, overrides: dict[str, Any] | None = None) -> Loaded:
+    """Read, check and assemble a storyboard and its includes.
+
+    Schema errors of every file are collected and raised together.
+    """
+    from . import validate
+
+    main_path = Path(path).resolve()
+    main = read_source(main_path)
+    errors: list[ShotflowError] = list(validate.check(main, "storyboard"))
+    raise_all(errors)
+    sources = [main]
+    doc = dict(main.data)
+    origin: dict[Path_, tuple[Source, Path_]] = {}
+    for section in ("characters", "locations", "vars"):
+        doc[section] = dict(doc.get(section) or {})
+        for name in doc[section]:
+            origin[(section, name)] = (main, (section, name))
+    defined_in: dict[tuple[str, str], Source] = {
+        (section, name): main for section in ("characters", "locations", "vars") for name in doc[section]
+    }
+
+    def merge_library(src: Source, stack: tuple[Path, ...]):
+        for i, inc in enumerate(src.data.get("include") or []):
+            child = _include(src, ("include", i), inc, stack, "library", errors)
+            if child is None:
+                continue
+            sources.append(child)
+            for section in ("characters", "locations", "vars"):
+                for name, value in (child.data.get(section) or {}).items():
+                    first = defined_in.get((section, name))
+                    if first is not None:
+                        errors.append(
+                            LoadError(
+                                f"{section[:-1] if section != 'vars' else 'var'} '{name}' is defined twice: "
+                                f"in {first.name} and in {child.name}",
+                                where=child.mark((section, name), key=True),
+                            )
+                        )
+                        continue
+                    defined_in[(section, name)] = child
+                    doc[section][name] = value
+                    origin[(section, name)] = (child, (section, name))
+            merge_library(child, (*stack, child.path))
+
+    merge_library(main, (main.path,))
+
+    scenes: list[Any] = []
+    scene_ids: dict[str, Mark] = {}
+
+    def splice(src: Source, items: list, base: Path_, stack: tuple[Path, ...]):
+        for i, item in enumerate(items):
+            if isinstance(item, dict) and "include" in item:
+                child = _include(src, (*base, i, "include"), item["include"], stack, "scenes", errors)
+                if child is None:
+                    continue
+                sources.append(child)
+                splice(child, child.data.get("scenes") or [], ("scenes",), (*stack, child.path))
+                continue
+            index = len(scenes)
+            scenes.append(item)
+            origin[("scenes", index)] = (src, (*base, i))
+            sid = item.get("id")
+            mark = src.mark((*base, i, "id"))
+            if sid in scene_ids:
+                errors.append(LoadError(f"scene id '{sid}' is used twice (first at {scene_ids[sid]})", where=mark))
+            else:
+                scene_ids[sid] = mark
+
+    splice(main, main.data.get("scenes") or [], ("scenes",), (main.path,))
+    doc["scenes"] = scenes
+    doc.pop("include", None)
+    if overrides:
+        doc["vars"] = _apply_overrides(doc["vars"], overrides)
+    raise_all(errors)
+    return Loaded(main=main, sources=sources, document=doc, origin=origin)
+
+
+def _include(parent: Source, at: Path_, rel: str, stack: tuple[Path, ...], kind: str, errors: list) -> Source | None:
+    from . import validate
+
+    where = parent.mark(at)
+    target = (parent.path.parent / rel).resolve()
+    if target in stack:
+        chain = " -> ".join(display_path(p) for p in (*stack[stack.index(target):], target))
+        errors.append(LoadError(f"include cycle: {chain}", where=where))
+        return None
+    if not target.is_file():
+        hint = None
+        if target.parent.is_dir():
+            hint = did_you_mean(target.name, [p.name for p in target.parent.iterdir()])
+        errors.append(LoadError(f"included file not found: {display_path(target)}", where=where, hint=hint))
+        return None
+    try:
+        child = read_source(target)
+    except ShotflowError as exc:
+        errors.append(exc)
+        return None
+    problems = list(validate.check(child, "library" if kind == "library" else "scenes_file"))
+    if problems:
+        errors.extend(problems)
+        return None
+    return child
+
+
+def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``--set a.b=3`` pairs to a nested dict; values are read as YAML scalars."""
+    import yaml
+
+    from .errors import ConfigError
+
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got '{pair}'")
+        try:
+            value = yaml.load(raw, Loader=_loader_class()) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, (dict, list)):
+            value = raw
+        node = result
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: '{part}' is set twice, as a value and as a group")
+        node[parts[-1]] = value
+    return result
+
+
+def _apply_overrides(base: dict, overrides: dict) -> dict:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _apply_overrides(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+__all__ = ["Loaded", "Source", "load", "parse_overrides", "read_source", "ErrorList"]

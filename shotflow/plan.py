@@ -1,0 +1,221 @@
+"""Stage 5: request keys, freshness and cost — pure, cheap, and shared by plan and render.
+
+The request key of a node (DESIGN.md §3)::
+
+    sha256( canonical JSON of {
+        "v": KEY_VERSION, "backend", "model", "prompt", "width", "height",
+        "format", "quality", "takes", "safety", "provider",
+        "refs": [{"sha256": <bytes of the reference>, "tag": <tag or null>}, ...] } )
+
+Names are not in it (renaming a shot costs nothing), nor task ids, delivery or time.
+A node is FRESH when its key has a complete record in the cache; it RENDERs
+otherwise, and every node downstream of a rendering node renders too (its key is
+only known once the upstream bytes are), each with the reason why.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from . import catalog
+from .model import NodeSpec, Project, RefKind
+from .store import Record, canonical_json, sha256_bytes
+
+KEY_VERSION = 1
+
+
+class Status(enum.Enum):
+    FRESH = "fresh"
+    RENDER = "render"
+
+
+class Cache(Protocol):
+    """What the planner needs to know of the cache and the lock."""
+
+    def lookup(self, node_id: str, key: str) -> Record | None:
+        """A complete, verified record of ``key`` (the lock's for this node first), or None."""
+
+    def previous(self, node_id: str) -> Record | None:
+        """What the lock file pinned for this node (for reasons), or None."""
+
+    def file_hash(self, path: str) -> str:
+        """sha256 of a local file's bytes."""
+
+    def url_hash(self, url: str) -> str | None:
+        """sha256 of a URL's bytes if they were fetched and pinned before, else None."""
+
+
+class EmptyCache:
+    """A cache that holds nothing: every node renders. Hashes files directly."""
+
+    def lookup(self, node_id: str, key: str) -> Record | None:
+        return None
+
+    def previous(self, node_id: str) -> Record | None:
+        return None
+
+    def file_hash(self, path: str) -> str:
+        import hashlib
+
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+
+    def url_hash(self, url: str) -> str | None:
+        return None
+
+
+@dataclass(frozen=True)
+class PlannedNode:
+    spec: NodeSpec
+    status: Status
+    reason: str | None  # why it renders; None when fresh
+    key: str | None  # None while an upstream node still renders
+    record: Record | None = None  # the cached result of a fresh node
+    request: dict[str, Any] | None = None  # the key payload, when known
+    cost: float = 0.0  # estimated cost if it renders on the plan's backend
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+
+@dataclass(frozen=True)
+class Plan:
+    project: Project
+    graph: Any = field(repr=False)  # networkx.DiGraph
+    backend: str
+    nodes: dict[str, PlannedNode]  # story order
+    order: list[str]  # execution order
+    critical_path: list[str]
+    cost: float  # estimated USD on this backend
+    runware_cost: float  # what the same renders would cost on Runware
+
+    def to_render(self) -> list[PlannedNode]:
+        return [n for n in self.nodes.values() if n.status is Status.RENDER]
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract of ``plan --json`` (DESIGN.md §6)."""
+        nodes = []
+        for node in self.nodes.values():
+            spec = node.spec
+            nodes.append({
+                "id": spec.id, "status": node.status.value, "model": spec.model,
+                "width": spec.width, "height": spec.height,
+                "refs": [r.target if r.kind is not RefKind.FILE else r.label for r in spec.refs],
+                "prompt": spec.prompt, "key": node.key,
+            })
+        return {"nodes": nodes, "order": self.order, "cost": round(self.cost, 6)}
+
+
+def key_payload(spec: NodeSpec, backend: str, ref_hashes: list[str]) -> dict[str, Any]:
+    """Everything that decides a node's pixels, given the hashes of its references' bytes."""
+    return {
+        "v": KEY_VERSION,
+        "backend": backend,
+        "model": spec.model,
+        "prompt": spec.prompt,
+        "width": spec.width,
+        "height": spec.height,
+        "format": spec.output_format,
+        "quality": spec.output_quality,
+        "takes": spec.takes,
+        "safety": spec.safety,
+        "provider": spec.provider_settings,
+        "refs": [{"sha256": h, "tag": ref.tag if spec.tagged else None} for ref, h in zip(spec.refs, ref_hashes)],
+    }
+
+
+def request_key(payload: dict[str, Any]) -> str:
+    return sha256_bytes(canonical_json(payload))
+
+
+def estimate(spec: NodeSpec, backend: str) -> tuple[float, float]:
+    """(cost on ``backend``, cost on Runware) of rendering a node once."""
+    price = catalog.get(spec.model).price_per_image * spec.takes
+    return (0.0 if backend == "preview" else price), price
+
+
+def make_plan(project: Project, graph, cache: Cache, *, backend: str | None = None,
+              force: Iterable[str] = (), only: Iterable[str] | None = None) -> Plan:
+    """Plan a run: each node's key, status and reason; the order; the cost.
+
+    ``force`` re-renders nodes even when fresh (their dependents follow); ``only``
+    restricts the plan to those nodes and everything upstream of them.
+    """
+    from . import graph as graphs
+
+    backend = backend or project.backend
+    forced = set(force)
+    full_order = graphs.order(graph)
+    selected = graphs.upstream(graph, only) if only else None
+    order = [n for n in full_order if selected is None or n in selected]
+    planned: dict[str, PlannedNode] = {}
+    for node_id in order:
+        spec = project.nodes[node_id]
+        planned[node_id] = _plan_node(spec, backend, cache, planned, node_id in forced)
+    weight = {n: (1.0 if planned[n].status is Status.RENDER else 0.0) for n in order}
+    sub = graph.subgraph(order) if selected is not None else graph
+    crit = [n for n in graphs.critical_path(sub, order, weight) if weight[n]]
+    story = {n: planned[n] for n in project.nodes if n in planned}
+    cost = sum(n.cost for n in story.values() if n.status is Status.RENDER)
+    runware_cost = sum(estimate(n.spec, "runware")[1] for n in story.values() if n.status is Status.RENDER)
+    return Plan(project=project, graph=graph, backend=backend, nodes=story, order=order,
+                critical_path=crit, cost=cost, runware_cost=runware_cost)
+
+
+def _plan_node(spec: NodeSpec, backend: str, cache: Cache, planned: dict[str, PlannedNode], forced: bool) -> PlannedNode:
+    cost = estimate(spec, backend)[0]
+    hashes: list[str] = []
+    waiting: str | None = None
+    for ref in spec.refs:
+        if ref.kind is RefKind.NODE:
+            up = planned.get(ref.target)
+            if up is None or up.status is Status.RENDER or up.record is None:
+                waiting = waiting or f"upstream {ref.target} renders"
+                continue
+            hashes.append(up.record.picked(up.spec.pick).sha256)
+        elif ref.kind is RefKind.FILE:
+            hashes.append(cache.file_hash(ref.target))
+        else:
+            digest = cache.url_hash(ref.target)
+            if digest is None:
+                waiting = waiting or f"reference URL not fetched yet: {ref.target}"
+                continue
+            hashes.append(digest)
+    if waiting:
+        return PlannedNode(spec, Status.RENDER, "forced (--force)" if forced else waiting, None, cost=cost)
+    payload = key_payload(spec, backend, hashes)
+    key = request_key(payload)
+    if forced:
+        return PlannedNode(spec, Status.RENDER, "forced (--force)", key, request=payload, cost=cost)
+    record = cache.lookup(spec.id, key)
+    if record is not None:
+        return PlannedNode(spec, Status.FRESH, None, key, record=record, request=payload)
+    return PlannedNode(spec, Status.RENDER, _why(spec, payload, cache.previous(spec.id), key), key,
+                       request=payload, cost=cost)
+
+
+def _why(spec: NodeSpec, payload: dict[str, Any], previous: Record | None, key: str) -> str:
+    """The reason a node with a known key renders, from what the lock pinned before."""
+    if previous is None:
+        return "new: never rendered"
+    if previous.key == key:
+        return "output missing or corrupt in the cache"
+    before = previous.request
+    if not before:
+        return "request changed"
+    names = {"prompt": "prompt", "model": "model", "width": "size", "height": "size", "format": "output format",
+             "quality": "output quality", "takes": "takes", "safety": "safety settings",
+             "provider": "provider settings", "backend": "backend", "v": "shotflow key version"}
+    changed = list(dict.fromkeys(f"{names[k]} changed" for k in names if before.get(k) != payload.get(k)))
+    old_refs, new_refs = before.get("refs") or [], payload["refs"]
+    if len(old_refs) != len(new_refs):
+        changed.append("references changed")
+    else:
+        for ref, a, b in zip(spec.refs, old_refs, new_refs):
+            if a != b:
+                changed.append(f"reference {ref.label} " + ("re-rendered" if ref.kind is RefKind.NODE else "changed"))
+    return ", ".join(changed) or "request changed"

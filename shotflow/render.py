@@ -1,0 +1,469 @@
+"""The render session: plan, then run, then record — wiring stages 5 to 8.
+
+    load ► expand ► graph ► plan ──► resolve ──► backend.generate ──► store
+                                       │                                 │
+                         fresh nodes ◄─┘      renders/…  NAME.lock  ◄────┘
+
+``render()`` is what ``shotflow render`` calls. Before any of that, ``noop()`` checks
+the record of the last complete run (``.shotflow/last-run.json``): when no input,
+output or option changed since, the run is answered from it without loading YAML,
+Jinja, jsonschema or networkx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import BudgetError, ConfigError, LockedError, ShotflowError, did_you_mean
+from .report import Reporter, RunStart, Summary
+from .resolve import NodeStatus, Outcome
+
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Everything the CLI can ask of a render (a frozen value, not **kwargs)."""
+
+    backend: str | None = None  # None: the storyboard's backend: key
+    jobs: int = 4
+    force: tuple[str, ...] = ()  # node ids or glob patterns
+    only: tuple[str, ...] = ()  # node ids or glob patterns; their upstream comes along
+    locked: bool = False
+    max_cost: float | None = None
+    overrides: dict[str, Any] | None = None  # --set
+    cache_dir: Path | None = None
+    wait: float = 10.0  # seconds to wait for another render's project lock
+    refresh_urls: bool = False
+    fail_fast: bool = False  # after a failure, start nothing new
+
+    def signature(self) -> str:
+        """What must equal the last run's for the no-op fast path to apply."""
+        from . import __version__
+
+        env = os.environ.get("SHOTFLOW_CACHE")
+        return json.dumps([__version__, self.backend, self.overrides or {}, str(self.cache_dir or env or ""),
+                           self.locked, self.refresh_urls], sort_keys=True, default=str)
+
+
+def seed_for(key: str, roll: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{key}:{roll}".encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def select(patterns: tuple[str, ...], ids: list[str], option: str) -> set[str]:
+    """Node ids matching ids or glob patterns (``arrival/*``); an unknown one is an error."""
+    chosen: set[str] = set()
+    for pattern in patterns:
+        hits = [i for i in ids if fnmatch.fnmatchcase(i, pattern)] if any(c in pattern for c in "*?[") else \
+            [pattern] if pattern in ids else []
+        if not hits:
+            raise ConfigError(f"{option} {pattern}: no such shot or sheet",
+                              hint=did_you_mean(pattern, ids) or "ids look like scene/shot or character:NAME")
+        chosen.update(hits)
+    return chosen
+
+
+# -- the fast path -------------------------------------------------------------------
+
+
+def _stat(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def manifest_path(storyboard: Path) -> Path:
+    return storyboard.parent / ".shotflow" / "last-run.json"
+
+
+def noop(storyboard: Path, options: RenderOptions, reporter: Reporter) -> Summary | None:
+    """Answer a render from the last complete run when nothing changed; else None.
+
+    Nothing changed means: same options, and every input file (storyboard, includes,
+    templates, reference files, lock, the project's templates/ folder) and every output
+    (frames in renders/, objects in the cache) has the size, mtime and inode it had.
+    """
+    if options.force or options.only:
+        return None
+    started = time.perf_counter()
+    try:
+        manifest = json.loads(manifest_path(storyboard).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("version") != MANIFEST_VERSION or manifest.get("signature") != options.signature():
+        return None
+    for table in ("inputs", "outputs"):
+        for path, stat in manifest[table].items():
+            if _stat(path) != stat:
+                return None
+    nodes = manifest["nodes"]
+    reporter.run_started(RunStart(total=len(nodes), to_render=0, estimated_cost=0.0, backend=manifest["backend"]))
+    summary = Summary(noop=True)
+    for node_id, outputs in nodes:
+        outcome = Outcome(node_id, NodeStatus.CACHED, outputs=tuple(outputs))
+        summary.add(outcome)
+        reporter.node_done(outcome)
+    summary.elapsed = time.perf_counter() - started
+    reporter.run_finished(summary)
+    return summary
+
+
+# -- the full path ---------------------------------------------------------------------
+
+
+def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -> Summary:
+    """Render a storyboard; returns the summary (failed nodes are values, not errors)."""
+    storyboard = Path(storyboard).resolve()
+    hit = noop(storyboard, options, reporter)
+    if hit is not None:
+        return hit
+    from . import graph as graphs
+    from .expand import expand
+    from .load import load
+    from .store import LockFile, ProjectLock, open_store
+
+    started = time.perf_counter()
+    project = expand(load(storyboard, options.overrides), backend=options.backend)
+    graph = graphs.build(project)
+    backend_name = options.backend or project.backend
+    store = open_store(project.root, options.cache_dir, durable=backend_name != "preview")
+    ids = list(project.nodes)
+    forced = select(options.force, ids, "--force")
+    only = select(options.only, ids, "--only") if options.only else None
+    with ProjectLock(store.state_dir, options.wait):
+        lock = LockFile.read(project.lock_path)
+        session = Session(project, graph, store, lock, options, backend_name, reporter, forced, only)
+        return session.run(started)
+
+
+class ProjectCache:
+    """The planner's view of the cache (plan.Cache): the lock file first, then actions."""
+
+    def __init__(self, store, lock, refresh_urls: bool = False):
+        self.store = store
+        self.lock = lock
+        self.refresh_urls = refresh_urls
+
+    def lookup(self, node_id: str, key: str):
+        entry = self.lock.entries.get(node_id)
+        if entry is not None and entry.record.key == key and self.store.complete(entry.record):
+            action = self.store.get_action(key)
+            if action is not None and action.outputs == entry.record.outputs:
+                return action
+            return entry.record
+        record = self.store.get_action(key)
+        return record if self.store.complete(record) else None
+
+    def previous(self, node_id: str):
+        entry = self.lock.entries.get(node_id)
+        if entry is None:
+            return None
+        return self.store.get_action(entry.record.key) or entry.record
+
+    def file_hash(self, path: str) -> str:
+        return self.store.file_hash(path)
+
+    def url_hash(self, url: str) -> str | None:
+        return None if self.refresh_urls else self.lock.urls.get(url)
+
+
+class Session:
+    """One render of one project: owns the plan, the backend and what gets recorded."""
+
+    def __init__(self, project, graph, store, lock, options: RenderOptions, backend_name: str,
+                 reporter: Reporter, forced: set[str], only: set[str] | None):
+        from .plan import make_plan
+
+        self.project = project
+        self.graph = graph
+        self.store = store
+        self.lock = lock
+        self.options = options
+        self.backend_name = backend_name
+        self.reporter = reporter
+        self.forced = forced
+        self.cache = ProjectCache(store, lock, options.refresh_urls)
+        self.plan = make_plan(project, graph, self.cache, backend=backend_name, force=forced, only=only)
+        self.full = only is None
+        self.results: dict[str, Any] = {}  # node id -> Record of every node that ended well
+        self.summary = Summary()
+        self.backend = None
+
+    # -- checks before anything is spent --------------------------------------------
+
+    def check(self) -> None:
+        from .plan import Status
+
+        if self.options.locked:
+            problems = []
+            for node in self.plan.nodes.values():
+                entry = self.lock.entries.get(node.id)
+                if entry is None:
+                    problems.append(f"{node.id}: not in {self.lock.path.name}")
+                elif node.key is not None and node.key != entry.record.key:
+                    problems.append(f"{node.id}: changed since the lock ({node.reason})")
+            if problems:
+                shown = "\n  ".join(problems[:15]) + (f"\n  … and {len(problems) - 15} more" if len(problems) > 15 else "")
+                raise LockedError(f"--locked: the storyboard does not match {self.lock.path.name}:\n  {shown}",
+                                  hint="run without --locked to render and update the lock")
+        to_render = [n for n in self.plan.nodes.values() if n.status is Status.RENDER]
+        if self.options.max_cost is not None and self.plan.cost > self.options.max_cost + 1e-9:
+            raise BudgetError(f"this render would cost about ${self.plan.cost:.2f} ({len(to_render)} nodes) "
+                              f"and --max-cost is ${self.options.max_cost:.2f}; nothing was spent",
+                              hint="raise --max-cost, render fewer shots with --only, or use fewer takes")
+
+    # -- running ----------------------------------------------------------------------
+
+    def run(self, started: float) -> Summary:
+        self.check()
+        from .plan import Status
+
+        to_render = sum(1 for n in self.plan.nodes.values() if n.status is Status.RENDER)
+        self.reporter.run_started(RunStart(total=len(self.plan.nodes), to_render=to_render,
+                                           estimated_cost=self.plan.cost, backend=self.backend_name))
+        try:
+            asyncio.run(self._run())
+        except KeyboardInterrupt:
+            self.summary.interrupted = True
+            raise
+        finally:
+            self.summary.elapsed = time.perf_counter() - started
+            self._record()
+            self.reporter.run_finished(self.summary)
+        return self.summary
+
+    async def _run(self) -> None:
+        from . import backends, graph as graphs
+        from .plan import Status
+
+        needs_backend = any(n.status is Status.RENDER for n in self.plan.nodes.values())
+        if needs_backend:
+            self.backend = backends.create(self.backend_name, backends.Services(
+                project_dir=self.project.root, journal=self.store.journal, memo=self.store.memo,
+                settings=self.project.settings))
+        weight = {n: (1.0 if self.plan.nodes[n].status is Status.RENDER else 0.0) for n in self.plan.order}
+        priority = graphs.heights(self.graph.subgraph(self.plan.order), self.plan.order, weight)
+        deps = {n: list(self.graph.predecessors(n)) for n in self.plan.order}
+        try:
+            await _resolve(self.plan.order, deps, self._render, jobs=max(1, self.options.jobs),
+                           cheap=self._fresh, priority=priority, fail_fast=self.options.fail_fast,
+                           on_start=self.reporter.node_started, on_done=self._done)
+        finally:
+            if self.backend is not None:
+                await self.backend.aclose()
+
+    def _done(self, outcome: Outcome) -> None:
+        self.summary.add(outcome)
+        self.reporter.node_done(outcome)
+
+    def _fresh(self, node_id: str) -> Outcome | None:
+        """A fresh node finishes at once: its frames are copied out if needed."""
+        from .plan import Status
+        from .store import CorruptObject
+
+        node = self.plan.nodes[node_id]
+        if node.status is not Status.FRESH:
+            return None
+        try:
+            paths = self._export(node.spec, node.record)
+        except CorruptObject:
+            return None  # damaged since planning: render it
+        self.results[node_id] = node.record
+        return Outcome(node_id, NodeStatus.CACHED, value=node.record, outputs=paths)
+
+    async def _render(self, node_id: str, upstream: dict[str, Outcome]) -> Outcome:
+        from .errors import BackendError
+        from .model import EXTENSIONS
+        from .plan import key_payload, request_key
+        from .store import CorruptObject, Output, Record
+
+        spec = self.plan.nodes[node_id].spec
+        t0 = time.perf_counter()
+        try:
+            refs = await self._references(spec)
+        except (CorruptObject, OSError, ShotflowError) as exc:
+            return Outcome(node_id, NodeStatus.FAILED, error=f"reference: {exc}")
+        payload = key_payload(spec, self.backend_name, [r.sha256 for r in refs])
+        key = request_key(payload)
+        forced = node_id in self.forced
+        entry = self.lock.entries.get(node_id)
+        if self.options.locked and (entry is None or entry.record.key != key):
+            return Outcome(node_id, NodeStatus.FAILED,
+                           error=f"--locked: the request changed since {self.lock.path.name} (an upstream frame differs)")
+        if not forced:
+            record = self.cache.lookup(node_id, key)
+            if record is not None:  # early cutoff: upstream re-rendered to the same bytes
+                self.results[node_id] = record
+                return Outcome(node_id, NodeStatus.CACHED, value=record, outputs=self._export(spec, record))
+        if self.options.locked and not getattr(self.backend, "deterministic", False):
+            return Outcome(node_id, NodeStatus.FAILED,
+                           error="--locked: this frame is not in the cache and --locked never generates; "
+                                 "copy the project's .shotflow/ cache, or run without --locked")
+        previous = [r for r in (self.store.get_action(key), entry.record if entry else None) if r and r.key == key]
+        roll = max((r.roll for r in previous), default=-1) + 1 if forced else 0
+        from .backends import Request
+
+        request = Request(
+            key=key, node_id=node_id, model=spec.model, prompt=spec.prompt, width=spec.width, height=spec.height,
+            output_format=spec.output_format, output_quality=spec.output_quality, takes=spec.takes,
+            references=tuple(refs), tagged=spec.tagged, seed=seed_for(key, roll), safety=spec.safety,
+            provider_settings=spec.provider_settings, options=dict(spec.options),
+        )
+        try:
+            generation = await self.backend.generate(request)
+        except BackendError as exc:
+            return Outcome(node_id, NodeStatus.FAILED, error=str(exc), elapsed=time.perf_counter() - t0)
+        if len(generation.images) != spec.takes:
+            return Outcome(node_id, NodeStatus.FAILED,
+                           error=f"{self.backend_name} returned {len(generation.images)} images for {spec.takes} takes")
+        ext = EXTENSIONS[spec.output_format]
+        outputs = tuple(
+            Output(sha256=self.store.put(image.data), ext=ext, seed=image.seed, remote_id=image.remote_id,
+                   url=image.url, cost=image.cost)
+            for image in generation.images
+        )
+        record = Record(key=key, backend=self.backend_name, model=spec.model, outputs=outputs,
+                        task_id=generation.task_id, cost=generation.cost, roll=roll,
+                        created=datetime.now(timezone.utc).isoformat(timespec="seconds"), request=payload)
+        if self.options.locked and entry is not None and [o.sha256 for o in outputs] != \
+                [o.sha256 for o in entry.record.outputs]:
+            return Outcome(node_id, NodeStatus.FAILED, error="--locked: the regenerated frame differs from the lock")
+        self.store.put_action(record)
+        self.results[node_id] = record
+        return Outcome(node_id, NodeStatus.RENDERED, value=record, outputs=self._export(spec, record),
+                       cost=generation.cost or 0.0, elapsed=time.perf_counter() - t0)
+
+    async def _references(self, spec):
+        from .backends import Reference
+        from .model import RefKind
+
+        refs = []
+        for ref in spec.refs:
+            if ref.kind is RefKind.NODE:
+                record = self.results[ref.target]
+                picked = record.picked(self.project.nodes[ref.target].pick)
+                data = self.store.read(picked.sha256)
+                remote = {record.backend: picked.remote_id} if picked.remote_id else {}
+                refs.append(Reference(data=data, sha256=picked.sha256, tag=ref.tag, source=ref.label, remote_ids=remote))
+            elif ref.kind is RefKind.FILE:
+                data = await asyncio.to_thread(Path(ref.target).read_bytes)
+                refs.append(Reference(data=data, sha256=hashlib.sha256(data).hexdigest(), tag=ref.tag, source=ref.label))
+            else:
+                data, digest = await self._url(ref.target)
+                refs.append(Reference(data=data, sha256=digest, tag=ref.tag, source=ref.label))
+        return refs
+
+    async def _url(self, url: str) -> tuple[bytes, str]:
+        """A reference URL's bytes: from the store when pinned, else fetched once and pinned."""
+        from .store import CorruptObject
+
+        pinned = None if self.options.refresh_urls else self.lock.urls.get(url)
+        if pinned:
+            try:
+                return self.store.read(pinned), pinned
+            except CorruptObject:
+                pass
+        data = await fetch_url(url)
+        digest = self.store.put(data)
+        self.lock.urls[url] = digest
+        return data, digest
+
+    def _export(self, spec, record) -> tuple[str, ...]:
+        from .load import display_path
+        from .model import frame_paths
+
+        paths = frame_paths(self.project, spec)
+        for path, output in zip(paths, record.outputs):
+            self.store.export(output.sha256, path)
+        return tuple(display_path(p) for p in paths)
+
+    # -- recording ------------------------------------------------------------------------
+
+    def _record(self) -> None:
+        """Write the lock (always: finished work is never lost), the index, the manifest."""
+        for node_id, record in self.results.items():
+            self.lock.set(node_id, record, self.project.nodes[node_id].pick)
+        if self.full:
+            self.lock.prune(self.project.nodes)
+            used = {url for spec in self.project.nodes.values() for url in
+                    (r.target for r in spec.refs if r.kind.value == "url")}
+            self.lock.urls = {u: h for u, h in self.lock.urls.items() if u in used}
+        self.lock.write()
+        if self.full and self.summary.ok and len(self.results) == len(self.project.nodes):
+            self._write_manifest()
+        self.store.save()
+
+    def _write_manifest(self) -> None:
+        from .model import frame_paths
+        from .store import atomic_write
+
+        inputs = {str(p): _stat(str(p)) for p in (*self.project.inputs, self.lock.path)}
+        templates = self.project.root / "templates"
+        inputs[str(templates)] = _stat(str(templates))
+        outputs: dict[str, Any] = {}
+        nodes = []
+        previous = _previous_outputs(self.project.path)
+        for node_id, spec in self.project.nodes.items():
+            record = self.results[node_id]
+            paths = frame_paths(self.project, spec)
+            for path, output in zip(paths, record.outputs):
+                outputs[str(path)] = _stat(str(path))
+                obj = str(self.store.object_path(output.sha256))
+                outputs[obj] = _stat(obj)
+            from .load import display_path
+
+            nodes.append([node_id, [display_path(p) for p in paths]])
+        for stale in previous - set(outputs):
+            if stale.startswith(str(self.project.renders_dir) + os.sep):
+                try:
+                    os.unlink(stale)
+                except OSError:
+                    pass
+        manifest = {"version": MANIFEST_VERSION, "signature": self.options.signature(), "backend": self.backend_name,
+                    "inputs": inputs, "outputs": outputs, "nodes": nodes}
+        atomic_write(manifest_path(self.project.path), json.dumps(manifest, separators=(",", ":")).encode())
+
+
+def _previous_outputs(storyboard: Path) -> set[str]:
+    try:
+        return set(json.loads(manifest_path(storyboard).read_bytes())["outputs"])
+    except (OSError, ValueError, KeyError):
+        return set()
+
+
+async def _resolve(*args, **kwargs):
+    from .resolve import resolve
+
+    return await resolve(*args, **kwargs)
+
+
+async def fetch_url(url: str) -> bytes:
+    """Download a reference image (http/https), at most 64 MiB."""
+    import httpx
+
+    limit = 64 * 1024 * 1024
+    try:
+        async with httpx.AsyncClient(timeout=60, follow_redirects=True) as client:
+            async with client.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise ConfigError(f"reference URL {url} answered HTTP {response.status_code}")
+                chunks, size = [], 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise ConfigError(f"reference URL {url} is larger than 64 MiB")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+    except httpx.HTTPError as exc:
+        raise ConfigError(f"cannot fetch reference URL {url}: {exc}") from exc

@@ -1,0 +1,244 @@
+"""Reporters: the core emits events, reporters show them. The core never prints.
+
+    run_started(RunStart) → node_started(id)* / node_done(Outcome)* → run_finished(Summary)
+
+Implementations: ``JsonReporter`` (one JSON object per line, the contract of
+``render --json``), ``PlainReporter`` (a line per finished node, for logs and pipes),
+``RichReporter`` (a live progress display on a terminal) and ``RecordingReporter``
+(keeps the events, for tests).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Protocol, TextIO
+
+from .resolve import NodeStatus, Outcome
+
+
+@dataclass(frozen=True)
+class RunStart:
+    total: int  # nodes in this run
+    to_render: int  # nodes planned to render
+    estimated_cost: float
+    backend: str
+
+
+@dataclass
+class Summary:
+    rendered: int = 0
+    cached: int = 0
+    failed: int = 0
+    skipped: int = 0
+    cost: float = 0.0
+    elapsed: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (id, error)
+    skips: list[tuple[str, str]] = field(default_factory=list)  # (id, why)
+    interrupted: bool = False
+    noop: bool = False  # answered by the fast path
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.status is NodeStatus.RENDERED:
+            self.rendered += 1
+        elif outcome.status is NodeStatus.CACHED:
+            self.cached += 1
+        elif outcome.status is NodeStatus.FAILED:
+            self.failed += 1
+            self.failures.append((outcome.id, outcome.error or "failed"))
+        else:
+            self.skipped += 1
+            self.skips.append((outcome.id, outcome.error or "skipped"))
+        self.cost += outcome.cost
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.skipped and not self.interrupted
+
+    def to_json(self) -> dict:
+        return {"event": "summary", "rendered": self.rendered, "cached": self.cached, "failed": self.failed,
+                "skipped": self.skipped, "cost": round(self.cost, 6)}
+
+
+class Reporter(Protocol):
+    def run_started(self, start: RunStart) -> None: ...
+
+    def node_started(self, node_id: str) -> None: ...
+
+    def node_done(self, outcome: Outcome) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+    def run_finished(self, summary: Summary) -> None: ...
+
+
+class RecordingReporter:
+    """Keeps every event (for tests)."""
+
+    def __init__(self):
+        self.events: list[tuple[str, object]] = []
+
+    def run_started(self, start: RunStart) -> None:
+        self.events.append(("start", start))
+
+    def node_started(self, node_id: str) -> None:
+        self.events.append(("node_started", node_id))
+
+    def node_done(self, outcome: Outcome) -> None:
+        self.events.append(("node_done", outcome))
+
+    def note(self, text: str) -> None:
+        self.events.append(("note", text))
+
+    def run_finished(self, summary: Summary) -> None:
+        self.events.append(("finish", summary))
+
+    def outcomes(self) -> dict[str, Outcome]:
+        return {o.id: o for kind, o in self.events if kind == "node_done"}  # type: ignore[union-attr]
+
+    def by_status(self, status: NodeStatus) -> set[str]:
+        return {i for i, o in self.outcomes().items() if o.status is status}
+
+
+class JsonReporter:
+    """One JSON object per line on stdout (DESIGN.md §6): node events, then a summary."""
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stdout
+
+    def _emit(self, obj: dict) -> None:
+        self.stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        self.stream.flush()
+
+    def run_started(self, start: RunStart) -> None:
+        pass
+
+    def node_started(self, node_id: str) -> None:
+        pass
+
+    def node_done(self, outcome: Outcome) -> None:
+        self._emit({"event": "node", "id": outcome.id, "status": outcome.status.value,
+                    "outputs": list(outcome.outputs), "error": outcome.error})
+
+    def note(self, text: str) -> None:
+        pass
+
+    def run_finished(self, summary: Summary) -> None:
+        self._emit(summary.to_json())
+
+
+_MARKS = {NodeStatus.RENDERED: "rendered", NodeStatus.CACHED: "cached", NodeStatus.FAILED: "FAILED",
+          NodeStatus.SKIPPED: "skipped"}
+
+
+def summary_lines(summary: Summary) -> list[str]:
+    parts = [f"{summary.rendered} rendered", f"{summary.cached} cached"]
+    if summary.failed:
+        parts.append(f"{summary.failed} failed")
+    if summary.skipped:
+        parts.append(f"{summary.skipped} skipped")
+    head = ("interrupted: " if summary.interrupted else "") + ", ".join(parts)
+    head += f"; cost ${summary.cost:.2f}; {summary.elapsed:.2f} s"
+    lines = [head]
+    for node_id, error in summary.failures:
+        lines.append(f"  failed  {node_id}: {error}")
+    for node_id, why in summary.skips[:20]:
+        lines.append(f"  skipped {node_id}: {why.removeprefix('skipped: ')}")
+    if len(summary.skips) > 20:
+        lines.append(f"  … and {len(summary.skips) - 20} more skipped")
+    if summary.interrupted:
+        lines.append("finished work is kept; run the same command again to continue")
+    return lines
+
+
+class PlainReporter:
+    """A line per finished node that did something; cached nodes are counted, not listed."""
+
+    def __init__(self, stream: TextIO | None = None, verbose: bool = False):
+        self.stream = stream or sys.stdout
+        self.verbose = verbose
+        self.done = 0
+        self.total = 0
+
+    def _line(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def run_started(self, start: RunStart) -> None:
+        self.total = start.total
+        if start.to_render:
+            cost = f", estimated ${start.estimated_cost:.2f}" if start.estimated_cost else ""
+            self._line(f"rendering {start.to_render} of {start.total} nodes on {start.backend}{cost}")
+
+    def node_started(self, node_id: str) -> None:
+        pass
+
+    def node_done(self, outcome: Outcome) -> None:
+        self.done += 1
+        if outcome.status is NodeStatus.CACHED and not self.verbose:
+            return
+        detail = outcome.error if outcome.error else ", ".join(outcome.outputs[:1])
+        cost = f"  ${outcome.cost:.2f}" if outcome.cost else ""
+        self._line(f"[{self.done}/{self.total}] {_MARKS[outcome.status]:<8} {outcome.id}  {detail}{cost}")
+
+    def note(self, text: str) -> None:
+        self._line(text)
+
+    def run_finished(self, summary: Summary) -> None:
+        if summary.noop:
+            self._line(f"nothing to do: {summary.cached} nodes fresh ({summary.elapsed:.2f} s)")
+            return
+        for line in summary_lines(summary):
+            self._line(line)
+
+
+class RichReporter(PlainReporter):
+    """A live display on a terminal: done/total, shots in flight, cost so far."""
+
+    def __init__(self, stream: TextIO | None = None, verbose: bool = False):
+        super().__init__(stream, verbose)
+        from rich.console import Console
+
+        self.console = Console(file=self.stream, markup=False, highlight=False)
+        self.running: dict[str, float] = {}
+        self.cost = 0.0
+        self.progress = None
+        self.task = None
+
+    def _line(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False)
+
+    def run_started(self, start: RunStart) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        super().run_started(start)
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("{task.fields[status]}"),
+                                 console=self.console, transient=True)
+        self.task = self.progress.add_task("render", total=start.total, status="")
+        self.progress.start()
+
+    def _refresh(self) -> None:
+        if self.progress is None:
+            return
+        names = list(self.running)
+        flying = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
+        status = f"${self.cost:.2f}" + (f"  in flight: {flying}" if flying else "")
+        self.progress.update(self.task, completed=self.done, status=status)
+
+    def node_started(self, node_id: str) -> None:
+        self.running[node_id] = time.monotonic()
+        self._refresh()
+
+    def node_done(self, outcome: Outcome) -> None:
+        self.running.pop(outcome.id, None)
+        self.cost += outcome.cost
+        super().node_done(outcome)
+        self._refresh()
+
+    def run_finished(self, summary: Summary) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        super().run_finished(summary)

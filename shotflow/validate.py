@@ -1,0 +1,129 @@
+"""Stage 2: check a loaded file against ``schemas/storyboard.schema.json``.
+
+Every error is mapped back to ``file:line:column`` through the Source's marks, with
+the path inside the document, and an unknown key suggests the closest valid one::
+
+    storyboard.yaml:14:9: scenes[0].shots[1]: unknown key 'promt' (did you mean 'prompt'?)
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from ._resources import schema_path
+from .errors import Mark, SchemaError, did_you_mean
+from .load import Source
+
+
+@cache
+def storyboard_schema() -> dict[str, Any]:
+    return json.loads(schema_path().read_text(encoding="utf-8"))
+
+
+@cache
+def _validator(definition: str):
+    import jsonschema
+
+    schema = storyboard_schema()
+    if definition != "storyboard":
+        schema = {**schema, "$ref": f"#/$defs/{definition}"}
+        for key in ("properties", "required", "additionalProperties", "type"):
+            schema.pop(key, None)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def check(source: Source, definition: str = "storyboard") -> list[SchemaError]:
+    """All schema errors of one file (``storyboard``, ``library`` or ``scenes_file``), in file order."""
+    data = source.data
+    if not isinstance(data, dict):
+        return [SchemaError("the file must be a YAML mapping (key: value lines)", where=source.mark(()))]
+    if definition == "storyboard" and "shotflow" not in data:
+        return [
+            SchemaError(
+                "not a shotflow storyboard: the first key must be 'shotflow: 1' (the format version)",
+                where=source.mark(()),
+            )
+        ]
+    errors = [_translate(source, e) for e in _leaf_errors(_validator(definition).iter_errors(data))]
+    unique = {(str(e.where), e.message): e for e in errors}
+    return sorted(unique.values(), key=lambda e: (e.where.line, e.where.column) if isinstance(e.where, Mark) else (0, 0))
+
+
+def _leaf_errors(errors):
+    """Descend into if/then/else and $ref wrappers to the error that says what is wrong."""
+    for error in errors:
+        if error.validator in ("oneOf", "anyOf") and error.context and "x-message" not in error.schema:
+            from jsonschema.exceptions import best_match
+
+            yield best_match(error.context)
+        else:
+            yield error
+
+
+def _location(path) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _translate(source: Source, error) -> SchemaError:
+    path = tuple(error.absolute_path)
+    where_path = _location(path)
+    prefix = f"{where_path}: " if where_path else ""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    v, value = error.validator, error.instance
+    if v == "additionalProperties":
+        allowed = list(schema.get("properties", {}))
+        extras = [k for k in value if k not in allowed] if isinstance(value, dict) else []
+        key = extras[0] if extras else "?"
+        hint = did_you_mean(key, allowed) or ("allowed keys: " + ", ".join(allowed) if allowed else None)
+        return SchemaError(f"{prefix}unknown key '{key}'", where=source.mark((*path, key), key=True), hint=hint)
+    where = source.mark(path)
+    if v == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return SchemaError(f"{prefix}missing required key '{missing}'", where=where)
+    if v == "dependentRequired":
+        return SchemaError(f"{prefix}width and height go together: give both, or a named size", where=where)
+    if v == "not" and "x-message-not" in schema:
+        return SchemaError(f"{prefix}{schema['x-message-not']}", where=where)
+    if "x-message" in schema and v in ("pattern", "const", "oneOf", "anyOf", "maxLength"):
+        shown = json.dumps(value) if not isinstance(value, dict) else "this"
+        return SchemaError(f"{prefix}{shown} {schema['x-message']}".replace("this a ", "a "), where=where)
+    if v == "type":
+        expected = schema.get("type")
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        article = "an" if str(expected)[0] in "aeiou" else "a"
+        return SchemaError(f"{prefix}must be {article} {expected}, got {_kind(value)} {_show(value)}", where=where)
+    if v == "enum":
+        options = ", ".join(str(o) for o in schema["enum"])
+        hint = did_you_mean(str(value), [str(o) for o in schema["enum"]])
+        if hint is None and isinstance(value, str):
+            upper = [str(o) for o in schema["enum"] if str(o).lower() == value.lower()]
+            hint = f"did you mean '{upper[0]}'?" if upper else None
+        return SchemaError(f"{prefix}{_show(value)} is not one of {options}", where=where, hint=hint)
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        bound = schema[v]
+        words = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than", "exclusiveMaximum": "less than"}
+        return SchemaError(f"{prefix}must be {words[v]} {bound}, got {_show(value)}", where=where)
+    if v == "uniqueItems":
+        return SchemaError(f"{prefix}lists the same item twice", where=where)
+    if v == "const":
+        return SchemaError(f"{prefix}must be {json.dumps(schema['const'])}, got {_show(value)}", where=where)
+    if v == "minLength":
+        return SchemaError(f"{prefix}must not be empty", where=where)
+    return SchemaError(f"{prefix}{error.message}", where=where)
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "text", bool: "a boolean", int: "a number", float: "a number",
+            type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return ""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) < 60 else text[:57] + '..."'
