@@ -94,6 +94,7 @@ class _Expander:
                 )
             scenes.append(SceneInfo(id=sid, title=scene.get("title"), location=location,
                                     description=scene.get("description"), notes=scene.get("notes"), shots=tuple(ids)))
+        self.style = self._style()
         nodes: dict[str, NodeSpec] = {}
         for index, (node_id, kind, name, scene_id, fields, path, owner) in enumerate(plans):
             try:
@@ -105,12 +106,23 @@ class _Expander:
             path=self.loaded.main.path,
             title=self.doc.get("title"),
             backend=self.backend,
-            style=self.doc.get("style"),
+            style=self.style,
             settings=dict(self.doc.get("runware") or {}),
             nodes=nodes,
             scenes=tuple(scenes),
             inputs=tuple(self.inputs) + self.templates.used(),
         )
+
+    def _style(self) -> str:
+        """The project's style, itself a template of project and vars (rendered once)."""
+        source = self.doc.get("style") or ""
+        try:
+            return _normalise(self.templates.render_string(
+                source, {"project": {"title": self.doc.get("title")}, "vars": self.doc.get("vars") or {}},
+                "style", self.loaded.where(("style",))))
+        except TemplateError as exc:
+            self.errors.append(exc)
+            return ""
 
     @staticmethod
     def _known(what: str, names) -> str:
@@ -334,7 +346,7 @@ class _Expander:
         camera = {"framing": None, "angle": None, "lens": None, "move": None, **(merged.get("camera") or {})}
         context: dict[str, Any] = {
             "project": {"title": self.doc.get("title")},
-            "style": self.doc.get("style") or "",
+            "style": self.style,
             "vars": self.doc.get("vars") or {},
             "camera": camera,
             "refs": [{"position": i + 1, "tag": r.tag, "id": r.target if r.kind is RefKind.NODE else None,

@@ -198,6 +198,7 @@ class Session:
         self.full = only is None
         self.results: dict[str, Any] = {}  # node id -> Record of every node that ended well
         self.summary = Summary()
+        self.outcomes: dict[str, Outcome] = {}
         self.backend = None
 
     # -- checks before anything is spent --------------------------------------------
@@ -264,6 +265,7 @@ class Session:
                 await self.backend.aclose()
 
     def _done(self, outcome: Outcome) -> None:
+        self.outcomes[outcome.id] = outcome
         self.summary.add(outcome)
         self.reporter.node_done(outcome)
 
@@ -400,9 +402,28 @@ class Session:
                     (r.target for r in spec.refs if r.kind.value == "url")}
             self.lock.urls = {u: h for u, h in self.lock.urls.items() if u in used}
         self.lock.write()
+        self._write_status()
         if self.full and self.summary.ok and len(self.results) == len(self.project.nodes):
             self._write_manifest()
         self.store.save()
+
+    def _write_status(self) -> None:
+        """``.shotflow/status.json``: how each node's last run ended (exports show failures)."""
+        from .store import atomic_write
+
+        path = status_path(self.project.path)
+        status = read_status(self.project.path)
+        for node_id, outcome in self.outcomes.items():
+            status[node_id] = {"status": outcome.status.value, "error": outcome.error}
+        if self.full:
+            status = {n: v for n, v in status.items() if n in self.project.nodes}
+        data = json.dumps(status, indent=1, sort_keys=True).encode()
+        try:
+            if path.read_bytes() == data:
+                return
+        except OSError:
+            pass
+        atomic_write(path, data)
 
     def _write_manifest(self) -> None:
         from .model import frame_paths
@@ -433,6 +454,18 @@ class Session:
         manifest = {"version": MANIFEST_VERSION, "signature": self.options.signature(), "backend": self.backend_name,
                     "inputs": inputs, "outputs": outputs, "nodes": nodes}
         atomic_write(manifest_path(self.project.path), json.dumps(manifest, separators=(",", ":")).encode())
+
+
+def status_path(storyboard: Path) -> Path:
+    return storyboard.parent / ".shotflow" / "status.json"
+
+
+def read_status(storyboard: Path) -> dict[str, dict[str, Any]]:
+    """node id → {"status": rendered|cached|failed|skipped, "error": message or None} of the last run."""
+    try:
+        return json.loads(status_path(storyboard).read_bytes())
+    except (OSError, ValueError):
+        return {}
 
 
 def _previous_outputs(storyboard: Path) -> set[str]:

@@ -66,7 +66,8 @@ class PreviewBackend:
         if thumb is None:
             with PILImage.open(io.BytesIO(data)) as img:
                 img.draft("L", box)
-                img = img.convert("L")
+                # grey levels into the paper ramp (0..FG), so a photo keeps its tones
+                img = img.convert("L").point(lambda v: v * FG // 255)
                 img.thumbnail(box, PILImage.Resampling.BILINEAR, reducing_gap=2.0)
                 thumb = img
             self._thumbs[cache_key] = thumb
