@@ -67,9 +67,10 @@ class Source:
 def display_path(path: Path) -> str:
     """A path as a user would type it: relative to the working folder when inside it."""
     try:
-        return os.path.relpath(path)
+        rel = os.path.relpath(path)
     except ValueError:
         return str(path)
+    return str(path) if rel.startswith("..") else rel
 
 
 def _loader_class():

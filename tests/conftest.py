@@ -1,0 +1,81 @@
+"""Shared fixtures: copies of the examples, a storyboard writer and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 120) -> Result:
+    """Run ``python -m shotflow ARGS`` as a user would, in a fresh process."""
+    full_env = {k: v for k, v in os.environ.items() if k not in ("SHOTFLOW_CACHE", "RUNWARE_API_KEY")}
+    full_env.update(env or {})
+    done = subprocess.run([sys.executable, "-m", "shotflow", *map(str, args)], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+@pytest.fixture
+def example(tmp_path):
+    """Copy an example project into tmp_path and return its storyboard path."""
+
+    def copy(name: str) -> Path:
+        target = tmp_path / name
+        shutil.copytree(EXAMPLES / name, target, ignore=shutil.ignore_patterns("renders", ".shotflow", "*.lock"))
+        return target / "storyboard.yaml"
+
+    return copy
+
+
+@pytest.fixture
+def write(tmp_path):
+    """Write a storyboard (dedented) to tmp_path and return its path."""
+
+    def _write(text: str, name: str = "storyboard.yaml") -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    return _write
+
+
+@pytest.fixture
+def image(tmp_path):
+    """Write a small PNG and return its path."""
+
+    def _image(name: str = "ref.png", color=(200, 60, 60), size=(64, 48)) -> Path:
+        from PIL import Image
+
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", size, color).save(path)
+        return path
+
+    return _image
