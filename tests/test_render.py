@@ -1,0 +1,393 @@
+"""The semantics of render: what renders, what is cached, what is kept.
+
+Every test works on a copy of an example project on the offline preview backend.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from shotflow import api
+from shotflow.render import RenderOptions
+from shotflow.report import RecordingReporter
+from shotflow.resolve import NodeStatus
+
+RENDERED, CACHED, FAILED, SKIPPED = NodeStatus.RENDERED, NodeStatus.CACHED, NodeStatus.FAILED, NodeStatus.SKIPPED
+
+
+def render(story: Path, **options) -> RecordingReporter:
+    reporter = RecordingReporter()
+    api.render(story, RenderOptions(**options), reporter)
+    return reporter
+
+
+def full_path(story: Path) -> None:
+    """Make the next render take the full path (plan everything) instead of the no-op shortcut."""
+    manifest = story.parent / ".shotflow" / "last-run.json"
+    if manifest.exists():
+        manifest.unlink()
+
+
+def edit(story: Path, old: str, new: str) -> None:
+    text = story.read_text()
+    assert old in text, old
+    story.write_text(text.replace(old, new, 1))
+
+
+def downstream(story: Path, node: str) -> set[str]:
+    from shotflow import graph
+
+    project = api.load_project(story)
+    return graph.downstream(graph.build(project), [node])
+
+
+def test_first_render_renders_everything_and_second_nothing(example):
+    story = example("lighthouse")
+    first = render(story)
+    ids = set(api.load_project(story).nodes)
+    assert first.by_status(RENDERED) == ids
+    assert (story.parent / "renders/arrival/door-take2.png").is_file()
+    # the no-op fast path
+    second = render(story)
+    assert second.by_status(CACHED) == ids and not second.by_status(RENDERED)
+    assert second.events[-1][1].noop
+    # the full path agrees
+    full_path(story)
+    third = render(story)
+    assert third.by_status(CACHED) == ids and not third.by_status(RENDERED)
+    assert not third.events[-1][1].noop
+
+
+def test_noop_render_leaves_the_lock_byte_identical(example):
+    story = example("lighthouse")
+    render(story)
+    lock = story.with_suffix(".lock")
+    before, mtime = lock.read_bytes(), lock.stat().st_mtime_ns
+    full_path(story)
+    render(story)
+    assert lock.read_bytes() == before
+    assert lock.stat().st_mtime_ns == mtime  # not even rewritten
+    data = json.loads(before)
+    assert list(data["nodes"]) == sorted(data["nodes"])
+
+
+def test_editing_one_prompt_renders_exactly_its_downstream_closure(example):
+    story = example("lighthouse")
+    render(story)
+    edit(story, "establishing shot of", "wide establishing shot of")
+    expected = downstream(story, "arrival/wide")
+    assert {"arrival/wide", "arrival/lamp", "rescue/dawn"} <= expected and "radio/station" not in expected
+    again = render(story)
+    assert again.by_status(RENDERED) == expected
+    assert again.by_status(CACHED) == set(api.load_project(story).nodes) - expected
+
+
+def test_plan_says_why_each_node_renders(example):
+    story = example("lighthouse")
+    render(story)
+    edit(story, "establishing shot of", "wide establishing shot of")
+    plan = api.plan(api.load_project(story))
+    assert plan.nodes["arrival/wide"].reason == "prompt changed"
+    assert plan.nodes["arrival/lamp"].reason == "upstream arrival/wide renders"
+    assert plan.nodes["radio/station"].status.value == "fresh"
+
+
+def test_renaming_a_shot_renders_nothing(example):
+    story = example("lighthouse")
+    render(story)
+    edit(story, "- id: wide", "- id: establishing")
+    text = story.read_text().replace("refs: [wide]", "refs: [establishing]").replace("arrival/wide", "arrival/establishing")
+    story.write_text(text)
+    again = render(story)
+    assert not again.by_status(RENDERED)
+    assert "arrival/establishing" in again.by_status(CACHED)
+    assert (story.parent / "renders/arrival/establishing.png").is_file()
+    assert not (story.parent / "renders/arrival/wide.png").exists()  # the stale file is gone
+    assert "arrival/wide" not in json.loads(story.with_suffix(".lock").read_text())["nodes"]
+
+
+def test_a_new_pick_renders_downstream_but_not_the_shot(example):
+    story = example("lighthouse")
+    render(story)
+    edit(story, "pick: 2", "pick: 3")
+    again = render(story)
+    assert again.by_status(RENDERED) == downstream(story, "arrival/door") - {"arrival/door"}
+    assert "arrival/door" in again.by_status(CACHED)
+    entry = json.loads(story.with_suffix(".lock").read_text())["nodes"]["arrival/door"]
+    assert entry["pick"] == 3 and entry["picked"] == entry["outputs"][2]["sha256"]
+
+
+def test_a_changed_reference_file_renders_its_users(example):
+    story = example("lighthouse")
+    render(story)
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), (10, 200, 10)).save(story.parent / "refs/tom.jpg")
+    again = render(story)
+    assert again.by_status(RENDERED) == {"radio/station"}
+    plan = api.plan(api.load_project(story))
+    assert all(n.status.value == "fresh" for n in plan.nodes.values())
+
+
+def test_a_corrupt_object_is_caught_and_rendered_again(example):
+    story = example("lighthouse")
+    render(story)
+    lock = json.loads(story.with_suffix(".lock").read_text())
+    digest = lock["nodes"]["arrival/wide"]["picked"]
+    obj = story.parent / ".shotflow/objects" / digest[:2] / digest[2:]
+    obj.chmod(0o644)
+    obj.write_bytes(b"not an image at all")
+    again = render(story)
+    assert "arrival/wide" in again.by_status(RENDERED)
+    # the preview backend is deterministic: the same bytes come back, so nothing downstream changes
+    assert again.by_status(RENDERED) == {"arrival/wide"}
+    import hashlib
+
+    assert hashlib.sha256(obj.read_bytes()).hexdigest() == digest
+
+
+def test_a_damaged_render_file_is_replaced_from_the_cache(example):
+    story = example("lighthouse")
+    render(story)
+    frame = story.parent / "renders/arrival/wide.png"
+    good = frame.read_bytes()
+    frame.write_bytes(b"scribbled over")
+    again = render(story)
+    assert not again.by_status(RENDERED)
+    assert frame.read_bytes() == good
+
+
+def test_force_makes_a_new_take_and_its_dependents_follow(example):
+    story = example("lighthouse")
+    render(story)
+    before = json.loads(story.with_suffix(".lock").read_text())["nodes"]["arrival/wide"]
+    forced = render(story, force=("arrival/wide",))
+    assert forced.by_status(RENDERED) == downstream(story, "arrival/wide")
+    after = json.loads(story.with_suffix(".lock").read_text())["nodes"]["arrival/wide"]
+    assert after["key"] == before["key"] and after["picked"] != before["picked"] and after["roll"] == 1
+    # the new take sticks: a plain render keeps it
+    full_path(story)
+    assert not render(story).by_status(RENDERED)
+    assert json.loads(story.with_suffix(".lock").read_text())["nodes"]["arrival/wide"]["picked"] == after["picked"]
+
+
+def test_only_renders_the_shot_and_its_upstream(example):
+    story = example("lighthouse")
+    run = render(story, only=("radio/console",))
+    assert run.by_status(RENDERED) == {"character:mara", "arrival/wide", "arrival/door", "arrival/stairs",
+                                       "radio/console"}
+    lock = json.loads(story.with_suffix(".lock").read_text())
+    assert set(lock["nodes"]) == run.by_status(RENDERED)
+    rest = render(story)
+    assert rest.by_status(CACHED) == run.by_status(RENDERED)
+    assert len(rest.by_status(RENDERED)) == len(api.load_project(story).nodes) - 5
+
+
+def test_only_accepts_globs_and_rejects_unknown_ids(example, cli):
+    story = example("lighthouse")
+    run = render(story, only=("rescue/*",))
+    assert {"rescue/gallery", "rescue/trawler", "rescue/signal", "rescue/dawn"} <= run.by_status(RENDERED)
+    result = cli("render", story, "--only", "radio/consol")
+    assert result.code == 2 and "did you mean 'radio/console'" in result.err
+
+
+def test_locked_uses_the_lock_and_refuses_changes(example, cli):
+    story = example("lighthouse")
+    assert cli("render", story).code == 0
+    lock = story.with_suffix(".lock").read_bytes()
+    ok = cli("render", story, "--locked", "--json")
+    assert ok.code == 0
+    edit(story, "a young coast-guard", "an old coast-guard")
+    refused = cli("render", story, "--locked")
+    assert refused.code == 2
+    assert "radio/station: changed since the lock" in refused.err and "Traceback" not in refused.err
+    assert story.with_suffix(".lock").read_bytes() == lock
+
+
+def test_locked_on_a_fresh_machine_restores_identical_frames(example, cli):
+    """No cache, only the storyboard and its lock: the preview backend redraws and must match."""
+    story = example("lighthouse")
+    assert cli("render", story).code == 0
+    lock = story.with_suffix(".lock").read_bytes()
+    import shutil
+
+    shutil.rmtree(story.parent / ".shotflow")
+    shutil.rmtree(story.parent / "renders")
+    result = cli("render", story, "--locked")
+    assert result.code == 0, result.text
+    assert story.with_suffix(".lock").read_bytes() == lock
+    assert (story.parent / "renders/rescue/dawn.png").is_file()
+
+
+def test_locked_without_a_lock_fails_clearly(example, cli):
+    story = example("lighthouse")
+    result = cli("render", story, "--locked")
+    assert result.code == 2
+    assert "not in storyboard.lock" in result.err
+    assert not (story.parent / "renders").exists()
+
+
+def test_max_cost_refuses_before_spending_anything(example, cli):
+    story = example("lighthouse")
+    result = cli("render", story, "--backend", "runware", "--max-cost", "0.50")
+    assert result.code == 2
+    assert "would cost about $1.08" in result.err and "nothing was spent" in result.err
+    assert not (story.parent / "renders").exists()
+
+
+def test_clean_renders_then_render_restores_from_the_cache(example, cli):
+    story = example("lighthouse")
+    assert cli("render", story).code == 0
+    dry = cli("clean", story, "--dry-run")
+    assert dry.code == 0 and "would remove renders/" in dry.out.replace(str(story.parent) + "/", "")
+    assert (story.parent / "renders").exists()
+    assert cli("clean", story).code == 0
+    assert not (story.parent / "renders").exists()
+    again = render(story)
+    assert not again.by_status(RENDERED)
+    assert (story.parent / "renders/arrival/wide.png").is_file()
+    assert cli("clean", story, "--all").code == 0
+    assert not (story.parent / ".shotflow/objects").exists()
+    assert story.with_suffix(".lock").exists()
+
+
+class FlakyBackend:
+    """The preview backend, failing for prompts that contain a word."""
+
+    name = "preview"
+
+    def __init__(self, word: str):
+        from shotflow.backends.preview import PreviewBackend
+
+        self.inner = PreviewBackend()
+        self.word = word
+
+    async def generate(self, request):
+        from shotflow.errors import RequestRejected
+
+        if self.word in request.prompt:
+            raise RequestRejected(f"the model refused this prompt (it mentions {self.word})")
+        return await self.inner.generate(request)
+
+    async def aclose(self):
+        pass
+
+
+def test_a_failed_shot_skips_its_downstream_and_independent_branches_finish(example, monkeypatch):
+    story = example("lighthouse")
+    monkeypatch.setattr("shotflow.backends.create", lambda name, services: FlakyBackend("trawler pitching"))
+    run = render(story)
+    assert run.by_status(FAILED) == {"rescue/trawler"}
+    assert run.by_status(SKIPPED) == downstream(story, "rescue/trawler") - {"rescue/trawler"}
+    outcomes = run.outcomes()
+    assert outcomes["rescue/signal"].error == "skipped: upstream rescue/trawler failed"
+    assert "the model refused" in outcomes["rescue/trawler"].error
+    assert "radio/reaction" in run.by_status(RENDERED)  # an independent branch
+    summary = run.events[-1][1]
+    assert not summary.ok and summary.failed == 1 and summary.skipped == 2
+    status = json.loads((story.parent / ".shotflow/status.json").read_text())
+    assert status["rescue/trawler"]["status"] == "failed"
+    # finished work is recorded: the next run renders only the failed shot and what it blocked
+    monkeypatch.undo()
+    rest = render(story)
+    assert rest.by_status(RENDERED) == downstream(story, "rescue/trawler")
+
+
+def test_fail_fast_stops_starting_new_shots(example, monkeypatch):
+    story = example("lighthouse")
+    monkeypatch.setattr("shotflow.backends.create", lambda name, services: FlakyBackend("turnaround"))
+    run = render(story, fail_fast=True, jobs=1)
+    assert run.by_status(FAILED) == {"character:mara"}
+    assert len(run.by_status(SKIPPED)) >= 7
+    assert any("(--fail-fast)" in (o.error or "") for o in run.outcomes().values())
+
+
+def test_render_exit_codes_and_json_events(example, cli):
+    story = example("heist")
+    result = cli("render", story, "--json")
+    assert result.code == 0, result.err
+    events = [json.loads(line) for line in result.out.splitlines()]
+    nodes = [e for e in events if e["event"] == "node"]
+    assert {e["id"] for e in nodes} == set(api.load_project(story).nodes)
+    for e in nodes:
+        assert set(e) == {"event", "id", "status", "outputs", "error"}
+        assert e["status"] == "rendered" and e["error"] is None
+        assert all((story.parent.parent / p).is_file() or Path(p).is_file() for p in e["outputs"])
+    assert events[-1] == {"event": "summary", "rendered": len(nodes), "cached": 0, "failed": 0, "skipped": 0,
+                          "cost": 0.0}
+
+
+def test_two_concurrent_renders_do_not_corrupt_anything(example):
+    story = example("lighthouse")
+    env = {k: v for k, v in os.environ.items() if k != "SHOTFLOW_CACHE"}
+    procs = [subprocess.Popen([sys.executable, "-m", "shotflow", "render", str(story), "--json", "--wait", "60"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    summaries = [json.loads(out.splitlines()[-1]) for out, _ in outs]
+    total = len(api.load_project(story).nodes)
+    assert sorted(s["rendered"] for s in summaries) == [0, total]  # one rendered, the other found it all
+    import hashlib
+
+    for obj in (story.parent / ".shotflow/objects").rglob("*"):
+        if obj.is_file():
+            assert hashlib.sha256(obj.read_bytes()).hexdigest() == obj.parent.name + obj.name
+    json.loads(story.with_suffix(".lock").read_text())
+
+
+def test_a_second_render_waits_for_the_project_lock_and_says_so(example, cli):
+    story = example("lighthouse")
+    from shotflow.store import ProjectLock
+
+    with ProjectLock(story.parent / ".shotflow", timeout=1):
+        result = cli("render", story, "--wait", "0.2")
+    assert result.code == 2
+    assert "another shotflow render of this project is running" in result.err
+
+
+SLOW = """
+shotflow: 1
+defaults: {size: 1080p-16:9, takes: 20}
+scenes:
+  - id: s
+    shots:
+{shots}
+"""
+
+
+def test_an_interrupted_render_keeps_its_work_and_resumes(tmp_path):
+    """A real Ctrl-C (SIGINT) in the middle of a render, then the same command again."""
+    shots = "\n".join(f"      - {{id: shot{i:02d}, prompt: frame number {i} of a slow sequence}}" for i in range(30))
+    story = tmp_path / "storyboard.yaml"
+    story.write_text(SLOW.replace("{shots}", shots))
+    env = {k: v for k, v in os.environ.items() if k != "SHOTFLOW_CACHE"}
+    proc = subprocess.Popen([sys.executable, "-m", "shotflow", "render", str(story), "--json", "--jobs", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    done_before = []
+    deadline = time.monotonic() + 60
+    while len(done_before) < 3 and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith('{"event": "node"'):
+            done_before.append(json.loads(line)["id"])
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "finished work is kept" in err
+    for line in out.splitlines():
+        event = json.loads(line)
+        if event["event"] == "node" and event["status"] == "rendered":
+            done_before.append(event["id"])
+    assert 3 <= len(done_before) < 30
+    lock = json.loads(story.with_suffix(".lock").read_text())
+    assert set(done_before) <= set(lock["nodes"])
+    again = render(story)
+    assert again.by_status(CACHED) == set(done_before)
+    assert again.by_status(RENDERED) == {f"s/shot{i:02d}" for i in range(30)} - set(done_before)
