@@ -237,12 +237,13 @@ def load(path: Path | str, overrides: dict[str, Any] | None = None) -> Loaded:
     main_path = Path(path).resolve()
     main = read_source(main_path)
     errors: list[ShotflowError] = list(validate.check(main, "storyboard"))
-    raise_all(errors)
+    if not isinstance(main.data, dict) or "shotflow" not in main.data:
+        raise_all(errors)  # not a storyboard at all: nothing more to say
     sources = [main]
     doc = dict(main.data)
     origin: dict[Path_, tuple[Source, Path_]] = {}
     for section in ("characters", "locations", "vars"):
-        doc[section] = dict(doc.get(section) or {})
+        doc[section] = dict(doc[section]) if isinstance(doc.get(section), dict) else {}
         for name in doc[section]:
             origin[(section, name)] = (main, (section, name))
     defined_in: dict[tuple[str, str], Source] = {
@@ -250,7 +251,10 @@ def load(path: Path | str, overrides: dict[str, Any] | None = None) -> Loaded:
     }
 
     def merge_library(src: Source, stack: tuple[Path, ...]):
-        for i, inc in enumerate(src.data.get("include") or []):
+        includes = src.data.get("include")
+        for i, inc in enumerate(includes if isinstance(includes, list) else []):
+            if not isinstance(inc, str):
+                continue
             child = _include(src, ("include", i), inc, stack, "library", errors)
             if child is None:
                 continue
@@ -278,8 +282,12 @@ def load(path: Path | str, overrides: dict[str, Any] | None = None) -> Loaded:
     scene_ids: dict[str, Mark] = {}
 
     def splice(src: Source, items: list, base: Path_, stack: tuple[Path, ...]):
-        for i, item in enumerate(items):
-            if isinstance(item, dict) and "include" in item:
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            if not isinstance(item, dict):
+                continue  # the schema check said what is wrong with it
+            if "include" in item:
+                if not isinstance(item["include"], str):
+                    continue
                 child = _include(src, (*base, i, "include"), item["include"], stack, "scenes", errors)
                 if child is None:
                     continue

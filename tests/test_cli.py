@@ -1,0 +1,81 @@
+"""The command line as a whole: help, version, schema, and what it imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("jsonschema", "networkx", "httpx", "PIL", "jinja2", "yaml", "rich", "opentimelineio", "imageio_ffmpeg")
+
+
+def imported(*args: str, cwd=None) -> set[str]:
+    """Top-level modules a shotflow command imports (from python -X importtime)."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "shotflow", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd)
+    assert done.returncode == 0, done.stderr[-2000:]
+    names = set()
+    for line in done.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[1].strip().split(".")[0])
+    return names
+
+
+def test_help_imports_nothing_heavy():
+    assert not imported("--help") & set(HEAVY)
+
+
+def test_a_noop_render_imports_nothing_heavy(example, cli):
+    story = example("lighthouse")
+    assert cli("render", story).code == 0
+    assert not imported("render", story) & set(HEAVY)
+    assert not imported("render", story, "--json") & set(HEAVY)
+
+
+def test_version_and_every_command_has_help(cli):
+    assert cli("--version").out.strip().startswith("shotflow, version")
+    for command in ("validate", "plan", "render", "graph", "clean", "schema"):
+        result = cli(command, "--help")
+        assert result.code == 0 and "Usage:" in result.out
+
+
+def test_schema_prints_the_storyboard_schema_and_models(cli):
+    schema = json.loads(cli("schema").out)
+    assert schema["title"].startswith("shotflow storyboard") and "shots" in json.dumps(schema)
+    model = json.loads(cli("schema", "--model", "runway:4@2").out)
+    assert model["x-shotflow"]["price_per_image"] == 0.02
+    listing = cli("schema", "--list-models").out
+    assert "runway:4@1" in listing and "$0.08/image" in listing
+    bad = cli("schema", "--model", "runway:4@3")
+    assert bad.code == 2 and "unknown model 'runway:4@3'" in bad.err
+
+
+def test_the_examples_point_editors_at_the_schema():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for story in (root / "examples").glob("*/storyboard.yaml"):
+        first = story.read_text().splitlines()[0]
+        assert first == "# yaml-language-server: $schema=../../schemas/storyboard.schema.json"
+        assert (story.parent / "../../schemas/storyboard.schema.json").resolve().is_file()
+
+
+def test_the_public_api_is_small_and_complete():
+    import shotflow
+
+    assert set(shotflow.__all__) == {"__version__", "Project", "NodeSpec", "Plan", "RenderOptions", "Summary",
+                                     "ShotflowError", "InputError", "load_project", "plan", "render"}
+    for name in shotflow.__all__:
+        assert getattr(shotflow, name) is not None
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("render", "missing.yaml"), "file not found"),
+    (("render", "missing.yaml", "--jobs", "0"), "Invalid value for '-j' / '--jobs'"),
+    (("plan",), "Missing argument"),
+])
+def test_usage_errors_exit_2(cli, tmp_path, args, needle):
+    result = cli(*args, cwd=tmp_path)
+    assert result.code == 2 and needle in result.err and "Traceback" not in result.err

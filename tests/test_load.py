@@ -1,0 +1,145 @@
+"""Loading YAML: marks, safety, includes, overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from shotflow.errors import ConfigError, ErrorList, InputError, LoadError
+from shotflow.load import load, parse_overrides, read_source
+
+
+def test_marks_point_at_values_and_keys(write):
+    path = write("""
+        shotflow: 1
+        scenes:
+          - id: a
+            shots:
+              - id: wide
+                prompt: hello
+        """)
+    src = read_source(path)
+    assert src.data["scenes"][0]["shots"][0]["prompt"] == "hello"
+    mark = src.mark(("scenes", 0, "shots", 0, "prompt"))
+    assert (mark.line, mark.column) == (6, 17)
+    key = src.mark(("scenes", 0, "shots", 0, "prompt"), key=True)
+    assert (key.line, key.column) == (6, 9)
+    assert str(mark).endswith("storyboard.yaml:6:17")
+
+
+def test_python_tags_are_refused_and_never_run(write, tmp_path):
+    marker = tmp_path / "pwned"
+    path = write(f"shotflow: 1\ntitle: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(LoadError, match="not allowed"):
+        read_source(path)
+    assert not marker.exists()
+
+
+def test_custom_tags_are_refused(write):
+    path = write("shotflow: 1\ntitle: !secret abc\n")
+    with pytest.raises(LoadError, match="YAML tag !secret is not allowed"):
+        read_source(path)
+
+
+def test_duplicate_keys_are_errors(write):
+    path = write("shotflow: 1\ntitle: a\ntitle: b\n")
+    with pytest.raises(LoadError, match=r"3:1: duplicate key 'title' \(first at line 2\)"):
+        read_source(path)
+
+
+def test_merge_keys_and_anchors_work(write):
+    path = write("""
+        shotflow: 1
+        scenes:
+          - id: a
+            shots:
+              - &base {id: one, prompt: p, takes: 2}
+              - <<: *base
+                id: two
+        """)
+    shots = read_source(path).data["scenes"][0]["shots"]
+    assert shots[1] == {"id": "two", "prompt": "p", "takes": 2}
+
+
+def test_includes_merge_libraries_and_splice_scenes(write):
+    write("characters:\n  mara: {description: a keeper}\nvars: {mood: grim}\n", "lib/cast.yaml")
+    write("scenes:\n  - id: middle\n    shots: [{id: x, prompt: y}]\n", "acts/act2.yaml")
+    path = write("""
+        shotflow: 1
+        include: [lib/cast.yaml]
+        scenes:
+          - id: first
+          - include: acts/act2.yaml
+          - id: last
+        """)
+    loaded = load(path)
+    assert [s["id"] for s in loaded.document["scenes"]] == ["first", "middle", "last"]
+    assert loaded.document["characters"]["mara"]["description"] == "a keeper"
+    assert loaded.document["vars"] == {"mood": "grim"}
+    where = loaded.where(("scenes", 1, "shots", 0, "prompt"))
+    assert where.file.endswith("act2.yaml") and where.line == 3
+
+
+def test_include_cycle_names_the_chain(write):
+    write("include: [b.yaml]\n", "a.yaml")
+    write("include: [a.yaml]\n", "b.yaml")
+    path = write("shotflow: 1\ninclude: [a.yaml]\n")
+    with pytest.raises(LoadError, match=r"include cycle: .*a\.yaml -> .*b\.yaml -> .*a\.yaml"):
+        load(path)
+
+
+def test_scene_include_cycle(write):
+    write("scenes:\n  - include: storyboard.yaml\n", "act.yaml")
+    path = write("shotflow: 1\nscenes:\n  - include: act.yaml\n")
+    with pytest.raises(LoadError, match="include cycle"):
+        load(path)
+
+
+def test_a_name_defined_twice_names_both_files(write):
+    write("characters:\n  mara: {description: one}\n", "one.yaml")
+    write("characters:\n  mara: {description: two}\n", "two.yaml")
+    path = write("shotflow: 1\ninclude: [one.yaml, two.yaml]\n")
+    with pytest.raises(LoadError, match=r"character 'mara' is defined twice: in .*one\.yaml and in .*two\.yaml"):
+        load(path)
+
+
+def test_an_included_file_holds_only_what_it_contributes(write):
+    write("shotflow: 1\ncharacters: {}\n", "lib.yaml")
+    path = write("shotflow: 1\ninclude: [lib.yaml]\n")
+    with pytest.raises(InputError, match=r"lib\.yaml:1:1: unknown key 'shotflow'"):
+        load(path)
+
+
+def test_missing_include_suggests_a_name(write):
+    write("characters: {}\n", "cast.yaml")
+    path = write("shotflow: 1\ninclude: [cats.yaml]\n")
+    with pytest.raises(LoadError, match=r"2:11: included file not found: .*cats\.yaml \(did you mean 'cast\.yaml'\?\)"):
+        load(path)
+
+
+def test_scene_ids_are_unique_across_includes(write):
+    write("scenes:\n  - id: a\n", "act.yaml")
+    path = write("shotflow: 1\nscenes:\n  - id: a\n  - include: act.yaml\n")
+    with pytest.raises(LoadError, match="scene id 'a' is used twice"):
+        load(path)
+
+
+def test_overrides_parse_as_yaml_scalars_and_nest():
+    assert parse_overrides(["n=3", "flag=true", "name=Mara Lane", "look.grade=teal", "empty="]) == {
+        "n": 3, "flag": True, "name": "Mara Lane", "look": {"grade": "teal"}, "empty": ""}
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_overrides(["novalue"])
+
+
+def test_overrides_replace_vars(write):
+    path = write("shotflow: 1\nvars: {city: Lisbon, look: {grade: amber, grain: fine}}\n")
+    doc = load(path, {"city": "Porto", "look": {"grade": "teal"}}).document
+    assert doc["vars"] == {"city": "Porto", "look": {"grade": "teal", "grain": "fine"}}
+
+
+def test_schema_errors_of_several_files_come_together(write):
+    write("characters:\n  mara: {descripton: typo}\n", "cast.yaml")
+    path = write("shotflow: 1\ninclude: [cast.yaml]\nscenes: [{id: a, shots: [{id: b, promt: c}]}]\n")
+    with pytest.raises(ErrorList) as info:
+        load(path)
+    text = str(info.value)
+    assert "cast.yaml:2:10" in text and "storyboard.yaml:3:" in text

@@ -1,0 +1,129 @@
+"""The resolver: dependency order, parallelism, failures, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from shotflow.resolve import NodeStatus, Outcome, resolve
+
+
+def run_with(latency: dict[str, float], fail: set[str] = frozenset(), log: list | None = None):
+    async def run(node, upstream):
+        start = time.monotonic()
+        if log is not None:
+            log.append(("start", node, start))
+        await asyncio.sleep(latency.get(node, 0.0))
+        if log is not None:
+            log.append(("end", node, time.monotonic()))
+        if node in fail:
+            return Outcome(node, NodeStatus.FAILED, error="boom")
+        return Outcome(node, NodeStatus.RENDERED)
+
+    return run
+
+
+def test_a_node_starts_as_soon_as_its_own_dependencies_are_done():
+    # a (slow) -> c ; b (fast) -> d : d must not wait for a
+    deps = {"c": ["a"], "d": ["b"]}
+    log: list = []
+    asyncio.run(resolve(["a", "b", "c", "d"], deps, run_with({"a": 0.3, "b": 0.05, "c": 0.0, "d": 0.0}, log=log), jobs=4))
+    t = {(kind, node): at for kind, node, at in log}
+    assert t[("start", "d")] < t[("end", "a")]
+    assert t[("start", "c")] >= t[("end", "a")]
+
+
+def test_jobs_limits_what_runs_at_once():
+    order = [f"n{i}" for i in range(12)]
+    running, peak = 0, 0
+
+    async def run(node, upstream):
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        return Outcome(node, NodeStatus.RENDERED)
+
+    asyncio.run(resolve(order, {}, run, jobs=3))
+    assert peak == 3
+
+
+def test_a_failure_skips_the_downstream_closure_only():
+    deps = {"b": ["a"], "c": ["b"], "d": [], "e": ["d", "c"]}
+    out = asyncio.run(resolve(["a", "d", "b", "c", "e"], deps, run_with({}, fail={"a"}), jobs=2))
+    assert out["a"].status is NodeStatus.FAILED
+    assert {n for n, o in out.items() if o.status is NodeStatus.SKIPPED} == {"b", "c", "e"}
+    assert out["d"].status is NodeStatus.RENDERED
+    assert out["e"].error == "skipped: upstream a failed"
+
+
+def test_cheap_nodes_finish_without_a_slot():
+    calls = []
+
+    def cheap(node):
+        return Outcome(node, NodeStatus.CACHED) if node.startswith("fresh") else None
+
+    async def run(node, upstream):
+        calls.append(node)
+        return Outcome(node, NodeStatus.RENDERED)
+
+    order = ["fresh1", "fresh2", "x", "fresh3"]
+    out = asyncio.run(resolve(order, {"x": ["fresh1"], "fresh3": ["x"]}, run, cheap=cheap, jobs=1))
+    assert calls == ["x"]
+    assert out["fresh3"].status is NodeStatus.CACHED
+
+
+def test_priority_starts_the_longest_chain_first():
+    started = []
+
+    async def run(node, upstream):
+        started.append(node)
+        return Outcome(node, NodeStatus.RENDERED)
+
+    asyncio.run(resolve(["short", "long"], {}, run, jobs=1, priority={"short": 1, "long": 5}))
+    assert started == ["long", "short"]
+
+
+def test_an_exception_in_a_node_is_an_internal_failure_not_a_crash():
+    async def run(node, upstream):
+        if node == "bad":
+            raise RuntimeError("bug")
+        return Outcome(node, NodeStatus.RENDERED)
+
+    out = asyncio.run(resolve(["bad", "ok", "after"], {"after": ["bad"]}, run))
+    assert out["bad"].internal and "RuntimeError: bug" in out["bad"].error
+    assert out["ok"].status is NodeStatus.RENDERED and out["after"].status is NodeStatus.SKIPPED
+
+
+def test_cancellation_cancels_running_nodes_and_keeps_finished_ones():
+    done = []
+
+    async def run(node, upstream):
+        await asyncio.sleep(0.01 if node == "quick" else 10)
+        return Outcome(node, NodeStatus.RENDERED)
+
+    async def main():
+        task = asyncio.ensure_future(resolve(["quick", "slow"], {}, run, on_done=lambda o: done.append(o.id)))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    t0 = time.monotonic()
+    asyncio.run(main())
+    assert done == ["quick"] and time.monotonic() - t0 < 2
+
+
+def test_a_long_chain_of_cheap_nodes_does_not_recurse():
+    n = 5000
+    order = [f"n{i}" for i in range(n)]
+    deps = {f"n{i}": [f"n{i - 1}"] for i in range(1, n)}
+
+    async def run(node, upstream):
+        raise AssertionError("everything is cheap")
+
+    out = asyncio.run(resolve(order, deps, run, cheap=lambda node: Outcome(node, NodeStatus.CACHED)))
+    assert len(out) == n

@@ -1,0 +1,121 @@
+"""The store: objects by hash, action records, the lock file, the stat index."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from shotflow.store import (CorruptObject, LockFile, Output, Record, Store, atomic_write, canonical_json,
+                            sha256_bytes)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store(tmp_path / "cache", tmp_path / "state")
+
+
+def test_objects_are_content_addressed_and_read_only(store):
+    digest = store.put(b"frame bytes")
+    assert digest == sha256_bytes(b"frame bytes")
+    path = store.object_path(digest)
+    assert path.read_bytes() == b"frame bytes" and not os.access(path, os.W_OK) or os.geteuid() == 0
+    assert oct(path.stat().st_mode & 0o777) == "0o444"
+    assert store.read(digest) == b"frame bytes" and store.has(digest)
+
+
+def test_a_corrupt_object_is_detected_and_removed(store, tmp_path):
+    digest = store.put(b"good bytes")
+    path = store.object_path(digest)
+    path.chmod(0o644)
+    path.write_bytes(b"evil bytes")
+    fresh = Store(store.cache_dir, store.state_dir)  # a new run: nothing verified in memory
+    assert not fresh.has(digest)
+    assert not path.exists()
+    with pytest.raises(CorruptObject):
+        fresh.read(digest)
+
+
+def test_read_verifies_even_when_stat_looks_unchanged(store):
+    digest = store.put(b"0123456789")
+    path = store.object_path(digest)
+    st = path.stat()
+    path.chmod(0o644)
+    path.write_bytes(b"9876543210")  # same size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # same mtime
+    with pytest.raises(CorruptObject):
+        Store(store.cache_dir, store.state_dir).read(digest)
+
+
+def test_file_hashes_are_remembered_by_stat(store, tmp_path):
+    f = tmp_path / "ref.png"
+    f.write_bytes(b"abc")
+    assert store.file_hash(f) == sha256_bytes(b"abc")
+    store.save()
+    again = Store(store.cache_dir, store.state_dir)
+    assert again.index.known(f, os.stat(f)) == sha256_bytes(b"abc")
+    f.write_bytes(b"abcd")
+    assert again.file_hash(f) == sha256_bytes(b"abcd")
+
+
+def test_action_records_round_trip(store):
+    record = Record(key="k" * 64, backend="runware", model="runway:4@1",
+                    outputs=(Output("a" * 64, "png", seed=7, remote_id="uuid-1", url="https://x/y.png", cost=0.08),),
+                    task_id="task-1", cost=0.08, roll=2, created="2026-01-01T00:00:00+00:00", request={"prompt": "p"})
+    store.put_action(record)
+    assert store.get_action(record.key) == record
+    assert store.get_action("missing") is None
+    store.action_path(record.key).write_text("{not json")
+    assert store.get_action(record.key) is None
+
+
+def test_the_lock_file_is_sorted_stable_and_only_rewritten_on_change(tmp_path):
+    path = tmp_path / "storyboard.lock"
+    lock = LockFile(path)
+    out = (Output("b" * 64, "png", seed=1),)
+    lock.set("z/last", Record("k2", "preview", "runway:4@1", out, cost=0.0), 1)
+    lock.set("a/first", Record("k1", "preview", "runway:4@1", out + (Output("c" * 64, "png", seed=2),), cost=0.0), 2)
+    assert lock.write()
+    text = path.read_text()
+    data = json.loads(text)
+    assert list(data["nodes"]) == ["a/first", "z/last"]
+    assert data["nodes"]["a/first"]["picked"] == "c" * 64
+    assert text.endswith("\n") and "  " in text  # one key a line: diff-friendly
+    again = LockFile.read(path)
+    assert again.entries["a/first"].pick == 2
+    mtime = path.stat().st_mtime_ns
+    assert not again.write() and path.stat().st_mtime_ns == mtime
+
+
+def test_a_broken_lock_file_is_a_clear_error(tmp_path):
+    from shotflow.errors import LockedError
+
+    path = tmp_path / "storyboard.lock"
+    path.write_text("{broken")
+    with pytest.raises(LockedError, match="not a valid shotflow lock file"):
+        LockFile.read(path)
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path):
+    target = tmp_path / "d" / "file.json"
+    atomic_write(target, b"1", durable=True)
+    atomic_write(target, b"2")
+    assert target.read_bytes() == b"2"
+    assert [p.name for p in target.parent.iterdir()] == ["file.json"]
+
+
+def test_canonical_json_is_stable():
+    assert canonical_json({"b": 1, "a": [1, {"d": "é", "c": None}]}) == '{"a":[1,{"c":null,"d":"é"}],"b":1}'.encode()
+
+
+def test_journal_and_memo(store):
+    store.journal.begin("key1", {"task_uuid": "t1"})
+    assert store.journal.pending("key1") == {"task_uuid": "t1", "key": "key1"}
+    assert [e["key"] for e in store.journal.entries()] == ["key1"]
+    store.journal.finish("key1")
+    assert store.journal.pending("key1") is None
+    store.memo.put("upload:abc", "uuid-9", ttl_seconds=60)
+    store.memo.put("old", "x", ttl_seconds=-1)
+    again = Store(store.cache_dir, store.state_dir)
+    assert again.memo.get("upload:abc") == "uuid-9" and again.memo.get("old") is None
