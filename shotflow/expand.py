@@ -101,6 +101,7 @@ class _Expander:
                 nodes[node_id] = self.node(index, node_id, kind, name, scene_id, fields, path, owner)
             except ShotflowError as exc:
                 self.errors.append(exc)
+        self.templates.save()
         raise_all(self.errors)
         return Project(
             path=self.loaded.main.path,
@@ -423,6 +424,7 @@ class _Templates:
         self._env = None
         self._compiled: dict[str, Any] = {}
         self._used: dict[Path, None] = {}
+        self._codes: _CodeCache | None = None
 
     @property
     def env(self):
@@ -451,11 +453,21 @@ class _Templates:
             import jinja2
 
             try:
-                template = self.env.from_string(source)
+                template = self.codes.template(self.env, source)
             except jinja2.TemplateSyntaxError as exc:
                 raise _template_error(exc, node_id, where, "prompt") from None
             self._compiled[source] = template
         return self._render(template, context, node_id, where, "prompt")
+
+    def save(self) -> None:
+        if self._codes is not None:
+            self._codes.save()
+
+    @property
+    def codes(self) -> _CodeCache:
+        if self._codes is None:
+            self._codes = _CodeCache()
+        return self._codes
 
     def render_file(self, name: str, context: dict, node_id: str, where) -> str:
         import jinja2
@@ -484,6 +496,69 @@ class _Templates:
         except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as exc:
             # errors of the template's own expressions ({{ 1/0 }}, {{ x[5] }}) are the user's to fix
             raise _template_error(exc, node_id, where, what) from None
+
+
+class _CodeCache:
+    """Compiled prompt templates by the hash of their source, kept between runs.
+
+    Jinja needs about a millisecond to parse and compile a template: for a storyboard
+    of a thousand distinct prompts that is most of a plan. The compiled code is a pure
+    function of the source (and of the Jinja and Python versions, which name the file),
+    so it is kept in the user cache, as Jinja's own bytecode caches do.
+    """
+
+    LIMIT = 50_000
+
+    def __init__(self):
+        import sys
+
+        import jinja2
+
+        from . import __version__
+        from ._usercache import user_cache_dir
+
+        root = user_cache_dir()
+        tag = f"jinja{jinja2.__version__}-py{sys.version_info[0]}{sys.version_info[1]}-shotflow{__version__}"
+        self.path = None if root is None else root / f"templates-{tag}.marshal"
+        self.codes: dict[str, bytes] = {}
+        self.dirty = False
+        if self.path is not None:
+            import marshal
+
+            try:
+                self.codes = marshal.loads(self.path.read_bytes())
+            except (OSError, ValueError, EOFError, TypeError):
+                self.codes = {}
+
+    def template(self, env, source: str):
+        import hashlib
+        import marshal
+
+        key = hashlib.sha256(source.encode()).hexdigest()
+        raw = self.codes.get(key)
+        if raw is None:
+            code = env.compile(source)
+            self.codes[key] = marshal.dumps(code)
+            self.dirty = True
+        else:
+            code = marshal.loads(raw)
+        return env.template_class.from_code(env, code, env.make_globals(None), None)
+
+    def save(self) -> None:
+        if not self.dirty or self.path is None:
+            return
+        import marshal
+
+        from .store import atomic_write
+
+        codes = self.codes
+        if len(codes) > self.LIMIT:
+            codes = dict(list(codes.items())[-self.LIMIT:])
+        try:
+            atomic_write(self.path, marshal.dumps(codes))
+        except OSError:
+            pass
+        self.dirty = False
 
 
 def _template_error(exc: Exception, node_id: str, where, what: str) -> TemplateError:

@@ -28,9 +28,12 @@ def build(project: Project):
             if ref.kind is RefKind.NODE:
                 graph.add_edge(ref.target, node_id)
     try:
-        cycle = nx.find_cycle(graph)
-    except nx.NetworkXNoCycle:
+        # execution order: topological, story order among nodes ready together
+        graph.graph["order"] = list(nx.lexicographical_topological_sort(
+            graph, key=lambda n: project.nodes[n].story_index))
         return graph
+    except nx.NetworkXUnfeasible:
+        cycle = nx.find_cycle(graph)
     path = [edge[0] for edge in cycle] + [cycle[0][0]]
     # the cycle as the user reads it: each shot references the one before it
     first = project.nodes[path[1]]
@@ -40,9 +43,7 @@ def build(project: Project):
 
 def order(graph) -> list[str]:
     """Execution order: topological, story order among nodes that are ready together."""
-    import networkx as nx
-
-    return list(nx.lexicographical_topological_sort(graph, key=lambda n: graph.nodes[n]["spec"].story_index))
+    return list(graph.graph["order"])
 
 
 def heights(graph, order_: list[str], weight: dict[str, float] | None = None) -> dict[str, float]:

@@ -28,6 +28,7 @@ _SAFE_SCALAR_TAGS = {
     "tag:yaml.org,2002:null",
     "tag:yaml.org,2002:timestamp",
 }
+_STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
@@ -35,33 +36,83 @@ _MERGE = "tag:yaml.org,2002:merge"
 
 @dataclass
 class Source:
-    """One loaded YAML file: its data and the mark of every value and key in it.
+    """One loaded YAML file: its data, and (on demand) the mark of every value and key.
 
-    ``marks[("scenes", 0, "shots", 2, "prompt")]`` is where that value starts;
-    ``key_marks`` holds the same for mapping keys (unknown keys are reported there).
+    ``mark(("scenes", 0, "shots", 2, "prompt"))`` is where that value starts;
+    ``mark(path, key=True)`` where its key does (unknown keys are reported there).
+    Marks are only needed to report errors, so they are computed the first time one is
+    asked for, by reading the file's nodes again.
     """
 
     path: Path
     data: Any
-    marks: dict[Path_, Mark] = field(default_factory=dict, repr=False)
-    key_marks: dict[Path_, Mark] = field(default_factory=dict, repr=False)
     stat: tuple[int, int, int] = (0, 0, 0)  # size, mtime_ns, inode when read
+    sha256: str = ""  # of the file's bytes
+    text: bytes = field(default=b"", repr=False)
+    _marks: dict[Path_, Mark] | None = field(default=None, repr=False)
+    _key_marks: dict[Path_, Mark] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
         return display_path(self.path)
 
+    def _index(self) -> None:
+        import yaml
+
+        self._marks, self._key_marks = {}, {}
+        node = yaml.compose(self.text, Loader=_loader_class()) if self.text else None
+        if node is not None:
+            _Builder(self).build(node, ())
+
     def mark(self, path: Path_, key: bool = False) -> Mark:
         """The mark of ``path``, or of its nearest ancestor that has one."""
-        table = self.key_marks if key else self.marks
+        if self._marks is None:
+            self._index()
+        table = self._key_marks if key else self._marks
         p = tuple(path)
         while p:
             if p in table:
                 return table[p]
-            if not key and p in self.key_marks:
-                return self.key_marks[p]
+            if not key and p in self._key_marks:
+                return self._key_marks[p]
             p = p[:-1]
-        return self.marks.get((), Mark(self.name, 1, 1))
+        return self._marks.get((), Mark(self.name, 1, 1))
+
+    def place(self, path: Path_, key: bool = False) -> Place:
+        """A mark that is only looked up when it is printed."""
+        return Place(self, tuple(path), key)
+
+
+class Place:
+    """A lazy Mark: where something is, resolved when an error prints it."""
+
+    __slots__ = ("source", "path", "key", "_mark")
+
+    def __init__(self, source: Source, path: Path_, key: bool = False):
+        self.source, self.path, self.key, self._mark = source, path, key, None
+
+    def mark(self) -> Mark:
+        if self._mark is None:
+            self._mark = self.source.mark(self.path, self.key)
+        return self._mark
+
+    @property
+    def file(self) -> str:
+        return self.mark().file
+
+    @property
+    def line(self) -> int:
+        return self.mark().line
+
+    @property
+    def column(self) -> int:
+        return self.mark().column
+
+    def __str__(self) -> str:
+        return str(self.mark())
+
+    def __repr__(self) -> str:
+        return f"Place({self.source.name}, {self.path!r})"
 
 
 def display_path(path: Path) -> str:
@@ -100,70 +151,114 @@ def read_source(path: Path) -> Source:
         raise LoadError(f"YAML syntax error: {problem}", where=where) from None
     except yaml.YAMLError as exc:
         raise LoadError(f"YAML error: {exc}", where=name) from None
-    source = Source(path=path, data=None, stat=(st.st_size, st.st_mtime_ns, st.st_ino))
+    import hashlib
+
+    source = Source(path=path, data=None, stat=(st.st_size, st.st_mtime_ns, st.st_ino),
+                    sha256=hashlib.sha256(text).hexdigest(), text=text)
     if node is None:
         source.data = {}
         return source
-    builder = _Builder(source)
-    source.data = builder.build(node, ())
-    raise_all(builder.errors)
+    errors: list[ShotflowError] = []
+    source.data = _plain(node, _Checks(name, errors))
+    raise_all(errors)
     return source
 
 
-class _Builder:
-    """Turns composed YAML nodes into Python data, recording marks."""
+class _Checks:
+    """What the fast build needs to report a bad tag or a duplicate key where it is."""
 
-    def __init__(self, source: Source):
+    def __init__(self, name: str, errors: list[ShotflowError]):
         import yaml.constructor
 
+        self.name = name
+        self.errors = errors
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def mark(self, node) -> Mark:
+        return Mark(self.name, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _plain(node, checks: _Checks):
+    """Composed nodes to Python data, quickly: no marks (see Source.mark), same checks."""
+    import yaml.nodes
+
+    kind = type(node)
+    if kind is yaml.nodes.ScalarNode:
+        tag = node.tag
+        if tag == _STR:
+            return node.value
+        if tag in _SAFE_SCALAR_TAGS:
+            if tag == "tag:yaml.org,2002:timestamp":
+                return node.value
+            return checks.constructor.yaml_constructors[tag](checks.constructor, node)
+        return _refuse_tag(node, checks)
+    if kind is yaml.nodes.SequenceNode:
+        if node.tag != _SEQ:
+            return _refuse_tag(node, checks)
+        return [_plain(item, checks) for item in node.value]
+    if node.tag != _MAP:
+        return _refuse_tag(node, checks)
+    result: dict = {}
+    pairs = node.value
+    if any(k.tag == _MERGE for k, _ in pairs):
+        pairs = _Builder.flatten(node, checks)
+    for key_node, value_node in pairs:
+        key = _plain(key_node, checks)
+        if not isinstance(key, (str, int, float, bool)) or key is None:
+            checks.errors.append(LoadError("mapping keys must be plain text", where=checks.mark(key_node)))
+            continue
+        if not isinstance(key, str):
+            key = str(key)
+        if key in result:
+            first = next(k for k, _ in pairs if isinstance(k, yaml.nodes.ScalarNode) and k.value == key)
+            checks.errors.append(LoadError(f"duplicate key '{key}' (first at line {first.start_mark.line + 1})",
+                                           where=checks.mark(key_node)))
+            continue
+        result[key] = _plain(value_node, checks)
+    return result
+
+
+def _refuse_tag(node, checks) -> None:
+    tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+    checks.errors.append(
+        LoadError(f"YAML tag {tag} is not allowed: shotflow reads plain YAML only and never runs code from a file",
+                  where=checks.mark(node), hint="remove the tag")
+    )
+    return None
+
+
+class _Builder:
+    """Walks composed YAML nodes and records the mark of every value and key (errors only)."""
+
+    def __init__(self, source: Source):
         self.source = source
         self.name = source.name
-        self.constructor = yaml.constructor.SafeConstructor()
         self.errors: list[ShotflowError] = []
 
     def mark(self, node) -> Mark:
         return Mark(self.name, node.start_mark.line + 1, node.start_mark.column + 1)
 
-    def build(self, node, path: Path_):
+    def build(self, node, path: Path_) -> None:
         import yaml.nodes
 
-        self.source.marks[path] = self.mark(node)
+        self.source._marks[path] = self.mark(node)
         if isinstance(node, yaml.nodes.MappingNode):
-            if node.tag != _MAP:
-                return self._bad_tag(node)
-            return self._mapping(node, path)
-        if isinstance(node, yaml.nodes.SequenceNode):
-            if node.tag != _SEQ:
-                return self._bad_tag(node)
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        if node.tag not in _SAFE_SCALAR_TAGS:
-            return self._bad_tag(node)
-        value = self.constructor.construct_object(node, deep=True)
-        if node.tag == "tag:yaml.org,2002:timestamp":
-            return node.value  # dates stay text: shotflow has no date fields
-        return value
+            seen = set()
+            for key_node, value_node in self.flatten(node, self):
+                if not isinstance(key_node, yaml.nodes.ScalarNode):
+                    continue
+                key = key_node.value
+                if key in seen:
+                    continue
+                seen.add(key)
+                self.source._key_marks[(*path, key)] = self.mark(key_node)
+                self.build(value_node, (*path, key))
+        elif isinstance(node, yaml.nodes.SequenceNode):
+            for i, item in enumerate(node.value):
+                self.build(item, (*path, i))
 
-    def _mapping(self, node, path: Path_) -> dict:
-        result: dict = {}
-        for key_node, value_node in self._flatten(node):
-            key = self.build(key_node, (*path, "<key>"))
-            if not isinstance(key, (str, int, float, bool)) or key is None:
-                self.errors.append(LoadError("mapping keys must be plain text", where=self.mark(key_node)))
-                continue
-            key = str(key) if not isinstance(key, str) else key
-            if key in result:
-                first = self.source.key_marks.get((*path, key))
-                self.errors.append(
-                    LoadError(f"duplicate key '{key}'" + (f" (first at line {first.line})" if first else ""),
-                              where=self.mark(key_node))
-                )
-                continue
-            self.source.key_marks[(*path, key)] = self.mark(key_node)
-            result[key] = self.build(value_node, (*path, key))
-        self.source.marks.pop((*path, "<key>"), None)
-        return result
-
-    def _flatten(self, node):
+    @staticmethod
+    def flatten(node, checks):
         """Mapping pairs with YAML merge keys (``<<: *base``) expanded, explicit keys winning."""
         import yaml.nodes
 
@@ -173,9 +268,9 @@ class _Builder:
                 sources = value_node.value if isinstance(value_node, yaml.nodes.SequenceNode) else [value_node]
                 for src in sources:
                     if not isinstance(src, yaml.nodes.MappingNode):
-                        self.errors.append(LoadError("'<<' merges only mappings", where=self.mark(src)))
+                        checks.errors.append(LoadError("'<<' merges only mappings", where=checks.mark(src)))
                         continue
-                    merged.extend(self._flatten(src))
+                    merged.extend(_Builder.flatten(src, checks))
             else:
                 pairs.append((key_node, value_node))
         explicit = {k.value for k, _ in pairs if isinstance(k, yaml.nodes.ScalarNode)}
@@ -185,17 +280,6 @@ class _Builder:
                 explicit.add(key_node.value)
                 inherited.append((key_node, value_node))
         return inherited + pairs
-
-    def _bad_tag(self, node):
-        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
-        self.errors.append(
-            LoadError(
-                f"YAML tag {tag} is not allowed: shotflow reads plain YAML only and never runs code from a file",
-                where=self.mark(node),
-                hint="remove the tag",
-            )
-        )
-        return None
 
 
 # ---------------------------------------------------------------------------
@@ -217,14 +301,15 @@ class Loaded:
     document: dict[str, Any]
     origin: dict[Path_, tuple[Source, Path_]]
 
-    def where(self, path: Path_, key: bool = False) -> Mark:
-        """Mark of a path in the merged document (``("scenes", 3, "shots", 0, "prompt")``)."""
+    def where(self, path: Path_, key: bool = False) -> Place:
+        """Where a path of the merged document (``("scenes", 3, "shots", 0, "prompt")``) is
+        written, as a Place (resolved to file:line:column only when printed)."""
         for n in range(len(path), 0, -1):
             hit = self.origin.get(tuple(path[:n]))
             if hit:
                 source, inner = hit
-                return source.mark((*inner, *path[n:]), key=key)
-        return self.main.mark(tuple(path), key=key)
+                return source.place((*inner, *path[n:]), key=key)
+        return self.main.place(tuple(path), key=key)
 
 
 def load(path: Path | str, overrides: dict[str, Any] | None = None) -> Loaded:
@@ -298,7 +383,7 @@ def load(path: Path | str, overrides: dict[str, Any] | None = None) -> Loaded:
             scenes.append(item)
             origin[("scenes", index)] = (src, (*base, i))
             sid = item.get("id")
-            mark = src.mark((*base, i, "id"))
+            mark = src.place((*base, i, "id"))
             if sid in scene_ids:
                 errors.append(LoadError(f"scene id '{sid}' is used twice (first at {scene_ids[sid]})", where=mark))
             else:
@@ -316,7 +401,7 @@ def load(path: Path | str, overrides: dict[str, Any] | None = None) -> Loaded:
 def _include(parent: Source, at: Path_, rel: str, stack: tuple[Path, ...], kind: str, errors: list) -> Source | None:
     from . import validate
 
-    where = parent.mark(at)
+    where = parent.place(at)
     target = (parent.path.parent / rel).resolve()
     if target in stack:
         chain = " -> ".join(display_path(p) for p in (*stack[stack.index(target):], target))

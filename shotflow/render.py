@@ -12,7 +12,6 @@ Jinja, jsonschema or networkx.
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 import hashlib
 import json
@@ -158,10 +157,7 @@ class ProjectCache:
     def lookup(self, node_id: str, key: str):
         entry = self.lock.entries.get(node_id)
         if entry is not None and entry.record.key == key and self.store.complete(entry.record):
-            action = self.store.get_action(key)
-            if action is not None and action.outputs == entry.record.outputs:
-                return action
-            return entry.record
+            return entry.record  # what the project pinned wins over a later re-roll elsewhere
         record = self.store.get_action(key)
         return record if self.store.complete(record) else None
 
@@ -233,6 +229,8 @@ class Session:
         to_render = sum(1 for n in self.plan.nodes.values() if n.status is Status.RENDER)
         self.reporter.run_started(RunStart(total=len(self.plan.nodes), to_render=to_render,
                                            estimated_cost=self.plan.cost, backend=self.backend_name))
+        import asyncio
+
         try:
             asyncio.run(self._run())
         except KeyboardInterrupt:
@@ -347,6 +345,8 @@ class Session:
                        cost=generation.cost or 0.0, elapsed=time.perf_counter() - t0)
 
     async def _references(self, spec):
+        import asyncio
+
         from .backends import Reference
         from .model import RefKind
 

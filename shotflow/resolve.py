@@ -14,7 +14,6 @@ Outcomes are values: each node ends RENDERED, CACHED, FAILED or SKIPPED.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import heapq
 from collections import deque
@@ -72,6 +71,8 @@ async def resolve(
     With ``fail_fast``, the first failure stops new nodes from starting (running
     ones finish); the rest end SKIPPED.
     """
+    import asyncio
+
     position = {node: i for i, node in enumerate(order)}
     users: dict[str, list[str]] = {node: [] for node in order}
     waiting: dict[str, int] = {}

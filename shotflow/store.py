@@ -187,6 +187,7 @@ class Store:
         self.cache_dir = cache_dir
         self.state_dir = state_dir
         self.objects_dir = cache_dir / "objects"
+        self._objects = str(self.objects_dir)
         self.actions_dir = cache_dir / "actions"
         self.durable = durable
         self.index = StatIndex(state_dir / "stat.json")
@@ -197,7 +198,10 @@ class Store:
     # objects
 
     def object_path(self, digest: str) -> Path:
-        return self.objects_dir / digest[:2] / digest[2:]
+        return Path(self._object_file(digest))
+
+    def _object_file(self, digest: str) -> str:
+        return f"{self._objects}/{digest[:2]}/{digest[2:]}"
 
     def put(self, data: bytes) -> str:
         digest = sha256_bytes(data)
@@ -212,7 +216,7 @@ class Store:
         """True when the object exists and its bytes match its name (cheap when unchanged)."""
         if digest in self._verified:
             return True
-        path = self.object_path(digest)
+        path = self._object_file(digest)
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -222,7 +226,7 @@ class Store:
             return True
         actual = _hash_file(path)
         if actual != digest:
-            self._discard(path)
+            self._discard(Path(path))
             return False
         self.index.remember(path, st, digest)
         self._verified.add(digest)
