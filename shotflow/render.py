@@ -284,9 +284,8 @@ class Session:
 
     async def _render(self, node_id: str, upstream: dict[str, Outcome]) -> Outcome:
         from .errors import BackendError
-        from .model import EXTENSIONS
         from .plan import key_payload, request_key
-        from .store import CorruptObject, Output, Record
+        from .store import CorruptObject
 
         spec = self.plan.nodes[node_id].spec
         t0 = time.perf_counter()
@@ -312,6 +311,8 @@ class Session:
                                  "copy the project's .shotflow/ cache, or run without --locked")
         previous = [r for r in (self.store.get_action(key), entry.record if entry else None) if r and r.key == key]
         roll = max((r.roll for r in previous), default=-1) + 1 if forced else 0
+        if self.options.locked:
+            roll = entry.record.roll  # redraw exactly the take the lock names
         from .backends import Request
 
         request = Request(
@@ -327,6 +328,24 @@ class Session:
         if len(generation.images) != spec.takes:
             return Outcome(node_id, NodeStatus.FAILED,
                            error=f"{self.backend_name} returned {len(generation.images)} images for {spec.takes} takes")
+        import asyncio
+
+        # file work off the event loop: other shots keep flowing meanwhile
+        record, paths = await asyncio.to_thread(self._keep, spec, key, roll, payload, generation)
+        if self.options.locked:
+            if [o.sha256 for o in record.outputs] != [o.sha256 for o in entry.record.outputs]:
+                return Outcome(node_id, NodeStatus.FAILED, error="--locked: the redrawn frame differs from the lock")
+            record = entry.record
+            self.store.put_action(record)
+        self.results[node_id] = record
+        return Outcome(node_id, NodeStatus.RENDERED, value=record, outputs=paths,
+                       cost=generation.cost or 0.0, elapsed=time.perf_counter() - t0)
+
+    def _keep(self, spec, key: str, roll: int, payload: dict, generation):
+        """Store the images, record the action, copy the frames out: the paid work is safe."""
+        from .model import EXTENSIONS
+        from .store import Output, Record
+
         ext = EXTENSIONS[spec.output_format]
         outputs = tuple(
             Output(sha256=self.store.put(image.data), ext=ext, seed=image.seed, remote_id=image.remote_id,
@@ -336,13 +355,9 @@ class Session:
         record = Record(key=key, backend=self.backend_name, model=spec.model, outputs=outputs,
                         task_id=generation.task_id, cost=generation.cost, roll=roll,
                         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), request=payload)
-        if self.options.locked and entry is not None and [o.sha256 for o in outputs] != \
-                [o.sha256 for o in entry.record.outputs]:
-            return Outcome(node_id, NodeStatus.FAILED, error="--locked: the regenerated frame differs from the lock")
-        self.store.put_action(record)
-        self.results[node_id] = record
-        return Outcome(node_id, NodeStatus.RENDERED, value=record, outputs=self._export(spec, record),
-                       cost=generation.cost or 0.0, elapsed=time.perf_counter() - t0)
+        if not self.options.locked:
+            self.store.put_action(record)
+        return record, self._export(spec, record)
 
     async def _references(self, spec):
         import asyncio

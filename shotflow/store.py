@@ -20,9 +20,10 @@ its bytes are used; a corrupt one is removed and reported, never used.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
-import tempfile
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -43,18 +44,30 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def atomic_write(path: Path, data: bytes, *, durable: bool = False, mode: int | None = None) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+_tmp_counter = itertools.count()
+
+
+def atomic_write(path: Path | str, data: bytes, *, durable: bool = False, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never half of one.
+
+    The temporary file is created exclusively beside the target (same file system, so
+    the rename is atomic); ``durable`` also flushes the file and its folder to disk.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(path)
+    tmp = f"{folder}/.tmp-{os.getpid()}-{threading.get_ident()}-{next(_tmp_counter)}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        fd = os.open(tmp, flags, 0o644 if mode is None else mode)
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(tmp, flags, 0o644 if mode is None else mode)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -63,7 +76,7 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = False, mode: int | 
             pass
         raise
     if durable:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
+        dir_fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
