@@ -41,15 +41,32 @@ Behaviour worth knowing when writing tests against it:
   Other URLs are not fetched (no network): the URL text stands in for the image's bytes.
 - A ``taskUUID`` it has seen before is answered with code ``conflictTaskUUID`` and not billed
   again; the first task keeps running and can be polled with getResponse (sync tasks too).
-- Latency is per task and concurrent: a task finishes ``latency`` seconds after it gets a slot.
-  ``concurrency`` caps tasks in flight; excess tasks queue (as Runware's per-model queues do),
-  they are never refused with 429 (inject a ``Fault.status(429)`` for that).
+- Latency is per task and concurrent: a task finishes ``latency`` seconds after its request
+  arrived, however many other tasks run. ``concurrency`` caps tasks in flight; excess tasks
+  queue (as Runware's per-model queues do) and their clock starts when they get a slot; they
+  are never refused with 429 (inject a ``Fault.status(429)`` for that).
 - Billing happens when a task is accepted: ``price_per_image × numberResults`` from the catalog.
   With ``balance`` set, a task that would overdraw it is refused with HTTP 402.
 - Faults (``Fault``) are armed with ``inject()`` and fire on the next matching requests (request
   faults) or tasks (``task_error``, ``conflict``). Tasks of a faulted request still count as
   received in ``stats``.
 - Not emulated: webhooks, ``uploadEndpoint``, ``ttl`` expiry, WebSockets.
+
+Test controls::
+
+    Emulator(latency=0.0, api_key=None, concurrency=None, balance=None, host="127.0.0.1", port=0)
+    emu.url, emu.base_url            "http://127.0.0.1:PORT/v1", "http://127.0.0.1:PORT"
+    emu.inject(fault, times=1, task_type=None)     times=None: until clear_faults()
+        Fault.status(429, retry_after=1 | "Wed, 21 Oct 2026 07:28:00 GMT", message=..., parameter=...)
+        Fault.slow(seconds)                        accepted at once, answered late
+        Fault.drop(after_accept=False)             connection closed without an answer
+        Fault.malformed(after_accept=False)        200 with a body that is not JSON
+        Fault.task_error(match, message, code=...) one task of a batch fails (prompt substring or UUID)
+        Fault.conflict()                           accepted and billed, answered conflictTaskUUID
+        task_type: "imageInference" | "imageUpload" | "getResponse" | "download" (GET /images/...)
+    emu.clear_faults(), emu.forget_images(), emu.reset() (counters), emu.balance
+    emu.stats → Stats(requests, tasks={taskType: n}, batch_sizes, billed, billed_tasks, images,
+                      cost, uploads, downloads, faults, bodies=(every task received, as sent))
 """
 
 from __future__ import annotations
@@ -71,7 +88,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
@@ -163,7 +179,9 @@ class Fault:
         return cls(FaultKind.MALFORMED, after_accept=after_accept)
 
     @classmethod
-    def task_error(cls, match: str, message: str = "the provider failed to generate the image", *, code: str = "providerError") -> Fault:
+    def task_error(
+        cls, match: str, message: str = "the provider failed to generate the image", *, code: str = "providerError"
+    ) -> Fault:
         """Fail tasks whose positivePrompt contains ``match`` (or whose taskUUID is ``match``).
 
         The task is accepted, not billed, and fails when it would have finished: in the answer
@@ -239,7 +257,7 @@ class _Counters:
 class _Refused(Exception):
     """A task the emulator answers with an error entry instead of a result."""
 
-    def __init__(self, status: int, code: str, message: str, parameter: str | None = None):
+    def __init__(self, status: int, code: str, message: str, parameter: str | list[str] | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
@@ -291,7 +309,9 @@ class _Answer:
         return body
 
 
-def _error_entry(code: str, message: str, parameter: str | None, task: dict[str, Any] | None) -> dict[str, Any]:
+def _error_entry(
+    code: str, message: str, parameter: str | list[str] | None, task: dict[str, Any] | None
+) -> dict[str, Any]:
     entry: dict[str, Any] = {"code": code, "message": message}
     if parameter is not None:
         entry["parameter"] = parameter
@@ -336,6 +356,7 @@ class Emulator:
         self._jobs: dict[str, _Job] = {}
         self._images: dict[str, _Stored] = {}
         self._server: _Server | None = None
+        self._images_base = ""
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
@@ -347,7 +368,11 @@ class Emulator:
     def start(self) -> Emulator:
         if self._server is None:
             self._server = _Server(self._address, self)
-            self._thread = threading.Thread(target=self._server.serve_forever, name="runware-emulator", daemon=True)
+            host, port = self._server.server_address[:2]
+            self._images_base = f"http://{host}:{port}"  # kept after stop() for tasks still finishing
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="runware-emulator", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -371,8 +396,7 @@ class Emulator:
         """``http://127.0.0.1:PORT`` (images are served below it)."""
         if self._server is None:
             raise RuntimeError("the emulator is not running: use start() or a with block")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._images_base
 
     @property
     def url(self) -> str:
@@ -456,18 +480,18 @@ class Emulator:
     # HTTP
 
     def _post(self, handler: _Handler) -> None:
+        arrived = handler.arrived  # the latency clock of its tasks starts here
         raw = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
         with self._lock:
             self._counters.requests += 1
         if handler.path.rstrip("/") != "/v1":
-            return _reply_json(handler, 404, {"errors": [_error_entry("notFound", f"no endpoint {handler.path}", None, None)]})
+            return _reply_error(handler, 404, "notFound", f"no endpoint {handler.path}")
         try:
             tasks = json.loads(raw)
         except ValueError:
-            return _reply_json(handler, 400, {"errors": [_error_entry("invalidJSON", "the body is not valid JSON", None, None)]})
+            return _reply_error(handler, 400, "invalidJSON", "the body is not valid JSON")
         if not isinstance(tasks, list):
-            message = "the body must be a JSON array of task objects"
-            return _reply_json(handler, 400, {"errors": [_error_entry("invalidRequest", message, None, None)]})
+            return _reply_error(handler, 400, "invalidRequest", "the body must be a JSON array of task objects")
         tasks = [t if isinstance(t, dict) else {"taskType": None, "value": t} for t in tasks]
         with self._lock:
             self._counters.bodies.extend(tasks)
@@ -481,7 +505,7 @@ class Emulator:
         if refused is not None:
             return _reply_json(handler, refused.status, {"errors": [refused.entry({"taskType": "authentication"})]})
 
-        answer = self._answer(tasks)
+        answer = self._answer(tasks, arrived)
         if fault is not None:
             if fault.kind is FaultKind.SLOW:
                 time.sleep(fault.seconds)
@@ -496,7 +520,7 @@ class Emulator:
         with self._lock:
             stored = self._images.get(image_uuid) if name.startswith("/images/") else None
         if stored is None:
-            return _reply_json(handler, 404, {"errors": [_error_entry("notFound", f"no image at {name}", None, None)]})
+            return _reply_error(handler, 404, "notFound", f"no image at {name}")
         if fault is not None:
             if fault.kind is FaultKind.SLOW:
                 time.sleep(fault.seconds)
@@ -522,14 +546,14 @@ class Emulator:
 
     # tasks
 
-    def _answer(self, tasks: list[dict[str, Any]]) -> _Answer:
+    def _answer(self, tasks: list[dict[str, Any]], arrived: float) -> _Answer:
         answer = _Answer()
         waits: list[_Job] = []  # sync jobs, answered when done
         for task in tasks:
             kind = task.get("taskType")
             try:
                 if kind == "imageInference":
-                    job, conflict = self._accept(task)
+                    job, conflict = self._accept(task, arrived)
                     if conflict:
                         raise _conflict(task)
                     if task.get("deliveryMethod") == "async":
@@ -543,7 +567,8 @@ class Emulator:
                 elif kind == "authentication":
                     answer.data.append({"taskType": "authentication", "connectionSessionUUID": str(uuid.uuid4())})
                 else:
-                    raise _Refused(400, "unsupportedTaskType", f"the emulator does not know taskType {kind!r}", "taskType")
+                    message = f"the emulator does not know taskType {kind!r}"
+                    raise _Refused(400, "unsupportedTaskType", message, "taskType")
             except _Refused as refused:
                 answer.refuse(refused, task)
         for job in waits:
@@ -555,12 +580,13 @@ class Emulator:
                 answer.data.extend(job.items)
         return answer
 
-    def _accept(self, task: dict[str, Any]) -> tuple[_Job, bool]:
+    def _accept(self, task: dict[str, Any], arrived: float) -> tuple[_Job, bool]:
         """Validate, bill and start one inference task; (job, answer-with-conflict)."""
         problems = catalog.task_errors(task)
         if problems:
-            parameter = problems[0].split(":", 1)[0]
-            raise _Refused(400, "invalidParameter", "; ".join(problems), None if parameter == "(task)" else parameter)
+            parameters = list(dict.fromkeys(_parameter(problem) for problem in problems))
+            parameter = parameters[0] if len(parameters) == 1 else parameters
+            raise _Refused(400, "invalidParameter", "; ".join(problems), parameter)
         references = self._references(task)
         task_uuid = task["taskUUID"]
         price = catalog.models()[task["model"]].price_per_image
@@ -574,16 +600,17 @@ class Emulator:
                 failure = _error_entry(fault.code, fault.message, None, task)
             else:
                 cost = price * results
-                if self._balance is not None and self._spent + cost > self._balance + 1e-9:
-                    left = self._balance - self._spent
-                    raise _Refused(402, "insufficientCredits", f"insufficient credits: this task costs ${cost:.2f}, ${left:.2f} left")
+                left = None if self._balance is None else self._balance - self._spent
+                if left is not None and cost > left + 1e-9:
+                    message = f"insufficient credits: this task costs ${cost:.2f}, ${left:.2f} left"
+                    raise _Refused(402, "insufficientCredits", message)
                 self._spent += cost
                 self._counters.billed_tasks.append(task_uuid)
                 self._counters.images += results
                 self._counters.cost += cost
             job = _Job(task)
             self._jobs[task_uuid] = job
-        threading.Thread(target=self._run, args=(job, references, price, failure), daemon=True).start()
+        threading.Thread(target=self._run, args=(job, references, price, failure, arrived), daemon=True).start()
         return job, fault is not None and fault.kind is FaultKind.CONFLICT
 
     def _references(self, task: dict[str, Any]) -> tuple[str, ...]:
@@ -604,7 +631,7 @@ class Emulator:
             if not sep or ";base64" not in header:
                 raise _Refused(400, "invalidImage", "a data URI must look like data:image/png;base64,...", parameter)
             return _b64(payload, parameter)
-        own = self._server is not None and value.startswith(self.base_url + "/images/")
+        own = bool(self._images_base) and value.startswith(self._images_base + "/images/")
         if own or _UUID.match(value):
             image_uuid = value.rsplit("/", 1)[-1].split(".", 1)[0]
             with self._lock:
@@ -631,7 +658,7 @@ class Emulator:
             "taskType": "imageUpload",
             "taskUUID": task.get("taskUUID"),
             "imageUUID": image_uuid,
-            "imageURL": f"{self.base_url}/images/{image_uuid}.{ext}",
+            "imageURL": f"{self._images_base}/images/{image_uuid}.{ext}",
         }
 
     def _poll(self, task: dict[str, Any], answer: _Answer) -> None:
@@ -647,15 +674,26 @@ class Emulator:
         else:
             answer.data.extend({**item, "status": "success"} for item in job.items)
 
-    def _run(self, job: _Job, references: tuple[str, ...], price: float, failure: dict[str, Any] | None) -> None:
-        with self._slots or nullcontext():
+    def _run(
+        self, job: _Job, references: tuple[str, ...], price: float, failure: dict[str, Any] | None, arrived: float
+    ) -> None:
+        started = arrived
+        if self._slots is not None and not self._slots.acquire(blocking=False):
+            self._slots.acquire()  # queued behind other tasks: its clock starts now
             started = time.monotonic()
+        try:
+            # draw in the quiet middle of the wait, not while the burst of requests that brought
+            # this task (and their clients) still needs the GIL: that keeps latency what it says
+            time.sleep(max(0.0, started + self.latency / 4 - time.monotonic()))
             items = [] if failure else self._generate(job.task, references, price)
-            time.sleep(max(0.0, self.latency - (time.monotonic() - started)))
+            time.sleep(max(0.0, started + self.latency - time.monotonic()))
             with self._lock:
                 job.items = items
                 job.error = failure
             job.done.set()
+        finally:
+            if self._slots is not None:
+                self._slots.release()
 
     def _generate(self, task: dict[str, Any], references: tuple[str, ...], price: float) -> list[dict[str, Any]]:
         model, prompt = task["model"], task["positivePrompt"]
@@ -685,11 +723,19 @@ class Emulator:
             elif output_type == "dataURI":
                 item["imageDataURI"] = f"data:{mime};base64," + base64.b64encode(data).decode()
             else:
-                item["imageURL"] = f"{self.base_url}/images/{image_uuid}.{ext}"
+                item["imageURL"] = f"{self._images_base}/images/{image_uuid}.{ext}"
             if task.get("includeCost"):
                 item["cost"] = price
             items.append(item)
         return items
+
+
+def _parameter(problem: str) -> str:
+    """The parameter a ``catalog.task_errors`` line is about."""
+    path, _, message = problem.partition(":")
+    if path != "(task)":
+        return path
+    return "width" if "width" in message else "inputs.referenceImages" if "reference" in message else "(task)"
 
 
 def _conflict(task: dict[str, Any]) -> _Refused:
@@ -701,7 +747,8 @@ def _b64(payload: str, parameter: str) -> bytes:
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        raise _Refused(400, "invalidImage", "the image is not an imageUUID, URL, data URI or base64", parameter) from None
+        message = "the image is not an imageUUID, URL, data URI or base64"
+        raise _Refused(400, "invalidImage", message, parameter) from None
 
 
 def _sniff(data: bytes) -> tuple[str, str] | None:
@@ -726,6 +773,11 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # small answers must not wait for delayed ACKs (+40 ms each)
     timeout = 120  # idle keep-alive connections end after this
     server: _Server
+    arrived = 0.0
+
+    def parse_request(self) -> bool:
+        self.arrived = time.monotonic()  # the latency clock starts before any parsing
+        return super().parse_request()
 
     def do_POST(self) -> None:
         self.server.emulator._post(self)
@@ -747,7 +799,15 @@ class _Server(ThreadingHTTPServer):
         self.emulator = emulator
 
 
-def _reply(handler: _Handler, status: int, body: bytes, content_type: str, *, headers: dict[str, str] | None = None, length: int | None = None) -> None:
+def _reply(
+    handler: _Handler,
+    status: int,
+    body: bytes,
+    content_type: str,
+    *,
+    headers: dict[str, str] | None = None,
+    length: int | None = None,  # a Content-Length that lies: the body is cut short
+) -> None:
     try:
         handler.send_response(status)
         handler.send_header("Content-Type", content_type)
@@ -765,6 +825,10 @@ def _reply(handler: _Handler, status: int, body: bytes, content_type: str, *, he
 
 def _reply_json(handler: _Handler, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
     _reply(handler, status, json.dumps(body).encode(), "application/json", headers=headers)
+
+
+def _reply_error(handler: _Handler, status: int, code: str, message: str) -> None:
+    _reply_json(handler, status, {"errors": [_error_entry(code, message, None, None)]})
 
 
 def _misbehave(handler: _Handler, fault: Fault, tasks: list[dict[str, Any]]) -> None:
@@ -806,7 +870,16 @@ def _font(size: int):
 
 
 @lru_cache(maxsize=64)
-def _render(model: str, prompt: str, width: int, height: int, references: tuple[str, ...], seed: int, output_format: str, quality: int) -> bytes:
+def _render(
+    model: str,
+    prompt: str,
+    width: int,
+    height: int,
+    references: tuple[str, ...],
+    seed: int,
+    output_format: str,
+    quality: int,
+) -> bytes:
     """A cheap, deterministic picture: a palette image drawn coarse, captioned at full size.
 
     Colours follow the prompt, the layout follows the seed, and one swatch per reference image
@@ -818,7 +891,8 @@ def _render(model: str, prompt: str, width: int, height: int, references: tuple[
     hue = int(hashlib.sha256(prompt.encode()).hexdigest()[:4], 16) / 0xFFFF
     palette = [(12, 12, 16)]  # 0: caption band
     palette += [_hls(hue + 0.02 * i, 0.25 + 0.08 * i, 0.45) for i in range(6)]  # 1-6: sky
-    palette += [_hls(hue + 0.5 + rng.uniform(-0.1, 0.1), rng.uniform(0.2, 0.6), rng.uniform(0.3, 0.8)) for _ in range(5)]  # 7-11
+    shapes = [(hue + 0.5 + rng.uniform(-0.1, 0.1), rng.uniform(0.2, 0.6), rng.uniform(0.3, 0.8)) for _ in range(5)]
+    palette += [_hls(*shape) for shape in shapes]  # 7-11: ground and shapes
     palette += [tuple(bytes.fromhex(digest[:6])) for digest in references[:3]]  # 12-14: references
     palette += [(0, 0, 0)] * (15 - len(palette)) + [(245, 245, 240)]  # 15: caption text
 

@@ -1,0 +1,192 @@
+"""What every benchmark shares: running shotflow as a user would, timing it, and the result rows.
+
+    Result(bench, case, value, unit, runs, rss_mb, target, ok, command)
+      │        │      └─ the median of ``runs``
+      │        └─ e.g. "N=1000" or "1080p, 3 refs"
+      └─ e.g. "noop", "validate", "preview"
+
+A process is timed from spawn to exit (wall clock) and its peak RSS is read from
+``os.wait4``'s rusage of that one child, so the figures are what a user waits for
+and what the machine must hold, not what an in-process timer would flatter.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+WORK = BENCH / "_work"  # generated storyboards and their renders (git-ignored)
+PY = sys.executable
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a measured process: a user's, with a warm bytecode cache.
+
+    Bytecode goes to ``bench/_work/pycache`` (PYTHONPYCACHEPREFIX) so nothing is
+    written into the package, and PYTHONDONTWRITEBYTECODE (set in some sandboxes and
+    CI images) is dropped: without it every run would compile shotflow from source.
+    SHOTFLOW_CACHE is dropped so each storyboard's cache sits beside it.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("SHOTFLOW_CACHE", "PYTHONDONTWRITEBYTECODE")}
+    env["PYTHONPYCACHEPREFIX"] = str(WORK / "pycache")
+    env.update(extra or {})
+    return env
+
+
+def shotflow_cmd() -> list[str]:
+    """The installed console script beside this interpreter (what a user runs), else ``python -m shotflow``."""
+    script = Path(PY).parent / "shotflow"
+    return [str(script)] if script.is_file() else [PY, "-m", "shotflow"]
+
+
+@dataclass
+class Result:
+    bench: str
+    case: str
+    value: float | None  # the median; None when the case could not run
+    unit: str
+    runs: list[float] = field(default_factory=list)
+    rss_mb: float | None = None  # peak RSS of the process (largest over the runs)
+    target: str = ""
+    ok: bool | None = None  # None: no target, or not judged (quick mode)
+    command: str = ""
+    note: str = ""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Proc:
+    wall: float  # seconds, spawn to exit
+    rss_mb: float  # peak resident set of the child
+    code: int
+    out: str
+    err: str
+
+
+def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
+        keep_output: bool = True, timeout: float = 1800) -> Proc:
+    """Run one process to completion; wall clock and the child's own peak RSS (os.wait4)."""
+    full_env = child_env(env)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
+                                stdout=out if keep_output else subprocess.DEVNULL, stderr=err)
+        killer = threading.Timer(timeout, proc.kill)
+        killer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        text_out = out.read().decode(errors="replace") if keep_output else ""
+        text_err = err.read().decode(errors="replace")
+    # ru_maxrss is in kilobytes on Linux
+    return Proc(wall=wall, rss_mb=usage.ru_maxrss / 1024, code=proc.returncode, out=text_out, err=text_err)
+
+
+def check(proc: Proc, what: str) -> Proc:
+    if proc.code != 0:
+        tail = (proc.err or proc.out).strip().splitlines()[-15:]
+        raise RuntimeError(f"{what} exited {proc.code}:\n  " + "\n  ".join(tail))
+    return proc
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def quote(cmd: list[str]) -> str:
+    """A command as one would type it, relative to the repository when possible."""
+    parts = []
+    for part in cmd:
+        if part == PY:
+            part = "python"
+        elif part.startswith(str(ROOT) + os.sep):
+            part = os.path.relpath(part, ROOT)
+        elif part == str(Path(PY).parent / "shotflow"):
+            part = "shotflow"
+        parts.append(part)
+    return shlex.join(parts)
+
+
+def machine() -> dict[str, str]:
+    """CPU model, cores, RAM, Python and the date: the row under every table of figures."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = ""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                break
+    except OSError:
+        pass
+    try:
+        git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=False).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "shotflow"],
+                               capture_output=True, text=True, check=False).stdout.strip()
+        git += " + uncommitted changes in shotflow/" if dirty else ""
+    except OSError:
+        git = ""
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "ram": ram,
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": git,
+    }
+
+
+def fmt_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit == "s":
+        return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+    if unit == "ms":
+        return f"{value:.1f} ms"
+    if unit == "us":
+        return f"{value:.1f} µs"
+    if unit == "x":
+        return f"{value:.3f}×"
+    if unit == "fps":
+        return f"{value:.1f} fps"
+    return f"{value:g} {unit}"
+
+
+def table(results: list[Result]) -> str:
+    """A plain-text table: one row per result."""
+    rows = [("BENCH", "CASE", "MEDIAN", "RUNS", "PEAK RSS", "TARGET", "", "NOTE")]
+    for r in results:
+        runs = ", ".join(fmt_value(v, r.unit) for v in r.runs) if len(r.runs) > 1 else ""
+        status = {True: "ok", False: "MISS", None: ""}[r.ok]
+        rss = f"{r.rss_mb:.0f} MB" if r.rss_mb is not None else ""
+        rows.append((r.bench, r.case, fmt_value(r.value, r.unit), runs, rss, r.target, status, r.note))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)

@@ -1,0 +1,190 @@
+"""validate, plan and render as whole processes, at N = 100, 1000 and 10 000 shots.
+
+    python bench/commands.py [--quick] [--sizes 100,1000] [--runs 5] [--fresh]
+
+For each N, on a storyboard from ``generate.py`` (depth 8)::
+
+    validate, cold user cache     shotflow validate FILE, $SHOTFLOW_USER_CACHE empty each run
+    validate, warm                the same file again (compiled prompts, schema check cached)
+    validate, 1 prompt edited     one shot's prompt changed since the last run (the edit loop)
+    render (cold, preview)        shotflow render FILE from an empty cache, once, only when needed
+    plan, warm (all fresh)        shotflow plan FILE after that render
+    plan, 1 prompt edited         ... with one prompt changed: it and its downstream render
+    render (no-op)                shotflow render FILE again, nothing changed
+
+Each figure is the median wall clock of spawn-to-exit over the runs (after one warm-up
+run at N ≤ 1000), with the largest peak RSS of the process. The cold render is the
+setup of the no-op case: it is kept in ``bench/_work/`` and redone only when missing
+or with ``--fresh``. An edited prompt is put back byte for byte, with its mtime, so
+the no-op case still sees an unchanged storyboard.
+
+The per-user cache (compiled templates, schema checks; see ``shotflow/_usercache.py``)
+is ``bench/_work/usercache`` for the warm cases, never the user's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import WORK, Result, check, median, quote, run, shotflow_cmd, table  # noqa: E402
+from generate import generate  # noqa: E402
+
+SIZES = (100, 1000, 10_000)
+QUICK_SIZES = (20,)
+DEPTH = 8
+RSS_LIMIT_MB = 150.0
+USER_CACHE = WORK / "usercache"
+
+# what each command must reach (None: no target at that N)
+UNDER_A_SECOND = (0.5, "well under 1 s (≤ 0.5)")
+TARGETS = {
+    ("render (no-op)", 1000): (0.25, "≤ 0.25 s"),
+    ("render (no-op)", 10_000): (2.0, "≤ 2 s"),
+    ("validate, cold user cache", 1000): UNDER_A_SECOND,
+    ("validate, warm", 1000): UNDER_A_SECOND,
+    ("validate, 1 prompt edited", 1000): UNDER_A_SECOND,
+    ("plan, warm (all fresh)", 1000): UNDER_A_SECOND,
+    ("plan, 1 prompt edited", 1000): UNDER_A_SECOND,
+}
+
+
+def default_runs(n: int) -> int:
+    return 3 if n >= 10_000 else 5
+
+
+def board_dir(n: int) -> Path:
+    return WORK / f"sb{n}-d{DEPTH}"
+
+
+def _judge(name: str, n: int, value: float, rss: float, quick: bool) -> tuple[str, bool | None]:
+    target = TARGETS.get((name, n))
+    texts, oks = [], []
+    if target:
+        texts.append(target[1])
+        oks.append(value <= target[0])
+    if n >= 10_000:
+        texts.append(f"RSS ≤ {RSS_LIMIT_MB:.0f} MB")
+        oks.append(rss <= RSS_LIMIT_MB)
+    if quick or not oks:
+        return "; ".join(texts), None
+    return "; ".join(texts), all(oks)
+
+
+@contextlib.contextmanager
+def edited(path: Path, run_index: int):
+    """One shot's prompt (in the middle of the file) changed for the duration; then the
+    exact bytes and mtime are put back (same inode), so nothing downstream sees a change."""
+    original = path.read_bytes()
+    st = os.stat(path)
+    at = original.find(b'        prompt: "', len(original) // 2)
+    at = original.index(b'"', at) + 1
+    # a new text each time: a user cache must never have seen it
+    path.write_bytes(original[:at] + f"edit {run_index}.{time.time_ns()}: ".encode() + original[at:])
+    try:
+        yield
+    finally:
+        path.write_bytes(original)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _timed(name: str, n: int, cmd: list[str], runs: int, quick: bool, cwd: Path, *, expect: str | None = None,
+           cold_user_cache: bool = False, edit: Path | None = None) -> Result:
+    walls, rss = [], 0.0
+    note = ""
+    for i in range(runs if quick or n > 1000 else runs + 1):  # at N ≤ 1000 the first run is a warm-up
+        with contextlib.ExitStack() as stack:
+            env = {"SHOTFLOW_USER_CACHE": str(USER_CACHE)}
+            if cold_user_cache:
+                env["SHOTFLOW_USER_CACHE"] = stack.enter_context(tempfile.TemporaryDirectory(prefix="sf-usercache-"))
+            if edit is not None:
+                stack.enter_context(edited(edit, i))
+            proc = check(run(cmd, cwd=cwd, env=env), f"{name} at N={n}")
+        if expect is not None and expect not in proc.out:
+            note = f"expected '{expect}' in the output: the fast path was not taken"
+        if i == 0 and not quick and n <= 1000:
+            continue
+        walls.append(proc.wall)
+        rss = max(rss, proc.rss_mb)
+    value = median(walls)
+    target, ok = _judge(name, n, value, rss, quick)
+    if note:
+        ok = False if not quick else None
+    return Result(bench="commands", case=f"{name}, N={n}", value=value, unit="s", runs=walls, rss_mb=rss,
+                  target=target, ok=ok, command=quote(cmd), note=note)
+
+
+def _clear(folder: Path) -> None:
+    for name in (".shotflow", "renders"):
+        shutil.rmtree(folder / name, ignore_errors=True)
+    (folder / "storyboard.lock").unlink(missing_ok=True)
+
+
+def bench_one(n: int, runs: int, quick: bool, fresh: bool) -> list[Result]:
+    folder = board_dir(n)
+    meta = generate(n, folder, depth=DEPTH)
+    board = folder / "storyboard.yaml"
+    sf = shotflow_cmd()
+    validate = [*sf, "validate", "storyboard.yaml"]
+    plan = [*sf, "plan", "storyboard.yaml"]
+    render = [*sf, "render", "storyboard.yaml"]
+    results = [
+        _timed("validate, cold user cache", n, validate, runs, quick, folder, cold_user_cache=True),
+        _timed("validate, warm", n, validate, runs, quick, folder),
+        _timed("validate, 1 prompt edited", n, validate, runs, quick, folder, edit=board),
+    ]
+    cold_needed = fresh or not (folder / ".shotflow" / "last-run.json").is_file()
+    if cold_needed:
+        _clear(folder)
+        proc = check(run(render, cwd=folder, keep_output=False, env={"SHOTFLOW_USER_CACHE": str(USER_CACHE)}),
+                     f"cold render at N={n}")
+        nodes = meta["nodes"]
+        results.append(Result(bench="commands", case=f"render (cold, preview), N={n}", value=proc.wall, unit="s",
+                              runs=[proc.wall], rss_mb=proc.rss_mb,
+                              target=f"RSS ≤ {RSS_LIMIT_MB:.0f} MB" if n >= 10_000 else "",
+                              ok=None if quick or n < 10_000 else proc.rss_mb <= RSS_LIMIT_MB,
+                              command=quote(render),
+                              note=f"{nodes} nodes, {meta['takes'] + meta['sheets']} frames; "
+                                   f"{proc.wall / nodes * 1000:.1f} ms per node"))
+    else:
+        results.append(Result(bench="commands", case=f"render (cold, preview), N={n}", value=None, unit="s",
+                              command=quote(render), note="kept from an earlier run (pass --fresh to redo)"))
+    results += [
+        _timed("plan, warm (all fresh)", n, plan, runs, quick, folder),
+        _timed("plan, 1 prompt edited", n, plan, runs, quick, folder, edit=board),
+        _timed("render (no-op)", n, render, runs, quick, folder, expect="nothing to do"),
+    ]
+    return results
+
+
+def bench(quick: bool = False, sizes: tuple[int, ...] | None = None, runs: int | None = None,
+          fresh: bool = False) -> list[Result]:
+    sizes = sizes or (QUICK_SIZES if quick else SIZES)
+    results: list[Result] = []
+    for n in sizes:
+        results += bench_one(n, runs or (1 if quick else default_runs(n)), quick, fresh or quick)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/commands.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny N, one run, no targets (CI smoke)")
+    parser.add_argument("--sizes", default=None, help="comma-separated N (default 100,1000,10000)")
+    parser.add_argument("--runs", type=int, default=None, help="runs per figure (default 5; 3 at 10 000)")
+    parser.add_argument("--fresh", action="store_true", help="redo the cold render even when kept")
+    args = parser.parse_args(argv)
+    sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else None
+    print(table(bench(args.quick, sizes, args.runs, args.fresh)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

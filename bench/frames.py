@@ -1,0 +1,101 @@
+"""Preview backend: milliseconds per frame (and frames per second) at 720p and 1080p.
+
+    python bench/frames.py [--quick] [--frames 40] [--format PNG]
+
+``PreviewBackend().draw_all(Request(...))`` in process, one take per request, with a
+generated shot's prompt (~450-650 characters after expansion) and a new seed and
+prompt each frame. Three cases per size:
+
+    no refs        a shot without reference images
+    3 refs, warm   three references whose thumbnails the backend already holds
+                   (a later shot reusing a sheet or the previous shot: the usual case)
+    3 refs, cold   three references never seen before: decoded and shrunk each frame
+
+The references are frames the preview backend drew at 1K-16:9, as in a real run.
+Target: ≤ 30 ms per 1080p frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Result, median, table  # noqa: E402
+from generate import build  # noqa: E402
+
+SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
+TARGET_MS = 30.0
+
+
+def prompts(count: int) -> list[str]:
+    board = build(max(50, count))
+    return [shot.expanded for scene in board.scenes for shot in scene.shots][:count]
+
+
+def bench(quick: bool = False, frames: int | None = None, fmt: str = "PNG") -> list[Result]:
+    from shotflow.backends import Reference, Request
+    from shotflow.backends.preview import PreviewBackend
+
+    frames = frames or (3 if quick else 40)
+    texts = prompts(frames)
+    backend = PreviewBackend()
+
+    def request(i: int, width: int, height: int, refs=()) -> Request:
+        prompt = texts[i % len(texts)]
+        return Request(key=hashlib.sha256(prompt.encode()).hexdigest(), node_id=f"bench/{i}", model="runway:4@1",
+                       prompt=prompt, width=width, height=height, output_format=fmt, references=tuple(refs),
+                       seed=1000 + i)
+
+    # upstream frames, as a real run hands them on (1K-16:9 PNGs drawn by this backend)
+    upstream = [backend.draw_all(request(i, 1360, 768))[0].data for i in range(3)]
+    digests = [hashlib.sha256(d).hexdigest() for d in upstream]
+    tags = ["mara", "harbor", "sh012"]
+    warm = [Reference(data=d, sha256=h, tag=t) for d, h, t in zip(upstream, digests, tags)]
+
+    results = []
+    for label, (w, h) in SIZES.items():
+        cases = {
+            "no refs": lambda i: (),
+            "3 refs, warm": lambda i: warm,
+            # new digests each frame: the thumbnail cache misses, the bytes are decoded again
+            "3 refs, cold": lambda i: [Reference(data=r.data, sha256=f"{r.sha256}:{label}:{i}", tag=r.tag) for r in warm],
+        }
+        for case, refs_of in cases.items():
+            backend.draw_all(request(0, w, h, refs_of(-1)))  # warm up fonts, the thumbnail cache
+            times = []
+            gc.collect()
+            for i in range(frames):
+                req = request(i, w, h, refs_of(i))
+                start = time.perf_counter()
+                images = backend.draw_all(req)
+                times.append((time.perf_counter() - start) * 1000)
+                assert images and images[0].data
+            value = median(times)
+            judged = label == "1080p"
+            results.append(Result(bench="preview", case=f"{label} {w}x{h} {fmt}, {case}", value=value, unit="ms",
+                                  runs=[], target=f"≤ {TARGET_MS:g} ms" if judged else "",
+                                  ok=None if quick or not judged else value <= TARGET_MS,
+                                  command=f"python bench/frames.py --format {fmt}",
+                                  note=f"{1000 / value:.1f} frames/s; p90 {sorted(times)[int(len(times) * 0.9)]:.1f} ms; "
+                                       f"{len(images[0].data) // 1024} KiB"))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/frames.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--frames", type=int, default=None, help="frames per case (default 40)")
+    parser.add_argument("--format", default="PNG", choices=["PNG", "JPG", "WEBP"])
+    args = parser.parse_args(argv)
+    print(table(bench(args.quick, args.frames, args.format)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Cold-render makespan on the Runware emulator, against the DAG's lower bound.
+
+    python bench/makespan.py [--quick] [--shots 400] [--latency 0.2] [--jobs 8] [--runs 1]
+
+A storyboard from ``generate.py`` (N shots + their sheets, chains of depth 8) is
+rendered from an empty cache with ``shotflow render --backend runware --jobs C
+--json`` against ``python -m shotflow.testing.emulator --latency L --concurrency C``
+(every inference task takes L seconds; at most C at once). Nothing can beat::
+
+    bound = max(longest chain × L, ⌈nodes / C⌉ × L)
+
+Two figures: the process wall clock (spawn to exit: start-up, load, plan, render,
+lock and manifest), and the run's own makespan, estimated from the JSON event
+stream as (last node done − first node done) + L (the first node done cannot have
+started later than L before it finished). Target: makespan ≤ 1.05 × bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import PY, WORK, Result, child_env, median, quote, shotflow_cmd, table  # noqa: E402
+from generate import generate  # noqa: E402
+
+TARGET = 1.05
+
+
+class EmulatorProcess:
+    """``python -m shotflow.testing.emulator`` in a child process; its URL is the first stdout line."""
+
+    def __init__(self, latency: float, concurrency: int | None, api_key: str = "test-key"):
+        cmd = [PY, "-m", "shotflow.testing.emulator", "--port", "0", "--latency", str(latency), "--api-key", api_key]
+        if concurrency:
+            cmd += ["--concurrency", str(concurrency)]
+        self.cmd = cmd
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+        self.cpu = 0.0  # CPU seconds it used, known once it exited
+
+    def __enter__(self) -> EmulatorProcess:
+        self.proc = subprocess.Popen(self.cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: lines.put(self.proc.stdout.readline()), daemon=True).start()
+        try:
+            self.url = lines.get(timeout=20).strip()
+        except queue.Empty:
+            self.__exit__()
+            raise RuntimeError("the emulator printed no URL within 20 s") from None
+        if not self.url.startswith("http"):
+            err = self.proc.stderr.read() if self.proc.poll() is not None else ""
+            self.__exit__()
+            raise RuntimeError(f"the emulator did not start: {self.url or err.strip()[-500:]}")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.returncode is None:
+            self.proc.terminate()
+            killer = threading.Timer(10, self.proc.kill)
+            killer.start()
+            _, status, usage = os.wait4(self.proc.pid, 0)
+            killer.cancel()
+            self.proc.returncode = os.waitstatus_to_exitcode(status)
+            self.cpu = usage.ru_utime + usage.ru_stime
+
+
+def render_timed(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float) -> dict:
+    """Run a ``render --json``; the arrival time of every stdout line, and the child's peak RSS."""
+    full_env = child_env(env)
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True)
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
+    err_chunks: list[str] = []
+    reader = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
+    reader.start()
+    events = []
+    for line in proc.stdout:
+        stamp = time.perf_counter() - start
+        try:
+            events.append((stamp, json.loads(line)))
+        except ValueError:
+            continue
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    killer.cancel()
+    reader.join(5)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {"wall": wall, "code": proc.returncode, "events": events, "rss_mb": usage.ru_maxrss / 1024,
+            "cpu": usage.ru_utime + usage.ru_stime, "err": "".join(err_chunks)}
+
+
+def bench(quick: bool = False, shots: int | None = None, latency: float | None = None, jobs: int | None = None,
+          runs: int | None = None, whatif: str = "") -> list[Result]:
+    """``whatif``: comma-separated patches of ``_patched.py`` and/or ``base64`` (the storyboard
+    asks Runware for base64Data instead of URLs: no download round trip); for profiling only."""
+    shots = shots or (20 if quick else 400)
+    latency = latency if latency is not None else (0.05 if quick else 0.2)
+    jobs = jobs or (4 if quick else 8)
+    runs = runs or 1
+    folder = WORK / f"makespan-{shots}"
+    meta = generate(shots, folder, depth=8)
+    nodes, chain = int(meta["nodes"]), int(meta["longest_chain"])
+    bound = max(chain * latency, math.ceil(nodes / jobs) * latency)
+    patches = [p for p in whatif.split(",") if p and p != "base64"]
+    board = "storyboard.yaml"
+    if "base64" in whatif.split(","):
+        board = "storyboard-base64.yaml"
+        (folder / board).write_text((folder / "storyboard.yaml").read_text() + "runware: {output_type: base64Data}\n")
+    sf = [PY, str(Path(__file__).resolve().parent / "_patched.py")] if patches else shotflow_cmd()
+    cmd = [*sf, "render", board, "--backend", "runware", "--jobs", str(jobs), "--json"]
+    case = f"N={shots} ({nodes} nodes, chain {chain}), L={latency:g} s, C={jobs}" + (f", what-if {whatif}" if whatif else "")
+    command = (f"python bench/makespan.py --shots {shots} --latency {latency:g} --jobs {jobs}"
+               f"   # runs: {quote(cmd)} against the emulator")
+    try:
+        with EmulatorProcess(latency, jobs) as emulator:
+            makespans, walls, cpus, rss, failed, rendered = [], [], [], 0.0, 0, 0
+            for _ in range(runs):
+                for name in (".shotflow", "renders"):
+                    shutil.rmtree(folder / name, ignore_errors=True)
+                (folder / board).with_suffix(".lock").unlink(missing_ok=True)
+                env = {"RUNWARE_API_URL": emulator.url, "RUNWARE_API_KEY": "test-key",
+                       "SHOTFLOW_BENCH_PATCH": ",".join(patches)}
+                got = render_timed(cmd, folder, env,
+                                   timeout=max(120.0, bound * 10))
+                node_events = [(t, e) for t, e in got["events"] if e.get("event") == "node"]
+                if got["code"] not in (0, 1) or not node_events:
+                    tail = (got["err"] or "").strip().splitlines()[-8:]
+                    raise RuntimeError(f"render exited {got['code']}: " + " | ".join(tail))
+                failed = sum(1 for _, e in node_events if e["status"] in ("failed", "skipped"))
+                rendered = sum(1 for _, e in node_events if e["status"] == "rendered")
+                makespans.append(node_events[-1][0] - node_events[0][0] + latency)
+                walls.append(got["wall"])
+                cpus.append(got["cpu"])
+                rss = max(rss, got["rss_mb"])
+    except (RuntimeError, OSError) as exc:
+        note = f"could not run: {exc}"
+        return [Result(bench="makespan", case=case, value=None, unit="x", target=f"≤ {TARGET} × bound",
+                       command=command, note=note[:400])]
+    span, wall = median(makespans), median(walls)
+    cpu = median(cpus)
+    emulator_cpu = emulator.cpu / runs
+    ok_run = span <= TARGET * bound
+    note = (f"bound {bound:.2f} s; run makespan {span:.2f} s; process wall {wall:.2f} s "
+            f"({wall / bound:.3f}× bound); {rendered} rendered, {failed} failed or skipped; "
+            f"CPU: shotflow {cpu:.1f} s ({cpu / nodes * 1000:.0f} ms/node), emulator {emulator_cpu:.1f} s")
+    return [
+        Result(bench="makespan", case=case, value=span / bound, unit="x", runs=[m / bound for m in makespans],
+               rss_mb=rss, target=f"≤ {TARGET} × bound", ok=None if quick else (ok_run and not failed),
+               command=command, note=note),
+        Result(bench="makespan", case=f"process wall, {case}", value=wall / bound, unit="x",
+               runs=[w / bound for w in walls], rss_mb=rss, command=command,
+               note="start-up + load + plan + render + lock/manifest, over the bound"),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/makespan.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--shots", type=int, default=None, help="shots (default 400)")
+    parser.add_argument("--latency", type=float, default=None, help="seconds per task (default 0.2)")
+    parser.add_argument("--jobs", type=int, default=None, help="C: --jobs and emulator concurrency (default 8)")
+    parser.add_argument("--runs", type=int, default=None)
+    parser.add_argument("--whatif", default="", help="profiling: nofsync, novalidate, base64 (comma-separated)")
+    args = parser.parse_args(argv)
+    print(table(bench(args.quick, args.shots, args.latency, args.jobs, args.runs, args.whatif)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""The export commands: argument parsing only; each calls its module.
+
+    shotflow board FILE          -> board.write_board
+    shotflow contact-sheet FILE  -> contact.write_contact_sheet
+    shotflow animatic FILE       -> animatic.write_animatic
+    shotflow export FILE         -> timeline.write_timeline (--otio, --fcp-xml, --fcpxml), shotlist.write_csv (--csv)
+
+The CLI imports this module for ``shotflow --help``, so it imports click and nothing
+else at the top: the export modules (and Pillow, OpenTimelineIO, ffmpeg) load only when
+their command runs. The common options mirror ``shotflow.cli``'s; they are declared
+here because the CLI imports this package while it is itself being imported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+storyboard_arg = click.argument("storyboard", type=click.Path(dir_okay=False, path_type=Path))
+set_opt = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                       help="Override a template var (repeatable).")
+backend_opt = click.option("--backend", type=click.Choice(["preview", "runware"]), default=None,
+                           help="The backend the frames were rendered on (default: the storyboard's).")
+cache_opt = click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                         help="Cache folder (default: .shotflow/ beside the storyboard, or $SHOTFLOW_CACHE).")
+
+
+def common(fn):
+    """FILE plus --set, --backend and --cache, as every export command takes them."""
+    return storyboard_arg(set_opt(backend_opt(cache_opt(fn))))
+
+
+def guarded(fn) -> None:
+    """Run ``fn`` the way every shotflow command runs: errors become one line and an exit code."""
+    from ..cli import run_guarded
+
+    run_guarded(fn)
+
+
+def sequence(storyboard: Path, sets, backend, cache_dir):
+    """Load the storyboard and read what its renders left (see _frames)."""
+    from ..cli import _overrides
+    from ._frames import load_sequence
+
+    return load_sequence(storyboard, _overrides(sets), backend, cache_dir)
+
+
+def _duration(seconds: float) -> str:
+    from ._frames import format_duration
+
+    return format_duration(seconds)
+
+
+def say(text: str) -> None:
+    click.echo(text)
+
+
+def shown(path: Path) -> str:
+    from ..load import display_path
+
+    return display_path(path)
+
+
+@click.command("export")
+@common
+@click.option("--otio", "otio_path", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
+              help="An OpenTimelineIO timeline: .otio (frames linked by absolute file URL) "
+                   "or .otioz (a zip bundling the frames).")
+@click.option("--fcp-xml", "fcp_path", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
+              help="Final Cut Pro 7 XML (.xml) for Premiere Pro, Resolve and Avid (needs otio-fcp-adapter).")
+@click.option("--fcpxml", "fcpx_path", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
+              help="Final Cut Pro X XML (.fcpxml) (needs otio-fcpx-xml-adapter).")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
+              help="A shot list: one row per shot, in story order (UTF-8 CSV).")
+@click.option("--fps", type=click.IntRange(1, 240), default=24, show_default=True, help="Timeline rate.")
+def export(storyboard: Path, sets, backend, cache_dir, otio_path, fcp_path, fcpx_path, csv_path, fps) -> None:
+    """Export the cut for editors: --otio / --fcp-xml / --fcpxml timelines, --csv shot list.
+
+    \b
+    shotflow export storyboard.yaml --otio cut.otio
+    shotflow export storyboard.yaml --otio cut.otioz --csv shots.csv
+    Shots in story order, each for its duration; a shot not rendered yet is a
+    clip with a missing reference (a gap in the picture), never an error.
+    """
+
+    def go():
+        from ..errors import UsageError
+
+        if not any((otio_path, fcp_path, fcpx_path, csv_path)):
+            raise UsageError("export needs at least one of --otio PATH, --fcp-xml PATH, --fcpxml PATH, --csv PATH",
+                             hint="e.g. shotflow export storyboard.yaml --otio cut.otio --csv shots.csv")
+        seq = sequence(storyboard, sets, backend, cache_dir)
+        if csv_path:
+            from .shotlist import write_csv
+
+            write_csv(seq, csv_path)
+            say(f"wrote {shown(csv_path)} ({len(seq.shots)} shots)")
+        if otio_path or fcp_path or fcpx_path:
+            from .timeline import write_timeline
+
+            for path, adapter in ((otio_path, None), (fcp_path, "fcp_xml"), (fcpx_path, "fcpx_xml")):
+                if path:
+                    summary = write_timeline(seq, path, fps=fps, adapter=adapter)
+                    say(f"wrote {shown(path)} ({summary})")
+
+    guarded(go)
+
+
+@click.command("board")
+@common
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
+              help="Where to write the page (default: renders/board.html beside the storyboard).")
+@click.option("--relative", is_flag=True,
+              help="Link the frames in renders/ by relative path instead of embedding them (a smaller page "
+                   "that must stay beside renders/).")
+@click.option("--full-res", is_flag=True,
+              help="Embed every frame byte for byte (default: frames over 400 KiB are scaled to 1600 px JPEG).")
+def board(storyboard: Path, sets, backend, cache_dir, output, relative, full_res) -> None:
+    """Write a self-contained HTML storyboard of the frames (opens from disk, prints as sheets).
+
+    \b
+    shotflow board storyboard.yaml                  -> renders/board.html
+    shotflow board storyboard.yaml -o board.html --relative
+    Shots not rendered yet appear as marked placeholders; nothing is generated.
+    """
+
+    def go():
+        from .board import default_output, write_board
+
+        seq = sequence(storyboard, sets, backend, cache_dir)
+        path = write_board(seq, output or default_output(seq), relative=relative, full_res=full_res)
+        missing = sum(1 for p in seq.panels.values() if p.picked is None)
+        note = f"; {missing} without a frame" if missing else ""
+        say(f"wrote {shown(path)} ({len(seq.shots)} shots, {_duration(seq.duration)}{note})")
+
+    guarded(go)
+
+
+@click.command("contact-sheet")
+@common
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
+              help="Where to write it: .png, .pdf (paginated) or .jpg (default: renders/contact-sheet.png).")
+@click.option("--columns", type=click.IntRange(1, 12), default=4, show_default=True, help="Frames per row.")
+@click.option("--width", "cell_width", type=click.IntRange(120, 2000), default=480, show_default=True,
+              metavar="PX", help="Width of each frame.")
+@click.option("--shots-only", is_flag=True, help="Leave the reference sheets out.")
+def contact_sheet(storyboard: Path, sets, backend, cache_dir, output, columns, cell_width, shots_only) -> None:
+    """Write a contact sheet: the picked frames in story order, with captions (PNG or PDF).
+
+    \b
+    shotflow contact-sheet storyboard.yaml -o sheet.pdf --columns 3
+    Shots not rendered yet appear as marked placeholders; nothing is generated.
+    """
+
+    def go():
+        from .contact import default_output, write_contact_sheet
+
+        seq = sequence(storyboard, sets, backend, cache_dir)
+        path = write_contact_sheet(seq, output or default_output(seq), columns=columns, width=cell_width,
+                                   shots_only=shots_only)
+        count = len(seq.shots) if shots_only else len(seq.panels)
+        say(f"wrote {shown(path)} ({count} frames, {columns} a row)")
+
+    guarded(go)
+
+
+@click.command("animatic")
+@common
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
+              help="Where to write it: .mp4 (H.264), .mov, .m4v or .gif (default: renders/animatic.mp4).")
+@click.option("--fps", type=click.IntRange(1, 120), default=24, show_default=True, help="Frames per second.")
+@click.option("--size", default=None, metavar="WxH",
+              help="Frame size, e.g. 1280x720; other aspects are letterboxed (default: the first shot's size, "
+                   "at most 960 wide for a GIF).")
+@click.option("--captions", is_flag=True, help="Burn in each shot's number, id and duration, and its dialogue.")
+def animatic(storyboard: Path, sets, backend, cache_dir, output, fps, size, captions) -> None:
+    """Write an animatic: each shot held for its duration, in story order (MP4 or GIF).
+
+    \b
+    shotflow animatic storyboard.yaml -o cut.mp4 --captions
+    shotflow animatic storyboard.yaml -o cut.gif --size 640x360
+    MP4 needs ffmpeg: pip install 'shotflow[video]' or an ffmpeg on the PATH.
+    Shots not rendered yet appear as marked placeholder cards; nothing is generated.
+    """
+
+    def go():
+        from .animatic import default_output, parse_size, write_animatic
+
+        wanted = parse_size(size) if size else None
+        seq = sequence(storyboard, sets, backend, cache_dir)
+        result = write_animatic(seq, output or default_output(seq), fps=fps, size=wanted, captions=captions)
+        say(f"wrote {shown(result.path)} ({result.shots} shots, {_duration(result.seconds)}, "
+            f"{result.width}x{result.height}" + (f", {result.frames} frames at {fps} fps" if result.frames else "")
+            + f"; {result.elapsed:.1f} s)")
+
+    guarded(go)

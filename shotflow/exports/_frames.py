@@ -1,0 +1,291 @@
+"""The reading layer every export shares: what a render left, per node, in story order.
+
+    storyboard.yaml ─► Project ─► plan (fresh / render)  ┐
+    NAME.lock ─────────► key, outputs, pick, cost        ├─► Sequence
+    .shotflow/status.json ─► failed / skipped + message  │     ├── panels {id: Panel}   story order
+    renders/… or .shotflow/objects/… ─► Take.path        ┘     └── scenes (SceneView: info, panels)
+
+    Panel(spec, state, message, takes=(Take(1, path, sha256), …), pick, key, cost)
+
+Exports never generate: a node with no frame is a Panel whose ``picked`` is None,
+and each export draws a placeholder for it. Reading is cheap: no image is decoded
+here, and a frame in renders/ is checked against the lock through the stat index
+(hashed only when its size, mtime or inode changed).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..model import EXTENSIONS, NodeKind, NodeSpec, Project, SceneInfo, frame_paths
+
+MIME = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+
+
+class State(enum.Enum):
+    """How a node's frame stands against the storyboard, as an export shows it."""
+
+    FRESH = "fresh"  # the frame is what the storyboard asks for
+    STALE = "stale"  # a frame exists, but the storyboard (or an upstream frame) changed since
+    FAILED = "failed"  # the last render of it failed (message: the error)
+    SKIPPED = "skipped"  # the last render skipped it because an upstream node failed
+    NOT_RENDERED = "not rendered"  # never rendered: no frame at all
+
+    @property
+    def css(self) -> str:
+        return self.value.replace(" ", "-")
+
+
+@dataclass(frozen=True)
+class Take:
+    """One generated image of a node, as the lock names it."""
+
+    index: int  # 1-based
+    sha256: str
+    ext: str  # png | jpg | webp
+    path: Path | None  # a readable file with these bytes: renders/… first, else the cache object
+    in_renders: bool  # path is the human-named copy in renders/ (not the extension-less object)
+
+    @property
+    def mime(self) -> str:
+        return MIME.get(self.ext, "application/octet-stream")
+
+    def read_bytes(self) -> bytes:
+        if self.path is None:
+            raise FileNotFoundError(f"take {self.index} ({self.sha256[:12]}) is neither in renders/ nor in the cache")
+        return self.path.read_bytes()
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One shot or sheet as an export shows it."""
+
+    spec: NodeSpec
+    state: State
+    message: str | None  # failed: the error; skipped: why; stale: what changed
+    takes: tuple[Take, ...]  # from the lock entry; () when never rendered
+    pick: int  # 1-based, the storyboard's pick clamped to the takes there are
+    key: str | None  # the request key of the frames shown (the lock's)
+    cost: float | None  # what those frames cost (the lock's)
+    backend: str | None
+    number: str  # "2.3": scene 2, shot 3; "S1" for the first sheet
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def is_shot(self) -> bool:
+        return self.spec.kind is NodeKind.SHOT
+
+    @property
+    def picked(self) -> Take | None:
+        """The take shown as the frame, when its bytes are on disk."""
+        if not self.takes:
+            return None
+        take = self.takes[self.pick - 1]
+        return take if take.path is not None else None
+
+    @property
+    def others(self) -> tuple[Take, ...]:
+        return tuple(t for t in self.takes if t.index != self.pick)
+
+    @property
+    def duration(self) -> float:
+        return self.spec.duration
+
+
+@dataclass(frozen=True)
+class SceneView:
+    info: SceneInfo
+    number: int  # 1-based
+    panels: tuple[Panel, ...]
+
+    @property
+    def duration(self) -> float:
+        return sum(p.duration for p in self.panels)
+
+
+@dataclass(frozen=True)
+class Sequence:
+    """A whole storyboard as the exports read it."""
+
+    project: Project
+    panels: dict[str, Panel]  # story order: sheets, then each scene's shots
+    scenes: tuple[SceneView, ...]
+    backend: str
+    runware_estimate: float  # what rendering every node once would cost on Runware
+
+    @property
+    def title(self) -> str:
+        return self.project.title or self.project.path.stem
+
+    @property
+    def sheets(self) -> list[Panel]:
+        return [p for p in self.panels.values() if not p.is_shot]
+
+    @property
+    def shots(self) -> list[Panel]:
+        return [p for p in self.panels.values() if p.is_shot]
+
+    @property
+    def duration(self) -> float:
+        """Seconds on the animatic: the shots' durations added up."""
+        return sum(p.duration for p in self.shots)
+
+    @property
+    def cost(self) -> float:
+        """What the frames pinned in the lock cost."""
+        return sum(p.cost or 0.0 for p in self.panels.values())
+
+    def count(self, state: State) -> int:
+        return sum(1 for p in self.panels.values() if p.state is state)
+
+
+def read_sequence(project: Project, *, cache_dir: Path | None = None) -> Sequence:
+    """Read what the last renders left for ``project``. Never generates and never writes, but
+    for what planning itself does: a cache object whose bytes no longer match its hash is
+    dropped (as ``shotflow plan`` would), so that no export ever shows a corrupt frame."""
+    from .. import catalog
+    from ..api import plan as make_plan
+    from ..plan import Status
+    from ..render import read_status
+    from ..store import LockFile, open_store
+
+    plan = make_plan(project, cache_dir=cache_dir)
+    lock = LockFile.read(project.lock_path)
+    status = read_status(project.path)
+    store = open_store(project.root, cache_dir)
+    numbers = _numbers(project)
+    panels: dict[str, Panel] = {}
+    for node_id, spec in project.nodes.items():
+        planned = plan.nodes.get(node_id)
+        entry = lock.entries.get(node_id)
+        last: dict[str, Any] = status.get(node_id) or {}
+        takes: tuple[Take, ...] = ()
+        key = cost = backend = None
+        if entry is not None:
+            takes = _takes(project, spec, entry.record.outputs, store)
+            key, cost, backend = entry.record.key, entry.record.cost, entry.record.backend
+        pick = max(1, min(spec.pick, len(takes))) if takes else spec.pick
+        current = planned is not None and (
+            planned.status is Status.FRESH
+            or (entry is not None and planned.key == entry.record.key and all(t.path for t in takes)))
+        if current:
+            state, message = State.FRESH, None
+        elif last.get("status") == "failed":
+            state, message = State.FAILED, last.get("error") or "the last render of this shot failed"
+        elif last.get("status") == "skipped":
+            message = (last.get("error") or "an upstream shot failed").removeprefix("skipped: ")
+            state = State.SKIPPED
+        elif entry is not None:
+            state, message = State.STALE, planned.reason if planned is not None else None
+        else:
+            state, message = State.NOT_RENDERED, None
+        panels[node_id] = Panel(spec=spec, state=state, message=message, takes=takes, pick=pick, key=key,
+                                cost=cost, backend=backend, number=numbers[node_id])
+    scenes = tuple(SceneView(info, i, tuple(panels[s] for s in info.shots if s in panels))
+                   for i, info in enumerate(project.scenes, 1))
+    estimate = sum(catalog.get(spec.model).price_per_image * spec.takes for spec in project.nodes.values())
+    return Sequence(project=project, panels=panels, scenes=scenes, backend=plan.backend, runware_estimate=estimate)
+
+
+def load_sequence(path: Path | str, overrides: dict[str, Any] | None = None, backend: str | None = None,
+                  cache_dir: Path | None = None) -> Sequence:
+    """Load a storyboard and read its frames (what every export command starts with)."""
+    from ..api import load_project
+
+    return read_sequence(load_project(path, overrides, backend), cache_dir=cache_dir)
+
+
+def _numbers(project: Project) -> dict[str, str]:
+    """Board numbers: scene.shot ("2.3") for shots, "S1", "S2"… for sheets."""
+    numbers: dict[str, str] = {}
+    for i, scene in enumerate(project.scenes, 1):
+        for j, shot in enumerate(scene.shots, 1):
+            numbers[shot] = f"{i}.{j}"
+    sheet = 0
+    for node_id in project.nodes:
+        if node_id not in numbers:
+            sheet += 1
+            numbers[node_id] = f"S{sheet}"
+    return numbers
+
+
+_FORMATS = {ext: fmt for fmt, ext in EXTENSIONS.items()}
+
+
+def _takes(project: Project, spec: NodeSpec, outputs, store) -> tuple[Take, ...]:
+    """The lock's outputs, each with a file that holds its bytes (or None).
+
+    File names follow the render that made them (its takes and format), which may
+    differ from the storyboard now; a file in renders/ is used only when its bytes are
+    the lock's (through the stat index), else the cache object, else nothing.
+    """
+    if not outputs:
+        return ()
+    shape = replace(spec, takes=len(outputs), output_format=_FORMATS.get(outputs[0].ext, spec.output_format))
+    names = frame_paths(project, shape)
+    takes = []
+    for i, (output, name) in enumerate(zip(outputs, names), 1):
+        path, in_renders = None, False
+        if _holds(store, name, output.sha256):
+            path, in_renders = name, True
+        else:
+            obj = store.object_path(output.sha256)
+            if _holds(store, obj, output.sha256):
+                path = obj
+        takes.append(Take(index=i, sha256=output.sha256, ext=output.ext, path=path, in_renders=in_renders))
+    return tuple(takes)
+
+
+def _holds(store, path: Path, digest: str) -> bool:
+    try:
+        return path.is_file() and store.file_hash(path) == digest
+    except OSError:
+        return False
+
+
+def format_duration(seconds: float) -> str:
+    """``m:ss`` (``m:ss.s`` when there are tenths): 31 → "0:31", 75.5 → "1:15.5"."""
+    tenths = round(seconds * 10)
+    minutes, rest = divmod(tenths, 600)
+    whole, tenth = divmod(rest, 10)
+    return f"{minutes}:{whole:02d}" + (f".{tenth}" if tenth else "")
+
+
+def frame_counts(durations: list[float], fps: int) -> list[int]:
+    """Frames per shot so that the cut points, and so the total, are exact to the frame.
+
+    Cumulative times are rounded, not each shot: three shots of 1.01 s at 24 fps are
+    cut at frames 24, 48 and 73, so they get 24, 24 and 25 frames (73 = round(3.03 × 24)),
+    never 24 × 3 = 72.
+    """
+    counts, elapsed, done = [], 0.0, 0
+    for duration in durations:
+        elapsed += duration
+        end = round(elapsed * fps)
+        counts.append(end - done)
+        done = end
+    return counts
+
+
+def anchors(node_ids) -> dict[str, str]:
+    """The HTML id of each node's panel: ``arrival/wide`` → ``shot-arrival-wide``,
+    ``character:mara`` → ``sheet-character-mara``; unique (``-2`` where two would clash,
+    as ``a-b/c`` and ``a/b-c`` do)."""
+    result: dict[str, str] = {}
+    taken: set[str] = set()
+    for node_id in node_ids:
+        prefix = "sheet" if ":" in node_id else "shot"
+        base = name = f"{prefix}-{node_id.replace('/', '-').replace(':', '-')}"
+        n = 1
+        while name in taken:
+            n += 1
+            name = f"{base}-{n}"
+        taken.add(name)
+        result[node_id] = name
+    return result

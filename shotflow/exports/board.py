@@ -1,0 +1,469 @@
+"""``shotflow board``: one self-contained HTML storyboard of what the renders left.
+
+    renders/board.html                      (default; -o elsewhere)
+    ├── header: title, shots, running time, cost, states, scene index
+    ├── Reference sheets                    character:… / location:… panels
+    └── Scene 1 · title · location          one <section> per scene, story order
+        └── <article id="shot-arrival-wide" data-shot-id="arrival/wide" data-state="fresh">
+              picked frame (or a placeholder box), other takes, number, camera,
+              duration, action / dialogue / notes, prompt, references as links
+
+The page opens from disk with no network: no CDN, no web font, images embedded as
+data: URIs (``--relative`` links to renders/ instead). ``@media print`` turns it into
+a classic storyboard sheet: three panels a row, caption under each frame, a page per
+scene. Every piece of user text goes through ``html.escape``.
+
+    python -m shotflow.exports.board STORYBOARD --screenshot docs/board.png
+
+renders the storyboard into a temporary copy, writes its board, and has headless
+Chromium take the screenshot the README shows (see ``_browser``).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from html import escape
+from pathlib import Path
+from urllib.parse import quote
+
+from ..model import RefKind
+from ._frames import Panel, SceneView, Sequence, State, Take, anchors, format_duration
+
+EMBED_AS_IS = 400 * 1024  # frames up to this size are embedded byte for byte
+FRAME_EDGE = 1600  # larger ones are scaled to this long edge (JPEG) for the page
+TAKE_EDGE = 640
+
+BADGE = {
+    State.FRESH: "fresh",
+    State.STALE: "stale",
+    State.FAILED: "failed",
+    State.SKIPPED: "skipped",
+    State.NOT_RENDERED: "not rendered",
+}
+
+
+def default_output(seq: Sequence) -> Path:
+    return seq.project.renders_dir / "board.html"
+
+
+def write_board(seq: Sequence, output: Path, *, relative: bool = False, full_res: bool = False) -> Path:
+    """Write the board of ``seq`` to ``output`` (atomically) and return it."""
+    from ..store import atomic_write
+
+    output = Path(output).absolute()
+    images = _Images(output.parent, relative=relative, full_res=full_res)
+    atomic_write(output, render_html(seq, images).encode("utf-8"), mode=0o644)
+    return output
+
+
+# -- images ---------------------------------------------------------------------------
+
+
+class _Images:
+    """The ``src`` of each take: a data: URI, or a path relative to the page."""
+
+    def __init__(self, page_dir: Path, *, relative: bool, full_res: bool):
+        self.page_dir = page_dir
+        self.relative = relative
+        self.full_res = full_res
+
+    def src(self, take: Take, edge: int) -> str:
+        assert take.path is not None
+        if self.relative and take.in_renders:
+            rel = os.path.relpath(take.path, self.page_dir)
+            return quote(Path(rel).as_posix())
+        data, mime = take.read_bytes(), take.mime
+        if not self.full_res and len(data) > EMBED_AS_IS:
+            data, mime = _shrink(data, edge), "image/jpeg"
+        return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _shrink(data: bytes, edge: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        img.draft("RGB", (edge, edge))
+        img = img.convert("RGB")
+        img.thumbnail((edge, edge), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        img.save(out, "JPEG", quality=85, optimize=True)
+        return out.getvalue()
+
+
+# -- the page ----------------------------------------------------------------------------
+
+
+def render_html(seq: Sequence, images: _Images) -> str:
+    from .. import __version__
+
+    ids = anchors(seq.panels)
+    users: dict[str, list[str]] = {}
+    for panel in seq.panels.values():
+        for ref in panel.spec.refs:
+            if ref.kind is RefKind.NODE:
+                users.setdefault(ref.target, []).append(panel.id)
+    view = _View(seq, images, ids, users)
+    title = escape(seq.title)
+    body = [view.header()]
+    if seq.sheets:
+        body.append(view.sheets())
+    body.extend(view.scene(scene) for scene in seq.scenes)
+    body.append('<footer class="foot">Made by shotflow ' + escape(__version__) + " from "
+                + escape(seq.project.path.name) + " and " + escape(seq.project.lock_path.name)
+                + ". Exports never generate: run <code>shotflow render</code> to fill the gaps.</footer>")
+    return (
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f'<meta name="generator" content="shotflow {escape(__version__)}">\n'
+        f"<title>{title} — storyboard</title>\n<style>{CSS}</style>\n</head>\n"
+        f'<body data-shots="{len(seq.shots)}" data-sheets="{len(seq.sheets)}">\n'
+        + "\n".join(body)
+        + '\n<div id="lightbox" hidden><img alt=""><p></p></div>\n'
+        + f"<script>{SCRIPT}</script>\n</body>\n</html>\n"
+    )
+
+
+class _View:
+    def __init__(self, seq: Sequence, images: _Images, ids: dict[str, str], users: dict[str, list[str]]):
+        self.seq = seq
+        self.images = images
+        self.ids = ids
+        self.users = users
+
+    def header(self) -> str:
+        seq = self.seq
+        shots, sheets = len(seq.shots), len(seq.sheets)
+        facts = [
+            _plural(shots, "shot"), _plural(len(seq.scenes), "scene"),
+            *([_plural(sheets, "reference sheet")] if sheets else []),
+            f"<strong>{format_duration(seq.duration)}</strong> running time",
+            f"frames cost <strong>${seq.cost:.2f}</strong> ({escape(seq.backend)})",
+        ]
+        if seq.backend == "preview":
+            facts.append(f"≈ ${seq.runware_estimate:.2f} on Runware")
+        states = "".join(
+            f'<li class="badge is-{state.css}" data-state="{state.css}" data-count="{seq.count(state)}">'
+            f"{seq.count(state)} {BADGE[state]}</li>"
+            for state in State if seq.count(state) or state is State.FRESH)
+        index = "".join(
+            f'<li><a href="#scene-{escape(s.info.id)}"><span class="num">{s.number}</span> '
+            f"{escape(s.info.title or s.info.id)} <span class=\"muted\">{format_duration(s.duration)}</span></a></li>"
+            for s in seq.scenes)
+        return (
+            '<header class="top">\n<p class="kicker">Storyboard</p>\n'
+            f"<h1>{escape(seq.title)}</h1>\n"
+            f'<p class="facts">{" · ".join(facts)}</p>\n'
+            f'<ul class="states">{states}</ul>\n'
+            f'<nav class="index"><ol>{index}</ol></nav>\n</header>'
+        )
+
+    def sheets(self) -> str:
+        panels = "\n".join(self.panel(p) for p in self.seq.sheets)
+        return (f'<section class="sheets" id="sheets">\n<header class="scene-head"><h2>Reference sheets</h2>'
+                f'<p class="muted">characters and locations generated to keep shots consistent</p></header>\n'
+                f'<div class="grid">\n{panels}\n</div>\n</section>')
+
+    def scene(self, scene: SceneView) -> str:
+        info = scene.info
+        meta = [_plural(len(scene.panels), "shot"), format_duration(scene.duration)]
+        if info.location:
+            meta.insert(0, f"location: {escape(info.location)}")
+        notes = "".join(f'<p class="scene-text">{escape(text)}</p>' for text in (info.description, info.notes) if text)
+        panels = "\n".join(self.panel(p) for p in scene.panels)
+        return (
+            f'<section class="scene" id="scene-{escape(info.id)}" data-scene-id="{escape(info.id)}">\n'
+            f'<header class="scene-head"><h2><span class="num">{scene.number}</span> '
+            f"{escape(info.title or info.id)}</h2>"
+            f'<p class="muted">{escape(info.id)} · {" · ".join(meta)}</p>{notes}</header>\n'
+            f'<div class="grid">\n{panels}\n</div>\n</section>'
+        )
+
+    def panel(self, panel: Panel) -> str:
+        spec, state = panel.spec, panel.state
+        kind = "shot" if panel.is_shot else "sheet"
+        return (
+            f'<article class="panel is-{state.css} is-{kind}" id="{self.ids[panel.id]}" '
+            f'data-shot-id="{escape(panel.id)}" data-state="{state.css}" data-duration="{spec.duration:g}">\n'
+            f'<div class="frame" style="aspect-ratio: {spec.width} / {spec.height}">{self.frame(panel)}</div>\n'
+            f"{self.takes(panel)}"
+            f'<div class="caption">{self.caption(panel)}</div>\n'
+            f'<div class="detail">{self.detail(panel)}</div>\n</article>'
+        )
+
+    def frame(self, panel: Panel) -> str:
+        """The picked frame (marked when it is an old one), or a placeholder box; badge, duration."""
+        spec, state = panel.spec, panel.state
+        badge = escape(BADGE[state])
+        picked = panel.picked
+        if picked is not None:
+            label = f"{panel.id}, take {picked.index}" if len(panel.takes) > 1 else panel.id
+            html = (f'<img class="picked" src="{self.images.src(picked, FRAME_EDGE)}" '
+                    f'alt="{escape(label)}" width="{spec.width}" height="{spec.height}">')
+            if state is not State.FRESH:
+                html += f'<span class="ribbon">{badge}</span>'
+        else:
+            why = {State.FAILED: "render failed", State.SKIPPED: "skipped"}.get(state, "not rendered")
+            if panel.takes and state in (State.FRESH, State.STALE):
+                why = "frame missing from renders/ and the cache"
+            html = (f'<div class="placeholder" role="img" aria-label="{escape(panel.id)}: {escape(why)}">'
+                    f"<span>{escape(why)}</span></div>")
+        html += f'<span class="badge is-{state.css}">{badge}</span>'
+        if panel.is_shot:
+            html += f'<span class="dur">{spec.duration:g} s</span>'
+        return html
+
+    def takes(self, panel: Panel) -> str:
+        """Every take, small, the picked one marked (only when there are several)."""
+        if len(panel.takes) < 2:
+            return ""
+        items = []
+        for take in panel.takes:
+            picked = take.index == panel.pick
+            if take.path is None:
+                thumb = '<span class="take-missing">missing</span>'
+            else:
+                thumb = (f'<img src="{self.images.src(take, TAKE_EDGE)}" '
+                         f'alt="{escape(panel.id)}, take {take.index}">')
+            caption = f"take {take.index}" + (" · picked" if picked else "")
+            items.append(f'<li class="take{" is-picked" if picked else ""}" data-take="{take.index}">'
+                         f"{thumb}<span>{caption}</span></li>")
+        return f'<ul class="takes">{"".join(items)}</ul>'
+
+    def caption(self, panel: Panel) -> str:
+        """What a storyboard sheet prints under the frame: number, camera, action, dialogue, notes."""
+        spec, state = panel.spec, panel.state
+        title = escape(spec.name if panel.is_shot else spec.id)
+        parts = [f'<h3><span class="num">{escape(panel.number)}</span> {title}'
+                 + (f' <span class="sid">{escape(panel.id)}</span>' if panel.is_shot else "") + "</h3>"]
+        camera = [escape(v) for v in (spec.camera.framing, spec.camera.angle, spec.camera.lens, spec.camera.move) if v]
+        if camera:
+            parts.append(f'<p class="camera">{" · ".join(camera)}</p>')
+        if spec.action:
+            parts.append(f'<p class="action">{escape(spec.action)}</p>')
+        if spec.dialogue:
+            parts.append(f'<p class="dialogue">{escape(spec.dialogue)}</p>')
+        if spec.notes:
+            parts.append(f'<p class="notes"><strong>Note:</strong> {escape(spec.notes)}</p>')
+        if panel.message and state is not State.FRESH:
+            parts.append(f'<p class="message is-{state.css}"><strong>{escape(BADGE[state])}:</strong> '
+                         f"{escape(panel.message)}</p>")
+        return "".join(parts)
+
+    def detail(self, panel: Panel) -> str:
+        """The screen-only part: prompt, references and what the frame feeds, model, key, cost."""
+        spec = panel.spec
+        parts = [f'<p class="prompt"><span class="label">Prompt</span> {escape(spec.prompt)}</p>']
+        refs = [self.ref(r, spec.tagged) for r in spec.refs]
+        if refs:
+            parts.append(f'<p class="refs"><span class="label">References</span> {" ".join(refs)}</p>')
+        feeds = self.users.get(panel.id)
+        if feeds:
+            links = " ".join(f'<a class="ref" href="#{self.ids[u]}">{escape(u)}</a>' for u in feeds)
+            parts.append(f'<p class="refs"><span class="label">Feeds</span> {links}</p>')
+        tech = [escape(spec.model), f"{spec.width}×{spec.height}"]
+        if spec.takes > 1:
+            tech.append(f"{spec.takes} takes, pick {panel.pick}")
+        if panel.key:
+            tech.append(f'key <code title="{escape(panel.key)}">{escape(panel.key[:12])}</code>')
+        if panel.cost is not None:
+            tech.append(f"${panel.cost:.2f}")
+        parts.append(f'<p class="tech">{" · ".join(tech)}</p>')
+        return "".join(parts)
+
+    def ref(self, ref, tagged: bool) -> str:
+        """A reference: a link to the panel it comes from, or a file's path / a URL."""
+        tag = f'<span class="tag">@{escape(ref.tag)}</span> ' if tagged and ref.tag else ""
+        if ref.kind is RefKind.NODE:
+            return f'<a class="ref" href="#{self.ids[ref.target]}">{tag}{escape(ref.target)}</a>'
+        kind = "file" if ref.kind is RefKind.FILE else "url"
+        return (f'<span class="ref is-{kind}" title="{escape(ref.via)}">{tag}'
+                f'<code>{escape(ref.label)}</code></span>')
+
+
+def _plural(n: int, word: str) -> str:
+    return f"<strong>{n}</strong> {word}{'' if n == 1 else 's'}"
+
+
+# -- style and behaviour --------------------------------------------------------------------
+
+CSS = """
+:root{--bg:#121418;--card:#1b1e24;--line:#2c313a;--text:#ebe7e0;--muted:#9aa1ab;--accent:#e3b45a;
+--fresh:#3fb27f;--stale:#e0a030;--failed:#e5534b;--skipped:#a58bd8;--none:#7b8494;color-scheme:dark}
+*{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%}
+body{margin:0;background:var(--bg);color:var(--text);
+font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
+a{color:var(--accent)}
+code{font:12px/1.3 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+.muted{color:var(--muted)}
+.top{padding:36px 40px 24px;border-bottom:1px solid var(--line);
+background:linear-gradient(180deg,#1a1d23 0%,var(--bg) 100%)}
+.kicker{margin:0;text-transform:uppercase;letter-spacing:.18em;font-size:12px;color:var(--accent)}
+h1{margin:4px 0 10px;font-size:34px;line-height:1.15;font-weight:700;letter-spacing:-.01em}
+.facts{margin:0 0 14px;color:var(--muted)}
+.facts strong{color:var(--text);font-weight:600}
+.states{display:flex;flex-wrap:wrap;gap:8px;list-style:none;margin:0 0 18px;padding:0}
+.index ol{display:flex;flex-wrap:wrap;gap:8px 22px;list-style:none;margin:0;padding:0}
+.index a{text-decoration:none;color:var(--text)}
+.index a:hover{color:var(--accent)}
+.num{display:inline-block;min-width:1.9em;padding:1px 6px;margin-right:4px;border-radius:4px;background:#2a2f38;
+color:var(--accent);font-weight:700;font-size:.82em;text-align:center;font-variant-numeric:tabular-nums}
+section{padding:28px 40px 8px}
+.scene-head{margin-bottom:16px}
+.scene-head h2{margin:0;font-size:22px}
+.scene-head p{margin:4px 0 0}
+.scene-text{color:var(--text);max-width:70ch}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:22px}
+.sheets .grid{grid-template-columns:repeat(auto-fill,minmax(210px,250px));gap:18px}
+.is-sheet .prompt{display:-webkit-box;-webkit-line-clamp:3;-webkit-box-orient:vertical;overflow:hidden}
+.panel{background:var(--card);border:1px solid var(--line);border-radius:10px;overflow:hidden;
+display:flex;flex-direction:column;scroll-margin-top:16px}
+.panel:target{outline:2px solid var(--accent);outline-offset:2px}
+.frame{position:relative;background:#0b0c0e;overflow:hidden}
+.frame img.picked{display:block;width:100%;height:100%;object-fit:contain;cursor:zoom-in}
+.placeholder{position:absolute;inset:0;display:flex;align-items:center;justify-content:center;
+border:2px dashed #4a505b;margin:10px;border-radius:6px;
+background:repeating-linear-gradient(135deg,#15171b 0 14px,#1b1e23 14px 28px)}
+.placeholder span{text-transform:uppercase;letter-spacing:.14em;font-weight:700;color:var(--muted);font-size:13px;
+background:#121418;padding:6px 12px;border-radius:4px}
+.is-failed .placeholder{border-color:var(--failed)}
+.is-failed .placeholder span{color:var(--failed)}
+.is-skipped .placeholder{border-color:var(--skipped)}
+.ribbon{position:absolute;left:0;right:0;bottom:0;padding:4px 10px;background:rgba(224,160,48,.88);color:#1b1300;
+font-weight:700;font-size:12px;text-transform:uppercase;letter-spacing:.12em}
+.is-failed .ribbon{background:rgba(229,83,75,.9);color:#fff}
+.is-skipped .ribbon{background:rgba(165,139,216,.9);color:#160f24}
+.frame .badge{position:absolute;top:8px;right:8px}
+.dur{position:absolute;left:8px;top:8px;padding:2px 8px;border-radius:999px;background:rgba(0,0,0,.65);
+font-size:12px;font-weight:600;font-variant-numeric:tabular-nums}
+.badge{display:inline-block;padding:2px 9px;border-radius:999px;font-size:12px;font-weight:600;
+background:#2a2f38;color:var(--text);border:1px solid transparent}
+.badge.is-fresh{background:rgba(63,178,127,.16);color:var(--fresh);border-color:rgba(63,178,127,.45)}
+.badge.is-stale{background:rgba(224,160,48,.18);color:var(--stale);border-color:rgba(224,160,48,.5)}
+.badge.is-failed{background:rgba(229,83,75,.18);color:var(--failed);border-color:rgba(229,83,75,.5)}
+.badge.is-skipped{background:rgba(165,139,216,.18);color:var(--skipped);border-color:rgba(165,139,216,.5)}
+.badge.is-not-rendered{background:rgba(123,132,148,.2);color:#c3c9d3;border-color:rgba(123,132,148,.5)}
+.frame .badge{background:rgba(10,11,13,.8)}
+.takes{display:flex;gap:6px;list-style:none;margin:0;padding:8px 10px 0;overflow-x:auto}
+.take{flex:0 0 auto;width:92px;font-size:11px;color:var(--muted);text-align:center}
+.take img{display:block;width:92px;height:52px;object-fit:cover;border-radius:3px;border:2px solid transparent;
+cursor:zoom-in}
+.take.is-picked img{border-color:var(--accent)}
+.take.is-picked{color:var(--accent)}
+.take-missing{display:flex;align-items:center;justify-content:center;height:52px;border:1px dashed #4a505b;
+border-radius:3px}
+.caption{padding:12px 14px 4px}
+.caption h3{margin:0 0 4px;font-size:16px}
+.sid{font-weight:400;color:var(--muted);font-size:12px;margin-left:4px}
+.camera{margin:0 0 6px;color:var(--accent);font-size:13px;text-transform:lowercase;letter-spacing:.02em}
+.action{margin:0 0 6px}
+.dialogue{margin:0 0 6px;padding-left:10px;border-left:3px solid var(--accent);font-style:italic}
+.notes{margin:0 0 6px;color:#d8cfb8;font-size:13px}
+.message{margin:6px 0;padding:6px 8px;border-radius:6px;font-size:13px;background:#25282f}
+.message.is-failed{background:rgba(229,83,75,.12);color:#f2b8b4}
+.message.is-stale{background:rgba(224,160,48,.12);color:#f0d49a}
+.detail{padding:0 14px 12px;font-size:12.5px;color:var(--muted)}
+.detail p{margin:6px 0 0}
+.label{display:inline-block;margin-right:6px;text-transform:uppercase;letter-spacing:.1em;font-size:10.5px;
+color:#737b87;font-weight:700}
+.prompt{color:#b7bdc6}
+.ref{display:inline-block;margin:0 6px 2px 0;padding:0 7px;border:1px solid var(--line);border-radius:999px;
+text-decoration:none;color:var(--text);font-size:12px}
+a.ref:hover{border-color:var(--accent);color:var(--accent)}
+.ref.is-file code,.ref.is-url code{font-size:11.5px;color:var(--muted)}
+.tag{color:var(--accent)}
+.tech{font-size:11.5px;color:#737b87}
+.foot{padding:28px 40px 40px;color:#737b87;font-size:12.5px}
+#lightbox{position:fixed;inset:0;background:rgba(5,6,8,.92);display:flex;flex-direction:column;align-items:center;
+justify-content:center;padding:24px;cursor:zoom-out;z-index:10}
+#lightbox[hidden]{display:none}
+#lightbox img{max-width:100%;max-height:calc(100% - 40px);object-fit:contain}
+#lightbox p{margin:10px 0 0;color:var(--muted)}
+@media print{
+@page{size:A4 landscape;margin:10mm}
+:root{--text:#000;--muted:#444;--line:#999;color-scheme:light}
+body{background:#fff;color:#000;font-size:10pt}
+.top{padding:0 0 4mm;background:none;border-bottom:1px solid #000}
+h1{font-size:20pt;margin:0 0 2mm}
+.kicker{color:#000}
+.states,.index,.takes,.detail,.foot,#lightbox,.frame .badge,.dur,.ribbon{display:none !important}
+section{padding:0;break-before:page}
+.top+section{break-before:auto;margin-top:6mm}
+.scene-head{margin:0 0 4mm;border-bottom:1px solid #000}
+.scene-head h2{font-size:14pt}
+.num{background:none;color:#000;padding:0;min-width:0}
+.grid,.sheets .grid{display:grid;grid-template-columns:repeat(3,1fr);gap:6mm 5mm}
+.panel{background:none;border:0;border-radius:0;break-inside:avoid;page-break-inside:avoid;display:block}
+.frame{border:1px solid #000;background:#fff;-webkit-print-color-adjust:exact;print-color-adjust:exact}
+.placeholder{margin:0;border:0;background:repeating-linear-gradient(135deg,#fff 0 3mm,#eee 3mm 6mm)}
+.placeholder span{background:#fff;color:#000}
+.caption{padding:1.5mm 0 0}
+.caption h3{font-size:10pt;margin:0 0 .5mm}
+.sid{color:#444}
+.camera{color:#000;font-size:8.5pt;margin:0 0 .5mm}
+.action,.dialogue,.notes,.message{font-size:8.5pt;margin:0 0 .5mm;color:#000;background:none;padding:0}
+.dialogue{border-left:2px solid #000;padding-left:2mm}
+.message{font-style:italic}
+}
+"""
+
+SCRIPT = r"""
+(function () {
+  var body = document.body, imgs = Array.prototype.slice.call(document.images);
+  function tally() {
+    var ok = 0, bad = 0;
+    imgs.forEach(function (img) {
+      if (img.closest('#lightbox')) return;
+      if (img.complete) { if (img.naturalWidth > 0) ok++; else bad++; }
+    });
+    body.setAttribute('data-images-total', imgs.length - 1);
+    body.setAttribute('data-images-loaded', ok);
+    body.setAttribute('data-images-broken', bad);
+  }
+  imgs.forEach(function (img) { img.addEventListener('load', tally); img.addEventListener('error', tally); });
+  window.addEventListener('load', function () { tally(); body.setAttribute('data-ready', '1'); });
+  tally();
+  var box = document.getElementById('lightbox'), big = box.querySelector('img'), note = box.querySelector('p');
+  document.addEventListener('click', function (e) {
+    var img = e.target.closest('.frame img, .take img');
+    if (img) { big.src = img.src; note.textContent = img.alt; box.hidden = false; return; }
+    if (!box.hidden && e.target.closest('#lightbox')) box.hidden = true;
+  });
+  document.addEventListener('keydown', function (e) { if (e.key === 'Escape') box.hidden = true; });
+})();
+"""
+
+
+def _main(argv: list[str] | None = None) -> None:
+    """``python -m shotflow.exports.board STORYBOARD --screenshot PNG``: the README's picture."""
+    import argparse
+    import shutil
+    import tempfile
+
+    from ..api import load_project, render
+    from ..render import RenderOptions
+    from ._browser import screenshot
+    from ._frames import read_sequence
+
+    parser = argparse.ArgumentParser(prog="python -m shotflow.exports.board", description=_main.__doc__)
+    parser.add_argument("storyboard", type=Path)
+    parser.add_argument("--screenshot", type=Path, required=True, metavar="PNG")
+    parser.add_argument("--size", default="1280x2000", help="window size, WIDTHxHEIGHT (default 1280x2000)")
+    args = parser.parse_args(argv)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    with tempfile.TemporaryDirectory(prefix="shotflow-board-") as tmp:
+        copy = Path(tmp) / "project"
+        shutil.copytree(args.storyboard.resolve().parent, copy,
+                        ignore=shutil.ignore_patterns(".shotflow", "renders", "*.html"))
+        story = copy / args.storyboard.name
+        render(story, RenderOptions())
+        page = write_board(read_sequence(load_project(story)), copy / "board.html")
+        screenshot(page, args.screenshot, width=width, height=height)
+    print(f"wrote {args.screenshot}")
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,87 @@
+"""The benchmark scripts must not rot: their quick smoke runs and gives numbers.
+
+No timing is asserted here (CI machines vary); ``bench/run.py`` judges the targets
+on a full run, and BENCHMARKS.md keeps the figures.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+
+
+def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_quick_benchmarks_run_and_give_numbers(tmp_path):
+    benches = ["startup", "commands", "stages", "scheduling", "preview"]
+    if importlib.util.find_spec("shotflow.backends.runware") is not None:
+        benches.append("makespan")
+    out = tmp_path / "bench.json"
+    done = _run(str(BENCH / "run.py"), "--quick", "--only", ",".join(benches), "--json", str(out))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["quick"] is True
+    assert {"cpu", "cores", "python", "date"} <= set(report["machine"])
+    results = report["results"]
+    assert {r["bench"] for r in results} >= set(benches)
+    for r in results:
+        assert r["value"] is not None, r
+        assert math.isfinite(r["value"]) and r["value"] > 0, r
+        assert r["ok"] is None, f"quick mode judges no target: {r}"  # no timing assertions
+    cases = {r["case"] for r in results}
+    assert any(c.startswith("render (no-op)") for c in cases)
+    assert any(c.startswith("shotflow --help") for c in cases)
+    # the no-op render really took the fast path
+    assert not [r for r in results if "fast path was not taken" in r["note"]]
+    assert "MEDIAN" in done.stdout  # the table was printed
+
+
+def test_generated_storyboard_follows_its_rules(tmp_path):
+    """What generate.py promises: ≤ 3 references per shot, chains ≤ depth, prompts ≤ 1000
+    characters after expansion, an include of the cast, and shotflow accepts it."""
+    done = _run(str(BENCH / "generate.py"), "120", "--depth", "4", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    meta = json.loads((tmp_path / "bench-meta.json").read_text())
+    assert meta["shots"] == 120 and meta["scenes"] == 2
+    assert meta["max_fan_in"] <= 3
+    assert meta["max_shot_depth"] <= 4
+    text = (tmp_path / "storyboard.yaml").read_text()
+    assert "include: [cast.yaml]" in text and "{{ cast." in text and "camera: {" in text
+    assert "sheet:" in (tmp_path / "cast.yaml").read_text()
+
+    plan = subprocess.run([sys.executable, "-m", "shotflow", "plan", "--json", str(tmp_path / "storyboard.yaml")],
+                          capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "SHOTFLOW_USER_CACHE": "off"})
+    assert plan.returncode == 0, plan.stderr
+    nodes = json.loads(plan.stdout)["nodes"]
+    assert len(nodes) == meta["nodes"]
+    assert max(len(n["prompt"]) for n in nodes) <= 1000
+    assert max(len(n["refs"]) for n in nodes) <= 3
+    # the DAG the benchmarks compute (bounds, scheduling) is the one shotflow builds
+    sys.path.insert(0, str(BENCH))
+    try:
+        from generate import build
+    finally:
+        sys.path.remove(str(BENCH))
+    deps = build(120, depth=4).deps()
+    for node in nodes:
+        assert sorted(r for r in node["refs"] if r in deps) == sorted(deps[node["id"]]), node["id"]
+
+
+@pytest.mark.parametrize("script", ["commands.py", "startup.py", "stages.py", "scheduling.py", "frames.py",
+                                    "makespan.py", "generate.py", "hotspots.py", "run.py"])
+def test_each_script_has_help(script):
+    done = _run(str(BENCH / script), "--help", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout

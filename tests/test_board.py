@@ -1,0 +1,227 @@
+"""shotflow board: one self-contained HTML page, checked as markup and in a real headless
+Chromium (Debian's ``chromium``; those tests are skipped only where no browser exists).
+
+The project is the lighthouse rendered, then changed (see test_exports.make_mixed's
+twin below): a failed shot, skipped and stale ones, and a shot never rendered.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from shotflow import api
+from shotflow.exports._browser import dump_dom, find_chromium, screenshot
+from shotflow.render import RenderOptions
+from shotflow.report import RecordingReporter
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+STORY_ORDER = ["character:mara", "arrival/wide", "arrival/lamp", "arrival/door", "arrival/stairs", "radio/console",
+               "radio/station", "radio/reaction", "rescue/gallery", "rescue/trawler", "rescue/signal", "rescue/dawn",
+               "rescue/flare"]
+HOSTILE = '''      - id: flare
+        prompt: a red distress flare arcs over the sea
+        duration: 1.25
+        dialogue: "MARA: <script>alert('x')</script> & \\"wait\\""
+        notes: "<img src=x onerror=alert(1)> — ça brûle"
+'''
+
+browser = pytest.mark.skipif(find_chromium() is None,
+                             reason="no headless browser on this machine (apt-get install chromium)")
+
+
+class Refusing:
+    name = "preview"
+
+    def __init__(self, word: str):
+        from shotflow.backends.preview import PreviewBackend
+
+        self.inner = PreviewBackend()
+        self.word = word
+
+    async def generate(self, request):
+        from shotflow.errors import RequestRejected
+
+        if self.word in request.prompt:
+            raise RequestRejected(f"the model refused this prompt (it mentions {self.word})")
+        return await self.inner.generate(request)
+
+    async def aclose(self):
+        pass
+
+
+def render(story: Path) -> None:
+    api.render(story, RenderOptions(), RecordingReporter())
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("board") / "lighthouse"
+    shutil.copytree(EXAMPLES / "lighthouse", root, ignore=shutil.ignore_patterns("renders", ".shotflow", "*.lock"))
+    story = root / "storyboard.yaml"
+    render(story)
+    text = story.read_text(encoding="utf-8").replace("a small trawler pitching", "a small red trawler pitching")
+    story.write_text(text, encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("shotflow.backends.create", lambda name, services: Refusing("red trawler"))
+        render(story)
+    text = story.read_text(encoding="utf-8").replace("her son's", "her brother's")
+    story.write_text(text + HOSTILE, encoding="utf-8")
+    return story
+
+
+@pytest.fixture(scope="module")
+def page(project) -> Path:
+    done = run_process("board", project)
+    assert done.returncode == 0, done.stderr
+    assert "wrote" in done.stdout and "1 without a frame" in done.stdout
+    path = project.parent / "renders" / "board.html"  # the default place
+    assert path.is_file()
+    return path
+
+
+def run_cli(*args):
+    """Run a shotflow command in this process (exit code, stdout, stderr), as a user would type it."""
+    from click.testing import CliRunner
+
+    from shotflow.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
+def run_process(*args):
+    """Run ``python -m shotflow ARGS`` in a fresh process."""
+    return subprocess.run([sys.executable, "-m", "shotflow", *map(str, args)], capture_output=True, text=True,
+                          timeout=180)
+
+
+class Page(HTMLParser):
+    """What the tests look at: panels, images, links, scripts, ids."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.panels: list[dict] = []
+        self.images: list[str] = []
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+        self.scripts = 0
+        self.placeholders: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.ids.add(a["id"])
+        if tag == "article":
+            self.panels.append(a)
+        elif tag == "img" and a.get("src"):
+            self.images.append(a["src"])
+        elif tag == "a":
+            self.links.append(a.get("href", ""))
+        elif tag == "script":
+            self.scripts += 1
+        elif "placeholder" in (a.get("class") or ""):
+            self.placeholders.append(a.get("aria-label", ""))
+        for name in ("src", "href"):
+            assert not (a.get(name) or "").startswith(("http:", "https:", "//")), f"network reference: {a}"
+
+
+def test_board_is_one_page_in_story_order_with_states_and_links(page):
+    html = page.read_text(encoding="utf-8")
+    doc = Page(html)
+    assert [p["data-shot-id"] for p in doc.panels] == STORY_ORDER
+    states = {p["data-shot-id"]: p["data-state"] for p in doc.panels}
+    assert states["arrival/wide"] == "fresh" and states["rescue/trawler"] == "failed"
+    assert states["rescue/signal"] == "skipped" and states["radio/reaction"] == "stale"
+    assert states["rescue/gallery"] == "stale" and states["rescue/flare"] == "not-rendered"
+    assert {p["data-shot-id"]: p["id"] for p in doc.panels}["arrival/wide"] == "shot-arrival-wide"
+    assert doc.placeholders == ["rescue/flare: not rendered"]
+    assert "the model refused this prompt (it mentions red trawler)" in html  # the failure's message
+    # every reference is a link to a panel that exists, files are shown as their path
+    internal = [h[1:] for h in doc.links if h.startswith("#")]
+    assert "shot-arrival-wide" in internal and "sheet-character-mara" in internal
+    assert all(target in doc.ids for target in internal)
+    assert "<code>refs/lighthouse.jpg</code>" in html
+    # self-contained: every frame is embedded (13 panels, 12 with a frame, plus the takes of door and signal)
+    assert len(doc.images) == 12 + 3 + 2
+    assert all(src.startswith("data:image/png;base64,") for src in doc.images)
+    # totals
+    assert "<strong>12</strong> shots" in html and "<strong>0:32.2</strong> running time" in html
+    assert "frames cost <strong>$0.00</strong>" in html
+    # print: a storyboard sheet, three panels a row, a page per scene
+    assert "@media print" in html and "repeat(3,1fr)" in html and "break-before:page" in html
+
+
+def test_user_text_is_escaped(page):
+    html = page.read_text(encoding="utf-8")
+    doc = Page(html)
+    assert doc.scripts == 1  # ours, and no other
+    assert "<script>alert" not in html and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp;" in html
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt; — ça brûle" in html
+
+
+def test_relative_board_links_the_renders(project, page):
+    out = project.parent / "board-relative.html"
+    done = run_cli("board", project, "-o", out, "--relative")
+    assert done.returncode == 0, done.stderr
+    doc = Page(out.read_text(encoding="utf-8"))
+    assert doc.images and all(src.startswith("renders/") for src in doc.images)
+    assert all((project.parent / src).is_file() for src in doc.images)
+    assert out.stat().st_size < 100_000 < page.stat().st_size  # the embedded page holds the frames
+
+
+@browser
+def test_board_in_chromium_every_panel_and_image_loads(page, tmp_path):
+    offline = tmp_path / "board.html"  # away from renders/: only embedded images can load
+    shutil.copyfile(page, offline)
+    dom = dump_dom(offline)
+    body = re.search(r"<body([^>]*)>", dom).group(1)
+    attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', body))
+    assert attrs.get("data-ready") == "1", attrs
+    assert attrs["data-images-total"] == "17" and attrs["data-images-loaded"] == "17", attrs
+    assert attrs["data-images-broken"] == "0"
+    assert re.findall(r'data-shot-id="([^"]+)"', dom) == STORY_ORDER
+    assert dom.count('class="placeholder"') == 1
+
+
+@browser
+def test_relative_board_in_chromium_loads_from_renders(project):
+    out = project.parent / "board-relative-browser.html"
+    assert run_cli("board", project, "-o", out, "--relative").returncode == 0
+    dom = dump_dom(out)
+    attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', re.search(r"<body([^>]*)>", dom).group(1)))
+    assert attrs["data-images-loaded"] == attrs["data-images-total"] == "17"
+
+
+@browser
+def test_board_screenshot_is_a_real_picture(page, tmp_path):
+    from PIL import Image
+
+    png = screenshot(page, tmp_path / "board.png", width=1280, height=2000)
+    with Image.open(png) as img:
+        assert img.size == (1280, 2000)
+        colours = img.convert("RGB").getcolors(1 << 20)
+        assert colours is not None and len(colours) > 2000  # frames, text, badges: not a blank page
+    assert png.stat().st_size > 100_000
+
+
+@browser
+def test_board_prints_a_page_per_scene(page, tmp_path):
+    pdf = tmp_path / "board.pdf"
+    browser_path = find_chromium()
+    done = subprocess.run([browser_path, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
+                           "--no-pdf-header-footer", f"--print-to-pdf={pdf}", page.resolve().as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and pdf.is_file(), done.stderr[-2000:]
+    pages = len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf.read_bytes()))
+    # title and sheets on page 1, then each scene on its own page (the third one has 5 shots: 2 rows)
+    assert pages == 4, pages
