@@ -100,7 +100,8 @@ def bench(quick: bool = False, runs: int | None = None, top: int = 0) -> list[Re
     }
     results = []
     for name, args in cases.items():
-        check(run([*sf, *args], cwd=folder), name)  # warm-up: page cache, bytecode cache
+        if not quick:
+            check(run([*sf, *args], cwd=folder), name)  # warm-up: page cache, bytecode cache
         walls = [check(run([*sf, *args], cwd=folder), name).wall for _ in range(runs)]
         traced = check(run([PY, "-X", "importtime", *script, *args], cwd=folder), f"{name} -X importtime")
         roots = parse_importtime(traced.err)

@@ -100,8 +100,9 @@ def noop(storyboard: Path, options: RenderOptions, reporter: Reporter) -> Summar
         manifest = json.loads(manifest_path(storyboard).read_bytes())
     except (OSError, ValueError):
         return None
-    if manifest.get("version") != MANIFEST_VERSION or manifest.get("signature") != options.signature():
-        return None
+    if (manifest.get("version") != MANIFEST_VERSION or manifest.get("signature") != options.signature()
+            or manifest.get("storyboard") != str(storyboard)):
+        return None  # another shotflow, other options, or a copied project
     for table in ("inputs", "outputs"):
         for path, stat in manifest[table].items():
             if _stat(path) != stat:
@@ -466,7 +467,8 @@ class Session:
                     os.unlink(stale)
                 except OSError:
                     pass
-        manifest = {"version": MANIFEST_VERSION, "signature": self.options.signature(), "backend": self.backend_name,
+        manifest = {"version": MANIFEST_VERSION, "storyboard": str(self.project.path),
+                    "signature": self.options.signature(), "backend": self.backend_name,
                     "inputs": inputs, "outputs": outputs, "nodes": nodes}
         atomic_write(manifest_path(self.project.path), json.dumps(manifest, separators=(",", ":")).encode())
 

@@ -32,8 +32,11 @@ HOSTILE = '''      - id: flare
         notes: "<img src=x onerror=alert(1)> — ça brûle"
 '''
 
-browser = pytest.mark.skipif(find_chromium() is None,
-                             reason="no headless browser on this machine (apt-get install chromium)")
+def browser(test):
+    """A test that drives a real headless Chromium: skipped only where there is none."""
+    skip = pytest.mark.skipif(find_chromium() is None,
+                              reason="no headless browser on this machine (apt-get install chromium)")
+    return pytest.mark.browser(skip(test))
 
 
 class Refusing:

@@ -104,6 +104,7 @@ def pixel(frame: bytes, size: tuple[int, int], x: int, y: int) -> tuple[int, int
     return tuple(frame[i:i + 3])
 
 
+@pytest.mark.slow
 def test_lighthouse_mp4_is_exact_h264_yuv420p_and_quick(lighthouse, tmp_path):
     out = tmp_path / "cut.mp4"
     started = time.perf_counter()

@@ -391,3 +391,17 @@ def test_an_interrupted_render_keeps_its_work_and_resumes(tmp_path):
     again = render(story)
     assert again.by_status(CACHED) == set(done_before)
     assert again.by_status(RENDERED) == {f"s/shot{i:02d}" for i in range(30)} - set(done_before)
+
+
+def test_a_copied_project_does_not_trust_the_originals_last_run(example, tmp_path):
+    import shutil
+
+    story = example("lighthouse")
+    render(story)
+    copy = tmp_path / "copy"
+    shutil.copytree(story.parent, copy)
+    copied = copy / "storyboard.yaml"
+    edit(copied, "the great lamp", "the huge lamp")
+    again = render(copied)
+    assert "arrival/lamp" in again.by_status(RENDERED)
+    assert (copy / "renders/arrival/lamp.png").is_file()

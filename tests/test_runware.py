@@ -129,7 +129,8 @@ def test_sync_generation_downloads_every_take_with_seed_cost_and_uuid(emu, tmp_p
     (body,) = inference_bodies(emu)
     assert generation.task_id == body["taskUUID"]
     assert body["numberResults"] == 3 and body["includeCost"] is True
-    assert [body[k] for k in ("outputType", "deliveryMethod", "outputFormat", "outputQuality")] == ["URL", "sync", "PNG", 95]
+    delivery = [body[k] for k in ("outputType", "deliveryMethod", "outputFormat", "outputQuality")]
+    assert delivery == ["URL", "sync", "PNG", 95]
     assert "inputs" not in body
     assert emu.stats.billed == 1 and emu.stats.downloads == 3
 
@@ -158,13 +159,13 @@ def test_request_fields_and_options_reach_the_task(emu, tmp_path):
         output_quality=80,
         safety={"checkContent": True, "mode": "fast"},
         provider_settings={"runway": {"contentModeration": {"publicFigureThreshold": "low"}}},
-        options={"ttl": 3600, "webhookURL": "https://example.com/hook?s=1", "uploadEndpoint": "https://example.com/put"},
+        options={"ttl": 3600, "webhookURL": "https://example.com/hook?s=1", "uploadEndpoint": "https://example.com/u"},
     ))
     (body,) = inference_bodies(emu)
     assert body["safety"] == {"checkContent": True, "mode": "fast"}
     assert body["providerSettings"]["runway"]["contentModeration"]["publicFigureThreshold"] == "low"
     assert [body[k] for k in ("ttl", "webhookURL", "uploadEndpoint")] == [
-        3600, "https://example.com/hook?s=1", "https://example.com/put"
+        3600, "https://example.com/hook?s=1", "https://example.com/u"
     ]
     assert (body["outputFormat"], body["outputQuality"]) == ("JPG", 80)
 

@@ -7,8 +7,7 @@
 
 The CLI imports this module for ``shotflow --help``, so it imports click and nothing
 else at the top: the export modules (and Pillow, OpenTimelineIO, ffmpeg) load only when
-their command runs. The common options mirror ``shotflow.cli``'s; they are declared
-here because the CLI imports this package while it is itself being imported.
+their command runs. The common options are ``shotflow._cliopts``'s, as for every command.
 """
 
 from __future__ import annotations
@@ -17,14 +16,7 @@ from pathlib import Path
 
 import click
 
-storyboard_arg = click.argument("storyboard", type=click.Path(dir_okay=False, path_type=Path))
-set_opt = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-                       help="Override a template var (repeatable).")
-backend_opt = click.option("--backend", type=click.Choice(["preview", "runware"]), default=None,
-                           help="The backend the frames were rendered on (default: the storyboard's).")
-cache_opt = click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                         help="Cache folder (default: .shotflow/ beside the storyboard, or $SHOTFLOW_CACHE).")
-
+from .._cliopts import backend_opt, cache_opt, overrides, run_guarded, set_opt, storyboard_arg
 
 def common(fn):
     """FILE plus --set, --backend and --cache, as every export command takes them."""
@@ -33,17 +25,14 @@ def common(fn):
 
 def guarded(fn) -> None:
     """Run ``fn`` the way every shotflow command runs: errors become one line and an exit code."""
-    from ..cli import run_guarded
-
     run_guarded(fn)
 
 
 def sequence(storyboard: Path, sets, backend, cache_dir):
     """Load the storyboard and read what its renders left (see _frames)."""
-    from ..cli import _overrides
     from ._frames import load_sequence
 
-    return load_sequence(storyboard, _overrides(sets), backend, cache_dir)
+    return load_sequence(storyboard, overrides(sets), backend, cache_dir)
 
 
 def _duration(seconds: float) -> str:

@@ -15,6 +15,7 @@ one tall image.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from ._frames import Panel, Sequence, State, format_duration
@@ -40,8 +41,6 @@ def write_contact_sheet(seq: Sequence, output: Path, *, columns: int = 4, width:
                          f"({output.name}); use .png, .pdf or .jpg")
     panels = seq.shots if shots_only else list(seq.panels.values())
     pages = _Sheet(seq, panels, columns=columns, cell_width=width).pages(paginate=fmt == "PDF")
-    import io
-
     buffer = io.BytesIO()
     if fmt == "PDF":
         pages[0].save(buffer, "PDF", save_all=True, append_images=pages[1:], resolution=150.0,

@@ -28,6 +28,7 @@ Dialogue and notes become markers spanning their clip, named ``dialogue: TEXT`` 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -149,9 +150,7 @@ def _write_bundle(otio, seq: Sequence, fps: int, path: str):
             link = Path(tmp) / f"{ids[panel.id]}.{picked.ext}"
             try:
                 link.symlink_to(picked.path.resolve())
-            except OSError:
-                import shutil
-
+            except OSError:  # no symlinks here (some Windows setups): copy instead
                 shutil.copyfile(picked.path, link)
             media[panel.id] = link.as_uri()
         timeline = build_timeline(seq, fps=fps, media=media)
