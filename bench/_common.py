@@ -72,6 +72,7 @@ class Result:
 class Proc:
     wall: float  # seconds, spawn to exit
     rss_mb: float  # peak resident set of the child
+    cpu: float  # user + system CPU seconds of the child (less sensitive than wall to a busy machine)
     code: int
     out: str
     err: str
@@ -98,7 +99,8 @@ def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None =
         text_out = out.read().decode(errors="replace") if keep_output else ""
         text_err = err.read().decode(errors="replace")
     # ru_maxrss is in kilobytes on Linux
-    return Proc(wall=wall, rss_mb=usage.ru_maxrss / 1024, code=proc.returncode, out=text_out, err=text_err)
+    return Proc(wall=wall, rss_mb=usage.ru_maxrss / 1024, cpu=usage.ru_utime + usage.ru_stime, code=proc.returncode,
+                out=text_out, err=text_err)
 
 
 def check(proc: Proc, what: str) -> Proc:

@@ -36,7 +36,6 @@ def main() -> None:
 @backend_opt
 def validate(storyboards: tuple[Path, ...], sets, backend) -> None:
     """Check storyboards: schema, templates, references, sizes and the graph."""
-    from .errors import ShotflowError
 
     def check(path: Path):
         from . import graph as graphs
@@ -57,7 +56,6 @@ def validate(storyboards: tuple[Path, ...], sets, backend) -> None:
             worst = max(worst, int(exc.code or 0))
     if worst:
         sys.exit(worst)
-    _ = ShotflowError  # (imported for the type only)
 
 
 @main.command()
