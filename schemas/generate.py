@@ -99,7 +99,14 @@ RUNWARE = obj({"delivery": {"enum": ["sync", "async"], "default": "sync"},
                "output_type": {"enum": ["URL", "base64Data", "dataURI"], "default": "URL"},
                "timeout": {"type": "number", "exclusiveMinimum": 0, "description": "seconds a task may take, end to end (default 600)"},
                "batch": {"type": "integer", "minimum": 1, "maximum": 64, "description": "tasks per HTTP request (default 8)"},
-               "max_in_flight": {"type": "integer", "minimum": 1, "maximum": 64, "description": "HTTP requests in flight (default 15)"}},
+               "max_in_flight": {"type": "integer", "minimum": 1, "maximum": 64, "description": "HTTP requests in flight (default 15)"},
+               "batch_window": {"type": "number", "minimum": 0, "maximum": 5, "description": "seconds to gather ready shots into one request (default 0.005)"},
+               "request_timeout": {"type": "number", "exclusiveMinimum": 0, "description": "seconds one HTTP request may take (default 120)"},
+               "retries": {"type": "integer", "minimum": 0, "maximum": 20, "description": "retries of a failed request: 429, 5xx, timeouts, dropped connections (default 4)"},
+               "retry_base": {"type": "number", "minimum": 0, "description": "first backoff in seconds, doubled each retry, with jitter (default 1)"},
+               "retry_cap": {"type": "number", "minimum": 0, "description": "longest backoff in seconds (default 30)"},
+               "poll_initial": {"type": "number", "minimum": 0, "description": "seconds before the first getResponse poll (async delivery, default 1)"},
+               "poll_max": {"type": "number", "minimum": 0, "description": "longest pause between polls, growing ×1.5 (default 10)"}},
               description="settings of the runware backend (not part of any request key)")
 
 SCHEMA = {

@@ -358,6 +358,7 @@ class Session:
                         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), request=payload)
         if not self.options.locked:
             self.store.put_action(record)
+        self.store.journal.finish(key)  # recorded: nothing is pending for this key any more
         return record, self._export(spec, record)
 
     async def _references(self, spec):

@@ -395,16 +395,17 @@ def test_tagged_references_are_sent_as_image_and_tag_objects(emu, tmp_path):
 # ── the journal ─────────────────────────────────────────────────────────────────────────────
 
 
-def test_the_journal_records_a_task_before_it_is_sent_and_clears_it_after(emu, tmp_path):
+def test_the_journal_records_a_task_before_it_is_sent_and_keeps_it_for_the_owner(emu, tmp_path):
+    """The backend never clears a successful task: the run does, once the images are recorded."""
     journal = FakeJournal()
     r = request()
     generation = one(backend(tmp_path, journal=journal), r)
-    (begin, key, record), finish = journal.log
-    assert (begin, key, finish) == ("begin", r.key, ("finish", r.key))
+    ((begin, key, record),) = journal.log
+    assert (begin, key) == ("begin", r.key)
     assert record["task_uuid"] == generation.task_id == inference_bodies(emu)[0]["taskUUID"]
     assert record["model"] == "runway:4@1" and record["delivery"] == "sync"
     datetime.fromisoformat(record["sent_at"])
-    assert journal.pending(r.key) is None
+    assert journal.pending(r.key)["task_uuid"] == generation.task_id
 
 
 @pytest.mark.parametrize("delivery", ["sync", "async"])
@@ -419,7 +420,7 @@ def test_a_killed_runs_task_is_polled_not_paid_again(tmp_path, monkeypatch, deli
         generation = one(backend(tmp_path, journal=journal, output_type="base64Data"), r)
         assert generation.task_id == sent and len(generation.images) == 2
         assert emu.stats.billed == 1 and len(inference_bodies(emu)) == 1
-        assert journal.pending(r.key) is None
+        assert journal.pending(r.key)["task_uuid"] == sent  # cleared by the run once recorded
 
 
 def test_a_journaled_task_the_api_never_got_is_sent_with_its_uuid(emu, tmp_path):

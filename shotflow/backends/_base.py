@@ -78,6 +78,8 @@ class Journal(Protocol):
 
     ``begin`` must be durable before the task is sent: a run that was killed
     finds the task again with ``pending`` and polls it instead of paying twice.
+    The backend calls ``finish`` only when a task failed for good; after a success
+    the run that owns the journal calls it, once the images are recorded.
     """
 
     def pending(self, key: str) -> dict[str, Any] | None: ...

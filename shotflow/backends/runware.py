@@ -563,24 +563,24 @@ class RunwareBackend:
         return await asyncio.shield(upload)
 
     async def _upload(self, ref: Reference) -> str:
+        label = f"reference {ref.source or ref.sha256[:12]}"
         mime = _mime(ref.data)
         if mime is None:
-            name = ref.source or ref.sha256[:12]
-            raise RequestRejected(f"reference {name} is not a PNG, JPEG, WEBP, GIF or BMP image")
+            raise RequestRejected(f"{label} is not a PNG, JPEG, WEBP, GIF or BMP image")
         image = f"data:{mime};base64," + base64.b64encode(ref.data).decode("ascii")
         for _ in range(2):  # a conflict means a lost earlier attempt: uploads are free, send a new one
             task = {"taskType": "imageUpload", "taskUUID": str(uuid.uuid4()), "image": image}
             reading = _read(await self.transport().call(task))
             if reading.verdict is _Verdict.FAILED:
-                raise self.rejection(reading, f"the upload of reference {ref.source or ref.sha256[:12]}")
+                raise self.rejection(reading, f"the upload of {label}")
             uploaded = next((i["imageUUID"] for i in reading.items if i.get("imageUUID")), None)
             if reading.verdict is _Verdict.RESULTS and uploaded:
                 break
         else:
-            raise TransientError(f"Runware did not answer the upload of reference {ref.source or ref.sha256[:12]}")
+            raise TransientError(f"Runware did not answer the upload of {label}")
         self._uploaded[ref.sha256] = uploaded
         if self.services.memo is not None:
-            self.services.memo.put(UPLOAD_MEMO_PREFIX + ref.sha256, uploaded, ttl_seconds=UPLOAD_TTL)
+            await asyncio.to_thread(self.services.memo.put, UPLOAD_MEMO_PREFIX + ref.sha256, uploaded, UPLOAD_TTL)
         return uploaded
 
     def rejection(self, reading: _Reading, what: str) -> BackendError:
@@ -628,8 +628,8 @@ class _Call:
             await self._send()
         items = list(self.results.values())[: request.takes]
         images = await asyncio.gather(*(self._image(item) for item in items))
-        if self.journal is not None:
-            self.journal.finish(request.key)
+        # the journal entry stays until the run that owns the journal has recorded these
+        # images: a run killed in between polls the task again instead of losing them
         costs = [image.cost for image in images if image.cost is not None]
         return Generation(
             images=tuple(images),
@@ -649,19 +649,23 @@ class _Call:
     async def _send(self) -> None:
         """Submit the task (the same UUID on every retry) and wait until all its takes exist."""
         for _ in range(3):
-            reading, delivery = await self._submit()
-            self._collect(reading.items)
+            submitted, delivery = await self._submit()
+            self._collect(submitted.items)
             if self.complete:
                 return
             # a sync answer without our items was lost on the way: ask at once
-            lost = reading.verdict is _Verdict.RESULTS and delivery == "sync"
+            lost = submitted.verdict is _Verdict.RESULTS and delivery == "sync"
             reading = await self._wait(first_delay=0.0 if lost else None)
             if reading.verdict is _Verdict.RESULTS:
                 return
             if reading.verdict is _Verdict.FAILED:
                 self._forget()
                 raise self.backend.rejection(reading, "the task")
-            # UNKNOWN: the API never got the task: send it again
+            # UNKNOWN: the API never got the task (send it again), or it knows the UUID but no
+            # longer its results (a conflict, then nothing to poll): that UUID is spent
+            if submitted.verdict is _Verdict.CONFLICT:
+                self.task_uuid = str(uuid.uuid4())
+        self._forget()
         raise TransientError(f"Runware lost task {self.task_uuid} three times")
 
     async def _submit(self) -> tuple[_Reading, str]:
@@ -673,7 +677,8 @@ class _Call:
             task = backend.task(request, self.task_uuid, references)
             delivery = task.get("deliveryMethod", "sync")
             if self.journal is not None:
-                self.journal.begin(request.key, {
+                # durable before the task leaves (an fsync: off the event loop)
+                await asyncio.to_thread(self.journal.begin, request.key, {
                     "task_uuid": self.task_uuid,
                     "model": request.model,
                     "sent_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
