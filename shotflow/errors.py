@@ -15,6 +15,7 @@
     │   └── BusyError             another render holds the project lock
     └── BackendError              a generation failed (a value of the failed node, exit 1)
         ├── RequestRejected       the backend refused the request (4xx): never retried
+        │   └── AccountError      bad key, no balance, not permitted: the whole run stops (exit 2)
         └── TransientError        timeouts, 429, 5xx: retried by the backend
 
 Messages are sentences a user can act on. A ``where`` (``file:line:column``, or a
@@ -139,6 +140,13 @@ class BackendError(ShotflowError):
 
 class RequestRejected(BackendError):
     """The backend refused the request; retrying would not help."""
+
+
+class AccountError(RequestRejected):
+    """The account cannot go on (401, 402, 403): no other shot would fare better, so the
+    run stops starting shots, keeps what finished, and says so in one line (exit 2)."""
+
+    exit_code = 2
 
 
 class TransientError(BackendError):

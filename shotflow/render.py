@@ -197,6 +197,7 @@ class Session:
         self.summary = Summary()
         self.outcomes: dict[str, Outcome] = {}
         self.backend = None
+        self.stopped: ShotflowError | None = None  # an AccountError that stopped the run
 
     # -- checks before anything is spent --------------------------------------------
 
@@ -239,8 +240,13 @@ class Session:
             raise
         finally:
             self.summary.elapsed = time.perf_counter() - started
+            self.summary.stopped = str(self.stopped) if self.stopped else None
             self._record()
             self.reporter.run_finished(self.summary)
+        if self.stopped is not None:
+            kept = self.summary.rendered
+            raise type(self.stopped)(self.stopped.message + (f"; the {kept} shot(s) rendered before it are kept"
+                                                             if kept else "; nothing was generated"))
         return self.summary
 
     async def _run(self) -> None:
@@ -284,7 +290,7 @@ class Session:
         return Outcome(node_id, NodeStatus.CACHED, value=node.record, outputs=paths)
 
     async def _render(self, node_id: str, upstream: dict[str, Outcome]) -> Outcome:
-        from .errors import BackendError
+        from .errors import AccountError, BackendError
         from .plan import key_payload, request_key
         from .store import CorruptObject
 
@@ -324,6 +330,9 @@ class Session:
         )
         try:
             generation = await self.backend.generate(request)
+        except AccountError as exc:
+            self.stopped = self.stopped or exc
+            return Outcome(node_id, NodeStatus.FAILED, error=str(exc), fatal=True)
         except BackendError as exc:
             return Outcome(node_id, NodeStatus.FAILED, error=str(exc), elapsed=time.perf_counter() - t0)
         if len(generation.images) != spec.takes:

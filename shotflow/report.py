@@ -39,6 +39,7 @@ class Summary:
     skips: list[tuple[str, str]] = field(default_factory=list)  # (id, why)
     interrupted: bool = False
     noop: bool = False  # answered by the fast path
+    stopped: str | None = None  # why the run stopped starting shots (a rejected key, no balance)
 
     def add(self, outcome: Outcome) -> None:
         if outcome.status is NodeStatus.RENDERED:
@@ -134,6 +135,10 @@ _MARKS = {NodeStatus.RENDERED: "rendered", NodeStatus.CACHED: "cached", NodeStat
 
 
 def summary_lines(summary: Summary) -> list[str]:
+    if summary.stopped:
+        # the reason is the run's error line: one clear line, not a failure per shot
+        return [f"stopped: {summary.rendered} rendered, {summary.cached} cached, "
+                f"{summary.failed + summary.skipped} not rendered; cost ${summary.cost:.2f}"]
     parts = [f"{summary.rendered} rendered", f"{summary.cached} cached"]
     if summary.failed:
         parts.append(f"{summary.failed} failed")
@@ -177,7 +182,8 @@ class PlainReporter:
 
     def node_done(self, outcome: Outcome) -> None:
         self.done += 1
-        if outcome.status is NodeStatus.CACHED and not self.verbose:
+        if (outcome.status is NodeStatus.CACHED and not self.verbose) or outcome.fatal \
+                or (outcome.error or "").endswith("(the run stopped)"):
             return
         detail = outcome.error if outcome.error else ", ".join(outcome.outputs[:1])
         cost = f"  ${outcome.cost:.2f}" if outcome.cost else ""

@@ -44,6 +44,7 @@ class Outcome:
     cost: float = 0.0
     elapsed: float = 0.0
     internal: bool = False  # True when shotflow itself broke (not the shot)
+    fatal: bool = False  # True when no other node can succeed either (e.g. a rejected API key)
 
 
 def skipped(node: str, because: str) -> Outcome:
@@ -69,7 +70,7 @@ async def resolve(
     without a slot (returning None sends it to ``run``). ``priority`` ranks ready
     nodes (higher first). Each node is looked at once: no step is quadratic.
     With ``fail_fast``, the first failure stops new nodes from starting (running
-    ones finish); the rest end SKIPPED.
+    ones finish); the rest end SKIPPED. A ``fatal`` failure always does.
     """
     import asyncio
 
@@ -91,7 +92,7 @@ async def resolve(
 
     def finish(outcome: Outcome) -> None:
         outcomes[outcome.id] = outcome
-        if fail_fast and outcome.status is NodeStatus.FAILED and not stopped_by:
+        if (fail_fast or outcome.fatal) and outcome.status is NodeStatus.FAILED and not stopped_by:
             stopped_by.append(outcome.id)
         if on_done:
             on_done(outcome)
@@ -123,7 +124,8 @@ async def resolve(
         while ready or running:
             while ready and stopped_by:
                 node = heapq.heappop(ready)[2]
-                finish(Outcome(node, NodeStatus.SKIPPED, error=f"skipped: {stopped_by[0]} failed (--fail-fast)"))
+                why = "the run stopped" if outcomes[stopped_by[0]].fatal else "--fail-fast"
+                finish(Outcome(node, NodeStatus.SKIPPED, error=f"skipped: {stopped_by[0]} failed ({why})"))
                 triage()
             while ready and len(running) < jobs:
                 node = heapq.heappop(ready)[2]

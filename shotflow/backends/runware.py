@@ -65,7 +65,7 @@ from typing import Any, TypeVar
 import httpx
 
 from .. import catalog
-from ..errors import BackendError, ConfigError, RequestRejected, TransientError
+from ..errors import AccountError, BackendError, ConfigError, RequestRejected, TransientError
 from ._base import Generation, Image, Reference, Request, Services
 
 DEFAULT_URL = "https://api.runware.ai/v1"
@@ -355,7 +355,7 @@ class _Transport:
         response = await self.client.post(self._url, json=tasks, headers=self._headers)
         status = response.status_code
         if status in _REJECTED:
-            raise RequestRejected(_REJECTED[status])
+            raise AccountError(_REJECTED[status])
         if status == 404:
             raise RequestRejected(f"Runware answered 404 Not Found at {self._url}: check RUNWARE_API_URL")
         if status in _RETRIED_STATUS or status >= 500:
@@ -588,9 +588,9 @@ class RunwareBackend:
         error = reading.error
         code = str(error.get("code", ""))
         if code in _BALANCE_CODES:
-            return RequestRejected(_REJECTED[402])
+            return AccountError(_REJECTED[402])
         if code in _KEY_CODES:
-            return RequestRejected(_REJECTED[401])
+            return AccountError(_REJECTED[401])
         message = self.scrub(" ".join(str(error.get("message") or code or "no reason given").split()))
         parameter = error.get("parameter")
         if isinstance(parameter, list):

@@ -1,0 +1,171 @@
+"""shotflow render --backend runware, end to end: the CLI in a real process against the
+Runware emulator over a loopback socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from shotflow.testing import Emulator, Fault
+
+KEY = "sk-test-0123456789abcdef"
+
+
+def shotflow(*args, emu: Emulator, key: str = KEY, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("SHOTFLOW_CACHE", "RUNWARE_API_KEY")}
+    env.update(RUNWARE_API_URL=emu.url, RUNWARE_API_KEY=key)
+    return subprocess.run([sys.executable, "-m", "shotflow", *map(str, args)], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def fast(story: Path, **settings) -> None:
+    """Short retry and poll delays for tests (the storyboard's runware: section)."""
+    values = {"retry_base": 0.01, "poll_initial": 0.05, "poll_max": 0.2, **settings}
+    body = "".join(f"\n  {k}: {json.dumps(v)}" for k, v in values.items())
+    story.write_text(story.read_text() + f"\nrunware:{body}\n")
+
+
+def events(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("name,nodes,uploads", [("lighthouse", 12, 2), ("heist", 8, 3)])
+def test_every_example_renders_on_runware_and_nothing_is_paid_twice(example, name, nodes, uploads):
+    story = example(name)
+    fast(story)
+    with Emulator(api_key=KEY) as emu:
+        planned = json.loads(shotflow("plan", story, "--json", "--backend", "runware", emu=emu).stdout)
+        first = shotflow("render", story, "--backend", "runware", "--json", emu=emu)
+        assert first.returncode == 0, first.stderr
+        summary = events(first.stdout)[-1]
+        assert summary["rendered"] == nodes and summary["failed"] == 0
+        assert emu.stats.billed == nodes  # one task a node, each billed once
+        assert summary["cost"] == pytest.approx(planned["cost"]) == pytest.approx(emu.stats.cost)
+        # local reference files are uploaded once each; upstream frames go by their imageUUID
+        assert emu.stats.uploads == uploads
+        lock = json.loads(story.with_suffix(".lock").read_text())
+        generated = {o["remote_id"] for entry in lock["nodes"].values() for o in entry["outputs"]}
+        sent = {ref if isinstance(ref, str) else ref["image"]
+                for body in emu.stats.bodies if body.get("taskType") == "imageInference"
+                for ref in (body.get("inputs") or {}).get("referenceImages", [])}
+        assert sent & generated  # later shots reference earlier frames by UUID
+        assert all(entry["backend"] == "runware" and entry["outputs"][0]["seed"] is not None
+                   for entry in lock["nodes"].values())
+        # and again: nothing is generated or paid for
+        again = shotflow("render", story, "--backend", "runware", "--json", emu=emu)
+        assert again.returncode == 0 and events(again.stdout)[-1]["cached"] == nodes
+        assert emu.stats.billed == nodes
+
+
+def test_async_delivery_end_to_end(example):
+    story = example("heist")
+    fast(story, delivery="async", output_type="base64Data")
+    with Emulator(api_key=KEY, latency=0.1) as emu:
+        result = shotflow("render", story, "--backend", "runware", "--json", emu=emu)
+        assert result.returncode == 0, result.stderr
+        assert emu.stats.tasks.get("getResponse", 0) >= 8
+        assert emu.stats.billed == 8
+
+
+def test_a_rejected_key_is_one_clear_line_and_nothing_else(example):
+    story = example("lighthouse")
+    fast(story)
+    with Emulator(api_key="the-right-key") as emu:
+        result = shotflow("render", story, "--backend", "runware", emu=emu, key="a-wrong-key")
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert errors == ["error: Runware rejected the API key (401): check RUNWARE_API_KEY; nothing was generated"]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "a-wrong-key" not in result.stdout + result.stderr
+
+
+def test_insufficient_balance_is_one_clear_line_and_keeps_what_was_paid(example):
+    story = example("lighthouse")
+    fast(story)
+    with Emulator(api_key=KEY, balance=0.17) as emu:  # enough for two single-take Gen-4 frames
+        result = shotflow("render", story, "--backend", "runware", "--jobs", "1", emu=emu)
+        billed = emu.stats.billed
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: insufficient Runware balance (402)")
+    assert f"the {billed} shot(s) rendered before it are kept" in errors[0]
+    lock = json.loads(story.with_suffix(".lock").read_text())
+    assert len(lock["nodes"]) == billed >= 1
+
+
+def test_a_missing_key_is_one_clear_line(example, tmp_path):
+    story = example("lighthouse")
+    env = {k: v for k, v in os.environ.items() if k != "RUNWARE_API_KEY"}
+    result = subprocess.run([sys.executable, "-m", "shotflow", "render", str(story), "--backend", "runware"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no Runware API key" in lines[0] and "RUNWARE_API_KEY" in lines[0]
+
+
+def test_the_key_from_dotenv_and_it_appears_nowhere(example):
+    story = example("heist")
+    fast(story)
+    (story.parent / ".env").write_text(f'RUNWARE_API_KEY="{KEY}"\n')
+    with Emulator(api_key=KEY) as emu:
+        env = {k: v for k, v in os.environ.items() if k not in ("RUNWARE_API_KEY", "SHOTFLOW_CACHE")}
+        env["RUNWARE_API_URL"] = emu.url
+        outputs = []
+        for args in (["render", story, "--backend", "runware", "--json"], ["plan", story, "--backend", "runware"],
+                     ["board", story], ["export", story, "--csv", story.parent / "shots.csv"]):
+            done = subprocess.run([sys.executable, "-m", "shotflow", *map(str, args)], env=env,
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr
+            outputs.append(done.stdout + done.stderr)
+        emu.inject(Fault.status(500), times=None)
+        story.write_text(story.read_text().replace("rain on the cobbles", "rain on the roofs"))
+        failing = subprocess.run([sys.executable, "-m", "shotflow", "render", str(story), "--backend", "runware"],
+                                 env=env, capture_output=True, text=True, timeout=120)
+        outputs.append(failing.stdout + failing.stderr)
+        assert failing.returncode == 1
+    assert not any(KEY in text for text in outputs)
+    for path in story.parent.rglob("*"):
+        if path.is_file() and path.name != ".env":
+            assert KEY.encode() not in path.read_bytes(), path
+
+
+def test_a_killed_render_resumes_by_polling_and_pays_nothing_twice(example):
+    """SIGKILL in the middle of a render on Runware, then the same command again."""
+    story = example("lighthouse")
+    fast(story)
+    with Emulator(api_key=KEY, latency=0.8) as emu:
+        env = {k: v for k, v in os.environ.items() if k not in ("SHOTFLOW_CACHE",)}
+        env.update(RUNWARE_API_URL=emu.url, RUNWARE_API_KEY=KEY)
+        proc = subprocess.Popen([sys.executable, "-m", "shotflow", "render", str(story), "--backend", "runware",
+                                 "--json", "--jobs", "4"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        journal = story.parent / ".shotflow" / "journal"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            sent = list(journal.glob("*.json")) if journal.is_dir() else []
+            if len(sent) >= 2 and emu.stats.billed >= 1:
+                break
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
+        in_flight = len(list(journal.glob("*.json")))
+        assert in_flight >= 1  # tasks were sent and not yet recorded when it died
+        time.sleep(1.0)  # let the emulator finish (and bill) what the dead run had sent
+        billed_before = emu.stats.billed
+        again = subprocess.run([sys.executable, "-m", "shotflow", "render", str(story), "--backend", "runware",
+                                "--json"], env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+        summary = events(again.stdout)[-1]
+        assert summary["failed"] == 0 and summary["rendered"] + summary["cached"] == 12
+        assert emu.stats.billed == 12  # every node paid exactly once, across both runs
+        assert emu.stats.tasks.get("getResponse", 0) >= 1  # the dead run's tasks were polled
+        assert billed_before >= 1
+        assert not list(journal.glob("*.json"))  # nothing left pending
