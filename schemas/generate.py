@@ -96,11 +96,11 @@ INCLUDE = {"type": "array", "items": {"type": "string", "minLength": 1},
            "description": "files whose characters, locations and vars are merged in (paths relative to this file)"}
 VARS = {"type": "object", "description": "free values for templates; --set key=value overrides them"}
 RUNWARE = obj({"delivery": {"enum": ["sync", "async"], "default": "sync"},
-               "output_type": {"enum": ["URL", "base64Data", "dataURI"], "default": "URL"},
+               "output_type": {"enum": ["URL", "base64Data", "dataURI"], "default": "base64Data"},
                "timeout": {"type": "number", "exclusiveMinimum": 0, "description": "seconds a task may take, end to end (default 600)"},
                "batch": {"type": "integer", "minimum": 1, "maximum": 64, "description": "tasks per HTTP request (default 8)"},
                "max_in_flight": {"type": "integer", "minimum": 1, "maximum": 64, "description": "HTTP requests in flight (default 15)"},
-               "batch_window": {"type": "number", "minimum": 0, "maximum": 5, "description": "seconds to gather ready shots into one request (default 0.005)"},
+               "batch_window": {"type": "number", "minimum": 0, "maximum": 5, "description": "seconds to gather ready shots into one request (default 0: those ready at the same moment)"},
                "request_timeout": {"type": "number", "exclusiveMinimum": 0, "description": "seconds one HTTP request may take (default 120)"},
                "retries": {"type": "integer", "minimum": 0, "maximum": 20, "description": "retries of a failed request: 429, 5xx, timeouts, dropped connections (default 4)"},
                "retry_base": {"type": "number", "minimum": 0, "description": "first backoff in seconds, doubled each retry, with jitter (default 1)"},

@@ -289,7 +289,7 @@ class Session:
         self.results[node_id] = node.record
         return Outcome(node_id, NodeStatus.CACHED, value=node.record, outputs=paths)
 
-    async def _render(self, node_id: str, upstream: dict[str, Outcome]) -> Outcome:
+    async def _render(self, node_id: str, upstream: dict[str, Outcome], release=lambda: None) -> Outcome:
         from .errors import AccountError, BackendError
         from .plan import key_payload, request_key
         from .store import CorruptObject
@@ -330,6 +330,7 @@ class Session:
         )
         try:
             generation = await self.backend.generate(request)
+            release()  # the backend is done with it: the next shot may start while this one is stored
         except AccountError as exc:
             self.stopped = self.stopped or exc
             return Outcome(node_id, NodeStatus.FAILED, error=str(exc), fatal=True)

@@ -54,7 +54,7 @@ def skipped(node: str, because: str) -> Outcome:
 async def resolve(
     order: Sequence[str],
     deps: Mapping[str, Sequence[str]],
-    run: Callable[[str, dict[str, Outcome]], Awaitable[Outcome]],
+    run: Callable[[str, dict[str, Outcome], Callable[[], None]], Awaitable[Outcome]],
     *,
     jobs: int = 4,
     cheap: Callable[[str], Outcome | None] | None = None,
@@ -65,7 +65,10 @@ async def resolve(
 ) -> dict[str, Outcome]:
     """Run every node of ``order`` (a topological order) and return each Outcome.
 
-    ``run(node, upstream_outcomes)`` does the expensive work of one node;
+    ``run(node, upstream_outcomes, release)`` does the expensive work of one node;
+    it holds one of the ``jobs`` slots until it returns, or until it calls
+    ``release()`` (when the part worth limiting — a request in flight — is over and
+    only local work is left, the next node may start meanwhile).
     ``cheap(node)``, when given, is asked first and may finish a node at once
     without a slot (returning None sends it to ``run``). ``priority`` ranks ready
     nodes (higher first). Each node is looked at once: no step is quadratic.
@@ -119,6 +122,22 @@ async def resolve(
     def upstream_of(node: str) -> dict[str, Outcome]:
         return {d: outcomes[d] for d in deps.get(node, ()) if d in outcomes}
 
+    holding: set[str] = set()  # nodes that hold a slot
+    wake = asyncio.Event()
+
+    def release(node: str) -> None:
+        if node in holding:
+            holding.discard(node)
+            wake.set()
+
+    def start(node: str) -> None:
+        holding.add(node)
+        if on_start:
+            on_start(node)
+        task = asyncio.ensure_future(run(node, upstream_of(node), lambda: release(node)))
+        running[task] = node
+        task.add_done_callback(lambda _: wake.set())
+
     try:
         triage()
         while ready or running:
@@ -127,16 +146,15 @@ async def resolve(
                 why = "the run stopped" if outcomes[stopped_by[0]].fatal else "--fail-fast"
                 finish(Outcome(node, NodeStatus.SKIPPED, error=f"skipped: {stopped_by[0]} failed ({why})"))
                 triage()
-            while ready and len(running) < jobs:
-                node = heapq.heappop(ready)[2]
-                if on_start:
-                    on_start(node)
-                running[asyncio.ensure_future(run(node, upstream_of(node)))] = node
+            while ready and len(holding) < jobs:
+                start(heapq.heappop(ready)[2])
             if not running:
                 continue
-            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
+            await wake.wait()
+            wake.clear()
+            for task in [t for t in running if t.done()]:
                 node = running.pop(task)
+                holding.discard(node)
                 exc = task.exception()
                 if exc is not None:
                     # a bug in shotflow, not a failed shot: say so, keep the others going

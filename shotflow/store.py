@@ -25,6 +25,7 @@ import json
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -207,6 +208,10 @@ class Store:
         self.journal = Journal(cache_dir / "journal")
         self.memo = Memo(cache_dir / "memo.json")
         self._verified: set[str] = set()
+        # bytes of objects this run wrote or read, by hash (already verified): later shots
+        # use their upstream frames without reading and hashing them again
+        self._recent: OrderedDict[str, bytes] = OrderedDict()
+        self._recent_bytes = 0
 
     # objects
 
@@ -216,6 +221,8 @@ class Store:
     def _object_file(self, digest: str) -> str:
         return f"{self._objects}/{digest[:2]}/{digest[2:]}"
 
+    RECENT_LIMIT = 256 * 1024 * 1024
+
     def put(self, data: bytes) -> str:
         digest = sha256_bytes(data)
         path = self.object_path(digest)
@@ -223,7 +230,18 @@ class Store:
             atomic_write(path, data, durable=self.durable, mode=0o444)
             self.index.remember(path, os.stat(path), digest)
             self._verified.add(digest)
+        self._keep_recent(digest, data)
         return digest
+
+    def _keep_recent(self, digest: str, data: bytes) -> None:
+        if digest in self._recent:
+            self._recent.move_to_end(digest)
+            return
+        self._recent[digest] = data
+        self._recent_bytes += len(data)
+        while self._recent_bytes > self.RECENT_LIMIT and self._recent:
+            _, old = self._recent.popitem(last=False)
+            self._recent_bytes -= len(old)
 
     def has(self, digest: str) -> bool:
         """True when the object exists and its bytes match its name (cheap when unchanged)."""
@@ -247,6 +265,9 @@ class Store:
 
     def read(self, digest: str) -> bytes:
         """The object's bytes, verified by hash; CorruptObject when missing or damaged."""
+        recent = self._recent.get(digest)
+        if recent is not None:
+            return recent
         path = self.object_path(digest)
         try:
             data = path.read_bytes()
@@ -255,10 +276,15 @@ class Store:
         if sha256_bytes(data) != digest:
             self._discard(path)
             raise CorruptObject(f"object {digest[:12]} is corrupt (its bytes no longer match its hash)")
+        self._keep_recent(digest, data)
         return data
 
     def _discard(self, path: Path) -> None:
-        self._verified.discard(path.parent.name + path.name)
+        digest = path.parent.name + path.name
+        self._verified.discard(digest)
+        data = self._recent.pop(digest, None)
+        if data is not None:
+            self._recent_bytes -= len(data)
         self.index.forget(path)
         try:
             path.unlink()
@@ -332,15 +358,29 @@ def open_store(project_root: Path, cache_dir: Path | None = None, *, durable: bo
 
 
 class Journal:
-    """Tasks sent to a paid backend, one durable file per request key (see backends.Journal)."""
+    """Tasks sent to a paid backend, one durable file per request key (see backends.Journal).
+
+    The folder is listed once; asking about a key with no entry costs no system call.
+    """
 
     def __init__(self, root: Path):
         self.root = root
+        self._keys: set[str] | None = None
 
     def _path(self, key: str) -> Path:
         return self.root / f"{key}.json"
 
+    def _known(self) -> set[str]:
+        if self._keys is None:
+            try:
+                self._keys = {name[:-5] for name in os.listdir(self.root) if name.endswith(".json")}
+            except FileNotFoundError:
+                self._keys = set()
+        return self._keys
+
     def pending(self, key: str) -> dict[str, Any] | None:
+        if key not in self._known():
+            return None
         try:
             return json.loads(self._path(key).read_bytes())
         except (FileNotFoundError, ValueError):
@@ -348,12 +388,16 @@ class Journal:
 
     def begin(self, key: str, record: dict[str, Any]) -> None:
         atomic_write(self._path(key), json.dumps({**record, "key": key}, sort_keys=True).encode(), durable=True)
+        self._known().add(key)
 
     def finish(self, key: str) -> None:
+        if key not in self._known():
+            return
         try:
             self._path(key).unlink()
         except FileNotFoundError:
             pass
+        self._known().discard(key)
 
     def entries(self) -> list[dict[str, Any]]:
         if not self.root.is_dir():

@@ -11,7 +11,7 @@ from shotflow.resolve import NodeStatus, Outcome, resolve
 
 
 def run_with(latency: dict[str, float], fail: set[str] = frozenset(), log: list | None = None):
-    async def run(node, upstream):
+    async def run(node, upstream, release):
         start = time.monotonic()
         if log is not None:
             log.append(("start", node, start))
@@ -39,7 +39,7 @@ def test_jobs_limits_what_runs_at_once():
     order = [f"n{i}" for i in range(12)]
     running, peak = 0, 0
 
-    async def run(node, upstream):
+    async def run(node, upstream, release):
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
@@ -66,7 +66,7 @@ def test_cheap_nodes_finish_without_a_slot():
     def cheap(node):
         return Outcome(node, NodeStatus.CACHED) if node.startswith("fresh") else None
 
-    async def run(node, upstream):
+    async def run(node, upstream, release):
         calls.append(node)
         return Outcome(node, NodeStatus.RENDERED)
 
@@ -76,10 +76,25 @@ def test_cheap_nodes_finish_without_a_slot():
     assert out["fresh3"].status is NodeStatus.CACHED
 
 
+def test_a_released_slot_lets_the_next_node_start_while_local_work_finishes():
+    log = []
+
+    async def run(node, upstream, release):
+        log.append(("start", node))
+        await asyncio.sleep(0.05)  # the request in flight
+        release()
+        await asyncio.sleep(0.2)  # storing the result
+        log.append(("end", node))
+        return Outcome(node, NodeStatus.RENDERED)
+
+    asyncio.run(resolve(["a", "b"], {}, run, jobs=1))
+    assert log[:2] == [("start", "a"), ("start", "b")]
+
+
 def test_priority_starts_the_longest_chain_first():
     started = []
 
-    async def run(node, upstream):
+    async def run(node, upstream, release):
         started.append(node)
         return Outcome(node, NodeStatus.RENDERED)
 
@@ -88,7 +103,7 @@ def test_priority_starts_the_longest_chain_first():
 
 
 def test_an_exception_in_a_node_is_an_internal_failure_not_a_crash():
-    async def run(node, upstream):
+    async def run(node, upstream, release):
         if node == "bad":
             raise RuntimeError("bug")
         return Outcome(node, NodeStatus.RENDERED)
@@ -101,7 +116,7 @@ def test_an_exception_in_a_node_is_an_internal_failure_not_a_crash():
 def test_cancellation_cancels_running_nodes_and_keeps_finished_ones():
     done = []
 
-    async def run(node, upstream):
+    async def run(node, upstream, release):
         await asyncio.sleep(0.01 if node == "quick" else 10)
         return Outcome(node, NodeStatus.RENDERED)
 
@@ -122,7 +137,7 @@ def test_a_long_chain_of_cheap_nodes_does_not_recurse():
     order = [f"n{i}" for i in range(n)]
     deps = {f"n{i}": [f"n{i - 1}"] for i in range(1, n)}
 
-    async def run(node, upstream):
+    async def run(node, upstream, release):
         raise AssertionError("everything is cheap")
 
     out = asyncio.run(resolve(order, deps, run, cheap=lambda node: Outcome(node, NodeStatus.CACHED)))

@@ -118,7 +118,7 @@ def inference_bodies(emu: Emulator) -> list[dict]:
 
 
 def test_sync_generation_downloads_every_take_with_seed_cost_and_uuid(emu, tmp_path):
-    generation = one(backend(tmp_path), request(takes=3))
+    generation = one(backend(tmp_path, output_type="URL"), request(takes=3))
     assert generation.backend == "runware" and len(generation.images) == 3
     for image in generation.images:
         picture = PILImage.open(io.BytesIO(image.data))
@@ -135,9 +135,15 @@ def test_sync_generation_downloads_every_take_with_seed_cost_and_uuid(emu, tmp_p
     assert emu.stats.billed == 1 and emu.stats.downloads == 3
 
 
+def test_the_default_output_type_is_base64_one_round_trip(emu, tmp_path):
+    generation = one(backend(tmp_path), request())
+    assert inference_bodies(emu)[0]["outputType"] == "base64Data"
+    assert generation.images[0].url is None and emu.stats.downloads == 0
+
+
 @pytest.mark.parametrize("output_type", ["base64Data", "dataURI"])
 def test_inline_output_types_decode_to_the_same_bytes_as_a_download(emu, tmp_path, output_type):
-    downloaded = one(backend(tmp_path), request("same frame"))
+    downloaded = one(backend(tmp_path, output_type="URL"), request("same frame"))
     inline = one(backend(tmp_path, output_type=output_type), request("same frame"))
     assert inline.images[0].data == downloaded.images[0].data
     assert inline.images[0].url is None and emu.stats.downloads == 1
@@ -276,7 +282,7 @@ def test_a_malformed_answer_is_retried(emu, tmp_path):
 @pytest.mark.parametrize("fault", [Fault.status(503), Fault.malformed(), Fault.drop()])
 def test_a_failed_download_is_retried(emu, tmp_path, fault):
     emu.inject(fault, task_type="download")
-    generation = one(backend(tmp_path), request())
+    generation = one(backend(tmp_path, output_type="URL"), request())
     assert PILImage.open(io.BytesIO(generation.images[0].data)).size == (1360, 768)
     assert emu.stats.downloads == 1 and emu.stats.billed == 1
 
