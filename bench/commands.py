@@ -10,6 +10,11 @@ For each N, on a storyboard from ``generate.py`` (depth 8)::
     render (cold, preview)        shotflow render FILE from an empty cache, once, only when needed
     plan, warm (all fresh)        shotflow plan FILE after that render
     plan, 1 prompt edited         ... with one prompt changed: it and its downstream render
+    render, 1 prompt edited       shotflow render FILE after that edit: renders the shot and its
+                                  downstream, the rest is fresh (the everyday loop)
+    render, edit reverted         the prompt put back: nothing renders, but the no-op fast path
+                                  cannot answer (the file changed since the last run), so every
+                                  node goes through plan and the cache (as after a git checkout)
     render (no-op)                shotflow render FILE again, nothing changed
 
 Each figure is the median wall clock of spawn-to-exit over the runs (after one warm-up
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -81,12 +87,19 @@ def _judge(name: str, n: int, value: float, rss: float, quick: bool) -> tuple[st
 
 @contextlib.contextmanager
 def edited(path: Path, run_index: int):
-    """One shot's prompt (in the middle of the file) changed for the duration; then the
-    exact bytes and mtime are put back (same inode), so nothing downstream sees a change."""
+    """One shot's prompt changed for the duration, then the exact bytes and mtime put back
+    (same inode), so nothing downstream sees a change. The shot is ``edit_target`` of
+    bench-meta.json (the middle scene's shot with the most downstream), else the first."""
     original = path.read_bytes()
     st = os.stat(path)
-    at = original.find(b'        prompt: "', len(original) // 2)
-    at = original.index(b'"', at) + 1
+    try:
+        target = json.loads((path.parent / "bench-meta.json").read_text())["edit_target"]
+        scene_id, shot_id = target.split("/")
+        scene = original.index(f"  - id: {scene_id}\n".encode())
+        shot = original.index(f"      - id: {shot_id}\n".encode(), scene)
+    except (OSError, ValueError, KeyError):
+        shot = original.index(b"      - id: ")
+    at = original.index(b'"', original.index(b"        prompt: ", shot)) + 1
     # a new text each time: a user cache must never have seen it
     path.write_bytes(original[:at] + f"edit {run_index}.{time.time_ns()}: ".encode() + original[at:])
     try:
@@ -94,6 +107,10 @@ def edited(path: Path, run_index: int):
     finally:
         path.write_bytes(original)
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _where(n: int, cmd: list[str]) -> str:
+    return f"python bench/commands.py --sizes {n}  # runs `{quote(cmd)}` in bench/_work/sb{n}-d{DEPTH}"
 
 
 def _timed(name: str, n: int, cmd: list[str], runs: int, quick: bool, cwd: Path, *, expect: str | None = None,
@@ -121,7 +138,27 @@ def _timed(name: str, n: int, cmd: list[str], runs: int, quick: bool, cwd: Path,
     if "fast path" in note:
         ok = False if not quick else None
     return Result(bench="commands", case=f"{name}, N={n}", value=value, unit="s", runs=walls, rss_mb=rss,
-                  target=target, ok=ok, command=quote(cmd), note=note)
+                  target=target, ok=ok, command=_where(n, cmd), note=note)
+
+
+def _edit_loop(n: int, cmd: list[str], runs: int, quick: bool, cwd: Path, board: Path) -> list[Result]:
+    """Render with one prompt edited, then with the edit reverted: both timed, each run."""
+    edit, revert = [], []
+    env = {"SHOTFLOW_USER_CACHE": str(USER_CACHE)}
+    for i in range(runs):
+        with edited(board, i):
+            edit.append(check(run(cmd, cwd=cwd, env=env), f"render with an edit at N={n}"))
+        revert.append(check(run(cmd, cwd=cwd, env=env), f"render with the edit reverted at N={n}"))
+    results = []
+    for name, procs in (("render, 1 prompt edited", edit), ("render, edit reverted", revert)):
+        walls = [p.wall for p in procs]
+        rendered = procs[-1].out.count(" rendered ")
+        rss = max(p.rss_mb for p in procs)
+        target, ok = _judge(name, n, median(walls), rss, quick)
+        results.append(Result(bench="commands", case=f"{name}, N={n}", value=median(walls), unit="s", runs=walls,
+                              rss_mb=rss, target=target, ok=ok, command=_where(n, cmd),
+                              note=f"CPU {median([p.cpu for p in procs]):.2f} s; {rendered} nodes rendered"))
+    return results
 
 
 def _clear(folder: Path) -> None:
@@ -154,15 +191,16 @@ def bench_one(n: int, runs: int, quick: bool, fresh: bool) -> list[Result]:
                               runs=[proc.wall], rss_mb=proc.rss_mb,
                               target=f"RSS ≤ {RSS_LIMIT_MB:.0f} MB" if n >= 10_000 else "",
                               ok=None if quick or n < 10_000 else proc.rss_mb <= RSS_LIMIT_MB,
-                              command=quote(render),
+                              command=_where(n, render) + " (--fresh)",
                               note=f"{nodes} nodes, {meta['takes'] + meta['sheets']} frames; "
                                    f"{proc.wall / nodes * 1000:.1f} ms per node; CPU {proc.cpu:.1f} s"))
     else:
         results.append(Result(bench="commands", case=f"render (cold, preview), N={n}", value=None, unit="s",
-                              command=quote(render), note="kept from an earlier run (pass --fresh to redo)"))
+                              command=_where(n, render) + " (--fresh)", note="kept from an earlier run (pass --fresh to redo)"))
     results += [
         _timed("plan, warm (all fresh)", n, plan, runs, quick, folder),
         _timed("plan, 1 prompt edited", n, plan, runs, quick, folder, edit=board),
+        *_edit_loop(n, render, 1 if n >= 10_000 else min(runs, 3), quick, folder, board),
         _timed("render (no-op)", n, render, runs, quick, folder, expect="nothing to do"),
     ]
     return results

@@ -32,6 +32,7 @@ from pathlib import Path
 MAX_REFS = 3  # runway:4@1 and runway:4@2 take at most 3 reference images
 PROMPT_BUDGET = 930  # expanded prompt (template included) stays under the model's 1000
 SCENE_SIZE = 50
+META_VERSION = 2  # of bench-meta.json: a newer one is rewritten, the storyboard (same bytes) is not
 
 CHARACTER_NAMES = [
     "mara", "tom", "ines", "oskar", "leni", "bruno", "yara", "felix", "noor", "anton", "greta", "milo",
@@ -171,6 +172,7 @@ class Board:
         for node, ds in deps.items():  # story order is a topological order: refs point backwards
             chain[node] = 1 + max((chain[d] for d in ds), default=0)
         shots = sum(len(s.shots) for s in self.scenes)
+        target, downstream = self.edit_target(deps)
         shot_chain: dict[str, int] = {}
         for scene in self.scenes:
             for shot in scene.shots:
@@ -190,7 +192,30 @@ class Board:
             "mean_fan_in": round(sum(fan_in) / max(1, len(fan_in)), 3),
             "max_expanded_prompt": max((len(s.expanded) for sc in self.scenes for s in sc.shots), default=0),
             "takes": sum(s.takes for sc in self.scenes for s in sc.shots),
+            "edit_target": target,  # the shot the edit benchmarks change, and what re-renders with it
+            "edit_renders": downstream,
         }
+
+    def edit_target(self, deps: dict[str, list[str]] | None = None) -> tuple[str, int]:
+        """The shot of the middle scene with the most downstream nodes (itself included)."""
+        deps = deps or self.deps()
+        users: dict[str, list[str]] = {node: [] for node in deps}
+        for node, ds in deps.items():
+            for d in ds:
+                users[d].append(node)
+
+        def closure(node: str) -> int:
+            seen, todo = {node}, [node]
+            while todo:
+                for user in users[todo.pop()]:
+                    if user not in seen:
+                        seen.add(user)
+                        todo.append(user)
+            return len(seen)
+
+        scene = self.scenes[len(self.scenes) // 2]
+        best = max((f"{scene.id}/{shot.id}" for shot in scene.shots), key=lambda node: (closure(node), -len(node)))
+        return best, closure(best)
 
     def _ref_list(self, scene: Scene, shot: Shot) -> list[str]:
         refs = [scene.location] if self.locations[scene.location].is_ref else []
@@ -427,9 +452,13 @@ def write(board: Board, out: Path) -> dict[str, object]:
                 if value:
                     lines.append(f"        {key}: {_q(value)}")
     (out / "storyboard.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return write_meta(board, out)
+
+
+def write_meta(board: Board, out: Path) -> dict[str, object]:
     stats = board.stats()
-    (out / "bench-meta.json").write_text(json.dumps({"n": board.n, "depth": board.depth, "seed": board.seed, **stats},
-                                                    indent=1) + "\n", encoding="utf-8")
+    meta = {"version": META_VERSION, "n": board.n, "depth": board.depth, "seed": board.seed, **stats}
+    (out / "bench-meta.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     return stats
 
 
@@ -449,16 +478,19 @@ def _write_image(path: Path, name: str) -> None:
 
 
 def generate(n: int, out: Path, depth: int = 8, seed: int = 0) -> dict[str, object]:
-    """Build and write; skipped when ``out`` already holds the same storyboard (same arguments)."""
+    """Build and write; skipped when ``out`` already holds the same storyboard (same arguments),
+    so its renders and caches stay valid (the files keep their mtimes)."""
     meta_path = out / "bench-meta.json"
+    same = False
     try:
         meta = json.loads(meta_path.read_text())
-        if (meta["n"], meta["depth"], meta["seed"]) == (n, depth, seed) and (out / "storyboard.yaml").is_file():
+        same = (meta["n"], meta["depth"], meta["seed"]) == (n, depth, seed) and (out / "storyboard.yaml").is_file()
+        if same and meta.get("version") == META_VERSION:
             return meta
     except (OSError, ValueError, KeyError):
         pass
     board = build(n, depth, seed)
-    stats = write(board, out)
+    stats = write_meta(board, out) if same else write(board, out)
     return {"n": n, "depth": depth, "seed": seed, **stats}
 
 

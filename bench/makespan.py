@@ -40,8 +40,10 @@ TARGET = 1.05
 class EmulatorProcess:
     """``python -m shotflow.testing.emulator`` in a child process; its URL is the first stdout line."""
 
-    def __init__(self, latency: float, concurrency: int | None, api_key: str = "test-key"):
-        cmd = [PY, "-m", "shotflow.testing.emulator", "--port", "0", "--latency", str(latency), "--api-key", api_key]
+    def __init__(self, latency: float, concurrency: int | None, api_key: str = "test-key", probe: Path | None = None):
+        entry = [str(Path(__file__).resolve().parent / "_emulator_probe.py")] if probe else ["-m", "shotflow.testing.emulator"]
+        cmd = [PY, *entry, "--port", "0", "--latency", str(latency), "--api-key", api_key]
+        self.env = child_env({"SHOTFLOW_BENCH_PROBE": str(probe)} if probe else None)
         if concurrency:
             cmd += ["--concurrency", str(concurrency)]
         self.cmd = cmd
@@ -50,7 +52,7 @@ class EmulatorProcess:
         self.cpu = 0.0  # CPU seconds it used, known once it exited
 
     def __enter__(self) -> EmulatorProcess:
-        self.proc = subprocess.Popen(self.cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=lambda: lines.put(self.proc.stdout.readline()), daemon=True).start()
         try:
@@ -102,10 +104,26 @@ def render_timed(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float)
             "cpu": usage.ru_utime + usage.ru_stime, "err": "".join(err_chunks)}
 
 
+def probe_summary(tasks: list[list[float]], latency: float, jobs: int, runs: int) -> str:
+    """Where the time beyond the bound went, from the emulator's side (one run's tasks)."""
+    tasks = sorted(tasks)[: len(tasks) // max(1, runs)]
+    if not tasks:
+        return "probe: no tasks"
+    span = max(d for _, d in tasks) - tasks[0][0]
+    durations = sorted(d - a for a, d in tasks)
+    busy = sum(durations)
+    return (f"probe: task time median {durations[len(durations) // 2] * 1000:.0f} ms, "
+            f"p90 {durations[int(len(durations) * 0.9)] * 1000:.0f} ms (L {latency * 1000:.0f}); "
+            f"slots busy {busy / (jobs * span):.0%} of {jobs} × {span:.2f} s; "
+            f"idle slot time {jobs * span - busy:.2f} s = shotflow's turnaround, "
+            f"{(jobs * span - busy) / len(tasks) * 1000:.0f} ms per task")
+
+
 def bench(quick: bool = False, shots: int | None = None, latency: float | None = None, jobs: int | None = None,
-          runs: int | None = None, whatif: str = "") -> list[Result]:
+          runs: int | None = None, whatif: str = "", probe: bool = False, extra_jobs: int = 0) -> list[Result]:
     """``whatif``: comma-separated patches of ``_patched.py`` and/or ``base64`` (the storyboard
-    asks Runware for base64Data instead of URLs: no download round trip); for profiling only."""
+    asks Runware for base64Data instead of URLs: no download round trip), ``batch1`` (one task
+    per HTTP request), ``window0`` (no batch window); for profiling only."""
     shots = shots or (20 if quick else 400)
     latency = latency if latency is not None else (0.05 if quick else 0.2)
     jobs = jobs or (4 if quick else 8)
@@ -114,18 +132,26 @@ def bench(quick: bool = False, shots: int | None = None, latency: float | None =
     meta = generate(shots, folder, depth=8)
     nodes, chain = int(meta["nodes"]), int(meta["longest_chain"])
     bound = max(chain * latency, math.ceil(nodes / jobs) * latency)
-    patches = [p for p in whatif.split(",") if p and p != "base64"]
+    settings = {"base64": "output_type: base64Data", "batch1": "batch: 1", "window0": "batch_window: 0"}
+    wanted = [w for w in whatif.split(",") if w]
+    patches = [w for w in wanted if w not in settings]
     board = "storyboard.yaml"
-    if "base64" in whatif.split(","):
-        board = "storyboard-base64.yaml"
-        (folder / board).write_text((folder / "storyboard.yaml").read_text() + "runware: {output_type: base64Data}\n")
+    if any(w in settings for w in wanted):
+        board = "storyboard-" + "-".join(w for w in wanted if w in settings) + ".yaml"
+        section = ", ".join(settings[w] for w in wanted if w in settings)
+        (folder / board).write_text((folder / "storyboard.yaml").read_text() + f"runware: {{{section}}}\n")
     sf = [PY, str(Path(__file__).resolve().parent / "_patched.py")] if patches else shotflow_cmd()
-    cmd = [*sf, "render", board, "--backend", "runware", "--jobs", str(jobs), "--json"]
+    # extra_jobs > 0 (profiling): shotflow keeps more tasks in flight than the emulator runs at once;
+    # the emulator queues them, so a freed slot starts the next task at once (turnaround hidden)
+    cmd = [*sf, "render", board, "--backend", "runware", "--jobs", str(jobs + extra_jobs), "--json"]
     case = f"N={shots} ({nodes} nodes, chain {chain}), L={latency:g} s, C={jobs}" + (f", what-if {whatif}" if whatif else "")
+    if extra_jobs:
+        case += f", --jobs {jobs + extra_jobs}"
     command = (f"python bench/makespan.py --shots {shots} --latency {latency:g} --jobs {jobs}"
-               f"   # runs: {quote(cmd)} against the emulator")
+               f"  # runs `{quote(cmd)}` against the emulator")
+    probe_file = WORK / "emulator-probe.json" if probe else None
     try:
-        with EmulatorProcess(latency, jobs) as emulator:
+        with EmulatorProcess(latency, jobs, probe=probe_file) as emulator:
             makespans, walls, cpus, rss, failed, rendered = [], [], [], 0.0, 0, 0
             for _ in range(runs):
                 for name in (".shotflow", "renders"):
@@ -146,6 +172,9 @@ def bench(quick: bool = False, shots: int | None = None, latency: float | None =
                 cpus.append(got["cpu"])
                 rss = max(rss, got["rss_mb"])
     except (RuntimeError, OSError) as exc:
+        import traceback
+
+        traceback.print_exc()
         note = f"could not run: {exc}"
         return [Result(bench="makespan", case=case, value=None, unit="x", target=f"≤ {TARGET} × bound",
                        command=command, note=note[:400])]
@@ -156,6 +185,8 @@ def bench(quick: bool = False, shots: int | None = None, latency: float | None =
     note = (f"bound {bound:.2f} s; run makespan {span:.2f} s; process wall {wall:.2f} s "
             f"({wall / bound:.3f}× bound); {rendered} rendered, {failed} failed or skipped; "
             f"CPU: shotflow {cpu:.1f} s ({cpu / nodes * 1000:.0f} ms/node), emulator {emulator_cpu:.1f} s")
+    if probe_file is not None and probe_file.is_file():
+        note += "; " + probe_summary(json.loads(probe_file.read_text()), latency, jobs, runs)
     return [
         Result(bench="makespan", case=case, value=span / bound, unit="x", runs=[m / bound for m in makespans],
                rss_mb=rss, target=f"≤ {TARGET} × bound", ok=None if quick else (ok_run and not failed),
@@ -174,8 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=None, help="C: --jobs and emulator concurrency (default 8)")
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--whatif", default="", help="profiling: nofsync, novalidate, base64 (comma-separated)")
+    parser.add_argument("--probe", action="store_true", help="time every task in the emulator (bench/_emulator_probe.py)")
+    parser.add_argument("--extra-jobs", type=int, default=0,
+                        help="profiling: run shotflow with --jobs C+K against an emulator of concurrency C")
     args = parser.parse_args(argv)
-    print(table(bench(args.quick, args.shots, args.latency, args.jobs, args.runs, args.whatif)))
+    print(table(bench(args.quick, args.shots, args.latency, args.jobs, args.runs, args.whatif, args.probe,
+                      args.extra_jobs)))
     return 0
 
 

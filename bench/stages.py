@@ -86,7 +86,8 @@ def bench(quick: bool = False, sizes: tuple[int, ...] | None = None, runs: int |
         for mode, cache in (("user cache off", "off"), ("warm", str(USER_CACHE))):
             if mode == "warm":
                 run_child(path, cache)  # fill it
-            samples = [run_child(path, cache) for _ in range(runs)]
+            # a cold 10 000-shot run is ~25 s: one shows it
+            samples = [run_child(path, cache) for _ in range(1 if n >= 10_000 and cache == "off" else runs)]
             missing = sorted({m for s in samples for m in s.get("_missing", [])})
             for stage in STAGES:
                 values = [s[stage] for s in samples if s.get(stage) is not None]
@@ -99,7 +100,7 @@ def bench(quick: bool = False, sizes: tuple[int, ...] | None = None, runs: int |
                     note = "; ".join(m for m in missing if m.startswith(stage)) or "not measured"
                 results.append(Result(bench="stages", case=f"{stage}, N={n}, {mode}",
                                       value=median(values) if values else None, unit="s", runs=values,
-                                      command=f"python bench/stages.py --sizes {n}", note=note))
+                                      command=f"python bench/stages.py --sizes {n} --runs {runs}", note=note))
     return results
 
 

@@ -116,7 +116,8 @@ def bench(quick: bool = False, runs: int | None = None, top: int = 0) -> list[Re
         results.append(Result(bench="startup", case=f"shotflow {name}", value=median(walls), unit="s", runs=walls,
                               target="no " + "/".join(FORBIDDEN[name]) if name in FORBIDDEN else "",
                               ok=None if quick or name not in FORBIDDEN else not bad,
-                              command=quote([*sf, *args]) + f"   (in {folder.relative_to(WORK.parent.parent)})",
+                              command=f"python bench/startup.py  # runs `{quote([*sf, *args])}` "
+                                      f"in {folder.relative_to(WORK.parent.parent)}",
                               note=note))
     return results
 
