@@ -5,16 +5,21 @@
       │        └─ e.g. "N=1000" or "1080p, 3 refs"
       └─ e.g. "noop", "validate", "preview"
 
-A process is timed from spawn to exit (wall clock) and its peak RSS is read from
-``os.wait4``'s rusage of that one child, so the figures are what a user waits for
-and what the machine must hold, not what an in-process timer would flatter.
+A process is timed from spawn to exit (wall clock), so the figures are what a user
+waits for, not what an in-process timer would flatter. Its peak RSS comes from GNU
+``/usr/bin/time -f %M`` wrapped around it: ``ru_maxrss`` of a child read directly with
+``os.wait4`` also counts what the *parent* held when it forked (Linux keeps the
+high-water mark across fork and exec), so a benchmark process that grew would inflate
+every figure after it. Without GNU time, wait4 is used and the table says so.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -68,6 +73,34 @@ class Result:
         return asdict(self)
 
 
+@functools.cache
+def gnu_time() -> str | None:
+    """GNU time, if this machine has it (``-f`` and ``-o``): the clean way to read a child's peak RSS."""
+    path = shutil.which("time", path="/usr/bin:/bin:/usr/local/bin")
+    if not path:
+        return None
+    try:
+        ok = subprocess.run([path, "-f", "%M", "-o", os.devnull, "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if ok else None
+
+
+def measured(cmd: list[str], rss_file: str) -> list[str]:
+    """``cmd`` wrapped so that its own peak RSS (KiB) ends up in ``rss_file``."""
+    wrapper = gnu_time()
+    return [wrapper, "-f", "%M", "-o", rss_file, *cmd] if wrapper else cmd
+
+
+def read_rss(rss_file: str, fallback_kib: int) -> float:
+    """MB from GNU time's file (its last line), else the wait4 figure."""
+    try:
+        lines = Path(rss_file).read_text().split()
+        return int(lines[-1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return fallback_kib / 1024
+
+
 @dataclass
 class Proc:
     wall: float  # seconds, spawn to exit
@@ -80,27 +113,49 @@ class Proc:
 
 def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
         keep_output: bool = True, timeout: float = 1800) -> Proc:
-    """Run one process to completion; wall clock and the child's own peak RSS (os.wait4)."""
+    """Run one process to completion; wall clock, the child's own peak RSS (GNU time) and CPU."""
     full_env = child_env(env)
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile(suffix=".rss") as rss_file:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(measured(cmd, rss_file.name), cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
                                 stdout=out if keep_output else subprocess.DEVNULL, stderr=err)
         killer = threading.Timer(timeout, proc.kill)
         killer.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            status, usage = reap(proc)
         finally:
             killer.cancel()
         wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         text_out = out.read().decode(errors="replace") if keep_output else ""
         text_err = err.read().decode(errors="replace")
-    # ru_maxrss is in kilobytes on Linux
-    return Proc(wall=wall, rss_mb=usage.ru_maxrss / 1024, cpu=usage.ru_utime + usage.ru_stime, code=proc.returncode,
+        rss = read_rss(rss_file.name, usage.ru_maxrss)
+    # wait4's rusage includes the children the wrapper waited for: the CPU is the command's
+    return Proc(wall=wall, rss_mb=rss, cpu=usage.ru_utime + usage.ru_stime, code=proc.returncode,
                 out=text_out, err=text_err)
+
+
+def reap(proc: subprocess.Popen) -> tuple[int, object]:
+    """Wait for ``proc``; (exit status, its rusage). Should something else have reaped it
+    (``Popen.poll`` inside ``kill``), the status is Popen's and the rusage all zeros."""
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    except ChildProcessError:
+        proc.wait()
+        return proc.returncode, _ZERO_USAGE
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage
+
+
+class _ZeroUsage:
+    ru_maxrss = 0
+    ru_utime = 0.0
+    ru_stime = 0.0
+
+
+_ZERO_USAGE = _ZeroUsage()
 
 
 def check(proc: Proc, what: str) -> Proc:
@@ -161,6 +216,7 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "rss": "GNU time %M of each process" if gnu_time() else "os.wait4 ru_maxrss (includes the parent's RSS at fork)",
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": git,
     }

@@ -25,13 +25,14 @@ import queue
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import PY, WORK, Result, child_env, median, quote, shotflow_cmd, table  # noqa: E402
+from _common import PY, WORK, Result, child_env, measured, median, read_rss, reap, quote, shotflow_cmd, table  # noqa: E402
 from generate import generate  # noqa: E402
 
 TARGET = 1.05
@@ -71,17 +72,20 @@ class EmulatorProcess:
             self.proc.terminate()
             killer = threading.Timer(10, self.proc.kill)
             killer.start()
-            _, status, usage = os.wait4(self.proc.pid, 0)
-            killer.cancel()
-            self.proc.returncode = os.waitstatus_to_exitcode(status)
+            try:
+                _, usage = reap(self.proc)
+            finally:
+                killer.cancel()
             self.cpu = usage.ru_utime + usage.ru_stime
 
 
 def render_timed(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float) -> dict:
     """Run a ``render --json``; the arrival time of every stdout line, and the child's peak RSS."""
     full_env = child_env(env)
+    rss_file = tempfile.NamedTemporaryFile(suffix=".rss", delete=False)
+    rss_file.close()
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(measured(cmd, rss_file.name), cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, text=True)
     killer = threading.Timer(timeout, proc.kill)
     killer.start()
@@ -95,12 +99,15 @@ def render_timed(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float)
             events.append((stamp, json.loads(line)))
         except ValueError:
             continue
-    _, status, usage = os.wait4(proc.pid, 0)
+    try:
+        _, usage = reap(proc)
+    finally:
+        killer.cancel()
     wall = time.perf_counter() - start
-    killer.cancel()
     reader.join(5)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return {"wall": wall, "code": proc.returncode, "events": events, "rss_mb": usage.ru_maxrss / 1024,
+    rss = read_rss(rss_file.name, usage.ru_maxrss)
+    os.unlink(rss_file.name)
+    return {"wall": wall, "code": proc.returncode, "events": events, "rss_mb": rss,
             "cpu": usage.ru_utime + usage.ru_stime, "err": "".join(err_chunks)}
 
 

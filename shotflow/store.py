@@ -221,7 +221,7 @@ class Store:
     def _object_file(self, digest: str) -> str:
         return f"{self._objects}/{digest[:2]}/{digest[2:]}"
 
-    RECENT_LIMIT = 256 * 1024 * 1024
+    RECENT_LIMIT = 64 * 1024 * 1024  # enough for the frames the next shots are about to use
 
     def put(self, data: bytes) -> str:
         digest = sha256_bytes(data)
