@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -62,7 +63,7 @@ def test_generated_storyboard_follows_its_rules(tmp_path):
 
     plan = subprocess.run([sys.executable, "-m", "shotflow", "plan", "--json", str(tmp_path / "storyboard.yaml")],
                           capture_output=True, text=True, timeout=120,
-                          env={**__import__("os").environ, "SHOTFLOW_USER_CACHE": "off"})
+                          env={**os.environ, "SHOTFLOW_USER_CACHE": "off"})
     assert plan.returncode == 0, plan.stderr
     nodes = json.loads(plan.stdout)["nodes"]
     assert len(nodes) == meta["nodes"]
