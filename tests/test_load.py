@@ -60,6 +60,65 @@ def test_merge_keys_and_anchors_work(write):
     assert shots[1] == {"id": "two", "prompt": "p", "takes": 2}
 
 
+def test_the_fast_build_gives_what_pyyaml_gives(write):
+    import yaml
+
+    text = """
+        shotflow: 1
+        n: [1, 0x1f, 1_000, -2.5, .inf, true, no, null, ~, "007", '1', 2026-11-22, !!str 5, !!int "6"]
+        nested: {a: {b: [x, {c: d}]}, e: []}
+        block: |
+          two
+          lines
+        base: &b {k: 1, l: [1, 2]}
+        copy: *b
+        over: {<<: [*b, {m: 3, k: 9}], k: 2}
+        """
+    path = write(text)
+    expected = yaml.safe_load(path.read_text())
+    expected["n"][11] = "2026-11-22"  # dates stay text in shotflow
+    data = read_source(path).data
+    assert data == expected
+    assert list(data["over"]) == ["l", "m", "k"]  # inherited keys first, as PyYAML orders them
+
+
+def test_an_alias_is_a_copy_not_a_shared_object(write):
+    data = read_source(write("shotflow: 1\na: &x {k: [1]}\nb: *x\n")).data
+    data["b"]["k"].append(2)
+    assert data["a"] == {"k": [1]}
+
+
+def test_duplicate_key_deep_inside_names_the_first_line(write):
+    path = write("shotflow: 1\nscenes:\n  - id: a\n    shots:\n      - id: s\n        prompt: x\n        prompt: y\n")
+    with pytest.raises(LoadError, match=r"7:9: duplicate key 'prompt' \(first at line 6\)"):
+        read_source(path)
+
+
+def test_bad_tags_inside_sequences_and_on_mappings_are_all_reported(write):
+    path = write("shotflow: 1\na: [ok, !weird x]\nb: !!python/name:os.system {k: 1}\n")
+    with pytest.raises(ErrorList) as info:
+        read_source(path)
+    text = str(info.value)
+    assert "2:9: YAML tag !weird is not allowed" in text and "3:4: YAML tag !!python/name:os.system" in text
+
+
+@pytest.mark.parametrize("text, message", [
+    ("shotflow: 1\n---\nshotflow: 1\n", r"2:1: the file holds more than one YAML document"),
+    ("shotflow: 1\na: &x [1, *x]\n", r"alias \*x refers to a value that contains it"),
+    ("shotflow: 1\n? [a, b]\n: c\n", r"2:3: mapping keys must be plain text"),
+    ("shotflow: 1\na: {<<: [1]}\n", r"'<<' merges only mappings"),
+    ("shotflow: 1\na: [1\n", r"YAML syntax error"),
+])
+def test_yaml_shapes_shotflow_refuses(write, text, message):
+    with pytest.raises(LoadError, match=message):
+        read_source(write(text))
+
+
+def test_an_empty_file_is_an_empty_mapping_and_merge_as_a_value_is_text(write):
+    assert read_source(write("# nothing\n")).data == {}
+    assert read_source(write("a: <<\n")).data == {"a": "<<"}
+
+
 def test_includes_merge_libraries_and_splice_scenes(write):
     write("characters:\n  mara: {description: a keeper}\nvars: {mood: grim}\n", "lib/cast.yaml")
     write("scenes:\n  - id: middle\n    shots: [{id: x, prompt: y}]\n", "acts/act2.yaml")
