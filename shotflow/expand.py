@@ -55,6 +55,7 @@ class _Expander:
         self.templates = _Templates(self.root)
         self.shot_ids: dict[str, list[str]] = {}  # scene id -> shot ids
         self.all_ids: set[str] = set()
+        self.files: dict[tuple[Path, str], str] = {}  # (folder, relative path) -> resolved file
 
     # -- the whole storyboard -------------------------------------------------
 
@@ -285,6 +286,9 @@ class _Expander:
         return self.root
 
     def _file(self, rel: str, base: Path, where, owner: str) -> str:
+        known = self.files.get((base, rel))
+        if known is not None:
+            return known
         target = (base / rel).resolve()
         if not target.is_file():
             hint = None
@@ -293,6 +297,7 @@ class _Expander:
             raise RefError(f"{owner}: reference file not found: {rel}", where=where,
                            hint=hint or f"looked for {display_path(target)}")
         self.inputs[target] = None
+        self.files[(base, rel)] = str(target)
         return str(target)
 
     def _node_id(self, text: str, scene_id: str | None) -> str | None:
@@ -314,6 +319,8 @@ class _Expander:
                         hint=hint or "write 'scene/shot', 'character:NAME', 'location:NAME', a file path or a URL")
 
     def _check_tags(self, node_id: str, prompt: str, refs: list[RefSpec], where) -> bool:
+        if "@" not in prompt:
+            return False
         mentions = list(dict.fromkeys(_MENTION_RE.findall(prompt)))
         if not mentions:
             return False
@@ -448,6 +455,9 @@ class _Templates:
     def render_string(self, source: str, context: dict, node_id: str, where) -> str:
         if "{" not in source:
             return source  # plain text: nothing to expand
+        text = _substitute(source, context, lambda: self.env.filters)
+        if text is not None:
+            return text
         template = self._compiled.get(source)
         if template is None:
             import jinja2
@@ -559,6 +569,50 @@ class _CodeCache:
         except OSError:
             pass
         self.dirty = False
+
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_TEXT_FILTERS = ("upper", "lower", "title", "capitalize", "trim")
+_LOOKUP = re.compile(r"\{\{\s*(%s(?:\.%s)*(?:\s*\|\s*(?:%s))*)\s*\}\}"
+                     % (_NAME, _NAME, "|".join(_TEXT_FILTERS)))
+_MISSING = object()
+
+
+def _substitute(source: str, context: dict, filters) -> str | None:
+    """A prompt that is only text and ``{{ name.key.key }}`` lookups of plain values
+    (optionally through ``upper``, ``lower``, ``title``, ``capitalize`` or ``trim``),
+    expanded without compiling it; None when Jinja must do it.
+
+    Most prompts are like that, and Jinja needs a millisecond to compile each distinct
+    one. The result is exactly Jinja's: text holds no ``{`` (so no other tag hides in
+    it); every lookup goes through dicts by keys that are not attributes of a dict (the
+    sandbox's ``getattr`` would find the attribute first) and ends at text or a number;
+    filters are Jinja's own functions (``filters()`` gives the environment's table).
+    Anything else (another filter, a missing name, None, a list) goes to Jinja, which
+    renders it or reports it with its line.
+    """
+    parts = _LOOKUP.split(source)  # text, lookup, text, lookup, ..., text
+    texts = parts[0::2]
+    if any("{" in text for text in texts):
+        return None
+    out = [texts[0]]
+    for lookup, text in zip(parts[1::2], texts[1:]):
+        path, *applied = lookup.split("|")
+        names = path.strip().split(".")
+        value = context.get(names[0], _MISSING)
+        for name in names[1:]:
+            if type(value) is not dict or hasattr(value, name):
+                return None
+            value = value.get(name, _MISSING)
+        if type(value) not in (str, int, float, bool) or (applied and type(value) is not str):
+            return None
+        if applied:
+            table = filters()
+            for name in applied:
+                value = table[name.strip()](value)
+        out.append(str(value))
+        out.append(text)
+    return "".join(out)
 
 
 def _template_error(exc: Exception, node_id: str, where, what: str) -> TemplateError:

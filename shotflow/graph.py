@@ -21,12 +21,9 @@ def build(project: Project):
     import networkx as nx
 
     graph = nx.DiGraph()
-    for node_id, spec in project.nodes.items():
-        graph.add_node(node_id, spec=spec)
-    for node_id, spec in project.nodes.items():
-        for ref in spec.refs:
-            if ref.kind is RefKind.NODE:
-                graph.add_edge(ref.target, node_id)
+    graph.add_nodes_from((node_id, {"spec": spec}) for node_id, spec in project.nodes.items())
+    graph.add_edges_from((ref.target, node_id) for node_id, spec in project.nodes.items()
+                         for ref in spec.refs if ref.kind is RefKind.NODE)
     try:
         # execution order: topological, story order among nodes ready together
         graph.graph["order"] = list(nx.lexicographical_topological_sort(

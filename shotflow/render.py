@@ -129,12 +129,11 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
     if hit is not None:
         return hit
     from . import graph as graphs
-    from .expand import expand
-    from .load import load
+    from .api import load_project
     from .store import LockFile, ProjectLock, open_store
 
     started = time.perf_counter()
-    project = expand(load(storyboard, options.overrides), backend=options.backend)
+    project = load_project(storyboard, options.overrides, options.backend)
     graph = graphs.build(project)
     backend_name = options.backend or project.backend
     store = open_store(project.root, options.cache_dir, durable=backend_name != "preview")

@@ -249,3 +249,48 @@ def test_the_examples_expand(example):
     heist = api.load_project(example("heist"))
     assert [s.id for s in heist.scenes] == ["casing", "inside", "escape"]
     assert heist.nodes["escape/tram"].tagged
+
+
+@pytest.mark.parametrize("source", [
+    "plain {{ shot.id }} and {{vars.grade}} then {{ cast.mara.description }}",
+    "{{ shot.takes }} takes, {{ shot.duration }} s, flag {{ vars.flag }}",
+    "{{ vars.items }}",                      # an attribute of dict: Jinja finds the method first
+    "{{ vars.grade | upper }} and {{vars.grade|title|lower}} {{ cast.mara.description | title }}",
+    "{{ vars.grade | replace('t', 'T') }}",  # a filter with arguments
+    "{{ shot.takes | title }}",              # a text filter of a number
+    "{{ vars.none }}",                       # None
+    "{{ vars.list }}",                       # a list
+    "{{- vars.grade -}} x",                  # whitespace control
+    "{{{ vars.grade }}",                     # a brace in the text
+    "{% if vars.flag %}yes{% endif %} {{ vars.grade }}",
+    "{# note #}{{ vars.grade }}",
+])
+def test_simple_lookups_skip_jinja_and_give_what_jinja_gives(source, tmp_path):
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from shotflow.expand import _substitute
+
+    context = {"shot": {"id": "a/b", "takes": 2, "duration": 2.5},
+               "vars": {"grade": "teal", "flag": True, "none": None, "list": [1], "items": "shadowed"},
+               "cast": {"mara": {"description": "a keeper"}}}
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined)
+    fast = _substitute(source, context, lambda: env.filters)
+    try:
+        slow = env.from_string(source).render(context)
+    except jinja2.TemplateError:
+        slow = None
+    if fast is not None:
+        assert fast == slow
+    simple = source.startswith(("plain", "{{ shot.takes }}", "{{ vars.grade | upper"))
+    assert (fast is not None) == simple
+
+
+def test_a_missing_name_in_a_simple_prompt_is_still_jinjas_error(project):
+    with pytest.raises(TemplateError, match=r"a/one: prompt, line 1: 'dict object' has no attribute 'nope'"):
+        project("""
+scenes:
+  - id: a
+    shots:
+      - {id: one, prompt: "{{ vars.nope }} at sea"}
+""", head=HEAD + "vars: {grade: teal}\n")
