@@ -55,13 +55,37 @@ def check(source: Source, definition: str = "storyboard") -> list[SchemaError]:
         ]
     # a file whose exact bytes passed this exact schema before passes again: skip jsonschema
     key = hashlib.sha256(_schema_bytes() + definition.encode() + source.sha256.encode()).hexdigest()
-    if source.sha256 and _usercache.has("valid", key):
+    cached = bool(source.sha256) and _usercache.user_cache_dir() is not None
+    if cached and _usercache.has("valid", key):
         return []
-    errors = [_translate(source, e) for e in _leaf_errors(_validator(definition).iter_errors(data))]
-    if not errors and source.sha256:
+    scenes = data.get("scenes")
+    if cached and definition in ("storyboard", "scenes_file") and isinstance(scenes, list) and len(scenes) > 1:
+        errors = _check_by_scene(source, definition, data, scenes)
+    else:
+        errors = [_translate(source, e) for e in _leaf_errors(_validator(definition).iter_errors(data))]
+    if not errors and cached:
         _usercache.remember("valid", key)
     unique = {(str(e.where), e.message): e for e in errors}
     return sorted(unique.values(), key=lambda e: (e.where.line, e.where.column) if isinstance(e.where, Mark) else (0, 0))
+
+
+def _check_by_scene(source: Source, definition: str, data: dict, scenes: list) -> list[SchemaError]:
+    """The same check, scene by scene: a scene whose exact data passed before is not
+    checked again, so editing one prompt of a long storyboard rechecks one scene."""
+    head = {**data, "scenes": []}
+    errors = [_translate(source, e) for e in _leaf_errors(_validator(definition).iter_errors(head))]
+    validator = _validator("scene_item")
+    salt = _schema_bytes() + b"scene_item"
+    for index, scene in enumerate(scenes):
+        text = json.dumps(scene, sort_keys=True, ensure_ascii=False, default=repr)
+        key = hashlib.sha256(salt + text.encode()).hexdigest()
+        if _usercache.has("valid", key):
+            continue
+        found = [_translate(source, e, ("scenes", index)) for e in _leaf_errors(validator.iter_errors(scene))]
+        if not found:
+            _usercache.remember("valid", key)
+        errors += found
+    return errors
 
 
 def _leaf_errors(errors):
@@ -82,8 +106,8 @@ def _location(path) -> str:
     return text
 
 
-def _translate(source: Source, error) -> SchemaError:
-    path = tuple(error.absolute_path)
+def _translate(source: Source, error, prefix_path: tuple = ()) -> SchemaError:
+    path = (*prefix_path, *error.absolute_path)
     where_path = _location(path)
     prefix = f"{where_path}: " if where_path else ""
     schema = error.schema if isinstance(error.schema, dict) else {}

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The per-user cache (compiled templates, schema checks) of the tests is their own, never
+# the user's ~/.cache/shotflow; subprocesses inherit it.
+os.environ["SHOTFLOW_USER_CACHE"] = tempfile.mkdtemp(prefix="shotflow-usercache-")
 EXAMPLES = ROOT / "examples"
 
 

@@ -202,3 +202,24 @@ def test_schema_errors_of_several_files_come_together(write):
         load(path)
     text = str(info.value)
     assert "cast.yaml:2:10" in text and "storyboard.yaml:3:" in text
+
+
+def test_the_schema_check_is_remembered_scene_by_scene(write):
+    from shotflow import _usercache
+
+    scenes = "".join(f"  - id: s{i}\n    shots:\n      - {{id: a, prompt: p{i}}}\n" for i in range(3))
+    path = write("shotflow: 1\nscenes:\n" + scenes.replace("prompt: p1", "promt: p1"))
+    with pytest.raises(InputError) as info:  # the error is in the second scene; its place is exact
+        load(path)
+    assert "storyboard.yaml:8:17: scenes[1].shots[0]: unknown key 'promt' (did you mean 'prompt'?)" in str(info.value)
+
+    def markers() -> int:
+        return sum(1 for p in (_usercache.user_cache_dir() / "valid").rglob("*") if p.is_file())
+
+    before = markers()
+    path.write_text("shotflow: 1\nscenes:\n" + scenes)
+    load(path)
+    assert markers() == before + 2  # the scene that was wrong, and the file
+    path.write_text("shotflow: 1\nscenes:\n" + scenes.replace("prompt: p2", "prompt: p2, takes: 0"))
+    with pytest.raises(InputError, match=r"11:36: scenes\[2\]\.shots\[0\]\.takes: must be at least 1, got 0"):
+        load(path)
