@@ -67,3 +67,94 @@ def test_reference_thumbnails_are_drawn():
 def test_unicode_prompts_draw_with_the_bundled_font():
     gen = generate(request(prompt="Mära fährt nach Łódź — «страх» ★"))
     assert Image.open(io.BytesIO(gen.images[0].data)).size == (1360, 768)
+
+
+# -- thumbnails of frames this backend drew (F9) ---------------------------------------------
+
+def png_ref(data: bytes, tag: str | None = None) -> Reference:
+    return Reference(data=data, sha256=hashlib.sha256(data).hexdigest(), tag=tag)
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1360, 768), (720, 1280), (333, 201)])
+def test_thumbnail_of_a_frame_just_drawn_is_the_decoded_one(size):
+    from shotflow.backends.preview import _ref_box
+
+    backend = PreviewBackend()
+    data = backend.draw_all(request(width=size[0], height=size[1]))[0].data
+    digest = hashlib.sha256(data).hexdigest()
+    assert backend._drawn.get(digest) is not None  # held: no decoding needed
+    for frame in [(1920, 1080), (1024, 1024), (720, 1280), size]:
+        box = _ref_box(*frame)
+        held = backend._thumbnail(data, digest, box)
+        decoded = PreviewBackend()._thumbnail(data, digest, box)  # a new backend decodes the PNG
+        assert held.size == decoded.size and held.tobytes() == decoded.tobytes()
+
+
+def test_same_bytes_whether_or_not_the_references_were_drawn_here_or_thumbnails_cached():
+    drawer = PreviewBackend()
+    first = drawer.draw_all(request(prompt="the harbor at dawn", width=1920, height=1080, seed=7))[0].data
+    sheet = drawer.draw_all(request(prompt="mara, character sheet", width=1024, height=1024, seed=8))[0].data
+    jpg = drawer.draw_all(request(prompt="a photo", output_format="JPG", seed=9))[0].data
+    shot = request(prompt="mara walks to the harbor", width=1920, height=1080, takes=2, tagged=True,
+                   references=(png_ref(first, "harbor"), png_ref(sheet, "mara"), png_ref(jpg, "photo")))
+    warm_drawn = drawer.draw_all(shot)  # first and sheet are held by the backend that drew them
+    warm_thumbs = drawer.draw_all(shot)  # now their thumbnails are cached too
+    cold = PreviewBackend().draw_all(shot)  # nothing seen: every reference decoded
+    assert [i.data for i in warm_drawn] == [i.data for i in warm_thumbs] == [i.data for i in cold]
+    # the next shot in a chain, with the just-drawn frame as its reference
+    nxt = request(prompt="closer on mara", width=1920, height=1080, references=(png_ref(cold[0].data),))
+    assert drawer.draw_all(nxt)[0].data == PreviewBackend().draw_all(nxt)[0].data
+
+
+def test_lossy_frames_are_not_held():
+    backend = PreviewBackend()
+    for fmt in ("JPG", "WEBP"):
+        backend.draw_all(request(output_format=fmt))
+    assert len(backend._drawn) == 0
+
+
+def test_the_caches_are_bounded():
+    backend = PreviewBackend()
+    for i in range(24):  # 2 MB each: more than the byte budget of the held frames
+        backend.draw_all(request(width=1920, height=1080, seed=i))
+    assert len(backend._drawn) <= backend._drawn.max_entries
+    assert 0 < backend._drawn.nbytes <= backend._drawn.max_bytes
+    tiny = Image.new("RGB", (64, 36), (90, 90, 90))
+    buf = io.BytesIO()
+    tiny.save(buf, "PNG")
+    refs = [Reference(data=buf.getvalue(), sha256=f"fake{i}") for i in range(300)]
+    for i in range(0, 300, 3):
+        backend.draw_all(request(width=320, height=180, references=tuple(refs[i:i + 3])))
+    assert len(backend._thumbs) == backend._thumbs.max_entries == 256
+    assert backend._thumbs.nbytes <= backend._thumbs.max_bytes
+    asyncio.run(backend.aclose())
+    assert len(backend._thumbs) == len(backend._drawn) == 0 and backend._thumbs.nbytes == 0
+
+
+def test_lru_evicts_the_least_recently_used_and_counts_bytes():
+    from shotflow.backends.preview import _Lru
+
+    lru = _Lru(max_entries=3, max_bytes=100)
+    for key in "abc":
+        lru.put(key, key.upper(), 10)
+    assert lru.get("a") == "A"  # a is now the most recent
+    lru.put("d", "D", 10)
+    assert lru.get("b") is None and len(lru) == 3 and lru.nbytes == 30
+    lru.put("e", "E", 85)  # over the byte budget: the oldest go
+    assert lru.get("e") == "E" and lru.nbytes <= 100
+    lru.put("huge", "H", 101)  # never fits: not kept
+    assert lru.get("huge") is None and lru.nbytes <= 100
+
+
+def test_frames_drawn_in_threads_are_the_frames_drawn_in_turn():
+    upstream = PreviewBackend().draw_all(request(seed=1))[0].data
+    shots = [request(prompt=f"shot {i}", seed=i, references=(png_ref(upstream, "prev"),)) for i in range(8)]
+
+    async def together(backend):
+        return await asyncio.gather(*(backend.generate(s) for s in shots))
+
+    backend = PreviewBackend()
+    backend.draw_all(request(seed=1))  # holds upstream
+    concurrent = asyncio.run(together(backend))
+    in_turn = [PreviewBackend().draw_all(s) for s in shots]
+    assert [g.images[0].data for g in concurrent] == [t[0].data for t in in_turn]
