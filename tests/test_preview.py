@@ -158,3 +158,81 @@ def test_frames_drawn_in_threads_are_the_frames_drawn_in_turn():
     concurrent = asyncio.run(together(backend))
     in_turn = [PreviewBackend().draw_all(s) for s in shots]
     assert [g.images[0].data for g in concurrent] == [t[0].data for t in in_turn]
+
+
+def pillow_thumbnail(data: bytes, box):
+    """What the backend's thumbnail of ``data`` must be: Pillow's decoding, shrunk."""
+    from shotflow.backends.preview import _shrink
+
+    with Image.open(io.BytesIO(data)) as img:
+        img.draft("L", box)
+        img = img.convert("L")
+    return _shrink(img, box)
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1360, 768), (333, 201)])
+def test_panels_drawn_by_another_run_read_without_pillow_give_pillows_pixels(size):
+    from shotflow.backends.preview import _read_own_png, _ref_box
+
+    data = PreviewBackend().draw_all(request(width=size[0], height=size[1], seed=size[0]))[0].data
+    grey, palette = _read_own_png(data)
+    assert grey.size == size
+    backend = PreviewBackend()  # never drew it: reads it
+    for frame in [(1920, 1080), (720, 1280), size]:
+        box = _ref_box(*frame)
+        thumb = backend._thumbnail(data, "not-the-digest", box)
+        expected = pillow_thumbnail(data, box)
+        assert thumb.size == expected.size and thumb.tobytes() == expected.tobytes()
+    # and a frame just drawn (held) gives the same as Pillow too
+    held = PreviewBackend()
+    data = held.draw_all(request(width=size[0], height=size[1], seed=3))[0].data
+    box = _ref_box(1920, 1080)
+    assert held._thumbnail(data, hashlib.sha256(data).hexdigest(), box).tobytes() == pillow_thumbnail(data, box).tobytes()
+
+
+def test_other_pngs_are_left_to_pillow():
+    from shotflow.backends.preview import _read_own_png
+
+    own = PreviewBackend().draw_all(request(width=320, height=180))[0].data
+    assert _read_own_png(own) is not None
+    others = []
+    for mode in ("RGB", "L", "P"):
+        buf = io.BytesIO()
+        Image.new(mode, (320, 180), 90).save(buf, "PNG")
+        others.append(buf.getvalue())
+    others += [own[:-20], own[:100], own[:40] + b"\x00" + own[41:], b"", b"GIF89a"]
+    big = bytearray(own)  # a huge IHDR with a right CRC: not read here
+    import struct
+    import zlib
+    big[16:24] = struct.pack(">II", 100_000, 100_000)
+    big[29:33] = struct.pack(">I", zlib.crc32(bytes(big[12:29])) & 0xFFFFFFFF)
+    others.append(bytes(big))
+    for data in others:
+        assert _read_own_png(data) is None
+    # a PNG of exactly that layout written by someone else is read, with Pillow's pixels
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(own)).save(buf, "PNG")
+    resaved = buf.getvalue()
+    if _read_own_png(resaved) is not None:
+        grey, palette = _read_own_png(resaved)
+        from shotflow.backends.preview import _luminance
+        assert grey.point(_luminance(palette)).tobytes() == Image.open(io.BytesIO(resaved)).convert("L").tobytes()
+
+
+def test_text_masks_kept_give_the_same_pixels():
+    from shotflow.backends import preview
+
+    shot = request(prompt="a long prompt that wraps " * 12, takes=3, width=1920, height=1080)
+    preview._MASKS.clear()
+    preview._prompt_layout.cache_clear()
+    first = [i.data for i in PreviewBackend().draw_all(shot)]  # takes 2 and 3 reuse the prompt's masks
+    assert len(preview._MASKS) > 0
+    again = [i.data for i in PreviewBackend().draw_all(shot)]  # everything from the caches
+    alone = []
+    for take in range(3):  # each take drawn with nothing kept
+        preview._MASKS.clear()
+        preview._prompt_layout.cache_clear()
+        seed = (shot.seed + take * 7919) & 0x7FFFFFFF
+        alone.append(preview.draw_panel(shot, take, seed, PreviewBackend()._thumbnail))
+    assert first == again == alone
+    assert preview._MASKS.nbytes <= preview._MASKS.max_bytes
