@@ -4,12 +4,13 @@
 
 ``PreviewBackend().draw_all(Request(...))`` in process, one take per request, with a
 generated shot's prompt (~450-650 characters after expansion) and a new seed and
-prompt each frame. Three cases per size:
+prompt each frame. Four cases per size:
 
     no refs        a shot without reference images
     3 refs, warm   three references whose thumbnails the backend already holds
                    (a later shot reusing a sheet or the previous shot: the usual case)
-    3 refs, cold   three references never seen before: decoded and shrunk each frame
+    3 refs, cold   three references never seen before: decoded and shrunk each frame (they
+                   are preview PNGs, so the backend's own PNG reader, not Pillow's, decodes them)
     3 refs, 1 new  two warm references and the frame this backend drew just before, at
                    the same size (untimed): a render's usual shot, whose previous shot
                    is new each time
