@@ -199,7 +199,8 @@ def _build(text: bytes, source: Source, errors: list[ShotflowError]):
         if kind is Scalar:
             tag = event.tag
             if tag is None or tag == "!":
-                tag = resolve(scalar_node, event.value, event.implicit)
+                # quoted (or '!') scalars are text; only plain ones go through the resolver
+                tag = resolve(scalar_node, event.value, event.implicit) if event.implicit[0] else _STR
             if tag == _STR or tag == _TIMESTAMP:
                 value = event.value
             elif tag in _SAFE_SCALAR_TAGS or tag == _MERGE:
