@@ -198,6 +198,13 @@ class Session:
         self.outcomes: dict[str, Outcome] = {}
         self.backend = None
         self.stopped: ShotflowError | None = None  # an AccountError that stopped the run
+        # node id → how many planned nodes that reference its frame have not finished: its
+        # picked frame's bytes stay in memory (Store.hold) only while this is above 0
+        self._users: dict[str, int] = {}
+        for node_id in self.plan.order:
+            for target in self._upstream_frames(node_id):
+                self._users[target] = self._users.get(target, 0) + 1
+        self._held: dict[str, str] = {}  # node id → digest of its frame held for its users
 
     # -- checks before anything is spent --------------------------------------------
 
@@ -273,6 +280,28 @@ class Session:
         self.outcomes[outcome.id] = outcome
         self.summary.add(outcome)
         self.reporter.node_done(outcome)
+        # this node has read its references (or never will): its upstream frames have one user less
+        for target in self._upstream_frames(outcome.id):
+            left = self._users.get(target, 0) - 1
+            if left > 0:
+                self._users[target] = left
+                continue
+            self._users.pop(target, None)
+            digest = self._held.pop(target, None)
+            if digest is not None:
+                self.store.release(digest)
+
+    def _upstream_frames(self, node_id: str):
+        """The nodes whose frames ``node_id`` references (one per reference)."""
+        from .model import RefKind
+
+        return [ref.target for ref in self.plan.nodes[node_id].spec.refs if ref.kind is RefKind.NODE]
+
+    def _hold(self, node_id: str, digest: str, data: bytes) -> None:
+        """Keep a node's picked frame in memory while nodes that reference it are still to come."""
+        if node_id not in self._held and self._users.get(node_id, 0) > 0:
+            self.store.hold(digest, data)
+            self._held[node_id] = digest
 
     def _fresh(self, node_id: str) -> Outcome | None:
         """A fresh node finishes at once: its frames are copied out if needed."""
@@ -343,6 +372,8 @@ class Session:
 
         # file work off the event loop: other shots keep flowing meanwhile
         record, paths = await asyncio.to_thread(self._keep, spec, key, roll, payload, generation)
+        picked = min(spec.pick, len(generation.images)) - 1
+        self._hold(node_id, record.outputs[picked].sha256, generation.images[picked].data)
         if self.options.locked:
             if [o.sha256 for o in record.outputs] != [o.sha256 for o in entry.record.outputs]:
                 return Outcome(node_id, NodeStatus.FAILED, error="--locked: the redrawn frame differs from the lock")
@@ -363,13 +394,14 @@ class Session:
                    url=image.url, cost=image.cost)
             for image in generation.images
         )
+        data = {output.sha256: image.data for output, image in zip(outputs, generation.images)}
         record = Record(key=key, backend=self.backend_name, model=spec.model, outputs=outputs,
                         task_id=generation.task_id, cost=generation.cost, roll=roll,
                         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), request=payload)
         if not self.options.locked:
             self.store.put_action(record)
         self.store.journal.finish(key)  # recorded: nothing is pending for this key any more
-        return record, self._export(spec, record)
+        return record, self._export(spec, record, data)
 
     async def _references(self, spec):
         import asyncio
@@ -382,7 +414,9 @@ class Session:
             if ref.kind is RefKind.NODE:
                 record = self.results[ref.target]
                 picked = record.picked(self.project.nodes[ref.target].pick)
-                data = self.store.read(picked.sha256)
+                data = self.store.read(picked.sha256)  # held in memory, else read and verified
+                if self._users.get(ref.target, 0) > 1:  # others will read it too: keep it meanwhile
+                    self._hold(ref.target, picked.sha256, data)
                 remote = {record.backend: picked.remote_id} if picked.remote_id else {}
                 refs.append(Reference(data=data, sha256=picked.sha256, tag=ref.tag, source=ref.label, remote_ids=remote))
             elif ref.kind is RefKind.FILE:
@@ -408,13 +442,13 @@ class Session:
         self.lock.urls[url] = digest
         return data, digest
 
-    def _export(self, spec, record) -> tuple[str, ...]:
+    def _export(self, spec, record, data: dict[str, bytes] | None = None) -> tuple[str, ...]:
         from .load import display_path
         from .model import frame_paths
 
         paths = frame_paths(self.project, spec)
         for path, output in zip(paths, record.outputs):
-            self.store.export(output.sha256, path)
+            self.store.export(output.sha256, path, data.get(output.sha256) if data else None)
         return tuple(display_path(p) for p in paths)
 
     # -- recording ------------------------------------------------------------------------

@@ -66,6 +66,30 @@ def test_first_render_renders_everything_and_second_nothing(example):
     assert not third.events[-1][1].noop
 
 
+def test_an_upstream_frame_is_kept_in_memory_only_while_its_users_are_to_come(example, monkeypatch):
+    from shotflow.store import Store
+
+    story = example("lighthouse")
+    disk_reads, held_at_end = [], []
+    read, save = Store.read, Store.save
+
+    def counting_read(self, digest):
+        if digest not in self._held:
+            disk_reads.append(digest)
+        return read(self, digest)
+
+    def checking_save(self):
+        held_at_end.append(self.held_bytes())
+        save(self)
+
+    monkeypatch.setattr(Store, "read", counting_read)
+    monkeypatch.setattr(Store, "save", checking_save)
+    first = render(story)
+    assert first.by_status(RENDERED) == set(api.load_project(story).nodes)
+    assert disk_reads == []  # every reference came from memory: nothing stored was read back
+    assert held_at_end == [0]  # and every frame left memory after its last user
+
+
 def test_noop_render_leaves_the_lock_byte_identical(example):
     story = example("lighthouse")
     render(story)
