@@ -226,6 +226,7 @@ class Session:
             for target in self._upstream_frames(node_id):
                 self._users[target] = self._users.get(target, 0) + 1
         self._held: dict[str, str] = {}  # node id → digest of its frame held for its users
+        self._slots: _Slots | None = None  # what may send at once, when the backend prepares
 
     # -- checks before anything is spent --------------------------------------------
 
@@ -289,8 +290,14 @@ class Session:
         weight = {n: (1.0 if self.plan.nodes[n].status is Status.RENDER else 0.0) for n in self.plan.order}
         priority = graphs.heights(self.graph.subgraph(self.plan.order), self.plan.order, weight)
         deps = {n: list(self.graph.predecessors(n)) for n in self.plan.order}
+        jobs = max(1, self.options.jobs)
+        if getattr(self.backend, "prepares", False):
+            # F8: up to `jobs` more shots prepare their request (references, key, lookup, schema
+            # check, durable journal entry) while every slot is busy; only `jobs` send at once
+            self._slots = _Slots(jobs, {n: (-priority[n], i) for i, n in enumerate(self.plan.order)})
+            jobs *= 2
         try:
-            await _resolve(self.plan.order, deps, self._render, jobs=max(1, self.options.jobs),
+            await _resolve(self.plan.order, deps, self._render, jobs=jobs,
                            cheap=self._fresh, priority=priority, fail_fast=self.options.fail_fast,
                            on_start=self.reporter.node_started, on_done=self._done)
         finally:
@@ -379,7 +386,10 @@ class Session:
             provider_settings=spec.provider_settings, options=dict(spec.options),
         )
         try:
-            generation = await self.backend.generate(request)
+            if self._slots is None:
+                generation = await self.backend.generate(request)
+            else:
+                generation = await self._slots.generate(self.backend, request, node_id, self._still_going)
             release()  # the backend is done with it: the next shot may start while this one is stored
         except AccountError as exc:
             self.stopped = self.stopped or exc
@@ -403,6 +413,13 @@ class Session:
         self.results[node_id] = record
         return Outcome(node_id, NodeStatus.RENDERED, value=record, outputs=paths,
                        cost=generation.cost or 0.0, elapsed=time.perf_counter() - t0)
+
+    def _still_going(self) -> None:
+        """Raised in a prepared shot about to send when the run stopped meanwhile."""
+        if self.stopped is not None:
+            from .errors import BackendError
+
+            raise BackendError(f"not sent: the run stopped ({self.stopped.message})")
 
     def _keep(self, spec, key: str, roll: int, payload: dict, generation):
         """Store the images, record the action, copy the frames out: the paid work is safe."""
@@ -539,6 +556,59 @@ class Session:
                     "signature": self.options.signature(), "backend": self.backend_name,
                     "inputs": inputs, "outputs": outputs, "nodes": nodes}
         atomic_write(manifest_path(self.project.path), json.dumps(manifest, separators=(",", ":")).encode())
+
+
+class _Slots:
+    """``jobs`` permits to send, handed to the waiting shot with the longest chain ahead first
+    (then story order), not first come first served: a shot prepared early does not hold back
+    a critical one that became ready after it."""
+
+    def __init__(self, jobs: int, rank: dict[str, tuple[float, int]]):
+        self.free = jobs
+        self.rank = rank
+        self.waiting: list[tuple[tuple[float, int], Any]] = []  # heap of (rank, future)
+
+    async def generate(self, backend, request, node_id: str, check) -> Any:
+        """``backend.generate(request)`` holding a permit from its first send to its return."""
+        held = False
+
+        async def start() -> None:
+            nonlocal held
+            await self._acquire(self.rank[node_id])
+            held = True
+            check()
+
+        try:
+            return await backend.generate(request, start=start)
+        finally:
+            if held:
+                self._release()
+
+    async def _acquire(self, rank: tuple[float, int]) -> None:
+        import asyncio
+        import heapq
+
+        if self.free > 0 and not self.waiting:
+            self.free -= 1
+            return
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self.waiting, (rank, future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._release()  # handed over just as it was cancelled: pass it on
+            raise
+
+    def _release(self) -> None:
+        import heapq
+
+        while self.waiting:
+            _, future = heapq.heappop(self.waiting)
+            if not future.done():
+                future.set_result(None)
+                return
+        self.free += 1
 
 
 def status_path(storyboard: Path) -> Path:

@@ -429,3 +429,46 @@ def test_a_copied_project_does_not_trust_the_originals_last_run(example, tmp_pat
     again = render(copied)
     assert "arrival/lamp" in again.by_status(RENDERED)
     assert (copy / "renders/arrival/lamp.png").is_file()
+
+
+class PreparingBackend:
+    """The preview backend behind a ``start`` hook, like Runware's: counts what waits and what sends."""
+
+    name = "preview"
+    prepares = True
+
+    def __init__(self):
+        from shotflow.backends.preview import PreviewBackend
+
+        self.inner = PreviewBackend()
+        self.preparing = self.sending = self.most_sending = self.most_started = 0
+
+    async def generate(self, request, start=None):
+        import asyncio
+
+        self.preparing += 1
+        self.most_started = max(self.most_started, self.preparing + self.sending)
+        await asyncio.sleep(0.01)  # the schema check, the journal entry
+        await start()
+        self.preparing -= 1
+        self.sending += 1
+        self.most_sending = max(self.most_sending, self.sending)
+        try:
+            await asyncio.sleep(0.02)
+            return await self.inner.generate(request)
+        finally:
+            self.sending -= 1
+
+    async def aclose(self):
+        pass
+
+
+def test_shots_prepare_ahead_while_at_most_jobs_send(example, monkeypatch):
+    story = example("lighthouse")
+    fake = PreparingBackend()
+    monkeypatch.setattr("shotflow.backends.create", lambda name, services: fake)
+    run = render(story, jobs=2)
+    assert run.by_status(RENDERED) == set(api.load_project(story).nodes)
+    assert fake.most_sending == 2  # --jobs holds for what is sent
+    assert fake.most_started > 2  # and more were being prepared meanwhile
+    assert fake.preparing == fake.sending == 0
