@@ -559,8 +559,11 @@ class RunwareBackend:
 
     def _check(self, request: Request) -> None:
         """Refuse a request the model's schema refuses, before any network traffic."""
-        placeholders = [ref.remote_ids.get("runware") or _PLACEHOLDER_UUID for ref in request.references]
-        problems = catalog.task_errors(self.task(request, str(uuid.uuid4()), placeholders))
+        # placeholders stand for what is not known yet (the task's UUID, references not
+        # uploaded) and for what is (an upstream take's UUID is a non-empty string like them):
+        # tasks of one shape then differ only in their prompt, checked once per shape
+        placeholders = [_PLACEHOLDER_UUID for _ in request.references]
+        problems = catalog.task_errors(self.task(request, _PLACEHOLDER_UUID, placeholders), by_shape=True)
         if problems:
             raise RequestRejected(f"invalid request for {request.model}: {'; '.join(problems)}")
 
