@@ -472,3 +472,24 @@ def test_shots_prepare_ahead_while_at_most_jobs_send(example, monkeypatch):
     assert fake.most_sending == 2  # --jobs holds for what is sent
     assert fake.most_started > 2  # and more were being prepared meanwhile
     assert fake.preparing == fake.sending == 0
+
+
+def test_send_permits_go_to_the_waiting_shot_with_the_longest_chain_first():
+    import asyncio
+
+    from shotflow.render import _Slots
+
+    async def main():
+        slots = _Slots(1, {"first": (-1, 0), "late": (-1, 1), "critical": (-5, 2), "early": (-1, 3)})
+        order = []
+
+        async def one(node):
+            await slots._acquire(slots.rank[node])
+            order.append(node)
+            await asyncio.sleep(0)
+            slots._release()
+
+        await asyncio.gather(*(one(n) for n in ("first", "early", "late", "critical")))
+        return order
+
+    assert asyncio.run(main()) == ["first", "critical", "late", "early"]
