@@ -8,7 +8,6 @@
                  task with jsonschema before it is sent)
     nogc         gc.disable() for the whole run (what a gc.freeze()/threshold change around
                  loading a big storyboard could buy; a short-lived CLI can afford it)
-    norecent     Store.RECENT_LIMIT = 0: no object bytes kept in memory by the store
     looplag      not a fix, a probe: measures how busy the render's event loop is (a 1 ms
                  ticker's lateness) and prints it to stderr at the end
 
@@ -20,17 +19,13 @@ import os
 import sys
 
 PATCHES = {p for p in os.environ.get("SHOTFLOW_BENCH_PATCH", "").split(",") if p}
-unknown = PATCHES - {"nofsync", "novalidate", "nogc", "norecent", "looplag"}
+unknown = PATCHES - {"nofsync", "novalidate", "nogc", "looplag"}
 if unknown:
     sys.exit(f"unknown patch: {', '.join(sorted(unknown))}")
 if "nogc" in PATCHES:
     import gc
 
     gc.disable()
-if "norecent" in PATCHES:
-    import shotflow.store
-
-    shotflow.store.Store.RECENT_LIMIT = 0
 if "nofsync" in PATCHES:
     os.fsync = lambda fd: None
 if "novalidate" in PATCHES:

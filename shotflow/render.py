@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,7 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
     from .store import LockFile, ProjectLock, open_store
 
     started = time.perf_counter()
+    _one_malloc_arena()
     project = load_project(storyboard, options.overrides, options.backend)
     graph = graphs.build(project)
     backend_name = options.backend or project.backend
@@ -144,6 +145,26 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
         lock = LockFile.read(project.lock_path)
         session = Session(project, graph, store, lock, options, backend_name, reporter, forced, only)
         return session.run(started)
+
+
+def _one_malloc_arena() -> None:
+    """Let the threads that draw and store frames allocate from the main heap (glibc only).
+
+    glibc gives each thread that allocates its own heap ("arena"), and each keeps the
+    buffers of the largest frame it handled: 30-40 MB of resident memory for the preview
+    backend's few worker threads, on top of a heap the load left half empty. Their
+    allocations are a few large buffers a frame, so sharing one arena costs no time.
+    """
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(-8, 1)  # M_ARENA_MAX: takes effect for threads not started yet
+    except (OSError, AttributeError):
+        pass
 
 
 class ProjectCache:
@@ -197,6 +218,14 @@ class Session:
         self.outcomes: dict[str, Outcome] = {}
         self.backend = None
         self.stopped: ShotflowError | None = None  # an AccountError that stopped the run
+        # node id → how many planned nodes that reference its frame have not finished: its
+        # picked frame's bytes stay in memory (Store.hold) only while this is above 0
+        self._users: dict[str, int] = {}
+        for node_id in self.plan.order:
+            for target in self._upstream_frames(node_id):
+                self._users[target] = self._users.get(target, 0) + 1
+        self._held: dict[str, str] = {}  # node id → digest of its frame held for its users
+        self._slots: _Slots | None = None  # what may send at once, when the backend prepares
 
     # -- checks before anything is spent --------------------------------------------
 
@@ -260,8 +289,14 @@ class Session:
         weight = {n: (1.0 if self.plan.nodes[n].status is Status.RENDER else 0.0) for n in self.plan.order}
         priority = graphs.heights(self.graph.subgraph(self.plan.order), self.plan.order, weight)
         deps = {n: list(self.graph.predecessors(n)) for n in self.plan.order}
+        jobs = max(1, self.options.jobs)
+        if getattr(self.backend, "prepares", False):
+            # F8: up to `jobs` more shots prepare their request (references, key, lookup, schema
+            # check, durable journal entry) while every slot is busy; only `jobs` send at once
+            self._slots = _Slots(jobs, {n: (-priority[n], i) for i, n in enumerate(self.plan.order)})
+            jobs *= 2
         try:
-            await _resolve(self.plan.order, deps, self._render, jobs=max(1, self.options.jobs),
+            await _resolve(self.plan.order, deps, self._render, jobs=jobs,
                            cheap=self._fresh, priority=priority, fail_fast=self.options.fail_fast,
                            on_start=self.reporter.node_started, on_done=self._done)
         finally:
@@ -272,6 +307,28 @@ class Session:
         self.outcomes[outcome.id] = outcome
         self.summary.add(outcome)
         self.reporter.node_done(outcome)
+        # this node has read its references (or never will): its upstream frames have one user less
+        for target in self._upstream_frames(outcome.id):
+            left = self._users.get(target, 0) - 1
+            if left > 0:
+                self._users[target] = left
+                continue
+            self._users.pop(target, None)
+            digest = self._held.pop(target, None)
+            if digest is not None:
+                self.store.release(digest)
+
+    def _upstream_frames(self, node_id: str):
+        """The nodes whose frames ``node_id`` references (one per reference)."""
+        from .model import RefKind
+
+        return [ref.target for ref in self.plan.nodes[node_id].spec.refs if ref.kind is RefKind.NODE]
+
+    def _hold(self, node_id: str, digest: str, data: bytes) -> None:
+        """Keep a node's picked frame in memory while nodes that reference it are still to come."""
+        if node_id not in self._held and self._users.get(node_id, 0) > 0:
+            self.store.hold(digest, data)
+            self._held[node_id] = digest
 
     def _fresh(self, node_id: str) -> Outcome | None:
         """A fresh node finishes at once: its frames are copied out if needed."""
@@ -328,7 +385,10 @@ class Session:
             provider_settings=spec.provider_settings, options=dict(spec.options),
         )
         try:
-            generation = await self.backend.generate(request)
+            if self._slots is None:
+                generation = await self.backend.generate(request)
+            else:
+                generation = await self._slots.generate(self.backend, request, node_id, self._still_going)
             release()  # the backend is done with it: the next shot may start while this one is stored
         except AccountError as exc:
             self.stopped = self.stopped or exc
@@ -342,6 +402,8 @@ class Session:
 
         # file work off the event loop: other shots keep flowing meanwhile
         record, paths = await asyncio.to_thread(self._keep, spec, key, roll, payload, generation)
+        picked = min(spec.pick, len(generation.images)) - 1
+        self._hold(node_id, record.outputs[picked].sha256, generation.images[picked].data)
         if self.options.locked:
             if [o.sha256 for o in record.outputs] != [o.sha256 for o in entry.record.outputs]:
                 return Outcome(node_id, NodeStatus.FAILED, error="--locked: the redrawn frame differs from the lock")
@@ -350,6 +412,13 @@ class Session:
         self.results[node_id] = record
         return Outcome(node_id, NodeStatus.RENDERED, value=record, outputs=paths,
                        cost=generation.cost or 0.0, elapsed=time.perf_counter() - t0)
+
+    def _still_going(self) -> None:
+        """Raised in a prepared shot about to send when the run stopped meanwhile."""
+        if self.stopped is not None:
+            from .errors import BackendError
+
+            raise BackendError(f"not sent: the run stopped ({self.stopped.message})")
 
     def _keep(self, spec, key: str, roll: int, payload: dict, generation):
         """Store the images, record the action, copy the frames out: the paid work is safe."""
@@ -362,13 +431,16 @@ class Session:
                    url=image.url, cost=image.cost)
             for image in generation.images
         )
+        data = {output.sha256: image.data for output, image in zip(outputs, generation.images)}
         record = Record(key=key, backend=self.backend_name, model=spec.model, outputs=outputs,
                         task_id=generation.task_id, cost=generation.cost, roll=roll,
                         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), request=payload)
         if not self.options.locked:
             self.store.put_action(record)
         self.store.journal.finish(key)  # recorded: nothing is pending for this key any more
-        return record, self._export(spec, record)
+        # what the key was made of is in the action record now; the lock does not need it
+        # (1-2 KB a node, held to the end of the run otherwise)
+        return replace(record, request={}), self._export(spec, record, data)
 
     async def _references(self, spec):
         import asyncio
@@ -381,7 +453,9 @@ class Session:
             if ref.kind is RefKind.NODE:
                 record = self.results[ref.target]
                 picked = record.picked(self.project.nodes[ref.target].pick)
-                data = self.store.read(picked.sha256)
+                data = self.store.read(picked.sha256)  # held in memory, else read and verified
+                if self._users.get(ref.target, 0) > 1:  # others will read it too: keep it meanwhile
+                    self._hold(ref.target, picked.sha256, data)
                 remote = {record.backend: picked.remote_id} if picked.remote_id else {}
                 refs.append(Reference(data=data, sha256=picked.sha256, tag=ref.tag, source=ref.label, remote_ids=remote))
             elif ref.kind is RefKind.FILE:
@@ -407,13 +481,13 @@ class Session:
         self.lock.urls[url] = digest
         return data, digest
 
-    def _export(self, spec, record) -> tuple[str, ...]:
+    def _export(self, spec, record, data: dict[str, bytes] | None = None) -> tuple[str, ...]:
         from .load import display_path
         from .model import frame_paths
 
         paths = frame_paths(self.project, spec)
         for path, output in zip(paths, record.outputs):
-            self.store.export(output.sha256, path)
+            self.store.export(output.sha256, path, data.get(output.sha256) if data else None)
         return tuple(display_path(p) for p in paths)
 
     # -- recording ------------------------------------------------------------------------
@@ -481,6 +555,59 @@ class Session:
                     "signature": self.options.signature(), "backend": self.backend_name,
                     "inputs": inputs, "outputs": outputs, "nodes": nodes}
         atomic_write(manifest_path(self.project.path), json.dumps(manifest, separators=(",", ":")).encode())
+
+
+class _Slots:
+    """``jobs`` permits to send, handed to the waiting shot with the longest chain ahead first
+    (then story order), not first come first served: a shot prepared early does not hold back
+    a critical one that became ready after it."""
+
+    def __init__(self, jobs: int, rank: dict[str, tuple[float, int]]):
+        self.free = jobs
+        self.rank = rank
+        self.waiting: list[tuple[tuple[float, int], Any]] = []  # heap of (rank, future)
+
+    async def generate(self, backend, request, node_id: str, check) -> Any:
+        """``backend.generate(request)`` holding a permit from its first send to its return."""
+        held = False
+
+        async def start() -> None:
+            nonlocal held
+            await self._acquire(self.rank[node_id])
+            held = True
+            check()
+
+        try:
+            return await backend.generate(request, start=start)
+        finally:
+            if held:
+                self._release()
+
+    async def _acquire(self, rank: tuple[float, int]) -> None:
+        import asyncio
+        import heapq
+
+        if self.free > 0 and not self.waiting:
+            self.free -= 1
+            return
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self.waiting, (rank, future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._release()  # handed over just as it was cancelled: pass it on
+            raise
+
+    def _release(self) -> None:
+        import heapq
+
+        while self.waiting:
+            _, future = heapq.heappop(self.waiting)
+            if not future.done():
+                future.set_result(None)
+                return
+        self.free += 1
 
 
 def status_path(storyboard: Path) -> Path:

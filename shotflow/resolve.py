@@ -5,7 +5,9 @@ functions, and it guarantees::
 
     a node starts the moment all its dependencies succeeded (not level by level)
     at most `jobs` expensive nodes run at once; cheap ones (fresh) never wait
-    among ready nodes, the one with the longest chain ahead starts first
+    a ready node whose chain ahead is as long as the work left per slot starts first
+    (the critical tail is never late); otherwise the earliest in story order does, so
+    a frame's users follow it soon and few frames are waiting for theirs
     a failed node skips its downstream closure; independent branches go on
     cancellation (Ctrl-C) cancels what runs and keeps what finished
 
@@ -70,8 +72,13 @@ async def resolve(
     ``release()`` (when the part worth limiting — a request in flight — is over and
     only local work is left, the next node may start meanwhile).
     ``cheap(node)``, when given, is asked first and may finish a node at once
-    without a slot (returning None sends it to ``run``). ``priority`` ranks ready
-    nodes (higher first). Each node is looked at once: no step is quadratic.
+    without a slot (returning None sends it to ``run``). ``priority`` is each node's
+    chain ahead (its height, in nodes that need a slot): a ready node whose height
+    is at least the nodes left to start per slot is urgent and the highest one starts
+    first; when none is, the ready node earliest in ``order`` starts (story order
+    finishes what a node's frame is for soon after it, so memory follows the DAG's
+    frontier, not its width, while the longest chains still start in time). Each
+    node is looked at once: no step is quadratic.
     With ``fail_fast``, the first failure stops new nodes from starting (running
     ones finish); the rest end SKIPPED. A ``fatal`` failure always does.
     """
@@ -86,12 +93,36 @@ async def resolve(
         for d in ds:
             users[d].append(node)
     prio = priority or {}
-    ready: list[tuple[float, int, str]] = []  # nodes that need a slot, best first
+    # nodes that need a slot, in two heaps over the same set (a node started through
+    # one is skipped lazily in the other): by height, and by story position
+    by_height: list[tuple[float, int, str]] = []
+    by_position: list[tuple[int, str]] = []
+    queued: set[str] = set()
+    left = [len(order)]  # nodes neither started nor finished
     unblocked: deque[str] = deque(node for node in order if waiting[node] == 0)
     outcomes: dict[str, Outcome] = {}
     running: dict[asyncio.Task, str] = {}
     failed_because: dict[str, str] = {}
     stopped_by: list[str] = []
+
+    def push(node: str) -> None:
+        queued.add(node)
+        heapq.heappush(by_height, (-prio.get(node, 0.0), position[node], node))
+        heapq.heappush(by_position, (position[node], node))
+
+    def pop() -> str:
+        """The next node to start: the highest when it is urgent, else the first in story order."""
+        while by_height[0][2] not in queued:
+            heapq.heappop(by_height)
+        while by_position[0][1] not in queued:
+            heapq.heappop(by_position)
+        top = by_height[0]
+        if -top[0] * jobs >= left[0]:
+            node = heapq.heappop(by_height)[2]
+        else:
+            node = heapq.heappop(by_position)[1]
+        queued.discard(node)
+        return node
 
     def finish(outcome: Outcome) -> None:
         outcomes[outcome.id] = outcome
@@ -111,13 +142,15 @@ async def resolve(
         while unblocked:
             node = unblocked.popleft()
             if node in failed_because:
+                left[0] -= 1
                 finish(skipped(node, failed_because[node]))
                 continue
             done_now = cheap(node) if cheap else None
             if done_now is not None:
+                left[0] -= 1
                 finish(done_now)
             else:
-                heapq.heappush(ready, (-prio.get(node, 0.0), position[node], node))
+                push(node)
 
     def upstream_of(node: str) -> dict[str, Outcome]:
         return {d: outcomes[d] for d in deps.get(node, ()) if d in outcomes}
@@ -131,6 +164,7 @@ async def resolve(
             wake.set()
 
     def start(node: str) -> None:
+        left[0] -= 1
         holding.add(node)
         if on_start:
             on_start(node)
@@ -140,14 +174,15 @@ async def resolve(
 
     try:
         triage()
-        while ready or running:
-            while ready and stopped_by:
-                node = heapq.heappop(ready)[2]
+        while queued or running:
+            while queued and stopped_by:
+                node = pop()
+                left[0] -= 1
                 why = "the run stopped" if outcomes[stopped_by[0]].fatal else "--fail-fast"
                 finish(Outcome(node, NodeStatus.SKIPPED, error=f"skipped: {stopped_by[0]} failed ({why})"))
                 triage()
-            while ready and len(holding) < jobs:
-                start(heapq.heappop(ready)[2])
+            while queued and len(holding) < jobs:
+                start(pop())
             if not running:
                 continue
             await wake.wait()

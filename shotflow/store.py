@@ -25,7 +25,6 @@ import json
 import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -208,10 +207,10 @@ class Store:
         self.journal = Journal(cache_dir / "journal")
         self.memo = Memo(cache_dir / "memo.json")
         self._verified: set[str] = set()
-        # bytes of objects this run wrote or read, by hash (already verified): later shots
-        # use their upstream frames without reading and hashing them again
-        self._recent: OrderedDict[str, bytes] = OrderedDict()
-        self._recent_bytes = 0
+        # verified bytes a render still needs, by hash: [bytes, holders] (see hold/release).
+        # A frame stays while shots that reference it have not finished, so memory follows
+        # the DAG's frontier, not the number of shots, and nothing is read twice
+        self._held: dict[str, list] = {}
 
     # objects
 
@@ -221,8 +220,6 @@ class Store:
     def _object_file(self, digest: str) -> str:
         return f"{self._objects}/{digest[:2]}/{digest[2:]}"
 
-    RECENT_LIMIT = 64 * 1024 * 1024  # enough for the frames the next shots are about to use
-
     def put(self, data: bytes) -> str:
         digest = sha256_bytes(data)
         path = self.object_path(digest)
@@ -230,18 +227,27 @@ class Store:
             atomic_write(path, data, durable=self.durable, mode=0o444)
             self.index.remember(path, os.stat(path), digest)
             self._verified.add(digest)
-        self._keep_recent(digest, data)
         return digest
 
-    def _keep_recent(self, digest: str, data: bytes) -> None:
-        if digest in self._recent:
-            self._recent.move_to_end(digest)
-            return
-        self._recent[digest] = data
-        self._recent_bytes += len(data)
-        while self._recent_bytes > self.RECENT_LIMIT and self._recent:
-            _, old = self._recent.popitem(last=False)
-            self._recent_bytes -= len(old)
+    def hold(self, digest: str, data: bytes) -> None:
+        """Keep ``data``, the verified bytes of object ``digest``, in memory for ``read``
+        until a ``release`` matches this call (holds are counted per digest)."""
+        entry = self._held.get(digest)
+        if entry is None:
+            self._held[digest] = [data, 1]
+        else:
+            entry[1] += 1
+
+    def release(self, digest: str) -> None:
+        entry = self._held.get(digest)
+        if entry is not None:
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del self._held[digest]
+
+    def held_bytes(self) -> int:
+        """How many object bytes are held in memory (diagnostics and tests)."""
+        return sum(len(data) for data, _ in self._held.values())
 
     def has(self, digest: str) -> bool:
         """True when the object exists and its bytes match its name (cheap when unchanged)."""
@@ -265,9 +271,9 @@ class Store:
 
     def read(self, digest: str) -> bytes:
         """The object's bytes, verified by hash; CorruptObject when missing or damaged."""
-        recent = self._recent.get(digest)
-        if recent is not None:
-            return recent
+        held = self._held.get(digest)
+        if held is not None:
+            return held[0]
         path = self.object_path(digest)
         try:
             data = path.read_bytes()
@@ -276,15 +282,12 @@ class Store:
         if sha256_bytes(data) != digest:
             self._discard(path)
             raise CorruptObject(f"object {digest[:12]} is corrupt (its bytes no longer match its hash)")
-        self._keep_recent(digest, data)
         return data
 
     def _discard(self, path: Path) -> None:
         digest = path.parent.name + path.name
         self._verified.discard(digest)
-        data = self._recent.pop(digest, None)
-        if data is not None:
-            self._recent_bytes -= len(data)
+        self._held.pop(digest, None)
         self.index.forget(path)
         try:
             path.unlink()
@@ -304,15 +307,18 @@ class Store:
         self.index.remember(path, st, digest)
         return digest
 
-    def export(self, digest: str, dest: Path) -> None:
-        """Copy an object to a human-named file (renders/...), unless it is already there."""
+    def export(self, digest: str, dest: Path, data: bytes | None = None) -> None:
+        """Copy an object to a human-named file (renders/...), unless it is already there.
+
+        ``data``, when given, are the object's bytes the caller just stored (not read again)."""
         try:
             st = os.stat(dest)
         except FileNotFoundError:
             st = None
         if st is not None and self.index.known(dest, st) == digest:
             return
-        data = self.read(digest)
+        if data is None:
+            data = self.read(digest)
         atomic_write(dest, data, mode=0o644)
         self.index.remember(dest, os.stat(dest), digest)
 

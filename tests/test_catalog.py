@@ -61,6 +61,24 @@ def test_invalid_tasks_are_caught(change, needle):
     assert errors and any(needle in e for e in errors), errors
 
 
+@pytest.mark.parametrize("change,needle", [
+    ({"positivePrompt": ""}, "positivePrompt"),
+    ({"positivePrompt": "x" * 1001}, "positivePrompt"),
+    ({"width": 1000}, "not one of the model's sizes"),
+    ({"inputs": {"referenceImages": [{"image": "a", "tag": "x"}]}}, "tag"),
+])
+def test_a_shape_that_passed_passes_again_without_jsonschema_and_nothing_else_does(change, needle, monkeypatch):
+    assert catalog.task_errors(base(), by_shape=True) == []
+    calls = []
+    validator = catalog._validator("runway:4@1")
+    monkeypatch.setattr(catalog, "_validator", lambda model: calls.append(model) or validator)
+    assert catalog.task_errors(base(positivePrompt="another prompt, same shape"), by_shape=True) == []
+    assert calls == []
+    errors = catalog.task_errors(base(**change), by_shape=True)
+    assert errors and any(needle in e for e in errors), errors
+    assert catalog.task_errors(base(positivePrompt="x" * 1001)) != []
+
+
 def test_width_needs_height():
     task = base()
     del task["height"]

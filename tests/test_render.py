@@ -66,6 +66,30 @@ def test_first_render_renders_everything_and_second_nothing(example):
     assert not third.events[-1][1].noop
 
 
+def test_an_upstream_frame_is_kept_in_memory_only_while_its_users_are_to_come(example, monkeypatch):
+    from shotflow.store import Store
+
+    story = example("lighthouse")
+    disk_reads, held_at_end = [], []
+    read, save = Store.read, Store.save
+
+    def counting_read(self, digest):
+        if digest not in self._held:
+            disk_reads.append(digest)
+        return read(self, digest)
+
+    def checking_save(self):
+        held_at_end.append(self.held_bytes())
+        save(self)
+
+    monkeypatch.setattr(Store, "read", counting_read)
+    monkeypatch.setattr(Store, "save", checking_save)
+    first = render(story)
+    assert first.by_status(RENDERED) == set(api.load_project(story).nodes)
+    assert disk_reads == []  # every reference came from memory: nothing stored was read back
+    assert held_at_end == [0]  # and every frame left memory after its last user
+
+
 def test_noop_render_leaves_the_lock_byte_identical(example):
     story = example("lighthouse")
     render(story)
@@ -405,3 +429,67 @@ def test_a_copied_project_does_not_trust_the_originals_last_run(example, tmp_pat
     again = render(copied)
     assert "arrival/lamp" in again.by_status(RENDERED)
     assert (copy / "renders/arrival/lamp.png").is_file()
+
+
+class PreparingBackend:
+    """The preview backend behind a ``start`` hook, like Runware's: counts what waits and what sends."""
+
+    name = "preview"
+    prepares = True
+
+    def __init__(self):
+        from shotflow.backends.preview import PreviewBackend
+
+        self.inner = PreviewBackend()
+        self.preparing = self.sending = self.most_sending = self.most_started = 0
+
+    async def generate(self, request, start=None):
+        import asyncio
+
+        self.preparing += 1
+        self.most_started = max(self.most_started, self.preparing + self.sending)
+        await asyncio.sleep(0.01)  # the schema check, the journal entry
+        await start()
+        self.preparing -= 1
+        self.sending += 1
+        self.most_sending = max(self.most_sending, self.sending)
+        try:
+            await asyncio.sleep(0.02)
+            return await self.inner.generate(request)
+        finally:
+            self.sending -= 1
+
+    async def aclose(self):
+        pass
+
+
+def test_shots_prepare_ahead_while_at_most_jobs_send(example, monkeypatch):
+    story = example("lighthouse")
+    fake = PreparingBackend()
+    monkeypatch.setattr("shotflow.backends.create", lambda name, services: fake)
+    run = render(story, jobs=2)
+    assert run.by_status(RENDERED) == set(api.load_project(story).nodes)
+    assert fake.most_sending == 2  # --jobs holds for what is sent
+    assert fake.most_started > 2  # and more were being prepared meanwhile
+    assert fake.preparing == fake.sending == 0
+
+
+def test_send_permits_go_to_the_waiting_shot_with_the_longest_chain_first():
+    import asyncio
+
+    from shotflow.render import _Slots
+
+    async def main():
+        slots = _Slots(1, {"first": (-1, 0), "late": (-1, 1), "critical": (-5, 2), "early": (-1, 3)})
+        order = []
+
+        async def one(node):
+            await slots._acquire(slots.rank[node])
+            order.append(node)
+            await asyncio.sleep(0)
+            slots._release()
+
+        await asyncio.gather(*(one(n) for n in ("first", "early", "late", "critical")))
+        return order
+
+    assert asyncio.run(main()) == ["first", "critical", "late", "early"]

@@ -102,6 +102,27 @@ def test_priority_starts_the_longest_chain_first():
     assert started == ["long", "short"]
 
 
+def test_without_urgency_story_order_decides_so_a_frame_meets_its_users_soon():
+    # s1 → u1, s2 → u2: by height alone s1, s2 would both go before u1 (their frames wait);
+    # with two nodes left per slot and chains of 1, nothing is urgent and story order decides
+    started = []
+
+    async def run(node, upstream, release):
+        started.append(node)
+        return Outcome(node, NodeStatus.RENDERED)
+
+    deps = {"u1": ["s1"], "u2": ["s2"]}
+    heights = {"s1": 2, "u1": 1, "s2": 2, "u2": 1}
+    asyncio.run(resolve(["s1", "u1", "s2", "u2"], deps, run, jobs=1, priority=heights))
+    assert started == ["s1", "u1", "s2", "u2"]
+    # a chain as long as the work left per slot starts first, wherever it is in the story
+    started.clear()
+    deps = {"c2": ["c1"], "c3": ["c2"]}
+    heights = {"a": 1, "b": 1, "c1": 3, "c2": 2, "c3": 1}
+    asyncio.run(resolve(["a", "b", "c1", "c2", "c3"], deps, run, jobs=2, priority=heights))
+    assert started[:2] == ["c1", "a"]
+
+
 def test_an_exception_in_a_node_is_an_internal_failure_not_a_crash():
     async def run(node, upstream, release):
         if node == "bad":

@@ -197,17 +197,24 @@ def test_an_invalid_request_is_refused_before_any_request(emu, tmp_path, fields,
 
 
 def test_concurrent_calls_share_requests_up_to_the_batch_size(emu, tmp_path):
-    results = run(backend(tmp_path, output_type="base64Data", batch=4), *(request(f"shot {i}") for i in range(6)))
+    results = run(backend(tmp_path, output_type="base64Data", sync_batch=4), *(request(f"shot {i}") for i in range(6)))
     assert all(isinstance(r, Generation) for r in results)
     assert emu.stats.requests == 2 and sorted(emu.stats.batch_sizes) == [2, 4]
     sent = {body["positivePrompt"]: body["taskUUID"] for body in inference_bodies(emu)}
     assert [r.task_id for r in results] == [sent[f"shot {i}"] for i in range(6)]
 
 
+def test_sync_generations_go_one_a_request_by_default_and_other_tasks_share(emu, tmp_path):
+    # a sync batch answers when its slowest task ends: one a request, each slot refills on its own
+    results = run(backend(tmp_path, output_type="base64Data"), *(request(f"shot {i}") for i in range(3)))
+    assert all(isinstance(r, Generation) for r in results)
+    assert emu.stats.requests == 3 and emu.stats.batch_sizes == (1, 1, 1)
+
+
 def test_one_failing_task_of_a_batch_fails_only_its_own_call(emu, tmp_path):
     emu.inject(Fault.task_error("cursed", "the provider could not draw this"))
     prompts = ["calm sea", "a cursed idol", "harbour at night"]
-    results = run(backend(tmp_path, output_type="base64Data"), *(request(p) for p in prompts))
+    results = run(backend(tmp_path, output_type="base64Data", sync_batch=8), *(request(p) for p in prompts))
     assert isinstance(results[0], Generation) and isinstance(results[2], Generation)
     assert isinstance(results[1], BackendError)
     assert "the provider could not draw this" in str(results[1])

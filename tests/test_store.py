@@ -119,3 +119,20 @@ def test_journal_and_memo(store):
     store.memo.put("old", "x", ttl_seconds=-1)
     again = Store(store.cache_dir, store.state_dir)
     assert again.memo.get("upload:abc") == "uuid-9" and again.memo.get("old") is None
+
+
+def test_held_bytes_are_served_from_memory_until_the_last_release(store):
+    digest = store.put(b"frame bytes")
+    assert store.held_bytes() == 0  # storing keeps nothing in memory
+    store.hold(digest, b"frame bytes")
+    store.hold(digest, b"frame bytes")  # two holders of the same object
+    path = store.object_path(digest)
+    path.chmod(0o644)
+    path.unlink()
+    assert store.read(digest) == b"frame bytes"
+    store.release(digest)
+    assert store.read(digest) == b"frame bytes" and store.held_bytes() == len(b"frame bytes")
+    store.release(digest)
+    assert store.held_bytes() == 0
+    with pytest.raises(CorruptObject):
+        store.read(digest)
