@@ -57,10 +57,20 @@ class Source:
         return display_path(self.path)
 
     def _index(self) -> None:
+        import hashlib
+
         import yaml
 
         self._marks, self._key_marks = {}, {}
-        node = yaml.compose(self.text, Loader=_loader_class()) if self.text else None
+        text = self.text
+        if not text and self.sha256:  # a big file is read again (only to report an error)
+            try:
+                text = self.path.read_bytes()
+            except OSError:
+                text = b""
+            if hashlib.sha256(text).hexdigest() != self.sha256:
+                text = b""  # changed since: its marks would point at the wrong lines
+        node = yaml.compose(text, Loader=_loader_class()) if text else None
         if node is not None:
             _Builder(self).build(node, ())
 
@@ -145,7 +155,7 @@ def read_source(path: Path) -> Source:
     import hashlib
 
     source = Source(path=path, data=None, stat=(st.st_size, st.st_mtime_ns, st.st_ino),
-                    sha256=hashlib.sha256(text).hexdigest(), text=text)
+                    sha256=hashlib.sha256(text).hexdigest(), text=text if len(text) <= _KEEP_TEXT else b"")
     errors: list[ShotflowError] = []
     try:
         data = _build(text, source, errors)
@@ -290,6 +300,7 @@ def _build(text: bytes, source: Source, errors: list[ShotflowError]):
 
 
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_KEEP_TEXT = 256 * 1024  # a file's bytes kept for its marks; a bigger one is read again if needed
 _MERGE_KEY = object()  # the value of a '<<' key while its mapping is being read
 
 

@@ -193,7 +193,7 @@ def _plan_node(spec: NodeSpec, backend: str, cache: Cache, planned: dict[str, Pl
         return PlannedNode(spec, Status.RENDER, "forced (--force)", key, request=payload, cost=cost)
     record = cache.lookup(spec.id, key)
     if record is not None:
-        return PlannedNode(spec, Status.FRESH, None, key, record=record, request=payload)
+        return PlannedNode(spec, Status.FRESH, None, key, record=record)
     return PlannedNode(spec, Status.RENDER, _why(spec, payload, cache.previous(spec.id), key), key,
                        request=payload, cost=cost)
 

@@ -109,7 +109,7 @@ class Output:
         return cls(**{k: data.get(k) for k in ("sha256", "ext", "seed", "remote_id", "url", "cost")})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
     """The result of one request key: the action record (and, with a pick, a lock entry)."""
 
@@ -457,7 +457,7 @@ class Memo:
 # -- the lock file --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LockEntry:
     """What the lock file pins for one node."""
 
@@ -480,7 +480,7 @@ class LockFile:
         self.path = path
         self.entries: dict[str, LockEntry] = {}
         self.urls: dict[str, str] = {}
-        self._original: bytes | None = None
+        self._original: str | None = None  # sha256 of the file as read (a no-op leaves it as it is)
 
     @classmethod
     def read(cls, path: Path) -> LockFile:
@@ -489,7 +489,7 @@ class LockFile:
             raw = path.read_bytes()
         except FileNotFoundError:
             return lock
-        lock._original = raw
+        lock._original = hashlib.sha256(raw).hexdigest()
         try:
             data = json.loads(raw)
             for node_id, entry in (data.get("nodes") or {}).items():
@@ -523,10 +523,11 @@ class LockFile:
     def write(self) -> bool:
         """Write the lock if its content changed; True when it did."""
         data = self.render()
-        if data == self._original:
+        digest = hashlib.sha256(data).hexdigest()
+        if digest == self._original:
             return False
         atomic_write(self.path, data)
-        self._original = data
+        self._original = digest
         return True
 
 

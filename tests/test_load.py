@@ -223,3 +223,16 @@ def test_the_schema_check_is_remembered_scene_by_scene(write):
     path.write_text("shotflow: 1\nscenes:\n" + scenes.replace("prompt: p2", "prompt: p2, takes: 0"))
     with pytest.raises(InputError, match=r"11:36: scenes\[2\]\.shots\[0\]\.takes: must be at least 1, got 0"):
         load(path)
+
+
+def test_a_big_file_is_read_again_for_its_marks(write):
+    from shotflow import api
+    from shotflow.load import _KEEP_TEXT
+
+    shots = "".join(f"      - {{id: s{i:05d}, prompt: \"{'wide shot of the harbour at dusk ' * 4}\"}}\n"
+                    for i in range(_KEEP_TEXT // 140))
+    path = write("shotflow: 1\nscenes:\n  - id: a\n    shots:\n" + shots + "      - {id: last, prompt: x, refs: [nope]}\n")
+    assert path.stat().st_size > _KEEP_TEXT
+    line = path.read_text().count("\n")
+    with pytest.raises(InputError, match=rf"storyboard.yaml:{line}:\d+: a/last: unknown reference 'nope'"):
+        api.load_project(path)
