@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -551,10 +552,9 @@ class Session:
                     os.unlink(stale)
                 except OSError:
                     pass
-        manifest = {"version": MANIFEST_VERSION, "storyboard": str(self.project.path),
-                    "signature": self.options.signature(), "backend": self.backend_name,
-                    "inputs": inputs, "outputs": outputs, "nodes": nodes}
-        atomic_write(manifest_path(self.project.path), json.dumps(manifest, separators=(",", ":")).encode())
+        head = {"version": MANIFEST_VERSION, "storyboard": str(self.project.path),
+                "signature": self.options.signature(), "backend": self.backend_name, "inputs": inputs}
+        atomic_write(manifest_path(self.project.path), _manifest_chunks(head, outputs, nodes))
 
 
 class _Slots:
@@ -620,6 +620,31 @@ def read_status(storyboard: Path) -> dict[str, dict[str, Any]]:
         return json.loads(status_path(storyboard).read_bytes())
     except (OSError, ValueError):
         return {}
+
+
+def _manifest_chunks(head: dict, outputs: dict, nodes: list) -> Iterator[bytes]:
+    """The manifest's compact JSON in pieces: at 10 000 shots it is megabytes, never one string."""
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    yield dumps(head)[:-1].encode()  # all but its closing brace
+    yield b',"outputs":{'
+    yield from _joined(f"{dumps(path)}:{dumps(stat)}" for path, stat in outputs.items())
+    yield b'},"nodes":['
+    yield from _joined(map(dumps, nodes))
+    yield b"]}"
+
+
+def _joined(pieces: Iterable[str], size: int = 1000) -> Iterator[bytes]:
+    """Comma-separated pieces, encoded a batch at a time."""
+    batch: list[str] = []
+    separator = ""
+    for piece in pieces:
+        batch.append(piece)
+        if len(batch) == size:
+            yield (separator + ",".join(batch)).encode()
+            batch.clear()
+            separator = ","
+    if batch:
+        yield (separator + ",".join(batch)).encode()
 
 
 def _previous_outputs(storyboard: Path) -> set[str]:

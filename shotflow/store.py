@@ -25,7 +25,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,8 +47,10 @@ def sha256_bytes(data: bytes) -> str:
 _tmp_counter = itertools.count()
 
 
-def atomic_write(path: Path | str, data: bytes, *, durable: bool = False, mode: int | None = None) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never half of one.
+def atomic_write(path: Path | str, data: bytes | Iterable[bytes], *, durable: bool = False,
+                 mode: int | None = None) -> None:
+    """Write ``data`` (bytes, or chunks of them) to ``path`` so that readers see the old or
+    the new file, never half of one.
 
     The temporary file is created exclusively beside the target (same file system, so
     the rename is atomic); ``durable`` also flushes the file and its folder to disk.
@@ -64,7 +66,10 @@ def atomic_write(path: Path | str, data: bytes, *, durable: bool = False, mode: 
         fd = os.open(tmp, flags, 0o644 if mode is None else mode)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                f.write(data)
+            else:
+                f.writelines(data)
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
@@ -508,26 +513,39 @@ class LockFile:
         for node_id in [n for n in self.entries if n not in keep]:
             del self.entries[node_id]
 
-    def render(self) -> bytes:
-        nodes = {}
-        for node_id, entry in self.entries.items():
+    def render(self) -> Iterator[bytes]:
+        """The file's bytes, a node at a time (10 000 nodes are 5 MB of JSON: never all in
+        memory at once). They are exactly those of ``json.dumps(doc, indent=2,
+        sort_keys=True, ensure_ascii=False)`` of the whole document (a test checks it), so a
+        lock written by any version of this code reads and diffs the same."""
+
+        def dump(value, depth: int) -> str:
+            return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False).replace("\n", "\n" + "  " * depth)
+
+        yield b'{\n  "nodes": {'
+        separator = "\n    "
+        for node_id in sorted(self.entries):
+            entry = self.entries[node_id]
             data = entry.record.to_json(full=False)
             data["pick"] = entry.pick
             data["picked"] = entry.picked.sha256
-            nodes[node_id] = data
-        doc = {"shotflow_lock": LOCK_FORMAT, "nodes": nodes}
+            yield f"{separator}{dump(node_id, 2)}: {dump(data, 2)}".encode()
+            separator = ",\n    "
+        tail = "\n  }" if self.entries else "}"
+        tail += f',\n  "shotflow_lock": {LOCK_FORMAT}'
         if self.urls:
-            doc["urls"] = self.urls
-        return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+            tail += f',\n  "urls": {dump(self.urls, 1)}'
+        yield (tail + "\n}\n").encode()
 
     def write(self) -> bool:
         """Write the lock if its content changed; True when it did."""
-        data = self.render()
-        digest = hashlib.sha256(data).hexdigest()
-        if digest == self._original:
+        digest = hashlib.sha256()
+        for chunk in self.render():
+            digest.update(chunk)
+        if digest.hexdigest() == self._original:
             return False
-        atomic_write(self.path, data)
-        self._original = digest
+        atomic_write(self.path, self.render())
+        self._original = digest.hexdigest()
         return True
 
 

@@ -88,6 +88,26 @@ def test_the_lock_file_is_sorted_stable_and_only_rewritten_on_change(tmp_path):
     assert not again.write() and path.stat().st_mtime_ns == mtime
 
 
+
+@pytest.mark.parametrize("urls", [{}, {"https://example.com/ä.png": "d" * 64, "https://a.example/x.jpg": "e" * 64}])
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_the_lock_is_written_in_pieces_exactly_as_one_json_dump(tmp_path, count, urls):
+    from shotflow.store import LOCK_FORMAT
+
+    lock = LockFile(tmp_path / "storyboard.lock")
+    for i in range(count):
+        outputs = tuple(Output(f"{i}{t}".ljust(64, "f"), "png", seed=i, remote_id=f"uuid-ü-{t}" if t else None,
+                               cost=0.0123 if t else None) for t in range(2))
+        lock.set(f"scene {i}/shot \"{i}\"", Record(f"k{i}", "runware", "runway:4@1", outputs, task_id="t", cost=0.5), 2)
+    lock.urls = dict(urls)
+    nodes = {}
+    for node_id, entry in lock.entries.items():
+        nodes[node_id] = {**entry.record.to_json(full=False), "pick": entry.pick, "picked": entry.picked.sha256}
+    doc = {"shotflow_lock": LOCK_FORMAT, "nodes": nodes, **({"urls": urls} if urls else {})}
+    expected = (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    assert b"".join(lock.render()) == expected
+    assert lock.write() and lock.path.read_bytes() == expected
+
 def test_a_broken_lock_file_is_a_clear_error(tmp_path):
     from shotflow.errors import LockedError
 
@@ -136,3 +156,14 @@ def test_held_bytes_are_served_from_memory_until_the_last_release(store):
     assert store.held_bytes() == 0
     with pytest.raises(CorruptObject):
         store.read(digest)
+
+
+@pytest.mark.parametrize("count", [0, 1, 999, 1000, 1001, 2500])
+def test_the_manifest_is_written_in_pieces_as_one_json_document(count):
+    from shotflow.render import _manifest_chunks
+
+    head = {"version": 1, "storyboard": "/p/ü storyboard.yaml", "signature": [1, "x"], "inputs": {"/p/a": [1, 2, 3]}}
+    outputs = {f"/p/renders/s/{i}.png": [i, i * 7, None] for i in range(count)}
+    nodes = [[f"s/{i}", [f"renders/s/{i}.png"]] for i in range(count)]
+    data = b"".join(_manifest_chunks(head, outputs, nodes))
+    assert json.loads(data) == {**head, "outputs": outputs, "nodes": nodes}
