@@ -24,7 +24,10 @@ def load_project(path: Path | str, overrides: dict[str, Any] | None = None, back
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return expand(load(path, overrides), backend=backend)
+        loaded = load(path, overrides)
+        project = expand(loaded, backend=backend)
+        loaded.release()
+        return project
     finally:
         if enabled:
             gc.enable()

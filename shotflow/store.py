@@ -88,6 +88,20 @@ def atomic_write(path: Path | str, data: bytes | Iterable[bytes], *, durable: bo
             os.close(dir_fd)
 
 
+def json_object_chunks(items: Iterable[tuple[str, Any]], *, indent: int, depth: int = 0) -> Iterator[bytes]:
+    """The entries and closing brace of a JSON object (the caller writes the opening one),
+    an entry at a time, byte for byte as ``json.dumps(dict(items), indent=indent,
+    sort_keys=True, ensure_ascii=False)`` writes it nested ``depth`` levels deep. Items
+    come sorted by key. A big file is then never one string in memory."""
+    inner = "\n" + " " * (indent * (depth + 1))
+    separator = inner
+    for key, value in items:
+        body = json.dumps(value, indent=indent, sort_keys=True, ensure_ascii=False).replace("\n", inner)
+        yield f"{separator}{json.dumps(key, ensure_ascii=False)}: {body}".encode()
+        separator = "," + inner
+    yield b"}" if separator == inner else ("\n" + " " * (indent * depth) + "}").encode()
+
+
 def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
@@ -515,26 +529,23 @@ class LockFile:
 
     def render(self) -> Iterator[bytes]:
         """The file's bytes, a node at a time (10 000 nodes are 5 MB of JSON: never all in
-        memory at once). They are exactly those of ``json.dumps(doc, indent=2,
-        sort_keys=True, ensure_ascii=False)`` of the whole document (a test checks it), so a
-        lock written by any version of this code reads and diffs the same."""
+        memory at once), exactly those of ``json.dumps(doc, indent=2, sort_keys=True,
+        ensure_ascii=False)`` of the whole document (a test checks it)."""
 
-        def dump(value, depth: int) -> str:
-            return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False).replace("\n", "\n" + "  " * depth)
+        def entries():
+            for node_id in sorted(self.entries):
+                entry = self.entries[node_id]
+                data = entry.record.to_json(full=False)
+                data["pick"] = entry.pick
+                data["picked"] = entry.picked.sha256
+                yield node_id, data
 
         yield b'{\n  "nodes": {'
-        separator = "\n    "
-        for node_id in sorted(self.entries):
-            entry = self.entries[node_id]
-            data = entry.record.to_json(full=False)
-            data["pick"] = entry.pick
-            data["picked"] = entry.picked.sha256
-            yield f"{separator}{dump(node_id, 2)}: {dump(data, 2)}".encode()
-            separator = ",\n    "
-        tail = "\n  }" if self.entries else "}"
-        tail += f',\n  "shotflow_lock": {LOCK_FORMAT}'
+        yield from json_object_chunks(entries(), indent=2, depth=1)
+        tail = f',\n  "shotflow_lock": {LOCK_FORMAT}'
         if self.urls:
-            tail += f',\n  "urls": {dump(self.urls, 1)}'
+            urls = json.dumps(self.urls, indent=2, sort_keys=True, ensure_ascii=False).replace("\n", "\n  ")
+            tail += f',\n  "urls": {urls}'
         yield (tail + "\n}\n").encode()
 
     def write(self) -> bool:

@@ -39,8 +39,8 @@ class PreviewBackend:
 
     def __init__(self, services: Services | None = None):
         self.services = services
-        self._thumbs = _Lru(max_entries=256, max_bytes=8 << 20)  # thumbnails: ~78 KB each at 1080p
-        self._drawn = _Lru(max_entries=16, max_bytes=12 << 20)  # the last PNGs drawn, as grey levels: 2 MB at 1080p
+        self._thumbs = _Lru(max_entries=256, max_bytes=4 << 20)  # thumbnails: ~78 KB each at 1080p
+        self._drawn = _Lru(max_entries=16, max_bytes=6 << 20)  # the last PNGs drawn, as grey levels: 2 MB at 1080p
 
     async def generate(self, request: Request) -> Generation:
         images = await asyncio.to_thread(self.draw_all, request)
@@ -374,7 +374,7 @@ def _prompt_layout(prompt: str, width: int, height: int, unit: int):
 
 # Rendered text (FreeType) is most of a panel's drawing: the header and the labels
 # recur frame after frame, and the takes of a shot draw the same prompt lines.
-_MASKS = _Lru(max_entries=512, max_bytes=4 << 20)
+_MASKS = _Lru(max_entries=512, max_bytes=2 << 20)
 
 
 def _text(draw, xy: tuple[float, float], text: str, font, fill: int) -> None:
