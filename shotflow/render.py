@@ -148,6 +148,22 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
         return session.run(started)
 
 
+def _give_back_freed_memory() -> None:
+    """Return the heap the frames freed to the system before the lock and manifest are
+    written (glibc keeps it otherwise, and the writing would add to it): at 10 000 shots
+    the difference between staying under 150 MB and not."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _one_malloc_arena() -> None:
     """Let the threads that draw and store frames allocate from the main heap (glibc only).
 
@@ -495,6 +511,7 @@ class Session:
 
     def _record(self) -> None:
         """Write the lock (always: finished work is never lost), the index, the manifest."""
+        _give_back_freed_memory()
         for node_id, record in self.results.items():
             self.lock.set(node_id, record, self.project.nodes[node_id].pick)
         if self.full:

@@ -522,3 +522,13 @@ def test_a_bad_api_url_is_a_config_error(emu, tmp_path, monkeypatch, url):
     monkeypatch.setenv("RUNWARE_API_URL", url)
     with pytest.raises(ConfigError, match="RUNWARE_API_URL"):
         backend(tmp_path)
+
+
+def test_every_setting_is_in_the_storyboard_schema_and_nothing_else():
+    import dataclasses
+
+    from shotflow.backends.runware import Settings
+    from shotflow.validate import storyboard_schema
+
+    schema = storyboard_schema()["properties"]["runware"]["properties"]
+    assert set(schema) == {f.name for f in dataclasses.fields(Settings)}
