@@ -113,7 +113,7 @@ def render(storyboard: Path, sets, backend, cache_dir, as_json, jobs, only, forc
     def go():
         options = RenderOptions(backend=backend, jobs=jobs, force=force, only=only, locked=locked, max_cost=max_cost,
                                 overrides=_overrides(sets), cache_dir=cache_dir, wait=wait,
-                                refresh_urls=refresh_urls, fail_fast=not keep_going)
+                                refresh_urls=refresh_urls, fail_fast=not keep_going, own_process=True)
         summary = run(storyboard, options, _reporter(as_json, verbose))
         if not summary.ok:
             sys.exit(1)

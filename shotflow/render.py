@@ -45,6 +45,10 @@ class RenderOptions:
     wait: float = 10.0  # seconds to wait for another render's project lock
     refresh_urls: bool = False
     fail_fast: bool = False  # after a failure, start nothing new
+    # the process is the render's own (the CLI): glibc may be told to share one heap among
+    # the worker threads and to give freed memory back before the lock is written. A
+    # program that embeds shotflow keeps its own malloc settings.
+    own_process: bool = False
 
     def signature(self) -> str:
         """What must equal the last run's for the no-op fast path to apply."""
@@ -134,7 +138,8 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
     from .store import LockFile, ProjectLock, open_store
 
     started = time.perf_counter()
-    _one_malloc_arena()
+    if options.own_process:
+        _one_malloc_arena()
     project = load_project(storyboard, options.overrides, options.backend)
     graph = graphs.build(project)
     backend_name = options.backend or project.backend
@@ -511,7 +516,8 @@ class Session:
 
     def _record(self) -> None:
         """Write the lock (always: finished work is never lost), the index, the manifest."""
-        _give_back_freed_memory()
+        if self.options.own_process:
+            _give_back_freed_memory()
         for node_id, record in self.results.items():
             self.lock.set(node_id, record, self.project.nodes[node_id].pick)
         if self.full:
