@@ -14,7 +14,7 @@ import click
 
 from . import __version__
 
-from ._cliopts import (EXIT_INTERNAL, backend_opt, cache_opt, json_opt, overrides as _overrides, run_guarded,
+from ._cliopts import (backend_opt, cache_opt, json_opt, overrides as _overrides, run_guarded,
                        set_opt, storyboard_arg)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from shotflow import api
 from shotflow.render import RenderOptions
