@@ -60,6 +60,12 @@ def test_generated_storyboard_follows_its_rules(tmp_path):
     text = (tmp_path / "storyboard.yaml").read_text()
     assert "include: [cast.yaml]" in text and "{{ cast." in text and "camera: {" in text
     assert "sheet:" in (tmp_path / "cast.yaml").read_text()
+    import yaml
+
+    from shotflow.load import read_source
+
+    for name in ("storyboard.yaml", "cast.yaml"):  # shotflow's one-pass reader gives what PyYAML gives
+        assert read_source(tmp_path / name).data == yaml.safe_load((tmp_path / name).read_text())
 
     plan = subprocess.run([sys.executable, "-m", "shotflow", "plan", "--json", str(tmp_path / "storyboard.yaml")],
                           capture_output=True, text=True, timeout=120,

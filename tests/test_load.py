@@ -236,3 +236,22 @@ def test_a_big_file_is_read_again_for_its_marks(write):
     line = path.read_text().count("\n")
     with pytest.raises(InputError, match=rf"storyboard.yaml:{line}:\d+: a/last: unknown reference 'nope'"):
         api.load_project(path)
+
+
+def test_every_yaml_file_of_the_examples_reads_as_pyyaml_reads_it():
+    import datetime
+    from pathlib import Path
+
+    import yaml
+
+    def dates_as_text(value):
+        if isinstance(value, dict):
+            return {str(k): dates_as_text(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [dates_as_text(v) for v in value]
+        return value.isoformat() if isinstance(value, (datetime.date, datetime.datetime)) else value
+
+    files = sorted((Path(__file__).parent.parent / "examples").rglob("*.yaml"))
+    assert len(files) >= 4
+    for path in files:
+        assert read_source(path).data == dates_as_text(yaml.safe_load(path.read_text()) or {}), path
