@@ -157,16 +157,7 @@ def _give_back_freed_memory() -> None:
     """Return the heap the frames freed to the system before the lock and manifest are
     written (glibc keeps it otherwise, and the writing would add to it): at 10 000 shots
     the difference between staying under 150 MB and not."""
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    _glibc("malloc_trim", 0)
 
 
 def _one_malloc_arena() -> None:
@@ -177,6 +168,11 @@ def _one_malloc_arena() -> None:
     backend's few worker threads, on top of a heap the load left half empty. Their
     allocations are a few large buffers a frame, so sharing one arena costs no time.
     """
+    _glibc("mallopt", -8, 1)  # M_ARENA_MAX: takes effect for threads not started yet
+
+
+def _glibc(function: str, *args: int) -> None:
+    """Call a C library function on Linux (glibc); elsewhere, or when it is missing, nothing."""
     import sys
 
     if not sys.platform.startswith("linux"):
@@ -184,7 +180,7 @@ def _one_malloc_arena() -> None:
     try:
         import ctypes
 
-        ctypes.CDLL(None).mallopt(-8, 1)  # M_ARENA_MAX: takes effect for threads not started yet
+        getattr(ctypes.CDLL(None), function)(*args)
     except (OSError, AttributeError):
         pass
 

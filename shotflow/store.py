@@ -542,11 +542,11 @@ class LockFile:
 
         yield b'{\n  "nodes": {'
         yield from json_object_chunks(entries(), indent=2, depth=1)
-        tail = f',\n  "shotflow_lock": {LOCK_FORMAT}'
+        yield f',\n  "shotflow_lock": {LOCK_FORMAT}'.encode()
         if self.urls:
-            urls = json.dumps(self.urls, indent=2, sort_keys=True, ensure_ascii=False).replace("\n", "\n  ")
-            tail += f',\n  "urls": {urls}'
-        yield (tail + "\n}\n").encode()
+            yield b',\n  "urls": {'
+            yield from json_object_chunks(sorted(self.urls.items()), indent=2, depth=1)
+        yield b"\n}\n"
 
     def write(self) -> bool:
         """Write the lock if its content changed; True when it did."""

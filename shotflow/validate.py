@@ -62,7 +62,7 @@ def check(source: Source, definition: str = "storyboard") -> list[SchemaError]:
     if cached and definition in ("storyboard", "scenes_file") and isinstance(scenes, list) and len(scenes) > 1:
         errors = _check_by_scene(source, definition, data, scenes)
     else:
-        errors = [_translate(source, e) for e in _leaf_errors(_validator(definition).iter_errors(data))]
+        errors = _errors(source, _validator(definition), data)
     if not errors and cached:
         _usercache.remember("valid", key)
     unique = {(str(e.where), e.message): e for e in errors}
@@ -72,8 +72,7 @@ def check(source: Source, definition: str = "storyboard") -> list[SchemaError]:
 def _check_by_scene(source: Source, definition: str, data: dict, scenes: list) -> list[SchemaError]:
     """The same check, scene by scene: a scene whose exact data passed before is not
     checked again, so editing one prompt of a long storyboard rechecks one scene."""
-    head = {**data, "scenes": []}
-    errors = [_translate(source, e) for e in _leaf_errors(_validator(definition).iter_errors(head))]
+    errors = _errors(source, _validator(definition), {**data, "scenes": []})
     validator = _validator("scene_item")
     salt = _schema_bytes() + b"scene_item"
     for index, scene in enumerate(scenes):
@@ -81,11 +80,16 @@ def _check_by_scene(source: Source, definition: str, data: dict, scenes: list) -
         key = hashlib.sha256(salt + text.encode()).hexdigest()
         if _usercache.has("valid", key):
             continue
-        found = [_translate(source, e, ("scenes", index)) for e in _leaf_errors(validator.iter_errors(scene))]
+        found = _errors(source, validator, scene, ("scenes", index))
         if not found:
             _usercache.remember("valid", key)
         errors += found
     return errors
+
+
+def _errors(source: Source, validator, data, prefix: tuple = ()) -> list[SchemaError]:
+    """The schema errors of ``data`` (found at ``prefix`` in the file), translated."""
+    return [_translate(source, e, prefix) for e in _leaf_errors(validator.iter_errors(data))]
 
 
 def _leaf_errors(errors):

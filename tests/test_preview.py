@@ -233,6 +233,7 @@ def test_text_masks_kept_give_the_same_pixels():
         preview._MASKS.clear()
         preview._prompt_layout.cache_clear()
         seed = (shot.seed + take * 7919) & 0x7FFFFFFF
-        alone.append(preview.draw_panel(shot, take, seed, PreviewBackend()._thumbnail))
+        grey, palette = preview._draw_grey(shot, take, seed, PreviewBackend()._thumbnail)
+        alone.append(preview._encode(grey, palette, shot.output_format, shot.output_quality))
     assert first == again == alone
     assert preview._MASKS.nbytes <= preview._MASKS.max_bytes

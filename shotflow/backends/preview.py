@@ -189,12 +189,6 @@ def _luminance(palette: bytes) -> list[int]:
     return list(ramp.convert("L").tobytes())
 
 
-def draw_panel(request: Request, take: int, seed: int, thumbnail) -> bytes:
-    """Draw one panel and encode it in the requested format."""
-    grey, palette = _draw_grey(request, take, seed, thumbnail)
-    return _encode(grey, palette, request.output_format, request.output_quality)
-
-
 def _draw_grey(request: Request, take: int, seed: int, thumbnail):
     """One panel in grey levels (mode L) and the palette its levels map to."""
     from PIL import Image as PILImage
