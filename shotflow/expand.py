@@ -31,7 +31,7 @@ DEFAULT_DURATION = 2.0
 SHOT_TEMPLATE = "shot.j2"
 SHEET_TEMPLATE = "sheet.j2"
 
-_TAG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,15}$")
+_TAG_RE = re.compile(r"[A-Za-z][A-Za-z0-9]{2,15}\Z")
 _MENTION_RE = re.compile(r"(?<![\w@])@([A-Za-z][A-Za-z0-9_-]*)")
 _MERGED_FIELDS = ("output", "camera", "safety", "provider_settings")
 

@@ -70,7 +70,10 @@ class Source:
                 text = b""
             if hashlib.sha256(text).hexdigest() != self.sha256:
                 text = b""  # changed since: its marks would point at the wrong lines
-        node = yaml.compose(text, Loader=_loader_class()) if text else None
+        try:
+            node = yaml.compose(text, Loader=_loader_class()) if text else None
+        except (yaml.YAMLError, RecursionError):
+            node = None  # the error being reported says what is wrong; marks fall back to the file
         if node is not None:
             _Builder(self).build(node, ())
 
@@ -141,17 +144,27 @@ def _loader_class():
 
 
 def read_source(path: Path) -> Source:
-    """Parse one YAML file into a Source; errors name file:line:column."""
+    """Parse one YAML file into a Source; errors name file:line:column.
+
+    Bounded: a file over the size limit (``max_file_mb`` in the user config raises it) is
+    refused before it is read, as are devices and FIFOs; see ``_build`` for the rest."""
     import yaml
+
+    from .trust import Refused, check_path_text, read_limited
 
     name = display_path(path)
     try:
+        check_path_text(str(path))
+        text = read_limited(path, name)
         st = os.stat(path)
-        text = path.read_bytes()
+    except Refused as exc:
+        raise LoadError(exc.message, hint=exc.hint) from None
     except FileNotFoundError:
         raise LoadError(f"file not found: {name}") from None
+    except IsADirectoryError:
+        raise LoadError(f"{name} is a folder, not a storyboard file") from None
     except OSError as exc:
-        raise LoadError(f"cannot read {name}: {exc.strerror}") from exc
+        raise LoadError(f"cannot read {name}: {exc.strerror or exc}") from None
     import hashlib
 
     source = Source(path=path, data=None, stat=(st.st_size, st.st_mtime_ns, st.st_ino),
@@ -186,7 +199,9 @@ def _build(text: bytes, source: Source, errors: list[ShotflowError]):
     Scalar, MapStart, SeqStart, Alias = events.ScalarEvent, events.MappingStartEvent, events.SequenceStartEvent, events.AliasEvent
     constructor = None
     anchors: dict[str, Any] = {}
+    sizes: dict[str, int] = {}  # anchor -> how many values its data holds (what an alias copies)
     open_anchors: set[str] = set()
+    read = copied = 0  # values read from the file; values copied by aliases
 
     def mark(event) -> Mark:
         return Mark(source.name, event.start_mark.line + 1, event.start_mark.column + 1)
@@ -211,7 +226,9 @@ def _build(text: bytes, source: Source, errors: list[ShotflowError]):
             if tag is None or tag == "!":
                 # quoted (or '!') scalars are text; only plain ones go through the resolver
                 tag = resolve(scalar_node, event.value, event.implicit) if event.implicit[0] else _STR
-            if tag == _STR or tag == _TIMESTAMP:
+            read += 1
+            size = 1
+            if tag == _STR:
                 value = event.value
             elif tag in _SAFE_SCALAR_TAGS or tag == _MERGE:
                 if tag == _MERGE:
@@ -219,12 +236,19 @@ def _build(text: bytes, source: Source, errors: list[ShotflowError]):
                 else:
                     if constructor is None:
                         constructor = yaml.constructor.SafeConstructor()
-                    value = constructor.yaml_constructors[tag](constructor, scalar_node(tag, event.value))
+                    try:
+                        value = constructor.yaml_constructors[tag](constructor, scalar_node(tag, event.value))
+                    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, yaml.YAMLError) as exc:
+                        errors.append(_bad_scalar(event, tag, exc, mark(event)))
+                        value = None
+                    if tag == _TIMESTAMP and value is not None:
+                        value = event.value  # dates are text (and the same from --set)
             else:
                 refuse(event, tag)
                 value = None
             if event.anchor is not None:
                 anchors[event.anchor] = value
+                sizes[event.anchor] = 1
         elif kind is MapStart or kind is SeqStart:
             is_map = kind is MapStart
             tag = event.tag
@@ -233,11 +257,15 @@ def _build(text: bytes, source: Source, errors: list[ShotflowError]):
                 bad = True
             else:
                 bad = False
+            read += 1
+            if len(stack) >= MAX_DEPTH:
+                raise LoadError(f"the data is nested more than {MAX_DEPTH} levels deep", where=mark(event),
+                                hint="a storyboard needs a handful of levels; flatten it")
             container: Any = {} if is_map else []
             if event.anchor is not None:
                 anchors[event.anchor] = container
                 open_anchors.add(event.anchor)
-            stack.append([container, is_map, None, None, event.anchor, None, bad, event])
+            stack.append([container, is_map, None, None, event.anchor, None, bad, event, 1])
             event = get()
             continue
         elif kind is Alias:
@@ -250,11 +278,20 @@ def _build(text: bytes, source: Source, errors: list[ShotflowError]):
                                         hint="define it first with &" + event.anchor))
                 value = None
             else:
+                size = sizes[event.anchor]
+                copied += size
+                if copied > ALIAS_LIMIT + 4 * read:  # checked before copying: memory stays flat
+                    raise LoadError(f"aliases expand this file to more than {ALIAS_LIMIT + 4 * read} values "
+                                    f"(*{event.anchor} alone copies {size})", where=mark(event),
+                                    hint="a 'billion laughs' file? write the values out, or alias less")
                 value = _copy(anchors[event.anchor])
+            if value is None:
+                size = 1
         elif kind is events.MappingEndEvent or kind is events.SequenceEndEvent:
-            container, is_map, _, _, anchor, merges, bad, event = stack.pop()  # event: where it started
+            container, is_map, _, _, anchor, merges, bad, event, size = stack.pop()  # event: where it started
             if anchor is not None:
                 open_anchors.discard(anchor)
+                sizes[anchor] = size
             if merges:
                 container = _merged(container, merges, errors)
                 if anchor is not None:
@@ -268,6 +305,7 @@ def _build(text: bytes, source: Source, errors: list[ShotflowError]):
             root = value
         else:
             top = stack[-1]
+            top[8] += size
             if not top[1]:
                 top[0].append(value)
             elif top[2] is None:
@@ -300,8 +338,21 @@ def _build(text: bytes, source: Source, errors: list[ShotflowError]):
 
 
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
+MAX_DEPTH = 64  # levels of nesting in one YAML file
+ALIAS_LIMIT = 100_000  # values aliases may copy, beyond 4 per value read from the file
 _KEEP_TEXT = 256 * 1024  # a file's bytes kept for its marks; a bigger one is read again if needed
 _MERGE_KEY = object()  # the value of a '<<' key while its mapping is being read
+
+
+def _bad_scalar(event, tag: str, exc: Exception, where: Mark) -> LoadError:
+    """A scalar its tag cannot read (``!!int abc``, a date such as 2024-02-30)."""
+    short = tag.replace("tag:yaml.org,2002:", "")
+    shown = event.value if len(event.value) <= 40 else event.value[:37] + "..."
+    if short == "timestamp" and not event.tag:
+        return LoadError(f"'{shown}' looks like a date but is not one ({exc})", where=where,
+                         hint=f"quote it to mean the text: \"{shown}\"")
+    wanted = {"int": "an integer", "float": "a number", "bool": "true or false", "null": "null"}.get(short, short)
+    return LoadError(f"'{shown}' is not a valid !!{short}", where=where, hint=f"remove the tag, or write {wanted}")
 
 
 def _copy(value):
@@ -346,6 +397,8 @@ class _Builder:
         self.source = source
         self.name = source.name
         self.errors: list[ShotflowError] = []
+        self.budget = 4 * ALIAS_LIMIT  # values indexed at most: aliases make a walk longer than the file
+        self.open: set[int] = set()  # nodes being walked: an alias back into one is a cycle
 
     def mark(self, node) -> Mark:
         return Mark(self.name, node.start_mark.line + 1, node.start_mark.column + 1)
@@ -353,7 +406,19 @@ class _Builder:
     def build(self, node, path: Path_) -> None:
         import yaml.nodes
 
+        self.budget -= 1
+        if self.budget < 0 or id(node) in self.open or len(path) > MAX_DEPTH:
+            return  # bounded: what is left unindexed is reported at its nearest indexed ancestor
         self.source._marks[path] = self.mark(node)
+        self.open.add(id(node))
+        try:
+            self._children(node, path)
+        finally:
+            self.open.discard(id(node))
+
+    def _children(self, node, path: Path_) -> None:
+        import yaml.nodes
+
         if isinstance(node, yaml.nodes.MappingNode):
             seen = set()
             for key_node, value_node in self.flatten(node, self):
@@ -370,7 +435,7 @@ class _Builder:
                 self.build(item, (*path, i))
 
     @staticmethod
-    def flatten(node, checks):
+    def flatten(node, checks, depth: int = 0):
         """Mapping pairs with YAML merge keys (``<<: *base``) expanded, explicit keys winning."""
         import yaml.nodes
 
@@ -382,7 +447,9 @@ class _Builder:
                     if not isinstance(src, yaml.nodes.MappingNode):
                         checks.errors.append(LoadError("'<<' merges only mappings", where=checks.mark(src)))
                         continue
-                    merged.extend(_Builder.flatten(src, checks))
+                    checks.budget -= 1
+                    if depth < MAX_DEPTH and src is not node and checks.budget > 0:
+                        merged.extend(_Builder.flatten(src, checks, depth + 1))
             else:
                 pairs.append((key_node, value_node))
         explicit = {k.value for k, _ in pairs if isinstance(k, yaml.nodes.ScalarNode)}
@@ -502,6 +569,8 @@ def load(path: Path | str, overrides: dict[str, Any] | None = None) -> Loaded:
             scenes.append(item)
             origin[("scenes", index)] = (src, (*base, i))
             sid = item.get("id")
+            if not isinstance(sid, str):
+                continue  # the schema check said what is wrong with it
             mark = src.place((*base, i, "id"))
             if sid in scene_ids:
                 errors.append(LoadError(f"scene id '{sid}' is used twice (first at {scene_ids[sid]})", where=mark))
@@ -519,18 +588,32 @@ def load(path: Path | str, overrides: dict[str, Any] | None = None) -> Loaded:
 
 def _include(parent: Source, at: Path_, rel: str, stack: tuple[Path, ...], kind: str, errors: list) -> Source | None:
     from . import validate
+    from .trust import Refused, check_path_text, project_folder, readable_file
 
     where = parent.place(at)
-    target = (parent.path.parent / rel).resolve()
+    try:
+        check_path_text(rel)
+        target = (parent.path.parent / rel).resolve()
+    except Refused as exc:
+        errors.append(LoadError(f"include {rel[:80]!r}: {exc.message}", where=where))
+        return None
+    except (OSError, RuntimeError) as exc:  # too long a name, a symlink loop
+        errors.append(LoadError(f"include {rel[:80]!r}: {exc}", where=where))
+        return None
     if target in stack:
         chain = " -> ".join(display_path(p) for p in (*stack[stack.index(target):], target))
         errors.append(LoadError(f"include cycle: {chain}", where=where))
         return None
-    if not target.is_file():
+    if not os.path.lexists(target):
         hint = None
         if target.parent.is_dir():
             hint = did_you_mean(target.name, [p.name for p in target.parent.iterdir()])
         errors.append(LoadError(f"included file not found: {display_path(target)}", where=where, hint=hint))
+        return None
+    try:
+        readable_file(target, project_folder(stack[0].parent), "included file")
+    except Refused as exc:
+        errors.append(LoadError(f"include {rel}: {exc.message}", where=where, hint=exc.hint))
         return None
     try:
         child = read_source(target)
@@ -555,12 +638,7 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects key=value, got '{pair}'")
-        try:
-            value = yaml.load(raw, Loader=_loader_class()) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        if isinstance(value, (dict, list)):
-            value = raw
+        value = _override_value(key.strip(), raw)
         node = result
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -569,6 +647,28 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
                 raise ConfigError(f"--set {key}: '{part}' is set twice, as a value and as a group")
         node[parts[-1]] = value
     return result
+
+
+def _override_value(key: str, raw: str) -> Any:
+    """A ``--set`` value, read as the same value in the storyboard would be (a date stays
+    text); text that is not one YAML scalar is taken as it is; a value its tag refuses
+    (``!!int abc``, ``2024-02-30``) is an error."""
+    import yaml
+
+    from .errors import ConfigError
+
+    if not raw.strip():
+        return ""
+    errors: list[ShotflowError] = []
+    try:
+        value = _build(raw.encode("utf-8", "surrogatepass"), Source(path=Path("--set"), data=None), errors)
+    except (yaml.YAMLError, UnicodeError):
+        return raw
+    except LoadError as exc:
+        errors.append(exc)
+    if errors:
+        raise ConfigError(f"--set {key}={raw[:60]}: {errors[0].message}", hint=errors[0].hint)
+    return raw if isinstance(value, (dict, list)) else value
 
 
 def _apply_overrides(base: dict, overrides: dict) -> dict:

@@ -19,6 +19,9 @@ from .errors import Mark, SchemaError, did_you_mean
 from .load import Source
 
 
+_CHECKER = b"\0ecma-patterns"  # what the check does beyond the schema: in the keys of passed checks
+
+
 @cache
 def _schema_bytes() -> bytes:
     return schema_path().read_bytes()
@@ -38,7 +41,29 @@ def _validator(definition: str):
         schema = {**schema, "$ref": f"#/$defs/{definition}"}
         for key in ("properties", "required", "additionalProperties", "type"):
             schema.pop(key, None)
-    return jsonschema.Draft202012Validator(schema)
+    return _Validator()(schema)
+
+
+@cache
+def _Validator():
+    """Draft 2020-12 with ECMA-262's ``$``: the end of the text. Python's ``$`` also matches
+    before a final newline, which would let an id such as ``"wide\\n"`` through."""
+    import jsonschema
+
+    def pattern(validator, patrn, instance, schema):
+        if validator.is_type(instance, "string") and not _ecma(patrn).search(instance):
+            yield jsonschema.ValidationError(f"{instance!r} does not match {patrn!r}")
+
+    return jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": pattern})
+
+
+@cache
+def _ecma(patrn: str):
+    import re
+
+    if patrn.endswith("$") and not patrn.endswith("\\$"):
+        patrn = patrn[:-1] + "\\Z"
+    return re.compile(patrn)
 
 
 def check(source: Source, definition: str = "storyboard") -> list[SchemaError]:
@@ -54,7 +79,7 @@ def check(source: Source, definition: str = "storyboard") -> list[SchemaError]:
             )
         ]
     # a file whose exact bytes passed this exact schema before passes again: skip jsonschema
-    key = hashlib.sha256(_schema_bytes() + definition.encode() + source.sha256.encode()).hexdigest()
+    key = hashlib.sha256(_schema_bytes() + _CHECKER + definition.encode() + source.sha256.encode()).hexdigest()
     cached = bool(source.sha256) and _usercache.user_cache_dir() is not None
     if cached and _usercache.has("valid", key):
         return []
@@ -74,7 +99,7 @@ def _check_by_scene(source: Source, definition: str, data: dict, scenes: list) -
     checked again, so editing one prompt of a long storyboard rechecks one scene."""
     errors = _errors(source, _validator(definition), {**data, "scenes": []})
     validator = _validator("scene_item")
-    salt = _schema_bytes() + b"scene_item"
+    salt = _schema_bytes() + _CHECKER + b"scene_item"
     for index, scene in enumerate(scenes):
         text = json.dumps(scene, sort_keys=True, ensure_ascii=False, default=repr)
         key = hashlib.sha256(salt + text.encode()).hexdigest()
