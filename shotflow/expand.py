@@ -13,6 +13,7 @@ file:line:column it came from.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -437,12 +438,23 @@ class _Templates:
     def env(self):
         if self._env is None:
             import jinja2
-            from jinja2.sandbox import SandboxedEnvironment
 
-            search = [str(self.project_dir)] if self.project_dir.is_dir() else []
-            search.append(str(data_dir("templates")))
-            self._env = SandboxedEnvironment(
-                loader=jinja2.FileSystemLoader(search),
+            from ._sandbox import BoundedSandbox, TemplateFiles
+            from .trust import inside, policy, project_folder
+
+            builtin = data_dir("templates")
+            folders, trusted, refused = [], [builtin], {}
+            if self.project_dir.is_dir():
+                folders.append(self.project_dir)
+                real = os.path.realpath(self.project_dir)
+                if inside(real, project_folder(self.root)) or any(inside(real, p) for p in policy().allow_paths):
+                    trusted.append(self.project_dir)
+                else:
+                    refused[self.project_dir] = (f"{display_path(self.project_dir)}/ leads to {real}, outside the "
+                                                 "project folder")
+            folders.append(builtin)
+            self._env = BoundedSandbox(
+                loader=TemplateFiles(folders, trusted, refused),
                 undefined=jinja2.StrictUndefined,
                 autoescape=False,
                 auto_reload=False,
@@ -464,7 +476,7 @@ class _Templates:
 
             try:
                 template = self.codes.template(self.env, source)
-            except jinja2.TemplateSyntaxError as exc:
+            except jinja2.TemplateError as exc:  # syntax, or nested too deeply (_sandbox.Exhausted)
                 raise _template_error(exc, node_id, where, "prompt") from None
             self._compiled[source] = template
         return self._render(template, context, node_id, where, "prompt")
@@ -502,10 +514,18 @@ class _Templates:
         import jinja2
 
         try:
-            return template.render(context)
+            return self.env.render(template, context)
         except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as exc:
             # errors of the template's own expressions ({{ 1/0 }}, {{ x[5] }}) are the user's to fix
             raise _template_error(exc, node_id, where, what) from None
+        except RecursionError as exc:  # a macro calling itself, a template including itself
+            error = _template_error(exc, node_id, where, what)
+            error.message = error.message.split(": RecursionError")[0] + (
+                ": calls or includes nest too deeply (does a macro call itself, or a template include itself?)")
+            raise error from None
+
+
+_SANDBOX_VERSION = 2  # of the code _sandbox's generator writes: in the cache file's name
 
 
 class _CodeCache:
@@ -514,7 +534,10 @@ class _CodeCache:
     Jinja needs about a millisecond to parse and compile a template: for a storyboard
     of a thousand distinct prompts that is most of a plan. The compiled code is a pure
     function of the source (and of the Jinja and Python versions, which name the file),
-    so it is kept in the user cache, as Jinja's own bytecode caches do.
+    so it is kept in the user cache, as Jinja's own bytecode caches do, authenticated by
+    this user's key (``_usercache.seal``): code that another user, or a CI cache restored
+    from elsewhere, put there is never run. Measured at 1000 prompts that each need Jinja:
+    a warm plan spends 0.4 s instead of 1.9 s of CPU.
     """
 
     LIMIT = 50_000
@@ -528,16 +551,23 @@ class _CodeCache:
         from ._usercache import user_cache_dir
 
         root = user_cache_dir()
-        tag = f"jinja{jinja2.__version__}-py{sys.version_info[0]}{sys.version_info[1]}-shotflow{__version__}"
+        tag = (f"jinja{jinja2.__version__}-py{sys.version_info[0]}{sys.version_info[1]}-shotflow{__version__}"
+               f"-sandbox{_SANDBOX_VERSION}")
         self.path = None if root is None else root / f"templates-{tag}.marshal"
         self.codes: dict[str, bytes] = {}
         self.dirty = False
         if self.path is not None:
             import marshal
 
+            from ._usercache import unseal
+
             try:
-                self.codes = marshal.loads(self.path.read_bytes())
+                # compiled code is run: only if this user's key vouches for the file (else rebuilt)
+                payload = unseal(self.path.read_bytes())
+                self.codes = marshal.loads(payload) if payload is not None else {}
             except (OSError, ValueError, EOFError, TypeError):
+                self.codes = {}
+            if not isinstance(self.codes, dict):
                 self.codes = {}
 
     def template(self, env, source: str):
@@ -564,8 +594,10 @@ class _CodeCache:
         codes = self.codes
         if len(codes) > self.LIMIT:
             codes = dict(list(codes.items())[-self.LIMIT:])
+        from ._usercache import seal
+
         try:
-            atomic_write(self.path, marshal.dumps(codes))
+            atomic_write(self.path, seal(marshal.dumps(codes)), mode=0o600)
         except OSError:
             pass
         self.dirty = False
@@ -628,7 +660,15 @@ def _template_error(exc: Exception, node_id: str, where, what: str) -> TemplateE
             if filename == "<template>" or filename.endswith((".j2", ".jinja", ".jinja2", ".txt")):
                 line = lineno
     at = f"{what}, line {line}" if line else what
-    if isinstance(exc, SecurityError):
+    from ._sandbox import Exhausted, TemplateRefused
+
+    if isinstance(exc, Exhausted):
+        message = f"{node_id}: {at}: {exc}"
+        hint = "a prompt template must stay small: a few hundred characters, no deep recursion"
+    elif isinstance(exc, TemplateRefused):
+        message = f"{node_id}: {at}: {exc}"
+        hint = None
+    elif isinstance(exc, SecurityError):
         message = f"{node_id}: {at}: the template tried something the sandbox forbids ({exc})"
         hint = "templates may only read the storyboard's values"
     elif isinstance(exc, jinja2.UndefinedError):

@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # The per-user cache (compiled templates, schema checks) of the tests is their own, never
 # the user's ~/.cache/shotflow; subprocesses inherit it.
 os.environ["SHOTFLOW_USER_CACHE"] = tempfile.mkdtemp(prefix="shotflow-usercache-")
+# its key (which authenticates what is in it) outside it, as a user's is; and no user config
+os.environ["SHOTFLOW_USER_KEY"] = os.path.join(tempfile.mkdtemp(prefix="shotflow-userkey-"), "usercache.key")
+os.environ["SHOTFLOW_CONFIG"] = os.path.join(tempfile.mkdtemp(prefix="shotflow-config-"), "config.toml")
 EXAMPLES = ROOT / "examples"
 
 
