@@ -269,13 +269,9 @@ class _Expander:
         target = self._node_id(text, scene_id)
         if target is not None:
             return RefSpec(RefKind.NODE, target, _default_tag(target), target, "refs")
-        candidate = (self._base(path) / text)
-        if candidate.suffix and candidate.is_file():
+        if Path(text).suffix:  # a file name: the file must be there
             return RefSpec(RefKind.FILE, self._file(text, self._base(path), where, node_id),
                            Path(text).stem if _TAG_RE.match(Path(text).stem) else None, text, "refs")
-        if candidate.suffix:
-            raise RefError(f"{node_id}: reference file not found: {text}", where=where,
-                           hint=f"looked for {display_path(candidate)}")
         raise self._unknown(node_id, text, scene_id, where)
 
     def _base(self, path: Path_) -> Path:
@@ -287,19 +283,32 @@ class _Expander:
         return self.root
 
     def _file(self, rel: str, base: Path, where, owner: str) -> str:
+        """A reference file's real path, once it is known to be a readable image of the
+        project (or of a folder the user allows) within the pixel limit."""
+        from .trust import Refused, check_path_text, project_folder, readable_file
+
         known = self.files.get((base, rel))
         if known is not None:
             return known
-        target = (base / rel).resolve()
-        if not target.is_file():
-            hint = None
-            if target.parent.is_dir():
-                hint = did_you_mean(target.name, [p.name for p in target.parent.iterdir()])
-            raise RefError(f"{owner}: reference file not found: {rel}", where=where,
-                           hint=hint or f"looked for {display_path(target)}")
-        self.inputs[target] = None
-        self.files[(base, rel)] = str(target)
-        return str(target)
+        shown = rel if len(rel) <= 80 else rel[:77] + "..."
+        try:
+            check_path_text(rel)
+            target = base / rel
+            if not os.path.lexists(target):
+                hint = None
+                if target.parent.is_dir():
+                    hint = did_you_mean(target.name, [p.name for p in target.parent.iterdir()])
+                raise RefError(f"{owner}: reference file not found: {shown}", where=where,
+                               hint=hint or f"looked for {display_path(target)}")
+            real = readable_file(target, project_folder(self.root), "reference file")
+            _check_image(real)
+        except Refused as exc:
+            raise RefError(f"{owner}: reference {shown}: {exc.message}", where=where, hint=exc.hint) from None
+        except OSError as exc:  # a name too long for the file system, a loop of links
+            raise RefError(f"{owner}: reference {shown}: {exc.strerror or exc}", where=where) from None
+        self.inputs[real] = None
+        self.files[(base, rel)] = str(real)
+        return str(real)
 
     def _node_id(self, text: str, scene_id: str | None) -> str | None:
         if text in self.all_ids:
@@ -391,6 +400,22 @@ class _Expander:
         if template is None:
             return context["prompt"]
         return _normalise(self.templates.render_file(template, context, node_id, at("template")))
+
+
+def _check_image(path: Path) -> None:
+    """The file's header says it is a PNG, JPEG or WebP image within the pixel limit
+    (``trust.image_header``). A file that passed, unchanged since (size, mtime, inode),
+    is not opened again: the fact is kept in the user cache."""
+    from . import _usercache
+    from .trust import image_header
+
+    st = os.stat(path)
+    key = f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
+    if _usercache.has("image", key):
+        return
+    with open(path, "rb") as f:
+        image_header(f, "file")
+    _usercache.remember("image", key)
 
 
 def _normalise(text: str) -> str:
