@@ -26,7 +26,8 @@ def run_guarded(fn, *args, **kwargs):
     from .errors import ShotflowError
 
     try:
-        return fn(*args, **kwargs)
+        with _trust():
+            return fn(*args, **kwargs)
     except ShotflowError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -51,7 +52,49 @@ def overrides(pairs: tuple[str, ...]):
     return parse_overrides(pairs)
 
 
-storyboard_arg = click.argument("storyboard", type=click.Path(dir_okay=False, path_type=Path))
+def _trust():
+    """What ``--allow-path`` and ``--allow-private-urls`` loosened, for the command's run."""
+    import contextlib
+
+    ctx = click.get_current_context(silent=True)
+    meta = ctx.meta if ctx is not None else {}
+    paths, private = meta.get("shotflow.allow_paths", []), meta.get("shotflow.allow_private_urls", False)
+    if not paths and not private:
+        return contextlib.nullcontext()
+    from .trust import use
+
+    return use(paths, private)
+
+
+def _remember_paths(ctx, param, value):
+    for folder in value or ():
+        if not os.path.isdir(folder):
+            raise click.BadParameter(f"{folder} is not a folder", ctx=ctx, param=param)
+        ctx.meta.setdefault("shotflow.allow_paths", []).append(folder)
+
+
+def _remember_private(ctx, param, value):
+    if value:
+        ctx.meta["shotflow.allow_private_urls"] = True
+
+
+allow_path_opt = click.option(
+    "--allow-path", multiple=True, metavar="DIR", expose_value=False, callback=_remember_paths,
+    help="Let the storyboard read reference files and includes in DIR, outside its project (repeatable).")
+allow_private_opt = click.option(
+    "--allow-private-urls", is_flag=True, expose_value=False, callback=_remember_private,
+    help="Let reference URLs reach loopback and private networks (a local server, the emulator).")
+
+
+def trust_opts(fn):
+    """--allow-path and --allow-private-urls: accepted before the command and after it."""
+    return allow_path_opt(allow_private_opt(fn))
+
+
+def storyboard_arg(fn):
+    """FILE, with the trust options every command that reads a storyboard takes."""
+    return trust_opts(click.argument("storyboard", type=click.Path(dir_okay=False, path_type=Path))(fn))
+
 set_opt = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a template var (repeatable).")
 backend_opt = click.option("--backend", type=click.Choice(["preview", "runware"]), default=None,
                            help="Where images are generated (default: the storyboard's backend:, else preview).")

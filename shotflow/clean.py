@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -11,12 +12,28 @@ from .store import open_store
 
 
 def _size(path: Path) -> tuple[int, int]:
+    import os
+
     files = total = 0
-    for p in path.rglob("*"):
-        if p.is_file():
+    for folder, _, names in os.walk(path):  # links are counted, never followed
+        for name in names:
             files += 1
-            total += p.stat().st_size
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                pass
     return files, total
+
+
+def _refuse_link(target: Path) -> None:
+    """A folder shotflow removes must be a real folder: through a link (committed to a
+    repository, say) ``clean`` would empty whatever it points to."""
+    if target.is_symlink():
+        import os
+
+        raise UsageError(f"{display_path(target)} is a symbolic link (to {os.readlink(target)}); "
+                         "shotflow removes only a real folder of its own",
+                         hint="remove the link yourself if that is what you want")
 
 
 def _human(n: int) -> str:
@@ -53,12 +70,15 @@ def clean(storyboard: Path, what: str, *, cache_dir: Path | None = None, dry_run
                     paid += float(json.loads(record.read_bytes()).get("cost") or 0.0)
                 except (ValueError, OSError):
                     continue
-        targets.append(store.cache_dir)
+        default = cache_dir is None and not os.environ.get("SHOTFLOW_CACHE")
+        targets.append(root / ".shotflow" if default and store.cache_dir == (root / ".shotflow").resolve()
+                       else store.cache_dir)
     lines = []
     for target in targets:
         if not target.exists():
             lines.append(f"nothing to remove: {display_path(target)}")
             continue
+        _refuse_link(target)
         files, total = _size(target)
         verb = "would remove" if dry_run else "removed"
         lines.append(f"{verb} {display_path(target)}/ ({files} files, {_human(total)})")
@@ -67,6 +87,6 @@ def clean(storyboard: Path, what: str, *, cache_dir: Path | None = None, dry_run
     if paid:
         lines.append(f"the cache held frames that cost ${paid:.2f} to generate"
                      + ("" if dry_run else "; the lock file still names them, re-rendering pays again"))
-    if not dry_run and (root / ".shotflow" / "last-run.json").exists():
+    if not dry_run and (root / ".shotflow" / "last-run.json").is_file() and not (root / ".shotflow").is_symlink():
         (root / ".shotflow" / "last-run.json").unlink()
     return lines

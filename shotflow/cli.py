@@ -15,10 +15,11 @@ import click
 from . import __version__
 
 from ._cliopts import (backend_opt, cache_opt, json_opt, overrides as _overrides, run_guarded,
-                       set_opt, storyboard_arg)
+                       set_opt, storyboard_arg, trust_opts)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="shotflow")
+@trust_opts
 def main() -> None:
     """shotflow: render storyboards written in YAML, with every frame cached by content.
 
@@ -32,6 +33,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("storyboards", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@trust_opts
 @set_opt
 @backend_opt
 def validate(storyboards: tuple[Path, ...], sets, backend) -> None:

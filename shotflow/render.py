@@ -143,6 +143,7 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
     project = load_project(storyboard, options.overrides, options.backend)
     graph = graphs.build(project)
     backend_name = options.backend or project.backend
+    _check_write_folders(project, options)
     store = open_store(project.root, options.cache_dir, durable=backend_name != "preview")
     ids = list(project.nodes)
     forced = select(options.force, ids, "--force")
@@ -151,6 +152,21 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
         lock = LockFile.read(project.lock_path)
         session = Session(project, graph, store, lock, options, backend_name, reporter, forced, only)
         return session.run(started)
+
+
+def _check_write_folders(project, options: RenderOptions) -> None:
+    """renders/ (and each of its folders) and the default .shotflow/ must not lead out of the project."""
+    from .errors import UsageError
+    from .trust import Refused, check_own_folders
+
+    renders = project.renders_dir
+    folders = [renders, renders / "characters", renders / "locations", *(renders / s.id for s in project.scenes)]
+    if options.cache_dir is None and not os.environ.get("SHOTFLOW_CACHE"):
+        folders.append(project.root / ".shotflow")
+    try:
+        check_own_folders(project.root, folders)
+    except Refused as exc:
+        raise UsageError(exc.message, hint=exc.hint) from None
 
 
 def _give_back_freed_memory() -> None:
@@ -565,8 +581,13 @@ class Session:
             from .load import display_path
 
             nodes.append([node_id, [display_path(p) for p in paths]])
+        from .trust import removable_render
+
         for stale in previous - set(outputs):
-            if stale.startswith(str(self.project.renders_dir) + os.sep):
+            # the previous manifest is a file in .shotflow/ anyone could have written: only a
+            # regular file whose real path is inside renders/ and that shotflow itself wrote
+            # there (the stat index knows its size, mtime and inode) is deleted
+            if removable_render(stale, self.project.renders_dir, self.store.index):
                 try:
                     os.unlink(stale)
                 except OSError:
@@ -680,21 +701,7 @@ async def _resolve(*args, **kwargs):
 
 
 async def fetch_url(url: str) -> bytes:
-    """Download a reference image (http/https), at most 64 MiB."""
-    import httpx
+    """Download a reference image under the fetching policy (see ``shotflow.fetch``)."""
+    from .fetch import fetch
 
-    limit = 64 * 1024 * 1024
-    try:
-        async with httpx.AsyncClient(timeout=60, follow_redirects=True) as client:
-            async with client.stream("GET", url) as response:
-                if response.status_code != 200:
-                    raise ConfigError(f"reference URL {url} answered HTTP {response.status_code}")
-                chunks, size = [], 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > limit:
-                        raise ConfigError(f"reference URL {url} is larger than 64 MiB")
-                    chunks.append(chunk)
-                return b"".join(chunks)
-    except httpx.HTTPError as exc:
-        raise ConfigError(f"cannot fetch reference URL {url}: {exc}") from exc
+    return await fetch(url)

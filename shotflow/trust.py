@@ -198,6 +198,41 @@ def read_limited(path: Path, what: str = "file") -> bytes:
     return data
 
 
+# -- writing and deleting -------------------------------------------------------------------
+
+
+def check_own_folders(project_dir: Path, folders) -> None:
+    """Refuse to write through ``folders`` (renders/, its scene folders, .shotflow/) when
+    an existing one is a link whose real path leaves the project folder: a link committed
+    to a repository must not make a render write elsewhere."""
+    root = project_folder(project_dir)
+    for folder in folders:
+        if not os.path.islink(folder):
+            continue
+        real = os.path.realpath(folder)
+        if not inside(real, root) and not any(inside(real, p) for p in policy().allow_paths):
+            raise Refused(f"{folder} is a symbolic link to {real}, outside the project folder {root}; "
+                          "shotflow writes only inside the project",
+                          hint="remove the link (--cache DIR puts the cache elsewhere), or " + how_to_allow("its target"))
+
+
+def removable_render(path: str, renders_dir: Path, index) -> bool:
+    """True when ``path`` (named by a state file) may be deleted as a stale render: its
+    real path is inside the real ``renders_dir``, it is a regular file (a symlink is
+    not followed), and the stat index (``store.StatIndex``) says shotflow wrote exactly
+    this file (same size, mtime and inode)."""
+    try:
+        check_path_text(path)
+        st = os.lstat(path)
+        real = os.path.realpath(path)
+        renders = os.path.realpath(renders_dir)
+    except (Refused, OSError, ValueError):
+        return False
+    if not stat_module.S_ISREG(st.st_mode) or not inside(real, renders) or real == renders:
+        return False
+    return index.known(path, st) is not None
+
+
 # -- images ----------------------------------------------------------------------------------
 
 
