@@ -149,12 +149,16 @@ def graph(storyboard: Path, sets, fmt, output) -> None:
         from .api import load_project
 
         project = load_project(storyboard, _overrides(sets))
+        if output and str(output) != "-":
+            from . import outputs
+
+            outputs.check(output, project)
         g = graphs.build(project)
         text = graphs.to_mermaid(project, g) if fmt == "mermaid" else graphs.to_dot(project, g)
         if fmt == "svg":
             text = graphs.to_svg(text)
-        if output:
-            output.write_text(text, encoding="utf-8")
+        if output and str(output) != "-":
+            outputs.write(output, text.encode("utf-8"))
             click.echo(f"wrote {output}")
         else:
             click.echo(text, nl=False)

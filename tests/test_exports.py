@@ -249,6 +249,7 @@ def test_anchors_are_unique_even_when_ids_would_clash():
 def test_exports_never_generate_nor_touch_the_project(mixed, tmp_path):
     before = snapshot(mixed.parent)
     out = tmp_path / "out"
+    out.mkdir()  # an output folder must exist (a missing one is an error, as in a shell)
     for args in (["board", "-o", out / "b.html"], ["contact-sheet", "-o", out / "s.png"],
                  ["export", "--csv", out / "s.csv", "--otio", out / "c.otio"]):
         done = run_cli(*args[:1], mixed, *args[1:])

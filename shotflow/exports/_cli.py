@@ -41,14 +41,25 @@ def _duration(seconds: float) -> str:
     return format_duration(seconds)
 
 
-def say(text: str) -> None:
-    click.echo(text)
+def say(text: str, target=None) -> None:
+    """A line for the user: on standard error when the export itself goes to standard output."""
+    click.echo(text, err=target is not None and str(target) == "-")
+
+
+def checked(path: Path | None, seq, default=None) -> Path:
+    """The output path (``path`` the user gave, else ``default(seq)``), refused before any
+    work when it is unsafe (see shotflow.outputs)."""
+    from ..outputs import check
+
+    target = path if path is not None else default(seq)
+    check(target, seq.project, given=path is not None)
+    return target
 
 
 def shown(path: Path) -> str:
     from ..load import display_path
 
-    return display_path(path)
+    return "standard output" if str(path) == "-" else display_path(path)
 
 
 @click.command("export")
@@ -80,18 +91,21 @@ def export(storyboard: Path, sets, backend, cache_dir, otio_path, fcp_path, fcpx
             raise UsageError("export needs at least one of --otio PATH, --fcp-xml PATH, --fcpxml PATH, --csv PATH",
                              hint="e.g. shotflow export storyboard.yaml --otio cut.otio --csv shots.csv")
         seq = sequence(storyboard, sets, backend, cache_dir)
+        for path in (csv_path, otio_path, fcp_path, fcpx_path):
+            if path:
+                checked(path, seq)
         if csv_path:
             from .shotlist import write_csv
 
             write_csv(seq, csv_path)
-            say(f"wrote {shown(csv_path)} ({len(seq.shots)} shots)")
+            say(f"wrote {shown(csv_path)} ({len(seq.shots)} shots)", csv_path)
         if otio_path or fcp_path or fcpx_path:
             from .timeline import write_timeline
 
             for path, adapter in ((otio_path, None), (fcp_path, "fcp_xml"), (fcpx_path, "fcpx_xml")):
                 if path:
                     summary = write_timeline(seq, path, fps=fps, adapter=adapter)
-                    say(f"wrote {shown(path)} ({summary})")
+                    say(f"wrote {shown(path)} ({summary})", path)
 
     guarded(go)
 
@@ -118,10 +132,10 @@ def board(storyboard: Path, sets, backend, cache_dir, output, relative, full_res
         from .board import default_output, write_board
 
         seq = sequence(storyboard, sets, backend, cache_dir)
-        path = write_board(seq, output or default_output(seq), relative=relative, full_res=full_res)
+        path = write_board(seq, checked(output, seq, default_output), relative=relative, full_res=full_res)
         missing = sum(1 for p in seq.panels.values() if p.picked is None)
         note = f"; {missing} without a frame" if missing else ""
-        say(f"wrote {shown(path)} ({len(seq.shots)} shots, {_duration(seq.duration)}{note})")
+        say(f"wrote {shown(path)} ({len(seq.shots)} shots, {_duration(seq.duration)}{note})", path)
 
     guarded(go)
 
@@ -146,10 +160,10 @@ def contact_sheet(storyboard: Path, sets, backend, cache_dir, output, columns, c
         from .contact import default_output, write_contact_sheet
 
         seq = sequence(storyboard, sets, backend, cache_dir)
-        path = write_contact_sheet(seq, output or default_output(seq), columns=columns, width=cell_width,
+        path = write_contact_sheet(seq, checked(output, seq, default_output), columns=columns, width=cell_width,
                                    shots_only=shots_only)
         count = len(seq.shots) if shots_only else len(seq.panels)
-        say(f"wrote {shown(path)} ({count} frames, {columns} a row)")
+        say(f"wrote {shown(path)} ({count} frames, {columns} a row)", path)
 
     guarded(go)
 
@@ -178,7 +192,7 @@ def animatic(storyboard: Path, sets, backend, cache_dir, output, fps, size, capt
 
         wanted = parse_size(size) if size else None
         seq = sequence(storyboard, sets, backend, cache_dir)
-        result = write_animatic(seq, output or default_output(seq), fps=fps, size=wanted, captions=captions)
+        result = write_animatic(seq, checked(output, seq, default_output), fps=fps, size=wanted, captions=captions)
         say(f"wrote {shown(result.path)} ({result.shots} shots, {_duration(result.seconds)}, "
             f"{result.width}x{result.height}" + (f", {result.frames} frames at {fps} fps" if result.frames else "")
             + f"; {result.elapsed:.1f} s)")

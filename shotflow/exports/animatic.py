@@ -85,6 +85,8 @@ def write_animatic(seq: Sequence, output: Path, *, fps: int = 24, size: tuple[in
     started = time.perf_counter()
     output = Path(output)
     suffix = output.suffix.lower()
+    if str(output) == "-":
+        raise UsageError("the animatic is not written to standard output: name a file (.mp4, .mov, .m4v or .gif)")
     if suffix not in VIDEO and suffix != ".gif":
         raise UsageError(f"animatic: cannot write {suffix or 'a file without extension'} ({output.name}); "
                          "use .mp4 (H.264), .mov, .m4v or .gif")
@@ -175,7 +177,9 @@ def _write_video(shots, counts, fps, size, captions, output: Path) -> None:
     ffmpeg = find_ffmpeg()
     total = sum(counts)
     # beside the output, so the finished video is renamed into place (atomic, same file system)
-    with tempfile.TemporaryDirectory(dir=output.parent, prefix=".tmp-animatic-") as tmp:
+    from .. import outputs
+
+    with tempfile.TemporaryDirectory(dir=outputs.temp_dir(output), prefix=".tmp-animatic-") as tmp:
         lines = ["ffconcat version 1.0"]
         name = ""
         for i, (image, count) in enumerate(_stills(shots, counts, size, captions)):
@@ -199,8 +203,7 @@ def _write_video(shots, counts, fps, size, captions, output: Path) -> None:
         if done.returncode != 0 or not video.is_file():
             tail = " ".join(done.stderr.strip().splitlines()[-3:])
             raise ConfigError(f"ffmpeg could not encode {output.name} (exit {done.returncode}): {tail or 'no message'}")
-        os.chmod(video, 0o644)
-        os.replace(video, output)
+        outputs.place(video, output)
 
 
 def _write_gif(shots, counts, fps, size, captions, output: Path) -> None:
@@ -208,7 +211,7 @@ def _write_gif(shots, counts, fps, size, captions, output: Path) -> None:
 
     from PIL import Image
 
-    from ..store import atomic_write
+    from .. import outputs
 
     images, durations = [], []
     elapsed_frames, done_cs = 0, 0
@@ -221,4 +224,4 @@ def _write_gif(shots, counts, fps, size, captions, output: Path) -> None:
     buffer = io.BytesIO()
     images[0].save(buffer, "GIF", save_all=True, append_images=images[1:], duration=durations, loop=0,
                    optimize=False, disposal=1)
-    atomic_write(output, buffer.getvalue(), mode=0o644)
+    outputs.write(output, buffer.getvalue())

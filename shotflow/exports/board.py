@@ -49,11 +49,11 @@ def default_output(seq: Sequence) -> Path:
 
 def write_board(seq: Sequence, output: Path, *, relative: bool = False, full_res: bool = False) -> Path:
     """Write the board of ``seq`` to ``output`` (atomically) and return it."""
-    from ..store import atomic_write
+    from .. import outputs
 
     output = Path(output).absolute()
     images = _Images(output.parent, relative=relative, full_res=full_res)
-    atomic_write(output, render_html(seq, images).encode("utf-8"), mode=0o644)
+    outputs.write(output, render_html(seq, images).encode("utf-8"))
     return output
 
 

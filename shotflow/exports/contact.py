@@ -32,7 +32,7 @@ def write_contact_sheet(seq: Sequence, output: Path, *, columns: int = 4, width:
                         shots_only: bool = False) -> Path:
     """Draw the sheet and save it; the format follows the extension (.png, .pdf, .jpg)."""
     from ..errors import UsageError
-    from ..store import atomic_write
+    from .. import outputs
 
     output = Path(output)
     fmt = FORMATS.get(output.suffix.lower())
@@ -49,7 +49,7 @@ def write_contact_sheet(seq: Sequence, output: Path, *, columns: int = 4, width:
         pages[0].save(buffer, "JPEG", quality=90)
     else:
         pages[0].save(buffer, "PNG", optimize=True)
-    atomic_write(output, buffer.getvalue(), mode=0o644)
+    outputs.write(output, buffer.getvalue())
     return output
 
 

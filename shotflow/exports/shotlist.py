@@ -57,7 +57,7 @@ def to_csv(seq: Sequence) -> str:
 
 
 def write_csv(seq: Sequence, output: Path) -> Path:
-    from ..store import atomic_write
+    from .. import outputs
 
-    atomic_write(Path(output), to_csv(seq).encode("utf-8"), mode=0o644)
+    outputs.write(output, to_csv(seq).encode("utf-8"))
     return Path(output)

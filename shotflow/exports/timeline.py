@@ -106,15 +106,17 @@ def write_timeline(seq: Sequence, output: Path, *, fps: int = 24, adapter: str |
     from ..errors import ConfigError, UsageError
 
     otio = _otio()
+    from .. import outputs
+
     output = Path(output)
-    suffix = output.suffix.lower()
+    suffix = output.suffix.lower() or (".otio" if adapter is None and outputs.is_stdout(output) else "")
     if adapter is None and suffix not in (".otio", ".otioz"):
         raise UsageError(f"--otio {output.name}: the extension must be .otio or .otioz")
     if adapter is not None and adapter not in otio.adapters.available_adapter_names():
         raise ConfigError(f"writing {output.name} needs OpenTimelineIO's {adapter} adapter, which is not installed",
                           hint=f"pip install {ADAPTER_PACKAGES.get(adapter, adapter)}")
     output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=".tmp-", suffix=suffix)
+    fd, tmp = tempfile.mkstemp(dir=outputs.temp_dir(output), prefix=".tmp-", suffix=suffix)
     os.close(fd)
     os.unlink(tmp)  # the otioz adapter refuses to overwrite: give it a fresh name
     try:
@@ -123,7 +125,7 @@ def write_timeline(seq: Sequence, output: Path, *, fps: int = 24, adapter: str |
         else:
             timeline = build_timeline(seq, fps=fps)
             otio.adapters.write_to_file(timeline, tmp, adapter_name=adapter or "otio_json")
-        os.replace(tmp, output)
+        outputs.place(tmp, output)
     except otio.exceptions.OTIOError as exc:
         raise ConfigError(f"OpenTimelineIO could not write {output.name}: {exc}") from exc
     finally:
