@@ -23,6 +23,7 @@ import io
 import math
 import random
 import textwrap
+import threading
 from collections import OrderedDict
 from functools import lru_cache
 
@@ -83,12 +84,15 @@ class PreviewBackend:
                 grey, palette = drawn
                 img = grey.point(_luminance(palette))
             else:
-                with PILImage.open(io.BytesIO(data)) as img:
+                with _DECODING, PILImage.open(io.BytesIO(data)) as img:  # one at a time: memory bounded whatever --jobs
                     img.draft("L", box)
                     img = img.convert("L")
             thumb = _shrink(img, box)
             self._thumbs.put(cache_key, thumb, thumb.width * thumb.height)
         return thumb
+
+
+_DECODING = threading.Lock()  # decoding a foreign reference (up to 50 megapixels) is done one at a time
 
 
 class _Lru:

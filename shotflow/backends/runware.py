@@ -147,6 +147,10 @@ def api_key(project_dir: Path) -> str:
         key = _dotenv(project_dir / ".env").get("RUNWARE_API_KEY", "").strip()
     if not key:
         raise ConfigError(f"no Runware API key: set RUNWARE_API_KEY or put it in {project_dir / '.env'}")
+    if not key.isascii() or not key.isprintable():
+        # it goes in an HTTP header: a newline or a non-ASCII letter would fail (or split) the request
+        raise ConfigError("the Runware API key holds a line break, a control or a non-ASCII character; "
+                          "nothing was sent", hint="copy the key again from your Runware dashboard")
     return key
 
 
