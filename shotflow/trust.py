@@ -250,8 +250,9 @@ def image_header(data_or_path, what: str = "reference") -> tuple[str, int, int]:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(source, formats=("PNG", "JPEG", "WEBP")) as img:
                 fmt, (w, h) = img.format, img.size
-    except Image.DecompressionBombError:
-        raise Refused(f"the {what} is too large an image") from None
+    except Image.DecompressionBombError as exc:
+        raise Refused(f"the {what} is a larger image than Pillow opens ({exc}); at most "
+                      f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels are accepted", hint="scale it down") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
         raise Refused(f"the {what} is not a PNG, JPEG or WebP image") from None
     if w <= 0 or h <= 0 or w * h > MAX_IMAGE_PIXELS:

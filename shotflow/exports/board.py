@@ -51,8 +51,9 @@ def write_board(seq: Sequence, output: Path, *, relative: bool = False, full_res
     """Write the board of ``seq`` to ``output`` (atomically) and return it."""
     from .. import outputs
 
-    output = Path(output).absolute()
-    images = _Images(output.parent, relative=relative, full_res=full_res)
+    if not outputs.is_stdout(output):
+        output = Path(output).absolute()
+    images = _Images(Path.cwd() if outputs.is_stdout(output) else output.parent, relative=relative, full_res=full_res)
     outputs.write(output, render_html(seq, images).encode("utf-8"))
     return output
 
