@@ -243,7 +243,7 @@ def _patch(original: str, before: str, after: str) -> str:
 
     def to_a(j: int, *, end: bool) -> int:
         """The line of ``original`` that corresponds to line boundary ``j`` of ``before``."""
-        prev_a, prev_b = 0, 0
+        prev_a = 0
         for ai, bj, size in blocks:
             if bj <= j <= bj + size and (size or j == bj):
                 return ai + (j - bj)
