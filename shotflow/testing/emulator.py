@@ -42,8 +42,9 @@ so that it can catch where shotflow and the real service differ:
 - a sync task is not pollable: ``getResponse`` does not know it (``taskNotFound``), even though
   resending its UUID still answers ``conflictTaskUUID``;
 - an async task that fails is a ``data`` item ``{"status": "error", "error": {...}}``, not an
-  entry of ``errors``; a task still running is a progress item without a ``status``
-  (``{"taskType", "taskUUID", "progress": 40}``);
+  entry of ``errors``; a task still running is a progress item without a ``status`` and
+  without an image, but with the imageUUID of the result being worked on
+  (``{"taskType", "taskUUID", "imageUUID", "progress": 40}``): not a finished result;
 - the results of a task with ``numberResults`` > 1 finish one after another, so they arrive
   over several polls;
 - at most ``capacity`` requests are handled at once (default 15, the older SDK's own cap):
@@ -837,7 +838,9 @@ class Emulator:
             wanted = int(job.task.get("numberResults", 1))
             elapsed = time.monotonic() - job.started
             progress = min(99, int(100 * max(len(items) / wanted, elapsed / self.latency if self.latency else 0)))
-            answer.data.append({**head, "progress": progress})
+            # the image being worked on has a UUID already, but no image yet: not a finished result
+            working = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{job.task['taskUUID']}/{len(items)}"))
+            answer.data.append({**head, "imageUUID": working, "progress": progress})
 
     def _run(
         self, job: _Job, references: tuple[str, ...], price: float, failure: dict[str, Any] | None, arrived: float
