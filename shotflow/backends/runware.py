@@ -274,10 +274,17 @@ def _finished(item: dict[str, Any]) -> bool:
                for name in ("imageBase64Data", "imageDataURI", "imageURL"))
 
 
+_MISSING = ("not found", "notfound", "unknown", "expired", "missing", "invalid", "does not exist", "no longer")
+
+
 def _mentions_images(error: dict[str, Any]) -> bool:
-    """Whether a refusal is about the reference images, in any field (whatever its code)."""
+    """Whether a refusal may be about a reference image Runware forgot, in any field, whatever
+    its code: it names referenceImages or an imageUUID, or says an image is not found, unknown,
+    expired, invalid…"""
     text = json.dumps(error, default=str).lower()
-    return any(word in text for word in ("referenceimages", "reference", "image", "uuid"))
+    if "referenceimages" in text or "imageuuid" in text:
+        return True
+    return ("image" in text or "reference" in text) and any(word in text for word in _MISSING)
 
 
 def _about_reference_images(error: dict[str, Any]) -> bool:
@@ -660,7 +667,9 @@ class _Call:
                 if reading.verdict is _Verdict.RESULTS and self.accepted_at is None:
                     self.accepted_at = asyncio.get_running_loop().time()
                 return reading
-            refused = reading.status == 400 and request.references
+            # an error entry for a submitted task is a refusal, not billed (HTTP 400 alone, or 200
+            # when other tasks of the same request went through)
+            refused = bool(request.references)
             stale = refused and not fresh and _mentions_images(reading.error) \
                 and not all(backend.known_this_run(u) for u in uuids)
             untag = refused and self.tagged and _about_reference_images(reading.error)
