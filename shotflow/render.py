@@ -87,9 +87,13 @@ def _stat(path: str) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
-def manifest_path(storyboard: Path) -> Path:
-    from .store import state_file
+def state_file(storyboard: Path, name: str) -> Path:
+    """A run-state file of one storyboard: ``<project>/.shotflow/<stem>.<name>``. Two storyboards
+    in one folder keep separate state (their lock files are ``<stem>.lock`` already)."""
+    return storyboard.parent / ".shotflow" / f"{storyboard.stem}.{name}"
 
+
+def manifest_path(storyboard: Path) -> Path:
     return state_file(storyboard, "last-run.json")
 
 
@@ -689,8 +693,6 @@ class _Slots:
 
 
 def status_path(storyboard: Path) -> Path:
-    from .store import state_file
-
     return state_file(storyboard, "status.json")
 
 

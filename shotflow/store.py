@@ -36,7 +36,6 @@ import hashlib
 import itertools
 import json
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -470,12 +469,6 @@ def open_store(project_root: Path, cache_dir: Path | None = None, *, durable: bo
     return Store(Path(cache).resolve(), state, durable=durable, verify=verify)
 
 
-def state_file(storyboard: Path, name: str) -> Path:
-    """A run-state file of one storyboard: ``<project>/.shotflow/<stem>.<name>``. Two storyboards
-    in one folder keep separate state (their lock files are ``<stem>.lock`` already)."""
-    return storyboard.parent / ".shotflow" / f"{storyboard.stem}.{name}"
-
-
 # -- small durable stores for backends -----------------------------------------------------
 
 
@@ -712,6 +705,8 @@ class Leases:
 
 def _owner() -> dict[str, Any]:
     """Who this process is, as a lease records it."""
+    import socket
+
     pid = os.getpid()
     host = socket.gethostname()
     try:

@@ -252,7 +252,7 @@ def test_a_verifying_store_trusts_no_stat_index(store):
 
 
 def test_state_files_are_named_per_storyboard(tmp_path):
-    from shotflow.store import state_file
+    from shotflow.render import state_file
 
     assert state_file(tmp_path / "a.yaml", "status.json") == tmp_path / ".shotflow" / "a.status.json"
     assert state_file(tmp_path / "b.yaml", "status.json") != state_file(tmp_path / "a.yaml", "status.json")
