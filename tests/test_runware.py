@@ -278,7 +278,7 @@ def test_the_poll_schedule_before_and_after_learning():
     assert [round(poller._step(_Watch("t", "m", 0, polls=n)), 4) for n in range(3)] == [0.05, 0.075, 0.1125]
     poller._durations["runway:4@1"] = __import__("collections").deque([12.0, 10.0, 11.0])
     assert poller.estimate("runway:4@1") == 10.0
-    assert poller._first_due(watch) == pytest.approx(109.0)  # just before the shortest time seen
+    assert poller._first_due(watch) == pytest.approx(109.7)  # just before the shortest time seen
     assert poller._step(watch) == pytest.approx(0.5)  # 5 % of it
     watch.late_polls = 4
     assert poller._step(watch) == pytest.approx(0.5 * 1.25**4)  # late: asked less and less often

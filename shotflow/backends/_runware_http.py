@@ -12,7 +12,7 @@ retries, shared requests, and one poller that asks about every task in flight at
 Poll timing (why the default async delivery costs no speed): until a task of a model has
 finished, a task is first asked after ``poll_initial`` and then ×1.5 (up to ``poll_max``).
 Once tasks have finished, their shortest observed duration is the model's estimate: a task is
-first asked just before it (0.9 ×), then every 5 % of it (at least ``poll_min``, at most
+first asked just before it (0.97 ×), then every 5 % of it (at least ``poll_min``, at most
 ``poll_max``), less and less often once it is late. Tasks due within one step share a request.
 """
 
@@ -382,6 +382,7 @@ class _Watch:
     late_polls: int = 0  # polls after its model's estimate had passed
     last: float = 0.0  # loop time of its last poll
     due: float = 0.0
+    asking: bool = False  # a getResponse about it is in flight
     future: asyncio.Future[Answer] | None = field(default=None, repr=False)
 
 
@@ -396,6 +397,7 @@ class Poller:
         self._durations: dict[str, deque[float]] = {}
         self._kick = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
+        self._asking: set[asyncio.Task[None]] = set()
         self.requests = 0  # getResponse requests sent (diagnostics)
 
     async def next(self, task_uuid: str, model: str, *, since: float | None = None) -> Answer:
@@ -432,7 +434,7 @@ class Poller:
 
     def _first_due(self, watch: _Watch) -> float:
         estimate = self.estimate(watch.model)
-        first = self._settings.poll_initial if estimate is None else 0.9 * estimate
+        first = self._settings.poll_initial if estimate is None else 0.97 * estimate
         return watch.since + min(first, self._settings.poll_max)
 
     def _step(self, watch: _Watch) -> float:
@@ -446,7 +448,8 @@ class Poller:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            waiting = [w for w in self._watches.values() if w.future is not None and not w.future.done()]
+            waiting = [w for w in self._watches.values()
+                       if w.future is not None and not w.future.done() and not w.asking]
             if not waiting:
                 self._kick.clear()
                 try:
@@ -463,10 +466,16 @@ class Poller:
                 except TimeoutError:
                     pass
                 continue
-            # everything due within a step of now goes along: one request, not one a task
+            # everything due within a step of now goes along: one request, not one a task. It is
+            # not waited for here: a slow answer does not hold back the polls of other tasks
             ready = [w for w in waiting if w.due <= now + self._step(w) / 2]
             for start in range(0, len(ready), POLL_CHUNK):
-                await self._poll(ready[start : start + POLL_CHUNK])
+                chunk = ready[start : start + POLL_CHUNK]
+                for watch in chunk:
+                    watch.asking = True
+                asking = loop.create_task(self._poll(chunk))
+                self._asking.add(asking)
+                asking.add_done_callback(self._asking.discard)
 
     async def _poll(self, watches: list[_Watch]) -> None:
         loop = asyncio.get_running_loop()
@@ -477,10 +486,14 @@ class Poller:
             answers = await self._transport.send(tasks)
         except Exception as exc:  # every task of the request hears it; its caller raises it
             for watch in watches:
+                watch.asking = False
                 if watch.future is not None and not watch.future.done():
                     watch.future.set_exception(exc)
             return
+        finally:
+            self._kick.set()
         for watch in watches:
+            watch.asking = False
             watch.polls += 1
             watch.last = sent
             estimate = self.estimate(watch.model)
@@ -490,9 +503,10 @@ class Poller:
                 watch.future.set_result(answers[watch.task_uuid])
 
     async def aclose(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            await asyncio.gather(self._runner, return_exceptions=True)
+        pending = [task for task in (self._runner, *self._asking) if task is not None]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         for watch in self._watches.values():
             if watch.future is not None and not watch.future.done():
                 watch.future.cancel()
