@@ -429,9 +429,12 @@ class Session:
             return None
         import asyncio
 
-        while self.store.leases.take(key) is not None:
+        # file work in a thread: a shared (network) folder can take milliseconds per file
+        while await asyncio.to_thread(self.store.leases.take, key) is not None:
             await asyncio.sleep(0.2)
-        record = None if forced else self.store.get_action(key)
+        if forced:
+            return None
+        record = await asyncio.to_thread(self.store.get_action, key)
         return record if record is not None and self.store.complete(record) else None
 
     async def _generate(self, node_id: str, spec, key: str, payload: dict, refs, forced: bool, entry, release,

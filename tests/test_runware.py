@@ -268,22 +268,42 @@ def test_poll_timing_learns_how_long_a_model_takes(serve, tmp_path):
 
 
 def test_the_poll_schedule_before_and_after_learning():
+    from collections import deque
+
+    from shotflow.backends._runware_http import FIRST, STEP, Poller, _Watch
+    from shotflow.backends.runware import Settings
+
+    poller = Poller(transport=None, settings=Settings(poll_initial=0.05, poll_min=0.0025, poll_max=10))
+    watch = _Watch("t", "runway:4@1", since=100.0)
+    # unknown: first after poll_initial, then ×1.25
+    assert poller._first_due(watch) == pytest.approx(100.05)
+    assert [poller._step(_Watch("t", "m", 0, polls=n)) for n in range(3)] == pytest.approx([0.05, 0.0625, 0.078125])
+    # known: the first quartile of the last durations, robust to one odd quick task
+    poller._durations["runway:4@1"] = deque([12.0, 10.0, 11.0, 0.5, 10.5, 11.5, 12.5, 13.0])
+    assert poller.estimate("runway:4@1") == 10.5
+    assert poller._first_due(watch) == pytest.approx(100 + FIRST * 10.5)  # a little before it
+    assert poller._step(watch) == pytest.approx(STEP * 10.5)
+    watch.timed_polls = 5
+    assert poller._step(watch) == pytest.approx(STEP * 10.5 * 1.1**4)  # each pause a tenth longer
+    watch.timed_polls = 200
+    assert poller._step(watch) == 10  # never above poll_max
+    poller._durations["runway:4@1"] = deque([0.05] * 8)
+    assert poller._step(_Watch("t", "runway:4@1", 0)) == 0.0025  # never below poll_min
+
+
+def test_a_tasks_duration_is_learned_from_the_polls_around_its_end():
     from shotflow.backends._runware_http import Poller, _Watch
     from shotflow.backends.runware import Settings
 
-    poller = Poller(transport=None, settings=Settings(poll_initial=0.05, poll_min=0.01, poll_max=10))
-    watch = _Watch("t", "runway:4@1", since=100.0)
-    # unknown: first after poll_initial, then ×1.5
-    assert poller._first_due(watch) == pytest.approx(100.05)
-    assert [round(poller._step(_Watch("t", "m", 0, polls=n)), 4) for n in range(3)] == [0.05, 0.075, 0.1125]
-    poller._durations["runway:4@1"] = __import__("collections").deque([12.0, 10.0, 11.0])
-    assert poller.estimate("runway:4@1") == 10.0
-    assert poller._first_due(watch) == pytest.approx(109.7)  # just before the shortest time seen
-    assert poller._step(watch) == pytest.approx(0.5)  # 5 % of it
-    watch.late_polls = 4
-    assert poller._step(watch) == pytest.approx(0.5 * 1.25**4)  # late: asked less and less often
-    poller._durations["runway:4@1"].append(0.05)
-    assert poller._step(watch) == pytest.approx(0.01 * 1.25**4)  # never below poll_min
+    poller = Poller(transport=None, settings=Settings())
+    running_then_done = _Watch("a", "m", since=0.0, polls=3, before=0.18, last=0.22)
+    poller._watches["a"] = running_then_done
+    poller.done("a", finished=True)
+    done_at_first_poll = _Watch("b", "m", since=0.0, polls=1, last=0.30)
+    poller._watches["b"] = done_at_first_poll
+    poller.done("b", finished=True)
+    # the middle of the bracket; done at the first poll: a tenth earlier, so a long estimate comes down
+    assert list(poller._durations["m"]) == [pytest.approx(0.20), pytest.approx(0.27)]
 
 
 def test_submissions_share_requests_up_to_the_batch_size(emu, tmp_path):

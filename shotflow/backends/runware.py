@@ -139,7 +139,7 @@ class Settings:
     retry_base: float = 1.0
     retry_cap: float = 30.0
     poll_initial: float = 0.05
-    poll_min: float = 0.01
+    poll_min: float = 0.0025
     poll_max: float = 10.0
 
     @classmethod
@@ -578,7 +578,7 @@ class _Call:
         self.delivery = self.settings.delivery
         self.tagged = request.tagged and not backend.tags_refused(request.model)
         self.claimed = False  # the UUID may have been accepted by Runware (sent before, or resumed)
-        self.accepted_at: float | None = None  # loop time of the acknowledgment (async)
+        self.accepted_at: float | None = None  # loop time the accepted submission was sent (async)
         self.results: dict[str, dict[str, Any]] = {}  # imageUUID → item, in arrival order
 
     @property
@@ -649,13 +649,14 @@ class _Call:
                 backend._check(request, tagged=False, prompt=self.prompt)
             task = backend.task(request, self.task_uuid, uuids, tagged=self.tagged, prompt=self.prompt,
                                 delivery=self.delivery)
-            self._journal()
+            await self._journal()
             try:
                 await self._slot()
             except BaseException:  # never sent (the run stopped meanwhile): nothing to ask about later
                 if not self.claimed:
                     self._forget()
                 raise
+            sent = asyncio.get_running_loop().time()  # a task's time is counted from here
             try:
                 reading = _read(await backend.transport().call(task))
             except RequestRejected:
@@ -665,7 +666,7 @@ class _Call:
             if reading.verdict is not _Verdict.FAILED:
                 self.claimed = True
                 if reading.verdict is _Verdict.RESULTS and self.accepted_at is None:
-                    self.accepted_at = asyncio.get_running_loop().time()
+                    self.accepted_at = sent
                 return reading
             # an error entry for a submitted task is a refusal, not billed (HTTP 400 alone, or 200
             # when other tasks of the same request went through)
@@ -687,13 +688,13 @@ class _Call:
                 # of one body): the changed task goes under a new one
                 self.task_uuid = str(uuid.uuid4())
 
-    def _journal(self, **more: Any) -> None:
+    async def _journal(self, **more: Any) -> None:
         """Make the task durable before it leaves: a killed run finds it and asks about it."""
         if self.journal is None:
             return
-        # a small write and an fsync, done here rather than in a thread, whose hand-off costs
-        # more than the write on a busy loop
-        self.journal.begin(self.request.key, {
+        # in a thread: two fsyncs take milliseconds on a busy disk, and on the event loop they
+        # would hold back every poll and answer of the other tasks in flight
+        await asyncio.to_thread(self.journal.begin, self.request.key, {
             "task_uuid": self.task_uuid,
             "model": self.request.model,
             "sent_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -779,7 +780,7 @@ class _Call:
         if reading.verdict is _Verdict.FAILED:
             self._forget()
             raise self.backend.rejection(reading, "the task")
-        self._journal(outcome="unknown")
+        await self._journal(outcome="unknown")
         raise TransientError(
             f"the answer to sync task {self.task_uuid} was lost after Runware accepted it, and Runware keeps no "
             "result of a sync task to ask for: it may have been paid for. It is not sent again (that could pay "
