@@ -46,8 +46,8 @@ Settings (``Services.settings``, the storyboard's ``runware:`` section; all opti
     retries         retries after the first attempt     4
     retry_base      first backoff, doubling up to retry_cap, plus up to retry_base jitter   1.0
     retry_cap       longest backoff                     30
-    poll_initial    first getResponse delay while a model's task time is unknown, then ×1.5   0.05
-    poll_min        shortest pause between polls of a task                                   0.01
+    poll_initial    first getResponse delay while a model's task time is unknown, then ×1.25  0.05
+    poll_min        shortest pause between polls of a task                                   0.0025
     poll_max        longest pause between polls of a task                                   10
 
 Failures: 408, 429, 5xx, timeouts, dropped connections and malformed JSON are retried with the
