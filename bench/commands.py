@@ -181,7 +181,7 @@ def bench_one(n: int, runs: int, quick: bool, fresh: bool) -> list[Result]:
         _timed("validate, warm", n, validate, runs, quick, folder),
         _timed("validate, 1 prompt edited", n, validate, runs, quick, folder, edit=board),
     ]
-    cold_needed = fresh or not (folder / ".shotflow" / "last-run.json").is_file()
+    cold_needed = fresh or not (folder / ".shotflow" / "storyboard.last-run.json").is_file()
     if cold_needed:
         _clear(folder)
         proc = check(run(render, cwd=folder, keep_output=False, env={"SHOTFLOW_USER_CACHE": str(USER_CACHE)}),

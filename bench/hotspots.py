@@ -33,7 +33,7 @@ def profile(command: str, n: int, cache: str, html: Path | None, interval: float
     generate(n, folder, depth=DEPTH)
     sf = shotflow_cmd()
     script = sf if sf[0] != PY else [*sf[1:]]
-    if command == "render" and not (folder / ".shotflow" / "last-run.json").is_file():
+    if command == "render" and not (folder / ".shotflow" / "storyboard.last-run.json").is_file():
         subprocess.run([*sf, "render", "storyboard.yaml"], cwd=folder, env=child_env(), check=True,
                        stdout=subprocess.DEVNULL)
     if touch:

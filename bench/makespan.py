@@ -130,7 +130,8 @@ def bench(quick: bool = False, shots: int | None = None, latency: float | None =
           runs: int | None = None, whatif: str = "", probe: bool = False, extra_jobs: int = 0) -> list[Result]:
     """``whatif``: comma-separated patches of ``_patched.py`` and/or ``base64`` (the storyboard
     asks Runware for base64Data instead of URLs: no download round trip), ``batch1`` (one task
-    per HTTP request), ``window0`` (no batch window); for profiling only."""
+    per HTTP request), ``window0`` (no batch window), ``sync`` (sync delivery instead of the
+    default async one); for profiling only."""
     shots = shots or (20 if quick else 400)
     latency = latency if latency is not None else (0.05 if quick else 0.2)
     jobs = jobs or (4 if quick else 8)
@@ -139,7 +140,8 @@ def bench(quick: bool = False, shots: int | None = None, latency: float | None =
     meta = generate(shots, folder, depth=8)
     nodes, chain = int(meta["nodes"]), int(meta["longest_chain"])
     bound = max(chain * latency, math.ceil(nodes / jobs) * latency)
-    settings = {"base64": "output_type: base64Data", "batch1": "batch: 1", "window0": "batch_window: 0"}
+    settings = {"base64": "output_type: base64Data", "batch1": "batch: 1", "window0": "batch_window: 0",
+                "sync": "delivery: sync"}
     wanted = [w for w in whatif.split(",") if w]
     patches = [w for w in wanted if w not in settings]
     board = "storyboard.yaml"
@@ -211,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=None, help="seconds per task (default 0.2)")
     parser.add_argument("--jobs", type=int, default=None, help="C: --jobs and emulator concurrency (default 8)")
     parser.add_argument("--runs", type=int, default=None)
-    parser.add_argument("--whatif", default="", help="profiling: nofsync, novalidate, base64 (comma-separated)")
+    parser.add_argument("--whatif", default="", help="profiling: nofsync, novalidate, base64, sync (comma-separated)")
     parser.add_argument("--probe", action="store_true", help="time every task in the emulator (bench/_emulator_probe.py)")
     parser.add_argument("--extra-jobs", type=int, default=0,
                         help="profiling: run shotflow with --jobs C+K against an emulator of concurrency C")

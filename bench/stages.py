@@ -82,7 +82,7 @@ def bench(quick: bool = False, sizes: tuple[int, ...] | None = None, runs: int |
         folder = board_dir(n)
         generate(n, folder, depth=DEPTH)
         path = folder / "storyboard.yaml"
-        rendered = (folder / ".shotflow" / "last-run.json").is_file()
+        rendered = (folder / ".shotflow" / "storyboard.last-run.json").is_file()
         for mode, cache in (("user cache off", "off"), ("warm", str(USER_CACHE))):
             if mode == "warm":
                 run_child(path, cache)  # fill it

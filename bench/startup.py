@@ -87,7 +87,7 @@ def bench(quick: bool = False, runs: int | None = None, top: int = 0) -> list[Re
     runs = runs or (1 if quick else 5)
     folder = WORK / ("startup-20" if quick else "startup-100")
     generate(20 if quick else 100, folder)
-    if not (folder / ".shotflow" / "last-run.json").is_file():
+    if not (folder / ".shotflow" / "storyboard.last-run.json").is_file():
         shutil.rmtree(folder / ".shotflow", ignore_errors=True)
         check(run([*shotflow_cmd(), "render", "storyboard.yaml"], cwd=folder, keep_output=False), "setup render")
     sf = shotflow_cmd()

@@ -18,6 +18,7 @@ def load_project(path: Path | str, overrides: dict[str, Any] | None = None, back
 
     from .expand import expand
     from .load import load
+    from .model import check_frame_names
 
     # Loading builds a few hundred thousand small objects and frees none: the cyclic
     # collector would walk them again and again for nothing (a fifth of the time).
@@ -27,14 +28,17 @@ def load_project(path: Path | str, overrides: dict[str, Any] | None = None, back
         loaded = load(path, overrides)
         project = expand(loaded, backend=backend)
         loaded.release()
+        check_frame_names(project.nodes)  # two nodes must never write one file in renders/
         return project
     finally:
         if enabled:
             gc.enable()
 
 
-def plan(project: Project, *, backend: str | None = None, force=(), only=(), cache_dir: Path | None = None) -> Plan:
-    """What a render would do: each node's key, status and reason, the order and the cost."""
+def plan(project: Project, *, backend: str | None = None, force=(), only=(), cache_dir: Path | None = None,
+         store=None) -> Plan:
+    """What a render would do: each node's key, status and reason, the order and the cost.
+    ``store``: the cache to look in (default: the project's, or ``cache_dir``)."""
     from . import graph as graphs
     from .plan import make_plan
     from .render import ProjectCache, select
@@ -42,7 +46,7 @@ def plan(project: Project, *, backend: str | None = None, force=(), only=(), cac
 
     g = graphs.build(project)
     ids = list(project.nodes)
-    store = open_store(project.root, cache_dir)
+    store = store or open_store(project.root, cache_dir)
     cache = ProjectCache(store, LockFile.read(project.lock_path))
     return make_plan(project, g, cache, backend=backend, force=select(tuple(force), ids, "--force"),
                      only=select(tuple(only), ids, "--only") if only else None)

@@ -1,4 +1,11 @@
-"""``shotflow clean``: remove renders/, the cache, or both; the lock file stays."""
+"""``shotflow clean``: remove renders/, the cache, or both; the lock file stays.
+
+A cache may be shared (``--cache DIR``, ``SHOTFLOW_CACHE``: several projects, a network
+folder), and may have been pointed at a folder that holds other things. So ``--cache``
+removes only what shotflow keeps there (``store.CACHE_ENTRIES`` and the marker), and only in
+a folder marked as a shotflow cache (``CACHEDIR.TAG``, written by every render); it refuses
+any other folder. The project's own ``.shotflow/`` is shotflow's by name, marked or not.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +15,12 @@ from pathlib import Path
 
 from .errors import UsageError
 from .load import display_path
-from .store import open_store
+from .store import CACHE_ENTRIES, CACHE_MARKER, Store, open_store
 
 
 def _size(path: Path) -> tuple[int, int]:
-    import os
-
+    if path.is_file() or path.is_symlink():
+        return 1, path.lstat().st_size
     files = total = 0
     for folder, _, names in os.walk(path):  # links are counted, never followed
         for name in names:
@@ -29,8 +36,6 @@ def _refuse_link(target: Path) -> None:
     """A folder shotflow removes must be a real folder: through a link (committed to a
     repository, say) ``clean`` would empty whatever it points to."""
     if target.is_symlink():
-        import os
-
         raise UsageError(f"{display_path(target)} is a symbolic link (to {os.readlink(target)}); "
                          "shotflow removes only a real folder of its own",
                          hint="remove the link yourself if that is what you want")
@@ -44,49 +49,89 @@ def _human(n: int) -> str:
     return f"{n} B"
 
 
+def cache_entries(store: Store, storyboard: Path) -> list[Path]:
+    """What ``clean --cache`` may remove: shotflow's own entries of the cache folder (and, when
+    the cache is the project's ``.shotflow/``, this storyboard's run state); never anything else.
+
+    Raises UsageError for a folder that is not marked as a shotflow cache."""
+    from .render import manifest_path, status_path
+
+    _refuse_link(store.state_dir)  # checked first: a link's target is what the cache folder resolves to
+    folder = store.cache_dir
+    own = folder == store.state_dir  # the project's .shotflow/: shotflow's by its name
+    if not folder.exists():
+        return []
+    if not own and not store.is_marked():
+        raise UsageError(f"{display_path(folder)} is not a shotflow cache (it has no {CACHE_MARKER} written by "
+                         "shotflow); nothing was removed",
+                         hint="check --cache and SHOTFLOW_CACHE; a render marks the cache folder it uses")
+    names = [*CACHE_ENTRIES, CACHE_MARKER]
+    entries = [folder / name for name in names]
+    if own:
+        entries += [folder / "stat.json", manifest_path(storyboard), status_path(storyboard)]
+    entries += sorted(folder.glob(".tmp-*"))  # left by a write that was killed
+    return [path for path in entries if path.exists()]
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
 def clean(storyboard: Path, what: str, *, cache_dir: Path | None = None, dry_run: bool = False,
           force: bool = False) -> list[str]:
     """Remove what was asked; returns the lines to show. ``what``: renders, cache or all."""
+    from .render import manifest_path
+
     storyboard = Path(storyboard).resolve()
     if not storyboard.is_file():
         raise UsageError(f"file not found: {display_path(storyboard)}")
     root = storyboard.parent
     store = open_store(root, cache_dir)
-    targets: list[Path] = []
+    lines: list[str] = []
+    verb = "would remove" if dry_run else "removed"
     paid = 0.0
-    if what in ("renders", "all"):
-        targets.append(root / "renders")
+    entries: list[Path] = []
     if what in ("cache", "all"):
+        entries = cache_entries(store, storyboard)  # refuses before anything is removed
         pending = store.journal.entries()
         if pending and not force:
             raise UsageError(f"the cache holds {len(pending)} task(s) sent to Runware whose results were not "
                              "collected yet; render again to collect them first",
                              hint="or pass --force to throw them away")
-        if store.actions_dir.is_dir():
-            import json
-
-            for record in store.actions_dir.rglob("*.json"):
-                try:
-                    paid += float(json.loads(record.read_bytes()).get("cost") or 0.0)
-                except (ValueError, OSError):
-                    continue
-        default = cache_dir is None and not os.environ.get("SHOTFLOW_CACHE")
-        targets.append(root / ".shotflow" if default and store.cache_dir == (root / ".shotflow").resolve()
-                       else store.cache_dir)
-    lines = []
-    for target in targets:
+        paid = sum(float(record.cost or 0.0) for _, record in store.actions() if record is not None)
+    if what in ("renders", "all"):
+        target = root / "renders"
         if not target.exists():
             lines.append(f"nothing to remove: {display_path(target)}")
-            continue
-        _refuse_link(target)
-        files, total = _size(target)
-        verb = "would remove" if dry_run else "removed"
-        lines.append(f"{verb} {display_path(target)}/ ({files} files, {_human(total)})")
-        if not dry_run:
-            shutil.rmtree(target)
+        else:
+            _refuse_link(target)
+            files, total = _size(target)
+            lines.append(f"{verb} {display_path(target)}/ ({files} files, {_human(total)})")
+            if not dry_run:
+                shutil.rmtree(target)
+    if what in ("cache", "all"):
+        folder = store.cache_dir
+        if not entries:
+            lines.append(f"nothing to remove: {display_path(folder)}")
+        else:
+            files = total = 0
+            for entry in entries:
+                f, t = _size(entry)
+                files, total = files + f, total + t
+            lines.append(f"{verb} shotflow's cache in {display_path(folder)}/ ({files} files, {_human(total)})")
+            if not dry_run:
+                for entry in entries:
+                    _remove(entry)
+                try:
+                    folder.rmdir()  # only when nothing else is left in it
+                except OSError:
+                    pass
     if paid:
         lines.append(f"the cache held frames that cost ${paid:.2f} to generate"
                      + ("" if dry_run else "; the lock file still names them, re-rendering pays again"))
-    if not dry_run and (root / ".shotflow" / "last-run.json").is_file() and not (root / ".shotflow").is_symlink():
-        (root / ".shotflow" / "last-run.json").unlink()
+    if not dry_run:
+        manifest_path(storyboard).unlink(missing_ok=True)
     return lines

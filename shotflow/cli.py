@@ -187,6 +187,24 @@ def clean(storyboard: Path, cache_dir, what, dry_run, force) -> None:
 
 
 @main.command()
+@storyboard_arg
+@cache_opt
+def verify(storyboard: Path, cache_dir) -> None:
+    """Hash every object of the cache and every frame the lock names; report what is corrupt or missing."""
+
+    def go():
+        from .verify import verify as check
+
+        findings = check(storyboard, cache_dir=cache_dir)
+        for line in findings.lines():
+            click.echo(line)
+        if not findings.ok:
+            sys.exit(1)
+
+    run_guarded(go)
+
+
+@main.command()
 @click.option("--model", default=None, metavar="ID", help="Print a model's request schema instead (runway:4@1, runway:4@2).")
 @click.option("--list-models", is_flag=True, help="List the models in the catalog with their prices.")
 def schema(model, list_models) -> None:

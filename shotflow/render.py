@@ -87,8 +87,14 @@ def _stat(path: str) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
+def state_file(storyboard: Path, name: str) -> Path:
+    """A run-state file of one storyboard: ``<project>/.shotflow/<stem>.<name>``. Two storyboards
+    in one folder keep separate state (their lock files are ``<stem>.lock`` already)."""
+    return storyboard.parent / ".shotflow" / f"{storyboard.stem}.{name}"
+
+
 def manifest_path(storyboard: Path) -> Path:
-    return storyboard.parent / ".shotflow" / "last-run.json"
+    return state_file(storyboard, "last-run.json")
 
 
 def noop(storyboard: Path, options: RenderOptions, reporter: Reporter) -> Summary | None:
@@ -144,7 +150,8 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
     graph = graphs.build(project)
     backend_name = options.backend or project.backend
     _check_write_folders(project, options)
-    store = open_store(project.root, options.cache_dir, durable=backend_name != "preview")
+    # --locked uses exactly the lock's frames: every object it uses is hashed, not trusted by its stat
+    store = open_store(project.root, options.cache_dir, durable=backend_name != "preview", verify=options.locked)
     ids = list(project.nodes)
     forced = select(options.force, ids, "--force")
     only = select(options.only, ids, "--only") if options.only else None
@@ -274,6 +281,10 @@ class Session:
                     problems.append(f"{node.id}: not in {self.lock.path.name}")
                 elif node.key is not None and node.key != entry.record.key:
                     problems.append(f"{node.id}: changed since the lock ({node.reason})")
+                elif node.status is Status.RENDER and node.key is not None and self.backend_name != "preview":
+                    # only the preview backend can redraw a frame to the byte: a paid one is lost
+                    problems.append(f"{node.id}: its frame is missing or corrupt in the cache "
+                                    f"(`shotflow verify` says which objects)")
             if problems:
                 shown = "\n  ".join(problems[:15]) + (f"\n  … and {len(problems) - 15} more" if len(problems) > 15 else "")
                 raise LockedError(f"--locked: the storyboard does not match {self.lock.path.name}:\n  {shown}",
@@ -295,6 +306,10 @@ class Session:
                                            estimated_cost=self.plan.cost, backend=self.backend_name))
         import asyncio
 
+        if to_render:
+            self.store.mark()
+            if self.store.durable:
+                self.store.reconcile()  # the journal never lies: entries already recorded are cleared
         try:
             asyncio.run(self._run())
         except KeyboardInterrupt:
@@ -309,6 +324,11 @@ class Session:
             kept = self.summary.rendered
             raise type(self.stopped)(self.stopped.message + (f"; the {kept} shot(s) rendered before it are kept"
                                                              if kept else "; nothing was generated"))
+        if self.options.locked and (self.summary.failed or self.summary.skipped):
+            failed = [f"{node}: {why}" for node, why in self.summary.failures + self.summary.skips]
+            shown = "\n  ".join(failed[:15]) + (f"\n  … and {len(failed) - 15} more" if len(failed) > 15 else "")
+            raise LockedError(f"--locked: {len(failed)} node(s) could not use the lock's frames:\n  {shown}",
+                              hint="run without --locked to render them again")
         return self.summary
 
     async def _run(self) -> None:
@@ -319,7 +339,7 @@ class Session:
         if needs_backend:
             self.backend = backends.create(self.backend_name, backends.Services(
                 project_dir=self.project.root, journal=self.store.journal, memo=self.store.memo,
-                settings=self.project.settings))
+                settings=self.project.settings, jobs=max(1, self.options.jobs)))
         weight = {n: (1.0 if self.plan.nodes[n].status is Status.RENDER else 0.0) for n in self.plan.order}
         priority = graphs.heights(self.graph.subgraph(self.plan.order), self.plan.order, weight)
         deps = {n: list(self.graph.predecessors(n)) for n in self.plan.order}
@@ -336,6 +356,7 @@ class Session:
         finally:
             if self.backend is not None:
                 await self.backend.aclose()
+                self.summary.notes.extend(getattr(self.backend, "notes", ()))
 
     def _done(self, outcome: Outcome) -> None:
         self.outcomes[outcome.id] = outcome
@@ -380,7 +401,6 @@ class Session:
         return Outcome(node_id, NodeStatus.CACHED, value=node.record, outputs=paths)
 
     async def _render(self, node_id: str, upstream: dict[str, Outcome], release=lambda: None) -> Outcome:
-        from .errors import AccountError, BackendError
         from .plan import key_payload, request_key
         from .store import CorruptObject
 
@@ -406,6 +426,37 @@ class Session:
             return Outcome(node_id, NodeStatus.FAILED,
                            error="--locked: this frame is not in the cache and --locked never generates; "
                                  "copy the project's .shotflow/ cache, or run without --locked")
+        if forced:
+            self.store.journal.drop_unknown(key)  # --force sends anew a task whose outcome is unknown
+        made = await self._claim(key, forced)
+        try:
+            if made is not None:  # another process generated this very request meanwhile
+                self.results[node_id] = made
+                return Outcome(node_id, NodeStatus.CACHED, value=made, outputs=self._export(spec, made))
+            return await self._generate(node_id, spec, key, payload, refs, forced, entry, release, t0)
+        finally:
+            if self.store.durable:
+                self.store.leases.release(key)  # after recording: a waiting process finds the record
+
+    async def _claim(self, key: str, forced: bool):
+        """Take the key's lease (a paid backend: one process generates a key at a time). While
+        another live process holds it, wait; then its record, if it made one, is ours too."""
+        if not self.store.durable:
+            return None
+        import asyncio
+
+        # file work in a thread: a shared (network) folder can take milliseconds per file
+        while await asyncio.to_thread(self.store.leases.take, key) is not None:
+            await asyncio.sleep(0.2)
+        if forced:
+            return None
+        record = await asyncio.to_thread(self.store.get_action, key)
+        return record if record is not None and self.store.complete(record) else None
+
+    async def _generate(self, node_id: str, spec, key: str, payload: dict, refs, forced: bool, entry, release,
+                        t0: float) -> Outcome:
+        from .errors import AccountError, BackendError
+
         previous = [r for r in (self.store.get_action(key), entry.record if entry else None) if r and r.key == key]
         roll = max((r.roll for r in previous), default=-1) + 1 if forced else 0
         if self.options.locked:
@@ -469,12 +520,27 @@ class Session:
         record = Record(key=key, backend=self.backend_name, model=spec.model, outputs=outputs,
                         task_id=generation.task_id, cost=generation.cost, roll=roll,
                         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), request=payload)
+        if generation.sent:
+            record = self._keep_as_sent(spec, record, generation.sent)
         if not self.options.locked:
             self.store.put_action(record)
         self.store.journal.finish(key)  # recorded: nothing is pending for this key any more
         # what the key was made of is in the action record now; the lock does not need it
         # (1-2 KB a node, held to the end of the run otherwise)
         return replace(record, request={}), self._export(spec, record, data)
+
+    def _keep_as_sent(self, spec, record, sent: dict):
+        """The backend sent another request than the node's (a model refused tagged
+        references): its images are recorded under the key of what was sent, and the node's
+        key names that key (so the next run finds them, and nothing is paid twice)."""
+        from .plan import key_payload, request_key
+
+        hashes = [ref["sha256"] for ref in record.request["refs"]]
+        sent_spec = replace(spec, prompt=sent.get("prompt", spec.prompt), tagged=sent.get("tagged", spec.tagged))
+        payload = key_payload(sent_spec, self.backend_name, hashes)
+        sent_key = request_key(payload)
+        self.store.put_action(replace(record, key=sent_key, request=payload))
+        return replace(record, request={**record.request, "sent_as": sent_key})
 
     async def _references(self, spec):
         import asyncio
@@ -651,7 +717,7 @@ class _Slots:
 
 
 def status_path(storyboard: Path) -> Path:
-    return storyboard.parent / ".shotflow" / "status.json"
+    return state_file(storyboard, "status.json")
 
 
 def read_status(storyboard: Path) -> dict[str, dict[str, Any]]:

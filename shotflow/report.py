@@ -40,6 +40,7 @@ class Summary:
     interrupted: bool = False
     noop: bool = False  # answered by the fast path
     stopped: str | None = None  # why the run stopped starting shots (a rejected key, no balance)
+    notes: list[str] = field(default_factory=list)  # what the backend says once (e.g. tags refused)
 
     def add(self, outcome: Outcome) -> None:
         if outcome.status is NodeStatus.RENDERED:
@@ -59,8 +60,11 @@ class Summary:
         return not self.failed and not self.skipped and not self.interrupted
 
     def to_json(self) -> dict:
-        return {"event": "summary", "rendered": self.rendered, "cached": self.cached, "failed": self.failed,
+        data = {"event": "summary", "rendered": self.rendered, "cached": self.cached, "failed": self.failed,
                 "skipped": self.skipped, "cost": round(self.cost, 6)}
+        if self.notes:
+            data["notes"] = list(self.notes)
+        return data
 
 
 class Reporter(Protocol):
@@ -155,6 +159,7 @@ def summary_lines(summary: Summary) -> list[str]:
         lines.append(f"  … and {len(summary.skips) - 20} more skipped")
     if summary.interrupted:
         lines.append("finished work is kept; run the same command again to continue")
+    lines.extend(f"note: {note}" for note in summary.notes)
     return lines
 
 

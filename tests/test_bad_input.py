@@ -88,6 +88,17 @@ CASES = {
     "unknown model": (board("        model: runway:5@1"), r"storyboard\.yaml:12:16: arrival/wide: unknown model 'runway:5@1'"),
     "width without height": (board("        width: 1920"), r"storyboard\.yaml:10:9: .*width and height go together"),
     "bad output format": (board("        output: {format: TIFF}"), r"storyboard\.yaml:12:26: .*\"TIFF\" is not one of PNG, JPG, WEBP"),
+    "a scene called characters": (board("""  - id: characters
+    shots:
+      - id: mara
+        prompt: x"""), r"storyboard\.yaml:14:9: character:mara and characters/mara would both write "
+                       r"renders/characters/mara"),
+    "takes beside a take name": (board("""      - id: door
+        takes: 2
+        prompt: x
+      - id: door-take2
+        prompt: y"""), r"storyboard\.yaml:15:9: arrival/door and arrival/door-take2 would both write "
+                       r"renders/arrival/door-take2"),
 }
 
 

@@ -87,7 +87,7 @@ def test_generated_storyboard_follows_its_rules(tmp_path):
 
 
 @pytest.mark.parametrize("script", ["commands.py", "startup.py", "stages.py", "scheduling.py", "frames.py",
-                                    "makespan.py", "generate.py", "hotspots.py", "run.py"])
+                                    "makespan.py", "generate.py", "hotspots.py", "run.py", "soak.py"])
 def test_each_script_has_help(script):
     done = _run(str(BENCH / script), "--help", timeout=60)
     assert done.returncode == 0, done.stderr

@@ -485,3 +485,120 @@ def test_tasks_of_one_request_run_concurrently_and_a_concurrency_cap_queues_them
         started = time.monotonic()
         assert post(emu, batch).status_code == 200
         assert 1.0 <= time.monotonic() - started < 1.6  # two waves
+
+
+# ── strict mode: Runware's documented behaviour ─────────────────────────────────────────────
+
+
+@pytest.fixture
+def strict():
+    with Emulator(api_key=KEY, strict=True) as emulator:
+        yield emulator
+
+
+def test_strict_checks_are_the_model_specs_not_shotflows_schemas(strict, monkeypatch):
+    import shotflow.catalog
+
+    monkeypatch.setattr(shotflow.catalog, "task_errors", lambda *a, **k: pytest.fail("strict used the schemas"))
+    examples = json.loads(EXAMPLES.read_text())
+    assert post(strict, [t for model in examples.values() for t in model]).status_code == 200
+    bad = {
+        "seed": task(seed=3),  # not a parameter of these models
+        "size": task(width=1000, height=1000),
+        "uuid": {**task(), "taskUUID": "not-a-uuid"},
+        "ttl": task(ttl=30),
+        "refs": task(inputs={"referenceImages": [png_data_uri()] * 4}),
+        "turbo": task(model="runway:4@2"),
+        "tag": task(inputs={"referenceImages": [{"image": png_data_uri(), "tag": "x"}]}),
+    }
+    for name, body in bad.items():
+        answer = post(strict, [body])
+        assert answer.status_code == 400, name
+        assert answer.json()["errors"][0]["code"] == "invalidParameter", name
+    assert strict.stats.billed == len([t for model in examples.values() for t in model])
+
+
+def test_strict_sync_tasks_are_not_pollable_but_their_uuid_conflicts(strict):
+    sent = task()
+    assert post(strict, [sent]).status_code == 200
+    polled = post(strict, [{"taskType": "getResponse", "taskUUID": sent["taskUUID"]}])
+    assert polled.status_code == 400 and polled.json()["errors"][0]["code"] == "taskNotFound"
+    assert post(strict, [sent]).json()["errors"][0]["code"] == "conflictTaskUUID"
+    assert strict.stats.billed_images == {sent["taskUUID"]: 1}
+
+
+def test_strict_async_results_arrive_over_several_polls_and_failures_as_data_items():
+    with Emulator(api_key=KEY, strict=True, latency=0.6) as emu:
+        post(emu, [task("warm-up")])
+        sent = task(numberResults=3, deliveryMethod="async")
+        emu.inject(Fault.task_error("doomed", "the provider gave up"))
+        doomed = task("a doomed shot", deliveryMethod="async")
+        post(emu, [sent, doomed])
+        poll = [{"taskType": "getResponse", "taskUUID": sent["taskUUID"]}]
+        seen, shapes = [], set()
+        deadline = time.monotonic() + 5
+        while len(seen) < 3 and time.monotonic() < deadline:
+            items = post(emu, poll).json()["data"]
+            finished = [i for i in items if i.get("status") == "success"]
+            shapes |= {("progress" in i, "status" in i, "imageUUID" in i) for i in items if i.get("status") != "success"}
+            if finished and len(finished) != len(seen):
+                seen = finished
+            time.sleep(0.05)
+        assert len(seen) == 3 and (True, False, True) in shapes  # progress items: no status, no image
+        (failed,) = post(emu, [{"taskType": "getResponse", "taskUUID": doomed["taskUUID"]}]).json()["data"]
+        assert failed["status"] == "error" and failed["error"]["message"] == "the provider gave up"
+
+
+def test_strict_capacity_answers_429_with_retry_after():
+    with Emulator(api_key=KEY, strict=True, capacity=1, retry_after=0.5, latency=0.5) as emu:
+        with ThreadPoolExecutor(3) as pool:
+            answers = list(pool.map(lambda i: post(emu, [task(str(i))]), range(3)))
+    throttled = [a for a in answers if a.status_code == 429]
+    assert len(throttled) == 2 and all(a.headers["Retry-After"] == "0.5" for a in throttled)
+    assert throttled[0].json()["errors"][0]["code"] == "tooManyRequests"
+    assert emu.stats.throttled == 2 and emu.stats.billed == 1
+
+
+def test_strict_uploads_are_kept_at_2048_px_and_expire_on_request(strict):
+    big = png_data_uri(size=(3000, 1000))
+    (uploaded,) = post(strict, [upload(big)]).json()["data"]
+    assert Image.open(io.BytesIO(httpx.get(uploaded["imageURL"]).content)).size == (2048, 683)
+    assert strict.stats.upload_sizes == ((3000, 1000),)
+    (generated,) = post(strict, [task("kept")]).json()["data"]
+    assert strict.expire_uploads() == 1
+    refused = post(strict, [task(inputs={"referenceImages": [uploaded["imageUUID"]]})])
+    error = refused.json()["errors"][0]
+    assert refused.status_code == 400 and error["code"] not in ("invalidImageUUID",)
+    assert isinstance(error["parameter"], list)
+    kept = post(strict, [task(model="runway:4@2", inputs={"referenceImages": [generated["imageUUID"]]})])
+    assert kept.status_code == 200  # generated images do not expire with the uploads
+
+
+@pytest.mark.parametrize("mode", [False, True])
+def test_refuse_tags_answers_a_400_about_reference_images(mode):
+    with Emulator(api_key=KEY, strict=mode, refuse_tags=True) as emu:
+        tagged = task(inputs={"referenceImages": [{"image": png_data_uri(), "tag": "mara"}]})
+        answer = post(emu, [tagged])
+        assert answer.status_code == 400 and "referenceImages" in json.dumps(answer.json()["errors"][0])
+        assert post(emu, [task(inputs={"referenceImages": [png_data_uri()]})]).status_code == 200
+        assert emu.stats.billed == 1
+
+
+def test_random_faults_fire_about_as_often_as_asked():
+    with Emulator(api_key=KEY, seed=3) as emu:
+        emu.inject(Fault.status(503), times=None, probability=0.3)
+        codes = [post(emu, [upload(png_data_uri())]).status_code for _ in range(60)]
+    assert 8 <= codes.count(503) <= 30 and codes.count(200) == 60 - codes.count(503)
+
+
+def test_cli_strict_flags(tmp_path):
+    process = subprocess.Popen([sys.executable, "-m", "shotflow.testing.emulator", "--port", "0", "--strict",
+                                "--capacity", "3", "--retry-after", "0.2", "--refuse-tags", "--api-key", KEY],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        url = process.stdout.readline().strip()
+        answer = httpx.post(url, json=[task(seed=1)], headers=AUTH, timeout=10)
+        assert answer.status_code == 400 and "unknown parameter seed" in answer.text  # strict's own checks
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

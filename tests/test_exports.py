@@ -458,7 +458,7 @@ def test_status_json_of_a_partial_render_is_read(tmp_path):
     """--only: the rest was never rendered, and shows so (not as an error)."""
     story = copy_example(tmp_path / "lh")
     api.render(story, RenderOptions(only=("arrival/wide",)), RecordingReporter())
-    status = json.loads((story.parent / ".shotflow/status.json").read_text())
+    status = json.loads((story.parent / ".shotflow/storyboard.status.json").read_text())
     assert set(status) == {"arrival/wide"}
     seq = sequence(story)
     states = {p.id: p.state.value for p in seq.panels.values()}

@@ -30,7 +30,7 @@ def render(story: Path, **options) -> RecordingReporter:
 
 def full_path(story: Path) -> None:
     """Make the next render take the full path (plan everything) instead of the no-op shortcut."""
-    manifest = story.parent / ".shotflow" / "last-run.json"
+    manifest = story.parent / ".shotflow" / "storyboard.last-run.json"
     if manifest.exists():
         manifest.unlink()
 
@@ -316,7 +316,7 @@ def test_a_failed_shot_skips_its_downstream_and_independent_branches_finish(exam
     assert "radio/reaction" in run.by_status(RENDERED)  # an independent branch
     summary = run.events[-1][1]
     assert not summary.ok and summary.failed == 1 and summary.skipped == 2
-    status = json.loads((story.parent / ".shotflow/status.json").read_text())
+    status = json.loads((story.parent / ".shotflow/storyboard.status.json").read_text())
     assert status["rescue/trawler"]["status"] == "failed"
     # finished work is recorded: the next run renders only the failed shot and what it blocked
     monkeypatch.undo()

@@ -57,16 +57,41 @@ class FakeMemo:
         self.values.pop(name, None)
 
 
+@pytest.fixture(params=["lenient", "strict"])
+def mode(request) -> str:
+    """Every test that talks to the emulator runs against both of its modes."""
+    return request.param
+
+
 @pytest.fixture
-def emu(monkeypatch):
-    with Emulator(api_key=KEY) as emulator:
+def emu(monkeypatch, mode):
+    with Emulator(api_key=KEY, strict=mode == "strict") as emulator:
         monkeypatch.setenv("RUNWARE_API_KEY", KEY)
         monkeypatch.setenv("RUNWARE_API_URL", emulator.url)
         yield emulator
 
 
-def backend(tmp_path: Path, *, journal=None, memo=None, **settings) -> RunwareBackend:
-    return RunwareBackend(Services(project_dir=tmp_path, journal=journal, memo=memo, settings={**FAST, **settings}))
+@pytest.fixture
+def serve(monkeypatch, mode):
+    """Start an emulator of the test's mode with other options: ``with serve(latency=0.5) as emu``."""
+
+    started: list[Emulator] = []
+
+    def start(**options) -> Emulator:
+        emulator = Emulator(api_key=KEY, strict=mode == "strict", **options)
+        started.append(emulator)
+        monkeypatch.setenv("RUNWARE_API_KEY", KEY)
+        monkeypatch.setenv("RUNWARE_API_URL", emulator.start().url)
+        return emulator
+
+    yield start
+    for emulator in started:
+        emulator.stop()
+
+
+def backend(tmp_path: Path, *, journal=None, memo=None, jobs: int = 4, **settings) -> RunwareBackend:
+    return RunwareBackend(Services(project_dir=tmp_path, journal=journal, memo=memo, settings={**FAST, **settings},
+                                   jobs=jobs))
 
 
 def request(prompt: str = "wide shot of a lighthouse at dusk", **fields) -> Request:
@@ -114,10 +139,27 @@ def inference_bodies(emu: Emulator) -> list[dict]:
     return [body for body in emu.stats.bodies if body.get("taskType") == "imageInference"]
 
 
+
+def requests_of(emu: Emulator) -> list[list[dict]]:
+    """The tasks of each POST, in arrival order."""
+    bodies, out, at = emu.stats.bodies, [], 0
+    for size in emu.stats.batch_sizes:
+        out.append(list(bodies[at : at + size]))
+        at += size
+    return out
+
+
+def reference_png(size: tuple[int, int], colour=(30, 120, 200)) -> Reference:
+    out = io.BytesIO()
+    PILImage.new("RGB", size, colour).save(out, "PNG")
+    data = out.getvalue()
+    return Reference(data=data, sha256=hashlib.sha256(data).hexdigest(), source="refs/big.png")
+
+
 # ── generation ──────────────────────────────────────────────────────────────────────────────
 
 
-def test_sync_generation_downloads_every_take_with_seed_cost_and_uuid(emu, tmp_path):
+def test_every_take_comes_with_seed_cost_and_uuid_and_is_billed_once(emu, tmp_path):
     generation = one(backend(tmp_path, output_type="URL"), request(takes=3))
     assert generation.backend == "runware" and len(generation.images) == 3
     for image in generation.images:
@@ -130,15 +172,23 @@ def test_sync_generation_downloads_every_take_with_seed_cost_and_uuid(emu, tmp_p
     assert generation.task_id == body["taskUUID"]
     assert body["numberResults"] == 3 and body["includeCost"] is True
     delivery = [body[k] for k in ("outputType", "deliveryMethod", "outputFormat", "outputQuality")]
-    assert delivery == ["URL", "sync", "PNG", 95]
+    assert delivery == ["URL", "async", "PNG", 95]  # async by default, as Runware's own SDKs
     assert "inputs" not in body
-    assert emu.stats.billed == 1 and emu.stats.downloads == 3
+    assert emu.stats.billed_images == {body["taskUUID"]: 3} and emu.stats.downloads == 3
 
 
-def test_the_default_output_type_is_base64_one_round_trip(emu, tmp_path):
+def test_the_defaults_are_async_delivery_and_base64_images(emu, tmp_path):
     generation = one(backend(tmp_path), request())
-    assert inference_bodies(emu)[0]["outputType"] == "base64Data"
+    (body,) = inference_bodies(emu)
+    assert (body["deliveryMethod"], body["outputType"]) == ("async", "base64Data")
+    assert emu.stats.tasks["getResponse"] >= 1
     assert generation.images[0].url is None and emu.stats.downloads == 0
+
+
+def test_sync_delivery_gets_its_images_in_the_answer(emu, tmp_path):
+    generation = one(backend(tmp_path, delivery="sync"), request(takes=2))
+    assert len(generation.images) == 2 and inference_bodies(emu)[0]["deliveryMethod"] == "sync"
+    assert "getResponse" not in emu.stats.tasks and emu.stats.billed == 1
 
 
 @pytest.mark.parametrize("output_type", ["base64Data", "dataURI"])
@@ -147,16 +197,6 @@ def test_inline_output_types_decode_to_the_same_bytes_as_a_download(emu, tmp_pat
     inline = one(backend(tmp_path, output_type=output_type), request("same frame"))
     assert inline.images[0].data == downloaded.images[0].data
     assert inline.images[0].url is None and emu.stats.downloads == 1
-
-
-def test_async_delivery_is_polled_with_get_response(tmp_path, monkeypatch):
-    with Emulator(api_key=KEY, latency=0.15) as emu:
-        monkeypatch.setenv("RUNWARE_API_KEY", KEY)
-        monkeypatch.setenv("RUNWARE_API_URL", emu.url)
-        generation = one(backend(tmp_path, delivery="async", output_type="base64Data"), request(takes=2))
-        assert len(generation.images) == 2
-        assert inference_bodies(emu)[0]["deliveryMethod"] == "async"
-        assert emu.stats.tasks["getResponse"] >= 2 and emu.stats.billed == 1
 
 
 def test_request_fields_and_options_reach_the_task(emu, tmp_path):
@@ -193,58 +233,168 @@ def test_an_invalid_request_is_refused_before_any_request(emu, tmp_path, fields,
     assert emu.stats.requests == 0 and emu.stats.uploads == 0
 
 
-# ── batching ────────────────────────────────────────────────────────────────────────────────
+# ── batching and polling ────────────────────────────────────────────────────────────────────
 
 
-def test_concurrent_calls_share_requests_up_to_the_batch_size(emu, tmp_path):
-    results = run(backend(tmp_path, output_type="base64Data", sync_batch=4), *(request(f"shot {i}") for i in range(6)))
+def test_every_task_in_flight_is_polled_in_one_request(serve, tmp_path):
+    emu = serve(latency=0.3)
+    results = run(backend(tmp_path, jobs=8), *(request(f"shot {i}") for i in range(6)))
     assert all(isinstance(r, Generation) for r in results)
-    assert emu.stats.requests == 2 and sorted(emu.stats.batch_sizes) == [2, 4]
+    polls = [tasks for tasks in requests_of(emu) if tasks[0]["taskType"] == "getResponse"]
+    assert max(len(tasks) for tasks in polls) == 6  # one request asks about all six
+    # each getResponse request asks about several tasks: far fewer requests than tasks polled
+    assert len(polls) < sum(len(tasks) for tasks in polls) / 2
+    assert emu.stats.billed == 6
+
+
+def test_poll_timing_learns_how_long_a_model_takes(serve, tmp_path):
+    emu = serve(latency=0.4)
+    b = backend(tmp_path, jobs=4, poll_initial=0.05, poll_min=0.01)
+
+    async def main():
+        try:
+            first = await b.generate(request("first"))
+            emu.reset()
+            started = time.monotonic()
+            second = await b.generate(request("second"))
+            return first, second, time.monotonic() - started, b.transport().poller.estimate("runway:4@1")
+        finally:
+            await b.aclose()
+
+    _, _, elapsed, estimate = asyncio.run(main())
+    assert 0.3 <= estimate < 0.7  # from the acknowledgment: the task started a little earlier
+    # knowing the task time, it asks just before it is due and then often: little lateness
+    assert elapsed < 0.4 + 0.3
+
+
+def test_the_poll_schedule_before_and_after_learning():
+    from collections import deque
+
+    from shotflow.backends._runware_http import FIRST, STEP, Poller, _Watch
+    from shotflow.backends.runware import Settings
+
+    poller = Poller(transport=None, settings=Settings(poll_initial=0.05, poll_min=0.0025, poll_max=10))
+    watch = _Watch("t", "runway:4@1", since=100.0)
+    # unknown: first after poll_initial, then ×1.25
+    assert poller._first_due(watch) == pytest.approx(100.05)
+    assert [poller._step(_Watch("t", "m", 0, polls=n)) for n in range(3)] == pytest.approx([0.05, 0.0625, 0.078125])
+    # known: the first quartile of the last durations, robust to one odd quick task
+    poller._durations["runway:4@1"] = deque([12.0, 10.0, 11.0, 0.5, 10.5, 11.5, 12.5, 13.0])
+    assert poller.estimate("runway:4@1") == 10.5
+    assert poller._first_due(watch) == pytest.approx(100 + FIRST * 10.5)  # a little before it
+    assert poller._step(watch) == pytest.approx(STEP * 10.5)
+    watch.timed_polls = 5
+    assert poller._step(watch) == pytest.approx(STEP * 10.5 * 1.1**4)  # each pause a tenth longer
+    watch.timed_polls = 200
+    assert poller._step(watch) == 10  # never above poll_max
+    poller._durations["runway:4@1"] = deque([0.05] * 8)
+    assert poller._step(_Watch("t", "runway:4@1", 0)) == 0.0025  # never below poll_min
+
+
+def test_a_tasks_duration_is_learned_from_the_polls_around_its_end():
+    from shotflow.backends._runware_http import Poller, _Watch
+    from shotflow.backends.runware import Settings
+
+    poller = Poller(transport=None, settings=Settings())
+    running_then_done = _Watch("a", "m", since=0.0, polls=3, before=0.18, last=0.22)
+    poller._watches["a"] = running_then_done
+    poller.done("a", finished=True)
+    done_at_first_poll = _Watch("b", "m", since=0.0, polls=1, last=0.30)
+    poller._watches["b"] = done_at_first_poll
+    poller.done("b", finished=True)
+    # the middle of the bracket; done at the first poll: a tenth earlier, so a long estimate comes down
+    assert list(poller._durations["m"]) == [pytest.approx(0.20), pytest.approx(0.27)]
+
+
+def test_submissions_share_requests_up_to_the_batch_size(emu, tmp_path):
+    results = run(backend(tmp_path, batch=4, jobs=8), *(request(f"shot {i}") for i in range(6)))
+    assert all(isinstance(r, Generation) for r in results)
+    sizes = [len(tasks) for tasks in requests_of(emu) if tasks[0]["taskType"] == "imageInference"]
+    assert sorted(sizes) == [2, 4]
     sent = {body["positivePrompt"]: body["taskUUID"] for body in inference_bodies(emu)}
     assert [r.task_id for r in results] == [sent[f"shot {i}"] for i in range(6)]
 
 
-def test_sync_generations_go_one_a_request_by_default_and_other_tasks_share(emu, tmp_path):
+def test_sync_generations_go_one_a_request_by_default(emu, tmp_path):
     # a sync batch answers when its slowest task ends: one a request, each slot refills on its own
-    results = run(backend(tmp_path, output_type="base64Data"), *(request(f"shot {i}") for i in range(3)))
+    results = run(backend(tmp_path, delivery="sync"), *(request(f"shot {i}") for i in range(3)))
     assert all(isinstance(r, Generation) for r in results)
     assert emu.stats.requests == 3 and emu.stats.batch_sizes == (1, 1, 1)
 
 
-def test_one_failing_task_of_a_batch_fails_only_its_own_call(emu, tmp_path):
+@pytest.mark.parametrize("delivery", ["sync", "async"])
+def test_one_failing_task_of_a_batch_fails_only_its_own_call(emu, tmp_path, delivery):
     emu.inject(Fault.task_error("cursed", "the provider could not draw this"))
     prompts = ["calm sea", "a cursed idol", "harbour at night"]
-    results = run(backend(tmp_path, output_type="base64Data", sync_batch=8), *(request(p) for p in prompts))
+    results = run(backend(tmp_path, delivery=delivery, sync_batch=8), *(request(p) for p in prompts))
     assert isinstance(results[0], Generation) and isinstance(results[2], Generation)
-    assert isinstance(results[1], BackendError)
+    assert isinstance(results[1], RequestRejected)
     assert "the provider could not draw this" in str(results[1])
-    assert emu.stats.requests == 1 and emu.stats.billed == 2
+    assert emu.stats.billed == 2
 
 
-# ── faults ──────────────────────────────────────────────────────────────────────────────────
+# ── load: requests in flight, 429 ───────────────────────────────────────────────────────────
+
+
+def test_at_most_jobs_requests_are_in_flight(serve, tmp_path):
+    emu = serve(latency=0.2)
+    refs = [reference((i * 40, 60, 90)) for i in range(4)]
+    requests = [request(f"shot {i}", references=(refs[i % 4],)) for i in range(10)]
+    results = run(backend(tmp_path, jobs=3, delivery="sync"), *requests)
+    assert all(isinstance(r, Generation) for r in results)
+    assert emu.stats.max_in_flight <= 3  # generations, polls and uploads together
+    emu.reset()
+    results = run(backend(tmp_path, jobs=2), *(request(f"async {i}") for i in range(8)))
+    assert all(isinstance(r, Generation) for r in results)
+    assert emu.stats.max_in_flight <= 2
+
+
+def test_while_runware_answers_429_fewer_requests_go_out_and_all_succeed(serve, tmp_path):
+    emu = serve(latency=0.3, capacity=2, retry_after=0.1)
+    b = backend(tmp_path, jobs=8, delivery="sync", retries=4)
+    limits = []
+
+    async def main():
+        try:
+            tasks = [asyncio.ensure_future(b.generate(request(f"shot {i}"))) for i in range(12)]
+            while not all(t.done() for t in tasks):
+                await asyncio.sleep(0.02)
+                if b._transport is not None:
+                    limits.append(b._transport.gate.limit)
+            return [t.result() for t in tasks]
+        finally:
+            await b.aclose()
+
+    results = asyncio.run(main())
+    assert len(results) == 12 and emu.stats.billed == 12
+    assert emu.stats.throttled >= 1 and min(limits) <= 2  # halved while 429s lasted
+    # each request is retried at most 4 times: with 8 in flight against a capacity of 2 it would
+    # have run out; waiting out Retry-After together with fewer in flight, nothing failed
 
 
 def test_429_with_retry_after_seconds_is_waited_for(emu, tmp_path):
-    emu.inject(Fault.status(429, retry_after=1))
+    emu.inject(Fault.status(429, retry_after=1), task_type="imageInference")
     started = time.monotonic()
-    one(backend(tmp_path, output_type="base64Data"), request())
+    one(backend(tmp_path), request())
     assert time.monotonic() - started >= 1.0
-    assert emu.stats.requests == 2 and emu.stats.billed == 1
+    assert emu.stats.tasks["imageInference"] == 2 and emu.stats.billed == 1
 
 
 def test_429_with_retry_after_as_an_http_date_is_waited_for(emu, tmp_path):
     until = datetime.now(timezone.utc) + timedelta(seconds=2)
     emu.inject(Fault.status(429, retry_after=format_datetime(until, usegmt=True)))
     started = time.monotonic()
-    one(backend(tmp_path, output_type="base64Data"), request())
+    one(backend(tmp_path), request())
     assert time.monotonic() - started >= 0.9  # the date has whole seconds: between 1 and 2 s
-    assert emu.stats.requests == 2
+
+
+# ── faults ──────────────────────────────────────────────────────────────────────────────────
 
 
 @pytest.mark.parametrize("status", [408, 500, 502, 503, 504])
 def test_server_errors_are_retried_with_the_same_task_uuid(emu, tmp_path, status):
-    emu.inject(Fault.status(status), times=2)
-    one(backend(tmp_path, output_type="base64Data"), request())
+    emu.inject(Fault.status(status), times=2, task_type="imageInference")
+    one(backend(tmp_path), request())
     bodies = inference_bodies(emu)
     assert len(bodies) == 3 and len({b["taskUUID"] for b in bodies}) == 1
     assert emu.stats.billed == 1
@@ -257,33 +407,47 @@ def test_retries_give_up_with_a_transient_error(emu, tmp_path):
     assert emu.stats.requests == 3 and emu.stats.billed == 0
 
 
-def test_an_answer_slower_than_the_client_timeout_is_polled_not_paid_twice(emu, tmp_path):
-    emu.inject(Fault.slow(1.5))
-    one(backend(tmp_path, request_timeout=0.3, output_type="base64Data"), request())
-    bodies = inference_bodies(emu)
-    assert len(bodies) == 2 and len({b["taskUUID"] for b in bodies}) == 1
-    assert emu.stats.billed == 1 and emu.stats.tasks.get("getResponse", 0) >= 1
-
-
 def test_a_dropped_connection_is_retried(emu, tmp_path):
-    emu.inject(Fault.drop())
-    one(backend(tmp_path, output_type="base64Data"), request())
-    assert emu.stats.requests == 2 and emu.stats.billed == 1
+    emu.inject(Fault.drop(), task_type="imageInference")
+    one(backend(tmp_path), request())
+    assert emu.stats.tasks["imageInference"] == 2 and emu.stats.billed == 1
 
 
-@pytest.mark.parametrize("fault", [Fault.drop(after_accept=True), Fault.malformed(after_accept=True), Fault.conflict()])
-def test_a_task_accepted_before_its_answer_was_lost_is_polled_not_paid_twice(emu, tmp_path, fault):
-    emu.inject(fault)
-    generation = one(backend(tmp_path, output_type="base64Data"), request())
+@pytest.mark.parametrize("fault", [Fault.drop(after_accept=True), Fault.malformed(after_accept=True),
+                                   Fault.conflict(), Fault.slow(1.0)])
+def test_an_async_task_whose_answer_was_lost_is_asked_about_not_paid_twice(emu, tmp_path, fault):
+    emu.inject(fault, task_type="imageInference")
+    generation = one(backend(tmp_path, request_timeout=0.4), request())
     assert len(generation.images) == 1
     assert emu.stats.billed == 1 and emu.stats.tasks.get("getResponse", 0) >= 1
     assert len({b["taskUUID"] for b in inference_bodies(emu)}) == 1
 
 
+@pytest.mark.parametrize("fault", [Fault.drop(after_accept=True), Fault.malformed(after_accept=True),
+                                   Fault.conflict(), Fault.slow(1.0)])
+def test_a_sync_task_whose_answer_was_lost_is_never_paid_twice(emu, tmp_path, mode, fault):
+    """Point 1: Runware documents getResponse for async tasks only. When it does not know what
+    became of an accepted sync task, the shot fails and its journal entry stays."""
+    emu.inject(fault, task_type="imageInference")
+    journal, r = FakeJournal(), request()
+    (result,) = run(backend(tmp_path, journal=journal, delivery="sync", request_timeout=0.4), r)
+    if mode == "lenient":  # a service that answers getResponse for sync tasks: recovered
+        assert isinstance(result, Generation) and journal.pending(r.key)["task_uuid"] == result.task_id
+    else:
+        assert isinstance(result, TransientError)
+        assert "may have been paid for" in str(result) and "not sent again" in str(result)
+        entry = journal.pending(r.key)
+        assert entry["outcome"] == "unknown" and entry["delivery"] == "sync"
+        # a later run does not pay for it either: same UUID, Runware says conflict, still unknown
+        (again,) = run(backend(tmp_path, journal=journal, delivery="sync"), r)
+        assert isinstance(again, TransientError) and journal.pending(r.key)["outcome"] == "unknown"
+    assert emu.stats.billed == 1 and len({b["taskUUID"] for b in inference_bodies(emu)}) == 1
+
+
 def test_a_malformed_answer_is_retried(emu, tmp_path):
-    emu.inject(Fault.malformed())
-    one(backend(tmp_path, output_type="base64Data"), request())
-    assert emu.stats.requests == 2 and emu.stats.billed == 1
+    emu.inject(Fault.malformed(), task_type="imageInference")
+    one(backend(tmp_path), request())
+    assert emu.stats.tasks["imageInference"] == 2 and emu.stats.billed == 1
 
 
 @pytest.mark.parametrize("fault", [Fault.status(503), Fault.malformed(), Fault.drop()])
@@ -309,26 +473,27 @@ def test_401_402_403_are_not_retried_and_say_one_clear_line(emu, tmp_path, statu
     assert emu.stats.requests == 1
 
 
-def test_a_400_is_not_retried_and_carries_the_apis_message_and_parameter(emu, tmp_path):
-    emu.inject(Fault.status(400, message="positivePrompt mentions a trademark", parameter="positivePrompt"), times=None)
+@pytest.mark.parametrize("parameter", ["positivePrompt", ["positivePrompt", "model"]])
+def test_a_400_is_not_retried_and_carries_the_apis_message_and_parameter(emu, tmp_path, parameter):
+    emu.inject(Fault.status(400, message="the prompt mentions a trademark", parameter=parameter), times=None)
     (error,) = run(backend(tmp_path), request())
     assert isinstance(error, RequestRejected)
-    assert str(error) == "Runware refused the task: positivePrompt mentions a trademark"
+    shown = parameter if isinstance(parameter, str) else ", ".join(parameter)
+    assert str(error) == f"Runware refused the task: the prompt mentions a trademark (parameter {shown})"
     assert emu.stats.requests == 1
 
 
-def test_a_wrong_key_and_an_empty_balance_are_refused_by_the_emulator_itself(tmp_path, monkeypatch):
-    with Emulator(api_key=KEY, balance=0.10) as emu:
-        monkeypatch.setenv("RUNWARE_API_URL", emu.url)
-        monkeypatch.setenv("RUNWARE_API_KEY", "wrong-key-456")
-        (error,) = run(backend(tmp_path), request())
-        assert str(error).startswith("Runware rejected the API key (401)")
-        monkeypatch.setenv("RUNWARE_API_KEY", KEY)
-        results = run(backend(tmp_path, output_type="base64Data", batch=1), request("one"), request("two"))
-        (paid,) = [r for r in results if isinstance(r, Generation)]
-        (refused,) = [r for r in results if not isinstance(r, Generation)]
-        assert isinstance(refused, RequestRejected) and str(refused).startswith("insufficient Runware balance (402)")
-        assert emu.stats.requests == 3 and emu.stats.billed == 1
+def test_a_wrong_key_and_an_empty_balance_are_refused_by_the_emulator_itself(serve, tmp_path, monkeypatch):
+    emu = serve(balance=0.10)
+    monkeypatch.setenv("RUNWARE_API_KEY", "wrong-key-456")
+    (error,) = run(backend(tmp_path), request())
+    assert str(error).startswith("Runware rejected the API key (401)")
+    monkeypatch.setenv("RUNWARE_API_KEY", KEY)
+    results = run(backend(tmp_path, batch=1), request("one"), request("two"))
+    (paid,) = [r for r in results if isinstance(r, Generation)]
+    (refused,) = [r for r in results if not isinstance(r, Generation)]
+    assert isinstance(refused, RequestRejected) and str(refused).startswith("insufficient Runware balance (402)")
+    assert emu.stats.billed == 1
 
 
 def test_a_wrong_api_url_is_a_404_not_retried(emu, tmp_path, monkeypatch):
@@ -338,12 +503,104 @@ def test_a_wrong_api_url_is_a_404_not_retried(emu, tmp_path, monkeypatch):
     assert emu.stats.requests == 1
 
 
-def test_a_task_that_takes_too_long_times_out(tmp_path, monkeypatch):
-    with Emulator(api_key=KEY, latency=2.0) as emu:
-        monkeypatch.setenv("RUNWARE_API_KEY", KEY)
-        monkeypatch.setenv("RUNWARE_API_URL", emu.url)
-        (error,) = run(backend(tmp_path, timeout=0.2), request())
-        assert isinstance(error, TransientError) and "within 0.2 s" in str(error)
+@pytest.mark.parametrize("delivery", ["sync", "async"])
+def test_a_task_that_takes_too_long_times_out(serve, tmp_path, delivery):
+    serve(latency=2.0)
+    (error,) = run(backend(tmp_path, timeout=0.2, delivery=delivery), request())
+    assert isinstance(error, TransientError) and "within 0.2 s" in str(error)
+
+
+# ── shapes of answers (point 3) ─────────────────────────────────────────────────────────────
+
+
+def test_results_arriving_over_several_polls_with_progress_items_are_all_collected(serve, tmp_path, mode):
+    emu = serve(latency=0.6)
+    generation = one(backend(tmp_path, poll_initial=0.02, poll_min=0.02), request(takes=3))
+    assert len(generation.images) == 3 and len({i.remote_id for i in generation.images}) == 3
+    polls = [body for body in emu.stats.bodies if body["taskType"] == "getResponse"]
+    assert len(polls) >= 3 and emu.stats.billed == 1
+    if mode == "strict":  # the progress items carried an imageUUID and no image: none was taken for one
+        sent = {i.remote_id for i in generation.images}
+        assert all(PILImage.open(io.BytesIO(i.data)).size == (1360, 768) for i in generation.images)
+        assert len(sent) == 3
+
+
+def test_a_cost_given_per_task_is_not_counted_per_image(serve, tmp_path):
+    emu = serve(cost_per_task=True)
+    generation = one(backend(tmp_path), request(takes=3))
+    assert generation.cost == pytest.approx(0.24) == pytest.approx(emu.stats.cost)
+    assert [image.cost for image in generation.images] == [pytest.approx(0.08)] * 3
+
+
+def test_an_async_failure_as_a_data_item_fails_the_task_and_clears_the_journal(emu, tmp_path, mode):
+    emu.inject(Fault.task_error("doomed", "the provider gave up", code="providerError"))
+    journal, r = FakeJournal(), request("a doomed shot")
+    (error,) = run(backend(tmp_path, journal=journal), r)
+    assert isinstance(error, RequestRejected) and "the provider gave up" in str(error)
+    assert journal.pending(r.key) is None and emu.stats.billed == 0
+
+
+def test_results_that_expired_are_reported_not_paid_again_silently(emu, tmp_path):
+    journal, r = FakeJournal(), request()
+    sent = one(backend(tmp_path, journal=journal), r)
+    emu.expire_results()
+    (error,) = run(backend(tmp_path, journal=journal), r)  # a run that finds the entry still there
+    assert isinstance(error, TransientError) and "taskExpired" in str(error) and sent.task_id in str(error)
+    assert journal.pending(r.key) is None and emu.stats.billed == 1
+
+
+def answer(*items, errors=()):
+    from shotflow.backends._runware_http import Answer
+
+    return Answer(200, tuple(items), tuple(errors))
+
+
+T = "7d3c1f0e-2d0b-4e47-9d4e-8a8c3f2b9e11"
+
+
+@pytest.mark.parametrize(
+    ("given", "verdict", "finished"),
+    [
+        (answer({"taskUUID": T, "imageUUID": "i1", "imageBase64Data": "AAAA"}), "results", 1),  # sync: no status
+        (answer({"taskUUID": T, "imageUUID": "i1", "imageURL": "https://x/i1.png", "status": "success"}), "results", 1),
+        (answer({"taskUUID": T, "status": "processing"}), "results", 0),
+        (answer({"taskUUID": T, "status": "queued"}), "results", 0),
+        (answer({"taskUUID": T, "progress": 40}), "results", 0),  # progress item, no status
+        (answer({"taskUUID": T, "imageUUID": "i1", "progress": 40}), "results", 0),  # an imageUUID but no image
+        (answer({"taskUUID": T, "imageUUID": "i1", "imageURL": "https://x", "status": "who knows"}), "results", 0),
+        (answer({"taskUUID": T, "imageUUID": "i1", "status": "success"}), "results", 0),  # success without image
+        (answer({"taskUUID": T, "status": "error", "error": {"code": "x", "message": "m"}}), "failed", 0),
+        (answer(errors=[{"code": "taskNotFound", "taskUUID": T}]), "unknown", 0),
+        (answer(errors=[{"code": "taskExpired", "taskUUID": T}]), "expired", 0),
+        (answer(errors=[{"code": "taskFailedOrNotFound", "taskUUID": T}]), "gone", 0),
+        (answer(errors=[{"code": "conflictTaskUUID", "taskUUID": T}]), "conflict", 0),
+        (answer(errors=[{"code": "invalid", "parameter": ["inputs", "referenceImages"], "taskUUID": T}]), "failed", 0),
+    ],
+)
+def test_every_documented_shape_is_read_and_nothing_ambiguous_counts_as_an_image(given, verdict, finished):
+    from shotflow.backends.runware import _read
+
+    reading = _read(given)
+    assert reading.verdict.value == verdict and len(reading.items) == finished
+
+
+@pytest.mark.parametrize(
+    ("costs", "per_image", "total"),
+    [
+        ([0.08, 0.08, 0.08], [0.08] * 3, 0.24),  # per image
+        ([0.24, 0.24, 0.24], [0.08] * 3, 0.24),  # the task's cost on every item
+        ([0.24, None, None], [0.08] * 3, 0.24),  # the task's cost on one item
+        ([None, None, None], [None] * 3, None),
+        ([0.08], [0.08], 0.08),
+    ],
+)
+def test_costs_per_image_or_per_task(costs, per_image, total):
+    from shotflow.backends.runware import _costs
+
+    items = [{"cost": c} if c is not None else {} for c in costs]
+    got, whole = _costs(items, "runway:4@1")
+    assert got == [pytest.approx(c) if c is not None else None for c in per_image]
+    assert whole == (pytest.approx(total) if total is not None else None)
 
 
 # ── references ──────────────────────────────────────────────────────────────────────────────
@@ -362,16 +619,30 @@ def test_a_reference_is_uploaded_once_and_its_uuid_remembered(emu, tmp_path):
 def test_concurrent_shots_sharing_a_reference_share_one_upload(emu, tmp_path):
     ref = reference()
     requests = [request(f"shot {i}", references=(ref,)) for i in range(3)]
-    results = run(backend(tmp_path, output_type="base64Data"), *requests)
+    results = run(backend(tmp_path), *requests)
     assert all(isinstance(r, Generation) for r in results)
     assert emu.stats.uploads == 1
 
 
-def test_a_stale_uploaded_uuid_is_uploaded_afresh_once(emu, tmp_path):
+def test_a_reference_over_2048_px_is_downscaled_once_before_upload(emu, tmp_path):
+    """Point 5: Runware keeps at most 2048 px a side; shotflow sends what it will keep, once."""
+    big = reference_png((3000, 1200))
+    results = run(backend(tmp_path, memo=FakeMemo()), *(request(f"shot {i}", references=(big,)) for i in range(2)))
+    assert all(isinstance(r, Generation) for r in results)
+    assert emu.stats.upload_sizes == ((2048, 819),) and emu.stats.uploads == 1
+    from shotflow.backends.runware import fit_for_upload
+
+    assert fit_for_upload(big.data) == fit_for_upload(big.data)  # deterministic
+    small = reference_png((640, 480))
+    assert fit_for_upload(small.data) is small.data
+
+
+@pytest.mark.parametrize("forget", ["expire_uploads", "forget_images"])
+def test_an_upload_runware_forgot_is_uploaded_afresh_once_whatever_its_code(emu, tmp_path, forget):
     memo, ref = FakeMemo(), reference()
     one(backend(tmp_path, memo=memo), request("first", references=(ref,)))
     old = memo.values[UPLOAD_MEMO_PREFIX + ref.sha256]
-    emu.forget_images()
+    getattr(emu, forget)()
     generation = one(backend(tmp_path, memo=memo), request("second", references=(ref,)))
     new = memo.values[UPLOAD_MEMO_PREFIX + ref.sha256]
     assert new != old and emu.stats.uploads == 2
@@ -405,6 +676,32 @@ def test_tagged_references_are_sent_as_image_and_tag_objects(emu, tmp_path):
     assert plain == [r["image"] for r in tagged]
 
 
+def test_refused_tags_are_sent_as_plain_strings_with_positions_once_per_model(serve, tmp_path):
+    """Point 2: a 400 about referenceImages to a tagged task: once more with plain strings and
+    the @tags written as positions; remembered for the model; said once."""
+    emu = serve(refuse_tags=True)
+    b = backend(tmp_path, memo=FakeMemo())
+    refs = (reference(tag="harbor"), reference((0, 90, 200), tag="mara"))
+
+    async def main():
+        try:
+            first = await b.generate(request("@mara walks into @harbor", references=refs, tagged=True))
+            second = await b.generate(request("@mara looks back at @harbor", references=refs, tagged=True))
+            return first, second
+        finally:
+            await b.aclose()
+
+    first, second = asyncio.run(main())
+    refused, plain, later = inference_bodies(emu)
+    assert all(isinstance(r, dict) for r in refused["inputs"]["referenceImages"])
+    assert all(isinstance(r, str) for r in plain["inputs"]["referenceImages"] + later["inputs"]["referenceImages"])
+    assert plain["positivePrompt"] == "the subject of reference 2 walks into the subject of reference 1"
+    assert later["positivePrompt"] == "the subject of reference 2 looks back at the subject of reference 1"
+    assert first.sent == {"prompt": plain["positivePrompt"], "tagged": False} and second.sent["tagged"] is False
+    assert first.task_id == plain["taskUUID"] != refused["taskUUID"]
+    assert emu.stats.billed == 2 and len(b.notes) == 1 and "runway:4@1" in b.notes[0]
+
+
 # ── the journal ─────────────────────────────────────────────────────────────────────────────
 
 
@@ -416,32 +713,44 @@ def test_the_journal_records_a_task_before_it_is_sent_and_keeps_it_for_the_owner
     ((begin, key, record),) = journal.log
     assert (begin, key) == ("begin", r.key)
     assert record["task_uuid"] == generation.task_id == inference_bodies(emu)[0]["taskUUID"]
-    assert record["model"] == "runway:4@1" and record["delivery"] == "sync"
+    assert record["model"] == "runway:4@1" and record["delivery"] == "async" and record["tagged"] is False
     datetime.fromisoformat(record["sent_at"])
     assert journal.pending(r.key)["task_uuid"] == generation.task_id
 
 
-@pytest.mark.parametrize("delivery", ["sync", "async"])
-def test_a_killed_runs_task_is_polled_not_paid_again(tmp_path, monkeypatch, delivery):
-    with Emulator(api_key=KEY, latency=0.5) as emu:
-        monkeypatch.setenv("RUNWARE_API_KEY", KEY)
-        monkeypatch.setenv("RUNWARE_API_URL", emu.url)
-        journal, r = FakeJournal(), request(takes=2)
-        (killed,) = run(backend(tmp_path, journal=journal, delivery=delivery, timeout=0.2), r)
-        assert isinstance(killed, TransientError)
-        sent = journal.pending(r.key)["task_uuid"]
-        generation = one(backend(tmp_path, journal=journal, output_type="base64Data"), r)
-        assert generation.task_id == sent and len(generation.images) == 2
-        assert emu.stats.billed == 1 and len(inference_bodies(emu)) == 1
-        assert journal.pending(r.key)["task_uuid"] == sent  # cleared by the run once recorded
+def test_a_killed_runs_async_task_is_polled_not_paid_again(serve, tmp_path):
+    emu = serve(latency=0.5)
+    journal, r = FakeJournal(), request(takes=2)
+    (killed,) = run(backend(tmp_path, journal=journal, timeout=0.2), r)
+    assert isinstance(killed, TransientError)
+    sent = journal.pending(r.key)["task_uuid"]
+    generation = one(backend(tmp_path, journal=journal), r)
+    assert generation.task_id == sent and len(generation.images) == 2
+    assert emu.stats.billed == 1 and len(inference_bodies(emu)) == 1
+    assert journal.pending(r.key)["task_uuid"] == sent  # cleared by the run once recorded
+
+
+def test_a_killed_runs_sync_task_is_asked_about_or_sent_again_under_its_uuid(serve, tmp_path, mode):
+    emu = serve(latency=0.2)
+    emu.inject(Fault.drop(after_accept=True), task_type="imageInference")  # accepted, then the run died
+    journal, r = FakeJournal(), request(takes=2)
+    (killed,) = run(backend(tmp_path, journal=journal, delivery="sync", retries=0), r)
+    assert isinstance(killed, TransientError) and emu.stats.billed == 1
+    sent = journal.pending(r.key)["task_uuid"]
+    (result,) = run(backend(tmp_path, journal=journal, delivery="sync"), r)
+    if mode == "lenient":
+        assert isinstance(result, Generation) and result.task_id == sent
+    else:  # not pollable: resent under its UUID, Runware says conflict, and the outcome stays unknown
+        assert isinstance(result, TransientError) and journal.pending(r.key)["outcome"] == "unknown"
+    assert emu.stats.billed == 1 and {b["taskUUID"] for b in inference_bodies(emu)} == {sent}
 
 
 def test_a_journaled_task_the_api_never_got_is_sent_with_its_uuid(emu, tmp_path):
     r, lost = request(), str(uuid.uuid4())
-    journal = FakeJournal({r.key: {"task_uuid": lost, "model": r.model}})
+    journal = FakeJournal({r.key: {"task_uuid": lost, "model": r.model, "delivery": "async"}})
     generation = one(backend(tmp_path, journal=journal), r)
     assert generation.task_id == lost and inference_bodies(emu)[0]["taskUUID"] == lost
-    assert emu.stats.tasks["getResponse"] == 1 and emu.stats.billed == 1
+    assert emu.stats.tasks["getResponse"] >= 2 and emu.stats.billed == 1
 
 
 def test_a_refused_task_leaves_nothing_pending(emu, tmp_path):
@@ -458,9 +767,10 @@ def test_billing_matches_the_tasks_needed(emu, tmp_path):
     ref = reference()
     requests = [request(f"shot {i}", takes=1 + i % 3) for i in range(4)]
     requests.append(request("turbo", model="runway:4@2", references=(ref,)))
-    results = run(backend(tmp_path, output_type="base64Data"), *requests)
+    results = run(backend(tmp_path), *requests)
     assert emu.stats.billed == len(requests)
     assert sum(r.cost for r in results) == pytest.approx(emu.stats.cost) == pytest.approx(0.08 * 7 + 0.02)
+    assert sorted(emu.stats.billed_images.values()) == [1, 1, 1, 2, 3]
 
 
 # ── the API key ─────────────────────────────────────────────────────────────────────────────
@@ -470,16 +780,20 @@ def test_the_key_appears_in_no_message_repr_journal_memo_or_body(emu, tmp_path):
     journal, memo = FakeJournal(), FakeMemo()
     b = backend(tmp_path, journal=journal, memo=memo, request_timeout=0.2, retries=1)
     one(b, request("fine", references=(reference(),)))
-    emu.inject(Fault.status(400, message=f"echoing {KEY} back"), times=1)
+    emu.inject(Fault.status(400, message=f"echoing {KEY} back", parameter=["taskUUID", KEY]), times=1)
     emu.inject(Fault.slow(1.0), times=1)
     emu.inject(Fault.status(503), times=None)
     errors = run(b, request("refused"))
     errors += run(b, request("failing"))
     emu.clear_faults()
+    emu.inject(Fault.task_error("leaky", f"provider said {KEY}", code=f"code{KEY}",
+                                parameter=["inputs", f"key={KEY}"], extra={"detail": {"echo": [KEY]}}))
+    errors += run(b, request("a leaky shot"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RUNWARE_API_KEY", "wrong-key-456")
         errors += run(backend(tmp_path), request("unauthorised"))
-    assert len(errors) == 3 and all(isinstance(e, BackendError) for e in errors)
+    assert len(errors) == 4 and all(isinstance(e, BackendError) for e in errors)
+    assert "provider said ***" in str(errors[2]) and "key=***" in str(errors[2])
     texts = [str(e) for e in errors] + [repr(e) for e in errors] + [str(e.__cause__) for e in errors]
     texts += [repr(b), json.dumps(journal.log), json.dumps(memo.puts), json.dumps(emu.stats.bodies)]
     assert not [text for text in texts if KEY in text or "wrong-key-456" in text]
@@ -495,10 +809,10 @@ def test_a_missing_key_is_one_clear_config_error(tmp_path, monkeypatch):
 def test_the_key_may_come_from_dotenv_and_the_environment_wins(emu, tmp_path, monkeypatch):
     monkeypatch.delenv("RUNWARE_API_KEY")
     (tmp_path / ".env").write_text(f'# secrets\nexport RUNWARE_API_KEY="{KEY}"  \nOTHER=1\n')
-    one(backend(tmp_path, output_type="base64Data"), request("from dotenv"))
+    one(backend(tmp_path), request("from dotenv"))
     (tmp_path / ".env").write_text("RUNWARE_API_KEY=wrong-key-456\n")
     monkeypatch.setenv("RUNWARE_API_KEY", KEY)
-    one(backend(tmp_path, output_type="base64Data"), request("from the environment"))
+    one(backend(tmp_path), request("from the environment"))
     assert emu.stats.billed == 2
 
 
@@ -510,15 +824,18 @@ def test_dotenv_parsing(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "settings", [{"delivery": "push"}, {"output_type": "png"}, {"batch": 0}, {"timeout": "soon"}, {"timeout": 0}]
+    "settings", [{"delivery": "push"}, {"output_type": "png"}, {"batch": 0}, {"timeout": "soon"}, {"timeout": 0},
+                 {"max_in_flight": 0}, {"poll_min": -1}]
 )
-def test_bad_settings_are_config_errors(emu, tmp_path, settings):
+def test_bad_settings_are_config_errors(tmp_path, monkeypatch, settings):
+    monkeypatch.setenv("RUNWARE_API_KEY", KEY)
     with pytest.raises(ConfigError):
         backend(tmp_path, **settings)
 
 
 @pytest.mark.parametrize("url", ["ftp://example.com/v1", "not a url", "https://"])
-def test_a_bad_api_url_is_a_config_error(emu, tmp_path, monkeypatch, url):
+def test_a_bad_api_url_is_a_config_error(tmp_path, monkeypatch, url):
+    monkeypatch.setenv("RUNWARE_API_KEY", KEY)
     monkeypatch.setenv("RUNWARE_API_URL", url)
     with pytest.raises(ConfigError, match="RUNWARE_API_URL"):
         backend(tmp_path)

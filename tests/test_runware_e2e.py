@@ -18,6 +18,12 @@ from shotflow.testing import Emulator, Fault
 KEY = "sk-test-0123456789abcdef"
 
 
+@pytest.fixture(params=["lenient", "strict"])
+def strict(request) -> bool:
+    """Every end-to-end test runs against both modes of the emulator."""
+    return request.param == "strict"
+
+
 def shotflow(*args, emu: Emulator, key: str = KEY, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("SHOTFLOW_CACHE", "RUNWARE_API_KEY")}
     env.update(RUNWARE_API_URL=emu.url, RUNWARE_API_KEY=key)
@@ -37,10 +43,10 @@ def events(out: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("name,nodes,uploads", [("lighthouse", 12, 2), ("heist", 8, 3)])
-def test_every_example_renders_on_runware_and_nothing_is_paid_twice(example, name, nodes, uploads):
+def test_every_example_renders_on_runware_and_nothing_is_paid_twice(example, strict, name, nodes, uploads):
     story = example(name)
     fast(story)
-    with Emulator(api_key=KEY) as emu:
+    with Emulator(api_key=KEY, strict=strict) as emu:
         planned = json.loads(shotflow("plan", story, "--json", "--backend", "runware", emu=emu).stdout)
         first = shotflow("render", story, "--backend", "runware", "--json", emu=emu)
         assert first.returncode == 0, first.stderr
@@ -64,20 +70,24 @@ def test_every_example_renders_on_runware_and_nothing_is_paid_twice(example, nam
         assert emu.stats.billed == nodes
 
 
-def test_async_delivery_end_to_end(example):
+@pytest.mark.parametrize("delivery", ["async", "sync"])
+def test_both_deliveries_end_to_end(example, strict, delivery):
     story = example("heist")
-    fast(story, delivery="async", output_type="base64Data")
-    with Emulator(api_key=KEY, latency=0.1) as emu:
+    fast(story, delivery=delivery)
+    with Emulator(api_key=KEY, latency=0.1, strict=strict) as emu:
         result = shotflow("render", story, "--backend", "runware", "--json", emu=emu)
         assert result.returncode == 0, result.stderr
-        assert emu.stats.tasks.get("getResponse", 0) >= 8
+        polls = emu.stats.tasks.get("getResponse", 0)
+        assert polls >= 1 if delivery == "async" else polls == 0
         assert emu.stats.billed == 8
+        sent = {body["deliveryMethod"] for body in emu.stats.bodies if body["taskType"] == "imageInference"}
+        assert sent == {delivery}
 
 
-def test_a_rejected_key_is_one_clear_line_and_nothing_else(example):
+def test_a_rejected_key_is_one_clear_line_and_nothing_else(example, strict):
     story = example("lighthouse")
     fast(story)
-    with Emulator(api_key="the-right-key") as emu:
+    with Emulator(api_key="the-right-key", strict=strict) as emu:
         result = shotflow("render", story, "--backend", "runware", emu=emu, key="a-wrong-key")
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.strip()]
@@ -86,10 +96,10 @@ def test_a_rejected_key_is_one_clear_line_and_nothing_else(example):
     assert "a-wrong-key" not in result.stdout + result.stderr
 
 
-def test_insufficient_balance_is_one_clear_line_and_keeps_what_was_paid(example):
+def test_insufficient_balance_is_one_clear_line_and_keeps_what_was_paid(example, strict):
     story = example("lighthouse")
     fast(story)
-    with Emulator(api_key=KEY, balance=0.17) as emu:  # enough for two single-take Gen-4 frames
+    with Emulator(api_key=KEY, balance=0.17, strict=strict) as emu:  # enough for two single-take Gen-4 frames
         result = shotflow("render", story, "--backend", "runware", "--jobs", "1", emu=emu)
         billed = emu.stats.billed
     assert result.returncode == 2
@@ -110,11 +120,12 @@ def test_a_missing_key_is_one_clear_line(example, tmp_path):
     assert len(lines) == 1 and "no Runware API key" in lines[0] and "RUNWARE_API_KEY" in lines[0]
 
 
-def test_the_key_from_dotenv_and_it_appears_nowhere(example):
+def test_the_key_from_dotenv_and_it_appears_nowhere(example, strict):
+    """Point 8: an API error that echoes the key, in any field, shows it nowhere."""
     story = example("heist")
     fast(story)
     (story.parent / ".env").write_text(f'RUNWARE_API_KEY="{KEY}"\n')
-    with Emulator(api_key=KEY) as emu:
+    with Emulator(api_key=KEY, strict=strict) as emu:
         env = {k: v for k, v in os.environ.items() if k not in ("RUNWARE_API_KEY", "SHOTFLOW_CACHE")}
         env["RUNWARE_API_URL"] = emu.url
         outputs = []
@@ -130,17 +141,26 @@ def test_the_key_from_dotenv_and_it_appears_nowhere(example):
                                  env=env, capture_output=True, text=True, timeout=120)
         outputs.append(failing.stdout + failing.stderr)
         assert failing.returncode == 1
+        emu.clear_faults()  # a task error that echoes the key in every field it has
+        emu.inject(Fault.task_error("roofs", f"refused for key {KEY}", code=f"bad{KEY}",
+                                    parameter=["positivePrompt", KEY], extra={"detail": {"apiKey": KEY}}), times=None)
+        for args in (["render", story, "--backend", "runware", "--json"], ["render", story, "--backend", "runware"],
+                     ["board", story]):
+            done = subprocess.run([sys.executable, "-m", "shotflow", *map(str, args)], env=env,
+                                  capture_output=True, text=True, timeout=120)
+            outputs.append(done.stdout + done.stderr)
+        assert "refused for key ***" in outputs[-3] and '"status": "failed"' in outputs[-3]
     assert not any(KEY in text for text in outputs)
     for path in story.parent.rglob("*"):
         if path.is_file() and path.name != ".env":
             assert KEY.encode() not in path.read_bytes(), path
 
 
-def test_a_killed_render_resumes_by_polling_and_pays_nothing_twice(example):
+def test_a_killed_render_resumes_by_polling_and_pays_nothing_twice(example, strict):
     """SIGKILL in the middle of a render on Runware, then the same command again."""
     story = example("lighthouse")
     fast(story)
-    with Emulator(api_key=KEY, latency=0.8) as emu:
+    with Emulator(api_key=KEY, latency=0.8, strict=strict) as emu:
         env = {k: v for k, v in os.environ.items() if k not in ("SHOTFLOW_CACHE",)}
         env.update(RUNWARE_API_URL=emu.url, RUNWARE_API_KEY=KEY)
         proc = subprocess.Popen([sys.executable, "-m", "shotflow", "render", str(story), "--backend", "runware",
@@ -169,3 +189,111 @@ def test_a_killed_render_resumes_by_polling_and_pays_nothing_twice(example):
         assert emu.stats.tasks.get("getResponse", 0) >= 1  # the dead run's tasks were polled
         assert billed_before >= 1
         assert not list(journal.glob("*.json"))  # nothing left pending
+
+
+def render_env(emu: Emulator, **more: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("SHOTFLOW_CACHE", "RUNWARE_API_KEY")}
+    env.update(RUNWARE_API_URL=emu.url, RUNWARE_API_KEY=KEY, **more)
+    return env
+
+
+def test_a_model_that_refuses_tags_gets_positions_and_the_next_run_pays_nothing(example, strict):
+    """Point 2 end to end: heist's prompts name @tags; the service refuses {image, tag}."""
+    story = example("heist")
+    fast(story)
+    with Emulator(api_key=KEY, strict=strict, refuse_tags=True) as emu:
+        first = shotflow("render", story, "--backend", "runware", "--json", emu=emu)
+        assert first.returncode == 0, first.stderr
+        summary = events(first.stdout)[-1]
+        assert summary["rendered"] == 8 and len(summary["notes"]) == 1 and "@tags" in summary["notes"][0]
+        assert emu.stats.billed == 8  # a refused task is not billed
+        sent = [b for b in emu.stats.bodies if b["taskType"] == "imageInference" and "inputs" in b]
+        assert any("the subject of reference" in b["positivePrompt"] for b in sent)
+        plain = shotflow("render", story, "--backend", "runware", "--force", "casing/watchers", emu=emu)
+        assert plain.returncode == 0 and plain.stdout.count("note: Runware refused tagged") == 1
+        again = shotflow("render", story, "--backend", "runware", "--json", emu=emu)
+        assert again.returncode == 0 and events(again.stdout)[-1]["cached"] == 8
+        assert emu.stats.billed == 9  # the one forced take
+
+
+def test_a_journal_entry_left_after_recording_does_not_fake_a_new_take(example, strict):
+    """Point 7: a run killed between recording a task's images and clearing its journal entry
+    must not make a later --force hand back the old frames as new ("1 rendered, $0.08", nothing billed)."""
+    story = example("lighthouse")
+    fast(story)
+    with Emulator(api_key=KEY, strict=strict) as emu:
+        assert shotflow("render", story, "--backend", "runware", emu=emu).returncode == 0
+        lock = json.loads(story.with_suffix(".lock").read_text())
+        entry = lock["nodes"]["arrival/wide"]
+        journal = story.parent / ".shotflow" / "journal"
+        journal.mkdir(exist_ok=True)
+        (journal / f"{entry['key']}.json").write_text(json.dumps(
+            {"key": entry["key"], "task_uuid": entry["task_id"], "model": entry["model"], "delivery": "async"}))
+        billed = emu.stats.billed
+        forced = shotflow("render", story, "--backend", "runware", "--force", "arrival/wide", "--json", emu=emu)
+        assert forced.returncode == 0, forced.stderr
+        assert emu.stats.billed == billed + 1  # really generated, and paid for once
+        summary = events(forced.stdout)[-1]
+        assert summary["rendered"] == 1 and summary["cost"] == pytest.approx(0.08)
+        after = json.loads(story.with_suffix(".lock").read_text())["nodes"]["arrival/wide"]
+        assert after["task_id"] != entry["task_id"] and after["roll"] == entry["roll"] + 1
+        assert not list(journal.glob("*.json"))
+
+
+def test_bit_rot_is_caught_by_locked_verify_and_the_exports(example, strict):
+    """Point 9: a flipped byte with its mtime restored."""
+    story = example("lighthouse")
+    fast(story)
+    with Emulator(api_key=KEY, strict=strict) as emu:
+        assert shotflow("render", story, "--backend", "runware", emu=emu).returncode == 0
+        healthy = shotflow("verify", story, emu=emu)
+        assert healthy.returncode == 0 and "all bytes verify" in healthy.stdout
+        lock = json.loads(story.with_suffix(".lock").read_text())
+        digest = lock["nodes"]["arrival/wide"]["picked"]
+        obj = story.parent / ".shotflow" / "objects" / digest[:2] / digest[2:]
+        for path in (obj, story.parent / "renders" / "arrival" / "wide.png"):
+            st = path.stat()
+            path.chmod(0o644)
+            data = bytearray(path.read_bytes())
+            data[len(data) // 2] ^= 0x01
+            path.write_bytes(bytes(data))
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        board = shotflow("board", story, "-o", story.parent / "board.html", emu=emu)
+        assert board.returncode == 0
+        import base64
+        import hashlib
+
+        html = (story.parent / "board.html").read_text()
+        embedded = [hashlib.sha256(base64.b64decode(chunk.split('"', 1)[0])).hexdigest()
+                    for chunk in html.split("base64,")[1:]]
+        assert embedded and hashlib.sha256(bytes(data)).hexdigest() not in embedded  # the rotten bytes are not shown
+        locked = shotflow("render", story, "--backend", "runware", "--locked", emu=emu)
+        assert locked.returncode == 2, locked.stdout + locked.stderr
+        assert "arrival/wide" in locked.stderr and "Traceback" not in locked.stderr
+        checked = shotflow("verify", story, emu=emu)
+        assert checked.returncode == 1 and "arrival/wide" in checked.stdout
+        assert emu.stats.billed == 12  # --locked and verify never generate
+
+
+def test_two_processes_sharing_one_cache_pay_once_per_key(example, strict, tmp_path):
+    """Point 6: two copies of a project (same request keys) render at once into one cache."""
+    import shutil
+
+    first = example("lighthouse")
+    fast(first)
+    second = tmp_path / "copy" / "storyboard.yaml"
+    shutil.copytree(first.parent, second.parent)
+    with Emulator(api_key=KEY, latency=0.3, strict=strict) as emu:
+        env = render_env(emu, SHOTFLOW_CACHE=str(tmp_path / "shared-cache"))
+        procs = [subprocess.Popen([sys.executable, "-m", "shotflow", "render", str(story), "--backend", "runware",
+                                   "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for story in (first, second)]
+        outs = [proc.communicate(timeout=180) for proc in procs]
+        assert [proc.returncode for proc in procs] == [0, 0], [err for _, err in outs]
+        summaries = [events(out)[-1] for out, _ in outs]
+        assert emu.stats.billed == 12  # unique keys, not 24
+        assert sum(s["rendered"] for s in summaries) == 12
+        assert sum(s["cost"] for s in summaries) == pytest.approx(emu.stats.cost)
+        locks = [json.loads(story.with_suffix(".lock").read_text())["nodes"] for story in (first, second)]
+        assert {n: e["picked"] for n, e in locks[0].items()} == {n: e["picked"] for n, e in locks[1].items()}
+        assert not list((tmp_path / "shared-cache" / "leases").glob("*.lease"))

@@ -351,7 +351,7 @@ def test_a_crafted_state_file_deletes_nothing_shotflow_did_not_write(example, cl
     mine.write_text("the director's notes, kept in renders/")
     stale = story.parent / "renders" / "arrival" / "old.png"
     stale.write_bytes((story.parent / "renders" / "arrival" / "wide.png").read_bytes())
-    manifest = story.parent / ".shotflow" / "last-run.json"
+    manifest = story.parent / ".shotflow" / "storyboard.last-run.json"
     data = json.loads(manifest.read_text())
     for path in (victim, story.parent / "renders" / ".." / ".." / victim.name, mine, stale):
         data["outputs"][str(path)] = [1, 1, 1]

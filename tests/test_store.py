@@ -167,3 +167,92 @@ def test_the_manifest_is_written_in_pieces_as_one_json_document(count):
     nodes = [[f"s/{i}", [f"renders/s/{i}.png"]] for i in range(count)]
     data = b"".join(_manifest_chunks(head, outputs, nodes))
     assert json.loads(data) == {**head, "outputs": outputs, "nodes": nodes}
+
+
+# -- paying once across processes: leases, the journal ------------------------------------
+
+
+def _holder_process(root, key):
+    """A child process that takes a lease and waits to be killed."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from pathlib import Path; from shotflow.store import Leases; "
+            f"Leases(Path({str(root)!r})).take({key!r}); print('held', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_lease_is_held_by_one_live_process_and_broken_when_it_dies(tmp_path):
+    from shotflow.store import Leases
+
+    leases = Leases(tmp_path / "leases")
+    proc = _holder_process(tmp_path / "leases", "k1")
+    try:
+        holder = leases.take("k1")
+        assert holder is not None and holder["pid"] == proc.pid  # alive: not ours
+        assert leases.holder("k1")["pid"] == proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+    assert leases.holder("k1") is None  # its owner is dead
+    assert leases.take("k1") is None  # broken and taken
+    assert json.loads((tmp_path / "leases" / "k1.lease").read_text())["pid"] == os.getpid()
+    leases.release("k1")
+    assert not (tmp_path / "leases" / "k1.lease").exists()
+
+
+def test_a_lease_from_another_machine_lives_while_it_is_refreshed(tmp_path):
+    from shotflow.store import Leases
+
+    root = tmp_path / "leases"
+    root.mkdir()
+    lease = root / "k.lease"
+    lease.write_text(json.dumps({"id": "elsewhere:1", "pid": 1, "host": "another-machine", "boot": "x"}))
+    leases = Leases(root)
+    assert leases.take("k")["host"] == "another-machine"
+    old = lease.stat().st_mtime - Leases.STALE - 1
+    os.utime(lease, (old, old))
+    assert leases.take("k") is None
+
+
+def test_reconcile_clears_journal_entries_whose_task_was_recorded(store):
+    store.journal.begin("k1", {"task_uuid": "t1"})  # recorded, then the run was killed
+    store.journal.begin("k2", {"task_uuid": "t2"})  # sent, never recorded: paid work to collect
+    store.journal.begin("k3", {"task_uuid": "t3"})  # recorded by an earlier task; this one is newer
+    digest = store.put(b"img")
+    store.put_action(Record("k1", "runware", "m", (Output(digest, "png"),), task_id="t1"))
+    store.put_action(Record("k3", "runware", "m", (Output(digest, "png"),), task_id="t-old"))
+    fresh = Store(store.cache_dir, store.state_dir)
+    assert fresh.reconcile() == 1
+    assert fresh.journal.pending("k1") is None
+    assert fresh.journal.pending("k2")["task_uuid"] == "t2" and fresh.journal.pending("k3")["task_uuid"] == "t3"
+
+
+def test_the_journal_sees_entries_other_processes_wrote_after_it_listed(store):
+    assert store.journal.pending("k") is None  # listed: empty
+    Store(store.cache_dir, store.state_dir).journal.begin("k", {"task_uuid": "t"})  # another process
+    assert store.journal.pending("k")["task_uuid"] == "t"
+    store.journal.finish("k")
+    assert store.journal.pending("k") is None
+
+
+def test_a_verifying_store_trusts_no_stat_index(store):
+    digest = store.put(b"0123456789")
+    store.save()
+    path = store.object_path(digest)
+    st = path.stat()
+    path.chmod(0o644)
+    path.write_bytes(b"0123456780")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert Store(store.cache_dir, store.state_dir).has(digest)  # the index believes size and mtime
+    assert not Store(store.cache_dir, store.state_dir, verify=True).has(digest)
+    assert not path.exists()  # a corrupt object is removed, never used
+
+
+def test_state_files_are_named_per_storyboard(tmp_path):
+    from shotflow.render import state_file
+
+    assert state_file(tmp_path / "a.yaml", "status.json") == tmp_path / ".shotflow" / "a.status.json"
+    assert state_file(tmp_path / "b.yaml", "status.json") != state_file(tmp_path / "a.yaml", "status.json")

@@ -71,6 +71,9 @@ class Generation:
     task_id: str | None = None
     cost: float | None = None
     backend: str = ""
+    # request fields the backend sent otherwise than asked, so the run can key what was really
+    # made: {"prompt": "...", "tagged": False} when a model refused tagged references
+    sent: dict[str, Any] = field(default_factory=dict)
 
 
 class Journal(Protocol):
@@ -107,6 +110,7 @@ class Services:
     journal: Journal | None = None
     memo: Memo | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # the storyboard's backend section, CLI overrides
+    jobs: int = 4  # the run's --jobs: a backend keeps about as many requests in flight
 
 
 @runtime_checkable

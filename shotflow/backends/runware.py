@@ -1,50 +1,71 @@
 """The Runware backend: Runway Gen-4 Image on Runware's REST API, over httpx.
 
-One ``generate()`` is one ``imageInference`` task::
+One ``generate()`` is one ``imageInference`` task, paid for once::
 
     Request ─► validate the task against schemas/models/<model>.json    (no network when invalid)
             ─► references: Runware imageUUID of an upstream take (remote_ids["runware"]),
                            else the memo ("runware-upload:<sha256>" → imageUUID, 30 days),
-                           else imageUpload of a data URI (once per content hash)
-            ─► journal.begin(key, {"task_uuid", "model", "sent_at", "delivery"})
+                           else imageUpload of a data URI (once per content hash; an image over
+                           2048 px a side is downscaled first, as Runware would store it)
+            ─► journal.begin(key, {"task_uuid", "model", "sent_at", "delivery", "tagged"})
             ─► POST /v1  [{"taskType": "imageInference", "taskUUID", "model", "positivePrompt",
                            "width", "height", "outputFormat", "outputQuality",
                            "numberResults": takes, "includeCost": true, "outputType",
-                           "deliveryMethod", "inputs": {"referenceImages": [uuid | {"image", "tag"}]},
-                           "safety"?, "providerSettings"?, "ttl"?, "webhookURL"?, "uploadEndpoint"?},
+                           "deliveryMethod": "async", "inputs": {"referenceImages": [...]}, ...},
                           ... other tasks that were ready at the same moment]
-            ─► {"data": [item, ...], "errors": [...]}, matched by taskUUID, never by position
-            ─► getResponse polls until ``takes`` items (async delivery, conflictTaskUUID, a lost answer)
+            ─► async (default): an acknowledgment; then getResponse, every task in flight in one
+               request, until ``takes`` finished items have arrived (over one poll or several)
+               sync: the items in the answer itself
             ─► imageURL downloaded (or imageBase64Data / imageDataURI decoded)
-            ─► journal.finish(key)
             ─► Generation(images=(Image(data, seed, remote_id=imageUUID, url, cost), ...),
-                          task_id=taskUUID, cost=sum, backend="runware")
+                          task_id=taskUUID, cost, backend="runware", sent={...})
+
+The journal entry stays until the run that owns the journal has recorded the images.
+
+What is guaranteed, and under which delivery (README "Rendering on Runware"):
+
+- **async** (default): a task is sent under one UUID, written durably to the journal first.
+  A lost answer, a timeout, a 5xx or a kill is recovered by asking ``getResponse`` and, when
+  Runware does not know the task, by sending it again *under the same UUID* (Runware answers
+  ``conflictTaskUUID`` if it had it): never billed twice.
+- **sync**: the same, except that Runware documents ``getResponse`` for async tasks only. When
+  the answer to an accepted sync task is lost and Runware will not say what became of it, the
+  shot fails with that message and its journal entry is kept: it is never sent again under a
+  new UUID (that could pay twice). ``--force`` on the shot sends it anew, knowingly.
 
 Settings (``Services.settings``, the storyboard's ``runware:`` section; all optional)::
 
-    delivery        "sync" | "async"                    sync
+    delivery        "sync" | "async"                    async
     output_type     "URL" | "base64Data" | "dataURI"    base64Data
     timeout         seconds per task, end to end        600
-    batch           tasks per HTTP request              8
+    batch           tasks per HTTP request (submissions, uploads)   8
     sync_batch      sync generations per HTTP request   1
-    max_in_flight   HTTP requests in flight             15 (sync generations: 15 × batch / sync_batch)
+    max_in_flight   HTTP requests in flight: generations, polls, uploads   --jobs
     batch_window    seconds a ready task waits for others to share its request   0 (this tick)
     request_timeout seconds one HTTP request may take   120
     retries         retries after the first attempt     4
     retry_base      first backoff, doubling up to retry_cap, plus up to retry_base jitter   1.0
     retry_cap       longest backoff                     30
-    poll_initial    first getResponse delay, then ×1.5 up to poll_max                     1.0
-    poll_max        longest delay between polls         10
+    poll_initial    first getResponse delay while a model's task time is unknown, then ×1.25  0.05
+    poll_min        shortest pause between polls of a task                                   0.0025
+    poll_max        longest pause between polls of a task                                   10
 
 Failures: 408, 429, 5xx, timeouts, dropped connections and malformed JSON are retried with the
-same taskUUID (honouring Retry-After, seconds or an HTTP date); an answer ``conflictTaskUUID``
-means the task was already accepted, so it is polled, never paid for again. 400/401/402/403/404
-are never retried. A task whose reference UUID Runware no longer knows is sent once more with
-every reference uploaded afresh. A run that was killed finds its task in the journal and polls it.
+same taskUUID (honouring Retry-After, seconds or an HTTP date; 429s also lower the number of
+requests in flight while they last). 400/401/402/403/404 are never retried as they are, but a
+400 to a task with references is answered once with fresh uploads (a UUID Runware forgot, whatever
+its error code says), and a 400 about ``referenceImages`` to a tagged task with plain strings and
+the prompt's ``@tags`` written as positions (remembered per model for the run).
+
+Answers are read defensively (``_read``): items are matched by taskUUID; an item counts as a
+finished, paid image only with an imageUUID and the image itself (base64, data URI or URL) and a
+status of ``success`` or none; ``error`` items and ``errors`` entries fail the task; progress
+items, ``processing`` and unknown statuses mean "not yet".
 
 The API key (env ``RUNWARE_API_KEY``, else ``RUNWARE_API_KEY=`` in ``<project>/.env``) is only
 ever put in the Authorization header of requests to the API URL (env ``RUNWARE_API_URL``): never
-in a message, a repr, the journal or the memo, and never sent to image URLs.
+in a message, a repr, the journal or the memo, and never sent to image URLs. Every error the API
+sends is scrubbed of it, in every field, before anything reads it.
 """
 
 from __future__ import annotations
@@ -52,44 +73,45 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import email.utils
+import io
+import json
 import os
-import random
+import re
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
 from .. import catalog
 from ..errors import AccountError, BackendError, ConfigError, RequestRejected, TransientError
 from ._base import Generation, Image, Reference, Request, Services
+from ._runware_http import MAX_DOWNLOAD, REJECTED, Answer, Transport
+
+__all__ = ["DEFAULT_URL", "MAX_DOWNLOAD", "MAX_UPLOAD_SIDE", "RunwareBackend", "Settings", "UPLOAD_MEMO_PREFIX",
+           "UPLOAD_TTL", "api_key"]
 
 DEFAULT_URL = "https://api.runware.ai/v1"
 UPLOAD_MEMO_PREFIX = "runware-upload:"
 UPLOAD_TTL = 30 * 86400  # Runware deletes uploads 30 days after their last use
-MAX_DOWNLOAD = 64 * 1024 * 1024
+MAX_UPLOAD_SIDE = 2048  # Runware stores an uploaded image at most this many pixels a side
 _PLACEHOLDER_UUID = "00000000-0000-4000-8000-000000000000"  # stands for a reference not uploaded yet
 
-_REJECTED = {
-    401: "Runware rejected the API key (401): check RUNWARE_API_KEY",
-    402: "insufficient Runware balance (402): top up at https://my.runware.ai/wallet",
-    403: "this API key is not permitted to run this task on Runware (403): check the key's permissions",
-}
 _BALANCE_CODES = {"insufficientCredits", "insufficientBalance", "insufficientFunds", "paymentRequired"}
 _KEY_CODES = {"invalidApiKey", "missingApiKey", "apiKeyRequired"}
-_RETRIED_STATUS = {408, 425, 429}
-_T = TypeVar("_T")
+_IN_PROGRESS = {"processing", "queued", "pending", "scheduled", "waiting", "running", "started", "in_progress"}
 _IMAGE_SIGNATURES = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"\xff\xd8\xff", "image/jpeg"),
     (b"GIF8", "image/gif"),
     (b"BM", "image/bmp"),
 )
+_MENTION = re.compile(r"@([A-Za-z][A-Za-z0-9]{2,15})\b")
 
 
 # ── settings and the key ────────────────────────────────────────────────────────────────────
@@ -99,23 +121,25 @@ _IMAGE_SIGNATURES = (
 class Settings:
     """The backend's knobs (see the module docstring); ``from_mapping`` checks their values."""
 
-    delivery: str = "sync"
+    # Runware's SDKs default to async, and only an async task can be asked about after a lost
+    # answer (getResponse is documented for async tasks): the one delivery that never pays twice
+    delivery: str = "async"
     # the image comes in the answer: one round trip instead of two, nothing left to expire
     output_type: str = "base64Data"
     timeout: float = 600.0
     batch: int = 8
     # a sync request answers when its slowest task ends, and tasks that start together end
-    # together: batched generations move in lockstep, each round waiting for the whole
-    # batch's answer to be read and the next batch sent. One a request, a freed slot is
-    # refilled as soon as its own answer is in (makespan 1.055 → 1.02 × bound, emulator)
+    # together: batched generations move in lockstep. One a request, a freed slot is refilled
+    # as soon as its own answer is in
     sync_batch: int = 1
-    max_in_flight: int = 15
+    max_in_flight: int | None = None  # None: as many as --jobs (Runware advises a few steady requests)
     batch_window: float = 0.0  # 0: tasks that became ready in the same event-loop tick share a request
     request_timeout: float = 120.0
     retries: int = 4
     retry_base: float = 1.0
     retry_cap: float = 30.0
-    poll_initial: float = 1.0
+    poll_initial: float = 0.05
+    poll_min: float = 0.0025
     poll_max: float = 10.0
 
     @classmethod
@@ -127,9 +151,12 @@ class Settings:
                 raise ConfigError(f"runware.{name} is {settings[name]!r}; use one of: {', '.join(allowed)}")
         for name in ("batch", "sync_batch", "max_in_flight", "retries"):
             value, least = settings.get(name, getattr(values, name)), 0 if name == "retries" else 1
+            if value is None and name == "max_in_flight":
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ConfigError(f"runware.{name} must be a whole number of at least {least}, not {value!r}")
-        numbers = ("timeout", "request_timeout", "batch_window", "retry_base", "retry_cap", "poll_initial", "poll_max")
+        numbers = ("timeout", "request_timeout", "batch_window", "retry_base", "retry_cap", "poll_initial",
+                   "poll_min", "poll_max")
         for name in numbers:
             value = settings.get(name, getattr(values, name))
             least = "above 0" if name in ("timeout", "request_timeout") else "at least 0"
@@ -189,84 +216,83 @@ def _dotenv(path: Path) -> dict[str, str]:
     return values
 
 
-# ── answers ─────────────────────────────────────────────────────────────────────────────────
-
-
-@dataclass(frozen=True)
-class _Answer:
-    """What one HTTP answer said about one task: its items and its errors."""
-
-    status: int
-    items: tuple[dict[str, Any], ...] = ()
-    errors: tuple[dict[str, Any], ...] = ()
-
-
-@dataclass(frozen=True)
-class _Again:
-    """An attempt that failed in a way worth repeating."""
-
-    problem: str
-    wait: float | None = None  # what Retry-After asked for
-    cause: BaseException | None = None
+# ── reading answers ─────────────────────────────────────────────────────────────────────────
 
 
 class _Verdict(Enum):
-    RESULTS = "results"  # items (maybe none yet, maybe not all)
-    CONFLICT = "conflict"  # already accepted earlier: poll it
-    UNKNOWN = "unknown"  # getResponse does not know the task: send it
-    FAILED = "failed"
+    RESULTS = "results"  # finished items (maybe none yet, maybe not all), or an acknowledgment
+    CONFLICT = "conflict"  # the UUID was accepted earlier: ask about it, never pay again
+    UNKNOWN = "unknown"  # getResponse does not know the task (taskNotFound)
+    EXPIRED = "expired"  # Runware had the results and no longer has them (taskExpired)
+    GONE = "gone"  # taskFailedOrNotFound: failed, or never arrived
+    FAILED = "failed"  # refused or failed: an error entry or an item with status "error"
 
 
 @dataclass(frozen=True)
 class _Reading:
     verdict: _Verdict
-    items: tuple[dict[str, Any], ...] = ()
+    items: tuple[dict[str, Any], ...] = ()  # finished images only
     error: dict[str, Any] = field(default_factory=dict)
     status: int = 200
+    running: bool = False  # an item said the task is still in progress
 
 
-def _read(answer: _Answer) -> _Reading:
-    """Sort one task's answer into results, a conflict, an unknown task or a failure."""
+def _read(answer: Answer) -> _Reading:
+    """Sort one task's answer into finished images, a conflict, an unknown, expired or failed task.
+
+    Shapes from Runware's docs and SDKs: errors in ``errors`` (``parameter`` a string or a list)
+    or as ``data`` items with ``status: "error"``; items still ``processing`` (or queued, …);
+    progress items without a status; finished items with or without ``status: "success"``.
+    Only an item with an imageUUID *and* the image itself counts as finished: anything unknown
+    or ambiguous is "not yet", never a paid image.
+    """
     for error in answer.errors:
         code = str(error.get("code", ""))
         if code == "conflictTaskUUID":
             return _Reading(_Verdict.CONFLICT, status=answer.status)
+        if code == "taskExpired":
+            return _Reading(_Verdict.EXPIRED, error=error, status=answer.status)
+        if code == "taskFailedOrNotFound":
+            return _Reading(_Verdict.GONE, error=error, status=answer.status)
         not_found = error.get("taskType") == "getResponse" and "not found" in str(error.get("message", "")).lower()
         if code == "taskNotFound" or not_found:
             return _Reading(_Verdict.UNKNOWN, status=answer.status)
         return _Reading(_Verdict.FAILED, error=error, status=answer.status)
-    items = []
+    items, running = [], False
     for item in answer.items:
-        status = item.get("status")
-        if status == "error":
-            return _Reading(_Verdict.FAILED, error=item.get("error") or item, status=answer.status)
-        if item.get("imageUUID") and status in (None, "success"):
+        status = str(item.get("status") or "").lower()
+        if status in ("error", "failed", "failure"):
+            error = item.get("error") if isinstance(item.get("error"), dict) else item
+            return _Reading(_Verdict.FAILED, error=error, status=answer.status)
+        if status in ("", "success") and _finished(item):
             items.append(item)
-    return _Reading(_Verdict.RESULTS, items=tuple(items), status=answer.status)
+        else:
+            running = True
+    return _Reading(_Verdict.RESULTS, items=tuple(items), status=answer.status, running=running)
 
 
-def _is_stale_reference(error: dict[str, Any]) -> bool:
-    parameter = error.get("parameter")
-    parameters = parameter if isinstance(parameter, list) else [parameter]
-    text = " ".join(str(p) for p in parameters if p) + " " + str(error.get("message", ""))
-    return "referenceImages" in text or "imageUUID" in text
+def _finished(item: dict[str, Any]) -> bool:
+    if not isinstance(item.get("imageUUID"), str) or not item["imageUUID"]:
+        return False
+    return any(isinstance(item.get(name), str) and item[name]
+               for name in ("imageBase64Data", "imageDataURI", "imageURL"))
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+_MISSING = ("not found", "notfound", "unknown", "expired", "missing", "invalid", "does not exist", "no longer")
+
+
+def _mentions_images(error: dict[str, Any]) -> bool:
+    """Whether a refusal may be about a reference image Runware forgot, in any field, whatever
+    its code: it names referenceImages or an imageUUID, or says an image is not found, unknown,
+    expired, invalid…"""
+    text = json.dumps(error, default=str).lower()
+    if "referenceimages" in text or "imageuuid" in text:
+        return True
+    return ("image" in text or "reference" in text) and any(word in text for word in _MISSING)
+
+
+def _about_reference_images(error: dict[str, Any]) -> bool:
+    return "referenceimages" in json.dumps(error, default=str).lower()
 
 
 def _entry(image: str, tag: str | None, tagged: bool) -> str | dict[str, str]:
@@ -276,206 +302,62 @@ def _entry(image: str, tag: str | None, tagged: bool) -> str | dict[str, str]:
     return {"image": image, "tag": tag} if tag else {"image": image}
 
 
+def positional_prompt(prompt: str, references: tuple[Reference, ...]) -> str:
+    """``@tags`` written as positions, for a model that refuses tagged references:
+    "@mara at the door" → "the subject of reference 2 at the door" (1-based, request order)."""
+    positions = {ref.tag.lower(): i for i, ref in enumerate(references, 1) if ref.tag}
+
+    def word(match: re.Match[str]) -> str:
+        position = positions.get(match.group(1).lower())
+        return f"the subject of reference {position}" if position else match.group(0)
+
+    return _MENTION.sub(word, prompt)
+
+
+def _costs(items: list[dict[str, Any]], model: str) -> tuple[list[float | None], float | None]:
+    """(cost of each image, cost of the task) from the items' ``cost``, which Runware gives per
+    image or per task: all equal and nearer the task's price than an image's means per task;
+    on some items only, it is the task's, shared out."""
+    raw = [float(i["cost"]) if isinstance(i.get("cost"), (int, float)) and not isinstance(i.get("cost"), bool)
+           else None for i in items]
+    known = [c for c in raw if c is not None]
+    if not known:
+        return raw, None
+    count = len(items)
+    if len(known) < count:
+        total = sum(known)
+        return [round(total / count, 6)] * count, round(total, 6)
+    try:
+        price = catalog.get(model).price_per_image
+    except Exception:  # noqa: BLE001 - an unknown model has no price: read the costs as given
+        price = None
+    if count > 1 and price and len(set(known)) == 1 and abs(known[0] - price * count) < abs(known[0] - price):
+        return [round(known[0] / count, 6)] * count, round(known[0], 6)
+    return raw, round(sum(known), 6)
+
+
 def _mime(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     return next((mime for magic, mime in _IMAGE_SIGNATURES if data.startswith(magic)), None)
 
 
-# ── the transport: batches, retries ─────────────────────────────────────────────────────────
+def fit_for_upload(data: bytes) -> bytes:
+    """The image as Runware would store it: unchanged when at most 2048 px a side, else
+    downscaled to fit (Lanczos) and encoded as PNG — deterministic, so the same file always
+    becomes the same bytes (and one upload, remembered by the original's hash)."""
+    from PIL import Image as PILImage, UnidentifiedImageError
 
-
-class _Transport:
-    """One event loop's HTTP client; sends tasks in shared requests and retries transient failures.
-
-    Tasks ready at the same moment (within ``batch_window``, up to ``batch``) go in one POST.
-    Sync inference tasks have a lane of their own (``sync_batch`` a request, and requests in
-    flight for as many tasks as ``max_in_flight`` × ``batch``), so that polls and uploads never
-    wait behind a generation in the same request.
-    """
-
-    def __init__(self, url: str, key: str, settings: Settings, scrub: Callable[[str], str]):
-        self.loop = asyncio.get_running_loop()
-        self._url = url
-        self._headers = {"Authorization": f"Bearer {key}"}
-        self._settings = settings
-        self._scrub = scrub
-        self._timeout = httpx.Timeout(settings.request_timeout, connect=min(settings.request_timeout, 10.0))
-        sync_requests = max(1, settings.max_in_flight * settings.batch // settings.sync_batch)
-        self.client = httpx.AsyncClient(
-            timeout=self._timeout,
-            limits=httpx.Limits(
-                max_connections=sync_requests + settings.max_in_flight,
-                max_keepalive_connections=settings.max_in_flight,
-            ),
-            follow_redirects=False,
-        )
-        self._slots = asyncio.Semaphore(settings.max_in_flight)  # polls, uploads, downloads
-        self._sync_slots = asyncio.Semaphore(sync_requests)  # sync generations
-        self._queues: dict[bool, list[tuple[dict[str, Any], asyncio.Future[_Answer]]]] = {True: [], False: []}
-        self._timers: dict[bool, asyncio.Handle] = {}
-        self._sending: set[asyncio.Task[None]] = set()
-        self.uploads: dict[str, asyncio.Task[str]] = {}  # sha256 → upload in progress
-
-    def __repr__(self) -> str:
-        return f"_Transport({self._url})"
-
-    async def call(self, task: dict[str, Any]) -> _Answer:
-        """Send ``task`` (with whatever else is ready) and return what the API said about it."""
-        future: asyncio.Future[_Answer] = self.loop.create_future()
-        slow = task.get("taskType") == "imageInference" and task.get("deliveryMethod", "sync") == "sync"
-        queue = self._queues[slow]
-        queue.append((task, future))
-        if len(queue) >= self._batch(slow):
-            self._flush(slow)
-        elif slow not in self._timers:
-            window = self._settings.batch_window
-            # with no window, what the resolver starts in this tick goes out together, at once
-            self._timers[slow] = (self.loop.call_later(window, self._flush, slow) if window > 0
-                                  else self.loop.call_soon(self._flush, slow))
-        return await future
-
-    def _flush(self, slow: bool) -> None:
-        timer = self._timers.pop(slow, None)
-        if timer is not None:
-            timer.cancel()
-        queue = [(task, future) for task, future in self._queues[slow] if not future.done()]
-        self._queues[slow].clear()
-        size = self._batch(slow)
-        for start in range(0, len(queue), size):
-            sending = self.loop.create_task(self._send(queue[start : start + size], slow))
-            self._sending.add(sending)
-            sending.add_done_callback(self._sending.discard)
-
-    def _batch(self, slow: bool) -> int:
-        return self._settings.sync_batch if slow else self._settings.batch
-
-    async def _send(self, batch: list[tuple[dict[str, Any], asyncio.Future[_Answer]]], slow: bool = False) -> None:
-        tasks = [task for task, _ in batch]
-        try:
-            async with self._sync_slots if slow else self._slots:
-                status, body = await self._post(tasks)
-        except asyncio.CancelledError:
-            for _, future in batch:
-                future.cancel()
-            raise
-        except Exception as exc:  # handed to every caller of this batch, who raise it: nothing is hidden
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        answers = _split(status, body, tasks)
-        for task, future in batch:
-            if not future.done():
-                future.set_result(answers[task["taskUUID"]])
-
-    async def _post(self, tasks: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
-        """(HTTP status, JSON body) for ``tasks``; the same body on every attempt."""
-        return await self._retrying(lambda: self._post_once(tasks), "Runware")
-
-    async def _post_once(self, tasks: list[dict[str, Any]]) -> tuple[int, dict[str, Any]] | _Again:
-        response = await self.client.post(self._url, json=tasks, headers=self._headers)
-        status = response.status_code
-        if status in _REJECTED:
-            raise AccountError(_REJECTED[status])
-        if status == 404:
-            raise RequestRejected(f"Runware answered 404 Not Found at {self._url}: check RUNWARE_API_URL")
-        if status in _RETRIED_STATUS or status >= 500:
-            return _Again(f"HTTP {status}", _retry_after(response.headers.get("Retry-After")))
-        try:
-            body = response.json()
-        except ValueError as exc:
-            if status >= 400:
-                raise RequestRejected(f"Runware answered HTTP {status}: {self._scrub(response.text[:200])}") from None
-            return _Again("an answer that is not valid JSON", cause=exc)
-        return (status, body) if isinstance(body, dict) else _Again("an answer that is not a JSON object")
-
-    async def download(self, url: str) -> bytes:
-        """The bytes at ``url`` (no API key sent), checked against Content-Length and a size limit."""
-        return await self._retrying(lambda: self._download_once(url), f"downloading {url}")
-
-    async def _download_once(self, url: str) -> bytes | _Again:
-        async with self._slots, self.client.stream("GET", url) as response:
-            status = response.status_code
-            if status in _RETRIED_STATUS or status >= 500:
-                return _Again(f"HTTP {status}", _retry_after(response.headers.get("Retry-After")))
-            if status != 200:
-                raise BackendError(f"downloading {url} failed: HTTP {status}")
-            return await _body(response, url)
-
-    async def _retrying(self, attempt: Callable[[], Awaitable[_T | _Again]], what: str) -> _T:
-        """``attempt()`` until it gives a result, with backoff and jitter, honouring Retry-After."""
-        attempts = self._settings.retries + 1
-        for number in range(attempts):
-            try:
-                outcome = await attempt()
-            except httpx.TimeoutException as exc:
-                outcome = _Again(f"no answer within {self._settings.request_timeout:g} s", cause=exc)
-            except httpx.InvalidURL as exc:
-                raise BackendError(f"{what}: not a valid URL") from exc
-            except httpx.RequestError as exc:  # refused, reset or dropped connections
-                outcome = _Again(f"the connection failed ({exc.__class__.__name__})", cause=exc)
-            if not isinstance(outcome, _Again):
-                return outcome
-            if number + 1 == attempts:
-                last = outcome.problem
-                raise TransientError(f"{what} failed {attempts} times; the last time: {last}") from outcome.cause
-            await asyncio.sleep(outcome.wait if outcome.wait is not None else self.backoff(number))
-        raise AssertionError("unreachable: the last attempt returns or raises")
-
-    def backoff(self, attempt: int) -> float:
-        base = self._settings.retry_base
-        return min(self._settings.retry_cap, base * 2**attempt) + random.uniform(0, base)
-
-    async def aclose(self) -> None:
-        for timer in self._timers.values():
-            timer.cancel()
-        for queue in self._queues.values():
-            for _, future in queue:
-                future.cancel()
-            queue.clear()
-        pending = [*self._sending, *self.uploads.values()]
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        await self.client.aclose()
-
-
-async def _body(response: httpx.Response, url: str) -> bytes | _Again:
-    """The complete body, or what is wrong with it when fetching it again may help."""
-    declared = response.headers.get("Content-Length")
-    length = int(declared) if declared and declared.isdigit() else None
-    if length is not None and length > MAX_DOWNLOAD:
-        raise BackendError(f"{url} is {length} bytes; images over {MAX_DOWNLOAD // 2**20} MiB are refused")
-    chunks, size = [], 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_DOWNLOAD:
-            raise BackendError(f"{url} is over {MAX_DOWNLOAD // 2**20} MiB; refused")
-        chunks.append(chunk)
-    data = b"".join(chunks)
-    if not data:
-        return _Again("an empty body")
-    if length is not None and len(data) != length:
-        return _Again(f"{len(data)} of {length} bytes")
-    return data
-
-
-def _split(status: int, body: dict[str, Any], tasks: list[dict[str, Any]]) -> dict[str, _Answer]:
-    """Each task's items and errors, by taskUUID; errors naming no task of ours concern them all."""
-    data = body.get("data") if isinstance(body.get("data"), list) else []
-    errors = body.get("errors") if isinstance(body.get("errors"), list) else []
-    if isinstance(body.get("error"), dict):  # older answers held a single error object
-        errors = [*errors, body["error"]]
-    ours = {task["taskUUID"] for task in tasks}
-    general = [e for e in errors if isinstance(e, dict) and e.get("taskUUID") not in ours]
-    answers = {}
-    for task in tasks:
-        task_uuid = task["taskUUID"]
-        items = tuple(i for i in data if isinstance(i, dict) and i.get("taskUUID") == task_uuid)
-        own = tuple(e for e in errors if isinstance(e, dict) and e.get("taskUUID") == task_uuid)
-        answers[task_uuid] = _Answer(status, items, own or (tuple(general) if not items else ()))
-    return answers
+    try:
+        with PILImage.open(io.BytesIO(data)) as image:
+            if max(image.size) <= MAX_UPLOAD_SIDE:
+                return data
+            image.thumbnail((MAX_UPLOAD_SIDE, MAX_UPLOAD_SIDE), PILImage.LANCZOS)
+            out = io.BytesIO()
+            image.save(out, "PNG")
+    except (UnidentifiedImageError, OSError):
+        return data  # Runware says what is wrong with it
+    return out.getvalue()
 
 
 # ── the backend ─────────────────────────────────────────────────────────────────────────────
@@ -495,28 +377,43 @@ class RunwareBackend:
         self.settings = Settings.from_mapping(dict(services.settings or {}))
         self.url = _api_url(os.environ.get("RUNWARE_API_URL", "").strip() or DEFAULT_URL)
         self._key = api_key(Path(services.project_dir))
-        self._transport: _Transport | None = None
+        self._secrets = tuple({self._key, urllib.parse.quote(self._key, safe=""), json.dumps(self._key)[1:-1]})
+        self._transport: Transport | None = None
         self._uploaded: dict[str, str] = {}  # sha256 → imageUUID, this run
+        self._seen: set[str] = set()  # imageUUIDs Runware gave this run (uploads, results): not stale
+        self._untagged: set[str] = set()  # models that refused tagged references this run
+        self.notes: list[str] = []  # things the run's summary should say once
 
     def __repr__(self) -> str:
         return f"RunwareBackend(url={self.url!r}, delivery={self.settings.delivery!r})"
+
+    @property
+    def limit(self) -> int:
+        """HTTP requests in flight at most: ``max_in_flight``, else the run's ``--jobs``."""
+        return self.settings.max_in_flight or max(1, int(getattr(self.services, "jobs", 4) or 4))
 
     async def generate(self, request: Request, start: Callable[[], Awaitable[None]] | None = None) -> Generation:
         """Generate ``request``'s takes. ``start``, when given, is awaited once before the task
         (or a poll of it) first goes out: the caller's slot. Everything before that — the schema
         check, the references' UUIDs, the journal entry, made durable — is done meanwhile, so a
         freed slot is followed by the POST alone."""
-        self._check(request)
-        call = _Call(self, request, start)
         try:
-            async with asyncio.timeout(self.settings.timeout):
-                return await call.run()
-        except TimeoutError as exc:
-            got = f"{len(call.results)} of {request.takes} images" if request.takes > 1 else "no image"
-            later = "; the next run polls it instead of paying again" if self.services.journal is not None else ""
-            raise TransientError(
-                f"Runware gave {got} within {self.settings.timeout:g} s (task {call.task_uuid}){later}"
-            ) from exc
+            self._check(request)
+            call = _Call(self, request, start)
+            try:
+                async with asyncio.timeout(self.settings.timeout):
+                    return await call.run()
+            except TimeoutError as exc:
+                got = f"{len(call.results)} of {request.takes} images" if request.takes > 1 else "no image"
+                later = "; the next run asks for it instead of paying again" if self.services.journal is not None else ""
+                raise TransientError(
+                    f"Runware gave {got} within {self.settings.timeout:g} s (task {call.task_uuid}){later}"
+                ) from exc
+        except BackendError as exc:
+            clean = self.scrub(exc.message)
+            if clean != exc.message or self._leaks(exc.__cause__):
+                raise type(exc)(clean, where=exc.where, hint=exc.hint) from None
+            raise
 
     async def aclose(self) -> None:
         if self._transport is not None:
@@ -525,23 +422,48 @@ class RunwareBackend:
 
     # the parts a call uses
 
-    def transport(self) -> _Transport:
+    def transport(self) -> Transport:
         """The transport of the running event loop (a new loop gets a new client)."""
         loop = asyncio.get_running_loop()
         if self._transport is None or self._transport.loop is not loop:
-            self._transport = _Transport(self.url, self._key, self.settings, self.scrub)
+            self._transport = Transport(self.url, self._key, self.settings, self.scrub, self.limit)
         return self._transport
 
-    def scrub(self, text: str) -> str:
-        """``text`` with the API key masked, should a server ever echo it."""
-        return text.replace(self._key, "***")
+    def scrub(self, value: Any) -> Any:
+        """``value`` (text, or an error's fields, nested) with the API key masked, in any
+        spelling a server might echo it in."""
+        if isinstance(value, str):
+            for secret in self._secrets:
+                if secret:
+                    value = value.replace(secret, "***")
+            return value
+        if isinstance(value, dict):
+            return {self.scrub(k): self.scrub(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.scrub(v) for v in value)
+        return value
 
-    def task(self, request: Request, task_uuid: str, references: list[str]) -> dict[str, Any]:
+    def _leaks(self, error: BaseException | None) -> bool:
+        return error is not None and any(secret in str(error) for secret in self._secrets if secret)
+
+    def tags_refused(self, model: str) -> bool:
+        return model in self._untagged
+
+    def refuse_tags(self, model: str) -> None:
+        if model not in self._untagged:
+            self._untagged.add(model)
+            self.notes.append(
+                f"Runware refused tagged reference images for {model} (a 400 about referenceImages): its shots were "
+                "sent with plain references and their @tags written as positions (\"the subject of reference 2\")")
+
+    def task(self, request: Request, task_uuid: str, references: list[str], *, tagged: bool | None = None,
+             prompt: str | None = None, delivery: str | None = None) -> dict[str, Any]:
+        tagged = request.tagged if tagged is None else tagged
         task: dict[str, Any] = {
             "taskType": "imageInference",
             "taskUUID": task_uuid,
             "model": request.model,
-            "positivePrompt": request.prompt,
+            "positivePrompt": request.prompt if prompt is None else prompt,
             "width": request.width,
             "height": request.height,
             "outputFormat": request.output_format,
@@ -550,26 +472,28 @@ class RunwareBackend:
             "includeCost": True,
         }
         settings = self.settings
-        delivery = {"outputType": settings.output_type, "deliveryMethod": settings.delivery, **request.options}
-        task.update((name, value) for name, value in delivery.items() if name not in task and value is not None)
+        options = {"outputType": settings.output_type, "deliveryMethod": delivery or settings.delivery, **request.options}
+        task.update((name, value) for name, value in options.items() if name not in task and value is not None)
         if request.safety:
             task["safety"] = request.safety
         if request.provider_settings:
             task["providerSettings"] = request.provider_settings
         if references:
             entries = zip(references, request.references)
-            task["inputs"] = {"referenceImages": [_entry(image, ref.tag, request.tagged) for image, ref in entries]}
+            task["inputs"] = {"referenceImages": [_entry(image, ref.tag, tagged) for image, ref in entries]}
         return task
 
-    def _check(self, request: Request) -> None:
+    def _check(self, request: Request, *, tagged: bool | None = None, prompt: str | None = None) -> None:
         """Refuse a request the model's schema refuses, before any network traffic."""
         # placeholders stand for what is not known yet (the task's UUID, references not
         # uploaded) and for what is (an upstream take's UUID is a non-empty string like them):
         # tasks of one shape then differ only in their prompt, checked once per shape
         placeholders = [_PLACEHOLDER_UUID for _ in request.references]
-        problems = catalog.task_errors(self.task(request, _PLACEHOLDER_UUID, placeholders), by_shape=True)
+        task = self.task(request, _PLACEHOLDER_UUID, placeholders, tagged=tagged, prompt=prompt)
+        problems = catalog.task_errors(task, by_shape=True)
         if problems:
-            raise RequestRejected(f"invalid request for {request.model}: {'; '.join(problems)}")
+            how = " (with its @tags written as positions)" if prompt is not None else ""
+            raise RequestRejected(f"invalid request for {request.model}{how}: {'; '.join(problems)}")
 
     async def reference(self, ref: Reference, *, fresh: bool) -> str:
         """An imageUUID Runware knows for ``ref``'s bytes; ``fresh`` uploads them again."""
@@ -594,12 +518,17 @@ class RunwareBackend:
             upload.add_done_callback(lambda _: transport.uploads.pop(ref.sha256, None))
         return await asyncio.shield(upload)
 
+    def known_this_run(self, image_uuid: str) -> bool:
+        """An imageUUID Runware gave during this run (so not one it may have forgotten)."""
+        return image_uuid in self._seen
+
     async def _upload(self, ref: Reference) -> str:
         label = f"reference {ref.source or ref.sha256[:12]}"
         mime = _mime(ref.data)
         if mime is None:
             raise RequestRejected(f"{label} is not a PNG, JPEG, WEBP, GIF or BMP image")
-        image = f"data:{mime};base64," + base64.b64encode(ref.data).decode("ascii")
+        data = await asyncio.to_thread(fit_for_upload, ref.data)
+        image = f"data:{_mime(data)};base64," + base64.b64encode(data).decode("ascii")
         for _ in range(2):  # a conflict means a lost earlier attempt: uploads are free, send a new one
             task = {"taskType": "imageUpload", "taskUUID": str(uuid.uuid4()), "image": image}
             reading = _read(await self.transport().call(task))
@@ -611,19 +540,20 @@ class RunwareBackend:
         else:
             raise TransientError(f"Runware did not answer the upload of {label}")
         self._uploaded[ref.sha256] = uploaded
+        self._seen.add(uploaded)
         if self.services.memo is not None:
             await asyncio.to_thread(self.services.memo.put, UPLOAD_MEMO_PREFIX + ref.sha256, uploaded, UPLOAD_TTL)
         return uploaded
 
     def rejection(self, reading: _Reading, what: str) -> BackendError:
         """The error to raise for a task Runware refused or failed (one line, the API's own words)."""
-        error = reading.error
+        error = self.scrub(reading.error)
         code = str(error.get("code", ""))
         if code in _BALANCE_CODES:
-            return AccountError(_REJECTED[402])
+            return AccountError(REJECTED[402])
         if code in _KEY_CODES:
-            return AccountError(_REJECTED[401])
-        message = self.scrub(" ".join(str(error.get("message") or code or "no reason given").split()))
+            return AccountError(REJECTED[401])
+        message = " ".join(str(error.get("message") or code or "no reason given").split())
         parameter = error.get("parameter")
         if isinstance(parameter, list):
             parameter = ", ".join(str(p) for p in parameter)
@@ -634,7 +564,12 @@ class RunwareBackend:
 
 
 class _Call:
-    """One ``generate()``: send (or resume) one task, wait for its takes, fetch them."""
+    """One ``generate()``: send (or resume) one task, wait for its takes, fetch them.
+
+    ``task_uuid`` is the UUID the task is known by; ``delivery`` and ``tagged`` the form it was
+    (or will be) sent in. A UUID that Runware may have accepted is never replaced: every resend
+    of it carries the same UUID, so that Runware answers ``conflictTaskUUID`` instead of billing.
+    """
 
     def __init__(self, backend: RunwareBackend, request: Request,
                  start: Callable[[], Awaitable[None]] | None = None):
@@ -644,33 +579,39 @@ class _Call:
         self.settings = backend.settings
         self.journal = backend.services.journal
         self.task_uuid = str(uuid.uuid4())
+        self.delivery = self.settings.delivery
+        self.tagged = request.tagged and not backend.tags_refused(request.model)
+        self.claimed = False  # the UUID may have been accepted by Runware (sent before, or resumed)
+        self.accepted_at: float | None = None  # loop time the accepted submission was sent (async)
         self.results: dict[str, dict[str, Any]] = {}  # imageUUID → item, in arrival order
+
+    @property
+    def prompt(self) -> str | None:
+        """The prompt sent instead of the request's: @tags as positions once tags are refused."""
+        return positional_prompt(self.request.prompt, self.request.references) \
+            if self.request.tagged and not self.tagged else None
 
     async def run(self) -> Generation:
         request = self.request
-        pending = self.journal.pending(request.key) if self.journal is not None else None
-        resumed = pending.get("task_uuid") if isinstance(pending, dict) else None
+        entry = self.journal.pending(request.key) if self.journal is not None else None
+        resumed = entry.get("task_uuid") if isinstance(entry, dict) else None
         if isinstance(resumed, str) and resumed:
-            # a killed run sent this task: poll it rather than pay for it again
-            self.task_uuid = resumed
-            reading = await self._wait(first_delay=0.0)
-            if reading.verdict is _Verdict.FAILED:
-                self.task_uuid = str(uuid.uuid4())  # that task failed: this run tries anew
-            if reading.verdict is not _Verdict.RESULTS:
-                await self._send()  # UNKNOWN: it never arrived; send it now, same UUID
+            # a killed (or failed) run sent this task: ask about it rather than pay for it again
+            self.task_uuid, self.claimed = resumed, True
+            self.delivery = entry.get("delivery") if entry.get("delivery") in ("sync", "async") else "sync"
+            if isinstance(entry.get("tagged"), bool):
+                self.tagged = entry["tagged"] and request.tagged
+            await self._recover()
         else:
             await self._send()
         items = list(self.results.values())[: request.takes]
-        images = await asyncio.gather(*(self._image(item) for item in items))
-        # the journal entry stays until the run that owns the journal has recorded these
-        # images: a run killed in between polls the task again instead of losing them
-        costs = [image.cost for image in images if image.cost is not None]
-        return Generation(
-            images=tuple(images),
-            task_id=self.task_uuid,
-            cost=round(sum(costs), 6) if costs else None,
-            backend=self.backend.name,
-        )
+        costs, total = _costs(items, request.model)
+        images = await asyncio.gather(*(self._image(item, cost) for item, cost in zip(items, costs)))
+        sent: dict[str, Any] = {}
+        if self.prompt is not None:
+            sent = {"prompt": self.prompt, "tagged": False}
+        return Generation(images=tuple(images), task_id=self.task_uuid, cost=total, backend=self.backend.name,
+                          sent=sent)
 
     async def _slot(self) -> None:
         """Wait for the caller's slot, once, before the first task or poll goes out."""
@@ -685,88 +626,177 @@ class _Call:
     def _collect(self, items: tuple[dict[str, Any], ...]) -> None:
         for item in items:
             self.results.setdefault(item["imageUUID"], item)
+            self.backend._seen.add(item["imageUUID"])
+
+    # sending
 
     async def _send(self) -> None:
-        """Submit the task (the same UUID on every retry) and wait until all its takes exist."""
-        for _ in range(3):
-            submitted, delivery = await self._submit()
-            self._collect(submitted.items)
-            if self.complete:
-                return
-            # a sync answer without our items was lost on the way: ask at once
-            lost = submitted.verdict is _Verdict.RESULTS and delivery == "sync"
-            reading = await self._wait(first_delay=0.0 if lost else None)
-            if reading.verdict is _Verdict.RESULTS:
-                return
-            if reading.verdict is _Verdict.FAILED:
-                self._forget()
-                raise self.backend.rejection(reading, "the task")
-            # UNKNOWN: the API never got the task (send it again), or it knows the UUID but no
-            # longer its results (a conflict, then nothing to poll): that UUID is spent
-            if submitted.verdict is _Verdict.CONFLICT:
-                self.task_uuid = str(uuid.uuid4())
-        self._forget()
-        raise TransientError(f"Runware lost task {self.task_uuid} three times")
+        """Submit the task, then wait until all its takes exist."""
+        reading = await self._submit()
+        self._collect(reading.items)
+        if self.complete:
+            return
+        if self.delivery == "async":
+            await self._await_results()
+        else:
+            await self._sync_lost(reading)
 
-    async def _submit(self) -> tuple[_Reading, str]:
-        """Send the task once (the transport retries); (what Runware said, the delivery method)."""
+    async def _submit(self) -> _Reading:
+        """Send the task (the transport retries it with the same UUID) until Runware takes it:
+        an acknowledgment, results, or a conflict. A 400 to a task with references is answered
+        once with fresh uploads, then (tagged) once with plain strings; raises on a refusal."""
         request, backend = self.request, self.backend
-        for fresh in (False, True):
-            uuids = (backend.reference(ref, fresh=fresh) for ref in request.references)
-            references = list(await asyncio.gather(*uuids))
-            task = backend.task(request, self.task_uuid, references)
-            delivery = task.get("deliveryMethod", "sync")
-            if self.journal is not None:
-                # durable before the task leaves: a small write and an fsync, done here rather
-                # than in a thread, whose hand-off costs more than the write on a busy loop
-                self.journal.begin(request.key, {
-                    "task_uuid": self.task_uuid,
-                    "model": request.model,
-                    "sent_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "delivery": delivery,
-                })
+        fresh = False
+        while True:
+            uuids = list(await asyncio.gather(*(backend.reference(ref, fresh=fresh) for ref in request.references)))
+            if self.prompt is not None:
+                backend._check(request, tagged=False, prompt=self.prompt)
+            task = backend.task(request, self.task_uuid, uuids, tagged=self.tagged, prompt=self.prompt,
+                                delivery=self.delivery)
+            await self._journal()
             try:
                 await self._slot()
-            except BaseException:  # never sent (the run stopped meanwhile): nothing to poll later
-                self._forget()
+            except BaseException:  # never sent (the run stopped meanwhile): nothing to ask about later
+                if not self.claimed:
+                    self._forget()
                 raise
+            sent = asyncio.get_running_loop().time()  # a task's time is counted from here
             try:
                 reading = _read(await backend.transport().call(task))
             except RequestRejected:
-                self._forget()
+                if not self.claimed:
+                    self._forget()
                 raise
             if reading.verdict is not _Verdict.FAILED:
-                return reading, delivery
-            if not fresh and request.references and _is_stale_reference(reading.error):
-                self.task_uuid = str(uuid.uuid4())  # a new task: the refused one is not sent again
-                continue
-            self._forget()
-            raise backend.rejection(reading, "the task")
-        raise AssertionError("unreachable: the second pass returns or raises")
+                self.claimed = True
+                if reading.verdict is _Verdict.RESULTS and self.accepted_at is None:
+                    self.accepted_at = sent
+                return reading
+            # an error entry for a submitted task is a refusal, not billed (HTTP 400 alone, or 200
+            # when other tasks of the same request went through)
+            refused = bool(request.references)
+            stale = refused and not fresh and _mentions_images(reading.error) \
+                and not all(backend.known_this_run(u) for u in uuids)
+            untag = refused and self.tagged and _about_reference_images(reading.error)
+            if not (stale or untag):
+                if not self.claimed:
+                    self._forget()
+                raise backend.rejection(reading, "the task")
+            if stale:
+                fresh = True  # a UUID Runware forgot, whatever its code says: upload afresh, send again
+            else:
+                self.tagged = False
+                backend.refuse_tags(request.model)
+            if not self.claimed:
+                # everything sent under this UUID was refused (a 400 is the same for every attempt
+                # of one body): the changed task goes under a new one
+                self.task_uuid = str(uuid.uuid4())
 
-    async def _wait(self, first_delay: float | None) -> _Reading:
-        """Poll getResponse until every take is in (RESULTS), or the API says FAILED or UNKNOWN."""
-        delay = self.settings.poll_initial if first_delay is None else first_delay
-        interval = self.settings.poll_initial
-        while True:
-            await self._slot()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            task = {"taskType": "getResponse", "taskUUID": self.task_uuid}
-            reading = _read(await self.backend.transport().call(task))
-            if reading.verdict in (_Verdict.FAILED, _Verdict.UNKNOWN):
-                return reading
+    async def _journal(self, **more: Any) -> None:
+        """Make the task durable before it leaves: a killed run finds it and asks about it."""
+        if self.journal is None:
+            return
+        # in a thread: two fsyncs take milliseconds on a busy disk, and on the event loop they
+        # would hold back every poll and answer of the other tasks in flight
+        await asyncio.to_thread(self.journal.begin, self.request.key, {
+            "task_uuid": self.task_uuid,
+            "model": self.request.model,
+            "sent_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "delivery": self.delivery,
+            "tagged": self.tagged,
+            **more,
+        })
+
+    # waiting
+
+    async def _await_results(self, *, asked: bool = False) -> None:
+        """Poll (batched with every other task in flight) until every take is in. A task Runware
+        does not know is sent again under its own UUID (it answers conflictTaskUUID if it had it)."""
+        poller = self.backend.transport().poller
+        resent = 0
+        since = None if asked else self.accepted_at
+        try:
+            while not self.complete:
+                await self._slot()
+                reading = _read(await poller.next(self.task_uuid, self.request.model, since=since))
+                verdict = reading.verdict
+                if verdict is _Verdict.RESULTS:
+                    self._collect(reading.items)
+                    continue
+                if verdict is _Verdict.FAILED:
+                    self._forget()
+                    raise self.backend.rejection(reading, "the task")
+                if verdict is _Verdict.EXPIRED:
+                    self._forget()
+                    raise TransientError(
+                        f"Runware no longer holds the results of task {self.task_uuid} (taskExpired): they were paid "
+                        "for and cannot be fetched; the next run generates this shot anew")
+                if resent >= 2:
+                    if verdict is _Verdict.GONE:  # it knows the UUID (conflict) but has no result: it failed
+                        self._forget()
+                        raise self.backend.rejection(reading, "the task")
+                    raise TransientError(f"Runware lost task {self.task_uuid}: it neither knows it nor takes it "
+                                         "again; its journal entry is kept, the next run asks again")
+                resent += 1
+                poller.done(self.task_uuid, finished=False)
+                again = await self._submit()  # same UUID: never billed twice
+                self._collect(again.items)
+                since = asyncio.get_running_loop().time()
+            poller.done(self.task_uuid, finished=self.accepted_at is not None and not asked)
+        except BaseException:
+            poller.done(self.task_uuid, finished=False)
+            raise
+
+    async def _recover(self) -> None:
+        """Resume a task from the journal: ask about it first, send it (same UUID) if unknown."""
+        if self.delivery == "async":
+            await self._await_results(asked=True)
+            return
+        # sync: Runware documents getResponse for async tasks only, but a service that can answer is asked
+        await self._slot()
+        reading = _read(await self.backend.transport().poller.next(self.task_uuid, self.request.model))
+        self.backend.transport().poller.done(self.task_uuid, finished=False)
+        if reading.verdict is _Verdict.RESULTS and (reading.items or reading.running):
             self._collect(reading.items)
-            if self.complete:
-                return reading
-            delay, interval = interval, min(interval * 1.5, self.settings.poll_max)
+            if not self.complete:
+                await self._await_results(asked=True)
+            return
+        if reading.verdict is _Verdict.FAILED:
+            self._forget()
+            raise self.backend.rejection(reading, "the task")
+        submitted = await self._submit()  # same UUID: if Runware had it, it says conflict
+        self._collect(submitted.items)
+        if not self.complete:
+            await self._sync_lost(submitted)
+
+    async def _sync_lost(self, submitted: _Reading) -> None:
+        """A sync task Runware took (a conflict, or an answer without our images): ask once;
+        when Runware will not say, the outcome is unknown and the task is never sent again."""
+        await self._slot()
+        poller = self.backend.transport().poller
+        reading = _read(await poller.next(self.task_uuid, self.request.model))
+        poller.done(self.task_uuid, finished=False)
+        if reading.verdict is _Verdict.RESULTS and (reading.items or reading.running):
+            self._collect(reading.items)
+            if not self.complete:
+                await self._await_results(asked=True)
+            return
+        if reading.verdict is _Verdict.FAILED:
+            self._forget()
+            raise self.backend.rejection(reading, "the task")
+        await self._journal(outcome="unknown")
+        raise TransientError(
+            f"the answer to sync task {self.task_uuid} was lost after Runware accepted it, and Runware keeps no "
+            "result of a sync task to ask for: it may have been paid for. It is not sent again (that could pay "
+            "twice); its journal entry is kept. Async delivery (the default) recovers from this; "
+            f"`shotflow render --force {self.request.node_id}` sends it anew, knowing it may pay twice")
 
     def _forget(self) -> None:
         """The task was refused or failed for good: nothing is pending for this key any more."""
         if self.journal is not None:
             self.journal.finish(self.request.key)
 
-    async def _image(self, item: dict[str, Any]) -> Image:
+    async def _image(self, item: dict[str, Any], cost: float | None) -> Image:
         image_uuid = item.get("imageUUID")
         try:
             if item.get("imageBase64Data"):
@@ -781,12 +811,11 @@ class _Call:
             raise BackendError(f"Runware sent image {image_uuid} with broken base64 data") from exc
         if _mime(data) not in ("image/png", "image/jpeg", "image/webp"):
             raise BackendError(f"Runware's image {image_uuid} is not a PNG, JPEG or WEBP file")
-        cost = item.get("cost")
         seed = item.get("seed")
         return Image(
             data=data,
-            seed=int(seed) if isinstance(seed, (int, float)) else None,
+            seed=int(seed) if isinstance(seed, (int, float)) and not isinstance(seed, bool) else None,
             remote_id=str(image_uuid),
             url=item.get("imageURL"),
-            cost=float(cost) if isinstance(cost, (int, float)) else None,
+            cost=cost,
         )

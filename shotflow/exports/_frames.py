@@ -2,15 +2,15 @@
 
     storyboard.yaml ─► Project ─► plan (fresh / render)  ┐
     NAME.lock ─────────► key, outputs, pick, cost        ├─► Sequence
-    .shotflow/status.json ─► failed / skipped + message  │     ├── panels {id: Panel}   story order
+    .shotflow/NAME.status.json ─► failed / skipped + message  │     ├── panels {id: Panel}   story order
     renders/… or .shotflow/objects/… ─► Take.path        ┘     └── scenes (SceneView: info, panels)
 
     Panel(spec, state, message, takes=(Take(1, path, sha256), …), pick, key, cost)
 
 Exports never generate: a node with no frame is a Panel whose ``picked`` is None,
-and each export draws a placeholder for it. Reading is cheap: no image is decoded
-here, and a frame in renders/ is checked against the lock through the stat index
-(hashed only when its size, mtime or inode changed).
+and each export draws a placeholder for it. No image is decoded here, but every frame
+used is hashed against the lock (never trusted by its size and mtime: a flipped byte is
+caught even when its mtime was restored), in renders/ first, else in the cache.
 """
 
 from __future__ import annotations
@@ -155,10 +155,11 @@ def read_sequence(project: Project, *, cache_dir: Path | None = None) -> Sequenc
     from ..render import read_status
     from ..store import LockFile, open_store
 
-    plan = make_plan(project, cache_dir=cache_dir)
+    # every frame an export uses is hashed, not trusted by its size and mtime (bit rot)
+    store = open_store(project.root, cache_dir, verify=True)
+    plan = make_plan(project, cache_dir=cache_dir, store=store)
     lock = LockFile.read(project.lock_path)
     status = read_status(project.path)
-    store = open_store(project.root, cache_dir)
     numbers = _numbers(project)
     panels: dict[str, Panel] = {}
     for node_id, spec in project.nodes.items():

@@ -9,7 +9,8 @@ In-process::
 
 As a process (prints its URL as the first line of stdout, serves until SIGTERM/SIGINT)::
 
-    python -m shotflow.testing.emulator --port 0 [--latency SECONDS] [--api-key KEY]
+    python -m shotflow.testing.emulator --port 0 [--latency SECONDS] [--api-key KEY] [--strict]
+                                        [--capacity N] [--refuse-tags] [--concurrency N]
 
 What it answers on ``POST /v1`` (a JSON array of tasks, ``Authorization: Bearer KEY``)::
 
@@ -28,10 +29,36 @@ What it answers on ``POST /v1`` (a JSON array of tasks, ``Authorization: Bearer 
 ``GET /images/<imageUUID>.<ext>`` serves every image it generated or was given; these are the
 ``imageURL`` it hands out.
 
-Behaviour worth knowing when writing tests against it:
+Two modes. The default (lenient) one is convenient for tests of shotflow itself: it checks tasks
+with shotflow's own model schemas and lets any task be polled. **Strict mode**
+(``Emulator(strict=True)``, ``--strict``) follows Runware's documentation
+(``/work/shared/runware/``, API-NOTES.md and the two model specs), not shotflow's assumptions,
+so that it can catch where shotflow and the real service differ:
 
-- Every ``imageInference`` task is validated with ``catalog.task_errors`` (the model schemas in
-  ``schemas/models/``), like the real service validates its parameters.
+- tasks are checked by hand-written rules taken from the model specs (``_strict_task_errors``),
+  not with ``schemas/models/``: unknown parameters, types, ranges, the size table, UUID v4 task
+  ids, ``inputs.referenceImages`` (strings; Runway's ``{image, tag}`` objects unless
+  ``refuse_tags``), at most 3 references, Turbo's required reference;
+- a sync task is not pollable: ``getResponse`` does not know it (``taskNotFound``), even though
+  resending its UUID still answers ``conflictTaskUUID``;
+- an async task that fails is a ``data`` item ``{"status": "error", "error": {...}}``, not an
+  entry of ``errors``; a task still running is a progress item without a ``status`` and
+  without an image, but with the imageUUID of the result being worked on
+  (``{"taskType", "taskUUID", "imageUUID", "progress": 40}``): not a finished result;
+- the results of a task with ``numberResults`` > 1 finish one after another, so they arrive
+  over several polls;
+- at most ``capacity`` requests are handled at once (default 15, the older SDK's own cap):
+  beyond that, HTTP 429 with ``Retry-After``;
+- uploaded images are stored at most 2048 px a side (downscaled, as Runware does);
+  ``expire_uploads()`` forgets them, after which a task naming one is refused with a 400 whose
+  code is not the lenient mode's;
+- ``refuse_tags=True``: a task with ``{image, tag}`` references is refused with a 400 about
+  ``inputs.referenceImages`` (the spec types it as an array of strings).
+
+Behaviour worth knowing when writing tests against it (both modes unless said):
+
+- Lenient mode validates every ``imageInference`` task with ``catalog.task_errors`` (the model
+  schemas in ``schemas/models/``).
 - Images are deterministic: the pixels are a function of (model, prompt, width, height, the bytes
   of each reference image, seed), and the seed of result *i* is derived from the first four plus
   *i*. The same task sent twice gives the same bytes (and new imageUUIDs).
@@ -40,33 +67,39 @@ Behaviour worth knowing when writing tests against it:
   unknown UUID is HTTP 400 with parameter ``inputs.referenceImages`` (see ``forget_images()``).
   Other URLs are not fetched (no network): the URL text stands in for the image's bytes.
 - A ``taskUUID`` it has seen before is answered with code ``conflictTaskUUID`` and not billed
-  again; the first task keeps running and can be polled with getResponse (sync tasks too).
+  again; the first task keeps running (lenient mode: it can be polled with getResponse, sync
+  tasks too; strict mode: async tasks only).
 - Latency is per task and concurrent: a task finishes ``latency`` seconds after its request
   arrived, however many other tasks run. ``concurrency`` caps tasks in flight; excess tasks
-  queue (as Runware's per-model queues do) and their clock starts when they get a slot; they
-  are never refused with 429 (inject a ``Fault.status(429)`` for that).
+  queue (as Runware's per-model queues do) and their clock starts when they get a slot.
 - Billing happens when a task is accepted: ``price_per_image × numberResults`` from the catalog.
-  With ``balance`` set, a task that would overdraw it is refused with HTTP 402.
+  With ``balance`` set, a task that would overdraw it is refused with HTTP 402. ``stats.billed_images``
+  counts the images billed per task UUID (a task is never billed twice).
 - Faults (``Fault``) are armed with ``inject()`` and fire on the next matching requests (request
-  faults) or tasks (``task_error``, ``conflict``). Tasks of a faulted request still count as
-  received in ``stats``.
+  faults) or tasks (``task_error``, ``conflict``); with ``probability`` they fire at random
+  (seeded by ``Emulator(seed=...)``). Tasks of a faulted request still count as received in
+  ``stats``.
 - Not emulated: webhooks, ``uploadEndpoint``, ``ttl`` expiry, WebSockets.
 
 Test controls::
 
-    Emulator(latency=0.0, api_key=None, concurrency=None, balance=None, host="127.0.0.1", port=0)
+    Emulator(latency=0.0, api_key=None, concurrency=None, balance=None, host="127.0.0.1", port=0,
+             strict=False, capacity=None, retry_after=1.0, refuse_tags=False, cost_per_task=False, seed=0)
     emu.url, emu.base_url            "http://127.0.0.1:PORT/v1", "http://127.0.0.1:PORT"
-    emu.inject(fault, times=1, task_type=None)     times=None: until clear_faults()
+    emu.inject(fault, times=1, task_type=None, probability=1.0)   times=None: until clear_faults()
         Fault.status(429, retry_after=1 | "Wed, 21 Oct 2026 07:28:00 GMT", message=..., parameter=...)
         Fault.slow(seconds)                        accepted at once, answered late
         Fault.drop(after_accept=False)             connection closed without an answer
         Fault.malformed(after_accept=False)        200 with a body that is not JSON
-        Fault.task_error(match, message, code=...) one task of a batch fails (prompt substring or UUID)
+        Fault.task_error(match, message, code=..., parameter=..., extra={...})
+                                                   one task of a batch fails (prompt substring or UUID)
         Fault.conflict()                           accepted and billed, answered conflictTaskUUID
         task_type: "imageInference" | "imageUpload" | "getResponse" | "download" (GET /images/...)
-    emu.clear_faults(), emu.forget_images(), emu.reset() (counters), emu.balance
+    emu.clear_faults(), emu.forget_images(), emu.expire_uploads(), emu.expire_results(),
+    emu.reset() (counters), emu.balance
     emu.stats → Stats(requests, tasks={taskType: n}, batch_sizes, billed, billed_tasks, images,
-                      cost, uploads, downloads, faults, bodies=(every task received, as sent))
+                      billed_images={taskUUID: n}, cost, uploads, downloads, faults, throttled,
+                      max_in_flight, bodies=(every task received, as sent), upload_sizes)
 """
 
 from __future__ import annotations
@@ -150,7 +183,8 @@ class Fault:
     match: str | None = None
     message: str = ""
     code: str = ""
-    parameter: str | None = None
+    parameter: str | list[str] | None = None
+    extra: tuple[tuple[str, Any], ...] = ()  # task_error: more fields of the error entry
 
     @classmethod
     def status(
@@ -180,14 +214,22 @@ class Fault:
 
     @classmethod
     def task_error(
-        cls, match: str, message: str = "the provider failed to generate the image", *, code: str = "providerError"
+        cls,
+        match: str,
+        message: str = "the provider failed to generate the image",
+        *,
+        code: str = "providerError",
+        parameter: str | list[str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> Fault:
         """Fail tasks whose positivePrompt contains ``match`` (or whose taskUUID is ``match``).
 
         The task is accepted, not billed, and fails when it would have finished: in the answer
-        of a sync request, or in getResponse for an async one.
+        of a sync request, or in getResponse for an async one. ``parameter`` (a string or a
+        list) and ``extra`` fields go into the error entry as given.
         """
-        return cls(FaultKind.TASK_ERROR, match=match, message=message, code=code)
+        fields = tuple(sorted((extra or {}).items()))
+        return cls(FaultKind.TASK_ERROR, match=match, message=message, code=code, parameter=parameter, extra=fields)
 
     @classmethod
     def conflict(cls) -> Fault:
@@ -200,6 +242,7 @@ class _Armed:
     fault: Fault
     remaining: int | None  # None: until clear_faults()
     task_type: str | None  # None: any POST /v1; "download": GET /images/...
+    probability: float = 1.0  # the chance that a matching request (or task) fires it
 
 
 # ── stats ───────────────────────────────────────────────────────────────────────────────────
@@ -215,11 +258,15 @@ class Stats:
     billed: int = 0  # imageInference tasks billed (each at most once)
     billed_tasks: tuple[str, ...] = ()  # their taskUUIDs, in billing order
     images: int = 0  # images billed
+    billed_images: dict[str, int] = field(default_factory=dict)  # taskUUID → images billed for it
     cost: float = 0.0  # USD billed
     uploads: int = 0  # imageUpload tasks accepted
     downloads: int = 0  # GET /images/... answered with an image
     faults: int = 0  # injected faults that fired
+    throttled: int = 0  # requests answered 429 because ``capacity`` requests were in flight
+    max_in_flight: int = 0  # the most POST /v1 requests it was handling at once
     bodies: tuple[dict[str, Any], ...] = ()  # every task received, as sent, in arrival order
+    upload_sizes: tuple[tuple[int, int], ...] = ()  # (width, height) of each image uploaded, as received
 
 
 @dataclass
@@ -229,11 +276,15 @@ class _Counters:
     batch_sizes: list[int] = field(default_factory=list)
     billed_tasks: list[str] = field(default_factory=list)
     images: int = 0
+    billed_images: Counter = field(default_factory=Counter)
     cost: float = 0.0
     uploads: int = 0
     downloads: int = 0
     faults: int = 0
+    throttled: int = 0
+    max_in_flight: int = 0
     bodies: list[dict[str, Any]] = field(default_factory=list)
+    upload_sizes: list[tuple[int, int]] = field(default_factory=list)
 
     def snapshot(self) -> Stats:
         return Stats(
@@ -243,11 +294,15 @@ class _Counters:
             billed=len(self.billed_tasks),
             billed_tasks=tuple(self.billed_tasks),
             images=self.images,
+            billed_images=dict(self.billed_images),
             cost=round(self.cost, 6),
             uploads=self.uploads,
             downloads=self.downloads,
             faults=self.faults,
+            throttled=self.throttled,
+            max_in_flight=self.max_in_flight,
             bodies=tuple(self.bodies),
+            upload_sizes=tuple(self.upload_sizes),
         )
 
 
@@ -273,16 +328,24 @@ class _Stored:
     data: bytes
     ext: str
     mime: str
+    uploaded: bool = False  # given by an imageUpload (expire_uploads forgets these)
 
 
 @dataclass
 class _Job:
-    """One accepted imageInference task; ``items``/``error`` are published when it finishes."""
+    """One accepted imageInference task; ``items``/``error`` are published as it goes: its
+    results one by one (strict mode) or all at once, then ``done``."""
 
     task: dict[str, Any]
     done: threading.Event = field(default_factory=threading.Event)
     items: list[dict[str, Any]] = field(default_factory=list)
     error: dict[str, Any] | None = None
+    started: float = field(default_factory=time.monotonic)
+    expired: bool = False  # expire_results(): polls answer taskExpired
+
+    @property
+    def sync(self) -> bool:
+        return self.task.get("deliveryMethod", "sync") != "async"
 
 
 @dataclass
@@ -326,12 +389,22 @@ def _error_entry(
 # ── the emulator ────────────────────────────────────────────────────────────────────────────
 
 
+STRICT_CAPACITY = 15  # requests handled at once in strict mode unless ``capacity`` says otherwise
+STRICT_STALE_CODE = "referenceImageNotFound"  # strict mode's answer to a reference it does not know
+
+
 class Emulator:
     """A Runware REST API on ``127.0.0.1``; use it as a context manager or ``start()``/``stop()``.
 
     ``latency``: seconds each inference task takes. ``api_key``: the one key accepted (None: any
     non-empty key). ``concurrency``: inference tasks in flight at once (None: no limit; excess
     tasks queue). ``balance``: USD that may be spent (None: no limit); then tasks answer 402.
+    ``strict``: follow Runware's documentation rather than shotflow's assumptions (see the module
+    docstring). ``capacity``: POST requests handled at once, beyond which it answers 429 with
+    ``Retry-After: retry_after`` (None: no limit; strict mode: 15). ``refuse_tags``: refuse
+    ``{image, tag}`` references with a 400. ``cost_per_task``: each result's ``cost`` is the
+    whole task's (an ambiguity of the docs a client must survive). ``seed``: of the random
+    faults (``inject(..., probability=p)``).
     """
 
     def __init__(
@@ -343,8 +416,15 @@ class Emulator:
         balance: float | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        strict: bool = False,
+        capacity: int | None = None,
+        retry_after: float = 1.0,
+        refuse_tags: bool = False,
+        cost_per_task: bool = False,
+        seed: int = 0,
     ):
         self.latency = latency
+        self.strict = strict
         self._api_key = api_key
         self._slots = threading.BoundedSemaphore(concurrency) if concurrency else None
         self._balance = balance
@@ -358,10 +438,17 @@ class Emulator:
         self._server: _Server | None = None
         self._images_base = ""
         self._thread: threading.Thread | None = None
+        self.capacity = capacity if capacity is not None else (STRICT_CAPACITY if strict else None)
+        self.retry_after = retry_after
+        self.refuse_tags = refuse_tags
+        self.cost_per_task = cost_per_task
+        self._in_flight = 0
+        self._random = random.Random(seed)
 
     def __repr__(self) -> str:
         state = self.url if self._server else "stopped"
-        return f"Emulator({state}, latency={self.latency:g})"
+        mode = ", strict" if self.strict else ""
+        return f"Emulator({state}, latency={self.latency:g}{mode})"
 
     # life cycle
 
@@ -421,19 +508,23 @@ class Emulator:
         with self._lock:
             return None if self._balance is None else round(self._balance - self._spent, 6)
 
-    def inject(self, fault: Fault, *, times: int | None = 1, task_type: str | None = None) -> None:
+    def inject(self, fault: Fault, *, times: int | None = 1, task_type: str | None = None,
+               probability: float = 1.0) -> None:
         """Arm ``fault`` for the next ``times`` matching requests (or tasks; None: until cleared).
 
         Request faults match any ``POST /v1`` (``task_type=None``), only requests holding a task of
         ``task_type``, or image downloads (``task_type="download"``). Task faults (task_error,
-        conflict) match imageInference tasks unless ``task_type`` says otherwise.
+        conflict) match imageInference tasks unless ``task_type`` says otherwise. With
+        ``probability`` below 1, a matching request fires it only that often (seeded: ``seed``).
         """
         if fault.kind.per_task and task_type is None:
             task_type = "imageInference"
         if task_type == "download" and fault.kind.per_task:
             raise ValueError(f"{fault.kind.value} faults apply to tasks, not to downloads")
+        if not 0.0 < probability <= 1.0:
+            raise ValueError("probability must be above 0 and at most 1")
         with self._lock:
-            self._faults.append(_Armed(fault, times, task_type))
+            self._faults.append(_Armed(fault, times, task_type, probability))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -444,13 +535,28 @@ class Emulator:
         with self._lock:
             self._images.clear()
 
+    def expire_uploads(self) -> int:
+        """Forget every uploaded image (Runware deletes an upload 30 days after its last use);
+        generated images stay. Returns how many were forgotten."""
+        with self._lock:
+            gone = [name for name, stored in self._images.items() if stored.uploaded]
+            for name in gone:
+                del self._images[name]
+        return len(gone)
+
+    def expire_results(self) -> None:
+        """Forget the results of every task so far: polling one answers ``taskExpired``."""
+        with self._lock:
+            for job in self._jobs.values():
+                job.expired = True
+
     # faults
 
     def _take_fault(self, matches: Any) -> Fault | None:
         """The first armed fault for which ``matches(armed)`` holds, counting it as fired."""
         with self._lock:
             for armed in self._faults:
-                if matches(armed):
+                if matches(armed) and (armed.probability >= 1.0 or self._random.random() < armed.probability):
                     if armed.remaining is not None:
                         armed.remaining -= 1
                         if armed.remaining <= 0:
@@ -480,6 +586,25 @@ class Emulator:
     # HTTP
 
     def _post(self, handler: _Handler) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self._counters.max_in_flight = max(self._counters.max_in_flight, self._in_flight)
+            busy = self.capacity is not None and self._in_flight > self.capacity
+        try:
+            if busy:
+                handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+                with self._lock:
+                    self._counters.requests += 1
+                    self._counters.throttled += 1
+                message = f"too many requests in flight (at most {self.capacity}): retry after {self.retry_after:g} s"
+                return _reply_json(handler, 429, {"errors": [_error_entry("tooManyRequests", message, None, None)]},
+                                   {"Retry-After": f"{self.retry_after:g}"})
+            self._handle_post(handler)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _handle_post(self, handler: _Handler) -> None:
         arrived = handler.arrived  # the latency clock of its tasks starts here
         raw = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
         with self._lock:
@@ -580,13 +705,26 @@ class Emulator:
                 answer.data.extend(job.items)
         return answer
 
-    def _accept(self, task: dict[str, Any], arrived: float) -> tuple[_Job, bool]:
-        """Validate, bill and start one inference task; (job, answer-with-conflict)."""
+    def _check(self, task: dict[str, Any]) -> None:
+        """Refuse an inference task as the mode says: shotflow's schemas, or Runware's docs."""
+        if self.strict:
+            problems = _strict_task_errors(task, refuse_tags=self.refuse_tags)
+            if problems:
+                parameters = list(dict.fromkeys(parameter for parameter, _ in problems))
+                parameter = parameters[0] if len(parameters) == 1 else parameters
+                raise _Refused(400, "invalidParameter", "; ".join(message for _, message in problems), parameter)
+            return
+        if self.refuse_tags and _tagged(task):
+            raise _tags_refused()
         problems = catalog.task_errors(task)
         if problems:
             parameters = list(dict.fromkeys(_parameter(problem) for problem in problems))
             parameter = parameters[0] if len(parameters) == 1 else parameters
             raise _Refused(400, "invalidParameter", "; ".join(problems), parameter)
+
+    def _accept(self, task: dict[str, Any], arrived: float) -> tuple[_Job, bool]:
+        """Validate, bill and start one inference task; (job, answer-with-conflict)."""
+        self._check(task)
         references = self._references(task)
         task_uuid = task["taskUUID"]
         price = catalog.models()[task["model"]].price_per_image
@@ -597,7 +735,7 @@ class Emulator:
             fault = self._task_fault(task)
             failure = None
             if fault is not None and fault.kind is FaultKind.TASK_ERROR:
-                failure = _error_entry(fault.code, fault.message, None, task)
+                failure = {**_error_entry(fault.code, fault.message, fault.parameter, task), **dict(fault.extra)}
             else:
                 cost = price * results
                 left = None if self._balance is None else self._balance - self._spent
@@ -607,6 +745,7 @@ class Emulator:
                 self._spent += cost
                 self._counters.billed_tasks.append(task_uuid)
                 self._counters.images += results
+                self._counters.billed_images[task_uuid] += results
                 self._counters.cost += cost
             job = _Job(task)
             self._jobs[task_uuid] = job
@@ -637,6 +776,9 @@ class Emulator:
             with self._lock:
                 stored = self._images.get(image_uuid)
             if stored is None:
+                if self.strict:  # another code, and the parameter as a path list: a client must not rely on either
+                    message = f"The image {image_uuid} could not be found."
+                    raise _Refused(400, STRICT_STALE_CODE, message, parameter.split("."))
                 message = f"unknown imageUUID {image_uuid}: it may have expired; upload the image again"
                 raise _Refused(400, "invalidImageUUID", message, parameter)
             return stored.data
@@ -649,11 +791,16 @@ class Emulator:
         kind = _sniff(data)
         if kind is None and not str(task.get("image", "")).startswith(("http://", "https://")):
             raise _Refused(400, "invalidImage", "the image is not a PNG, JPEG, WEBP, GIF or BMP file", "image")
+        size = _image_size(data) if kind else None
+        if self.strict and size is not None and max(size) > MAX_UPLOAD_SIDE:
+            data, kind = _downscale(data), ("png", "image/png")  # Runware keeps at most 2048 px a side
         ext, mime = kind or ("bin", "application/octet-stream")
         image_uuid = str(uuid.uuid4())
         with self._lock:
-            self._images[image_uuid] = _Stored(data, ext, mime)
+            self._images[image_uuid] = _Stored(data, ext, mime, uploaded=True)
             self._counters.uploads += 1
+            if size is not None:
+                self._counters.upload_sizes.append(size)
         return {
             "taskType": "imageUpload",
             "taskUUID": task.get("taskUUID"),
@@ -664,15 +811,36 @@ class Emulator:
     def _poll(self, task: dict[str, Any], answer: _Answer) -> None:
         with self._lock:
             job = self._jobs.get(str(task.get("taskUUID")))
+            if job is not None and self.strict and job.sync:
+                job = None  # Runware documents getResponse for async tasks only
+            items = list(job.items) if job is not None else []
+            error, done, expired = (job.error, job.done.is_set(), job.expired) if job is not None else (None, False, False)
         if job is None:
             raise _Refused(400, "taskNotFound", f"no task with taskUUID {task.get('taskUUID')} is known", "taskUUID")
-        if not job.done.is_set():
-            answer.data.append({"taskType": "imageInference", "taskUUID": job.task["taskUUID"], "status": "processing"})
-        elif job.error is not None:
-            answer.errors.append({**job.error, "status": "error"})
-            answer.statuses.append(400)
-        else:
-            answer.data.extend({**item, "status": "success"} for item in job.items)
+        if expired:
+            raise _Refused(400, "taskExpired", f"the results of task {task.get('taskUUID')} have expired", "taskUUID")
+        head = {"taskType": "imageInference", "taskUUID": job.task["taskUUID"]}
+        if not self.strict:
+            if not done:
+                answer.data.append({**head, "status": "processing"})
+            elif error is not None:
+                answer.errors.append({**error, "status": "error"})
+                answer.statuses.append(400)
+            else:
+                answer.data.extend({**item, "status": "success"} for item in items)
+            return
+        # strict: what is finished so far, a progress item (no status) while more is to come, and
+        # a failure as a data item with status "error"
+        answer.data.extend({**item, "status": "success"} for item in items)
+        if error is not None:
+            answer.data.append({**head, "status": "error", "error": error})
+        elif not done:
+            wanted = int(job.task.get("numberResults", 1))
+            elapsed = time.monotonic() - job.started
+            progress = min(99, int(100 * max(len(items) / wanted, elapsed / self.latency if self.latency else 0)))
+            # the image being worked on has a UUID already, but no image yet: not a finished result
+            working = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{job.task['taskUUID']}/{len(items)}"))
+            answer.data.append({**head, "imageUUID": working, "progress": progress})
 
     def _run(
         self, job: _Job, references: tuple[str, ...], price: float, failure: dict[str, Any] | None, arrived: float
@@ -681,11 +849,19 @@ class Emulator:
         if self._slots is not None and not self._slots.acquire(blocking=False):
             self._slots.acquire()  # queued behind other tasks: its clock starts now
             started = time.monotonic()
+        job.started = started
         try:
             # draw in the quiet middle of the wait, not while the burst of requests that brought
             # this task (and their clients) still needs the GIL: that keeps latency what it says
             time.sleep(max(0.0, started + self.latency / 4 - time.monotonic()))
             items = [] if failure else self._generate(job.task, references, price)
+            if self.strict and len(items) > 1:
+                # results finish one after another: the last at ``latency``, the first at half of it
+                for index, item in enumerate(items):
+                    due = started + self.latency * (0.5 + 0.5 * (index + 1) / len(items))
+                    time.sleep(max(0.0, due - time.monotonic()))
+                    with self._lock:
+                        job.items.append(item)
             time.sleep(max(0.0, started + self.latency - time.monotonic()))
             with self._lock:
                 job.items = items
@@ -725,7 +901,7 @@ class Emulator:
             else:
                 item["imageURL"] = f"{self._images_base}/images/{image_uuid}.{ext}"
             if task.get("includeCost"):
-                item["cost"] = price
+                item["cost"] = round(price * int(task.get("numberResults", 1)), 6) if self.cost_per_task else price
             items.append(item)
         return items
 
@@ -763,6 +939,147 @@ def _sniff(data: bytes) -> tuple[str, str] | None:
     if data.startswith(b"BM"):
         return "bmp", "image/bmp"
     return None
+
+
+MAX_UPLOAD_SIDE = 2048  # Runware stores an uploaded image at most this many pixels a side
+
+
+def _image_size(data: bytes) -> tuple[int, int] | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError):
+        return None
+
+
+def _downscale(data: bytes) -> bytes:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        image.thumbnail((MAX_UPLOAD_SIDE, MAX_UPLOAD_SIDE), Image.LANCZOS)
+        out = io.BytesIO()
+        image.save(out, "PNG")
+    return out.getvalue()
+
+
+def _tagged(task: dict[str, Any]) -> bool:
+    refs = task.get("referenceImages")
+    if refs is None:
+        refs = (task.get("inputs") or {}).get("referenceImages") if isinstance(task.get("inputs"), dict) else None
+    return isinstance(refs, list) and any(isinstance(ref, dict) for ref in refs)
+
+
+def _tags_refused() -> _Refused:
+    message = "Invalid value for referenceImages: expected an array of strings (UUID, URL, data URI or base64)."
+    return _Refused(400, "invalidReferenceImages", message, "inputs.referenceImages")
+
+
+# ── strict mode: Runware's rules, written from the model specs (not from shotflow's schemas) ──
+
+_STRICT_SIZES = {
+    (1920, 1080), (1080, 1920), (1024, 1024), (1360, 768), (1080, 1080), (1168, 880), (1440, 1080), (1080, 1440),
+    (1808, 768), (2112, 912), (1280, 720), (720, 1280), (720, 720), (960, 720), (720, 960), (1680, 720),
+}  # the same 16 for both models (runway-gen-4-image.md, runway-gen-4-image-turbo.md)
+_STRICT_MODELS = {"runway:4@1": (0, 3), "runway:4@2": (1, 3)}  # (least, most) reference images
+_STRICT_PARAMETERS = {
+    "taskType", "taskUUID", "outputType", "outputFormat", "outputQuality", "webhookURL", "deliveryMethod",
+    "uploadEndpoint", "safety", "ttl", "includeCost", "numberResults", "inputs", "model", "positivePrompt",
+    "width", "height", "providerSettings",
+    "referenceImages",  # the spec's own examples for runway:4@1 put it at the top level (API-NOTES.md)
+}
+_UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.IGNORECASE)
+_TAG = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,15}$")
+
+
+def _strict_task_errors(task: dict[str, Any], *, refuse_tags: bool = False) -> list[tuple[str, str]]:
+    """(parameter, message) for each way ``task`` breaks the model spec, as Runware documents it."""
+    problems: list[tuple[str, str]] = []
+
+    def need(ok: bool, parameter: str, message: str) -> None:
+        if not ok:
+            problems.append((parameter, message))
+
+    def integer(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    def uri(value: Any) -> bool:
+        return isinstance(value, str) and re.match(r"^https?://[^\s/]+", value) is not None
+
+    for name in sorted(set(task) - _STRICT_PARAMETERS):
+        problems.append((name, f"unknown parameter {name}"))
+    model = task.get("model")
+    need(model in _STRICT_MODELS, "model", f"model must be one of {', '.join(_STRICT_MODELS)}")
+    need(isinstance(task.get("taskUUID"), str) and bool(_UUID4.match(task.get("taskUUID") or "")),
+         "taskUUID", "taskUUID must be a UUID v4")
+    prompt = task.get("positivePrompt")
+    need(isinstance(prompt, str) and 1 <= len(prompt) <= 1000, "positivePrompt",
+         "positivePrompt must be a string of 1 to 1000 characters")
+    if "width" in task or "height" in task:
+        size = (task.get("width"), task.get("height"))
+        need(all(integer(v) for v in size) and size in _STRICT_SIZES, "width",
+             "width and height must be used together and be one of the supported dimensions")
+    for name, allowed in (("outputType", ("URL", "base64Data", "dataURI")), ("outputFormat", ("JPG", "PNG", "WEBP")),
+                          ("deliveryMethod", ("sync", "async"))):
+        if name in task:
+            need(task[name] in allowed, name, f"{name} must be one of {', '.join(allowed)}")
+    if "outputQuality" in task:
+        need(integer(task["outputQuality"]) and 20 <= task["outputQuality"] <= 99, "outputQuality",
+             "outputQuality must be an integer from 20 to 99")
+    for name in ("webhookURL", "uploadEndpoint"):
+        if name in task:
+            need(uri(task[name]), name, f"{name} must be a URI")
+    if "ttl" in task:
+        need(integer(task["ttl"]) and task["ttl"] >= 60, "ttl", "ttl must be an integer of at least 60")
+    if "includeCost" in task:
+        need(isinstance(task["includeCost"], bool), "includeCost", "includeCost must be a boolean")
+    if "numberResults" in task:
+        need(integer(task["numberResults"]) and 1 <= task["numberResults"] <= 20, "numberResults",
+             "numberResults must be an integer from 1 to 20")
+    if "safety" in task:
+        safety = task["safety"]
+        ok = isinstance(safety, dict) and set(safety) <= {"checkContent", "mode"} \
+            and isinstance(safety.get("checkContent", False), bool) and safety.get("mode", "none") in ("none", "fast")
+        need(ok, "safety", "safety takes checkContent (a boolean) and mode (none or fast)")
+    if "providerSettings" in task:
+        settings = task["providerSettings"]
+        runway = settings.get("runway") if isinstance(settings, dict) else None
+        moderation = runway.get("contentModeration") if isinstance(runway, dict) else None
+        ok = isinstance(settings, dict) and set(settings) <= {"runway"} and isinstance(runway, dict) \
+            and set(runway) <= {"contentModeration"} and isinstance(moderation, dict) \
+            and set(moderation) <= {"publicFigureThreshold"} \
+            and moderation.get("publicFigureThreshold", "auto") in ("auto", "low")
+        need(ok, "providerSettings.runway.contentModeration.publicFigureThreshold",
+             "providerSettings.runway.contentModeration.publicFigureThreshold must be auto or low")
+    inputs = task.get("inputs")
+    if inputs is not None:
+        need(isinstance(inputs, dict) and set(inputs) <= {"referenceImages"}, "inputs",
+             "inputs takes referenceImages only")
+    top = task.get("referenceImages")
+    refs = top if top is not None else (inputs or {}).get("referenceImages") if isinstance(inputs, dict) else None
+    parameter = "referenceImages" if top is not None else "inputs.referenceImages"
+    if refs is not None:
+        if not isinstance(refs, list):
+            problems.append((parameter, f"{parameter} must be an array"))
+            refs = []
+        for ref in refs:
+            if isinstance(ref, dict):
+                if refuse_tags:
+                    problems.append((parameter, _tags_refused().message))
+                    break
+                ok = set(ref) <= {"image", "tag"} and isinstance(ref.get("image"), str) and bool(ref.get("image")) \
+                    and ("tag" not in ref or (isinstance(ref["tag"], str) and bool(_TAG.match(ref["tag"]))))
+                need(ok, parameter, f"{parameter}: a tagged reference is {{image, tag}}, "
+                                    "the tag 3 to 16 letters and digits starting with a letter")
+            else:
+                need(isinstance(ref, str) and bool(ref), parameter, f"{parameter} must be an array of strings")
+    if model in _STRICT_MODELS:
+        least, most = _STRICT_MODELS[model]
+        count = len(refs) if isinstance(refs, list) else 0
+        need(count <= most, parameter, f"{model} takes at most {most} reference images")
+        need(count >= least, "inputs.referenceImages", f"{model} requires inputs.referenceImages")
+    return problems
 
 
 # ── HTTP plumbing ───────────────────────────────────────────────────────────────────────────
@@ -957,6 +1274,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", default=None, help="the only key accepted (default: any non-empty key)")
     parser.add_argument("--concurrency", type=int, default=None, help="inference tasks in flight; more queue")
     parser.add_argument("--balance", type=float, default=None, help="USD that may be spent; then 402")
+    parser.add_argument("--strict", action="store_true",
+                        help="follow Runware's documentation, not shotflow's assumptions (see the module docstring)")
+    parser.add_argument("--capacity", type=int, default=None,
+                        help=f"requests handled at once, then 429 (default: none; --strict: {STRICT_CAPACITY})")
+    parser.add_argument("--retry-after", type=float, default=1.0, help="seconds a 429 asks to wait (default 1)")
+    parser.add_argument("--refuse-tags", action="store_true", help="refuse {image, tag} references with a 400")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -969,6 +1292,10 @@ def main(argv: list[str] | None = None) -> int:
         balance=args.balance,
         host=args.host,
         port=args.port,
+        strict=args.strict,
+        capacity=args.capacity,
+        retry_after=args.retry_after,
+        refuse_tags=args.refuse_tags,
     )
     with emulator:
         print(emulator.url, flush=True)
