@@ -66,7 +66,8 @@ def test_the_public_api_is_small_and_complete():
     import shotflow
 
     assert set(shotflow.__all__) == {"__version__", "Project", "NodeSpec", "Plan", "RenderOptions", "Summary",
-                                     "ShotflowError", "InputError", "load_project", "plan", "render"}
+                                     "ShotflowError", "InputError", "Reporter", "PlainReporter", "JsonReporter",
+                                     "Outcome", "load_project", "plan", "render"}
     for name in shotflow.__all__:
         assert getattr(shotflow, name) is not None
 
