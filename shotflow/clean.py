@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from ._text import counted
 from .errors import UsageError
 from .load import display_path
 from .store import open_store
@@ -61,7 +62,7 @@ def clean(storyboard: Path, what: str, *, cache_dir: Path | None = None, dry_run
             continue
         files, total = _size(target)
         verb = "would remove" if dry_run else "removed"
-        lines.append(f"{verb} {display_path(target)}/ ({files} files, {_human(total)})")
+        lines.append(f"{verb} {display_path(target)}/ ({counted(files, 'file')}, {_human(total)})")
         if not dry_run:
             shutil.rmtree(target)
     if paid:

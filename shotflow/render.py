@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ._text import counted
 from .errors import BudgetError, ConfigError, LockedError, ShotflowError, did_you_mean
 from .report import Reporter, RunStart, Summary
 from .resolve import NodeStatus, Outcome
@@ -264,7 +265,7 @@ class Session:
                                   hint="run without --locked to render and update the lock")
         to_render = [n for n in self.plan.nodes.values() if n.status is Status.RENDER]
         if self.options.max_cost is not None and self.plan.cost > self.options.max_cost + 1e-9:
-            raise BudgetError(f"this render would cost about ${self.plan.cost:.2f} ({len(to_render)} nodes) "
+            raise BudgetError(f"this render would cost about ${self.plan.cost:.2f} ({counted(len(to_render), 'node')}) "
                               f"and --max-cost is ${self.options.max_cost:.2f}; nothing was spent",
                               hint="raise --max-cost, render fewer shots with --only, or use fewer takes")
 

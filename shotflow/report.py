@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
+from ._text import counted
 from .resolve import NodeStatus, Outcome
 
 
@@ -175,7 +176,7 @@ class PlainReporter:
         self.total = start.total
         if start.to_render:
             cost = f", estimated ${start.estimated_cost:.2f}" if start.estimated_cost else ""
-            self._line(f"rendering {start.to_render} of {start.total} nodes on {start.backend}{cost}")
+            self._line(f"rendering {start.to_render} of {counted(start.total, 'node')} on {start.backend}{cost}")
 
     def node_started(self, node_id: str) -> None:
         pass
@@ -194,7 +195,7 @@ class PlainReporter:
 
     def run_finished(self, summary: Summary) -> None:
         if summary.noop:
-            self._line(f"nothing to do: {summary.cached} nodes fresh ({summary.elapsed:.2f} s)")
+            self._line(f"nothing to do: {counted(summary.cached, 'node')} fresh ({summary.elapsed:.2f} s)")
             return
         for line in summary_lines(summary):
             self._line(line)

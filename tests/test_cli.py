@@ -75,8 +75,23 @@ def test_the_public_api_is_small_and_complete():
 @pytest.mark.parametrize("args,needle", [
     (("render", "missing.yaml"), "file not found"),
     (("render", "missing.yaml", "--jobs", "0"), "Invalid value for '-j' / '--jobs'"),
-    (("plan",), "Missing argument"),
+    (("plan",), "no storyboard.yaml in this folder"),
 ])
 def test_usage_errors_exit_2(cli, tmp_path, args, needle):
     result = cli(*args, cwd=tmp_path)
     assert result.code == 2 and needle in result.err and "Traceback" not in result.err
+
+
+def test_clean_has_one_meaning_per_option(example, cli, tmp_path):
+    """--cache DIR is where the cache is, for clean as for every command; --purge-cache removes it."""
+    story = example("lighthouse")
+    cache = tmp_path / "shared-cache"
+    assert cli("render", story, "--cache", cache).code == 0
+    assert (cache / "objects").is_dir()
+    kept = cli("clean", story, "--cache", cache)
+    assert kept.code == 0 and "Warning" not in kept.err and kept.err == "", kept.text
+    assert not (story.parent / "renders").exists() and (cache / "objects").is_dir()
+    dry = cli("clean", story, "--purge-cache", "--cache", cache, "--dry-run")
+    assert dry.code == 0 and "would remove" in dry.out and str(cache) in dry.out and dry.err == ""
+    assert cli("clean", story, "--purge-cache", "--cache", cache).code == 0
+    assert not cache.exists()

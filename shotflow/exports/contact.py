@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from .._text import counted
 from ._frames import Panel, Sequence, State, format_duration
 
 PAGE_RATIO = 297 / 210  # A4 landscape
@@ -106,7 +107,7 @@ class _Sheet:
         seq = self.seq
         x0, y = self.margin, self.margin
         draw.text((x0, y), seq.title, font=self.title_f, fill=self.INK)
-        facts = [f"{len(seq.shots)} shots", f"{len(seq.scenes)} scenes", format_duration(seq.duration),
+        facts = [counted(len(seq.shots), "shot"), counted(len(seq.scenes), "scene"), format_duration(seq.duration),
                  seq.project.path.name]
         if total > 1:
             facts.append(f"page {number}/{total}")
