@@ -127,13 +127,24 @@ EXTENSIONS = {"PNG": "png", "JPG": "jpg", "WEBP": "webp"}
 
 
 def frame_paths(project: Project, spec: NodeSpec) -> list[Path]:
-    """Where a node's takes are written: ``renders/SCENE/SHOT.png``, ``SHOT-take2.png``,
-    ``renders/characters/NAME.png``, ``renders/locations/NAME.png``."""
+    """Where a node's takes are written, in take order. The picked take is always
+    ``renders/SCENE/SHOT.png`` (``renders/characters/NAME.png``, ``renders/locations/NAME.png``
+    for sheets), so an editor or a script links one file that follows the pick; every other
+    take sits beside it as ``SHOT-take2.png``, ``SHOT-take3.png``…::
+
+        takes: 3, pick: 2   →   [door-take1.png, door.png, door-take3.png]
+    """
     ext = EXTENSIONS[spec.output_format]
     if spec.kind is NodeKind.SHOT:
         folder = project.renders_dir / str(spec.scene)
     else:
         folder = project.renders_dir / ("characters" if spec.kind is NodeKind.CHARACTER else "locations")
-    if spec.takes == 1:
-        return [folder / f"{spec.name}.{ext}"]
-    return [folder / f"{spec.name}-take{i}.{ext}" for i in range(1, spec.takes + 1)]
+    picked = min(max(spec.pick, 1), spec.takes)
+    return [folder / (f"{spec.name}.{ext}" if i == picked else f"{spec.name}-take{i}.{ext}")
+            for i in range(1, spec.takes + 1)]
+
+
+def picked_first(paths: list[Path], pick: int) -> list[Path]:
+    """``frame_paths`` with the picked take's file first (what a render reports)."""
+    i = min(max(pick, 1), len(paths)) - 1
+    return [paths[i], *paths[:i], *paths[i + 1:]]

@@ -501,13 +501,21 @@ class Session:
         return data, digest
 
     def _export(self, spec, record, data: dict[str, bytes] | None = None) -> tuple[str, ...]:
+        """Copy a node's takes to renders/; returns their paths, the picked take's first."""
         from .load import display_path
-        from .model import frame_paths
+        from .model import frame_paths, picked_first
 
         paths = frame_paths(self.project, spec)
         for path, output in zip(paths, record.outputs):
             self.store.export(output.sha256, path, data.get(output.sha256) if data else None)
-        return tuple(display_path(p) for p in paths)
+        ordered = picked_first(paths, spec.pick)
+        if len(paths) > 1:
+            # after a change of pick, the take now picked may still sit under its other name
+            try:
+                os.unlink(ordered[0].with_name(f"{spec.name}-take{paths.index(ordered[0]) + 1}{ordered[0].suffix}"))
+            except FileNotFoundError:
+                pass
+        return tuple(display_path(p) for p in ordered)
 
     # -- recording ------------------------------------------------------------------------
 
@@ -547,7 +555,7 @@ class Session:
         atomic_write(path, data)
 
     def _write_manifest(self) -> None:
-        from .model import frame_paths
+        from .model import frame_paths, picked_first
         from .store import atomic_write
 
         inputs = {str(p): _stat(str(p)) for p in (*self.project.inputs, self.lock.path)}
@@ -565,7 +573,7 @@ class Session:
                 outputs[obj] = _stat(obj)
             from .load import display_path
 
-            nodes.append([node_id, [display_path(p) for p in paths]])
+            nodes.append([node_id, [display_path(p) for p in picked_first(paths, spec.pick)]])
         for stale in previous - set(outputs):
             if stale.startswith(str(self.project.renders_dir) + os.sep):
                 try:

@@ -186,7 +186,10 @@ class PlainReporter:
         if (outcome.status is NodeStatus.CACHED and not self.verbose) or outcome.fatal \
                 or (outcome.error or "").endswith("(the run stopped)"):
             return
-        detail = outcome.error if outcome.error else ", ".join(outcome.outputs[:1])
+        detail = outcome.error or (outcome.outputs[0] if outcome.outputs else "")
+        if not outcome.error and len(outcome.outputs) > 1:  # the first is the picked take
+            others = len(outcome.outputs) - 1
+            detail += f" (+{counted(others, 'other take')})"
         cost = f"  ${outcome.cost:.2f}" if outcome.cost else ""
         self._line(f"[{self.done}/{self.total}] {_MARKS[outcome.status]:<8} {outcome.id}  {detail}{cost}")
 

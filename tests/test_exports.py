@@ -152,7 +152,7 @@ def test_sequence_is_in_story_order_with_sheets_first_and_all_fresh(rendered):
         assert panel.picked is not None and panel.picked.in_renders
         assert hashlib.sha256(panel.picked.path.read_bytes()).hexdigest() == entry.picked.sha256
     door = seq.panels["arrival/door"]
-    assert door.pick == 2 and door.picked.path.name == "door-take2.png"
+    assert door.pick == 2 and door.picked.path.name == "door.png"
     assert [t.index for t in door.others] == [1, 3]
     assert seq.duration == pytest.approx(4 + 1.5 + 2.5 + 3 + 2.5 + 2.5 + 3 + 2.5 + 3 + 2.5 + 4)
     assert seq.cost == 0.0 and seq.backend == "preview"
@@ -277,7 +277,7 @@ def test_csv_shot_list_in_story_order_utf8_and_quoted(mixed, tmp_path):
         ("runway:4@1", "1360x768", "1", "0", "fresh")
     assert wide["frame"] == "renders/arrival/wide.png" and (mixed.parent / wide["frame"]).is_file()
     door = rows[2]
-    assert (door["takes"], door["pick"], door["frame"]) == ("3", "2", "renders/arrival/door-take2.png")
+    assert (door["takes"], door["pick"], door["frame"]) == ("3", "2", "renders/arrival/door.png")
     assert rows[4]["dialogue"] == "MARA: Coast guard, this is Skerry Light. Do you read?"
     flare = rows[-1]
     assert flare["dialogue"] == 'MARA: <Hold on> & "wait", the flare — ça brûle'
@@ -322,7 +322,7 @@ def test_otio_timeline_reads_back_with_one_clip_per_shot(mixed, tmp_path):
     assert [m.metadata["shotflow"]["kind"] for m in console.markers] == ["dialogue"]
     assert console.markers[0].name.startswith("dialogue: MARA: Coast guard")
     door = clips[2]
-    assert door.media_reference.target_url.endswith("/renders/arrival/door-take2.png")
+    assert door.media_reference.target_url.endswith("/renders/arrival/door.png")
     flare = clips[-1]
     assert isinstance(flare.media_reference, otio.schema.MissingReference)
     assert flare.metadata["shotflow"]["state"] == "not rendered"

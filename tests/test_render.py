@@ -53,7 +53,7 @@ def test_first_render_renders_everything_and_second_nothing(example):
     first = render(story)
     ids = set(api.load_project(story).nodes)
     assert first.by_status(RENDERED) == ids
-    assert (story.parent / "renders/arrival/door-take2.png").is_file()
+    assert (story.parent / "renders/arrival/door.png").is_file() and (story.parent / "renders/arrival/door-take3.png").is_file()
     # the no-op fast path
     second = render(story)
     assert second.by_status(CACHED) == ids and not second.by_status(RENDERED)
@@ -492,3 +492,41 @@ def test_send_permits_go_to_the_waiting_shot_with_the_longest_chain_first():
         return order
 
     assert asyncio.run(main()) == ["first", "critical", "late", "early"]
+
+
+def test_the_picked_take_is_always_shot_png(example, cli):
+    """renders/SCENE/SHOT.png is the picked take, whatever the pick; the others sit beside it."""
+    import hashlib
+
+    from shotflow.exports._frames import load_sequence
+    from shotflow.store import LockFile
+
+    story = example("lighthouse")  # arrival/door: takes 3, pick 2
+    result = cli("render", story, "--json")
+    door = next(e for e in map(json.loads, result.out.splitlines()) if e.get("id") == "arrival/door")
+    assert door["outputs"][0].endswith("renders/arrival/door.png")  # the log names the picked file first
+    assert sorted(Path(p).name for p in door["outputs"]) == ["door-take1.png", "door-take3.png", "door.png"]
+    folder = story.parent / "renders/arrival"
+
+    def digest(name: str) -> str:
+        return hashlib.sha256((folder / name).read_bytes()).hexdigest()
+
+    lock = LockFile.read(story.with_suffix(".lock")).entries["arrival/door"]
+    takes = [o.sha256 for o in lock.record.outputs]
+    assert digest("door.png") == takes[1] == lock.picked.sha256
+    assert (digest("door-take1.png"), digest("door-take3.png")) == (takes[0], takes[2])
+    assert not (folder / "door-take2.png").exists()
+    plain = cli("render", story, "--force", "arrival/door")
+    assert "rendered arrival/door" in plain.out and "renders/arrival/door.png (+2 other takes)" in plain.out
+
+    edit(story, "pick: 2 ", "pick: 3 ")
+    render(story)
+    lock = LockFile.read(story.with_suffix(".lock")).entries["arrival/door"]
+    takes = [o.sha256 for o in lock.record.outputs]
+    assert digest("door.png") == takes[2]
+    assert (digest("door-take1.png"), digest("door-take2.png")) == (takes[0], takes[1])
+    assert not (folder / "door-take3.png").exists()
+    seq = load_sequence(story)  # the exports find every take where it is
+    panel = seq.panels["arrival/door"]
+    assert panel.picked.in_renders and panel.picked.path == folder / "door.png"
+    assert {t.index: t.path.name for t in panel.others} == {1: "door-take1.png", 2: "door-take2.png"}

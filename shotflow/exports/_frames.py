@@ -168,7 +168,7 @@ def read_sequence(project: Project, *, cache_dir: Path | None = None) -> Sequenc
         takes: tuple[Take, ...] = ()
         key = cost = backend = None
         if entry is not None:
-            takes = _takes(project, spec, entry.record.outputs, store)
+            takes = _takes(project, spec, entry.record.outputs, entry.pick, store)
             key, cost, backend = entry.record.key, entry.record.cost, entry.record.backend
         pick = max(1, min(spec.pick, len(takes))) if takes else spec.pick
         current = planned is not None and (
@@ -218,16 +218,17 @@ def _numbers(project: Project) -> dict[str, str]:
 _FORMATS = {ext: fmt for fmt, ext in EXTENSIONS.items()}
 
 
-def _takes(project: Project, spec: NodeSpec, outputs, store) -> tuple[Take, ...]:
+def _takes(project: Project, spec: NodeSpec, outputs, pick: int, store) -> tuple[Take, ...]:
     """The lock's outputs, each with a file that holds its bytes (or None).
 
-    File names follow the render that made them (its takes and format), which may
+    File names follow the render that wrote them (its takes, pick and format), which may
     differ from the storyboard now; a file in renders/ is used only when its bytes are
     the lock's (through the stat index), else the cache object, else nothing.
     """
     if not outputs:
         return ()
-    shape = replace(spec, takes=len(outputs), output_format=_FORMATS.get(outputs[0].ext, spec.output_format))
+    shape = replace(spec, takes=len(outputs), pick=pick,
+                    output_format=_FORMATS.get(outputs[0].ext, spec.output_format))
     names = frame_paths(project, shape)
     takes = []
     for i, (output, name) in enumerate(zip(outputs, names), 1):
