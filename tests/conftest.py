@@ -16,9 +16,15 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 # The per-user cache (compiled templates, schema checks) of the tests is their own, never
-# the user's ~/.cache/shotflow; subprocesses inherit it.
-os.environ["SHOTFLOW_USER_CACHE"] = tempfile.mkdtemp(prefix="shotflow-usercache-")
+# the user's ~/.cache/shotflow; subprocesses inherit it. Each pytest process (the main one
+# and every xdist worker) makes its own and removes it when it ends.
+USER_CACHE = tempfile.mkdtemp(prefix="shotflow-usercache-")
+os.environ["SHOTFLOW_USER_CACHE"] = USER_CACHE
 EXAMPLES = ROOT / "examples"
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(USER_CACHE, ignore_errors=True)
 
 
 @dataclass
