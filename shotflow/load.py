@@ -545,7 +545,10 @@ def _include(parent: Source, at: Path_, rel: str, stack: tuple[Path, ...], kind:
 
 
 def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """``--set a.b=3`` pairs to a nested dict; values are read as YAML scalars."""
+    """``--set a.b=3`` pairs to a nested dict; values are read as YAML scalars.
+
+    A pair written ``+key=value`` (``--set-new``) may add a var: its first key keeps the
+    ``+`` (``{"+mood": "calm"}``), which ``_apply_overrides`` reads."""
     import yaml
 
     from .errors import ConfigError
@@ -553,6 +556,8 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
+        new = key.strip().startswith("+")
+        key = key.strip().removeprefix("+")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects key=value, got '{pair}'")
         try:
@@ -563,6 +568,8 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
             value = raw
         node = result
         parts = key.strip().split(".")
+        if new:
+            parts[0] = "+" + parts[0]
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
@@ -571,14 +578,55 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return result
 
 
-def _apply_overrides(base: dict, overrides: dict) -> dict:
+def _apply_overrides(base: dict, overrides: dict, *, new: bool = False, path: tuple[str, ...] = (),
+                     root: dict | None = None) -> dict:
+    """The vars with ``--set`` overrides applied (a nested dict: ``{"look": {"grade": "teal"}}``
+    sets the key ``grade`` of the mapping var ``look``).
+
+    A key must name a var the storyboard defines (or a key of a mapping var): a typo would
+    otherwise change nothing, silently. A key marked new (``+key``: ``--set-new``) may add
+    one. Only a mapping has keys: ``look.grade=…`` on a text var is an error, never a
+    mapping put into every prompt.
+    """
+    from .errors import ConfigError
+
+    root = base if root is None else root
     merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _apply_overrides(merged[key], value)
+    for raw, value in overrides.items():
+        adds = new or raw.startswith("+")
+        key = raw.removeprefix("+")
+        dotted = ".".join((*path, key))
+        if key not in merged and not adds:
+            known = _dotted_keys(root)
+            hint = did_you_mean(dotted, known) or (f"its vars: {', '.join(known[:20])}" if known
+                                                   else "the storyboard has no vars")
+            raise ConfigError(f"--set {dotted}: the storyboard has no var '{dotted}'",
+                              hint=f"{hint}; to add a var on purpose: --set-new {dotted}=VALUE")
+        if isinstance(value, dict):  # a key of a mapping: --set look.grade=teal
+            current = merged.get(key, {})
+            if not isinstance(current, dict):
+                sub = next(iter(value)).removeprefix("+")
+                kind = ("a list" if isinstance(current, list) else "empty" if current is None
+                        else f"text ({current!r})" if isinstance(current, str) else f"{current!r}")
+                raise ConfigError(f"--set {dotted}.{sub}: the var '{dotted}' is {kind}, not a mapping, so it has "
+                                  f"no key '{sub}'", hint=f"set the whole var: --set {dotted}=VALUE")
+            merged[key] = _apply_overrides(current, value, new=adds, path=(*path, key), root=root)
         else:
             merged[key] = value
     return merged
+
+
+def _dotted_keys(mapping: dict, prefix: str = "", limit: int = 1000) -> list[str]:
+    """Every key of a nested mapping as ``a``, ``a.b`` … (for a did-you-mean), at most ``limit``."""
+    keys: list[str] = []
+    for key, value in mapping.items():
+        if len(keys) >= limit:
+            break
+        name = f"{prefix}{key}"
+        keys.append(name)
+        if isinstance(value, dict):
+            keys.extend(_dotted_keys(value, name + ".", limit - len(keys)))
+    return keys
 
 
 __all__ = ["Loaded", "Source", "load", "parse_overrides", "read_source", "ErrorList"]
