@@ -154,9 +154,7 @@ def summary_lines(summary: Summary) -> list[str]:
         lines.append(f"  skipped {node_id}: {why.removeprefix('skipped: ')}")
     if len(summary.skips) > 20:
         lines.append(f"  … and {len(summary.skips) - 20} more skipped")
-    if summary.interrupted:
-        lines.append("finished work is kept; run the same command again to continue")
-    return lines
+    return lines  # an interrupted run: the command line says how to continue, once
 
 
 class PlainReporter:

@@ -530,3 +530,41 @@ def test_the_picked_take_is_always_shot_png(example, cli):
     panel = seq.panels["arrival/door"]
     assert panel.picked.in_renders and panel.picked.path == folder / "door.png"
     assert {t.index: t.path.name for t in panel.others} == {1: "door-take1.png", 2: "door-take2.png"}
+
+
+def test_an_interrupted_force_resumes_without_forcing_again_what_it_rendered(tmp_path):
+    """Ctrl-C during `render --force 's/*'`, then the same command: the re-rolls it finished are
+    kept (on Runware each would be paid for again), the others are rendered; the hint comes once."""
+    shots = "\n".join(f"      - {{id: shot{i:02d}, prompt: frame number {i} of a slow sequence}}" for i in range(10))
+    story = tmp_path / "storyboard.yaml"
+    story.write_text(SLOW.replace("{shots}", shots))
+    env = {k: v for k, v in os.environ.items() if k != "SHOTFLOW_CACHE"}
+    proc = subprocess.Popen([sys.executable, "-m", "shotflow", "render", str(story), "--force", "s/*", "--jobs", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines = []
+    deadline = time.monotonic() + 60
+    while sum(" rendered " in line for line in lines) < 3 and time.monotonic() < deadline:
+        lines.append(proc.stdout.readline())
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    out = "".join(lines) + out
+    assert "Traceback" not in err
+    assert (out + err).count("run the same command again") == 1, out + err
+    done = {line.split()[2] for line in out.splitlines() if line.startswith("[") and " rendered " in line}
+    assert 3 <= len(done) < 10
+    record = json.loads((tmp_path / ".shotflow/forced.json").read_text())
+    assert set(record["done"]) == done and len(record["forced"]) == 10
+    lock = json.loads(story.with_suffix(".lock").read_text())["nodes"]
+    takes = {n: lock[n]["picked"] for n in done}
+
+    again = render(story, force=("s/*",))  # the same command
+    assert again.by_status(CACHED) == done
+    assert again.by_status(RENDERED) == {f"s/shot{i:02d}" for i in range(10)} - done
+    notes = [text for kind, text in again.events if kind == "note"]
+    assert notes and notes[0].startswith("not forced again:")
+    lock = json.loads(story.with_suffix(".lock").read_text())["nodes"]
+    assert {n: lock[n]["picked"] for n in done} == takes  # the takes paid for in the first run
+    assert not (tmp_path / ".shotflow/forced.json").exists()  # finished: the next --force re-rolls anew
+    third = render(story, force=("s/shot00",))
+    assert third.by_status(RENDERED) == {"s/shot00"}
