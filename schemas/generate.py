@@ -56,7 +56,7 @@ REFS = {"type": "array", "items": {"if": {"type": "string"}, "then": NODE_REF, "
         "description": "reference images after the location and cast: shots, files or URLs, as strings or {shot|file|url, tag}"}
 PICK = {"type": "integer", "minimum": 1, "description": "which take feeds downstream shots and the board (default 1)"}
 WH = {"dependentRequired": {"width": ["height"], "height": ["width"]},
-      "not": {"required": ["size", "width"]}, "x-message-not": "give either size or width + height, not both"}
+      "not": {"type": "object", "required": ["size", "width"]}, "x-message-not": "give either size or width + height, not both"}
 
 def obj(props, required=(), description=None, **extra):
     o = {"type": "object", "additionalProperties": False, "properties": props}

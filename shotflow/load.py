@@ -12,6 +12,7 @@ an error and is never constructed. Duplicate keys in one mapping are errors too
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,9 +164,15 @@ def read_source(path: Path) -> Source:
         mark = exc.problem_mark or exc.context_mark
         where = Mark(name, mark.line + 1, mark.column + 1) if mark else name
         problem = exc.problem or exc.context or "invalid YAML"
-        raise LoadError(f"YAML syntax error: {problem}", where=where) from None
+        hint = quote_hint(text, mark.line + 1) if mark else None
+        raise LoadError(f"YAML syntax error: {problem}", where=where, hint=hint) from None
     except yaml.YAMLError as exc:
         raise LoadError(f"YAML error: {exc}", where=name) from None
+    for error in errors:
+        if isinstance(error.where, Mark) and error.message.startswith(("mapping keys must", "unknown alias")):
+            fix = quote_hint(text, error.where.line)
+            if fix:
+                error.hint = f"{error.hint}, or, if it is text, {fix}" if error.hint else fix
     raise_all(errors)
     source.data = {} if data is None else data
     return source
@@ -297,6 +304,33 @@ def _build(text: bytes, source: Source, errors: list[ShotflowError]):
         raise LoadError("the file holds more than one YAML document", where=mark(event),
                         hint="remove the '---' line, or split the file and use include:")
     return root
+
+
+# ``key: value`` or ``- value`` whose plain value starts with a character YAML reserves
+_RESERVED_VALUE = re.compile(r"^\s*(?:-\s+)?(?:(?P<key>[A-Za-z0-9_][\w.-]*):[ \t]+)?(?P<value>[@`%*{].*)$")
+
+
+def quote_hint(text: bytes, line: int) -> str | None:
+    """The fix of the commonest YAML mistake, when the error is on (or just after) such a line:
+    a plain value starting with ``@``, ``{``, ``*``, ``%`` or a backquote (YAML reads
+    ``{{ x }}`` as a mapping, ``*x`` as an alias, and refuses ``@``, ``%`` and the backquote)::
+
+        prompt: @kenji runs   →   quote the value: prompt: "@kenji runs"
+    """
+    lines = text.decode("utf-8", "replace").splitlines()
+    for number in (line, line - 1):
+        if not 1 <= number <= len(lines):
+            continue
+        match = _RESERVED_VALUE.match(lines[number - 1])
+        if match is None:
+            continue
+        value = re.sub(r"\s+#.*$", "", match["value"]).rstrip()
+        if value.startswith("{") and not value.startswith("{{") and value.endswith("}"):
+            return None  # a flow mapping ({id: a, prompt: b}): what is wrong is inside it
+        quoted = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        written = f"{match['key']}: {quoted}" if match["key"] else f"- {quoted}"
+        return f"quote the value: {written}"
+    return None
 
 
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"

@@ -287,7 +287,7 @@ def test_simple_lookups_skip_jinja_and_give_what_jinja_gives(source, tmp_path):
 
 
 def test_a_missing_name_in_a_simple_prompt_is_still_jinjas_error(project):
-    with pytest.raises(TemplateError, match=r"a/one: prompt, line 1: 'dict object' has no attribute 'nope'"):
+    with pytest.raises(TemplateError, match=r"a/one: prompt, line 1: vars has no attribute 'nope' \(vars has: grade\)"):
         project("""
 scenes:
   - id: a
