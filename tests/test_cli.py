@@ -95,3 +95,18 @@ def test_clean_has_one_meaning_per_option(example, cli, tmp_path):
     assert dry.code == 0 and "would remove" in dry.out and str(cache) in dry.out and dry.err == ""
     assert cli("clean", story, "--purge-cache", "--cache", cache).code == 0
     assert not cache.exists()
+
+
+def test_the_readme_counts_the_examples_shots_right():
+    import re
+    from pathlib import Path
+
+    from shotflow import api
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    for name in ("lighthouse",):
+        project = api.load_project(root / "examples" / name / "storyboard.yaml")
+        shots = sum(1 for n in project.nodes.values() if n.scene is not None)
+        said = re.search(rf"`examples/{name}`\]\([^)]*\) \| an? (\d+)-shot", readme)
+        assert said and int(said[1]) == shots, (said and said[0], shots)

@@ -294,3 +294,18 @@ scenes:
     shots:
       - {id: one, prompt: "{{ vars.nope }} at sea"}
 """, head=HEAD + "vars: {grade: teal}\n")
+
+
+def test_the_builtin_template_says_shot_once(project):
+    p = project("""
+scenes:
+  - id: a
+    shots:
+      - {id: two, prompt: two people argue, camera: {framing: two shot, angle: low angle}}
+      - {id: est, prompt: a harbor, camera: {framing: Establishing Shot}}
+      - {id: ins, prompt: a key, camera: {framing: insert}}
+""")
+    assert p.nodes["a/two"].prompt.startswith("two shot, low angle: two people argue")
+    assert p.nodes["a/est"].prompt.startswith("Establishing Shot: a harbor")
+    assert p.nodes["a/ins"].prompt.startswith("insert shot: a key")
+    assert not any("shot shot" in n.prompt.lower() for n in p.nodes.values())

@@ -268,7 +268,8 @@ def test_csv_shot_list_in_story_order_utf8_and_quoted(mixed, tmp_path):
     rows = list(csv.DictReader(io.StringIO(out.read_bytes().decode("utf-8"))))
     assert [f"{r['scene']}/{r['shot']}" for r in rows] == [*LIGHTHOUSE_SHOTS, "rescue/flare"]
     assert list(rows[0]) == ["number", "scene", "shot", "duration", "framing", "angle", "lens", "move", "dialogue",
-                             "action", "notes", "model", "size", "takes", "pick", "cost", "state", "frame"]
+                             "action", "notes", "model", "size", "takes", "pick", "cost", "backend", "state",
+                             "frame"]
     wide = rows[0]
     assert (wide["number"], wide["duration"], wide["framing"], wide["angle"], wide["lens"], wide["move"]) == \
         ("1.1", "4", "extreme wide", "low angle", "24mm", "slow push in")
@@ -463,3 +464,40 @@ def test_status_json_of_a_partial_render_is_read(tmp_path):
     states = {p.id: p.state.value for p in seq.panels.values()}
     assert states.pop("arrival/wide") == "fresh"
     assert set(states.values()) == {"not rendered"}
+
+
+def test_exports_say_which_backend_made_each_frame(tmp_path, monkeypatch):
+    """After a render on Runware the board, contact sheet and shot list say runware (from the
+    lock), and its frames are fresh without --backend; a frame made on preview says preview."""
+    from shotflow.exports import board as boards
+    from shotflow.exports._frames import State
+    from shotflow.exports.contact import caption
+    from shotflow.exports.shotlist import rows
+    from shotflow.testing import Emulator
+
+    story = copy_example(tmp_path / "lighthouse")
+    with Emulator(api_key="sk-test-exports") as emu:
+        monkeypatch.setenv("RUNWARE_API_URL", emu.url)
+        monkeypatch.setenv("RUNWARE_API_KEY", "sk-test-exports")
+        reporter = RecordingReporter()
+        summary = api.render(story, RenderOptions(backend="runware"), reporter)
+    assert summary.ok and summary.cost == pytest.approx(1.08)
+    seq = sequence(story)  # no --backend: the storyboard says preview, the lock says runware
+    assert seq.frame_backends == {"runware": 12} and seq.made_on == "runware"
+    assert all(p.state is State.FRESH for p in seq.panels.values())
+    html = boards.write_board(seq, tmp_path / "board.html").read_text()
+    assert "frames cost <strong>$1.08</strong> (made on runware)" in html and "(preview)" not in html
+    assert html.count("made on runware</span>") == 12 and "on Runware" not in html
+    assert {r["backend"] for r in rows(seq)} == {"runware"}
+
+    api.render(story, RenderOptions(backend="preview", only=("arrival/wide",)), RecordingReporter())
+    seq = sequence(story)
+    assert seq.made_on == "runware 11, preview 1"
+    wide = seq.panels["arrival/wide"]
+    assert wide.backend == "preview" and seq.panels["arrival/lamp"].backend == "runware"
+    assert caption(wide, with_backend=True).startswith("[preview] extreme wide · low angle · 24mm")
+    assert caption(seq.panels["arrival/lamp"]) == "insert · 85mm · static"
+    assert {r["shot"]: r["backend"] for r in rows(seq)}["wide"] == "preview"
+    boards.write_board(seq, tmp_path / "board.html")
+    html = (tmp_path / "board.html").read_text()
+    assert "(made on runware 11, preview 1)" in html and html.count("made on preview</span>") == 1
