@@ -71,6 +71,9 @@ SHOT = obj({
     "id": ID, "title": TEXT, "prompt": {"type": "string", "description": "Jinja template of the shot's prompt"},
     "cast": {"type": "array", "items": ID, "uniqueItems": True, "description": "characters in the shot: context and references"},
     "refs": REFS, "pick": PICK, "camera": CAMERA,
+    "drop_refs": {"type": "array", "items": ID, "uniqueItems": True,
+                  "description": "the scene's location or cast members whose image this shot does not send (they "
+                                 "stay in the prompt's context): room under the 3-reference cap for refs"},
     "duration": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600, "description": "seconds on the animatic (default 2)"},
     "dialogue": {"type": "string"}, "action": {"type": "string"}, "notes": {"type": "string"},
     **GENERATION,

@@ -161,11 +161,11 @@ class _Expander:
         if pick > takes:
             raise InputError(f"{node_id}: pick {pick} but the shot has only {takes} take{'s' if takes > 1 else ''}",
                              where=at("pick"), hint=f"use a pick from 1 to {takes}, or raise takes")
-        refs = self._refs(node_id, kind, name, scene_id, fields, path, owner, at)
+        refs, implicit, dropped = self._refs(node_id, kind, name, scene_id, fields, path, owner, at)
         context = self._context(node_id, kind, name, scene_id, merged, owner, refs)
         template = merged.get("template", SHEET_TEMPLATE if kind is not NodeKind.SHOT else SHOT_TEMPLATE)
         prompt = self._prompt(node_id, fields, merged, template, context, path, at)
-        tagged = self._check_tags(node_id, prompt, refs, where)
+        tagged = self._check_tags(node_id, prompt, refs, where, dropped)
         if not spec.prompt_min <= len(prompt) <= spec.prompt_max:
             raise InputError(
                 f"{node_id}: the expanded prompt has {len(prompt)} characters; {spec.id} takes "
@@ -176,13 +176,16 @@ class _Expander:
         # a scene set in an unknown location is one error (said once, for the scene), not a
         # second one in each of its shots for the reference the location would have given
         lost_location = kind is NodeKind.SHOT and owner.get("location") not in (None, *self.locations)
-        if len(refs) > spec.max_refs or (len(refs) < spec.min_refs and not lost_location):
+        if len(refs) > spec.max_refs:
+            raise _too_many_refs(node_id, spec, refs, implicit, where)
+        if len(refs) < spec.min_refs and not lost_location:
             listed = ", ".join(f"{r.label} ({r.via})" for r in refs) or "none"
-            limit = (f"at most {spec.max_refs}" if len(refs) > spec.max_refs
-                     else f"at least {spec.min_refs} (it is image-to-image only)")
+            hint = "add a cast member, a location or refs"
+            if dropped:
+                hint += f"; drop_refs leaves out {', '.join(sorted(dropped.values()))}"
             raise RefError(f"{node_id} has {len(refs)} reference image{'s' if len(refs) != 1 else ''} ({listed}); "
-                           f"{spec.id} takes {limit}", where=where,
-                           hint="drop a reference" if len(refs) > spec.max_refs else "add a cast member, a location or refs")
+                           f"{spec.id} takes at least {spec.min_refs} (it is image-to-image only)", where=where,
+                           hint=hint)
         camera = merged.get("camera") or {}
         options = {api: merged[key] for key, api in (("ttl", "ttl"), ("webhook_url", "webhookURL"),
                                                      ("upload_endpoint", "uploadEndpoint")) if key in merged}
@@ -214,25 +217,41 @@ class _Expander:
 
     # -- references -------------------------------------------------------------
 
-    def _refs(self, node_id, kind, name, scene_id, fields, path, owner, at) -> list[RefSpec]:
+    def _refs(self, node_id, kind, name, scene_id, fields, path, owner, at):
+        """The node's references in request order: the scene's location, each cast member,
+        then refs (duplicates dropped), less what ``drop_refs`` leaves out. Also returns, for
+        the implicit ones, the name that ``drop_refs`` would take ({(kind, target): name}),
+        and the tags of those it left out ({tag: name})."""
         refs: list[RefSpec] = []
         seen: set[tuple[RefKind, str]] = set()
+        implicit: dict[tuple[RefKind, str], str] = {}
+        dropped: dict[str, str] = {}
 
-        def add(ref: RefSpec | None):
+        def add(ref: RefSpec | None, entity: str | None = None):
             if ref is not None and (ref.kind, ref.target) not in seen:
                 seen.add((ref.kind, ref.target))
                 refs.append(ref)
+                if entity is not None:
+                    implicit[(ref.kind, ref.target)] = entity
 
         if kind is NodeKind.SHOT:
             location = owner.get("location")
+            drop = self._drop_refs(node_id, fields, path, location)
             if location in self.locations:
-                add(self._entity_ref("location", location, self.locations[location], "location"))
+                entity = self.locations[location]
+                if location in drop:
+                    dropped[entity.get("tag", location)] = location
+                else:
+                    add(self._entity_ref("location", location, entity, "location"), location)
             for ci, member in enumerate(fields.get("cast") or []):
                 if member not in self.characters:
                     raise RefError(f"{node_id}: unknown character '{member}' in cast",
                                    where=self.loaded.where((*path, "cast", ci)),
                                    hint=did_you_mean(member, self.characters) or self._known("characters", self.characters))
-                add(self._entity_ref("character", member, self.characters[member], "cast"))
+                if member in drop:
+                    dropped[self.characters[member].get("tag", member)] = member
+                    continue
+                add(self._entity_ref("character", member, self.characters[member], "cast"), member)
         for ri, item in enumerate(fields.get("refs") or []):
             ref = self._ref_item(node_id, scene_id, item, (*path, "refs", ri))
             if ref.kind is RefKind.NODE and ref.target == node_id:
@@ -241,7 +260,20 @@ class _Expander:
                                where=self.loaded.where((*path, "refs", ri)),
                                hint=f"a {what} cannot be its own reference: name an earlier shot, a file or a URL")
             add(ref)
-        return refs
+        return refs, implicit, dropped
+
+    def _drop_refs(self, node_id, fields, path, location) -> set[str]:
+        """``drop_refs: [NAME, ...]``: the scene's location or cast members whose image the shot
+        does not send (they stay in the prompt's context). Each must be one of those."""
+        drop = fields.get("drop_refs") or []
+        names = ([location] if location is not None else []) + list(fields.get("cast") or [])
+        for i, entry in enumerate(drop):
+            if entry not in names:
+                raise RefError(f"{node_id}: drop_refs names '{entry}', which is neither the scene's location nor "
+                               "in the shot's cast", where=self.loaded.where((*path, "drop_refs", i)),
+                               hint=did_you_mean(entry, names) or (f"this shot's location and cast: {', '.join(names)}"
+                                                                   if names else "this shot has no location or cast"))
+        return set(drop)
 
     def _entity_ref(self, kind: str, name: str, entity: dict, via: str) -> RefSpec | None:
         tag = entity.get("tag", name)
@@ -329,7 +361,7 @@ class _Expander:
         return RefError(f"{node_id}: unknown reference '{text}'", where=where,
                         hint=hint or "write 'scene/shot', 'character:NAME', 'location:NAME', a file path or a URL")
 
-    def _check_tags(self, node_id: str, prompt: str, refs: list[RefSpec], where) -> bool:
+    def _check_tags(self, node_id: str, prompt: str, refs: list[RefSpec], where, dropped: dict[str, str]) -> bool:
         if "@" not in prompt:
             return False
         mentions = list(dict.fromkeys(_MENTION_RE.findall(prompt)))
@@ -339,9 +371,10 @@ class _Expander:
         for mention in mentions:
             if mention not in tags:
                 listed = ", ".join(f"@{t}" for t in tags) or "none"
+                hint = (f"drop_refs leaves out {dropped[mention]}'s image" if mention in dropped
+                        else did_you_mean(mention, tags) or "add it to cast or refs, or give a reference that tag")
                 raise RefError(f"{node_id}: the prompt names @{mention} but no reference of the shot has that tag "
-                               f"(tags: {listed})", where=where,
-                               hint=did_you_mean(mention, tags) or "add it to cast or refs, or give a reference that tag")
+                               f"(tags: {listed})", where=where, hint=hint)
         seen: dict[str, RefSpec] = {}
         for ref in refs:
             if not ref.tag or not _TAG_RE.match(ref.tag):
@@ -403,6 +436,28 @@ class _Expander:
         if template is None:
             return context["prompt"]
         return _normalise(self.templates.render_file(template, context, node_id, at("template")))
+
+
+def _too_many_refs(node_id: str, spec, refs: list[RefSpec], implicit: dict, where) -> RefError:
+    """More references than the model takes: each listed with why it is there and how to
+    leave it out (``drop_refs: [NAME]`` for the location and cast, else removing it from refs)."""
+    listed, drops = [], []
+    for i, ref in enumerate(refs, 1):
+        entity = implicit.get((ref.kind, ref.target))
+        if entity is None:
+            listed.append(f"{i}. {ref.label} (refs)")
+        else:
+            what = "the location" if ref.via == "location" else "cast"
+            listed.append(f"{i}. {ref.label} ({what} {entity}: drop_refs: [{entity}])")
+            drops.append(entity)
+    hint = "leave one out"
+    if drops:
+        hint += (f": drop_refs: [{drops[0]}] keeps {drops[0]} in the prompt but sends no image of it"
+                 f"{'' if len(refs) == len(drops) else '; or remove an item from refs'}")
+    else:
+        hint += ": remove an item from refs"
+    return RefError(f"{node_id} has {len(refs)} reference images, {spec.id} takes at most {spec.max_refs}: "
+                    + ", ".join(listed), where=where, hint=hint)
 
 
 def _once(failed: list[tuple[str, ShotflowError]]) -> list[ShotflowError]:

@@ -39,7 +39,7 @@ CASES = {
     "too many references": (board("""      - id: b
         cast: [mara]
         refs: [wide, {file: a.png}, {file: b.png}]
-        prompt: x"""), r"storyboard\.yaml:12:9: arrival/b has 4 reference images .* takes at most 3"),
+        prompt: x"""), r"storyboard\.yaml:12:9: arrival/b has 4 reference images, runway:4@1 takes at most 3: 1\. character:mara \(cast mara: drop_refs: \[mara\]\), 2\. arrival/wide \(refs\)"),
     "turbo without references": (board("""      - id: quick
         model: runway:4@2
         prompt: x"""), r"storyboard\.yaml:12:9: arrival/quick has 0 reference images.*at least 1"),
