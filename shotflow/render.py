@@ -574,11 +574,17 @@ class Session:
             self.store.export(output.sha256, path, data.get(output.sha256) if data else None)
         ordered = picked_first(paths, spec.pick)
         if len(paths) > 1:
-            # after a change of pick, the take now picked may still sit under its other name
+            # after a change of pick, the take now picked may still sit under its other name:
+            # that copy goes (only when it is that take's bytes, as this project wrote them)
+            take = paths.index(ordered[0])
+            stale = ordered[0].with_name(f"{spec.name}-take{take + 1}{ordered[0].suffix}")
             try:
-                os.unlink(ordered[0].with_name(f"{spec.name}-take{paths.index(ordered[0]) + 1}{ordered[0].suffix}"))
+                st = os.stat(stale)
             except FileNotFoundError:
-                pass
+                st = None
+            if st is not None and self.store.index.known(stale, st) == record.outputs[take].sha256:
+                os.unlink(stale)
+                self.store.index.forget(stale)
         return tuple(display_path(p) for p in ordered)
 
     # -- recording ------------------------------------------------------------------------
