@@ -56,7 +56,7 @@ REFS = {"type": "array", "items": {"if": {"type": "string"}, "then": NODE_REF, "
         "description": "reference images after the location and cast: shots, files or URLs, as strings or {shot|file|url, tag}"}
 PICK = {"type": "integer", "minimum": 1, "description": "which take feeds downstream shots and the board (default 1)"}
 WH = {"dependentRequired": {"width": ["height"], "height": ["width"]},
-      "not": {"required": ["size", "width"]}, "x-message-not": "give either size or width + height, not both"}
+      "not": {"type": "object", "required": ["size", "width"]}, "x-message-not": "give either size or width + height, not both"}
 
 def obj(props, required=(), description=None, **extra):
     o = {"type": "object", "additionalProperties": False, "properties": props}
@@ -71,6 +71,9 @@ SHOT = obj({
     "id": ID, "title": TEXT, "prompt": {"type": "string", "description": "Jinja template of the shot's prompt"},
     "cast": {"type": "array", "items": ID, "uniqueItems": True, "description": "characters in the shot: context and references"},
     "refs": REFS, "pick": PICK, "camera": CAMERA,
+    "drop_refs": {"type": "array", "items": ID, "uniqueItems": True,
+                  "description": "the scene's location or cast members whose image this shot does not send (they "
+                                 "stay in the prompt's context): room under the 3-reference cap for refs"},
     "duration": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600, "description": "seconds on the animatic (default 2)"},
     "dialogue": {"type": "string"}, "action": {"type": "string"}, "notes": {"type": "string"},
     **GENERATION,

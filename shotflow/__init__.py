@@ -4,11 +4,17 @@ The public face is small; everything else lives in private modules::
 
     from shotflow import load_project, plan, render, RenderOptions
 
+    project = load_project("storyboard.yaml")      # InputError lists every problem
+    print(plan(project).cost)                       # what would render, why, the estimate
+    summary = render("storyboard.yaml", RenderOptions(jobs=8), PlainReporter())
+
 Names are imported on first use, so ``import shotflow`` stays cheap.
 """
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
@@ -22,6 +28,10 @@ __all__ = [
     "Summary",
     "ShotflowError",
     "InputError",
+    "Reporter",
+    "PlainReporter",
+    "JsonReporter",
+    "Outcome",
     "load_project",
     "plan",
     "render",
@@ -35,6 +45,10 @@ _LAZY = {
     "Summary": ("shotflow.report", "Summary"),
     "ShotflowError": ("shotflow.errors", "ShotflowError"),
     "InputError": ("shotflow.errors", "InputError"),
+    "Reporter": ("shotflow.report", "Reporter"),
+    "PlainReporter": ("shotflow.report", "PlainReporter"),
+    "JsonReporter": ("shotflow.report", "JsonReporter"),
+    "Outcome": ("shotflow.resolve", "Outcome"),
     "load_project": ("shotflow.api", "load_project"),
     "plan": ("shotflow.api", "plan"),
     "render": ("shotflow.api", "render"),
@@ -46,7 +60,28 @@ if TYPE_CHECKING:  # pragma: no cover
     from .model import NodeSpec, Project
     from .plan import Plan
     from .render import RenderOptions
-    from .report import Summary
+    from .report import JsonReporter, PlainReporter, Reporter, Summary
+    from .resolve import Outcome
+
+
+class _Package(types.ModuleType):
+    """The package's own module type: ``plan`` and ``render`` stay the functions.
+
+    Importing a submodule makes it an attribute of its package, so the first
+    ``import shotflow.render`` (which any render does) would replace the function
+    ``shotflow.render`` with the module of that name, and ``from shotflow import render``
+    would then give a module that cannot be called. The modules stay importable by
+    their full names (``from shotflow.render import RenderOptions``).
+    """
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _FUNCTIONS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_FUNCTIONS = frozenset({"plan", "render"})
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):

@@ -91,11 +91,46 @@ def trust_opts(fn):
     return allow_path_opt(allow_private_opt(fn))
 
 
-def storyboard_arg(fn):
-    """FILE, with the trust options every command that reads a storyboard takes."""
-    return trust_opts(click.argument("storyboard", type=click.Path(dir_okay=False, path_type=Path))(fn))
+DEFAULT_STORYBOARD = "storyboard.yaml"
 
-set_opt = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a template var (repeatable).")
+
+def default_storyboard(ctx: click.Context, given: Path | None = None) -> Path:
+    """The FILE a command was given, else ``storyboard.yaml`` in the current folder."""
+    if given is not None:
+        return given
+    path = Path(DEFAULT_STORYBOARD)
+    if not path.is_file():
+        click.echo(f"error: no storyboard given, and there is no {DEFAULT_STORYBOARD} in this folder "
+                   f"(name the file: shotflow {ctx.info_name} FILE; or start a project: shotflow init)", err=True)
+        ctx.exit(2)
+    return path
+
+
+def storyboard_arg(fn):
+    """[FILE] (default: storyboard.yaml here), with the trust options every command that reads
+    a storyboard takes."""
+    argument = click.argument("storyboard", required=False, metavar="[FILE]",
+                              type=click.Path(dir_okay=False, path_type=Path),
+                              callback=lambda ctx, param, value: default_storyboard(ctx, value))
+    return trust_opts(argument(fn))
+
+
+def set_opt(fn):
+    """``--set KEY=VALUE`` (a var the storyboard defines) and ``--set-new KEY=VALUE`` (a new
+    one, also written ``--set +KEY=VALUE``), passed on as one tuple ``sets``."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, sets=(), sets_new=(), **kwargs):
+        return fn(*args, sets=tuple(sets) + tuple(f"+{pair}" for pair in sets_new), **kwargs)
+
+    wrapper = click.option("--set-new", "sets_new", multiple=True, metavar="KEY=VALUE",
+                           help="Add a template var the storyboard does not define (repeatable).")(wrapper)
+    return click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                        help="Override a template var of the storyboard's vars: (repeatable; a.b=v sets a key "
+                             "of a mapping).")(wrapper)
+
+
 backend_opt = click.option("--backend", type=click.Choice(["preview", "runware"]), default=None,
                            help="Where images are generated (default: the storyboard's backend:, else preview).")
 cache_opt = click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=None,

@@ -83,8 +83,21 @@ def get(model_id: str) -> ModelSpec:
     try:
         return models()[model_id]
     except KeyError:
-        hint = did_you_mean(model_id, models()) or "known models: " + ", ".join(models())
-        raise ConfigError(f"unknown model '{model_id}'", hint=hint) from None
+        raise ConfigError(f"unknown model '{model_id}'", hint=unknown_model_hint(model_id)) from None
+
+
+def unknown_model_hint(model_id: str) -> str:
+    """The closest model (by id, or by name: 'gen4 turbo') and the list of the catalog's models."""
+    catalog = models()
+    listed = "models: " + ", ".join(f"{spec.id} ({spec.name})" for spec in catalog.values())
+    close = did_you_mean(str(model_id), catalog)
+    if close is None:
+        by_name = {spec.name.lower().replace("-", ""): spec.id for spec in catalog.values()}
+        import difflib
+
+        near = difflib.get_close_matches(str(model_id).lower().replace("-", ""), list(by_name), n=1, cutoff=0.5)
+        close = f"did you mean '{by_name[near[0]]}'?" if near else None
+    return f"{close} {listed}" if close else listed
 
 
 @cache

@@ -13,6 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
+from ._text import counted
 from .errors import UsageError
 from .load import display_path
 from .store import CACHE_ENTRIES, CACHE_MARKER, Store, open_store
@@ -109,7 +110,7 @@ def clean(storyboard: Path, what: str, *, cache_dir: Path | None = None, dry_run
         else:
             _refuse_link(target)
             files, total = _size(target)
-            lines.append(f"{verb} {display_path(target)}/ ({files} files, {_human(total)})")
+            lines.append(f"{verb} {display_path(target)}/ ({counted(files, 'file')}, {_human(total)})")
             if not dry_run:
                 shutil.rmtree(target)
     if what in ("cache", "all"):
@@ -121,7 +122,8 @@ def clean(storyboard: Path, what: str, *, cache_dir: Path | None = None, dry_run
             for entry in entries:
                 f, t = _size(entry)
                 files, total = files + f, total + t
-            lines.append(f"{verb} shotflow's cache in {display_path(folder)}/ ({files} files, {_human(total)})")
+            lines.append(f"{verb} shotflow's cache in {display_path(folder)}/ "
+                         f"({counted(files, 'file')}, {_human(total)})")
             if not dry_run:
                 for entry in entries:
                     _remove(entry)

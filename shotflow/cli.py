@@ -14,8 +14,8 @@ import click
 
 from . import __version__
 
-from ._cliopts import (backend_opt, cache_opt, json_opt, overrides as _overrides, run_guarded,
-                       set_opt, storyboard_arg, trust_opts)
+from ._cliopts import (backend_opt, cache_opt, default_storyboard, json_opt, overrides as _overrides,
+                       run_guarded, set_opt, storyboard_arg, trust_opts)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="shotflow")
@@ -24,6 +24,7 @@ def main() -> None:
     """shotflow: render storyboards written in YAML, with every frame cached by content.
 
     \b
+    shotflow init [DIR]                      start a project: a commented storyboard.yaml
     shotflow validate storyboard.yaml        check a storyboard
     shotflow plan storyboard.yaml            what would render, why, and what it costs
     shotflow render storyboard.yaml          render what changed (offline preview by default)
@@ -32,12 +33,14 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("storyboards", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("storyboards", nargs=-1, metavar="[FILE]...", type=click.Path(dir_okay=False, path_type=Path))
 @trust_opts
 @set_opt
 @backend_opt
-def validate(storyboards: tuple[Path, ...], sets, backend) -> None:
-    """Check storyboards: schema, templates, references, sizes and the graph."""
+@click.pass_context
+def validate(ctx: click.Context, storyboards: tuple[Path, ...], sets, backend) -> None:
+    """Check storyboards (default: storyboard.yaml here): schema, templates, references, sizes, the graph."""
+    storyboards = storyboards or (default_storyboard(ctx),)
 
     def check(path: Path):
         from . import graph as graphs
@@ -47,8 +50,10 @@ def validate(storyboards: tuple[Path, ...], sets, backend) -> None:
         project = load_project(path, _overrides(sets), backend)
         graphs.build(project)
         shots = sum(1 for n in project.nodes.values() if n.scene is not None)
-        click.echo(f"ok: {display_path(project.path)} ({shots} shots, {len(project.nodes) - shots} sheets, "
-                   f"{len(project.scenes)} scenes)")
+        from ._text import counted
+
+        click.echo(f"ok: {display_path(project.path)} ({counted(shots, 'shot')}, "
+                   f"{counted(len(project.nodes) - shots, 'sheet')}, {counted(len(project.scenes), 'scene')})")
 
     worst = 0
     for path in storyboards:
@@ -170,7 +175,8 @@ def graph(storyboard: Path, sets, fmt, output) -> None:
 @storyboard_arg
 @cache_opt
 @click.option("--renders", "what", flag_value="renders", help="Remove renders/ (default): the cache can restore them.")
-@click.option("--cache", "what", flag_value="cache", help="Remove the cache: frames not in renders/ must be paid for again.")
+@click.option("--purge-cache", "what", flag_value="cache",
+              help="Remove the cache (.shotflow/, or --cache DIR): frames not in renders/ must be paid for again.")
 @click.option("--all", "what", flag_value="all", help="Remove both.")
 @click.option("-n", "--dry-run", is_flag=True, help="Only say what would be removed.")
 @click.option("--force", is_flag=True, help="Remove the cache even when tasks sent to Runware are still pending.")
@@ -200,6 +206,24 @@ def verify(storyboard: Path, cache_dir) -> None:
             click.echo(line)
         if not findings.ok:
             sys.exit(1)
+
+    run_guarded(go)
+
+
+@main.command()
+@click.argument("folder", required=False, default=".", metavar="[DIR]", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace an existing storyboard.yaml.")
+def init(folder: Path, force: bool) -> None:
+    """Start a project in DIR (default: here): a commented storyboard.yaml and a .gitignore."""
+
+    def go():
+        from .load import display_path
+        from .scaffold import init_project
+
+        written = init_project(folder, force=force)
+        click.echo("wrote " + ", ".join(display_path(p) for p in written))
+        into = "" if folder.resolve() == Path.cwd() else f"cd {display_path(folder)} && "
+        click.echo(f"next: {into}shotflow render    (offline previews; then shotflow board for the HTML board)")
 
     run_guarded(go)
 

@@ -98,11 +98,13 @@ class _Expander:
                                     description=scene.get("description"), notes=scene.get("notes"), shots=tuple(ids)))
         self.style = self._style()
         nodes: dict[str, NodeSpec] = {}
+        failed: list[tuple[str, ShotflowError]] = []
         for index, (node_id, kind, name, scene_id, fields, path, owner) in enumerate(plans):
             try:
                 nodes[node_id] = self.node(index, node_id, kind, name, scene_id, fields, path, owner)
             except ShotflowError as exc:
-                self.errors.append(exc)
+                failed.append((node_id, exc))
+        self.errors.extend(_once(failed))
         self.templates.save()
         raise_all(self.errors)
         return Project(
@@ -160,11 +162,11 @@ class _Expander:
         if pick > takes:
             raise InputError(f"{node_id}: pick {pick} but the shot has only {takes} take{'s' if takes > 1 else ''}",
                              where=at("pick"), hint=f"use a pick from 1 to {takes}, or raise takes")
-        refs = self._refs(node_id, kind, name, scene_id, fields, path, owner, at)
+        refs, implicit, dropped = self._refs(node_id, kind, name, scene_id, fields, path, owner, at)
         context = self._context(node_id, kind, name, scene_id, merged, owner, refs)
         template = merged.get("template", SHEET_TEMPLATE if kind is not NodeKind.SHOT else SHOT_TEMPLATE)
         prompt = self._prompt(node_id, fields, merged, template, context, path, at)
-        tagged = self._check_tags(node_id, prompt, refs, where)
+        tagged = self._check_tags(node_id, prompt, refs, where, dropped)
         if not spec.prompt_min <= len(prompt) <= spec.prompt_max:
             raise InputError(
                 f"{node_id}: the expanded prompt has {len(prompt)} characters; {spec.id} takes "
@@ -172,13 +174,19 @@ class _Expander:
                 where=at("prompt") if "prompt" in merged else where,
                 hint="shorten the prompt, the style or the template" if len(prompt) else "write a prompt",
             )
-        if len(refs) > spec.max_refs or len(refs) < spec.min_refs:
+        # a scene set in an unknown location is one error (said once, for the scene), not a
+        # second one in each of its shots for the reference the location would have given
+        lost_location = kind is NodeKind.SHOT and owner.get("location") not in (None, *self.locations)
+        if len(refs) > spec.max_refs:
+            raise _too_many_refs(node_id, spec, refs, implicit, where)
+        if len(refs) < spec.min_refs and not lost_location:
             listed = ", ".join(f"{r.label} ({r.via})" for r in refs) or "none"
-            limit = (f"at most {spec.max_refs}" if len(refs) > spec.max_refs
-                     else f"at least {spec.min_refs} (it is image-to-image only)")
+            hint = "add a cast member, a location or refs"
+            if dropped:
+                hint += f"; drop_refs leaves out {', '.join(sorted(dropped.values()))}"
             raise RefError(f"{node_id} has {len(refs)} reference image{'s' if len(refs) != 1 else ''} ({listed}); "
-                           f"{spec.id} takes {limit}", where=where,
-                           hint="drop a reference" if len(refs) > spec.max_refs else "add a cast member, a location or refs")
+                           f"{spec.id} takes at least {spec.min_refs} (it is image-to-image only)", where=where,
+                           hint=hint)
         camera = merged.get("camera") or {}
         options = {api: merged[key] for key, api in (("ttl", "ttl"), ("webhook_url", "webhookURL"),
                                                      ("upload_endpoint", "uploadEndpoint")) if key in merged}
@@ -210,28 +218,63 @@ class _Expander:
 
     # -- references -------------------------------------------------------------
 
-    def _refs(self, node_id, kind, name, scene_id, fields, path, owner, at) -> list[RefSpec]:
+    def _refs(self, node_id, kind, name, scene_id, fields, path, owner, at):
+        """The node's references in request order: the scene's location, each cast member,
+        then refs (duplicates dropped), less what ``drop_refs`` leaves out. Also returns, for
+        the implicit ones, the name that ``drop_refs`` would take ({(kind, target): name}),
+        and the tags of those it left out ({tag: name})."""
         refs: list[RefSpec] = []
         seen: set[tuple[RefKind, str]] = set()
+        implicit: dict[tuple[RefKind, str], str] = {}
+        dropped: dict[str, str] = {}
 
-        def add(ref: RefSpec | None):
-            if ref is not None and (ref.kind, ref.target) not in seen and ref.target != node_id:
+        def add(ref: RefSpec | None, entity: str | None = None):
+            if ref is not None and (ref.kind, ref.target) not in seen:
                 seen.add((ref.kind, ref.target))
                 refs.append(ref)
+                if entity is not None:
+                    implicit[(ref.kind, ref.target)] = entity
 
         if kind is NodeKind.SHOT:
             location = owner.get("location")
+            drop = self._drop_refs(node_id, fields, path, location)
             if location in self.locations:
-                add(self._entity_ref("location", location, self.locations[location], "location"))
+                entity = self.locations[location]
+                if location in drop:
+                    dropped[entity.get("tag", location)] = location
+                else:
+                    add(self._entity_ref("location", location, entity, "location"), location)
             for ci, member in enumerate(fields.get("cast") or []):
                 if member not in self.characters:
                     raise RefError(f"{node_id}: unknown character '{member}' in cast",
                                    where=self.loaded.where((*path, "cast", ci)),
                                    hint=did_you_mean(member, self.characters) or self._known("characters", self.characters))
-                add(self._entity_ref("character", member, self.characters[member], "cast"))
+                if member in drop:
+                    dropped[self.characters[member].get("tag", member)] = member
+                    continue
+                add(self._entity_ref("character", member, self.characters[member], "cast"), member)
         for ri, item in enumerate(fields.get("refs") or []):
-            add(self._ref_item(node_id, scene_id, item, (*path, "refs", ri)))
-        return refs
+            ref = self._ref_item(node_id, scene_id, item, (*path, "refs", ri))
+            if ref.kind is RefKind.NODE and ref.target == node_id:
+                what = "shot" if kind is NodeKind.SHOT else "sheet"
+                raise RefError(f"{node_id}: refs names the {what} itself ('{ref.label}')",
+                               where=self.loaded.where((*path, "refs", ri)),
+                               hint=f"a {what} cannot be its own reference: name an earlier shot, a file or a URL")
+            add(ref)
+        return refs, implicit, dropped
+
+    def _drop_refs(self, node_id, fields, path, location) -> set[str]:
+        """``drop_refs: [NAME, ...]``: the scene's location or cast members whose image the shot
+        does not send (they stay in the prompt's context). Each must be one of those."""
+        drop = fields.get("drop_refs") or []
+        names = ([location] if location is not None else []) + list(fields.get("cast") or [])
+        for i, entry in enumerate(drop):
+            if entry not in names:
+                raise RefError(f"{node_id}: drop_refs names '{entry}', which is neither the scene's location nor "
+                               "in the shot's cast", where=self.loaded.where((*path, "drop_refs", i)),
+                               hint=did_you_mean(entry, names) or (f"this shot's location and cast: {', '.join(names)}"
+                                                                   if names else "this shot has no location or cast"))
+        return set(drop)
 
     def _entity_ref(self, kind: str, name: str, entity: dict, via: str) -> RefSpec | None:
         tag = entity.get("tag", name)
@@ -328,7 +371,7 @@ class _Expander:
         return RefError(f"{node_id}: unknown reference '{text}'", where=where,
                         hint=hint or "write 'scene/shot', 'character:NAME', 'location:NAME', a file path or a URL")
 
-    def _check_tags(self, node_id: str, prompt: str, refs: list[RefSpec], where) -> bool:
+    def _check_tags(self, node_id: str, prompt: str, refs: list[RefSpec], where, dropped: dict[str, str]) -> bool:
         if "@" not in prompt:
             return False
         mentions = list(dict.fromkeys(_MENTION_RE.findall(prompt)))
@@ -338,9 +381,10 @@ class _Expander:
         for mention in mentions:
             if mention not in tags:
                 listed = ", ".join(f"@{t}" for t in tags) or "none"
+                hint = (f"drop_refs leaves out {dropped[mention]}'s image" if mention in dropped
+                        else did_you_mean(mention, tags) or "add it to cast or refs, or give a reference that tag")
                 raise RefError(f"{node_id}: the prompt names @{mention} but no reference of the shot has that tag "
-                               f"(tags: {listed})", where=where,
-                               hint=did_you_mean(mention, tags) or "add it to cast or refs, or give a reference that tag")
+                               f"(tags: {listed})", where=where, hint=hint)
         seen: dict[str, RefSpec] = {}
         for ref in refs:
             if not ref.tag or not _TAG_RE.match(ref.tag):
@@ -380,6 +424,8 @@ class _Expander:
                                 "notes": owner.get("notes"), "location": location}
             if location in self.locations:
                 context["location"] = entity(self.locations, location)
+            elif location is not None:  # unknown: the scene's error says so; its prompts still expand
+                context["location"] = {"name": location, "description": location, "tag": location, "notes": None}
             context["cast"] = {m: entity(self.characters, m) for m in merged.get("cast") or [] if m in self.characters}
         elif kind is NodeKind.CHARACTER:
             context["character"] = entity(self.characters, name)
@@ -416,6 +462,49 @@ def _check_image(path: Path) -> None:
     with open(path, "rb") as f:
         image_header(f, "file")
     _usercache.remember("image", key)
+def _too_many_refs(node_id: str, spec, refs: list[RefSpec], implicit: dict, where) -> RefError:
+    """More references than the model takes: each listed with why it is there and how to
+    leave it out (``drop_refs: [NAME]`` for the location and cast, else removing it from refs)."""
+    listed, drops = [], []
+    for i, ref in enumerate(refs, 1):
+        entity = implicit.get((ref.kind, ref.target))
+        if entity is None:
+            listed.append(f"{i}. {ref.label} (refs)")
+        else:
+            what = "the location" if ref.via == "location" else "cast"
+            listed.append(f"{i}. {ref.label} ({what} {entity}: drop_refs: [{entity}])")
+            drops.append(entity)
+    hint = "leave one out"
+    if drops:
+        hint += (f": drop_refs: [{drops[0]}] keeps {drops[0]} in the prompt but sends no image of it"
+                 f"{'' if len(refs) == len(drops) else '; or remove an item from refs'}")
+    else:
+        hint += ": remove an item from refs"
+    return RefError(f"{node_id} has {len(refs)} reference images, {spec.id} takes at most {spec.max_refs}: "
+                    + ", ".join(listed), where=where, hint=hint)
+
+
+def _once(failed: list[tuple[str, ShotflowError]]) -> list[ShotflowError]:
+    """Node errors with one cause reported once: a bad value in ``defaults`` or a character's
+    missing image fails every node that uses it, at the same place with the same words.
+
+        a/one: size '1K-16:10' is not …  ×16   →   a/one, a/two and 14 more: size '1K-16:10' is not …
+    """
+    groups: dict[tuple, list[tuple[str, ShotflowError]]] = {}
+    for node_id, exc in failed:
+        rest = exc.message.removeprefix(f"{node_id}: ")
+        groups.setdefault((type(exc), str(exc.where), rest, exc.hint), []).append((node_id, exc))
+    merged = []
+    for (_, _, rest, _), items in groups.items():
+        first = items[0][1]
+        if len(items) == 1 or not first.message.startswith(f"{items[0][0]}: "):
+            merged.append(first)  # alone, or its message names no node (a character's image)
+            continue
+        ids = [node_id for node_id, _ in items]
+        names = ", ".join(ids[:-1]) + f" and {ids[-1]}" if len(ids) <= 3 else \
+            f"{ids[0]}, {ids[1]} and {len(ids) - 2} more"
+        merged.append(type(first)(f"{names}: {rest}", where=first.where, hint=first.hint))
+    return merged
 
 
 def _normalise(text: str) -> str:
@@ -504,7 +593,7 @@ class _Templates:
             except jinja2.TemplateError as exc:  # syntax, or nested too deeply (_sandbox.Exhausted)
                 raise _template_error(exc, node_id, where, "prompt") from None
             self._compiled[source] = template
-        return self._render(template, context, node_id, where, "prompt")
+        return self._render(template, context, node_id, where, "prompt", lambda: source)
 
     def save(self) -> None:
         if self._codes is not None:
@@ -533,13 +622,17 @@ class _Templates:
             self._compiled["\0" + name] = template
             if template.filename:
                 self._used[Path(template.filename)] = None
-        return self._render(template, context, node_id, where, f"template {name}")
+        return self._render(template, context, node_id, where, f"template {name}",
+                            lambda: self.env.loader.get_source(self.env, name)[0])
 
-    def _render(self, template, context, node_id, where, what) -> str:
+    def _render(self, template, context, node_id, where, what, source=lambda: "") -> str:
+        """``source()`` gives the template's text, read only to explain an undefined name."""
         import jinja2
 
         try:
             return self.env.render(template, context)
+        except jinja2.UndefinedError as exc:
+            raise _undefined_error(exc, node_id, where, what, source(), context) from None
         except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as exc:
             # errors of the template's own expressions ({{ 1/0 }}, {{ x[5] }}) are the user's to fix
             raise _template_error(exc, node_id, where, what) from None
@@ -670,6 +763,55 @@ def _substitute(source: str, context: dict, filters) -> str | None:
         out.append(str(value))
         out.append(text)
     return "".join(out)
+
+
+_CONTEXT_NAMES = ("project", "style", "vars", "scene", "shot", "camera", "location", "cast", "character", "refs",
+                  "prompt")
+_NO_ATTRIBUTE = re.compile(r"has no attribute '([^']+)'")
+_UNDEFINED = re.compile(r"'([^']+)' is undefined")
+
+
+def _undefined_error(exc, node_id: str, where, what: str, source: str, context: dict) -> TemplateError:
+    """An undefined name or attribute, said in the storyboard's words: which value lacks it,
+    what that value has, and the closest of those (``cast.ana`` has no attribute 'desciption':
+    did you mean 'description'?)."""
+    error = _template_error(exc, node_id, where, what)
+    at = error.message[: -len(exc.message)] if exc.message and error.message.endswith(exc.message) else \
+        f"{node_id}: {what}: "
+    name = _UNDEFINED.search(exc.message or "")
+    if name:
+        hint = did_you_mean(name[1], context) or "names: " + ", ".join(n for n in _CONTEXT_NAMES if n in context)
+        return TemplateError(f"{at}'{name[1]}' is undefined", where=where, hint=hint)
+    attribute = _NO_ATTRIBUTE.search(exc.message or "")
+    if not attribute:
+        return error
+    attr = attribute[1]
+    for match in re.finditer(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\.\s*" + re.escape(attr) + r"(?!\w)", source):
+        path = match[1].split(".")
+        value: Any = context
+        for part in path:
+            value = value.get(part, _MISSING) if isinstance(value, dict) else _MISSING
+        if value is _MISSING or (isinstance(value, dict) and attr in value):
+            continue  # a loop variable, or not this expression
+        dotted = match[1]
+        if value is None:
+            why = {"location": "the scene has no location", "character": "only a character sheet has one",
+                   "scene": "only a shot has one"}.get(dotted, "it is none here")
+            return TemplateError(f"{at}{dotted} is empty ({why}), so it has no attribute '{attr}'", where=where,
+                                 hint="give the scene a location: NAME" if dotted == "location" else None)
+        if not isinstance(value, dict):
+            return TemplateError(f"{at}{dotted} is {type(value).__name__}, so it has no attribute '{attr}'",
+                                 where=where)
+        keys = [str(k) for k in value]
+        if dotted == "cast":
+            listed = ", ".join(keys) or "nobody"
+            hint = did_you_mean(attr, keys) or f"add {attr} to the shot's cast"
+            return TemplateError(f"{at}'{attr}' is not in this shot's cast (cast: {listed})", where=where, hint=hint)
+        has = f"{dotted} has: {', '.join(keys)}" if keys else f"{dotted} is empty"
+        close = did_you_mean(attr, keys)
+        return TemplateError(f"{at}{dotted} has no attribute '{attr}'", where=where,
+                             hint=f"{close} {has}" if close else has)
+    return error
 
 
 def _template_error(exc: Exception, node_id: str, where, what: str) -> TemplateError:

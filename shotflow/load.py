@@ -12,6 +12,7 @@ an error and is never constructed. Duplicate keys in one mapping are errors too
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,9 +177,15 @@ def read_source(path: Path) -> Source:
         mark = exc.problem_mark or exc.context_mark
         where = Mark(name, mark.line + 1, mark.column + 1) if mark else name
         problem = exc.problem or exc.context or "invalid YAML"
-        raise LoadError(f"YAML syntax error: {problem}", where=where) from None
+        hint = quote_hint(text, mark.line + 1) if mark else None
+        raise LoadError(f"YAML syntax error: {problem}", where=where, hint=hint) from None
     except yaml.YAMLError as exc:
         raise LoadError(f"YAML error: {exc}", where=name) from None
+    for error in errors:
+        if isinstance(error.where, Mark) and error.message.startswith(("mapping keys must", "unknown alias")):
+            fix = quote_hint(text, error.where.line)
+            if fix:
+                error.hint = f"{error.hint}, or, if it is text, {fix}" if error.hint else fix
     raise_all(errors)
     source.data = {} if data is None else data
     return source
@@ -337,6 +344,33 @@ def _build(text: bytes, source: Source, errors: list[ShotflowError]):
     return root
 
 
+# ``key: value`` or ``- value`` whose plain value starts with a character YAML reserves
+_RESERVED_VALUE = re.compile(r"^\s*(?:-\s+)?(?:(?P<key>[A-Za-z0-9_][\w.-]*):[ \t]+)?(?P<value>[@`%*{].*)$")
+
+
+def quote_hint(text: bytes, line: int) -> str | None:
+    """The fix of the commonest YAML mistake, when the error is on (or just after) such a line:
+    a plain value starting with ``@``, ``{``, ``*``, ``%`` or a backquote (YAML reads
+    ``{{ x }}`` as a mapping, ``*x`` as an alias, and refuses ``@``, ``%`` and the backquote)::
+
+        prompt: @kenji runs   →   quote the value: prompt: "@kenji runs"
+    """
+    lines = text.decode("utf-8", "replace").splitlines()
+    for number in (line, line - 1):
+        if not 1 <= number <= len(lines):
+            continue
+        match = _RESERVED_VALUE.match(lines[number - 1])
+        if match is None:
+            continue
+        value = re.sub(r"\s+#.*$", "", match["value"]).rstrip()
+        if value.startswith("{") and not value.startswith("{{") and value.endswith("}"):
+            return None  # a flow mapping ({id: a, prompt: b}): what is wrong is inside it
+        quoted = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        written = f"{match['key']}: {quoted}" if match["key"] else f"- {quoted}"
+        return f"quote the value: {written}"
+    return None
+
+
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 MAX_DEPTH = 64  # levels of nesting in one YAML file
 ALIAS_LIMIT = 100_000  # values aliases may copy, beyond 4 per value read from the file
@@ -404,7 +438,6 @@ class _Builder:
         return Mark(self.name, node.start_mark.line + 1, node.start_mark.column + 1)
 
     def build(self, node, path: Path_) -> None:
-        import yaml.nodes
 
         self.budget -= 1
         if self.budget < 0 or id(node) in self.open or len(path) > MAX_DEPTH:
@@ -628,19 +661,25 @@ def _include(parent: Source, at: Path_, rel: str, stack: tuple[Path, ...], kind:
 
 
 def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """``--set a.b=3`` pairs to a nested dict; values are read as YAML scalars."""
-    import yaml
+    """``--set a.b=3`` pairs to a nested dict; values are read as YAML scalars.
+
+    A pair written ``+key=value`` (``--set-new``) may add a var: its first key keeps the
+    ``+`` (``{"+mood": "calm"}``), which ``_apply_overrides`` reads."""
 
     from .errors import ConfigError
 
     result: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
+        new = key.strip().startswith("+")
+        key = key.strip().removeprefix("+")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects key=value, got '{pair}'")
         value = _override_value(key.strip(), raw)
         node = result
         parts = key.strip().split(".")
+        if new:
+            parts[0] = "+" + parts[0]
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
@@ -671,14 +710,55 @@ def _override_value(key: str, raw: str) -> Any:
     return raw if isinstance(value, (dict, list)) else value
 
 
-def _apply_overrides(base: dict, overrides: dict) -> dict:
+def _apply_overrides(base: dict, overrides: dict, *, new: bool = False, path: tuple[str, ...] = (),
+                     root: dict | None = None) -> dict:
+    """The vars with ``--set`` overrides applied (a nested dict: ``{"look": {"grade": "teal"}}``
+    sets the key ``grade`` of the mapping var ``look``).
+
+    A key must name a var the storyboard defines (or a key of a mapping var): a typo would
+    otherwise change nothing, silently. A key marked new (``+key``: ``--set-new``) may add
+    one. Only a mapping has keys: ``look.grade=…`` on a text var is an error, never a
+    mapping put into every prompt.
+    """
+    from .errors import ConfigError
+
+    root = base if root is None else root
     merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _apply_overrides(merged[key], value)
+    for raw, value in overrides.items():
+        adds = new or raw.startswith("+")
+        key = raw.removeprefix("+")
+        dotted = ".".join((*path, key))
+        if key not in merged and not adds:
+            known = _dotted_keys(root)
+            hint = did_you_mean(dotted, known) or (f"its vars: {', '.join(known[:20])}" if known
+                                                   else "the storyboard has no vars")
+            raise ConfigError(f"--set {dotted}: the storyboard has no var '{dotted}'",
+                              hint=f"{hint}; to add a var on purpose: --set-new {dotted}=VALUE")
+        if isinstance(value, dict):  # a key of a mapping: --set look.grade=teal
+            current = merged.get(key, {})
+            if not isinstance(current, dict):
+                sub = next(iter(value)).removeprefix("+")
+                kind = ("a list" if isinstance(current, list) else "empty" if current is None
+                        else f"text ({current!r})" if isinstance(current, str) else f"{current!r}")
+                raise ConfigError(f"--set {dotted}.{sub}: the var '{dotted}' is {kind}, not a mapping, so it has "
+                                  f"no key '{sub}'", hint=f"set the whole var: --set {dotted}=VALUE")
+            merged[key] = _apply_overrides(current, value, new=adds, path=(*path, key), root=root)
         else:
             merged[key] = value
     return merged
+
+
+def _dotted_keys(mapping: dict, prefix: str = "", limit: int = 1000) -> list[str]:
+    """Every key of a nested mapping as ``a``, ``a.b`` … (for a did-you-mean), at most ``limit``."""
+    keys: list[str] = []
+    for key, value in mapping.items():
+        if len(keys) >= limit:
+            break
+        name = f"{prefix}{key}"
+        keys.append(name)
+        if isinstance(value, dict):
+            keys.extend(_dotted_keys(value, name + ".", limit - len(keys)))
+    return keys
 
 
 __all__ = ["Loaded", "Source", "load", "parse_overrides", "read_source", "ErrorList"]

@@ -127,20 +127,24 @@ EXTENSIONS = {"PNG": "png", "JPG": "jpg", "WEBP": "webp"}
 
 
 def frame_names(spec: NodeSpec) -> tuple[str, list[str]]:
-    """(folder in renders/, file names without extension) of a node's takes: strings only, cheap
-    enough to check 10 000 nodes for clashes on every load."""
+    """(folder in renders/, file names without extension) of a node's takes, in take order:
+    strings only, cheap enough to check 10 000 nodes for clashes on every load."""
     if spec.kind is NodeKind.SHOT:
         folder = str(spec.scene)
     else:
         folder = "characters" if spec.kind is NodeKind.CHARACTER else "locations"
-    if spec.takes == 1:
-        return folder, [spec.name]
-    return folder, [f"{spec.name}-take{i}" for i in range(1, spec.takes + 1)]
+    picked = min(max(spec.pick, 1), spec.takes)
+    return folder, [spec.name if i == picked else f"{spec.name}-take{i}" for i in range(1, spec.takes + 1)]
 
 
 def frame_paths(project: Project, spec: NodeSpec) -> list[Path]:
-    """Where a node's takes are written: ``renders/SCENE/SHOT.png``, ``SHOT-take2.png``,
-    ``renders/characters/NAME.png``, ``renders/locations/NAME.png``."""
+    """Where a node's takes are written, in take order. The picked take is always
+    ``renders/SCENE/SHOT.png`` (``renders/characters/NAME.png``, ``renders/locations/NAME.png``
+    for sheets), so an editor or a script links one file that follows the pick; every other
+    take sits beside it as ``SHOT-take2.png``, ``SHOT-take3.png``…::
+
+        takes: 3, pick: 2   →   [door-take1.png, door.png, door-take3.png]
+    """
     ext = EXTENSIONS[spec.output_format]
     folder, names = frame_names(spec)
     base = project.renders_dir / folder
@@ -166,3 +170,9 @@ def check_frame_names(nodes: dict[str, NodeSpec]) -> None:
                     where=spec.where, hint="rename one of them"))
                 break
     raise_all(problems)
+
+
+def picked_first(paths: list[Path], pick: int) -> list[Path]:
+    """``frame_paths`` with the picked take's file first (what a render reports)."""
+    i = min(max(pick, 1), len(paths)) - 1
+    return [paths[i], *paths[:i], *paths[i + 1:]]

@@ -194,11 +194,12 @@ def _plan_node(spec: NodeSpec, backend: str, cache: Cache, planned: dict[str, Pl
     record = cache.lookup(spec.id, key)
     if record is not None:
         return PlannedNode(spec, Status.FRESH, None, key, record=record)
-    return PlannedNode(spec, Status.RENDER, _why(spec, payload, cache.previous(spec.id), key), key,
+    return PlannedNode(spec, Status.RENDER, _why(spec, payload, cache.previous(spec.id), key, planned), key,
                        request=payload, cost=cost)
 
 
-def _why(spec: NodeSpec, payload: dict[str, Any], previous: Record | None, key: str) -> str:
+def _why(spec: NodeSpec, payload: dict[str, Any], previous: Record | None, key: str,
+         planned: dict[str, PlannedNode]) -> str:
     """The reason a node with a known key renders, from what the lock pinned before."""
     if previous is None:
         return "new: never rendered"
@@ -216,6 +217,15 @@ def _why(spec: NodeSpec, payload: dict[str, Any], previous: Record | None, key: 
         changed.append("references changed")
     else:
         for ref, a, b in zip(spec.refs, old_refs, new_refs):
-            if a != b:
-                changed.append(f"reference {ref.label} " + ("re-rendered" if ref.kind is RefKind.NODE else "changed"))
+            if a == b:
+                continue
+            if ref.kind is not RefKind.NODE:
+                changed.append(f"reference {ref.label} changed")
+                continue
+            # the upstream node is fresh (else this one would wait for it): nothing of it
+            # re-renders now; its picked frame is another than when this node was rendered
+            up = planned.get(ref.target)
+            takes = {o.sha256 for o in up.record.outputs} if up is not None and up.record is not None else set()
+            changed.append(f"another take of {ref.label} is picked" if a.get("sha256") in takes
+                           else f"reference {ref.label} has a new frame")
     return ", ".join(changed) or "request changed"

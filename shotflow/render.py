@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ._text import counted
 from .errors import BudgetError, ConfigError, LockedError, ShotflowError, did_you_mean
 from .report import Reporter, RunStart, Summary
 from .resolve import NodeStatus, Outcome
@@ -157,7 +158,8 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
     only = select(options.only, ids, "--only") if options.only else None
     with ProjectLock(store.state_dir, options.wait):
         lock = LockFile.read(project.lock_path)
-        session = Session(project, graph, store, lock, options, backend_name, reporter, forced, only)
+        rerolls = Rerolls.read(project.path, forced)
+        session = Session(project, graph, store, lock, options, backend_name, reporter, rerolls, only)
         return session.run(started)
 
 
@@ -236,11 +238,67 @@ class ProjectCache:
         return None if self.refresh_urls else self.lock.urls.get(url)
 
 
+class Rerolls:
+    """The nodes ``--force`` asked to render again, and those an earlier, unfinished run of
+    the same ``--force`` already rendered again (``.shotflow/forced.json``).
+
+    "Run the same command again" must not pay twice for a re-roll: when a run with
+    ``--force`` is interrupted (or some of its forced nodes fail), the forced nodes it did
+    render are recorded; the next run with the same forced set renders only the others
+    (the recorded ones are fresh: the lock names their new takes). Any other run forgets
+    the record, and so does the run that finishes every forced node::
+
+        {"storyboard": "/…/storyboard.yaml", "forced": ["roof/a", "roof/b", …], "done": ["roof/a"]}
+    """
+
+    def __init__(self, storyboard: Path, asked: set[str], done: set[str], recorded: bool):
+        self.storyboard = storyboard
+        self.asked = asked  # what --force selected
+        self.done = done  # of those, what a run of this same --force rendered again already
+        self.recorded = recorded  # a record file exists (to remove or to rewrite)
+
+    @property
+    def forced(self) -> set[str]:
+        """What this run forces."""
+        return self.asked - self.done
+
+    @staticmethod
+    def path(storyboard: Path) -> Path:
+        return storyboard.parent / ".shotflow" / "forced.json"
+
+    @classmethod
+    def read(cls, storyboard: Path, asked: set[str]) -> Rerolls:
+        try:
+            data = json.loads(cls.path(storyboard).read_bytes())
+        except FileNotFoundError:
+            return cls(storyboard, asked, set(), False)
+        except (OSError, ValueError):
+            return cls(storyboard, asked, set(), True)
+        same = (isinstance(data, dict) and data.get("storyboard") == str(storyboard)
+                and set(data.get("forced") or ()) == asked)
+        return cls(storyboard, asked, set(data.get("done") or ()) & asked if same else set(), True)
+
+    def finish(self, rendered: set[str], finished: bool) -> None:
+        """Record what a run left to re-roll; forget the record once nothing is left."""
+        from .store import atomic_write
+
+        done = self.done | (self.asked & rendered)
+        path = self.path(self.storyboard)
+        if self.asked and not (finished and done >= self.asked):
+            atomic_write(path, json.dumps({"storyboard": str(self.storyboard), "forced": sorted(self.asked),
+                                           "done": sorted(done)}, indent=1).encode())
+        elif self.recorded:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+
+
 class Session:
     """One render of one project: owns the plan, the backend and what gets recorded."""
 
     def __init__(self, project, graph, store, lock, options: RenderOptions, backend_name: str,
-                 reporter: Reporter, forced: set[str], only: set[str] | None):
+                 reporter: Reporter, rerolls: Rerolls, only: set[str] | None):
         from .plan import make_plan
 
         self.project = project
@@ -250,7 +308,8 @@ class Session:
         self.options = options
         self.backend_name = backend_name
         self.reporter = reporter
-        self.forced = forced
+        self.rerolls = rerolls
+        forced = self.forced = rerolls.forced
         self.cache = ProjectCache(store, lock, options.refresh_urls)
         self.plan = make_plan(project, graph, self.cache, backend=backend_name, force=forced, only=only)
         self.full = only is None
@@ -291,7 +350,7 @@ class Session:
                                   hint="run without --locked to render and update the lock")
         to_render = [n for n in self.plan.nodes.values() if n.status is Status.RENDER]
         if self.options.max_cost is not None and self.plan.cost > self.options.max_cost + 1e-9:
-            raise BudgetError(f"this render would cost about ${self.plan.cost:.2f} ({len(to_render)} nodes) "
+            raise BudgetError(f"this render would cost about ${self.plan.cost:.2f} ({counted(len(to_render), 'node')}) "
                               f"and --max-cost is ${self.options.max_cost:.2f}; nothing was spent",
                               hint="raise --max-cost, render fewer shots with --only, or use fewer takes")
 
@@ -302,8 +361,19 @@ class Session:
         from .plan import Status
 
         to_render = sum(1 for n in self.plan.nodes.values() if n.status is Status.RENDER)
+        if to_render:  # before the run starts: a missing API key is the only thing said
+            from . import backends
+
+            self.backend = backends.create(self.backend_name, backends.Services(
+                project_dir=self.project.root, journal=self.store.journal, memo=self.store.memo,
+                settings=self.project.settings, jobs=max(1, self.options.jobs)))
         self.reporter.run_started(RunStart(total=len(self.plan.nodes), to_render=to_render,
                                            estimated_cost=self.plan.cost, backend=self.backend_name))
+        if self.rerolls.done:
+            done = sorted(self.rerolls.done)
+            shown = ", ".join(done[:5]) + (f" and {len(done) - 5} more" if len(done) > 5 else "")
+            self.reporter.note(f"not forced again: {shown} (re-rendered by the unfinished run of this same "
+                               "--force; their new takes are kept)")
         import asyncio
 
         if to_render:
@@ -332,14 +402,9 @@ class Session:
         return self.summary
 
     async def _run(self) -> None:
-        from . import backends, graph as graphs
+        from . import graph as graphs
         from .plan import Status
 
-        needs_backend = any(n.status is Status.RENDER for n in self.plan.nodes.values())
-        if needs_backend:
-            self.backend = backends.create(self.backend_name, backends.Services(
-                project_dir=self.project.root, journal=self.store.journal, memo=self.store.memo,
-                settings=self.project.settings, jobs=max(1, self.options.jobs)))
         weight = {n: (1.0 if self.plan.nodes[n].status is Status.RENDER else 0.0) for n in self.plan.order}
         priority = graphs.heights(self.graph.subgraph(self.plan.order), self.plan.order, weight)
         deps = {n: list(self.graph.predecessors(n)) for n in self.plan.order}
@@ -582,13 +647,27 @@ class Session:
         return data, digest
 
     def _export(self, spec, record, data: dict[str, bytes] | None = None) -> tuple[str, ...]:
+        """Copy a node's takes to renders/; returns their paths, the picked take's first."""
         from .load import display_path
-        from .model import frame_paths
+        from .model import frame_paths, picked_first
 
         paths = frame_paths(self.project, spec)
         for path, output in zip(paths, record.outputs):
             self.store.export(output.sha256, path, data.get(output.sha256) if data else None)
-        return tuple(display_path(p) for p in paths)
+        ordered = picked_first(paths, spec.pick)
+        if len(paths) > 1:
+            # after a change of pick, the take now picked may still sit under its other name:
+            # that copy goes (only when it is that take's bytes, as this project wrote them)
+            take = paths.index(ordered[0])
+            stale = ordered[0].with_name(f"{spec.name}-take{take + 1}{ordered[0].suffix}")
+            try:
+                st = os.stat(stale)
+            except FileNotFoundError:
+                st = None
+            if st is not None and self.store.index.known(stale, st) == record.outputs[take].sha256:
+                os.unlink(stale)
+                self.store.index.forget(stale)
+        return tuple(display_path(p) for p in ordered)
 
     # -- recording ------------------------------------------------------------------------
 
@@ -604,6 +683,8 @@ class Session:
                     (r.target for r in spec.refs if r.kind.value == "url")}
             self.lock.urls = {u: h for u, h in self.lock.urls.items() if u in used}
         self.lock.write()
+        self.rerolls.finish({n for n, o in self.outcomes.items() if o.status is NodeStatus.RENDERED},
+                            finished=not self.summary.interrupted and self.stopped is None)
         self._write_status()
         if self.full and self.summary.ok and len(self.results) == len(self.project.nodes):
             self._write_manifest()
@@ -628,7 +709,7 @@ class Session:
         atomic_write(path, data)
 
     def _write_manifest(self) -> None:
-        from .model import frame_paths
+        from .model import frame_paths, picked_first
         from .store import atomic_write
 
         inputs = {str(p): _stat(str(p)) for p in (*self.project.inputs, self.lock.path)}
@@ -646,7 +727,7 @@ class Session:
                 outputs[obj] = _stat(obj)
             from .load import display_path
 
-            nodes.append([node_id, [display_path(p) for p in paths]])
+            nodes.append([node_id, [display_path(p) for p in picked_first(paths, spec.pick)]])
         from .trust import removable_render
 
         for stale in previous - set(outputs):

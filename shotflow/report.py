@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
+from ._text import counted
 from .resolve import NodeStatus, Outcome
 
 
@@ -157,10 +158,8 @@ def summary_lines(summary: Summary) -> list[str]:
         lines.append(f"  skipped {node_id}: {why.removeprefix('skipped: ')}")
     if len(summary.skips) > 20:
         lines.append(f"  … and {len(summary.skips) - 20} more skipped")
-    if summary.interrupted:
-        lines.append("finished work is kept; run the same command again to continue")
     lines.extend(f"note: {note}" for note in summary.notes)
-    return lines
+    return lines  # an interrupted run: the command line says how to continue, once
 
 
 class PlainReporter:
@@ -180,7 +179,7 @@ class PlainReporter:
         self.total = start.total
         if start.to_render:
             cost = f", estimated ${start.estimated_cost:.2f}" if start.estimated_cost else ""
-            self._line(f"rendering {start.to_render} of {start.total} nodes on {start.backend}{cost}")
+            self._line(f"rendering {start.to_render} of {counted(start.total, 'node')} on {start.backend}{cost}")
 
     def node_started(self, node_id: str) -> None:
         pass
@@ -190,7 +189,10 @@ class PlainReporter:
         if (outcome.status is NodeStatus.CACHED and not self.verbose) or outcome.fatal \
                 or (outcome.error or "").endswith("(the run stopped)"):
             return
-        detail = outcome.error if outcome.error else ", ".join(outcome.outputs[:1])
+        detail = outcome.error or (outcome.outputs[0] if outcome.outputs else "")
+        if not outcome.error and len(outcome.outputs) > 1:  # the first is the picked take
+            others = len(outcome.outputs) - 1
+            detail += f" (+{counted(others, 'other take')})"
         cost = f"  ${outcome.cost:.2f}" if outcome.cost else ""
         self._line(f"[{self.done}/{self.total}] {_MARKS[outcome.status]:<8} {outcome.id}  {detail}{cost}")
 
@@ -199,7 +201,7 @@ class PlainReporter:
 
     def run_finished(self, summary: Summary) -> None:
         if summary.noop:
-            self._line(f"nothing to do: {summary.cached} nodes fresh ({summary.elapsed:.2f} s)")
+            self._line(f"nothing to do: {counted(summary.cached, 'node')} fresh ({summary.elapsed:.2f} s)")
             return
         for line in summary_lines(summary):
             self._line(line)

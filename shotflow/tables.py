@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._text import counted
 from .plan import Plan, Status
 
 
@@ -24,7 +25,9 @@ def plan_table(plan: Plan) -> str:
     cost = f"estimated cost ${plan.cost:.2f} on {plan.backend}"
     if plan.backend == "preview" and plan.runware_cost:
         cost += f" (${plan.runware_cost:.2f} on runware)"
-    lines.append(f"{len(plan.nodes)} nodes: {render} to render, {fresh} fresh; {cost}")
+    lines.append(f"{counted(len(plan.nodes), 'node')}: {render} to render, {fresh} fresh; {cost}")
     if plan.critical_path:
-        lines.append(f"critical path ({len(plan.critical_path)} renders in a chain): " + " -> ".join(plan.critical_path))
+        chain = len(plan.critical_path)
+        lines.append(f"critical path ({'1 render' if chain == 1 else f'{chain} renders in a chain'}): "
+                     + " -> ".join(plan.critical_path))
     return "\n".join(lines)

@@ -34,7 +34,6 @@ def storyboard_schema() -> dict[str, Any]:
 
 @cache
 def _validator(definition: str):
-    import jsonschema
 
     schema = storyboard_schema()
     if definition != "storyboard":
@@ -155,6 +154,10 @@ def _translate(source: Source, error, prefix_path: tuple = ()) -> SchemaError:
         return SchemaError(f"{prefix}width and height go together: give both, or a named size", where=where)
     if v == "not" and "x-message-not" in schema:
         return SchemaError(f"{prefix}{schema['x-message-not']}", where=where)
+    if v == "pattern" and path and path[-1] == "model" and isinstance(value, str):
+        from .catalog import unknown_model_hint
+
+        return SchemaError(f"{prefix}unknown model '{value}'", where=where, hint=unknown_model_hint(value))
     if "x-message" in schema and v in ("pattern", "const", "oneOf", "anyOf", "maxLength"):
         shown = json.dumps(value) if not isinstance(value, dict) else "this"
         return SchemaError(f"{prefix}{shown} {schema['x-message']}".replace("this a ", "a "), where=where)
@@ -162,7 +165,8 @@ def _translate(source: Source, error, prefix_path: tuple = ()) -> SchemaError:
         expected = schema.get("type")
         expected = " or ".join(expected) if isinstance(expected, list) else expected
         article = "an" if str(expected)[0] in "aeiou" else "a"
-        return SchemaError(f"{prefix}must be {article} {expected}, got {_kind(value)} {_show(value)}", where=where)
+        shown = "" if value is None else f" {_show(value)}".rstrip()
+        return SchemaError(f"{prefix}must be {article} {expected}, got {_kind(value)}{shown}", where=where)
     if v == "enum":
         options = ", ".join(str(o) for o in schema["enum"])
         hint = did_you_mean(str(value), [str(o) for o in schema["enum"]])

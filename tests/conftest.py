@@ -16,12 +16,19 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 # The per-user cache (compiled templates, schema checks) of the tests is their own, never
-# the user's ~/.cache/shotflow; subprocesses inherit it.
-os.environ["SHOTFLOW_USER_CACHE"] = tempfile.mkdtemp(prefix="shotflow-usercache-")
+# the user's ~/.cache/shotflow; subprocesses inherit it. Each pytest process (the main one
+# and every xdist worker) makes its own and removes it when it ends.
+_USER_DIR = tempfile.mkdtemp(prefix="shotflow-tests-")
+USER_CACHE = os.path.join(_USER_DIR, "cache")
+os.environ["SHOTFLOW_USER_CACHE"] = USER_CACHE
 # its key (which authenticates what is in it) outside it, as a user's is; and no user config
-os.environ["SHOTFLOW_USER_KEY"] = os.path.join(tempfile.mkdtemp(prefix="shotflow-userkey-"), "usercache.key")
-os.environ["SHOTFLOW_CONFIG"] = os.path.join(tempfile.mkdtemp(prefix="shotflow-config-"), "config.toml")
+os.environ["SHOTFLOW_USER_KEY"] = os.path.join(_USER_DIR, "key", "usercache.key")
+os.environ["SHOTFLOW_CONFIG"] = os.path.join(_USER_DIR, "config", "config.toml")
 EXAMPLES = ROOT / "examples"
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_USER_DIR, ignore_errors=True)
 
 
 @dataclass

@@ -39,7 +39,7 @@ CASES = {
     "too many references": (board("""      - id: b
         cast: [mara]
         refs: [wide, {file: a.png}, {file: b.png}]
-        prompt: x"""), r"storyboard\.yaml:12:9: arrival/b has 4 reference images .* takes at most 3"),
+        prompt: x"""), r"storyboard\.yaml:12:9: arrival/b has 4 reference images, runway:4@1 takes at most 3: 1\. character:mara \(cast mara: drop_refs: \[mara\]\), 2\. arrival/wide \(refs\)"),
     "turbo without references": (board("""      - id: quick
         model: runway:4@2
         prompt: x"""), r"storyboard\.yaml:12:9: arrival/quick has 0 reference images.*at least 1"),
@@ -156,3 +156,112 @@ def test_validate_several_files_reports_each(write, cli, tmp_path):
     assert result.code == 2
     assert "ok: good.yaml" in result.out
     assert "bad.yaml:2:" in result.err
+
+
+# -- the errors a newcomer meets first: one line each, with the fix ---------------------------
+
+
+def errors_of(write, text: str) -> list[str]:
+    """The error lines ``shotflow validate`` would print for a storyboard (in-process)."""
+    from shotflow import api, graph
+    from shotflow.errors import InputError
+
+    path = write(text)
+    with pytest.raises(InputError) as info:
+        graph.build(api.load_project(path))
+    return [line.replace(f"{path.parent}/", "") for line in info.value.lines()]
+
+
+@pytest.mark.parametrize("value,fix", [
+    ("@kenji runs", 'quote the value: prompt: "@kenji runs"'),
+    ("{{ cast.mara.description }}", 'quote the value: prompt: "{{ cast.mara.description }}"'),
+    ("{{ cast.mara.description }} walks in", 'quote the value: prompt: "{{ cast.mara.description }} walks in"'),
+    ("*kenji", 'quote the value: prompt: "*kenji"'),
+    ("%kenji runs  # a comment", 'quote the value: prompt: "%kenji runs"'),
+])
+def test_an_unquoted_value_yaml_reserves_gets_the_fix(write, value, fix):
+    lines = errors_of(write, board(f"      - id: door\n        prompt: {value}"))
+    assert len(lines) == 1 and lines[0].startswith("storyboard.yaml:13:") and fix in lines[0], lines
+
+
+def test_the_quote_fix_on_the_command_line(write, cli):
+    path = write(board('      - id: door\n        prompt: @mara opens "the" door'))
+    result = cli("validate", path, cwd=path.parent)
+    assert result.code == 2 and "Traceback" not in result.err
+    assert result.err.strip().endswith('(quote the value: prompt: "@mara opens \\"the\\" door")'), result.err
+
+
+def test_a_misspelt_attribute_names_the_value_and_its_attributes(write):
+    lines = errors_of(write, board("""      - id: door
+        cast: [mara]
+        prompt: "{{ cast.mara.desciption }} opens the door\""""))
+    assert lines == ["storyboard.yaml:14:17: arrival/door: prompt, line 1: cast.mara has no attribute 'desciption' "
+                     "(did you mean 'description'? cast.mara has: name, description, tag, notes)"]
+    lines = errors_of(write, board("""      - id: door
+        cast: [mara]
+        prompt: "{{ cast.tom.description }} and {{ vars.look.grde }}\""""))
+    assert "'tom' is not in this shot's cast (cast: mara)" in lines[0]
+    lines = errors_of(write, "shotflow: 1\nvars: {look: {grade: teal}}\nscenes: [{id: a, shots: [{id: b, "
+                             "prompt: '{{ vars.look.grde }} and {{ shot.nmae }}'}]}]\n")
+    assert "vars.look has no attribute 'grde' (did you mean 'grade'? vars.look has: grade)" in lines[0]
+
+
+def test_one_bad_value_in_defaults_is_reported_once(write):
+    shots = "".join(f"      - {{id: s{i}, prompt: x}}\n" for i in range(16))
+    lines = errors_of(write, f"""shotflow: 1
+defaults: {{size: 1K-16:10}}
+scenes:
+  - id: a
+    shots:
+{shots}""")
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("storyboard.yaml:2:18: a/s0, a/s1 and 14 more: size '1K-16:10' is not a size")
+
+
+def test_a_missing_image_is_reported_once(write):
+    shots = "".join(f"      - {{id: s{i}, prompt: x, cast: [tom]}}\n" for i in range(5))
+    lines = errors_of(write, f"""shotflow: 1
+characters:
+  tom: {{description: a radio operator, image: refs/tom.png}}
+scenes:
+  - id: a
+    shots:
+{shots}""")
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("storyboard.yaml:3:47: character 'tom': reference file not found: refs/tom.png")
+
+
+@pytest.mark.parametrize("model,close", [("gen4", None), ("runway-gen4", "runway:4@"), ("runway:4@9", "runway:4@"),
+                                         ("gen4 turbo", "runway:4@2")])
+def test_a_model_not_in_the_catalog_gets_the_list(write, model, close):
+    lines = errors_of(write, board(f"        model: '{model}'"))
+    assert len(lines) == 1 and f"unknown model '{model}'" in lines[0], lines
+    assert "does not match" not in lines[0] and "^" not in lines[0]
+    assert "models: runway:4@1 (Runway Gen-4 Image), runway:4@2 (Runway Gen-4 Image Turbo)" in lines[0]
+    assert ("did you mean" in lines[0]) == (close is not None)
+    if close:
+        assert f"did you mean '{close}" in lines[0]
+
+
+def test_an_unknown_location_is_one_error(write):
+    lines = errors_of(write, """shotflow: 1
+locations:
+  harbor: {description: a harbor}
+scenes:
+  - id: a
+    location: harbour
+    shots:
+      - {id: one, prompt: "{{ location.description }} at night"}
+      - {id: two, prompt: "{{ location.name }} at dawn", model: "runway:4@2"}
+""")
+    assert lines == ["storyboard.yaml:6:15: scene 'a' is set in unknown location 'harbour' (did you mean 'harbor'?)"]
+
+
+def test_a_shot_that_references_itself_is_an_error(write):
+    lines = errors_of(write, board("      - {id: door, prompt: x, refs: [wide, door]}"))
+    assert lines == ["storyboard.yaml:12:44: arrival/door: refs names the shot itself ('arrival/door') "
+                     "(a shot cannot be its own reference: name an earlier shot, a file or a URL)"]
+
+
+def test_an_empty_section_is_one_plain_error(write):
+    assert errors_of(write, "shotflow: 1\ndefaults:\n") == ["storyboard.yaml:2:10: defaults: must be an object, got nothing"]

@@ -66,7 +66,8 @@ def test_the_public_api_is_small_and_complete():
     import shotflow
 
     assert set(shotflow.__all__) == {"__version__", "Project", "NodeSpec", "Plan", "RenderOptions", "Summary",
-                                     "ShotflowError", "InputError", "load_project", "plan", "render"}
+                                     "ShotflowError", "InputError", "Reporter", "PlainReporter", "JsonReporter",
+                                     "Outcome", "load_project", "plan", "render"}
     for name in shotflow.__all__:
         assert getattr(shotflow, name) is not None
 
@@ -74,8 +75,38 @@ def test_the_public_api_is_small_and_complete():
 @pytest.mark.parametrize("args,needle", [
     (("render", "missing.yaml"), "file not found"),
     (("render", "missing.yaml", "--jobs", "0"), "Invalid value for '-j' / '--jobs'"),
-    (("plan",), "Missing argument"),
+    (("plan",), "no storyboard.yaml in this folder"),
 ])
 def test_usage_errors_exit_2(cli, tmp_path, args, needle):
     result = cli(*args, cwd=tmp_path)
     assert result.code == 2 and needle in result.err and "Traceback" not in result.err
+
+
+def test_clean_has_one_meaning_per_option(example, cli, tmp_path):
+    """--cache DIR is where the cache is, for clean as for every command; --purge-cache removes it."""
+    story = example("lighthouse")
+    cache = tmp_path / "shared-cache"
+    assert cli("render", story, "--cache", cache).code == 0
+    assert (cache / "objects").is_dir()
+    kept = cli("clean", story, "--cache", cache)
+    assert kept.code == 0 and "Warning" not in kept.err and kept.err == "", kept.text
+    assert not (story.parent / "renders").exists() and (cache / "objects").is_dir()
+    dry = cli("clean", story, "--purge-cache", "--cache", cache, "--dry-run")
+    assert dry.code == 0 and "would remove" in dry.out and str(cache) in dry.out and dry.err == ""
+    assert cli("clean", story, "--purge-cache", "--cache", cache).code == 0
+    assert not cache.exists()
+
+
+def test_the_readme_counts_the_examples_shots_right():
+    import re
+    from pathlib import Path
+
+    from shotflow import api
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    for name in ("lighthouse",):
+        project = api.load_project(root / "examples" / name / "storyboard.yaml")
+        shots = sum(1 for n in project.nodes.values() if n.scene is not None)
+        said = re.search(rf"`examples/{name}`\]\([^)]*\) \| an? (\d+)-shot", readme)
+        assert said and int(said[1]) == shots, (said and said[0], shots)

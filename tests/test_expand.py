@@ -287,10 +287,94 @@ def test_simple_lookups_skip_jinja_and_give_what_jinja_gives(source, tmp_path):
 
 
 def test_a_missing_name_in_a_simple_prompt_is_still_jinjas_error(project):
-    with pytest.raises(TemplateError, match=r"a/one: prompt, line 1: 'dict object' has no attribute 'nope'"):
+    with pytest.raises(TemplateError, match=r"a/one: prompt, line 1: vars has no attribute 'nope' \(vars has: grade\)"):
         project("""
 scenes:
   - id: a
     shots:
       - {id: one, prompt: "{{ vars.nope }} at sea"}
 """, head=HEAD + "vars: {grade: teal}\n")
+
+
+def test_the_builtin_template_says_shot_once(project):
+    p = project("""
+scenes:
+  - id: a
+    shots:
+      - {id: two, prompt: two people argue, camera: {framing: two shot, angle: low angle}}
+      - {id: est, prompt: a harbor, camera: {framing: Establishing Shot}}
+      - {id: ins, prompt: a key, camera: {framing: insert}}
+""")
+    assert p.nodes["a/two"].prompt.startswith("two shot, low angle: two people argue")
+    assert p.nodes["a/est"].prompt.startswith("Establishing Shot: a harbor")
+    assert p.nodes["a/ins"].prompt.startswith("insert shot: a key")
+    assert not any("shot shot" in n.prompt.lower() for n in p.nodes.values())
+
+
+def test_drop_refs_makes_room_under_the_cap_and_keeps_the_context(project):
+    """location, cast, then refs; drop_refs leaves the location's or a cast member's image out."""
+    p = project("""
+scenes:
+  - id: a
+    location: tower
+    shots:
+      - {id: one, prompt: x}
+      - id: two
+        cast: [mara, tom]
+        refs: [one]
+        drop_refs: [tower]
+        prompt: "{{ location.description }}, {{ cast.tom.description }}; {% for r in refs %}{{ r.position }}={{ r.label }} {% endfor %}"
+      - id: three
+        cast: [mara, tom]
+        refs: [one]
+        drop_refs: [tom]
+        prompt: "@mara and @tower"
+""")
+    two = p.nodes["a/two"]
+    assert [(r.label, r.via) for r in two.refs] == [("character:mara", "cast"), ("tom.png", "cast"), ("a/one", "refs")]
+    assert "a lighthouse, a radio operator; 1=character:mara 2=tom.png 3=a/one" in two.prompt
+    three = p.nodes["a/three"]
+    assert [r.label for r in three.refs] == ["tower.png", "character:mara", "a/one"]
+
+
+def test_too_many_references_lists_each_with_the_key_that_drops_it(project):
+    with pytest.raises(RefError) as info:
+        project("""
+scenes:
+  - id: a
+    location: tower
+    shots:
+      - {id: one, prompt: x}
+      - {id: two, prompt: x, cast: [mara, tom], refs: [one]}
+""")
+    message = str(info.value)
+    assert ("a/two has 4 reference images, runway:4@1 takes at most 3: 1. tower.png (the location tower: "
+            "drop_refs: [tower]), 2. character:mara (cast mara: drop_refs: [mara]), 3. tom.png (cast tom: "
+            "drop_refs: [tom]), 4. a/one (refs)") in message
+    assert "leave one out: drop_refs: [tower] keeps tower in the prompt but sends no image of it" in message
+
+
+def test_drop_refs_names_the_location_or_the_cast(project):
+    with pytest.raises(RefError, match=r"a/two: drop_refs names 'towr', which is neither the scene's location nor "
+                                       r"in the shot's cast \(did you mean 'tower'\?\)"):
+        project("""
+scenes:
+  - id: a
+    location: tower
+    shots:
+      - {id: two, prompt: x, cast: [mara], drop_refs: [towr]}
+""")
+    with pytest.raises(RefError, match=r"@tom but no reference of the shot has that tag .*drop_refs leaves out tom's image"):
+        project("""
+scenes:
+  - id: a
+    shots:
+      - {id: two, prompt: "@tom waves", cast: [tom], drop_refs: [tom]}
+""")
+
+
+def test_the_schema_documents_drop_refs():
+    from shotflow.validate import storyboard_schema
+
+    shot = storyboard_schema()["$defs"]["shot"]["properties"]
+    assert "drop_refs" in shot and "3-reference cap" in shot["drop_refs"]["description"]

@@ -152,7 +152,7 @@ def test_sequence_is_in_story_order_with_sheets_first_and_all_fresh(rendered):
         assert panel.picked is not None and panel.picked.in_renders
         assert hashlib.sha256(panel.picked.path.read_bytes()).hexdigest() == entry.picked.sha256
     door = seq.panels["arrival/door"]
-    assert door.pick == 2 and door.picked.path.name == "door-take2.png"
+    assert door.pick == 2 and door.picked.path.name == "door.png"
     assert [t.index for t in door.others] == [1, 3]
     assert seq.duration == pytest.approx(4 + 1.5 + 2.5 + 3 + 2.5 + 2.5 + 3 + 2.5 + 3 + 2.5 + 4)
     assert seq.cost == 0.0 and seq.backend == "preview"
@@ -269,7 +269,8 @@ def test_csv_shot_list_in_story_order_utf8_and_quoted(mixed, tmp_path):
     rows = list(csv.DictReader(io.StringIO(out.read_bytes().decode("utf-8"))))
     assert [f"{r['scene']}/{r['shot']}" for r in rows] == [*LIGHTHOUSE_SHOTS, "rescue/flare"]
     assert list(rows[0]) == ["number", "scene", "shot", "duration", "framing", "angle", "lens", "move", "dialogue",
-                             "action", "notes", "model", "size", "takes", "pick", "cost", "state", "frame"]
+                             "action", "notes", "model", "size", "takes", "pick", "cost", "backend", "state",
+                             "frame"]
     wide = rows[0]
     assert (wide["number"], wide["duration"], wide["framing"], wide["angle"], wide["lens"], wide["move"]) == \
         ("1.1", "4", "extreme wide", "low angle", "24mm", "slow push in")
@@ -278,7 +279,7 @@ def test_csv_shot_list_in_story_order_utf8_and_quoted(mixed, tmp_path):
         ("runway:4@1", "1360x768", "1", "0", "fresh")
     assert wide["frame"] == "renders/arrival/wide.png" and (mixed.parent / wide["frame"]).is_file()
     door = rows[2]
-    assert (door["takes"], door["pick"], door["frame"]) == ("3", "2", "renders/arrival/door-take2.png")
+    assert (door["takes"], door["pick"], door["frame"]) == ("3", "2", "renders/arrival/door.png")
     assert rows[4]["dialogue"] == "MARA: Coast guard, this is Skerry Light. Do you read?"
     flare = rows[-1]
     assert flare["dialogue"] == 'MARA: <Hold on> & "wait", the flare — ça brûle'
@@ -323,7 +324,7 @@ def test_otio_timeline_reads_back_with_one_clip_per_shot(mixed, tmp_path):
     assert [m.metadata["shotflow"]["kind"] for m in console.markers] == ["dialogue"]
     assert console.markers[0].name.startswith("dialogue: MARA: Coast guard")
     door = clips[2]
-    assert door.media_reference.target_url.endswith("/renders/arrival/door-take2.png")
+    assert door.media_reference.target_url.endswith("/renders/arrival/door.png")
     flare = clips[-1]
     assert isinstance(flare.media_reference, otio.schema.MissingReference)
     assert flare.metadata["shotflow"]["state"] == "not rendered"
@@ -464,3 +465,40 @@ def test_status_json_of_a_partial_render_is_read(tmp_path):
     states = {p.id: p.state.value for p in seq.panels.values()}
     assert states.pop("arrival/wide") == "fresh"
     assert set(states.values()) == {"not rendered"}
+
+
+def test_exports_say_which_backend_made_each_frame(tmp_path, monkeypatch):
+    """After a render on Runware the board, contact sheet and shot list say runware (from the
+    lock), and its frames are fresh without --backend; a frame made on preview says preview."""
+    from shotflow.exports import board as boards
+    from shotflow.exports._frames import State
+    from shotflow.exports.contact import caption
+    from shotflow.exports.shotlist import rows
+    from shotflow.testing import Emulator
+
+    story = copy_example(tmp_path / "lighthouse")
+    with Emulator(api_key="sk-test-exports") as emu:
+        monkeypatch.setenv("RUNWARE_API_URL", emu.url)
+        monkeypatch.setenv("RUNWARE_API_KEY", "sk-test-exports")
+        reporter = RecordingReporter()
+        summary = api.render(story, RenderOptions(backend="runware"), reporter)
+    assert summary.ok and summary.cost == pytest.approx(1.08)
+    seq = sequence(story)  # no --backend: the storyboard says preview, the lock says runware
+    assert seq.frame_backends == {"runware": 12} and seq.made_on == "runware"
+    assert all(p.state is State.FRESH for p in seq.panels.values())
+    html = boards.write_board(seq, tmp_path / "board.html").read_text()
+    assert "frames cost <strong>$1.08</strong> (made on runware)" in html and "(preview)" not in html
+    assert html.count("made on runware</span>") == 12 and "on Runware" not in html
+    assert {r["backend"] for r in rows(seq)} == {"runware"}
+
+    api.render(story, RenderOptions(backend="preview", only=("arrival/wide",)), RecordingReporter())
+    seq = sequence(story)
+    assert seq.made_on == "runware 11, preview 1"
+    wide = seq.panels["arrival/wide"]
+    assert wide.backend == "preview" and seq.panels["arrival/lamp"].backend == "runware"
+    assert caption(wide, with_backend=True).startswith("[preview] extreme wide · low angle · 24mm")
+    assert caption(seq.panels["arrival/lamp"]) == "insert · 85mm · static"
+    assert {r["shot"]: r["backend"] for r in rows(seq)}["wide"] == "preview"
+    boards.write_board(seq, tmp_path / "board.html")
+    html = (tmp_path / "board.html").read_text()
+    assert "(made on runware 11, preview 1)" in html and html.count("made on preview</span>") == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from shotflow.errors import ConfigError, ErrorList, InputError, LoadError
@@ -255,3 +257,39 @@ def test_every_yaml_file_of_the_examples_reads_as_pyyaml_reads_it():
     assert len(files) >= 4
     for path in files:
         assert read_source(path).data == dates_as_text(yaml.safe_load(path.read_text()) or {}), path
+
+
+def test_set_of_a_var_the_storyboard_lacks_is_an_error_with_a_did_you_mean(write):
+    path = write("shotflow: 1\nvars: {look: noir, era: 1970s, palette: {grade: amber}}\n")
+    with pytest.raises(ConfigError) as info:
+        load(path, parse_overrides(["lok=neon"]))
+    assert "no var 'lok'" in str(info.value) and "did you mean 'look'?" in str(info.value)
+    assert "--set-new lok=VALUE" in str(info.value)
+    with pytest.raises(ConfigError, match=r"no var 'palette\.grde'.*did you mean 'palette\.grade'\?"):
+        load(path, parse_overrides(["palette.grde=teal"]))
+    # on purpose: --set-new KEY=VALUE, written --set +KEY=VALUE too
+    doc = load(path, parse_overrides(["+lok=neon", "+palette.tint=cold", "+extra.deep.key=1"])).document
+    assert doc["vars"] == {"look": "noir", "era": "1970s", "palette": {"grade": "amber", "tint": "cold"},
+                           "lok": "neon", "extra": {"deep": {"key": 1}}}
+
+
+def test_set_of_a_key_of_a_var_that_is_not_a_mapping_is_an_error(write):
+    path = write("shotflow: 1\nvars: {look: noir, shots: [a, b]}\n")
+    for pair in ("look.grade=teal", "+look.grade=teal", "shots.first=x"):
+        with pytest.raises(ConfigError, match="not a mapping") as info:
+            load(path, parse_overrides([pair]))
+        assert "set the whole var" in str(info.value)
+
+
+def test_set_and_set_new_on_the_command_line(write, cli):
+    path = write("shotflow: 1\nvars: {look: noir}\nscenes: [{id: a, shots: [{id: b, prompt: '{{ vars.look }} {{ vars.get(\"tint\", \"\") }}'}]}]\n")
+    typo = cli("plan", path, "--set", "lok=neon", "--json")
+    assert typo.code == 2 and "no var 'lok'" in typo.err and "did you mean 'look'?" in typo.err
+    assert "Traceback" not in typo.err
+    sub = cli("plan", path, "--set", "look.grade=teal", "--json")
+    assert sub.code == 2 and "not a mapping" in sub.err
+    ok = cli("plan", path, "--set", "look=neon", "--set-new", "tint=cold", "--json")
+    assert ok.code == 0, ok.err
+    assert json.loads(ok.out)["nodes"][0]["prompt"].startswith("neon cold")
+    plus = cli("plan", path, "--set", "+tint=warm", "--json")
+    assert plus.code == 0 and json.loads(plus.out)["nodes"][0]["prompt"].startswith("noir warm")

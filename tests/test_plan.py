@@ -89,3 +89,23 @@ def test_plan_has_no_side_effects(example, cli):
     before = sorted(p.name for p in story.parent.iterdir())
     assert cli("plan", story).code == 0
     assert sorted(p.name for p in story.parent.iterdir()) == before
+
+
+def test_a_pick_change_says_so_and_the_plan_counts_its_words(example):
+    from shotflow.render import RenderOptions
+    from shotflow.report import RecordingReporter
+    from shotflow.tables import plan_table
+
+    story = example("lighthouse")
+    api.render(story, RenderOptions(), RecordingReporter())
+    story.write_text(story.read_text().replace("pick: 2 ", "pick: 3 ", 1))
+    p = api.plan(api.load_project(story))
+    stairs = p.nodes["arrival/stairs"]
+    assert stairs.reason == "another take of arrival/door is picked"
+    assert p.nodes["arrival/door"].status.value == "fresh"  # nothing of it re-renders
+    table = plan_table(p)
+    assert "re-rendered" not in table and "critical path (4 renders in a chain)" in table
+    story.write_text(story.read_text().replace("pick: 3 ", "pick: 2 ", 1))
+    one = api.plan(api.load_project(story), force=["rescue/dawn"])
+    assert "critical path (1 render): rescue/dawn" in plan_table(one)
+    assert "1 renders" not in plan_table(one)

@@ -53,7 +53,7 @@ def test_first_render_renders_everything_and_second_nothing(example):
     first = render(story)
     ids = set(api.load_project(story).nodes)
     assert first.by_status(RENDERED) == ids
-    assert (story.parent / "renders/arrival/door-take2.png").is_file()
+    assert (story.parent / "renders/arrival/door.png").is_file() and (story.parent / "renders/arrival/door-take3.png").is_file()
     # the no-op fast path
     second = render(story)
     assert second.by_status(CACHED) == ids and not second.by_status(RENDERED)
@@ -492,3 +492,79 @@ def test_send_permits_go_to_the_waiting_shot_with_the_longest_chain_first():
         return order
 
     assert asyncio.run(main()) == ["first", "critical", "late", "early"]
+
+
+def test_the_picked_take_is_always_shot_png(example, cli):
+    """renders/SCENE/SHOT.png is the picked take, whatever the pick; the others sit beside it."""
+    import hashlib
+
+    from shotflow.exports._frames import load_sequence
+    from shotflow.store import LockFile
+
+    story = example("lighthouse")  # arrival/door: takes 3, pick 2
+    result = cli("render", story, "--json")
+    door = next(e for e in map(json.loads, result.out.splitlines()) if e.get("id") == "arrival/door")
+    assert door["outputs"][0].endswith("renders/arrival/door.png")  # the log names the picked file first
+    assert sorted(Path(p).name for p in door["outputs"]) == ["door-take1.png", "door-take3.png", "door.png"]
+    folder = story.parent / "renders/arrival"
+
+    def digest(name: str) -> str:
+        return hashlib.sha256((folder / name).read_bytes()).hexdigest()
+
+    lock = LockFile.read(story.with_suffix(".lock")).entries["arrival/door"]
+    takes = [o.sha256 for o in lock.record.outputs]
+    assert digest("door.png") == takes[1] == lock.picked.sha256
+    assert (digest("door-take1.png"), digest("door-take3.png")) == (takes[0], takes[2])
+    assert not (folder / "door-take2.png").exists()
+    plain = cli("render", story, "--force", "arrival/door")
+    assert "rendered arrival/door" in plain.out and "renders/arrival/door.png (+2 other takes)" in plain.out
+
+    edit(story, "pick: 2 ", "pick: 3 ")
+    render(story)
+    lock = LockFile.read(story.with_suffix(".lock")).entries["arrival/door"]
+    takes = [o.sha256 for o in lock.record.outputs]
+    assert digest("door.png") == takes[2]
+    assert (digest("door-take1.png"), digest("door-take2.png")) == (takes[0], takes[1])
+    assert not (folder / "door-take3.png").exists()
+    seq = load_sequence(story)  # the exports find every take where it is
+    panel = seq.panels["arrival/door"]
+    assert panel.picked.in_renders and panel.picked.path == folder / "door.png"
+    assert {t.index: t.path.name for t in panel.others} == {1: "door-take1.png", 2: "door-take2.png"}
+
+
+def test_an_interrupted_force_resumes_without_forcing_again_what_it_rendered(tmp_path):
+    """Ctrl-C during `render --force 's/*'`, then the same command: the re-rolls it finished are
+    kept (on Runware each would be paid for again), the others are rendered; the hint comes once."""
+    shots = "\n".join(f"      - {{id: shot{i:02d}, prompt: frame number {i} of a slow sequence}}" for i in range(10))
+    story = tmp_path / "storyboard.yaml"
+    story.write_text(SLOW.replace("{shots}", shots))
+    env = {k: v for k, v in os.environ.items() if k != "SHOTFLOW_CACHE"}
+    proc = subprocess.Popen([sys.executable, "-m", "shotflow", "render", str(story), "--force", "s/*", "--jobs", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines = []
+    deadline = time.monotonic() + 60
+    while sum(" rendered " in line for line in lines) < 3 and time.monotonic() < deadline:
+        lines.append(proc.stdout.readline())
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    out = "".join(lines) + out
+    assert "Traceback" not in err
+    assert (out + err).count("run the same command again") == 1, out + err
+    done = {line.split()[2] for line in out.splitlines() if line.startswith("[") and " rendered " in line}
+    assert 3 <= len(done) < 10
+    record = json.loads((tmp_path / ".shotflow/forced.json").read_text())
+    assert set(record["done"]) == done and len(record["forced"]) == 10
+    lock = json.loads(story.with_suffix(".lock").read_text())["nodes"]
+    takes = {n: lock[n]["picked"] for n in done}
+
+    again = render(story, force=("s/*",))  # the same command
+    assert again.by_status(CACHED) == done
+    assert again.by_status(RENDERED) == {f"s/shot{i:02d}" for i in range(10)} - done
+    notes = [text for kind, text in again.events if kind == "note"]
+    assert notes and notes[0].startswith("not forced again:")
+    lock = json.loads(story.with_suffix(".lock").read_text())["nodes"]
+    assert {n: lock[n]["picked"] for n in done} == takes  # the takes paid for in the first run
+    assert not (tmp_path / ".shotflow/forced.json").exists()  # finished: the next --force re-rolls anew
+    third = render(story, force=("s/shot00",))
+    assert third.by_status(RENDERED) == {"s/shot00"}

@@ -118,6 +118,8 @@ def test_a_missing_key_is_one_clear_line(example, tmp_path):
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "no Runware API key" in lines[0] and "RUNWARE_API_KEY" in lines[0]
+    assert result.stdout == ""  # said before anything else: no "rendering 12 of 12 nodes" first
+    assert not (story.parent / "renders").exists()
 
 
 def test_the_key_from_dotenv_and_it_appears_nowhere(example, strict):

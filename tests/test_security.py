@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
 
 BOARD = """
 shotflow: 1
@@ -224,7 +223,7 @@ def test_impossible_set_values_exit_2(write, cli):
     expect_2(cli("validate", path, "--set", "date=2024-02-30"),
              r"--set date=2024-02-30: '2024-02-30' looks like a date but is not one")
     expect_2(cli("validate", path, "--set", "n=!!int many"), r"--set n=!!int many: 'many' is not a valid !!int")
-    assert cli("validate", path, "--set", "date=2024-02-28").code == 0
+    assert cli("validate", path, "--set-new", "date=2024-02-28").code == 0
 
 
 def test_output_into_a_missing_folder_exits_2(write, cli, tmp_path):

@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from .._cliopts import backend_opt, cache_opt, overrides, run_guarded, set_opt, storyboard_arg
+from .._text import counted
 
 def common(fn):
     """FILE plus --set, --backend and --cache, as every export command takes them."""
@@ -98,7 +99,7 @@ def export(storyboard: Path, sets, backend, cache_dir, otio_path, fcp_path, fcpx
             from .shotlist import write_csv
 
             write_csv(seq, csv_path)
-            say(f"wrote {shown(csv_path)} ({len(seq.shots)} shots)", csv_path)
+            say(f"wrote {shown(csv_path)} ({counted(len(seq.shots), 'shot')})", csv_path)
         if otio_path or fcp_path or fcpx_path:
             from .timeline import write_timeline
 
@@ -135,7 +136,7 @@ def board(storyboard: Path, sets, backend, cache_dir, output, relative, full_res
         path = write_board(seq, checked(output, seq, default_output), relative=relative, full_res=full_res)
         missing = sum(1 for p in seq.panels.values() if p.picked is None)
         note = f"; {missing} without a frame" if missing else ""
-        say(f"wrote {shown(path)} ({len(seq.shots)} shots, {_duration(seq.duration)}{note})", path)
+        say(f"wrote {shown(path)} ({counted(len(seq.shots), 'shot')}, {_duration(seq.duration)}{note})", path)
 
     guarded(go)
 
@@ -193,7 +194,7 @@ def animatic(storyboard: Path, sets, backend, cache_dir, output, fps, size, capt
         wanted = parse_size(size) if size else None
         seq = sequence(storyboard, sets, backend, cache_dir)
         result = write_animatic(seq, checked(output, seq, default_output), fps=fps, size=wanted, captions=captions)
-        say(f"wrote {shown(result.path)} ({result.shots} shots, {_duration(result.seconds)}, "
+        say(f"wrote {shown(result.path)} ({counted(result.shots, 'shot')}, {_duration(result.seconds)}, "
             f"{result.width}x{result.height}" + (f", {result.frames} frames at {fps} fps" if result.frames else "")
             + f"; {result.elapsed:.1f} s)")
 

@@ -141,14 +141,37 @@ class Sequence:
         """What the frames pinned in the lock cost."""
         return sum(p.cost or 0.0 for p in self.panels.values())
 
+    @property
+    def frame_backends(self) -> dict[str, int]:
+        """How many of the lock's frames each backend made (``{"runware": 10, "preview": 2}``)."""
+        counts: dict[str, int] = {}
+        for panel in self.panels.values():
+            if panel.takes and panel.backend:
+                counts[panel.backend] = counts.get(panel.backend, 0) + 1
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+    @property
+    def made_on(self) -> str:
+        """Which backend made the frames, as a label: "runware", "runware 10, preview 2"."""
+        counts = self.frame_backends
+        if not counts:
+            return "no frames yet"
+        if len(counts) == 1:
+            return next(iter(counts))
+        return ", ".join(f"{name} {n}" for name, n in counts.items())
+
     def count(self, state: State) -> int:
         return sum(1 for p in self.panels.values() if p.state is state)
 
 
-def read_sequence(project: Project, *, cache_dir: Path | None = None) -> Sequence:
+def read_sequence(project: Project, *, cache_dir: Path | None = None, backend: str | None = None) -> Sequence:
     """Read what the last renders left for ``project``. Never generates and never writes, but
     for what planning itself does: a cache object whose bytes no longer match its hash is
-    dropped (as ``shotflow plan`` would), so that no export ever shows a corrupt frame."""
+    dropped (as ``shotflow plan`` would), so that no export ever shows a corrupt frame.
+
+    Frames are compared with what the storyboard asks of ``backend``; when none is given
+    (no ``--backend``), of the backend that made most frames of the lock: the frames of a
+    ``render --backend runware`` are fresh, not stale for another backend."""
     from .. import catalog
     from ..api import plan as make_plan
     from ..plan import Status
@@ -157,8 +180,15 @@ def read_sequence(project: Project, *, cache_dir: Path | None = None) -> Sequenc
 
     # every frame an export uses is hashed, not trusted by its size and mtime (bit rot)
     store = open_store(project.root, cache_dir, verify=True)
-    plan = make_plan(project, cache_dir=cache_dir, store=store)
     lock = LockFile.read(project.lock_path)
+    if backend is None:
+        made: dict[str, int] = {}
+        for node_id, entry in lock.entries.items():
+            if node_id in project.nodes:
+                made[entry.record.backend] = made.get(entry.record.backend, 0) + 1
+        ranked = sorted(made.items(), key=lambda item: (-item[1], item[0] != project.backend))
+        backend = ranked[0][0] if ranked else None
+    plan = make_plan(project, cache_dir=cache_dir, store=store, backend=backend)
     status = read_status(project.path)
     numbers = _numbers(project)
     panels: dict[str, Panel] = {}
@@ -169,7 +199,7 @@ def read_sequence(project: Project, *, cache_dir: Path | None = None) -> Sequenc
         takes: tuple[Take, ...] = ()
         key = cost = backend = None
         if entry is not None:
-            takes = _takes(project, spec, entry.record.outputs, store)
+            takes = _takes(project, spec, entry.record.outputs, entry.pick, store)
             key, cost, backend = entry.record.key, entry.record.cost, entry.record.backend
         pick = max(1, min(spec.pick, len(takes))) if takes else spec.pick
         current = planned is not None and (
@@ -199,7 +229,7 @@ def load_sequence(path: Path | str, overrides: dict[str, Any] | None = None, bac
     """Load a storyboard and read its frames (what every export command starts with)."""
     from ..api import load_project
 
-    return read_sequence(load_project(path, overrides, backend), cache_dir=cache_dir)
+    return read_sequence(load_project(path, overrides, backend), cache_dir=cache_dir, backend=backend)
 
 
 def _numbers(project: Project) -> dict[str, str]:
@@ -219,16 +249,17 @@ def _numbers(project: Project) -> dict[str, str]:
 _FORMATS = {ext: fmt for fmt, ext in EXTENSIONS.items()}
 
 
-def _takes(project: Project, spec: NodeSpec, outputs, store) -> tuple[Take, ...]:
+def _takes(project: Project, spec: NodeSpec, outputs, pick: int, store) -> tuple[Take, ...]:
     """The lock's outputs, each with a file that holds its bytes (or None).
 
-    File names follow the render that made them (its takes and format), which may
+    File names follow the render that wrote them (its takes, pick and format), which may
     differ from the storyboard now; a file in renders/ is used only when its bytes are
     the lock's (through the stat index), else the cache object, else nothing.
     """
     if not outputs:
         return ()
-    shape = replace(spec, takes=len(outputs), output_format=_FORMATS.get(outputs[0].ext, spec.output_format))
+    shape = replace(spec, takes=len(outputs), pick=pick,
+                    output_format=_FORMATS.get(outputs[0].ext, spec.output_format))
     names = frame_paths(project, shape)
     takes = []
     for i, (output, name) in enumerate(zip(outputs, names), 1):

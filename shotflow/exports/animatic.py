@@ -17,7 +17,6 @@ hundredths of a second, so there the cuts are exact to 10 ms).
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile

@@ -141,9 +141,9 @@ class _View:
             _plural(shots, "shot"), _plural(len(seq.scenes), "scene"),
             *([_plural(sheets, "reference sheet")] if sheets else []),
             f"<strong>{format_duration(seq.duration)}</strong> running time",
-            f"frames cost <strong>${seq.cost:.2f}</strong> ({escape(seq.backend)})",
+            f"frames cost <strong>${seq.cost:.2f}</strong> (made on {escape(seq.made_on)})",
         ]
-        if seq.backend == "preview":
+        if set(seq.frame_backends) != {"runware"}:
             facts.append(f"≈ ${seq.runware_estimate:.2f} on Runware")
         states = "".join(
             f'<li class="badge is-{state.css}" data-state="{state.css}" data-count="{seq.count(state)}">'
@@ -271,6 +271,8 @@ class _View:
             tech.append(f'key <code title="{escape(panel.key)}">{escape(panel.key[:12])}</code>')
         if panel.cost is not None:
             tech.append(f"${panel.cost:.2f}")
+        if panel.backend and panel.takes:
+            tech.append(f'<span class="backend">made on {escape(panel.backend)}</span>')
         parts.append(f'<p class="tech">{" · ".join(tech)}</p>')
         return "".join(parts)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from .._text import counted
 from ._frames import Panel, Sequence, State, format_duration
 
 PAGE_RATIO = 297 / 210  # A4 landscape
@@ -106,8 +107,8 @@ class _Sheet:
         seq = self.seq
         x0, y = self.margin, self.margin
         draw.text((x0, y), seq.title, font=self.title_f, fill=self.INK)
-        facts = [f"{len(seq.shots)} shots", f"{len(seq.scenes)} scenes", format_duration(seq.duration),
-                 seq.project.path.name]
+        facts = [counted(len(seq.shots), "shot"), counted(len(seq.scenes), "scene"), format_duration(seq.duration),
+                 seq.project.path.name, f"frames made on {seq.made_on}"]
         if total > 1:
             facts.append(f"page {number}/{total}")
         missing = sum(1 for p in seq.panels.values() if p.picked is None)
@@ -147,9 +148,18 @@ class _Sheet:
         draw.text((x, cy), title, font=self.cap_f, fill=self.INK)
         draw.text((x + self.cell_w - rw, cy), right, font=self.cap_f, fill=self.INK)
         cy += round(self.cap_f.getbbox("Ag")[3] * 1.35)
-        cam = panel.spec.camera
-        line = " · ".join(v for v in (cam.framing, cam.lens, cam.move) if v)
-        if panel.spec.dialogue:
-            line = (line + " — " if line else "") + panel.spec.dialogue
+        line = caption(panel, with_backend=len(self.seq.frame_backends) > 1)
         if line:
             draw.text((x, cy), d.ellipsize(line, self.small_f, self.cell_w), font=self.small_f, fill=self.MUTED)
+
+
+def caption(panel: Panel, *, with_backend: bool = False) -> str:
+    """A cell's second line: the camera notes as the board shows them, then the dialogue;
+    first the backend that made the frame when the sheet's frames come from several."""
+    cam = panel.spec.camera
+    line = " · ".join(v for v in (cam.framing, cam.angle, cam.lens, cam.move) if v)
+    if with_backend and panel.takes and panel.backend:
+        line = f"[{panel.backend}] " + line
+    if panel.spec.dialogue:
+        line = (line + " — " if line else "") + panel.spec.dialogue
+    return line

@@ -1,11 +1,12 @@
 """``shotflow export --csv``: the shot list, one row per shot in story order (UTF-8 CSV).
 
     number,scene,shot,duration,framing,angle,lens,move,dialogue,action,notes,model,size,takes,pick,
-        cost,state,frame
+        cost,backend,state,frame
     1.1,arrival,wide,4,extreme wide,low angle,24mm,slow push in,,,hold on the beam …,runway:4@1,
-        1360x768,1,1,0,fresh,renders/arrival/wide.png                  (one line each in the file)
+        1360x768,1,1,0.08,runware,fresh,renders/arrival/wide.png        (one line each in the file)
 
-``cost`` is what the frames pinned in the lock cost (empty when never rendered);
+``cost`` is what the frames pinned in the lock cost and ``backend`` what made them (both
+empty when never rendered);
 ``frame`` is the picked frame's path relative to the storyboard (empty when there is
 none). Sheets are not shots and are left out.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 from ._frames import Panel, Sequence
 
 COLUMNS = ("number", "scene", "shot", "duration", "framing", "angle", "lens", "move", "dialogue", "action", "notes",
-           "model", "size", "takes", "pick", "cost", "state", "frame")
+           "model", "size", "takes", "pick", "cost", "backend", "state", "frame")
 
 
 def rows(seq: Sequence) -> list[dict[str, str]]:
@@ -36,7 +37,7 @@ def _row(seq: Sequence, panel: Panel) -> dict[str, str]:
         "framing": cam.framing or "", "angle": cam.angle or "", "lens": cam.lens or "", "move": cam.move or "",
         "dialogue": spec.dialogue or "", "action": spec.action or "", "notes": spec.notes or "",
         "model": spec.model, "size": spec.size, "takes": str(spec.takes), "pick": str(panel.pick),
-        "cost": _money(panel.cost),
+        "cost": _money(panel.cost), "backend": (panel.backend or "") if panel.takes else "",
         "state": panel.state.value, "frame": Path(frame).as_posix() if frame else "",
     }
 
