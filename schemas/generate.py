@@ -67,10 +67,25 @@ def obj(props, required=(), description=None, **extra):
     o.update(extra)
     return o
 
+BLOCKING = {
+    "type": "object", "propertyNames": ID,
+    "additionalProperties": {
+        "type": "object", "additionalProperties": False, "minProperties": 1,
+        "properties": {
+            "x": {"enum": ["left", "center", "right"], "description": "the side of the frame the character stands on"},
+            "facing": {"enum": ["left", "right", "camera", "away"], "description": "where the character looks: screen left, screen right, into the lens, away from it"},
+        },
+        "x-message": "places a cast member with x: left|center|right and facing: left|right|camera|away",
+    },
+    "description": "where each cast member stands and looks, as the preview panel draws it: {mara: {x: left, facing: right}}. "
+                   "Without it figures spread evenly, facing the centre, and keep their side of the frame from shot to shot "
+                   "within a scene (the 180° rule)",
+}
+
 SHOT = obj({
     "id": ID, "title": TEXT, "prompt": {"type": "string", "description": "Jinja template of the shot's prompt"},
     "cast": {"type": "array", "items": ID, "uniqueItems": True, "description": "characters in the shot: context and references"},
-    "refs": REFS, "pick": PICK, "camera": CAMERA,
+    "refs": REFS, "pick": PICK, "camera": CAMERA, "blocking": BLOCKING,
     "duration": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600, "description": "seconds on the animatic (default 2)"},
     "dialogue": {"type": "string"}, "action": {"type": "string"}, "notes": {"type": "string"},
     **GENERATION,

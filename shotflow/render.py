@@ -400,7 +400,7 @@ class Session:
             key=key, node_id=node_id, model=spec.model, prompt=spec.prompt, width=spec.width, height=spec.height,
             output_format=spec.output_format, output_quality=spec.output_quality, takes=spec.takes,
             references=tuple(refs), tagged=spec.tagged, seed=seed_for(key, roll), safety=spec.safety,
-            provider_settings=spec.provider_settings, options=dict(spec.options),
+            provider_settings=spec.provider_settings, options=dict(spec.options), staging=spec.staging,
         )
         try:
             if self._slots is None:
