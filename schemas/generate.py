@@ -70,12 +70,11 @@ def obj(props, required=(), description=None, **extra):
 BLOCKING = {
     "type": "object", "propertyNames": ID,
     "additionalProperties": {
-        "type": "object", "additionalProperties": False, "minProperties": 1,
+        "type": "object", "additionalProperties": False,
         "properties": {
             "x": {"enum": ["left", "center", "right"], "description": "the side of the frame the character stands on"},
             "facing": {"enum": ["left", "right", "camera", "away"], "description": "where the character looks: screen left, screen right, into the lens, away from it"},
         },
-        "x-message": "places a cast member with x: left|center|right and facing: left|right|camera|away",
     },
     "description": "where each cast member stands and looks, as the preview panel draws it: {mara: {x: left, facing: right}}. "
                    "Without it figures spread evenly, facing the centre, and keep their side of the frame from shot to shot "

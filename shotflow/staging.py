@@ -43,9 +43,9 @@ CHARACTER_COLOURS: tuple[tuple[int, int, int], ...] = (
     (225, 35, 45),  # red
     (135, 60, 245),  # violet
     (220, 45, 170),  # magenta
-    (245, 110, 15),  # orange
-    (50, 225, 110),  # green
-    (90, 225, 250),  # cyan
+    (240, 100, 10),  # orange
+    (35, 205, 95),  # green
+    (60, 210, 250),  # cyan
     (205, 245, 40),  # lime
 )
 COLOUR_NAMES = ("blue", "red", "violet", "magenta", "orange", "green", "cyan", "lime")
