@@ -68,6 +68,10 @@ def draw_grey(request, take: int, seed: int, thumbnail):
             _stand_on_ground(placed, shot, horizon, bottom, h)
     draw_set(draw, view, horizon, "eye" if staging.kind != "shot" else shot.camera, shot.lens)
 
+    overlay = _Overlay(img, draw, w, h, bottom, unit, margin)
+    move = shot.move if staging.kind == "shot" else None
+    if move is not None:
+        overlay.move(move, placed, over=False)
     if shot.layout == "INSERT" and staging.kind == "shot":
         draw_object(draw, view, w * 0.5, bottom * 0.47, min(w * 0.42, bottom * 0.62))
     heads = []
@@ -81,18 +85,26 @@ def draw_grey(request, take: int, seed: int, thumbnail):
             head = draw_figure(draw, view, p, taper)
         heads.append((p, head))
     for p, head in heads:
-        if p.role in ("stand", "above") and staging.kind == "shot":
-            draw_eyeline(draw, view, p, head, min(w * 0.16, max(w * 0.06, p.hf * 0.35)))
+        if p.role in ("stand", "above") and staging.kind == "shot" and p.facing in ("left", "right"):
+            length = min(w * 0.16, max(w * 0.06, p.hf * 0.35))
+            d = 1 if p.facing == "right" else -1
+            for q, (qx, _, qr) in heads:  # two who look at each other: their eyelines meet halfway
+                gap = (qx - head[0]) * d - head[2] * 1.5 - qr * 1.5
+                if q is not p and gap > 0:
+                    length = min(length, gap / 2 - unit * 0.01)
+            if length > unit * 0.03:
+                draw_eyeline(draw, view, p, head, length)
     if shot.layout == "POV" and staging.kind == "shot":
         r = int(unit * 0.07)
         draw.rounded_rectangle([-r // 2, -r // 2, w + r // 2, bottom + r // 2], radius=r * 4, outline=P.PLATE,
                                width=r)
 
-    overlay = _Overlay(img, draw, w, h, bottom, unit, margin)
-    if shot.move is not None and staging.kind == "shot":
-        overlay.move(shot.move, placed)
-    overlay.names(heads, staging, shot)
+    if move is not None:
+        overlay.move(move, placed, over=True)
     overlay.slug(staging, shot)
+    if move is not None:
+        overlay.move_label(move)
+    overlay.names(heads, staging, shot)
     overlay.band(request, take, seed, thumbnail)
     return img, P.palette(staging.tone)
 
@@ -110,12 +122,14 @@ def _place(staging: Staging, shot: Shot, w: int, h: int, bottom: int, rng) -> li
     jitter = {f.name: (rng.random() - 0.5) * 0.03 * w for f in figures}
     hf_frac, top_frac = SCALES[shot.scale]
     placed: list[Placed] = []
-    if shot.layout == "INSERT":
-        for i, f in enumerate(figures):
-            side = -1 if (f.x == "left" or (f.x == "center" and i % 2 == 0)) else 1
-            placed.append(Placed(f, w * (0.5 + side * (0.40 + 0.06 * (i // 2))) + jitter[f.name], 0.0,
-                                 min(w, h) * 0.12, f.facing, role="hand",
-                                 target=(w * (0.5 + side * 0.17), bottom * (0.55 + 0.12 * (i // 2)))))
+    if shot.layout == "INSERT":  # hands reach in from the bottom edge, spread across it, towards the object
+        order = sorted(figures, key=lambda f: ("left", "center", "right").index(f.x) if f.x in _INTERVALS else 1)
+        for i, f in enumerate(order):
+            x0 = w * (0.5 + (i + 0.5 - len(order) / 2) * min(0.3, 0.8 / len(order)))
+            if len(order) == 1:
+                x0 = w * (0.72 if f.x != "left" else 0.28)
+            target = (w * 0.5 + (x0 - w * 0.5) * 0.45, bottom * 0.58)
+            placed.append(Placed(f, x0 + jitter[f.name], 0.0, min(w, h) * 0.12, f.facing, role="hand", target=target))
         return placed
     if shot.layout == "POV":
         viewer, figures = figures[0], figures[1:]
@@ -127,7 +141,7 @@ def _place(staging: Staging, shot: Shot, w: int, h: int, bottom: int, rng) -> li
         near = next((f for f in figures if f.facing == "away"), figures[0])
         figures = [f for f in figures if f is not near]
         side = "right" if near.x == "right" else "left"
-        placed.append(Placed(near, w * (0.12 if side == "left" else 0.88), h * 0.22, h * 3.2, "away", role="near"))
+        placed.append(Placed(near, w * (0.12 if side == "left" else 0.88), h * 0.10, h * 3.5, "away", role="near"))
         interval = (0.48, 0.86) if side == "left" else (0.14, 0.52)
         for i, f in enumerate(figures):
             x = interval[0] + (interval[1] - interval[0]) * (i + 1) / (len(figures) + 1)
@@ -173,6 +187,7 @@ class _Overlay:
         self.img, self.draw, self.w, self.h, self.bottom, self.unit, self.margin = img, draw, w, h, bottom, unit, margin
         self.pad = max(3, unit // 110)
         self.top_h = 0  # how far down the slug reaches
+        self.right_h = 0  # how far down the location's label reaches
 
     # -- the slug and the location --------------------------------------------------------
 
@@ -188,15 +203,17 @@ class _Overlay:
             lines += [(_fit(f"not drawn: {n}", small, self.w * 0.6), small) for n in shot.notes]
         box = plate(self.draw, self.margin, self.margin, lines, P.PLATE, P.FG, self.pad * 2)
         self.top_h = box[3]
+        self.right_h = self.margin
         if staging.kind == "shot" and staging.location:
             loc = font(max(10, self.unit // 22), bold=True)
-            plate(self.draw, self.w - self.margin, self.margin, [(staging.location.upper(), loc)],
-                  P.LOCATION_CHIP, P.FG, self.pad * 2, right=True)
+            box = plate(self.draw, self.w - self.margin, self.margin, [(staging.location.upper(), loc)],
+                        P.LOCATION_CHIP, P.FG, self.pad * 2, right=True)
+            self.right_h = box[3]
 
     # -- names --------------------------------------------------------------------------------
 
     def names(self, heads, staging: Staging, shot: Shot) -> None:
-        fnt = font(max(10, self.unit // 19), bold=True)
+        fnt = font(max(10, self.unit // 16), bold=True)
         pad = self.pad
         chips = []
         for p, (hx, hy, hr) in heads:
@@ -212,8 +229,10 @@ class _Overlay:
                 y = p.feet + pad * 2
             elif p.role == "above":
                 y = min(p.top + p.hf * 0.45, self.bottom - ch - pad)
-            else:
-                y = self.bottom - ch - pad * 2
+            elif p.role == "near":  # above the head: the shoulder runs out of the frame below
+                y = max(self.top_h + pad * 2, hy - hr - ch - pad * 2)
+            else:  # on the caption band's edge: a label over a body never cuts it in two
+                y = self.bottom - ch
             chips.append([p.cx - cw / 2, y, cw, ch, name, p.figure.colour])
         chips.sort(key=lambda c: c[0])
         for i, chip in enumerate(chips):
@@ -230,24 +249,28 @@ class _Overlay:
 
     # -- the camera move --------------------------------------------------------------------------
 
-    def move(self, move, placed: list[Placed]) -> None:
+    def move(self, move, placed: list[Placed], over: bool) -> None:
+        """The camera move's arrows: those on the set (truck, follow, arc, the end frame of a push)
+        are drawn before the figures, those on the frame's edges after them (``over``)."""
         w, b, u = self.w, self.bottom, self.unit
         width = max(3, u // 110)
         head = max(10.0, u / 30)
-        label = font(max(10, u // 24), bold=True)
         kind, direction = move.kind, move.direction
         if kind in ("in", "out"):
             ix, iy = w * 0.24, b * 0.26
             ox, oy = w * 0.07, b * 0.08
             inner = [(ix, iy), (w - ix, iy), (w - ix, b - iy), (ix, b - iy), (ix, iy)]
-            for a, z in zip(inner, inner[1:]):
-                self._dashes(a, z, max(2, width // 2), u / 28)
+            if not over:
+                for a, z in zip(inner, inner[1:]):
+                    self._dashes(a, z, max(2, width // 2), u / 28)
+                return
             for (x0, y0), (x1, y1) in zip([(ox, oy), (w - ox, oy), (w - ox, b - oy), (ox, b - oy)], inner):
                 pts = [(x0, y0), (x1, y1)] if kind == "in" else [(x1, y1), (x0, y0)]
                 self._arrow(pts, width, head)
-            self._label(move.label, label, w / 2, iy - label.size * 1.9)
         elif kind in ("pan", "truck", "follow"):
-            y = b * (0.2 if kind == "pan" else 0.8)
+            if over != (kind == "pan"):
+                return
+            y = b * (0.26 if kind == "pan" else 0.8)
             x0, x1 = w * 0.3, w * 0.7
             if direction == "left":
                 x0, x1 = x1, x0
@@ -258,18 +281,15 @@ class _Overlay:
             sag = b * 0.05 if kind == "pan" else 0.0
             pts = [(x0 + (x1 - x0) * t / 12, y - sag * 4 * (t / 12) * (1 - t / 12)) for t in range(13)]
             self._arrow(pts, width * 1.5, head * 1.3, both=direction is None and kind != "follow")
-            self._label(move.label, label, w / 2, y + (head if kind == "pan" else -head * 2 - label.size * 1.6))
-        elif kind in ("tilt", "crane"):
-            x = w * (0.92 if kind == "tilt" else 0.07)
-            y0, y1 = b * 0.72, b * 0.28
+        elif kind in ("tilt", "crane") and over:
+            x = w * (0.95 if kind == "tilt" else 0.05)
+            y0, y1 = b * 0.74, b * 0.3
             if direction == "down":
                 y0, y1 = y1, y0
-            bulge = w * 0.03 if kind == "tilt" else 0.0
+            bulge = -w * 0.025 if kind == "tilt" else 0.0
             pts = [(x + bulge * 4 * (t / 12) * (1 - t / 12), y0 + (y1 - y0) * t / 12) for t in range(13)]
             self._arrow(pts, width * 1.5, head * 1.3, both=direction is None)
-            lx = x - w * 0.02 if kind == "tilt" else x + w * 0.02
-            self._label(move.label, label, lx, b * 0.5 - label.size, right=kind == "tilt", left=kind == "crane")
-        elif kind == "arc":
+        elif kind == "arc" and not over:
             from ._stage import _CIRCLE
 
             cx, cy, rx, ry = w / 2, b * 0.8, w * 0.3, b * 0.07
@@ -277,12 +297,17 @@ class _Overlay:
             if direction != "left":
                 arc.reverse()
             self._arrow(arc, width * 1.5, head * 1.3)
-            self._label(move.label, label, w / 2, cy + ry + head * 0.3)
-        elif kind == "handheld":
-            x0, y0, x1 = w * 0.74, self.margin + u * 0.14, w - self.margin
-            zig = [(x0 + (x1 - x0) * t / 10, y0 + (u * 0.025 if t % 2 else -u * 0.025)) for t in range(11)]
+        elif kind == "handheld" and over:
+            x0, x1 = w * 0.5 - u * 0.2, w * 0.5 + u * 0.2
+            y0 = self.margin + u * 0.05
+            zig = [(x0 + (x1 - x0) * t / 10, y0 + (u * 0.022 if t % 2 else -u * 0.022)) for t in range(11)]
             self._line(zig, width * 1.5)
-            self._label(move.label, label, (x0 + x1) / 2, y0 + u * 0.045)
+
+    def move_label(self, move) -> None:
+        """What the storyboard says of the move, in the top right corner under the location."""
+        label = font(max(10, self.unit // 24), bold=True)
+        self._label(move.label, label, self.w - self.margin, self.right_h + self.pad * 2,
+                    right=True)
 
     def _dashes(self, a, z, width: float, dash: float) -> None:
         (x0, y0), (x1, y1) = a, z

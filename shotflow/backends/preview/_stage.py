@@ -246,10 +246,10 @@ def draw_eyeline(draw, view: View, p: Placed, head: tuple[float, float, float], 
     ux, uy = d * view.cos, d * view.sin  # along the (rolled) set's horizontal
     cx, cy, r = head
     x0, y0 = cx + ux * r * 1.5, cy + uy * r * 1.5
-    width = max(2, int(r * 0.14), view.h // 220)
+    width = max(2, min(int(r * 0.14), view.h // 90), view.h // 220)
     dash = max(6.0, length / 7)
     colour = P.light(p.figure.colour)
-    head_len = max(width * 3.0, length * 0.18)
+    head_len = min(max(width * 3.0, length * 0.18), length * 0.35)
     run = 0.0
     while run + dash <= length - head_len:
         draw.line([(x0 + ux * run, y0 + uy * run), (x0 + ux * (run + dash), y0 + uy * (run + dash))],
