@@ -359,3 +359,30 @@ def test_every_aspect_draws_the_cast(size):
     img = draw(shot("mara", "tom", framing="wide"), width=size[0], height=size[1])
     assert img.size == size
     assert len(blobs(img, min_area=8)) == 2
+
+
+# -- the README's strip ----------------------------------------------------------------------------------------
+
+
+def test_the_strip_command_lays_out_the_examples_panels(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "strip.png"
+    renders = (root / "examples/lighthouse/renders").exists()
+    done = subprocess.run([sys.executable, "-m", "shotflow.backends.preview", str(root / "examples/lighthouse/storyboard.yaml"),
+                           "--strip", str(out), "--shots", "radio/console", "radio/station", "--columns", "2",
+                           "--width", "400"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with Image.open(out) as strip:
+        img = strip.convert("RGB")
+    assert img.width == 2 * 400 + 3 * (400 // 30)
+    left, right = img.crop((13, 13, 413, 13 + 226)), img.crop((426, 13, 826, 13 + 226))
+    (mara,), (tom,) = blobs(left, min_area=4), blobs(right, min_area=4)
+    assert mara.colour != tom.colour and mara.cx < 200 < tom.cx  # the call, across the cut
+    assert (root / "examples/lighthouse/renders").exists() == renders  # rendered in a temporary copy
+    bad = subprocess.run([sys.executable, "-m", "shotflow.backends.preview", str(root / "examples/lighthouse/storyboard.yaml"),
+                          "--strip", str(out), "--shots", "radio/nope"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "no such shot: radio/nope" in bad.stderr

@@ -205,7 +205,7 @@ class _Overlay:
         self.top_h = box[3]
         self.right_h = self.margin
         if staging.kind == "shot" and staging.location:
-            loc = font(max(10, self.unit // 22), bold=True)
+            loc = font(max(10, self.unit // 18), bold=True)
             box = plate(self.draw, self.w - self.margin, self.margin, [(staging.location.upper(), loc)],
                         P.LOCATION_CHIP, P.FG, self.pad * 2, right=True)
             self.right_h = box[3]
@@ -298,14 +298,14 @@ class _Overlay:
                 arc.reverse()
             self._arrow(arc, width * 1.5, head * 1.3)
         elif kind == "handheld" and over:
-            x0, x1 = w * 0.5 - u * 0.2, w * 0.5 + u * 0.2
-            y0 = self.margin + u * 0.05
+            x0, x1 = w - self.margin - u * 0.36, w - self.margin
+            y0 = self.margin + u * 0.27
             zig = [(x0 + (x1 - x0) * t / 10, y0 + (u * 0.022 if t % 2 else -u * 0.022)) for t in range(11)]
             self._line(zig, width * 1.5)
 
     def move_label(self, move) -> None:
         """What the storyboard says of the move, in the top right corner under the location."""
-        label = font(max(10, self.unit // 24), bold=True)
+        label = font(max(10, self.unit // 19), bold=True)
         self._label(move.label, label, self.w - self.margin, self.right_h + self.pad * 2,
                     right=True)
 
