@@ -8,7 +8,6 @@ line at the frame's right edge; a character's colour is the colour of its shape.
 
 from __future__ import annotations
 
-import colorsys
 import io
 from dataclasses import dataclass
 

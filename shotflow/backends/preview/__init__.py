@@ -28,12 +28,12 @@ from .._base import Generation, Image, Request, Services
 from ._lru import Lru as _Lru
 from ._palette import TO_PAPER as _TO_PAPER
 from ._panel import draw_grey as _draw_grey
-from ._panel import ref_box as _ref_box
+from ._panel import ref_box as _ref_box  # noqa: F401  (the tests reach these through the package)
 from ._png import encode as _encode
 from ._png import luminance as _luminance
 from ._png import read_own_png as _read_own_png
-from ._text import MASKS as _MASKS
-from ._text import prompt_layout as _prompt_layout
+from ._text import MASKS as _MASKS  # noqa: F401
+from ._text import prompt_layout as _prompt_layout  # noqa: F401
 
 __all__ = ["PreviewBackend"]
 
