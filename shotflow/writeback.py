@@ -1,0 +1,352 @@
+"""Writing decisions back into the user's YAML: picks, reviews, conformed cuts, new scenes.
+
+    storyboard.yaml ──ruamel round trip──► tree with comments ──edit──► new text
+          │ - include: act2.yaml                 │
+          └──► act2.yaml (the file that          └── only the hunks inside the edited
+               defines the shot is the one            nodes are kept; every other line
+               that is edited)                        stays byte for byte as it was
+
+A storyboard is the user's file: its comments, key order, quoting and formatting are theirs.
+ruamel.yaml's round-trip mode keeps most of them, but it may still re-indent or re-wrap
+lines it did not need to touch. So the new text is not written as ruamel dumps it: a line
+diff against the original keeps only the changes that fall inside the nodes that were
+edited, and every other line is copied from the original. Reading stays on PyYAML's C
+loader (load.py); ruamel is imported here only, on this path.
+
+    editor = Editor(Path("storyboard.yaml"))
+    editor.set_shot("arrival/door", "pick", 2)
+    editor.set_shot("arrival/door", "review", {"status": "approved", "notes": ["good"]})
+    editor.save()            # -> the files that changed
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError, did_you_mean
+
+__all__ = ["Editor", "WriteBackError"]
+
+#: Include depth followed when looking for the file that defines a scene.
+_MAX_INCLUDE_DEPTH = 16
+
+
+class WriteBackError(InputError):
+    """A decision cannot be written back (unknown shot, the file changed meanwhile, ...)."""
+
+
+@dataclass
+class _File:
+    """One YAML file of the storyboard, as text and as a round-trip tree."""
+
+    path: Path
+    text: str
+    digest: str
+    tree: Any
+    newline: str
+    yaml: Any  # the ruamel instance set to this file's indentation
+    #: ruamel's dump of the tree as read: what its reformatting alone looks like.
+    before: str
+    edited: bool = False
+
+
+@dataclass
+class _Scene:
+    file: _File
+    node: Any  # the scene's CommentedMap
+
+
+class Editor:
+    """The storyboard's files, open for editing; ``save()`` writes the ones that changed."""
+
+    def __init__(self, storyboard: Path | str):
+        self.path = Path(storyboard).resolve()
+        self._files: dict[Path, _File] = {}
+        self._scenes: dict[str, _Scene] = {}
+        self._scene_order: list[str] = []
+        main = self._open(self.path)
+        self._collect(main, depth=0)
+
+    # -- finding things ---------------------------------------------------------------
+
+    @property
+    def scene_ids(self) -> list[str]:
+        return list(self._scene_order)
+
+    def shot_ids(self, scene_id: str) -> list[str]:
+        return [str(s.get("id")) for s in self._shots(scene_id) if hasattr(s, "get")]
+
+    def file_of(self, shot_or_scene: str) -> Path:
+        """The file that defines a scene, or the scene of a ``scene/shot`` id."""
+        return self._scene(shot_or_scene.split("/", 1)[0]).file.path
+
+    def shot(self, shot_id: str) -> Mapping[str, Any]:
+        """The shot's mapping as written (a round-trip node: read it, do not keep it)."""
+        return self._find_shot(shot_id)[1]
+
+    # -- edits ------------------------------------------------------------------------
+
+    def set_shot(self, shot_id: str, key: str, value: Any) -> None:
+        """Set ``key`` of a shot (added at the end of the shot when new); None deletes it."""
+        scene, node = self._find_shot(shot_id)
+        if value is None:
+            if key in node:
+                del node[key]
+        elif node.get(key) != value:
+            new = key not in node
+            node[key] = _plain_to_tree(value)
+            if new:
+                _move_trailing_comment(node, key)
+        else:
+            return
+        scene.file.edited = True
+
+    def reorder_shots(self, scene_id: str, order: Iterable[str]) -> None:
+        """Put a scene's shots in ``order`` (shot names); shots not named keep their place at the end."""
+        scene = self._scene(scene_id)
+        shots = scene.node.get("shots")
+        by_id = {str(s.get("id")): s for s in shots}
+        wanted = [name for name in order if name in by_id]
+        rest = [s for s in shots if str(s.get("id")) not in set(wanted)]
+        new = [by_id[name] for name in wanted] + rest
+        if [id(s) for s in new] == [id(s) for s in shots]:
+            return
+        # Comments attached to list items travel with ruamel's items; move whole items.
+        del shots[:]
+        shots.extend(new)
+        scene.file.edited = True
+
+    def append_scene(self, scene: Mapping[str, Any], *, comment: str | None = None) -> None:
+        """Add a scene at the end of the main file's ``scenes:``."""
+        main = self._files[self.path]
+        scenes = main.tree.get("scenes")
+        if scenes is None:
+            from ruamel.yaml.comments import CommentedSeq
+
+            main.tree["scenes"] = scenes = CommentedSeq()
+        node = _plain_to_tree(scene)
+        scenes.append(node)
+        if comment:
+            scenes.yaml_set_comment_before_after_key(len(scenes) - 1, before=comment, indent=2)
+        sid = str(scene.get("id"))
+        main.edited = True
+        self._scenes[sid] = _Scene(main, node)
+        self._scene_order.append(sid)
+
+    # -- writing ----------------------------------------------------------------------
+
+    def save(self) -> list[Path]:
+        """Write every edited file atomically; returns the paths written.
+
+        A file that changed on disk since it was read is not overwritten: the caller reads
+        it again and repeats the edit (an editor or the user saved it in between).
+        """
+        written = []
+        for f in self._files.values():
+            if not f.edited:
+                continue
+            current = f.path.read_bytes()
+            if hashlib.sha256(current).hexdigest() != f.digest:
+                raise WriteBackError(f"{f.path.name} changed on disk while shotflow was editing it",
+                                     where=str(f.path), hint="run the command again")
+            new = self._render(f)
+            if new != f.text:
+                _atomic_write(f.path, new)
+                written.append(f.path)
+            f.text, f.digest, f.edited = new.replace("\r\n", "\n"), hashlib.sha256(new.encode()).hexdigest(), False
+            f.before = _dump(f.yaml, f.tree)
+        return written
+
+    # -- internals --------------------------------------------------------------------
+
+    def _open(self, path: Path) -> _File:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+        newline = "\r\n" if "\r\n" in text else "\n"
+        text = text.replace("\r\n", "\n")
+        yaml = _round_trip(text)
+        tree = yaml.load(text)
+        f = _File(path, text, hashlib.sha256(raw).hexdigest(), tree, newline, yaml, _dump(yaml, tree))
+        self._files[path] = f
+        return f
+
+    def _collect(self, f: _File, depth: int) -> None:
+        scenes = f.tree.get("scenes") if hasattr(f.tree, "get") else None
+        if not scenes:
+            return
+        for item in scenes:
+            if not hasattr(item, "get"):
+                continue
+            if "include" in item:
+                target = (f.path.parent / str(item["include"])).resolve()
+                if depth < _MAX_INCLUDE_DEPTH and target.is_file() and target not in self._files:
+                    self._collect(self._open(target), depth + 1)
+                continue
+            sid = str(item.get("id"))
+            self._scenes[sid] = _Scene(f, item)
+            self._scene_order.append(sid)
+
+    def _scene(self, scene_id: str) -> _Scene:
+        try:
+            return self._scenes[scene_id]
+        except KeyError:
+            raise WriteBackError(f"no scene '{scene_id}' in {self.path.name}",
+                                 hint=did_you_mean(scene_id, self._scenes)) from None
+
+    def _shots(self, scene_id: str) -> list[Any]:
+        return list(self._scene(scene_id).node.get("shots") or [])
+
+    def _find_shot(self, shot_id: str) -> tuple[_Scene, Any]:
+        if "/" not in shot_id:
+            raise WriteBackError(f"'{shot_id}' is not a shot id", hint="write it as scene/shot")
+        scene_id, name = shot_id.split("/", 1)
+        scene = self._scene(scene_id)
+        shots = scene.node.get("shots") or []
+        for node in shots:
+            if hasattr(node, "get") and str(node.get("id")) == name:
+                return scene, node
+        names = [str(s.get("id")) for s in shots if hasattr(s, "get")]
+        raise WriteBackError(f"no shot '{shot_id}' in {scene.file.path.name}",
+                             hint=did_you_mean(name, names))
+
+    def _render(self, f: _File) -> str:
+        text = _patch(f.text, f.before, _dump(f.yaml, f.tree))
+        return text.replace("\n", f.newline) if f.newline != "\n" else text
+
+
+def _dump(yaml: Any, tree: Any) -> str:
+    import io
+
+    out = io.StringIO()
+    yaml.dump(tree, out)
+    return out.getvalue()
+
+
+def _patch(original: str, before: str, after: str) -> str:
+    """Apply the change ``before`` -> ``after`` (two dumps of one tree) to ``original``.
+
+    ``before`` is ruamel's dump of the file as it was read, ``after`` its dump once edited.
+    Where ruamel reformats a line it did not need to touch, the reformatting is in both
+    dumps and cancels out; only the edit reaches the original text (a three-way merge).
+    """
+    a = original.splitlines(keepends=True)
+    b = before.splitlines(keepends=True)
+    c = after.splitlines(keepends=True)
+    blocks = difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks()
+
+    def to_a(j: int, *, end: bool) -> int:
+        """The line of ``original`` that corresponds to line boundary ``j`` of ``before``."""
+        prev_a = 0
+        for ai, bj, size in blocks:
+            if bj <= j <= bj + size and (size or j == bj):
+                return ai + (j - bj)
+            if j < bj:
+                # j falls in a stretch ruamel reformatted: widen to the whole stretch.
+                return ai if end else prev_a
+            prev_a = ai + size
+        return len(a)
+
+    hunks = []
+    for tag, j1, j2, k1, k2 in difflib.SequenceMatcher(None, b, c, autojunk=False).get_opcodes():
+        if tag != "equal":
+            hunks.append((to_a(j1, end=False), to_a(j2, end=True), c[k1:k2]))
+    for i1, i2, lines in reversed(hunks):
+        a[i1:i2] = lines
+    return "".join(a)
+
+
+def _round_trip(text: str):
+    from ruamel.yaml import YAML
+
+    y = YAML(typ="rt")
+    y.preserve_quotes = True
+    y.width = 1 << 16  # never re-wrap a long prompt
+    y.indent(**_indentation(text))
+    return y
+
+
+def _indentation(text: str) -> dict[str, int]:
+    """The file's own indentation, so that added lines look like their neighbours.
+
+    ruamel guesses the sequence indent and the dash offset; the mapping indent (a key
+    under a key) it does not, so it is read here: the smallest step from a ``key:`` that
+    opens a block to the key below it.
+    """
+    from ruamel.yaml.util import load_yaml_guess_indent
+
+    _, sequence, offset = load_yaml_guess_indent(text)
+    steps = []
+    previous: tuple[int, bool] | None = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = len(line) - len(line.lstrip(" "))
+        opens = stripped.endswith(":") and not stripped.startswith("-")
+        if previous and previous[1] and not stripped.startswith("-") and indent > previous[0]:
+            steps.append(indent - previous[0])
+        previous = (indent, opens)
+    mapping = min(steps) if steps else 2
+    sequence = sequence or mapping
+    return {"mapping": mapping, "sequence": sequence, "offset": offset or 0}
+
+
+def _move_trailing_comment(node: Any, key: str) -> None:
+    """Keep the blank lines and comments that followed a mapping after it when a key is added.
+
+    ruamel attaches what follows a block mapping (a blank line before the next scene, a
+    comment) to the mapping's last key; a key appended after it would land below them.
+    """
+    keys = list(node.keys())
+    if len(keys) < 2:
+        return
+    holder, last = _deepest_last(node, keys[-2])
+    entry = holder.ca.items.get(last) if holder is not None else None
+    if not entry or len(entry) < 3 or entry[2] is None:
+        return
+    tail, entry[2] = entry[2], None
+    target, target_key = _deepest_last(node, key)
+    if target is not None:
+        target.ca.items.setdefault(target_key, [None, None, None, None])[2] = tail
+
+
+def _deepest_last(node: Any, key: Any) -> tuple[Any, Any]:
+    """The block mapping and key that hold the end of ``node[key]``."""
+    value = node[key]
+    if hasattr(value, "ca") and hasattr(value, "keys") and len(value) and not value.fa.flow_style():
+        return _deepest_last(value, list(value.keys())[-1])
+    return node, key
+
+
+def _plain_to_tree(value: Any) -> Any:
+    """Plain dicts and lists as ruamel nodes, short ones in flow style as a user would write them."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    if isinstance(value, Mapping):
+        node = CommentedMap((k, _plain_to_tree(v)) for k, v in value.items())
+        return node
+    if isinstance(value, list | tuple):
+        seq = CommentedSeq(_plain_to_tree(v) for v in value)
+        if all(not isinstance(v, Mapping | list | tuple) for v in value):
+            seq.fa.set_flow_style()
+        return seq
+    return value
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+        os.chmod(tmp, path.stat().st_mode & 0o7777)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
