@@ -121,6 +121,7 @@ def _place(staging: Staging, shot: Shot, w: int, h: int, bottom: int, rng) -> li
     figures = list(staging.cast)
     jitter = {f.name: (rng.random() - 0.5) * 0.03 * w for f in figures}
     hf_frac, top_frac = SCALES[shot.scale]
+    size = min(w, h)  # figures scale with the frame's short side: a portrait frame is not a taller stage
     placed: list[Placed] = []
     if shot.layout == "INSERT":  # hands reach in from the bottom edge, spread across it, towards the object
         order = sorted(figures, key=lambda f: ("left", "center", "right").index(f.x) if f.x in _INTERVALS else 1)
@@ -141,12 +142,12 @@ def _place(staging: Staging, shot: Shot, w: int, h: int, bottom: int, rng) -> li
         near = next((f for f in figures if f.facing == "away"), figures[0])
         figures = [f for f in figures if f is not near]
         side = "right" if near.x == "right" else "left"
-        placed.append(Placed(near, w * (0.12 if side == "left" else 0.88), h * 0.10, h * 3.5, "away", role="near"))
+        placed.append(Placed(near, w * (0.12 if side == "left" else 0.88), h * 0.10, size * 3.5, "away", role="near"))
         interval = (0.48, 0.86) if side == "left" else (0.14, 0.52)
         for i, f in enumerate(figures):
             x = interval[0] + (interval[1] - interval[0]) * (i + 1) / (len(figures) + 1)
             facing = "away" if f.facing == "away" else "camera"
-            placed.append(Placed(f, w * x + jitter[f.name], h * 0.10, h * hf_frac, facing))
+            placed.append(Placed(f, w * x + jitter[f.name], h * 0.10, size * hf_frac, facing))
         return placed
     groups: dict[str, list[Figure]] = {}
     for f in figures:
@@ -159,10 +160,10 @@ def _place(staging: Staging, shot: Shot, w: int, h: int, bottom: int, rng) -> li
             if shot.layout == "POV" and facing in ("left", "right"):
                 facing = "camera"  # they look at the one whose eyes the camera is
             if shot.camera == "bird":
-                size = min(max(h * hf_frac * 0.32, h * 0.06), bottom * 0.6)
-                placed.append(Placed(f, cx, bottom * (0.5 + 0.08 * ((i % 2) - 0.5)), size, facing, role="above"))
+                across = min(max(size * hf_frac * 0.32, size * 0.06), bottom * 0.6)
+                placed.append(Placed(f, cx, bottom * (0.5 + 0.08 * ((i % 2) - 0.5)), across, facing, role="above"))
                 continue
-            hf = h * hf_frac
+            hf = size * hf_frac
             if top_frac is not None:
                 top = h * top_frac
             else:  # the feet show: stand them above the caption band
