@@ -84,20 +84,12 @@ def draw_grey(request, take: int, seed: int, thumbnail):
         else:
             head = draw_figure(draw, view, p, taper)
         heads.append((p, head))
-    for p, head in heads:
-        if p.role in ("stand", "above") and staging.kind == "shot" and p.facing in ("left", "right"):
-            length = min(w * 0.16, max(w * 0.06, p.hf * 0.35))
-            d = 1 if p.facing == "right" else -1
-            for q, (qx, _, qr) in heads:  # two who look at each other: their eyelines meet halfway
-                gap = (qx - head[0]) * d - head[2] * 1.5 - qr * 1.5
-                if q is not p and gap > 0:
-                    length = min(length, gap / 2 - unit * 0.01)
-            if length > unit * 0.03:
-                draw_eyeline(draw, view, p, head, length)
-    if shot.layout == "POV" and staging.kind == "shot":
-        r = int(unit * 0.07)
-        draw.rounded_rectangle([-r // 2, -r // 2, w + r // 2, bottom + r // 2], radius=r * 4, outline=P.PLATE,
-                               width=r)
+    if staging.kind == "shot":
+        _eyelines(draw, view, heads, unit)
+        if shot.layout == "POV":  # the edges of someone's sight
+            r = int(unit * 0.07)
+            draw.rounded_rectangle([-r // 2, -r // 2, w + r // 2, bottom + r // 2], radius=r * 4, outline=P.PLATE,
+                                   width=r)
 
     if move is not None:
         overlay.move(move, placed, over=True)
@@ -107,6 +99,21 @@ def draw_grey(request, take: int, seed: int, thumbnail):
     overlay.names(heads, staging, shot)
     overlay.band(request, take, seed, thumbnail)
     return img, P.palette(staging.tone)
+
+
+def _eyelines(draw, view: View, heads, unit: int) -> None:
+    """An eyeline for each figure looking screen left or right; two who face each other meet halfway."""
+    for p, head in heads:
+        if p.role not in ("stand", "above") or p.facing not in ("left", "right"):
+            continue
+        length = min(view.w * 0.16, max(view.w * 0.06, p.hf * 0.35))
+        d = 1 if p.facing == "right" else -1
+        for q, (qx, _, qr) in heads:
+            gap = (qx - head[0]) * d - head[2] * 1.5 - qr * 1.5
+            if q is not p and gap > 0:
+                length = min(length, gap / 2 - unit * 0.01)
+        if length > unit * 0.03:
+            draw_eyeline(draw, view, p, head, length)
 
 
 def _place(staging: Staging, shot: Shot, w: int, h: int, bottom: int, rng) -> list[Placed]:

@@ -27,9 +27,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ...staging import CHARACTER_COLOURS
+from ...staging import CHARACTER_COLOURS, Figure
 from . import _palette as P
-from ._camera import SCALES, Shot
+from ._camera import Shot
 
 # camera height by angle, in figure heights (a person is ~1.7 m: eye level is 1.6 m)
 CAMERA_HEIGHT = {"eye": 0.94, "low": 0.30, "worm": 0.05, "high": 2.1}
@@ -70,7 +70,7 @@ class View:
 class Placed:
     """A figure where the panel draws it: centre x, top of the head, height, facing."""
 
-    figure: object  # staging.Figure
+    figure: Figure
     cx: float
     top: float
     hf: float
@@ -92,7 +92,7 @@ def horizon_for(shot: Shot, placed: list[Placed], bottom: int) -> float | None:
         return None
     c = CAMERA_HEIGHT[shot.camera]
     standing = [p for p in placed if p.role == "stand"]
-    if standing and SCALES[shot.scale][1] is not None or (standing and shot.scale in ("WS", "FS")):
+    if standing and shot.scale != "EWS":  # the horizon crosses the (first) figure at the camera's height
         p = standing[0]
         return p.top + (1 - c) * p.hf
     return HORIZON_EWS[shot.camera] * bottom
