@@ -4,7 +4,7 @@
     │ MCU · LOW ANGLE · 50mm             [ LIGHTHOUSE ]               │  slug; location (its tone)
     │ not drawn: rack focus                      ↗ SLOW PUSH IN ↖     │  notes the drawing can't show
     │          ●  ─ ─ ►        ◄ ─ ─  ●                               │  figures, eyelines, move arrows
-    │ ────────▐█▌──────────────────▐█▌──────── horizon                │
+    ┤ ────────▐█▌──────────────────▐█▌──────── horizon                ├  ticks: the thirds
     │        [■ MARA]            [■ TOM]                               │  names, in their colours
     ├────────────────────────────────────────────────────────────────┤
     │ the prompt, small, two lines …            [ref] [ref] [ref]     │  caption band
@@ -67,6 +67,13 @@ def draw_grey(request, take: int, seed: int, thumbnail):
         if shot.scale == "EWS" or not placed:
             _stand_on_ground(placed, shot, horizon, bottom, h)
     draw_set(draw, view, horizon, "eye" if staging.kind != "shot" else shot.camera, shot.lens)
+    tick, line = max(6, unit // 28), max(2, unit // 300)  # the thirds, marked on the frame's edges
+    for i in (1, 2):
+        x, y = w * i // 3, h * i // 3
+        draw.line([(x, 0), (x, tick)], fill=P.DIM, width=line)
+        draw.line([(x, bottom - tick), (x, bottom)], fill=P.DIM, width=line)
+        draw.line([(0, y), (tick, y)], fill=P.DIM, width=line)
+        draw.line([(w - tick, y), (w, y)], fill=P.DIM, width=line)
 
     overlay = _Overlay(img, draw, w, h, bottom, unit, margin)
     move = shot.move if staging.kind == "shot" else None
