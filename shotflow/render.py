@@ -53,10 +53,11 @@ class RenderOptions:
     def signature(self) -> str:
         """What must equal the last run's for the no-op fast path to apply."""
         from . import __version__
+        from .staging import DRAWING_VERSION  # a newer preview drawing: plan again (its keys changed)
 
         env = os.environ.get("SHOTFLOW_CACHE")
-        return json.dumps([__version__, self.backend, self.overrides or {}, str(self.cache_dir or env or ""),
-                           self.locked, self.refresh_urls], sort_keys=True, default=str)
+        return json.dumps([__version__, DRAWING_VERSION, self.backend, self.overrides or {},
+                           str(self.cache_dir or env or ""), self.locked, self.refresh_urls], sort_keys=True, default=str)
 
 
 def seed_for(key: str, roll: int) -> int:
