@@ -4,7 +4,9 @@
 
 ``PreviewBackend().draw_all(Request(...))`` in process, one take per request, with a
 generated shot's prompt (~450-650 characters after expansion) and a new seed and
-prompt each frame. Four cases per size:
+prompt each frame, and a staging that goes round a previs project's mix: 0-3 cast
+members, extreme wide to close-up, two-shots, over-the-shoulders, inserts, low and
+high angles, a dutch angle, pushes, pans, cranes and handheld. Four cases per size:
 
     no refs        a shot without reference images
     3 refs, warm   three references whose thumbnails the backend already holds
@@ -43,19 +45,45 @@ def prompts(count: int) -> list[str]:
     return [shot.expanded for scene in board.scenes for shot in scene.shots][:count]
 
 
+def stagings(count: int) -> list:
+    """A previs project's mix of stagings (see the module docstring), one per frame."""
+    from shotflow.model import Camera
+    from shotflow.staging import Figure, Staging
+
+    names = ["mara", "tom", "ines"]
+    cameras = [
+        ("extreme wide", "low angle", "24mm", "slow push in"), ("medium", "eye level", "35mm", "handheld"),
+        ("close-up", None, "85mm", "slow push in"), ("over the shoulder", None, "35mm", None),
+        ("medium two shot", "eye level", "50mm", "static"), ("wide", "high angle", "24mm", "crane up"),
+        ("insert", None, "85mm", "static"), ("full", "dutch angle", "28mm", "pan right"),
+        ("medium close-up", "low angle", "50mm", "tilt up"), ("wide", "bird's eye", "18mm", "pull out"),
+    ]
+    out = []
+    for i in range(count):
+        framing, angle, lens, move = cameras[i % len(cameras)]
+        cast = names[:(i * 7) % 4]
+        sides = {1: ["center"], 2: ["left", "right"], 3: ["left", "center", "right"]}.get(len(cast), [])
+        figures = tuple(Figure(n, k, x, {"left": "right", "right": "left"}.get(x, "camera"))
+                        for k, (n, x) in enumerate(zip(cast, sides)))
+        out.append(Staging("shot", cast=figures, location="harbor", tone=i % 8,
+                           camera=Camera(framing=framing, angle=angle, lens=lens, move=move)))
+    return out
+
+
 def bench(quick: bool = False, frames: int | None = None, fmt: str = "PNG") -> list[Result]:
     from shotflow.backends import Reference, Request
     from shotflow.backends.preview import PreviewBackend
 
     frames = frames or (3 if quick else 40)
     texts = prompts(frames)
+    staged = stagings(max(frames, 10))
     backend = PreviewBackend()
 
     def request(i: int, width: int, height: int, refs=()) -> Request:
         prompt = texts[i % len(texts)]
         return Request(key=hashlib.sha256(prompt.encode()).hexdigest(), node_id=f"bench/{i}", model="runway:4@1",
                        prompt=prompt, width=width, height=height, output_format=fmt, references=tuple(refs),
-                       seed=1000 + i)
+                       seed=1000 + i, staging=staged[i % len(staged)])
 
     # upstream frames, as a real run hands them on (1K-16:9 PNGs drawn by this backend)
     upstream = [backend.draw_all(request(i, 1360, 768))[0].data for i in range(3)]

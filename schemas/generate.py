@@ -67,10 +67,24 @@ def obj(props, required=(), description=None, **extra):
     o.update(extra)
     return o
 
+BLOCKING = {
+    "type": "object", "propertyNames": ID,
+    "additionalProperties": {
+        "type": "object", "additionalProperties": False,
+        "properties": {
+            "x": {"enum": ["left", "center", "right"], "description": "the side of the frame the character stands on"},
+            "facing": {"enum": ["left", "right", "camera", "away"], "description": "where the character looks: screen left, screen right, into the lens, away from it"},
+        },
+    },
+    "description": "where each cast member stands and looks, as the preview panel draws it: {mara: {x: left, facing: right}}. "
+                   "Without it figures spread evenly, facing the centre, and keep their side of the frame from shot to shot "
+                   "within a scene (the 180° rule)",
+}
+
 SHOT = obj({
     "id": ID, "title": TEXT, "prompt": {"type": "string", "description": "Jinja template of the shot's prompt"},
     "cast": {"type": "array", "items": ID, "uniqueItems": True, "description": "characters in the shot: context and references"},
-    "refs": REFS, "pick": PICK, "camera": CAMERA,
+    "refs": REFS, "pick": PICK, "camera": CAMERA, "blocking": BLOCKING,
     "drop_refs": {"type": "array", "items": ID, "uniqueItems": True,
                   "description": "the scene's location or cast members whose image this shot does not send (they "
                                  "stay in the prompt's context): room under the 3-reference cap for refs"},
@@ -109,8 +123,9 @@ RUNWARE = obj({"delivery": {"enum": ["sync", "async"], "default": "sync"},
                "retries": {"type": "integer", "minimum": 0, "maximum": 20, "description": "retries of a failed request: 429, 5xx, timeouts, dropped connections (default 4)"},
                "retry_base": {"type": "number", "minimum": 0, "description": "first backoff in seconds, doubled each retry, with jitter (default 1)"},
                "retry_cap": {"type": "number", "minimum": 0, "description": "longest backoff in seconds (default 30)"},
-               "poll_initial": {"type": "number", "minimum": 0, "description": "seconds before the first getResponse poll (async delivery, default 1)"},
-               "poll_max": {"type": "number", "minimum": 0, "description": "longest pause between polls, growing ×1.5 (default 10)"}},
+               "poll_initial": {"type": "number", "minimum": 0, "description": "first getResponse pause while a model's task time is unknown, growing ×1.25 (async delivery, default 0.05)"},
+               "poll_min": {"type": "number", "minimum": 0, "description": "shortest pause between polls of a task (default 0.0025)"},
+               "poll_max": {"type": "number", "minimum": 0, "description": "longest pause between polls of a task (default 10)"}},
               description="settings of the runware backend (not part of any request key)")
 
 SCHEMA = {

@@ -22,7 +22,8 @@ from . import catalog
 from ._resources import data_dir
 from .errors import ConfigError, InputError, RefError, ShotflowError, TemplateError, did_you_mean, raise_all
 from .load import Loaded, Path_, display_path
-from .model import Camera, NodeKind, NodeSpec, Project, RefKind, RefSpec, SceneInfo
+from .model import Camera, Entity, NodeKind, NodeSpec, Project, RefKind, RefSpec, SceneInfo
+from .staging import CHARACTER_COLOURS, LOCATION_TONES, Figure, SceneBlocking, Staging, slots
 
 DEFAULT_MODEL = "runway:4@1"
 DEFAULT_SIZE = "1K-16:9"
@@ -57,6 +58,9 @@ class _Expander:
         self.shot_ids: dict[str, list[str]] = {}  # scene id -> shot ids
         self.all_ids: set[str] = set()
         self.files: dict[tuple[Path, str], str] = {}  # (folder, relative path) -> resolved file
+        self.colours = slots(self.characters, len(CHARACTER_COLOURS))  # one per character, project-wide
+        self.tones = slots(self.locations, len(LOCATION_TONES))  # one per location, project-wide
+        self.blocking: dict[str, SceneBlocking] = {}  # scene id -> the sides its characters hold
 
     # -- the whole storyboard -------------------------------------------------
 
@@ -107,6 +111,7 @@ class _Expander:
         self.errors.extend(_once(failed))
         self.templates.save()
         raise_all(self.errors)
+        entities = self._entities()
         return Project(
             path=self.loaded.main.path,
             title=self.doc.get("title"),
@@ -116,7 +121,21 @@ class _Expander:
             nodes=nodes,
             scenes=tuple(scenes),
             inputs=tuple(self.inputs) + self.templates.used(),
+            entities=entities,
         )
+
+    def _entities(self) -> tuple[Entity, ...]:
+        """Every character and location with its picture, for the board's lineup."""
+        out = []
+        for kind, table, slot in ((NodeKind.CHARACTER, self.characters, self.colours),
+                                  (NodeKind.LOCATION, self.locations, self.tones)):
+            for name, entity in table.items():
+                try:
+                    picture = self._entity_ref(kind.value, name, entity, "lineup")
+                except ShotflowError:
+                    picture = None  # an image that no shot uses and that is missing: words only
+                out.append(Entity(kind, name, entity.get("description"), slot[name], picture))
+        return tuple(out)
 
     def _style(self) -> str:
         """The project's style, itself a template of project and vars (rendered once)."""
@@ -187,7 +206,8 @@ class _Expander:
             raise RefError(f"{node_id} has {len(refs)} reference image{'s' if len(refs) != 1 else ''} ({listed}); "
                            f"{spec.id} takes at least {spec.min_refs} (it is image-to-image only)", where=where,
                            hint=hint)
-        camera = merged.get("camera") or {}
+        camera = Camera(**{k: (str(v) if v is not None else None) for k, v in (merged.get("camera") or {}).items()})
+        staging = self._staging(node_id, kind, name, scene_id, fields, path, owner, camera)
         options = {api: merged[key] for key, api in (("ttl", "ttl"), ("webhook_url", "webhookURL"),
                                                      ("upload_endpoint", "uploadEndpoint")) if key in merged}
         return NodeSpec(
@@ -197,10 +217,28 @@ class _Expander:
             takes=takes, pick=pick, prompt=prompt, refs=tuple(refs), tagged=tagged, template=template,
             safety=_safety(merged.get("safety")), provider_settings=_provider(merged.get("provider_settings")),
             options=options, title=fields.get("title"),
-            camera=Camera(**{k: (str(v) if v is not None else None) for k, v in camera.items()}),
-            duration=float(merged.get("duration", DEFAULT_DURATION)),
+            camera=camera, duration=float(merged.get("duration", DEFAULT_DURATION)),
             dialogue=fields.get("dialogue"), action=fields.get("action"), notes=fields.get("notes"),
+            staging=staging,
         )
+
+    def _staging(self, node_id, kind, name, scene_id, fields, path, owner, camera: Camera) -> Staging:
+        """Who stands where, in which place, seen how: what a preview panel draws (see staging)."""
+        if kind is NodeKind.CHARACTER:
+            return Staging("character", cast=(Figure(name, self.colours[name], "center", "camera"),), camera=camera)
+        if kind is NodeKind.LOCATION:
+            return Staging("location", location=name, tone=self.tones[name], camera=camera)
+        cast = list(fields.get("cast") or [])
+        blocking = fields.get("blocking") or {}
+        for member in blocking:
+            if member not in cast:
+                listed = ", ".join(cast) or "none"
+                raise InputError(f"{node_id}: blocking places '{member}', who is not in the shot's cast (cast: {listed})",
+                                 where=self.loaded.where((*path, "blocking", member)),
+                                 hint=did_you_mean(member, cast) or f"add {member} to cast, or remove the blocking entry")
+        location = owner.get("location")
+        figures = self.blocking.setdefault(scene_id, SceneBlocking()).place(cast, blocking, self.colours)
+        return Staging("shot", cast=figures, location=location, tone=self.tones.get(location), camera=camera)
 
     def _size(self, node_id, spec, merged, at) -> tuple[int, int]:
         if "width" in merged and "size" not in merged:

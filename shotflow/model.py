@@ -3,6 +3,8 @@
     Project
     ├── nodes: {id: NodeSpec}        story order: sheets, then scenes' shots
     │     NodeSpec ── refs: (RefSpec(kind=NODE|FILE|URL, target, tag), ...)
+    │              └─ staging: Staging(cast=(Figure(name, colour, x, facing), ...), location, camera)
+    ├── entities: (Entity(kind, name, slot, picture), ...)   characters, then locations
     └── scenes: (SceneInfo(id, title, location, shots=(node ids...)), ...)
 
 Node ids: ``scene/shot`` for shots, ``character:NAME`` and ``location:NAME`` for
@@ -14,9 +16,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import Mark
+
+if TYPE_CHECKING:
+    from .staging import Staging
 
 
 class NodeKind(enum.Enum):
@@ -81,6 +86,7 @@ class NodeSpec:
     dialogue: str | None = None
     action: str | None = None
     notes: str | None = None
+    staging: Staging | None = None  # cast, blocking, place and camera as the preview backend draws them
 
     @property
     def size(self) -> str:
@@ -98,6 +104,17 @@ class SceneInfo:
 
 
 @dataclass(frozen=True)
+class Entity:
+    """A character or a location of the storyboard, for the board's lineup."""
+
+    kind: NodeKind  # CHARACTER or LOCATION
+    name: str
+    description: str | None
+    slot: int  # its colour (a character) or tone (a location) on preview panels: see staging
+    picture: RefSpec | None  # its sheet (a NODE) or its given image (FILE or URL); None: words only
+
+
+@dataclass(frozen=True)
 class Project:
     """A storyboard, loaded, checked and expanded."""
 
@@ -109,6 +126,7 @@ class Project:
     nodes: dict[str, NodeSpec]
     scenes: tuple[SceneInfo, ...]
     inputs: tuple[Path, ...]  # every file read: YAML sources, templates, reference files
+    entities: tuple[Entity, ...] = ()  # characters, then locations, in definition order
 
     @property
     def root(self) -> Path:

@@ -5,9 +5,13 @@ The request key of a node (DESIGN.md §3)::
     sha256( canonical JSON of {
         "v": KEY_VERSION, "backend", "model", "prompt", "width", "height",
         "format", "quality", "takes", "safety", "provider",
-        "refs": [{"sha256": <bytes of the reference>, "tag": <tag or null>}, ...] } )
+        "refs": [{"sha256": <bytes of the reference>, "tag": <tag or null>}, ...],
+        "staging": {cast, blocking, location, camera, drawing version}   (preview only) } )
 
 Names are not in it (renaming a shot costs nothing), nor task ids, delivery or time.
+A preview frame also draws its staging (``staging.Staging``: the cast with their
+colours, sides and facings, the location, the camera notes), so that is in its key;
+a Runware frame's key holds only what is sent to Runware.
 A node is FRESH when its key has a complete record in the cache; it RENDERs
 otherwise, and every node downstream of a rendering node renders too (its key is
 only known once the upstream bytes are), each with the reason why.
@@ -22,6 +26,7 @@ from typing import Any, Protocol
 
 from . import catalog
 from .model import NodeSpec, Project, RefKind
+from .staging import Staging
 from .store import Record, canonical_json, sha256_bytes
 
 KEY_VERSION = 1
@@ -112,7 +117,7 @@ class Plan:
 
 def key_payload(spec: NodeSpec, backend: str, ref_hashes: list[str]) -> dict[str, Any]:
     """Everything that decides a node's pixels, given the hashes of its references' bytes."""
-    return {
+    payload = {
         "v": KEY_VERSION,
         "backend": backend,
         "model": spec.model,
@@ -126,6 +131,9 @@ def key_payload(spec: NodeSpec, backend: str, ref_hashes: list[str]) -> dict[str
         "provider": spec.provider_settings,
         "refs": [{"sha256": h, "tag": ref.tag if spec.tagged else None} for ref, h in zip(spec.refs, ref_hashes)],
     }
+    if backend == "preview":  # what the panel draws besides the prompt
+        payload["staging"] = (spec.staging or Staging("shot")).as_key()
+    return payload
 
 
 def request_key(payload: dict[str, Any]) -> str:
@@ -212,6 +220,15 @@ def _why(spec: NodeSpec, payload: dict[str, Any], previous: Record | None, key: 
              "quality": "output quality", "takes": "takes", "safety": "safety settings",
              "provider": "provider settings", "backend": "backend", "v": "shotflow key version"}
     changed = list(dict.fromkeys(f"{names[k]} changed" for k in names if before.get(k) != payload.get(k)))
+    old_staging, new_staging = before.get("staging"), payload.get("staging")
+    if old_staging != new_staging and new_staging is not None and before.get("backend") == payload["backend"]:
+        if old_staging is None or old_staging.get("v") != new_staging.get("v"):
+            changed.append("the preview drawing changed (a newer shotflow)")
+        else:
+            staged = [f"{what} changed" for key, what in (("cast", "cast or blocking"), ("location", "location"),
+                                                         ("camera", "camera notes"))
+                      if old_staging.get(key) != new_staging.get(key)]
+            changed.extend(staged or ["staging changed"])
     old_refs, new_refs = before.get("refs") or [], payload["refs"]
     if len(old_refs) != len(new_refs):
         changed.append("references changed")

@@ -54,10 +54,11 @@ class RenderOptions:
     def signature(self) -> str:
         """What must equal the last run's for the no-op fast path to apply."""
         from . import __version__
+        from .staging import DRAWING_VERSION  # a newer preview drawing: plan again (its keys changed)
 
         env = os.environ.get("SHOTFLOW_CACHE")
-        return json.dumps([__version__, self.backend, self.overrides or {}, str(self.cache_dir or env or ""),
-                           self.locked, self.refresh_urls], sort_keys=True, default=str)
+        return json.dumps([__version__, DRAWING_VERSION, self.backend, self.overrides or {},
+                           str(self.cache_dir or env or ""), self.locked, self.refresh_urls], sort_keys=True, default=str)
 
 
 def seed_for(key: str, roll: int) -> int:
@@ -532,7 +533,7 @@ class Session:
             key=key, node_id=node_id, model=spec.model, prompt=spec.prompt, width=spec.width, height=spec.height,
             output_format=spec.output_format, output_quality=spec.output_quality, takes=spec.takes,
             references=tuple(refs), tagged=spec.tagged, seed=seed_for(key, roll), safety=spec.safety,
-            provider_settings=spec.provider_settings, options=dict(spec.options),
+            provider_settings=spec.provider_settings, options=dict(spec.options), staging=spec.staging,
         )
         try:
             if self._slots is None:

@@ -152,9 +152,10 @@ def test_board_is_one_page_in_story_order_with_states_and_links(page):
     assert "shot-arrival-wide" in internal and "sheet-character-mara" in internal
     assert all(target in doc.ids for target in internal)
     assert "<code>refs/lighthouse.jpg</code>" in html
-    # self-contained: every frame is embedded (13 panels, 12 with a frame, plus the takes of door and signal)
-    assert len(doc.images) == 12 + 3 + 2
-    assert all(src.startswith("data:image/png;base64,") for src in doc.images)
+    # self-contained: every frame is embedded (13 panels, 12 with a frame, plus the takes of door and signal),
+    # and the lineup's pictures: mara's sheet (a PNG frame), tom's and the lighthouse's given JPEGs
+    assert len(doc.images) == 12 + 3 + 2 + 3
+    assert all(src.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for src in doc.images)
     # totals
     assert "<strong>12</strong> shots" in html and "<strong>0:32.2</strong> running time" in html
     assert "frames cost <strong>$0.00</strong>" in html
@@ -175,7 +176,7 @@ def test_relative_board_links_the_renders(project, page):
     done = run_cli("board", project, "-o", out, "--relative")
     assert done.returncode == 0, done.stderr
     doc = Page(out.read_text(encoding="utf-8"))
-    assert doc.images and all(src.startswith("renders/") for src in doc.images)
+    assert doc.images and all(src.startswith(("renders/", "refs/")) for src in doc.images)
     assert all((project.parent / src).is_file() for src in doc.images)
     assert out.stat().st_size < 100_000 < page.stat().st_size  # the embedded page holds the frames
 
@@ -188,7 +189,7 @@ def test_board_in_chromium_every_panel_and_image_loads(page, tmp_path):
     body = re.search(r"<body([^>]*)>", dom).group(1)
     attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', body))
     assert attrs.get("data-ready") == "1", attrs
-    assert attrs["data-images-total"] == "17" and attrs["data-images-loaded"] == "17", attrs
+    assert attrs["data-images-total"] == "20" and attrs["data-images-loaded"] == "20", attrs
     assert attrs["data-images-broken"] == "0"
     assert re.findall(r'data-shot-id="([^"]+)"', dom) == STORY_ORDER
     assert dom.count('class="placeholder"') == 1
@@ -200,7 +201,7 @@ def test_relative_board_in_chromium_loads_from_renders(project):
     assert run_cli("board", project, "-o", out, "--relative").returncode == 0
     dom = dump_dom(out)
     attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', re.search(r"<body([^>]*)>", dom).group(1)))
-    assert attrs["data-images-loaded"] == attrs["data-images-total"] == "17"
+    assert attrs["data-images-loaded"] == attrs["data-images-total"] == "20"
 
 
 @browser
@@ -228,3 +229,76 @@ def test_board_prints_a_page_per_scene(page, tmp_path):
     pages = len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf.read_bytes()))
     # title and sheets on page 1, then each scene on its own page (the third one has 5 shots: 2 rows)
     assert pages == 4, pages
+
+
+# -- the lineup and the prompts switch ----------------------------------------------------------------
+
+
+def test_the_lineup_shows_every_character_and_location_with_its_picture(page, project):
+    from shotflow.staging import colour_rgb, css, tone_rgb
+
+    html = page.read_text(encoding="utf-8")
+    lineup = html[html.index('<section class="lineup"'):html.index('<section class="sheets"')]
+    items = re.findall(r'<li class="who is-(\w+)" data-entity="([^"]+)" data-shots="(\d+)">(.*?)</li>', lineup, re.S)
+    assert [(kind, entity, int(n)) for kind, entity, n, _ in items] == [
+        ("character", "character:mara", 6), ("character", "character:tom", 1), ("location", "location:lighthouse", 12)]
+    body = {entity: text for _, entity, _, text in items}
+    # mara's picture is her generated sheet, tom's and the lighthouse's the given images, embedded
+    assert 'alt="character mara"' in body["character:mara"] and 'href="#sheet-character-mara"' in body["character:mara"]
+    assert re.search(r'<img src="data:image/jpeg;base64,[^"]+" alt="character tom">', body["character:tom"])
+    assert "<code>refs/tom.jpg</code>" in body["character:tom"]
+    assert re.search(r'<img src="data:image/jpeg;base64,[^"]+" alt="location lighthouse">', body["location:lighthouse"])
+    # the colour and tone the preview panels give them, and links to the shots they are in
+    loaded = api.load_project(project)
+    slots = {(e.kind.value, e.name): e.slot for e in loaded.entities}
+    assert f'background:{css(colour_rgb(slots[("character", "mara")]))}' in body["character:mara"]
+    assert f'background:{css(colour_rgb(slots[("character", "tom")]))}' in body["character:tom"]
+    assert f'background:{css(tone_rgb(slots[("location", "lighthouse")]))}' in body["location:lighthouse"]
+    assert 'href="#shot-radio-station"' in body["character:tom"]
+
+
+def test_a_character_described_in_words_has_a_placeholder(write, cli):
+    story = write("""
+        shotflow: 1
+        characters:
+          ghost: {description: a figure seen only in the fog}
+          ines: {description: a fisher, image: "https://example.com/ines.png"}
+        scenes:
+          - id: a
+            shots:
+              - {id: b, cast: [ghost], prompt: the fog}
+    """)
+    assert cli("board", story).code == 0
+    html = (story.parent / "renders" / "board.html").read_text(encoding="utf-8")
+    assert 'data-entity="character:ghost" data-shots="1"' in html and "described in words" in html
+    assert 'data-entity="character:ines" data-shots="0"' in html and "not fetched yet" in html
+    assert "https://example.com/ines.png" in html and 'src="https://' not in html  # shown, never loaded
+
+
+def test_the_prompts_switch_hides_them_on_screen_and_in_print(page, project):
+    html = page.read_text(encoding="utf-8")
+    assert '<input type="checkbox" id="show-prompts" checked>' in html
+    assert re.search(r'<body data-shots="\d+" data-sheets="1">', html)  # prompts shown by default
+    css = html[html.index("<style>"):html.index("</style>")]
+    screen, print_ = css.split("@media print{", 1)
+    assert ".no-prompts .prompt{display:none}" in screen
+    assert ".no-prompts .detail{display:none !important}" in print_.replace(",.detail .label", "").replace(
+        ".detail>:not(.prompt),", "")
+    assert ".detail .prompt{" in print_  # shown, the switch on: printed too
+    out = project.parent / "board-no-prompts.html"
+    assert run_cli("board", project, "-o", out, "--hide-prompts").returncode == 0
+    hidden = out.read_text(encoding="utf-8")
+    assert re.search(r'<body data-shots="\d+" data-sheets="1" class="no-prompts">', hidden)
+    assert hidden.count('class="prompt"') == html.count('class="prompt"')  # hidden, not removed: the switch shows them
+
+
+@browser
+def test_the_prompts_switch_works_in_chromium(project, page):
+    out = project.parent / "board-switch.html"
+    assert run_cli("board", project, "-o", out, "--hide-prompts").returncode == 0
+    dom = dump_dom(out)
+    body = dict(re.findall(r'([\w-]+)="([^"]*)"', re.search(r"<body([^>]*)>", dom).group(1)))
+    assert body["class"] == "no-prompts" and body["data-prompts"] == "hidden"  # the script read the page's choice
+    shown = dump_dom(page)
+    body = dict(re.findall(r'([\w-]+)="([^"]*)"', re.search(r"<body([^>]*)>", shown).group(1)))
+    assert body["data-prompts"] == "shown" and "no-prompts" not in body.get("class", "")

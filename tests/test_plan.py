@@ -19,20 +19,63 @@ def spec(**kw) -> NodeSpec:
 
 
 def test_the_key_is_pinned():
-    """An accidental change of the key's recipe must fail here (it would re-render every project)."""
-    payload = key_payload(spec(), "preview", [])
+    """An accidental change of the key's recipe must fail here (it would re-render every project).
+
+    The Runware key is the one shotflow has always computed (a paid frame must never
+    be paid for again); the preview key carries the drawing's staging and version.
+    """
     assert KEY_VERSION == 1
-    assert request_key(payload) == "2f3af4a6e6d513c000e84e6934e685944e8a771a5dcfc3b1c6cd59d9e98a1ad4"
+    assert request_key(key_payload(spec(), "runware", [])) == \
+        "f7ffd86e1dcbb959a8847882823b8cf2724ca6f83a42c351553ac001ac8da3c1"
+    assert request_key(key_payload(spec(), "preview", [])) == \
+        "3bc84b52bd2ffaac8e4f2fd06e8045023e64bc84c94b75e8ec9204997f1bc6a8"
 
 
 def test_the_key_ignores_names_and_presentation_but_not_pixels():
-    k = request_key(key_payload(spec(), "preview", []))
-    assert request_key(key_payload(spec(id="z/renamed", name="renamed", scene="z", duration=9, notes="n",
-                                        camera=Camera(framing="wide"), pick=1, options={"ttl": 100}), "preview", [])) == k
-    for changed in (spec(prompt="a lighthouse at dawn"), spec(width=1920, height=1080), spec(takes=2),
-                    spec(output_format="JPG"), spec(model="runway:4@2")):
-        assert request_key(key_payload(changed, "preview", [])) != k
-    assert request_key(key_payload(spec(), "runware", [])) != k
+    for backend in ("preview", "runware"):
+        k = request_key(key_payload(spec(), backend, []))
+        assert request_key(key_payload(spec(id="z/renamed", name="renamed", scene="z", duration=9, notes="n",
+                                            pick=1, options={"ttl": 100}), backend, [])) == k
+        for changed in (spec(prompt="a lighthouse at dawn"), spec(width=1920, height=1080), spec(takes=2),
+                        spec(output_format="JPG"), spec(model="runway:4@2")):
+            assert request_key(key_payload(changed, backend, [])) != k
+    assert request_key(key_payload(spec(), "runware", [])) != request_key(key_payload(spec(), "preview", []))
+
+
+def test_what_the_panel_draws_is_in_the_preview_key_only():
+    """Cast, blocking, location and camera notes change a preview frame, never a Runware one."""
+    from shotflow.staging import Figure, Staging
+
+    base = spec(staging=Staging("shot", cast=(Figure("mara", 0, "center", "camera"),), location="harbor", tone=1))
+    variants = [
+        Staging("shot", cast=(Figure("mara", 0, "left", "right"),), location="harbor", tone=1),  # blocking
+        Staging("shot", cast=(Figure("mara", 0, "center", "camera"), Figure("tom", 1, "right", "left")),
+                location="harbor", tone=1),  # cast
+        Staging("shot", cast=(Figure("mara", 0, "center", "camera"),), location="tavern", tone=2),  # location
+        Staging("shot", cast=(Figure("mara", 0, "center", "camera"),), location="harbor", tone=1,
+                camera=Camera(framing="close-up", angle="low angle", move="pan left")),  # camera notes
+    ]
+    preview = request_key(key_payload(base, "preview", []))
+    runware = request_key(key_payload(base, "runware", []))
+    assert runware == request_key(key_payload(spec(), "runware", []))  # what Runware is sent: unchanged
+    for staging in variants:
+        changed = spec(staging=staging)
+        assert request_key(key_payload(changed, "preview", [])) != preview
+        assert request_key(key_payload(changed, "runware", [])) == runware
+
+
+def test_runware_keys_of_the_example_did_not_change(example):
+    """The lighthouse's Runware keys (reference hashes faked) as shotflow computed them before staging existed."""
+    project = api.load_project(example("lighthouse"))
+    pinned = {
+        "arrival/wide": "455263e4458dbaa7fde5345b62fbe59480c2cff7fc3c3f08097e863490fc4cb3",
+        "radio/console": "d28b83fdef12d47ce75aeddf7e4c2876ce5a18dce08f9eb545137b4a26f88f50",
+        "radio/station": "9e50a64b008d00b7fa74b3cc02b87d2a3a72dd534c19124a0b86220c9ee67a6f",
+        "rescue/signal": "1c77ea3fcc1d17c249f0f100ad9792000640018a1431014b861efae6d664c1d3",
+    }
+    for node_id, key in pinned.items():
+        node = project.nodes[node_id]
+        assert request_key(key_payload(node, "runware", ["0" * 64] * len(node.refs))) == key, node_id
 
 
 def test_reference_bytes_are_in_the_key(example):

@@ -59,8 +59,8 @@ def test_reference_thumbnails_are_drawn():
     ref = Reference(data=data, sha256=hashlib.sha256(data).hexdigest(), tag="mara", source="character:mara")
     plain = Image.open(io.BytesIO(generate(request()).images[0].data)).convert("L")
     with_ref = Image.open(io.BytesIO(generate(request(references=(ref,), tagged=True)).images[0].data)).convert("L")
-    # a white thumbnail appears in the bottom-left strip
-    box = (40, 768 - 150, 200, 768 - 60)
+    # a white thumbnail appears at the right of the caption band
+    box = (1360 - 200, 768 - 100, 1360 - 30, 768 - 40)
     assert with_ref.crop(box).getextrema()[1] > plain.crop(box).getextrema()[1]
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ..staging import Staging
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +35,9 @@ class Request:
     node's roll count (backends without a seed parameter ignore it). ``tagged`` says
     whether references are sent as ``{image, tag}`` objects (the prompt names @tags).
     ``options`` holds delivery settings that are not part of the key (output type,
-    webhook, upload endpoint, ttl, delivery method).
+    webhook, upload endpoint, ttl, delivery method). ``staging`` is the shot's cast,
+    blocking, place and camera (``shotflow.staging``): the preview backend draws it
+    (and it is in a preview frame's key); Runware never sees it.
     """
 
     key: str
@@ -50,6 +55,7 @@ class Request:
     safety: dict[str, Any] | None = None
     provider_settings: dict[str, Any] | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    staging: Staging | None = None
 
 
 @dataclass(frozen=True, slots=True)

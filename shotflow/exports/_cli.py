@@ -120,7 +120,9 @@ def export(storyboard: Path, sets, backend, cache_dir, otio_path, fcp_path, fcpx
                    "that must stay beside renders/).")
 @click.option("--full-res", is_flag=True,
               help="Embed every frame byte for byte (default: frames over 400 KiB are scaled to 1600 px JPEG).")
-def board(storyboard: Path, sets, backend, cache_dir, output, relative, full_res) -> None:
+@click.option("--hide-prompts", is_flag=True,
+              help="Write the page with prompts hidden (a director reads pictures); its switch shows them again.")
+def board(storyboard: Path, sets, backend, cache_dir, output, relative, full_res, hide_prompts) -> None:
     """Write a self-contained HTML storyboard of the frames (opens from disk, prints as sheets).
 
     \b
@@ -133,7 +135,8 @@ def board(storyboard: Path, sets, backend, cache_dir, output, relative, full_res
         from .board import default_output, write_board
 
         seq = sequence(storyboard, sets, backend, cache_dir)
-        path = write_board(seq, checked(output, seq, default_output), relative=relative, full_res=full_res)
+        path = write_board(seq, checked(output, seq, default_output), relative=relative, full_res=full_res,
+                           hide_prompts=hide_prompts)
         missing = sum(1 for p in seq.panels.values() if p.picked is None)
         note = f"; {missing} without a frame" if missing else ""
         say(f"wrote {shown(path)} ({counted(len(seq.shots), 'shot')}, {_duration(seq.duration)}{note})", path)

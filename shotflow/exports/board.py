@@ -1,7 +1,9 @@
 """``shotflow board``: one self-contained HTML storyboard of what the renders left.
 
     renders/board.html                      (default; -o elsewhere)
-    ├── header: title, shots, running time, cost, states, scene index
+    ├── header: title, shots, running time, cost, states, scene index, the prompts switch
+    ├── Cast and locations                  the lineup: each one's picture (sheet or given
+    │                                       image), its colour / tone on preview panels, its shots
     ├── Reference sheets                    character:… / location:… panels
     └── Scene 1 · title · location          one <section> per scene, story order
         └── <article id="shot-arrival-wide" data-shot-id="arrival/wide" data-state="fresh">
@@ -11,7 +13,9 @@
 The page opens from disk with no network: no CDN, no web font, images embedded as
 data: URIs (``--relative`` links to renders/ instead). ``@media print`` turns it into
 a classic storyboard sheet: three panels a row, caption under each frame, a page per
-scene. Every piece of user text goes through ``html.escape``.
+scene. The prompts switch (a director reads pictures) hides every prompt, on screen and
+in print; ``--hide-prompts`` writes the page with it off. Every piece of user text goes
+through ``html.escape``.
 
     python -m shotflow.exports.board STORYBOARD --screenshot docs/board.png
 
@@ -27,12 +31,13 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from ..model import RefKind
+from ..model import NodeKind, RefKind
 from ._frames import Panel, SceneView, Sequence, State, Take, anchors, format_duration
 
 EMBED_AS_IS = 400 * 1024  # frames up to this size are embedded byte for byte
 FRAME_EDGE = 1600  # larger ones are scaled to this long edge (JPEG) for the page
 TAKE_EDGE = 640
+LINEUP_EDGE = 480
 
 BADGE = {
     State.FRESH: "fresh",
@@ -47,14 +52,15 @@ def default_output(seq: Sequence) -> Path:
     return seq.project.renders_dir / "board.html"
 
 
-def write_board(seq: Sequence, output: Path, *, relative: bool = False, full_res: bool = False) -> Path:
+def write_board(seq: Sequence, output: Path, *, relative: bool = False, full_res: bool = False,
+                hide_prompts: bool = False) -> Path:
     """Write the board of ``seq`` to ``output`` (atomically) and return it."""
     from .. import outputs
 
     if not outputs.is_stdout(output):
         output = Path(output).absolute()
     images = _Images(Path.cwd() if outputs.is_stdout(output) else output.parent, relative=relative, full_res=full_res)
-    outputs.write(output, render_html(seq, images).encode("utf-8"))
+    outputs.write(output, render_html(seq, images, hide_prompts=hide_prompts).encode("utf-8"))
     return output
 
 
@@ -79,6 +85,30 @@ class _Images:
             data, mime = _shrink(data, edge), "image/jpeg"
         return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
+    def file_src(self, path: Path, edge: int, *, link: bool = True) -> str:
+        """The ``src`` of an image that is no take: a character's or a location's given image.
+
+        Embedded like the frames (linked with ``--relative`` when ``link``); what is not a
+        PNG, JPEG or WebP, or is too large, is redrawn as a JPEG by Pillow.
+        """
+        if self.relative and link:
+            return quote(Path(os.path.relpath(path, self.page_dir)).as_posix())
+        data = Path(path).read_bytes()
+        mime = _sniff(data)
+        if mime is None or (not self.full_res and len(data) > EMBED_AS_IS):
+            data, mime = _shrink(data, edge), "image/jpeg"
+        return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _sniff(data: bytes) -> str | None:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
 
 def _shrink(data: bytes, edge: int) -> bytes:
     import io
@@ -97,7 +127,7 @@ def _shrink(data: bytes, edge: int) -> bytes:
 # -- the page ----------------------------------------------------------------------------
 
 
-def render_html(seq: Sequence, images: _Images) -> str:
+def render_html(seq: Sequence, images: _Images, *, hide_prompts: bool = False) -> str:
     from .. import __version__
 
     ids = anchors(seq.panels)
@@ -109,6 +139,8 @@ def render_html(seq: Sequence, images: _Images) -> str:
     view = _View(seq, images, ids, users)
     title = escape(seq.title)
     body = [view.header()]
+    if seq.project.entities:
+        body.append(view.lineup())
     if seq.sheets:
         body.append(view.sheets())
     body.extend(view.scene(scene) for scene in seq.scenes)
@@ -120,7 +152,8 @@ def render_html(seq: Sequence, images: _Images) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f'<meta name="generator" content="shotflow {escape(__version__)}">\n'
         f"<title>{title} — storyboard</title>\n<style>{CSS}</style>\n</head>\n"
-        f'<body data-shots="{len(seq.shots)}" data-sheets="{len(seq.sheets)}">\n'
+        f'<body data-shots="{len(seq.shots)}" data-sheets="{len(seq.sheets)}"'
+        + (' class="no-prompts"' if hide_prompts else "") + ">\n"
         + "\n".join(body)
         + '\n<div id="lightbox" hidden><img alt=""><p></p></div>\n'
         + f"<script>{SCRIPT}</script>\n</body>\n</html>\n"
@@ -158,8 +191,87 @@ class _View:
             f"<h1>{escape(seq.title)}</h1>\n"
             f'<p class="facts">{" · ".join(facts)}</p>\n'
             f'<ul class="states">{states}</ul>\n'
-            f'<nav class="index"><ol>{index}</ol></nav>\n</header>'
+            f'<nav class="index"><ol>{index}</ol></nav>\n'
+            '<label class="switch" title="a director reads pictures: hide every prompt, on screen and in print (key P)">'
+            '<input type="checkbox" id="show-prompts" checked> prompts</label>\n</header>'
         )
+
+    def lineup(self) -> str:
+        """Every character and location: its picture, its colour or tone on preview panels, its shots."""
+        seen: dict[tuple[str, str], list[Panel]] = {}
+        for panel in self.seq.shots:
+            staging = panel.spec.staging
+            if staging is None:
+                continue
+            for figure in staging.cast:
+                seen.setdefault(("character", figure.name), []).append(panel)
+            if staging.location:
+                seen.setdefault(("location", staging.location), []).append(panel)
+        items = "\n".join(self.who(e, seen.get((e.kind.value, e.name), [])) for e in self.seq.project.entities)
+        return ('<section class="lineup" id="lineup">\n<header class="scene-head"><h2>Cast and locations</h2>'
+                '<p class="muted">who and where: each one\'s picture, and the colour or tone the preview panels give '
+                'them</p></header>\n'
+                f'<ul class="who-list">\n{items}\n</ul>\n</section>')
+
+    def who(self, entity, panels: list[Panel]) -> str:
+        from ..staging import colour_rgb, css, tone_rgb
+
+        kind = entity.kind.value
+        colour = css(colour_rgb(entity.slot) if entity.kind is NodeKind.CHARACTER else tone_rgb(entity.slot))
+        picture, source = self.picture(entity)
+        what = "colour" if entity.kind is NodeKind.CHARACTER else "tone"
+        parts = [f'<h3><span class="swatch" style="background:{colour}" title="its {what} on preview panels">'
+                 f"</span>{escape(entity.name)} <span class=\"muted\">{kind}</span></h3>"]
+        if entity.description:
+            parts.append(f'<p class="who-desc">{escape(entity.description)}</p>')
+        parts.append(f'<p class="who-src">{source}</p>')
+        if panels:
+            links = " ".join(f'<a class="ref" href="#{self.ids[p.id]}" title="{escape(p.id)}">{escape(p.number)}</a>'
+                             for p in panels)
+            parts.append(f'<p class="who-shots"><span class="label">In</span> {links}</p>')
+        else:
+            parts.append('<p class="who-shots muted">in no shot</p>')
+        return (f'<li class="who is-{kind}" data-entity="{kind}:{escape(entity.name)}" data-shots="{len(panels)}">'
+                f'<div class="who-pic">{picture}</div><div class="who-text">{"".join(parts)}</div></li>')
+
+    def picture(self, entity) -> tuple[str, str]:
+        """The entity's picture (an img, or a placeholder saying why there is none) and where it comes from."""
+        ref = entity.picture
+        alt = escape(f"{entity.kind.value} {entity.name}")
+        if ref is None:
+            return '<div class="who-none">described in words</div>', "no picture: described in words"
+        if ref.kind is RefKind.NODE:
+            panel = self.seq.panels.get(ref.target)
+            link = (f'sheet <a class="ref" href="#{self.ids[ref.target]}">{escape(panel.number)}</a>'
+                    if panel else f"sheet {escape(ref.target)}")
+            if panel is not None and panel.picked is not None:
+                return f'<img src="{self.images.src(panel.picked, LINEUP_EDGE)}" alt="{alt}">', f"generated {link}"
+            return '<div class="who-none">sheet not rendered</div>', f"generated {link}"
+        if ref.kind is RefKind.FILE:
+            source = f'image <code>{escape(ref.label)}</code>'
+            try:
+                return f'<img src="{self.images.file_src(Path(ref.target), LINEUP_EDGE)}" alt="{alt}">', source
+            except OSError:
+                return '<div class="who-none">image missing</div>', source
+        source = f'image <code>{escape(ref.label)}</code>'
+        path = self.url_object(ref.target)
+        if path is not None:
+            try:
+                return f'<img src="{self.images.file_src(path, LINEUP_EDGE, link=False)}" alt="{alt}">', source
+            except OSError:
+                pass
+        return '<div class="who-none">not fetched yet</div>', source
+
+    def url_object(self, url: str) -> Path | None:
+        """The cached bytes of a URL reference that a render fetched and pinned in the lock, if any."""
+        from ..store import LockFile, open_store
+
+        project = self.seq.project
+        digest = LockFile.read(project.lock_path).urls.get(url)
+        if not digest:
+            return None
+        path = open_store(project.root).object_path(digest)
+        return path if path.is_file() else None
 
     def sheets(self) -> str:
         panels = "\n".join(self.panel(p) for p in self.seq.sheets)
@@ -339,8 +451,8 @@ background:#121418;padding:6px 12px;border-radius:4px}
 font-weight:700;font-size:12px;text-transform:uppercase;letter-spacing:.12em}
 .is-failed .ribbon{background:rgba(229,83,75,.9);color:#fff}
 .is-skipped .ribbon{background:rgba(165,139,216,.9);color:#160f24}
-.frame .badge{position:absolute;top:8px;right:8px}
-.dur{position:absolute;left:8px;top:8px;padding:2px 8px;border-radius:999px;background:rgba(0,0,0,.65);
+.frame .badge{position:absolute;bottom:8px;right:8px}
+.dur{position:absolute;left:8px;bottom:8px;padding:2px 8px;border-radius:999px;background:rgba(0,0,0,.65);
 font-size:12px;font-weight:600;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;padding:2px 9px;border-radius:999px;font-size:12px;font-weight:600;
 background:#2a2f38;color:var(--text);border:1px solid transparent}
@@ -350,6 +462,7 @@ background:#2a2f38;color:var(--text);border:1px solid transparent}
 .badge.is-skipped{background:rgba(165,139,216,.18);color:var(--skipped);border-color:rgba(165,139,216,.5)}
 .badge.is-not-rendered{background:rgba(123,132,148,.2);color:#c3c9d3;border-color:rgba(123,132,148,.5)}
 .frame .badge{background:rgba(10,11,13,.8)}
+.ribbon~.badge,.ribbon~.dur{bottom:34px}
 .takes{display:flex;gap:6px;list-style:none;margin:0;padding:8px 10px 0;overflow-x:auto}
 .take{flex:0 0 auto;width:92px;font-size:11px;color:var(--muted);text-align:center}
 .take img{display:block;width:92px;height:52px;object-fit:cover;border-radius:3px;border:2px solid transparent;
@@ -380,6 +493,24 @@ a.ref:hover{border-color:var(--accent);color:var(--accent)}
 .tag{color:var(--accent)}
 .tech{font-size:11.5px;color:#737b87}
 .foot{padding:28px 40px 40px;color:#737b87;font-size:12.5px}
+.switch{display:inline-flex;align-items:center;gap:6px;margin-top:14px;padding:3px 10px;border:1px solid var(--line);
+border-radius:999px;font-size:13px;color:var(--muted);cursor:pointer;user-select:none}
+.switch input{accent-color:var(--accent);margin:0}
+.no-prompts .prompt{display:none}
+.who-list{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:14px;list-style:none;margin:0;padding:0}
+.who{display:flex;gap:12px;background:var(--card);border:1px solid var(--line);border-radius:10px;padding:10px;
+break-inside:avoid}
+.who-pic{flex:0 0 112px;height:112px;border-radius:6px;overflow:hidden;background:#0b0c0e}
+.who-pic img{display:block;width:100%;height:100%;object-fit:cover;cursor:zoom-in}
+.who-none{display:flex;align-items:center;justify-content:center;height:100%;padding:6px;text-align:center;
+font-size:12px;color:var(--muted);border:1px dashed #4a505b;border-radius:6px}
+.who h3{margin:0 0 4px;font-size:16px}
+.who h3 .muted{font-weight:400;font-size:12px}
+.swatch{display:inline-block;width:.9em;height:.9em;border-radius:3px;margin-right:7px;vertical-align:-1px;
+box-shadow:0 0 0 1px rgba(255,255,255,.25);-webkit-print-color-adjust:exact;print-color-adjust:exact}
+.who-desc{margin:0 0 4px;font-size:13px;display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical;overflow:hidden}
+.who-src,.who-shots{margin:0 0 3px;font-size:12px;color:var(--muted)}
+.who-shots .ref{padding:0 6px;margin:0 3px 2px 0}
 #lightbox{position:fixed;inset:0;background:rgba(5,6,8,.92);display:flex;flex-direction:column;align-items:center;
 justify-content:center;padding:24px;cursor:zoom-out;z-index:10}
 #lightbox[hidden]{display:none}
@@ -392,9 +523,20 @@ body{background:#fff;color:#000;font-size:10pt}
 .top{padding:0 0 4mm;background:none;border-bottom:1px solid #000}
 h1{font-size:20pt;margin:0 0 2mm}
 .kicker{color:#000}
-.states,.index,.takes,.detail,.foot,#lightbox,.frame .badge,.dur,.ribbon{display:none !important}
+.states,.index,.takes,.foot,#lightbox,.frame .badge,.dur,.ribbon,.switch{display:none !important}
+.detail{padding:.5mm 0 0;font-size:7pt;color:#333}
+.detail>:not(.prompt),.detail .label,.no-prompts .detail{display:none !important}
+.detail .prompt{margin:0;color:#333;display:-webkit-box;-webkit-line-clamp:3;-webkit-box-orient:vertical;overflow:hidden}
+.lineup{break-before:auto;padding:0;margin-top:4mm}
+.lineup+.sheets .grid{grid-template-columns:repeat(4,1fr)}
+.who-list{grid-template-columns:repeat(4,1fr);gap:3mm}
+.who{border:0;padding:0;background:none;gap:2mm}
+.who-pic{flex-basis:16mm;height:16mm;border:1px solid #000;-webkit-print-color-adjust:exact;print-color-adjust:exact}
+.who h3{font-size:9pt;margin:0}
+.who-desc,.who-src,.who-shots{font-size:7pt;margin:0;color:#000}
+.who-shots .ref{border:0;padding:0;color:#000}
 section{padding:0;break-before:page}
-.top+section{break-before:auto;margin-top:6mm}
+.top+section,.lineup+section{break-before:auto;margin-top:6mm}
 .scene-head{margin:0 0 4mm;border-bottom:1px solid #000}
 .scene-head h2{font-size:14pt}
 .num{background:none;color:#000;padding:0;min-width:0}
@@ -431,11 +573,28 @@ SCRIPT = r"""
   tally();
   var box = document.getElementById('lightbox'), big = box.querySelector('img'), note = box.querySelector('p');
   document.addEventListener('click', function (e) {
-    var img = e.target.closest('.frame img, .take img');
+    var img = e.target.closest('.frame img, .take img, .who-pic img');
     if (img) { big.src = img.src; note.textContent = img.alt; box.hidden = false; return; }
     if (!box.hidden && e.target.closest('#lightbox')) box.hidden = true;
   });
-  document.addEventListener('keydown', function (e) { if (e.key === 'Escape') box.hidden = true; });
+  var toggle = document.getElementById('show-prompts');
+  function prompts(shown, remember) {
+    body.classList.toggle('no-prompts', !shown);
+    body.setAttribute('data-prompts', shown ? 'shown' : 'hidden');
+    toggle.checked = shown;
+    if (remember) { try { localStorage.setItem('shotflow.prompts', shown ? 'shown' : 'hidden'); } catch (e) {} }
+  }
+  if (toggle) {
+    var saved = null;
+    try { saved = localStorage.getItem('shotflow.prompts'); } catch (e) {}
+    prompts(saved ? saved === 'shown' : !body.classList.contains('no-prompts'), false);
+    toggle.addEventListener('change', function () { prompts(toggle.checked, true); });
+  }
+  document.addEventListener('keydown', function (e) {
+    if (e.key === 'Escape') box.hidden = true;
+    if ((e.key === 'p' || e.key === 'P') && toggle && !e.ctrlKey && !e.metaKey && !e.altKey
+        && !/^(INPUT|TEXTAREA|SELECT)$/.test((e.target.tagName || ''))) prompts(!toggle.checked, true);
+  });
 })();
 """
 
