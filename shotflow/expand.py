@@ -19,6 +19,7 @@ from typing import Any
 
 from . import catalog
 from ._resources import data_dir
+from .editorial import Editorial, shot_code
 from .errors import ConfigError, InputError, RefError, ShotflowError, TemplateError, did_you_mean, raise_all
 from .load import Loaded, Path_, display_path
 from .model import Camera, NodeKind, NodeSpec, Project, RefKind, RefSpec, SceneInfo
@@ -68,6 +69,9 @@ class _Expander:
                     self.all_ids.add(node_id)
                     plans.append((node_id, kind, name, None, entity["sheet"], (section, name, "sheet"), entity))
         scenes: list[SceneInfo] = []
+        editorial = self._editorial()
+        codes: dict[str, str] = {}
+        omitted: list[str] = []
         for si, scene in enumerate(self.doc.get("scenes") or []):
             sid = scene["id"]
             ids: list[str] = []
@@ -82,7 +86,12 @@ class _Expander:
                     continue
                 seen[shot["id"]] = self.loaded.where((*path, "id"))
                 node_id = f"{sid}/{shot['id']}"
-                ids.append(node_id)
+                codes[node_id] = shot_code(editorial.code_format, scene_index=si + 1, shot_index=len(seen),
+                                           scene=sid, shot=shot["id"])
+                if shot.get("omit"):
+                    omitted.append(node_id)
+                else:
+                    ids.append(node_id)
                 self.all_ids.add(node_id)
                 plans.append((node_id, NodeKind.SHOT, shot["id"], sid, shot, path, scene))
             self.shot_ids[sid] = ids
@@ -104,6 +113,8 @@ class _Expander:
                 self.errors.append(exc)
         self.templates.save()
         raise_all(self.errors)
+        if omitted:
+            nodes = _without_unused(nodes, set(omitted))
         return Project(
             path=self.loaded.main.path,
             title=self.doc.get("title"),
@@ -113,7 +124,18 @@ class _Expander:
             nodes=nodes,
             scenes=tuple(scenes),
             inputs=tuple(self.inputs) + self.templates.used(),
+            editorial=editorial,
+            codes=codes,
+            omitted=tuple(omitted),
         )
+
+    def _editorial(self) -> Editorial:
+        try:
+            return Editorial.from_mapping(self.doc.get("editorial"),
+                                          where=lambda key: self.loaded.where(("editorial", key)))
+        except InputError as exc:
+            self.errors.append(exc)
+            return Editorial()
 
     def _style(self) -> str:
         """The project's style, itself a template of project and vars (rendered once)."""
@@ -191,6 +213,7 @@ class _Expander:
             camera=Camera(**{k: (str(v) if v is not None else None) for k, v in camera.items()}),
             duration=float(merged.get("duration", DEFAULT_DURATION)),
             dialogue=fields.get("dialogue"), action=fields.get("action"), notes=fields.get("notes"),
+            omit=bool(fields.get("omit")) and kind is NodeKind.SHOT,
         )
 
     def _size(self, node_id, spec, merged, at) -> tuple[int, int]:
@@ -390,6 +413,20 @@ class _Expander:
         if template is None:
             return context["prompt"]
         return _normalise(self.templates.render_file(template, context, node_id, at("template")))
+
+
+def _without_unused(nodes: dict[str, NodeSpec], omitted: set[str]) -> dict[str, NodeSpec]:
+    """Drop omitted shots, but those a shot in the cut references (through any chain):
+    they stay in the graph as references, out of the cut."""
+    needed: set[str] = set()
+    stack = [node_id for node_id in nodes if node_id not in omitted]
+    while stack:
+        node_id = stack.pop()
+        if node_id in needed or node_id not in nodes:
+            continue
+        needed.add(node_id)
+        stack.extend(r.target for r in nodes[node_id].refs if r.kind is RefKind.NODE)
+    return {node_id: spec for node_id, spec in nodes.items() if node_id in needed}
 
 
 def _normalise(text: str) -> str:

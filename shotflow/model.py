@@ -1,9 +1,11 @@
 """The storyboard as typed values, after loading and expansion.
 
     Project
-    ├── nodes: {id: NodeSpec}        story order: sheets, then scenes' shots
+    ├── nodes: {id: NodeSpec}        story order: sheets, then scenes' shots (an omitted
+    │                                shot only when a shot in the cut references it)
     │     NodeSpec ── refs: (RefSpec(kind=NODE|FILE|URL, target, tag), ...)
-    └── scenes: (SceneInfo(id, title, location, shots=(node ids...)), ...)
+    ├── scenes: (SceneInfo(id, title, location, shots=(node ids in the cut...)), ...)
+    └── editorial (fps, start, shot code format), codes {shot id: code}, omitted (shot ids)
 
 Node ids: ``scene/shot`` for shots, ``character:NAME`` and ``location:NAME`` for
 sheets. Everything here is frozen: later stages derive, they never mutate.
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .editorial import Editorial
 from .errors import Mark
 
 
@@ -81,6 +84,7 @@ class NodeSpec:
     dialogue: str | None = None
     action: str | None = None
     notes: str | None = None
+    omit: bool = False  # out of the cut; in the graph only as a reference of a shot in the cut
 
     @property
     def size(self) -> str:
@@ -94,7 +98,7 @@ class SceneInfo:
     location: str | None
     description: str | None
     notes: str | None
-    shots: tuple[str, ...]
+    shots: tuple[str, ...]  # the shots in the cut, in story order (omitted shots are not)
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,10 @@ class Project:
     nodes: dict[str, NodeSpec]
     scenes: tuple[SceneInfo, ...]
     inputs: tuple[Path, ...]  # every file read: YAML sources, templates, reference files
+    editorial: Editorial = Editorial()
+    #: every shot's code, omitted ones too (numbering counts them), in story order
+    codes: dict[str, str] = field(default_factory=dict)
+    omitted: tuple[str, ...] = ()  # shots marked omit: true, in story order
 
     @property
     def root(self) -> Path:
