@@ -48,13 +48,18 @@ _TIMECODE = re.compile(r"^(\d{2}):(\d{2}):(\d{2})[:;.](\d{2})$")
 _CODE_SPEC = re.compile(r"^[<>^=]?[0-9]{0,2}d?$|^[<>^]?[0-9]{0,2}s?$")
 
 
-def parse_fps(value: object, *, option: str = "fps") -> Fraction:
-    """``23.976``, ``"23.976"``, ``"24000/1001"``, ``25`` -> the exact rate; anything else is an error."""
+def parse_fps(value: object, *, option: str = "fps", whole: range | None = None) -> Fraction:
+    """``23.976``, ``"23.976"``, ``"24000/1001"``, ``25`` -> the exact rate; anything else is an error.
+
+    ``whole`` also admits whole rates in that range (the animatic takes a GIF at 12 fps).
+    """
     text = str(value).strip()
     if isinstance(value, float) and value.is_integer():
         text = str(int(value))
     if text in RATES:
         return RATES[text]
+    if whole is not None and text.isdigit() and int(text) in whole:
+        return Fraction(int(text))
     try:
         exact = Fraction(text)
     except (ValueError, ZeroDivisionError):
@@ -63,8 +68,9 @@ def parse_fps(value: object, *, option: str = "fps") -> Fraction:
         for rate in RATES.values():
             if exact == rate:
                 return rate
+    also = f", or a whole number from {whole.start} to {whole.stop - 1}" if whole is not None else ""
     raise UsageError(f"{option} {text}: not a frame rate shotflow knows",
-                     hint="use one of " + ", ".join(RATES) + " (23.976 is 24000/1001, 29.97 is 30000/1001)")
+                     hint="use one of " + ", ".join(RATES) + f"{also} (23.976 is 24000/1001, 29.97 is 30000/1001)")
 
 
 def fps_label(fps: Fraction) -> str:
