@@ -157,21 +157,33 @@ def board(storyboard: Path, sets, backend, cache_dir, output, relative, full_res
 @click.option("--width", "cell_width", type=click.IntRange(120, 2000), default=480, show_default=True,
               metavar="PX", help="Width of each frame.")
 @click.option("--shots-only", is_flag=True, help="Leave the reference sheets out.")
-def contact_sheet(storyboard: Path, sets, backend, cache_dir, output, columns, cell_width, shots_only) -> None:
+@click.option("--page", type=click.Choice(["a4", "letter"]), default=None,
+              help="PDF paper (default a4); 1 to 4 columns a page.")
+@click.option("--orientation", type=click.Choice(["landscape", "portrait"]), default=None,
+              help="PDF page orientation (default landscape).")
+@click.option("--fields", default=None, metavar="LIST",
+              help="What to print under each frame, comma-separated, in order: code, duration, camera, dialogue, "
+                   "action, notes (default: code,duration,camera,dialogue).")
+def contact_sheet(storyboard: Path, sets, backend, cache_dir, output, columns, cell_width, shots_only, page,
+                  orientation, fields) -> None:
     """Write a contact sheet: the picked frames in story order, with captions (PNG or PDF).
 
     \b
     shotflow contact-sheet storyboard.yaml -o sheet.pdf --columns 3
+    shotflow contact-sheet storyboard.yaml -o sheet.pdf --page letter --orientation portrait \\
+        --columns 2 --fields code,duration,dialogue,notes
     Shots not rendered yet appear as marked placeholders; nothing is generated.
     """
 
     def go():
-        from .contact import default_output, write_contact_sheet
+        from .contact import Page, default_output, parse_fields, write_contact_sheet
 
+        chosen = parse_fields(fields)
+        paper = Page(page or "a4", orientation or "landscape") if (page or orientation) else None
         seq = sequence(storyboard, sets, backend, cache_dir)
         path = write_contact_sheet(seq, output or default_output(seq), columns=columns, width=cell_width,
-                                   shots_only=shots_only)
-        count = len(seq.shots) if shots_only else len(seq.panels)
+                                   shots_only=shots_only, fields=chosen, page=paper)
+        count = len(seq.shots) if shots_only else len([p for p in seq.panels.values() if not p.spec.omit])
         say(f"wrote {shown(path)} ({count} frames, {columns} a row)")
 
     guarded(go)
