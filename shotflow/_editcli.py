@@ -73,4 +73,74 @@ def import_(script: Path, output, update_path, force, dry_run) -> None:
     run_guarded(go)
 
 
-COMMANDS = (import_,)
+@click.command("conform")
+@click.argument("cut", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("-s", "--storyboard", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="The storyboard to conform (default: the one the .otio was exported from when it is under "
+                   "the current folder, else ./storyboard.yaml).")
+@click.option("--write", is_flag=True, help="Apply the changes to the storyboard's YAML (comments kept).")
+@click.option("--fps", default=None, metavar="RATE",
+              help="The cut's frame rate (default: the storyboard's editorial.fps); an EDL does not say it.")
+def conform(cut: Path, storyboard, write, fps) -> None:
+    """Read an editor's cut back into the storyboard: durations, order, dropped shots.
+
+    \b
+    shotflow conform cut.otio                 report what the edit changed
+    shotflow conform cut.xml --write          apply it: new durations, shot order within scenes,
+                                              omit: true for shots dropped from the cut
+    Clips are matched to shots by the id shotflow put in their metadata, else by their frame's
+    file or their name; clips that are not shots are listed, never invented.
+    """
+
+    def go():
+        from .api import load_project
+        from .conform import apply, compare
+        from .editorial import parse_fps
+        from .load import display_path
+
+        rate = parse_fps(fps, option="--fps") if fps is not None else None
+        story = storyboard or _storyboard_of(cut)
+        project = load_project(story)
+        result = compare(project, cut, fps=rate)
+        click.echo(f"conforming {display_path(project.path)} to {display_path(cut)}")
+        for line in result.lines():
+            click.echo(line)
+        if not result.exact:
+            click.echo("note: the storyboard cannot reproduce this cut exactly (see above)")
+        if write and result.changes:
+            written = apply(result)
+            click.echo("wrote " + (", ".join(display_path(p) for p in written) or "nothing"))
+        elif result.changes:
+            click.echo("run again with --write to apply")
+
+    run_guarded(go)
+
+
+def _storyboard_of(cut: Path) -> Path:
+    """The storyboard an .otio names, when it is under the current folder; else ./storyboard.yaml.
+
+    A cut comes from someone else: its recorded path is used only inside the current project.
+    """
+    from .errors import UsageError
+
+    here = Path.cwd().resolve()
+    if cut.suffix.lower() == ".otio":
+        import json
+
+        try:
+            recorded = json.loads(cut.read_text(encoding="utf-8")).get("metadata", {}).get("shotflow", {}).get(
+                "storyboard")
+        except (OSError, ValueError, AttributeError):
+            recorded = None
+        if isinstance(recorded, str):
+            path = Path(recorded).resolve()
+            if path.is_file() and path.is_relative_to(here) and path.suffix in (".yaml", ".yml"):
+                return path
+    default = here / "storyboard.yaml"
+    if default.is_file():
+        return default
+    raise UsageError(f"which storyboard does {cut.name} conform?",
+                     hint="give it with --storyboard FILE (or run in the folder of storyboard.yaml)")
+
+
+COMMANDS = (import_, conform)
