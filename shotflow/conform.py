@@ -102,7 +102,7 @@ class Conform:
             out.append(f"moved: {shot} is cut among the shots of scene {among}; a shot stays in its scene, so "
                        "move it in the storyboard by hand")
         if not self.changes:
-            out.append("the storyboard already matches the cut")
+            out.append("the storyboard already matches the cut" if self.exact else "nothing to write back")
         return out
 
 
@@ -153,10 +153,19 @@ def read_cut(path: Path, fps: Fraction) -> tuple[list[dict[str, Any]], dict[str,
         if isinstance(item, otio.schema.Clip):
             ref = item.media_reference
             clips.append({"name": item.name or "", "frames": frames, "record_in": at,
-                          "metadata": dict(item.metadata), "url": getattr(ref, "target_url", None)})
+                          "metadata": _plain(item.metadata), "url": getattr(ref, "target_url", None)})
         at += frames
-    info = dict(timeline.metadata.get("shotflow") or {})
+    info = _plain(timeline.metadata.get("shotflow") or {})
     return clips, info
+
+
+def _plain(value: Any) -> Any:
+    """OTIO's AnyDictionary / AnyVector as Python's own (they die with their timeline)."""
+    if hasattr(value, "items"):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+        return value
+    return [_plain(v) for v in value]
 
 
 def compare(project: Project, cut: Path, *, fps: Fraction | None = None) -> Conform:
@@ -183,29 +192,52 @@ def compare(project: Project, cut: Path, *, fps: Fraction | None = None) -> Conf
     omitted = set(project.omitted)
     result.omit = [s for s in shots if s not in frames and s not in omitted]
     result.restore = [s for s in cut_order if s in omitted]
-    # the order within each scene: the slots of the shots in the cut take them in cut order
     scenes: dict[str, list[str]] = {}
     for s in shots:
         scenes.setdefault(s.split("/", 1)[0], []).append(s)
+    # a shot cut into another scene's run cannot be written back: the fewest such shots are the
+    # ones off the longest run of the cut that keeps the storyboard's scene order
+    rank = {scene: i for i, scene in enumerate(scenes)}
+    keep = _longest_run([rank[s.split("/", 1)[0]] for s in cut_order])
+    moved = set()
+    for i, s in enumerate(cut_order):
+        if i not in keep:
+            near = next((cut_order[j] for j in range(i - 1, -1, -1) if j in keep), None) or \
+                next((cut_order[j] for j in range(i + 1, len(cut_order)) if j in keep), s)
+            result.moved.append((s, near.split("/", 1)[0]))
+            moved.add(s)
+    # the order within each scene: the slots of the shots in the cut take them in cut order
     story: list[str] = []
     for scene, members in scenes.items():
-        cut_here = [s for s in cut_order if s.split("/", 1)[0] == scene]
-        queue = iter(cut_here)
-        now = [next(queue) if s in frames else s for s in members]
+        queue = iter([s for s in cut_order if s.split("/", 1)[0] == scene and s not in moved])
+        now = [next(queue) if s in frames and s not in moved else s for s in members]
         if now != members:
             result.orders[scene] = ([s.split("/", 1)[1] for s in members], [s.split("/", 1)[1] for s in now])
         story += [s for s in now if s in frames]
-    scene_rank = {scene: i for i, scene in enumerate(scenes)}
-    highest = -1
-    current_scene = None
-    for s in cut_order:
-        rank = scene_rank[s.split("/", 1)[0]]
-        if rank < highest:
-            result.moved.append((s, current_scene))
-        else:
-            highest, current_scene = rank, s.split("/", 1)[0]
     result.durations = _durations(project, story, frames, ed.fps)
     return result
+
+
+def _longest_run(ranks: list[int]) -> set[int]:
+    """Indexes of a longest non-decreasing subsequence of ``ranks`` (patience sorting, n log n)."""
+    import bisect
+
+    tails: list[int] = []  # the smallest tail rank of a run of each length
+    tail_at: list[int] = []  # its index
+    back = [-1] * len(ranks)
+    for i, r in enumerate(ranks):
+        k = bisect.bisect_right(tails, r)
+        back[i] = tail_at[k - 1] if k else -1
+        if k == len(tails):
+            tails.append(r)
+            tail_at.append(i)
+        else:
+            tails[k], tail_at[k] = r, i
+    keep, i = set(), tail_at[-1] if tail_at else -1
+    while i >= 0:
+        keep.add(i)
+        i = back[i]
+    return keep
 
 
 def _match(item: dict[str, Any], known: set[str], by_code: dict[str, str]) -> tuple[str | None, str | None]:
