@@ -3,6 +3,7 @@ gives the edited cut back, frame for frame (read back with OpenTimelineIO), at 2
 
 from __future__ import annotations
 
+import re
 import shutil
 from fractions import Fraction
 from pathlib import Path
@@ -10,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLES, run_cli
+from shotflow import api
+from shotflow.render import RenderOptions
+from shotflow.report import RecordingReporter
 
 otio = pytest.importorskip("opentimelineio")  # in the test extra: CI always has it
 
@@ -23,9 +27,16 @@ def project(tmp_path: Path, fps: str, *, code: bool = True) -> Path:
     extra = f'editorial: {{fps: {fps}, start: "01:00:00:00"'
     extra += ', shot_code: "{scene_number:03d}_{shot_number:04d}"}\n' if code else "}\n"
     story.write_text(story.read_text() + extra)
-    done = run_cli("render", story)
-    assert done.code == 0, done.err
+    api.render(story, RenderOptions(), RecordingReporter())
     return story
+
+
+def export(story: Path, out: Path, adapter: str | None = None) -> None:
+    """``shotflow export`` in-process (the CLI path is tested in test_exports): fast tests."""
+    from shotflow.exports._frames import load_sequence
+    from shotflow.exports.timeline import write_timeline
+
+    write_timeline(load_sequence(story), out, adapter=adapter)
 
 
 def cut_of(timeline) -> list[tuple[str, int, int]]:
@@ -61,7 +72,7 @@ def test_otio_round_trip_is_frame_exact(tmp_path, fps):
     rate = RATES[fps]
     story = project(tmp_path, fps)
     cut = tmp_path / "cut.otio"
-    assert run_cli("export", story, "--otio", cut).code == 0
+    assert run_cli("export", story, "--otio", cut).code == 0  # once through the CLI
     timeline = otio.adapters.read_from_file(str(cut))
     assert timeline.global_start_time.to_timecode() == "01:00:00:00"
     assert all(c.source_range.duration.rate == pytest.approx(rate) for c in timeline.find_clips())
@@ -82,7 +93,7 @@ def test_otio_round_trip_is_frame_exact(tmp_path, fps):
     text = story.read_text()
     assert "omit: true" in text and "# yaml-language-server" in text  # comments kept
     again = tmp_path / "again.otio"
-    assert run_cli("export", story, "--otio", again).code == 0
+    export(story, again)
     result = otio.adapters.read_from_file(str(again))
     assert cut_of(result) == cut_of(timeline)
     assert result.duration().value == timeline.duration().value
@@ -98,7 +109,7 @@ def test_final_cut_xml_round_trip_matches_by_frame_file(tmp_path):
     rate = RATES["23.976"]
     story = project(tmp_path, "23.976", code=False)
     cut = tmp_path / "cut.xml"
-    assert run_cli("export", story, "--fcp-xml", cut).code == 0
+    export(story, cut, "fcp_xml")
     timeline = otio.adapters.read_from_file(str(cut))
     for clip in timeline.find_clips():  # what the adapter keeps: the name (the id) and the file
         clip.metadata["shotflow"] = {"id": clip.name}
@@ -118,7 +129,7 @@ def test_final_cut_xml_round_trip_matches_by_frame_file(tmp_path):
     assert done.code == 0, done.err
     assert "10 matched to shots (10 by media)" in done.out and "omit radio/console" in done.out
     again = tmp_path / "again.otio"
-    assert run_cli("export", story, "--otio", again).code == 0
+    export(story, again)
     assert cut_of(otio.adapters.read_from_file(str(again))) == expected
 
 
@@ -152,14 +163,14 @@ def test_edl_round_trip_at_25(tmp_path):
     assert done.code == 0, done.err
     assert "by metadata" in done.out and "omit rescue/signal" in done.out
     again = tmp_path / "again.edl"
-    assert run_cli("export", story, "--edl", again).code == 0
+    export(story, again, "cmx_3600")
     assert shots(otio.adapters.read_from_file(str(again), rate=25)) == expected
 
 
 def test_clips_that_are_no_shots_and_moves_across_scenes_are_reported_not_applied(tmp_path):
     story = project(tmp_path, "24")
     cut = tmp_path / "cut.otio"
-    assert run_cli("export", story, "--otio", cut).code == 0
+    export(story, cut)
     timeline = otio.adapters.read_from_file(str(cut))
     track = timeline.tracks[0]
     rt = otio.opentime
@@ -184,7 +195,7 @@ def test_clips_that_are_no_shots_and_moves_across_scenes_are_reported_not_applie
 def test_an_omitted_shot_leaves_the_cut_and_the_render_and_a_conform_restores_it(tmp_path):
     story = project(tmp_path, "24")
     full = tmp_path / "full.otio"
-    assert run_cli("export", story, "--otio", full).code == 0
+    export(story, full)
     text = story.read_text()
     # radio/station is referenced by no shot; arrival/wide is a reference of arrival/door
     text = text.replace("      - id: station\n", "      - id: station\n        omit: true\n")
@@ -197,7 +208,7 @@ def test_an_omitted_shot_leaves_the_cut_and_the_render_and_a_conform_restores_it
     assert "radio/station" not in nodes  # out of the render
     assert "arrival/wide" in nodes  # still a reference of arrival/door
     cut = tmp_path / "cut.otio"
-    assert run_cli("export", story, "--otio", cut).code == 0
+    export(story, cut)
     ids = [c.metadata["shotflow"]["id"] for c in otio.adapters.read_from_file(str(cut)).find_clips()]
     assert "radio/station" not in ids and "arrival/wide" not in ids and len(ids) == 9
     csv_path = tmp_path / "shots.csv"
@@ -240,6 +251,8 @@ def test_timecode_both_ways(fps, frame, text):
 
 
 def test_bad_editorial_values_are_one_line_errors(tmp_path):
+    from shotflow.errors import InputError
+
     story = tmp_path / "storyboard.yaml"
     base = "shotflow: 1\nscenes:\n  - id: a\n    shots:\n      - id: b\n        prompt: a lighthouse\n"
     for editorial, message in [
@@ -250,7 +263,10 @@ def test_bad_editorial_values_are_one_line_errors(tmp_path):
         ('editorial: {shot_code: "SHOT"}', "has no field"),
     ]:
         story.write_text(base + editorial + "\n")
-        done = run_cli("validate", story)
-        assert done.code == 2 and message in done.err and "Traceback" not in done.err, (editorial, done.err)
+        with pytest.raises(InputError, match=re.escape(message)):
+            api.load_project(story)
+    done = run_cli("validate", story)  # the last one, as a user sees it
+    assert done.code == 2 and "storyboard.yaml:7:" in done.err and "has no field" in done.err
+    assert "Traceback" not in done.err
     bad = run_cli("export", story, "--fps", "23.98", "--csv", tmp_path / "x.csv")
     assert bad.code == 2 and "--fps 23.98" in bad.err and "23.976" in bad.err
