@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from .editorial import exact, fps_label, format_timecode, round_half_up, seconds_for
+from .editorial import exact, format_timecode, fps_label, round_half_up, seconds_for
 from .errors import ConfigError, InputError
 from .model import Project
 

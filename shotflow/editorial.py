@@ -129,7 +129,7 @@ def seconds_for(frames: int, fps: Fraction, *, before: Fraction = Fraction(0), d
     """
     target = done + frames
     ideal = Fraction(target) / fps - before
-    for places in range(0, 10):
+    for places in range(10):
         candidate = round(float(ideal), places)
         if candidate <= 0:
             continue

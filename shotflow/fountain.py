@@ -31,7 +31,7 @@ from .errors import ConfigError, InputError
 #: The longest screenplay read (a feature is ~200 KB; a file far past it is not a script).
 MAX_BYTES = 8 * 1024 * 1024
 
-_SETTING = re.compile(r"^\s*(INT\.?\s*/\s*EXT|EXT\.?\s*/\s*INT|I\s*/\s*E|INT|EXT|EST)(\.|\s)\s*(.*)$", re.I)
+_SETTING = re.compile(r"^\s*(INT\.?\s*/\s*EXT|EXT\.?\s*/\s*INT|I\s*/\s*E|INT|EXT|EST)(\.|\s)\s*(.*)$", re.IGNORECASE)
 _TIMES = {"DAY", "NIGHT", "DAWN", "DUSK", "MORNING", "EVENING", "AFTERNOON", "SUNSET", "SUNRISE", "LATER",
           "CONTINUOUS", "MOMENTS LATER", "SAME", "SAME TIME", "MIDNIGHT", "NOON", "MAGIC HOUR"}
 _PLACEHOLDER = re.compile(r"\[\[\d+\]\]|/\*\d+\*/")

@@ -113,7 +113,7 @@ class Project:
     nodes: dict[str, NodeSpec]
     scenes: tuple[SceneInfo, ...]
     inputs: tuple[Path, ...]  # every file read: YAML sources, templates, reference files
-    editorial: Editorial = Editorial()
+    editorial: Editorial = field(default_factory=Editorial)
     #: every shot's code, omitted ones too (numbering counts them), in story order
     codes: dict[str, str] = field(default_factory=dict)
     omitted: tuple[str, ...] = ()  # shots marked omit: true, in story order

@@ -149,10 +149,9 @@ class Editor:
             f = anchor.file
             scenes = self._scene_list(f)
             index = next(i for i, item in enumerate(scenes) if item is anchor.node) + 1
-        if index >= len(scenes):
-            if f is self._files[self.path]:
-                self.append_scene(scene, comment=comment)
-                return
+        if index >= len(scenes) and f is self._files[self.path]:
+            self.append_scene(scene, comment=comment)
+            return
         node = _plain_to_tree(scene)
         scenes.insert(index, node)
         if comment:
@@ -177,7 +176,7 @@ class Editor:
         node = _plain_to_tree(value)
         table[name] = node
         if comment and hasattr(node, "yaml_add_eol_comment") and len(node):
-            node.yaml_add_eol_comment(comment, list(node.keys())[0])
+            node.yaml_add_eol_comment(comment, next(iter(node.keys())))
         if len(table) > 1:
             _pass_on_trailing_lines(table, list(table.keys())[-2], name)
         main.edited = True

@@ -9,8 +9,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLES, run_cli
+
 from shotflow import api
 from shotflow.render import RenderOptions
 from shotflow.report import RecordingReporter
@@ -185,9 +185,9 @@ def test_clips_that_are_no_shots_and_moves_across_scenes_are_reported_not_applie
     assert done.code == 0, done.err
     assert "not a shot: clip 12 'END CARD' (48 frames at 01:00:31:00)" in done.out
     # only the shot that left its scene is blamed, not every shot after it
-    assert [line for line in done.out.splitlines() if line.startswith("moved:")] == [
-        "moved: rescue/dawn is cut among the shots of scene arrival; a shot stays in its scene, so move it in "
-        "the storyboard by hand"]
+    moved = ("moved: rescue/dawn is cut among the shots of scene arrival; a shot stays in its scene, so move it "
+             "in the storyboard by hand")
+    assert [line for line in done.out.splitlines() if line.startswith("moved:")] == [moved]
     assert "note: the storyboard cannot reproduce this cut exactly" in done.out
     assert "nothing to write back" in done.out and story.read_text() == before  # nothing invented, nothing moved
 

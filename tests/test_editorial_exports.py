@@ -8,8 +8,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
+
 from shotflow import api
 from shotflow.render import RenderOptions
 from shotflow.report import RecordingReporter

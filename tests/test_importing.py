@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_cli
 
 from shotflow.fountain import parse, read, split_heading
 from shotflow.importing import draft, to_yaml
-
-from conftest import run_cli
 
 SCRIPT = Path(__file__).parent / "data" / "fountain" / "lighthouse.fountain"
 

@@ -211,9 +211,8 @@ def animatic(storyboard: Path, sets, backend, cache_dir, output, fps, size, capt
     """
 
     def go():
-        from .animatic import default_output, parse_size, write_animatic
-
         from ..editorial import fps_label, parse_fps
+        from .animatic import default_output, parse_size, write_animatic
 
         wanted = parse_size(size) if size else None
         rate = parse_fps(fps, option="--fps", whole=range(1, 121)) if fps is not None else None
