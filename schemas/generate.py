@@ -90,6 +90,8 @@ SHOT = obj({
                                  "stay in the prompt's context): room under the 3-reference cap for refs"},
     "duration": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600, "description": "seconds on the animatic (default 2)"},
     "dialogue": {"type": "string"}, "action": {"type": "string"}, "notes": {"type": "string"},
+    "omit": {"type": "boolean", "default": False,
+             "description": "kept in the file, out of the cut and the render (shotflow conform --write sets it for shots dropped from the edit)"},
     **GENERATION,
 }, required=["id"], description="one shot", **WH)
 SHEET = obj({"prompt": TEXT, "refs": REFS, "pick": PICK, "camera": CAMERA, **GENERATION},
@@ -128,6 +130,18 @@ RUNWARE = obj({"delivery": {"enum": ["sync", "async"], "default": "sync"},
                "poll_max": {"type": "number", "minimum": 0, "description": "longest pause between polls of a task (default 10)"}},
               description="settings of the runware backend (not part of any request key)")
 
+EDITORIAL = obj({
+    "fps": {"enum": [23.976, 24, 25, 29.97, 30, 50, 59.94, 60, "23.976", "24000/1001", "29.97", "30000/1001", "59.94", "60000/1001"],
+            "default": 24,
+            "description": "frame rate of timelines and the animatic: 23.976 is 24000/1001, 29.97 30000/1001, 59.94 60000/1001 (--fps wins)"},
+    "start": {"type": "string", "pattern": "^[0-9]{2}:[0-9]{2}:[0-9]{2}[:;][0-9]{2}$",
+              "description": "timecode of the cut's first frame, e.g. \"01:00:00:00\" (drop-frame at 29.97 and 59.94)",
+              "x-message": "is not a timecode: write HH:MM:SS:FF in quotes, e.g. \"01:00:00:00\""},
+    "shot_code": {"type": "string", "minLength": 1, "maxLength": 64,
+                  "description": "shot code format: fields {scene_number} {shot_number} (steps of 10), {scene_index} {shot_index} (1, 2, 3), {scene} {shot} (ids); e.g. {scene_number:03d}_{shot_number:04d} -> 010_0010",
+                  "examples": ["{scene_number:03d}_{shot_number:04d}", "SQ{scene_number:03d}_SH{shot_number:04d}"]},
+}, description="frame rate, start timecode and shot codes of the cut (timelines, EDL, animatic, CSV, board)")
+
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "https://shotflow.dev/schemas/storyboard.schema.json",
@@ -143,6 +157,7 @@ SCHEMA = {
         "characters": NAMED, "locations": NAMED,
         "scenes": {"type": "array", "items": {"$ref": "#/$defs/scene_item"}},
         "runware": RUNWARE,
+        "editorial": EDITORIAL,
     },
     "$defs": {
         "shot": SHOT, "sheet": SHEET, "defaults": DEFAULTS, "entity": ENTITY, "scene": SCENE,

@@ -260,3 +260,14 @@ def _register_exports() -> None:
 
 
 _register_exports()
+
+
+def _register_editorial() -> None:
+    """``import`` and ``conform`` live in shotflow._editcli."""
+    from ._editcli import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_editorial()

@@ -20,6 +20,7 @@ from typing import Any
 
 from . import catalog
 from ._resources import data_dir
+from .editorial import Editorial, shot_code
 from .errors import ConfigError, InputError, RefError, ShotflowError, TemplateError, did_you_mean, raise_all
 from .load import Loaded, Path_, display_path
 from .model import Camera, Entity, NodeKind, NodeSpec, Project, RefKind, RefSpec, SceneInfo
@@ -73,6 +74,9 @@ class _Expander:
                     self.all_ids.add(node_id)
                     plans.append((node_id, kind, name, None, entity["sheet"], (section, name, "sheet"), entity))
         scenes: list[SceneInfo] = []
+        editorial = self._editorial()
+        codes: dict[str, str] = {}
+        omitted: list[str] = []
         for si, scene in enumerate(self.doc.get("scenes") or []):
             sid = scene["id"]
             ids: list[str] = []
@@ -87,7 +91,12 @@ class _Expander:
                     continue
                 seen[shot["id"]] = self.loaded.where((*path, "id"))
                 node_id = f"{sid}/{shot['id']}"
-                ids.append(node_id)
+                codes[node_id] = shot_code(editorial.code_format, scene_index=si + 1, shot_index=len(seen),
+                                           scene=sid, shot=shot["id"])
+                if shot.get("omit"):
+                    omitted.append(node_id)
+                else:
+                    ids.append(node_id)
                 self.all_ids.add(node_id)
                 plans.append((node_id, NodeKind.SHOT, shot["id"], sid, shot, path, scene))
             self.shot_ids[sid] = ids
@@ -112,6 +121,8 @@ class _Expander:
         self.templates.save()
         raise_all(self.errors)
         entities = self._entities()
+        if omitted:
+            nodes = _without_unused(nodes, set(omitted))
         return Project(
             path=self.loaded.main.path,
             title=self.doc.get("title"),
@@ -122,6 +133,9 @@ class _Expander:
             scenes=tuple(scenes),
             inputs=tuple(self.inputs) + self.templates.used(),
             entities=entities,
+            editorial=editorial,
+            codes=codes,
+            omitted=tuple(omitted),
         )
 
     def _entities(self) -> tuple[Entity, ...]:
@@ -136,6 +150,14 @@ class _Expander:
                     picture = None  # an image that no shot uses and that is missing: words only
                 out.append(Entity(kind, name, entity.get("description"), slot[name], picture))
         return tuple(out)
+
+    def _editorial(self) -> Editorial:
+        try:
+            return Editorial.from_mapping(self.doc.get("editorial"),
+                                          where=lambda key: self.loaded.where(("editorial", key)))
+        except InputError as exc:
+            self.errors.append(exc)
+            return Editorial()
 
     def _style(self) -> str:
         """The project's style, itself a template of project and vars (rendered once)."""
@@ -220,6 +242,7 @@ class _Expander:
             camera=camera, duration=float(merged.get("duration", DEFAULT_DURATION)),
             dialogue=fields.get("dialogue"), action=fields.get("action"), notes=fields.get("notes"),
             staging=staging,
+            omit=bool(fields.get("omit")) and kind is NodeKind.SHOT,
         )
 
     def _staging(self, node_id, kind, name, scene_id, fields, path, owner, camera: Camera) -> Staging:
@@ -500,6 +523,8 @@ def _check_image(path: Path) -> None:
     with open(path, "rb") as f:
         image_header(f, "file")
     _usercache.remember("image", key)
+
+
 def _too_many_refs(node_id: str, spec, refs: list[RefSpec], implicit: dict, where) -> RefError:
     """More references than the model takes: each listed with why it is there and how to
     leave it out (``drop_refs: [NAME]`` for the location and cast, else removing it from refs)."""
@@ -543,6 +568,20 @@ def _once(failed: list[tuple[str, ShotflowError]]) -> list[ShotflowError]:
             f"{ids[0]}, {ids[1]} and {len(ids) - 2} more"
         merged.append(type(first)(f"{names}: {rest}", where=first.where, hint=first.hint))
     return merged
+
+
+def _without_unused(nodes: dict[str, NodeSpec], omitted: set[str]) -> dict[str, NodeSpec]:
+    """Drop omitted shots, but those a shot in the cut references (through any chain):
+    they stay in the graph as references, out of the cut."""
+    needed: set[str] = set()
+    stack = [node_id for node_id in nodes if node_id not in omitted]
+    while stack:
+        node_id = stack.pop()
+        if node_id in needed or node_id not in nodes:
+            continue
+        needed.add(node_id)
+        stack.extend(r.target for r in nodes[node_id].refs if r.kind is RefKind.NODE)
+    return {node_id: spec for node_id, spec in nodes.items() if node_id in needed}
 
 
 def _normalise(text: str) -> str:

@@ -1,11 +1,13 @@
 """The storyboard as typed values, after loading and expansion.
 
     Project
-    ├── nodes: {id: NodeSpec}        story order: sheets, then scenes' shots
+    ├── nodes: {id: NodeSpec}        story order: sheets, then scenes' shots (an omitted
+    │                                shot only when a shot in the cut references it)
     │     NodeSpec ── refs: (RefSpec(kind=NODE|FILE|URL, target, tag), ...)
     │              └─ staging: Staging(cast=(Figure(name, colour, x, facing), ...), location, camera)
     ├── entities: (Entity(kind, name, slot, picture), ...)   characters, then locations
-    └── scenes: (SceneInfo(id, title, location, shots=(node ids...)), ...)
+    ├── scenes: (SceneInfo(id, title, location, shots=(node ids in the cut...)), ...)
+    └── editorial (fps, start, shot code format), codes {shot id: code}, omitted (shot ids)
 
 Node ids: ``scene/shot`` for shots, ``character:NAME`` and ``location:NAME`` for
 sheets. Everything here is frozen: later stages derive, they never mutate.
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .editorial import Editorial
 from .errors import Mark
 
 if TYPE_CHECKING:
@@ -87,6 +90,7 @@ class NodeSpec:
     action: str | None = None
     notes: str | None = None
     staging: Staging | None = None  # cast, blocking, place and camera as the preview backend draws them
+    omit: bool = False  # out of the cut; in the graph only as a reference of a shot in the cut
 
     @property
     def size(self) -> str:
@@ -100,7 +104,7 @@ class SceneInfo:
     location: str | None
     description: str | None
     notes: str | None
-    shots: tuple[str, ...]
+    shots: tuple[str, ...]  # the shots in the cut, in story order (omitted shots are not)
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,10 @@ class Project:
     scenes: tuple[SceneInfo, ...]
     inputs: tuple[Path, ...]  # every file read: YAML sources, templates, reference files
     entities: tuple[Entity, ...] = ()  # characters, then locations, in definition order
+    editorial: Editorial = field(default_factory=Editorial)
+    #: every shot's code, omitted ones too (numbering counts them), in story order
+    codes: dict[str, str] = field(default_factory=dict)
+    omitted: tuple[str, ...] = ()  # shots marked omit: true, in story order
 
     @property
     def root(self) -> Path:

@@ -140,6 +140,55 @@ class Editor:
         self._scenes[sid] = _Scene(main, node)
         self._scene_order.append(sid)
 
+    def insert_scene(self, scene: Mapping[str, Any], *, after: str | None, comment: str | None = None) -> None:
+        """Add a scene right after scene ``after`` (in the file that defines it), or first when None."""
+        if after is None:
+            f, scenes, index = self._files[self.path], self._scene_list(self._files[self.path]), 0
+        else:
+            anchor = self._scene(after)
+            f = anchor.file
+            scenes = self._scene_list(f)
+            index = next(i for i, item in enumerate(scenes) if item is anchor.node) + 1
+        if index >= len(scenes) and f is self._files[self.path]:
+            self.append_scene(scene, comment=comment)
+            return
+        node = _plain_to_tree(scene)
+        scenes.insert(index, node)
+        if comment:
+            scenes.yaml_set_comment_before_after_key(index, before=comment, indent=_item_indent(f))
+        sid = str(scene.get("id"))
+        f.edited = True
+        self._scenes[sid] = _Scene(f, node)
+        position = (self._scene_order.index(after) + 1) if after is not None else 0
+        self._scene_order.insert(position, sid)
+
+    def add_entry(self, section: str, name: str, value: Mapping[str, Any], *, comment: str | None = None) -> None:
+        """Add ``name`` to a top-level mapping of the main file (``characters``, ``locations``);
+        ``comment`` goes at the end of its first line. An existing entry is left as it is."""
+        main = self._files[self.path]
+        table = main.tree.get(section)
+        if table is None:
+            from ruamel.yaml.comments import CommentedMap
+
+            main.tree[section] = table = CommentedMap()
+        if name in table:
+            return
+        node = _plain_to_tree(value)
+        table[name] = node
+        if comment and hasattr(node, "yaml_add_eol_comment") and len(node):
+            node.yaml_add_eol_comment(comment, next(iter(node.keys())))
+        if len(table) > 1:
+            _pass_on_trailing_lines(table, list(table.keys())[-2], name)
+        main.edited = True
+
+    def _scene_list(self, f: _File) -> Any:
+        scenes = f.tree.get("scenes")
+        if scenes is None:
+            from ruamel.yaml.comments import CommentedSeq
+
+            f.tree["scenes"] = scenes = CommentedSeq()
+        return scenes
+
     # -- writing ----------------------------------------------------------------------
 
     def save(self) -> list[Path]:
@@ -219,6 +268,11 @@ class Editor:
     def _render(self, f: _File) -> str:
         text = _patch(f.text, f.before, _dump(f.yaml, f.tree))
         return text.replace("\n", f.newline) if f.newline != "\n" else text
+
+
+def _item_indent(f: _File) -> int:
+    """The column where a comment before an item of ``scenes:`` goes (the dash's column)."""
+    return _indentation(f.text)["offset"]
 
 
 def _dump(yaml: Any, tree: Any) -> str:
@@ -315,6 +369,32 @@ def _move_trailing_comment(node: Any, key: str) -> None:
     target, target_key = _deepest_last(node, key)
     if target is not None:
         target.ca.items.setdefault(target_key, [None, None, None, None])[2] = tail
+
+
+def _pass_on_trailing_lines(table: Any, previous: Any, new: Any) -> None:
+    """What followed entry ``previous`` (blank lines, the comment above the next section)
+    follows entry ``new`` once it is added after it; ``previous`` keeps its end-of-line comment."""
+    import copy
+
+    holder, last = _deepest_last(table, previous)
+    entry = holder.ca.items.get(last) if holder is not None else None
+    if not entry or len(entry) < 3 or entry[2] is None or "\n" not in entry[2].value:
+        return
+    token = entry[2]
+    cut = token.value.index("\n") + 1
+    tail = token.value[cut:]
+    if not tail:
+        return
+    token.value = token.value[:cut]
+    target, target_key = _deepest_last(table, new)
+    slot = target.ca.items.setdefault(target_key, [None, None, None, None])
+    if slot[2] is None:
+        moved = copy.copy(token)
+        moved.value = "\n" + tail
+        slot[2] = moved
+    else:
+        ending = slot[2].value if slot[2].value.endswith("\n") else slot[2].value + "\n"
+        slot[2].value = ending + tail
 
 
 def _deepest_last(node: Any, key: Any) -> tuple[Any, Any]:

@@ -217,7 +217,9 @@ def test_frame_counts_round_cumulative_times_so_the_total_is_exact(durations, fp
 
 
 def test_frame_counts_total_is_exact_for_any_durations():
+    import math
     import random
+    from fractions import Fraction
 
     from shotflow.exports._frames import frame_counts
 
@@ -226,7 +228,9 @@ def test_frame_counts_total_is_exact_for_any_durations():
         durations = [round(rng.uniform(0.05, 9), rng.choice([1, 2, 3])) for _ in range(rng.randint(1, 40))]
         fps = rng.choice([12, 24, 25, 30, 60])
         counts = frame_counts(durations, fps)
-        assert min(counts) >= 0 and sum(counts) == round(sum(durations) * fps)
+        # exact: the decimals as written (a float sum would drift), half a frame rounding up
+        exact_end = sum(Fraction(str(d)) for d in durations) * fps
+        assert min(counts) >= 0 and sum(counts) == math.floor(exact_end + Fraction(1, 2))
         assert all(abs(c - d * fps) <= 1 + 1e-9 for c, d in zip(counts, durations))  # each cut within half a frame
 
 
@@ -268,12 +272,16 @@ def test_csv_shot_list_in_story_order_utf8_and_quoted(mixed, tmp_path):
     assert "wrote" in done.stdout and "12 shots" in done.stdout
     rows = list(csv.DictReader(io.StringIO(out.read_bytes().decode("utf-8"))))
     assert [f"{r['scene']}/{r['shot']}" for r in rows] == [*LIGHTHOUSE_SHOTS, "rescue/flare"]
-    assert list(rows[0]) == ["number", "scene", "shot", "duration", "framing", "angle", "lens", "move", "dialogue",
-                             "action", "notes", "model", "size", "takes", "pick", "cost", "backend", "state",
-                             "frame"]
+    assert list(rows[0]) == ["number", "code", "scene", "shot", "duration", "frames", "tc_in", "tc_out", "framing",
+                             "angle", "lens", "move", "dialogue", "action", "notes", "model", "size", "takes", "pick",
+                             "cost", "backend", "state", "frame"]
     wide = rows[0]
     assert (wide["number"], wide["duration"], wide["framing"], wide["angle"], wide["lens"], wide["move"]) == \
         ("1.1", "4", "extreme wide", "low angle", "24mm", "slow push in")
+    assert (wide["code"], wide["frames"], wide["tc_in"], wide["tc_out"]) == ("010_0010", "96", "00:00:00:00",
+                                                                             "00:00:04:00")
+    assert [r["code"] for r in rows[:3]] == ["010_0010", "010_0020", "010_0030"]
+    assert rows[1]["tc_in"] == wide["tc_out"]  # end-exclusive, as in an EDL
     assert wide["notes"] == "hold on the beam sweeping once before cutting"
     assert (wide["model"], wide["size"], wide["takes"], wide["cost"], wide["state"]) == \
         ("runway:4@1", "1360x768", "1", "0", "fresh")

@@ -387,7 +387,7 @@ def test_outputs_dash_is_standard_output(write, cli):
     assert result.code == 0, result.text
     assert result.out.lstrip().lower().startswith("<!doctype html>") and "wrote standard output" in result.err
     result = cli("export", path, "--csv", "-")
-    assert result.code == 0 and result.out.startswith("number,scene,shot")
+    assert result.code == 0 and result.out.startswith("number,code,scene,shot")
 
 
 def test_an_output_symlink_is_written_through_not_replaced(write, cli, tmp_path):

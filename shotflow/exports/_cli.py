@@ -19,6 +19,21 @@ import click
 from .._cliopts import backend_opt, cache_opt, overrides, run_guarded, set_opt, storyboard_arg
 from .._text import counted
 
+FPS_NAMES = ("23.976", "24", "25", "29.97", "30", "50", "59.94", "60")
+fps_opt = click.option("--fps", default=None, metavar="RATE",
+                       help="Frame rate: " + ", ".join(FPS_NAMES) + " (23.976 is 24000/1001; "
+                            "default: the storyboard's editorial.fps, else 24).")
+
+
+def _fps(value: str | None):
+    """``--fps`` as an exact rate (None: the storyboard's). Parsed here so a bad rate is one line."""
+    if value is None:
+        return None
+    from ..editorial import parse_fps
+
+    return parse_fps(value, option="--fps")
+
+
 def common(fn):
     """FILE plus --set, --backend and --cache, as every export command takes them."""
     return storyboard_arg(set_opt(backend_opt(cache_opt(fn))))
@@ -72,40 +87,48 @@ def shown(path: Path) -> str:
               help="Final Cut Pro 7 XML (.xml) for Premiere Pro, Resolve and Avid (needs otio-fcp-adapter).")
 @click.option("--fcpxml", "fcpx_path", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
               help="Final Cut Pro X XML (.fcpxml) (needs otio-fcpx-xml-adapter).")
+@click.option("--edl", "edl_path", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
+              help="A CMX 3600 EDL (.edl) for any editor (needs otio-cmx3600-adapter).")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
               help="A shot list: one row per shot, in story order (UTF-8 CSV).")
-@click.option("--fps", type=click.IntRange(1, 240), default=24, show_default=True, help="Timeline rate.")
-def export(storyboard: Path, sets, backend, cache_dir, otio_path, fcp_path, fcpx_path, csv_path, fps) -> None:
-    """Export the cut for editors: --otio / --fcp-xml / --fcpxml timelines, --csv shot list.
+@fps_opt
+def export(storyboard: Path, sets, backend, cache_dir, otio_path, fcp_path, fcpx_path, edl_path, csv_path,
+           fps) -> None:
+    """Export the cut for editors: --otio / --fcp-xml / --fcpxml / --edl timelines, --csv shot list.
 
     \b
     shotflow export storyboard.yaml --otio cut.otio
     shotflow export storyboard.yaml --otio cut.otioz --csv shots.csv
-    Shots in story order, each for its duration; a shot not rendered yet is a
-    clip with a missing reference (a gap in the picture), never an error.
+    shotflow export storyboard.yaml --edl cut.edl --fps 23.976
+    Shots in the cut in story order, each for its duration, cut on exact frames at the
+    storyboard's editorial.fps (or --fps); a shot not rendered yet is a clip with a
+    missing reference (a gap in the picture), never an error.
     """
 
     def go():
         from ..errors import UsageError
 
-        if not any((otio_path, fcp_path, fcpx_path, csv_path)):
-            raise UsageError("export needs at least one of --otio PATH, --fcp-xml PATH, --fcpxml PATH, --csv PATH",
-                             hint="e.g. shotflow export storyboard.yaml --otio cut.otio --csv shots.csv")
+        if not any((otio_path, fcp_path, fcpx_path, edl_path, csv_path)):
+            raise UsageError("export needs at least one of --otio PATH, --fcp-xml PATH, --fcpxml PATH, --edl PATH, "
+                             "--csv PATH", hint="e.g. shotflow export storyboard.yaml --otio cut.otio --csv shots.csv")
+        rate = _fps(fps)
         seq = sequence(storyboard, sets, backend, cache_dir)
-        for path in (csv_path, otio_path, fcp_path, fcpx_path):
+        for path in (csv_path, otio_path, fcp_path, fcpx_path, edl_path):
             if path:
                 checked(path, seq)
+        editorial = seq.editorial.with_fps(rate)
         if csv_path:
             from .shotlist import write_csv
 
-            write_csv(seq, csv_path)
+            write_csv(seq, csv_path, editorial=editorial)
             say(f"wrote {shown(csv_path)} ({counted(len(seq.shots), 'shot')})", csv_path)
-        if otio_path or fcp_path or fcpx_path:
+        if otio_path or fcp_path or fcpx_path or edl_path:
             from .timeline import write_timeline
 
-            for path, adapter in ((otio_path, None), (fcp_path, "fcp_xml"), (fcpx_path, "fcpx_xml")):
+            for path, adapter in ((otio_path, None), (fcp_path, "fcp_xml"), (fcpx_path, "fcpx_xml"),
+                                  (edl_path, "cmx_3600")):
                 if path:
-                    summary = write_timeline(seq, path, fps=fps, adapter=adapter)
+                    summary = write_timeline(seq, path, editorial=editorial, adapter=adapter)
                     say(f"wrote {shown(path)} ({summary})", path)
 
     guarded(go)
@@ -152,21 +175,33 @@ def board(storyboard: Path, sets, backend, cache_dir, output, relative, full_res
 @click.option("--width", "cell_width", type=click.IntRange(120, 2000), default=480, show_default=True,
               metavar="PX", help="Width of each frame.")
 @click.option("--shots-only", is_flag=True, help="Leave the reference sheets out.")
-def contact_sheet(storyboard: Path, sets, backend, cache_dir, output, columns, cell_width, shots_only) -> None:
+@click.option("--page", type=click.Choice(["a4", "letter"]), default=None,
+              help="PDF paper (default a4); 1 to 4 columns a page.")
+@click.option("--orientation", type=click.Choice(["landscape", "portrait"]), default=None,
+              help="PDF page orientation (default landscape).")
+@click.option("--fields", default=None, metavar="LIST",
+              help="What to print under each frame, comma-separated, in order: code, duration, camera, dialogue, "
+                   "action, notes (default: code,duration,camera,dialogue).")
+def contact_sheet(storyboard: Path, sets, backend, cache_dir, output, columns, cell_width, shots_only, page,
+                  orientation, fields) -> None:
     """Write a contact sheet: the picked frames in story order, with captions (PNG or PDF).
 
     \b
     shotflow contact-sheet storyboard.yaml -o sheet.pdf --columns 3
+    shotflow contact-sheet storyboard.yaml -o sheet.pdf --page letter --orientation portrait \\
+        --columns 2 --fields code,duration,dialogue,notes
     Shots not rendered yet appear as marked placeholders; nothing is generated.
     """
 
     def go():
-        from .contact import default_output, write_contact_sheet
+        from .contact import Page, default_output, parse_fields, write_contact_sheet
 
+        chosen = parse_fields(fields)
+        paper = Page(page or "a4", orientation or "landscape") if (page or orientation) else None
         seq = sequence(storyboard, sets, backend, cache_dir)
         path = write_contact_sheet(seq, checked(output, seq, default_output), columns=columns, width=cell_width,
-                                   shots_only=shots_only)
-        count = len(seq.shots) if shots_only else len(seq.panels)
+                                   shots_only=shots_only, fields=chosen, page=paper)
+        count = len(seq.shots) if shots_only else len([p for p in seq.panels.values() if not p.spec.omit])
         say(f"wrote {shown(path)} ({count} frames, {columns} a row)", path)
 
     guarded(go)
@@ -176,7 +211,9 @@ def contact_sheet(storyboard: Path, sets, backend, cache_dir, output, columns, c
 @common
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
               help="Where to write it: .mp4 (H.264), .mov, .m4v or .gif (default: renders/animatic.mp4).")
-@click.option("--fps", type=click.IntRange(1, 120), default=24, show_default=True, help="Frames per second.")
+@click.option("--fps", default=None, metavar="RATE",
+              help="Frame rate: " + ", ".join(FPS_NAMES) + " or a whole number up to 120 "
+                   "(default: the storyboard's editorial.fps, else 24).")
 @click.option("--size", default=None, metavar="WxH",
               help="Frame size, e.g. 1280x720; other aspects are letterboxed (default: the first shot's size, "
                    "at most 960 wide for a GIF).")
@@ -192,13 +229,17 @@ def animatic(storyboard: Path, sets, backend, cache_dir, output, fps, size, capt
     """
 
     def go():
+        from ..editorial import fps_label, parse_fps
         from .animatic import default_output, parse_size, write_animatic
 
         wanted = parse_size(size) if size else None
+        rate = parse_fps(fps, option="--fps", whole=range(1, 121)) if fps is not None else None
         seq = sequence(storyboard, sets, backend, cache_dir)
-        result = write_animatic(seq, checked(output, seq, default_output), fps=fps, size=wanted, captions=captions)
+        rate = rate or seq.editorial.fps
+        result = write_animatic(seq, checked(output, seq, default_output), fps=rate, size=wanted, captions=captions)
         say(f"wrote {shown(result.path)} ({counted(result.shots, 'shot')}, {_duration(result.seconds)}, "
-            f"{result.width}x{result.height}" + (f", {result.frames} frames at {fps} fps" if result.frames else "")
+            f"{result.width}x{result.height}"
+            + (f", {result.frames} frames at {fps_label(rate)} fps" if result.frames else "")
             + f"; {result.elapsed:.1f} s)")
 
     guarded(go)

@@ -71,7 +71,8 @@ class Panel:
     key: str | None  # the request key of the frames shown (the lock's)
     cost: float | None  # what those frames cost (the lock's)
     backend: str | None
-    number: str  # "2.3": scene 2, shot 3; "S1" for the first sheet
+    number: str  # "2.3": scene 2, shot 3 (its shot code when editorial.shot_code is set); "S1" for the first sheet
+    code: str | None = None  # the shot's code (editorial.shot_code, else the default format); None for sheets
 
     @property
     def id(self) -> str:
@@ -129,7 +130,13 @@ class Sequence:
 
     @property
     def shots(self) -> list[Panel]:
-        return [p for p in self.panels.values() if p.is_shot]
+        """The shots in the cut, in story order (an omitted shot that a shot references is
+        in ``panels``, as a reference, but not here)."""
+        return [p for p in self.panels.values() if p.is_shot and not p.spec.omit]
+
+    @property
+    def editorial(self):
+        return self.project.editorial
 
     @property
     def duration(self) -> float:
@@ -217,7 +224,8 @@ def read_sequence(project: Project, *, cache_dir: Path | None = None, backend: s
         else:
             state, message = State.NOT_RENDERED, None
         panels[node_id] = Panel(spec=spec, state=state, message=message, takes=takes, pick=pick, key=key,
-                                cost=cost, backend=backend, number=numbers[node_id])
+                                cost=cost, backend=backend, number=numbers[node_id],
+                                code=project.codes.get(node_id))
     scenes = tuple(SceneView(info, i, tuple(panels[s] for s in info.shots if s in panels))
                    for i, info in enumerate(project.scenes, 1))
     estimate = sum(catalog.get(spec.model).price_per_image * spec.takes for spec in project.nodes.values())
@@ -233,11 +241,16 @@ def load_sequence(path: Path | str, overrides: dict[str, Any] | None = None, bac
 
 
 def _numbers(project: Project) -> dict[str, str]:
-    """Board numbers: scene.shot ("2.3") for shots, "S1", "S2"… for sheets."""
+    """Board numbers: scene.shot ("2.3") for shots, or their shot codes ("020_0030") when the
+    storyboard sets ``editorial.shot_code``; "S1", "S2"… for sheets."""
     numbers: dict[str, str] = {}
+    coded = project.editorial.shot_code is not None
     for i, scene in enumerate(project.scenes, 1):
         for j, shot in enumerate(scene.shots, 1):
-            numbers[shot] = f"{i}.{j}"
+            numbers[shot] = project.codes[shot] if coded else f"{i}.{j}"
+    for node_id in project.omitted:
+        if node_id in project.nodes:
+            numbers[node_id] = project.codes[node_id] if coded else "omitted"
     sheet = 0
     for node_id in project.nodes:
         if node_id not in numbers:
@@ -289,20 +302,12 @@ def format_duration(seconds: float) -> str:
     return f"{minutes}:{whole:02d}" + (f".{tenth}" if tenth else "")
 
 
-def frame_counts(durations: list[float], fps: int) -> list[int]:
-    """Frames per shot so that the cut points, and so the total, are exact to the frame.
+def frame_counts(durations: list[float], fps) -> list[int]:
+    """Frames per shot so that the cut points, and so the total, are exact to the frame
+    (cumulative times are rounded, with the rate as an exact rational: see editorial)."""
+    from ..editorial import frame_counts as counts
 
-    Cumulative times are rounded, not each shot: three shots of 1.01 s at 24 fps are
-    cut at frames 24, 48 and 73, so they get 24, 24 and 25 frames (73 = round(3.03 × 24)),
-    never 24 × 3 = 72.
-    """
-    counts, elapsed, done = [], 0.0, 0
-    for duration in durations:
-        elapsed += duration
-        end = round(elapsed * fps)
-        counts.append(end - done)
-        done = end
-    return counts
+    return counts(durations, fps)
 
 
 def anchors(node_ids) -> dict[str, str]:

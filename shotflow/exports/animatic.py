@@ -4,6 +4,9 @@
     cut at     0       96     132     192        round(cumulative seconds × fps)
     frames     96      36     60      …          so the total is exact to the frame
 
+The rate is the storyboard's ``editorial.fps`` (or ``--fps``), an exact rational: at 23.976
+the video runs at 24000/1001 and its cuts fall on the frames the timelines name.
+
 MP4 (also .mov / .m4v): H.264, yuv420p, even dimensions, constant frame rate,
 through ffmpeg (the one ``imageio-ffmpeg`` ships — ``pip install 'shotflow[video]'``
 — or an ``ffmpeg`` on the PATH). Each distinct frame is drawn once with Pillow
@@ -22,8 +25,10 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
+from ..editorial import round_half_up
 from ._frames import Panel, Sequence, frame_counts
 
 VIDEO = {".mp4", ".mov", ".m4v"}
@@ -35,7 +40,7 @@ class Animatic:
     path: Path
     width: int
     height: int
-    fps: float
+    fps: Fraction
     frames: int  # video frames (MP4), or 0 for a GIF
     seconds: float
     shots: int
@@ -76,12 +81,17 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
-def write_animatic(seq: Sequence, output: Path, *, fps: int = 24, size: tuple[int, int] | None = None,
-                   captions: bool = False) -> Animatic:
-    """Write the animatic of ``seq`` to ``output`` (.mp4/.mov/.m4v or .gif)."""
+def write_animatic(seq: Sequence, output: Path, *, fps: Fraction | int | None = None,
+                   size: tuple[int, int] | None = None, captions: bool = False) -> Animatic:
+    """Write the animatic of ``seq`` to ``output`` (.mp4/.mov/.m4v or .gif).
+
+    ``fps`` (default: the storyboard's ``editorial.fps``) is exact: 23.976 is 24000/1001,
+    and the video's frame rate is that rational, so its frames fall where a timeline's do.
+    """
     from ..errors import UsageError
 
     started = time.perf_counter()
+    fps = Fraction(fps) if fps is not None else seq.editorial.fps
     output = Path(output)
     suffix = output.suffix.lower()
     if str(output) == "-":
@@ -103,7 +113,7 @@ def write_animatic(seq: Sequence, output: Path, *, fps: int = 24, size: tuple[in
     else:
         _write_video(shots, counts, fps, (width, height), captions, output)
         frames = total
-    return Animatic(path=output, width=width, height=height, fps=fps, frames=frames, seconds=total / fps,
+    return Animatic(path=output, width=width, height=height, fps=fps, frames=frames, seconds=float(total / fps),
                     shots=sum(1 for c in counts if c), elapsed=time.perf_counter() - started)
 
 
@@ -185,13 +195,13 @@ def _write_video(shots, counts, fps, size, captions, output: Path) -> None:
             name = f"{i:04d}.png"
             image.save(Path(tmp) / name, "PNG", compress_level=1)
             # count / fps to the nanosecond: the demuxer keeps microseconds, far inside half a frame
-            lines += [f"file {name}", f"duration {count / fps:.9f}"]
+            lines += [f"file {name}", f"duration {float(count / fps):.9f}"]
         lines.append(f"file {name}")  # the demuxer drops the last duration unless the file is listed again
         (Path(tmp) / "list.ffconcat").write_text("\n".join(lines) + "\n", encoding="ascii")
         video = Path(tmp) / f"animatic{output.suffix}"
         cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
                "-f", "concat", "-safe", "0", "-i", str(Path(tmp) / "list.ffconcat"),
-               "-vf", f"format=yuv420p,fps={fps}", "-frames:v", str(total), "-an",
+               "-vf", f"format=yuv420p,fps={fps.numerator}/{fps.denominator}", "-frames:v", str(total), "-an",
                # ultrafast: each repeat costs the least, and at crf 20 a still keeps ~55 dB PSNR
                "-c:v", "libx264", "-preset", "ultrafast", "-crf", "20",
                "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(video)]
@@ -216,7 +226,7 @@ def _write_gif(shots, counts, fps, size, captions, output: Path) -> None:
     elapsed_frames, done_cs = 0, 0
     for image, count in _stills(shots, counts, size, captions):
         elapsed_frames += count
-        end_cs = round(elapsed_frames * 100 / fps)
+        end_cs = round_half_up(elapsed_frames * 100 / fps)
         images.append(image.quantize(colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE))
         durations.append((end_cs - done_cs) * 10)
         done_cs = end_cs

@@ -1,14 +1,17 @@
 """``shotflow export --csv``: the shot list, one row per shot in story order (UTF-8 CSV).
 
-    number,scene,shot,duration,framing,angle,lens,move,dialogue,action,notes,model,size,takes,pick,
-        cost,backend,state,frame
-    1.1,arrival,wide,4,extreme wide,low angle,24mm,slow push in,,,hold on the beam …,runway:4@1,
-        1360x768,1,1,0.08,runware,fresh,renders/arrival/wide.png        (one line each in the file)
+    number,code,scene,shot,duration,frames,tc_in,tc_out,framing,angle,lens,move,dialogue,action,notes,
+        model,size,takes,pick,cost,backend,state,frame
+    1.1,010_0010,arrival,wide,4,96,01:00:00:00,01:00:04:00,extreme wide,low angle,24mm,slow push in,,,
+        hold on the beam …,runway:4@1,1360x768,1,1,0,runware,fresh,renders/arrival/wide.png   (one line in the file)
 
-``cost`` is what the frames pinned in the lock cost and ``backend`` what made them (both
-empty when never rendered);
-``frame`` is the picked frame's path relative to the storyboard (empty when there is
-none). Sheets are not shots and are left out.
+``code`` is the shot code (``editorial.shot_code``, else ``{scene_number:03d}_{shot_number:04d}``);
+``frames``, ``tc_in`` and ``tc_out`` are where the shot sits in the exported cut, at the
+storyboard's rate (``tc_out`` is the first frame after it, as in an EDL). ``cost`` is
+what the frames pinned in the lock cost and ``backend`` what made them (both empty when
+never rendered); ``frame`` is the picked frame's path relative to the storyboard (empty
+when there is none). Sheets are not shots, and omitted shots are not in the cut: both are
+left out.
 """
 
 from __future__ import annotations
@@ -18,22 +21,31 @@ import io
 import os
 from pathlib import Path
 
-from ._frames import Panel, Sequence
+from ..editorial import Editorial, format_timecode
+from ._frames import Panel, Sequence, frame_counts
 
-COLUMNS = ("number", "scene", "shot", "duration", "framing", "angle", "lens", "move", "dialogue", "action", "notes",
-           "model", "size", "takes", "pick", "cost", "backend", "state", "frame")
-
-
-def rows(seq: Sequence) -> list[dict[str, str]]:
-    return [_row(seq, panel) for panel in seq.shots]
+COLUMNS = ("number", "code", "scene", "shot", "duration", "frames", "tc_in", "tc_out", "framing", "angle", "lens",
+           "move", "dialogue", "action", "notes", "model", "size", "takes", "pick", "cost", "backend", "state", "frame")
 
 
-def _row(seq: Sequence, panel: Panel) -> dict[str, str]:
+def rows(seq: Sequence, editorial: Editorial | None = None) -> list[dict[str, str]]:
+    ed = editorial or seq.editorial
+    shots = seq.shots
+    counts = frame_counts([p.duration for p in shots], ed.fps)
+    result, at = [], ed.start
+    for panel, count in zip(shots, counts):
+        result.append(_row(seq, panel, count, format_timecode(at, ed.fps), format_timecode(at + count, ed.fps)))
+        at += count
+    return result
+
+
+def _row(seq: Sequence, panel: Panel, frames: int, tc_in: str, tc_out: str) -> dict[str, str]:
     spec, cam = panel.spec, panel.spec.camera
     picked = panel.picked
     frame = os.path.relpath(picked.path, seq.project.root) if picked is not None else ""
     return {
-        "number": panel.number, "scene": spec.scene or "", "shot": spec.name, "duration": f"{spec.duration:g}",
+        "number": panel.number, "code": panel.code or "", "scene": spec.scene or "", "shot": spec.name,
+        "duration": f"{spec.duration:g}", "frames": str(frames), "tc_in": tc_in, "tc_out": tc_out,
         "framing": cam.framing or "", "angle": cam.angle or "", "lens": cam.lens or "", "move": cam.move or "",
         "dialogue": spec.dialogue or "", "action": spec.action or "", "notes": spec.notes or "",
         "model": spec.model, "size": spec.size, "takes": str(spec.takes), "pick": str(panel.pick),
@@ -49,16 +61,16 @@ def _money(cost: float | None) -> str:
     return f"{cost:.4f}".rstrip("0").rstrip(".") or "0"
 
 
-def to_csv(seq: Sequence) -> str:
+def to_csv(seq: Sequence, editorial: Editorial | None = None) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows(seq))
+    writer.writerows(rows(seq, editorial))
     return out.getvalue()
 
 
-def write_csv(seq: Sequence, output: Path) -> Path:
+def write_csv(seq: Sequence, output: Path, *, editorial: Editorial | None = None) -> Path:
     from .. import outputs
 
-    outputs.write(output, to_csv(seq).encode("utf-8"))
+    outputs.write(output, to_csv(seq, editorial).encode("utf-8"))
     return Path(output)
