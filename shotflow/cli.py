@@ -66,7 +66,8 @@ def validate(storyboards: tuple[Path, ...], sets, backend) -> None:
 @json_opt
 @click.option("--force", multiple=True, metavar="SHOT", help="Plan SHOT as re-rendered (repeatable; globs allowed).")
 @click.option("--only", multiple=True, metavar="SHOT", help="Plan only SHOT and its upstream (repeatable).")
-def plan(storyboard: Path, sets, backend, cache_dir, as_json, force, only) -> None:
+@click.option("--include-approved", is_flag=True, help="Plan approved shots that changed as rendering (default: held).")
+def plan(storyboard: Path, sets, backend, cache_dir, as_json, force, only, include_approved) -> None:
     """Show what a render would do: fresh and rendering nodes, why, cost, critical path."""
 
     def go():
@@ -74,7 +75,8 @@ def plan(storyboard: Path, sets, backend, cache_dir, as_json, force, only) -> No
         from .api import plan as make
 
         project = load_project(storyboard, _overrides(sets), backend)
-        p = make(project, backend=backend, force=force, only=only, cache_dir=cache_dir)
+        p = make(project, backend=backend, force=force, only=only, cache_dir=cache_dir,
+                 include_approved=include_approved)
         if as_json:
             import json
 
@@ -103,9 +105,11 @@ def plan(storyboard: Path, sets, backend, cache_dir, as_json, force, only) -> No
 @click.option("--wait", type=float, default=10.0, show_default=True, metavar="SECONDS",
               help="How long to wait for another render of this project to finish.")
 @click.option("--refresh-urls", is_flag=True, help="Fetch reference URLs again instead of using the pinned bytes.")
+@click.option("--include-approved", is_flag=True,
+              help="Render approved shots whose storyboard changed too (default: they are held, frames kept).")
 @click.option("-v", "--verbose", is_flag=True, help="List cached nodes too.")
 def render(storyboard: Path, sets, backend, cache_dir, as_json, jobs, only, force, locked, max_cost, keep_going,
-           wait, refresh_urls, verbose) -> None:
+           wait, refresh_urls, include_approved, verbose) -> None:
     """Render what changed; fresh frames come from the cache. Exit 1 if any shot failed."""
     from .render import RenderOptions
     from .render import render as run
@@ -113,7 +117,8 @@ def render(storyboard: Path, sets, backend, cache_dir, as_json, jobs, only, forc
     def go():
         options = RenderOptions(backend=backend, jobs=jobs, force=force, only=only, locked=locked, max_cost=max_cost,
                                 overrides=_overrides(sets), cache_dir=cache_dir, wait=wait,
-                                refresh_urls=refresh_urls, fail_fast=not keep_going, own_process=True)
+                                refresh_urls=refresh_urls, fail_fast=not keep_going,
+                                include_approved=include_approved, own_process=True)
         summary = run(storyboard, options, _reporter(as_json, verbose))
         if not summary.ok:
             sys.exit(1)

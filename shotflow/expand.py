@@ -21,7 +21,7 @@ from . import catalog
 from ._resources import data_dir
 from .errors import ConfigError, InputError, RefError, ShotflowError, TemplateError, did_you_mean, raise_all
 from .load import Loaded, Path_, display_path
-from .model import Camera, NodeKind, NodeSpec, Project, RefKind, RefSpec, SceneInfo
+from .model import Camera, NodeKind, NodeSpec, Project, RefKind, RefSpec, Review, ReviewStatus, SceneInfo
 
 DEFAULT_MODEL = "runway:4@1"
 DEFAULT_SIZE = "1K-16:9"
@@ -34,6 +34,14 @@ SHEET_TEMPLATE = "sheet.j2"
 _TAG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,15}$")
 _MENTION_RE = re.compile(r"(?<![\w@])@([A-Za-z][A-Za-z0-9_-]*)")
 _MERGED_FIELDS = ("output", "camera", "safety", "provider_settings")
+
+
+def _review(data: dict | None) -> Review:
+    """A shot's ``review:`` (the schema checked its shape)."""
+    if not data:
+        return Review()
+    status = data.get("status")
+    return Review(status=ReviewStatus(status) if status else None, notes=tuple(data.get("notes") or ()))
 
 
 def expand(loaded: Loaded, *, backend: str | None = None) -> Project:
@@ -191,6 +199,7 @@ class _Expander:
             camera=Camera(**{k: (str(v) if v is not None else None) for k, v in camera.items()}),
             duration=float(merged.get("duration", DEFAULT_DURATION)),
             dialogue=fields.get("dialogue"), action=fields.get("action"), notes=fields.get("notes"),
+            review=_review(fields.get("review")),
         )
 
     def _size(self, node_id, spec, merged, at) -> tuple[int, int]:
