@@ -208,6 +208,44 @@ def schema(model, list_models) -> None:
     run_guarded(go)
 
 
+@main.group()
+def review() -> None:
+    """Review decisions (picks, approvals, notes) from a board, into the storyboard."""
+
+
+@review.command("apply")
+@click.argument("review_file", metavar="REVIEW.JSON", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("storyboard", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-n", "--dry-run", is_flag=True, help="Only say what would be written.")
+def review_apply(review_file: Path, storyboard: Path | None, dry_run: bool) -> None:
+    """Write a board's exported review.json into the storyboard (comments and formatting kept).
+
+    \b
+    shotflow review apply review.json                    (the storyboard it names, here or beside it)
+    shotflow review apply ~/Downloads/review.json storyboard.yaml
+    All or nothing: every decision is checked first; a note already there is not added twice.
+    """
+
+    def go():
+        from .load import display_path
+        from .review import apply, read_review_file, resolve_storyboard
+
+        named, decisions = read_review_file(review_file)
+        story = resolve_storyboard(review_file, named, storyboard)
+        for d in decisions:
+            click.echo(f"{d.shot}: {', '.join(d.describe()) or 'nothing'}")
+        if dry_run:
+            click.echo(f"dry run: nothing written to {display_path(story)}")
+            return
+        written = apply(story, decisions)
+        if written:
+            click.echo("wrote " + ", ".join(display_path(p) for p in written))
+        else:
+            click.echo(f"nothing to change: {display_path(story)} already holds these decisions")
+
+    run_guarded(go)
+
+
 def _register_exports() -> None:
     """Export commands (board, contact-sheet, animatic, export) live in shotflow.exports."""
     from .exports import commands
