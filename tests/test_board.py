@@ -190,7 +190,7 @@ def test_board_in_chromium_every_panel_and_image_loads(page, tmp_path):
     assert attrs.get("data-ready") == "1", attrs
     assert attrs["data-images-total"] == "17" and attrs["data-images-loaded"] == "17", attrs
     assert attrs["data-images-broken"] == "0"
-    assert re.findall(r'data-shot-id="([^"]+)"', dom) == STORY_ORDER
+    assert re.findall(r'<article [^>]*data-shot-id="([^"]+)"', dom) == STORY_ORDER
     assert dom.count('class="placeholder"') == 1
 
 

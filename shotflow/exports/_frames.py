@@ -72,6 +72,11 @@ class Panel:
     cost: float | None  # what those frames cost (the lock's)
     backend: str | None
     number: str  # "2.3": scene 2, shot 3; "S1" for the first sheet
+    held: str | None = None  # approved and kept although the storyboard changed: what changed
+
+    @property
+    def approved(self) -> bool:
+        return self.spec.review.approved
 
     @property
     def id(self) -> str:
@@ -145,20 +150,23 @@ class Sequence:
         return sum(1 for p in self.panels.values() if p.state is state)
 
 
-def read_sequence(project: Project, *, cache_dir: Path | None = None) -> Sequence:
+def read_sequence(project: Project, *, cache_dir: Path | None = None, plan=None, lock=None,
+                  store=None) -> Sequence:
     """Read what the last renders left for ``project``. Never generates and never writes, but
     for what planning itself does: a cache object whose bytes no longer match its hash is
-    dropped (as ``shotflow plan`` would), so that no export ever shows a corrupt frame."""
+    dropped (as ``shotflow plan`` would), so that no export ever shows a corrupt frame.
+    ``plan``, ``lock`` and ``store`` are made here unless the caller holds them already
+    (``shotflow watch`` keeps them between rounds)."""
     from .. import catalog
     from ..api import plan as make_plan
     from ..plan import Status
     from ..render import read_status
     from ..store import LockFile, open_store
 
-    plan = make_plan(project, cache_dir=cache_dir)
-    lock = LockFile.read(project.lock_path)
+    plan = plan if plan is not None else make_plan(project, cache_dir=cache_dir)
+    lock = lock if lock is not None else LockFile.read(project.lock_path)
     status = read_status(project.path)
-    store = open_store(project.root, cache_dir)
+    store = store if store is not None else open_store(project.root, cache_dir)
     numbers = _numbers(project)
     panels: dict[str, Panel] = {}
     for node_id, spec in project.nodes.items():
@@ -171,8 +179,9 @@ def read_sequence(project: Project, *, cache_dir: Path | None = None) -> Sequenc
             takes = _takes(project, spec, entry.record.outputs, store)
             key, cost, backend = entry.record.key, entry.record.cost, entry.record.backend
         pick = max(1, min(spec.pick, len(takes))) if takes else spec.pick
+        held = planned.reason if planned is not None and planned.status is Status.HELD else None
         current = planned is not None and (
-            planned.status is Status.FRESH
+            planned.status is Status.FRESH or (held is not None and all(t.path for t in takes))
             or (entry is not None and planned.key == entry.record.key and all(t.path for t in takes)))
         if current:
             state, message = State.FRESH, None
@@ -186,7 +195,7 @@ def read_sequence(project: Project, *, cache_dir: Path | None = None) -> Sequenc
         else:
             state, message = State.NOT_RENDERED, None
         panels[node_id] = Panel(spec=spec, state=state, message=message, takes=takes, pick=pick, key=key,
-                                cost=cost, backend=backend, number=numbers[node_id])
+                                cost=cost, backend=backend, number=numbers[node_id], held=held)
     scenes = tuple(SceneView(info, i, tuple(panels[s] for s in info.shots if s in panels))
                    for i, info in enumerate(project.scenes, 1))
     estimate = sum(catalog.get(spec.model).price_per_image * spec.takes for spec in project.nodes.values())

@@ -1,13 +1,14 @@
 """``shotflow export --csv``: the shot list, one row per shot in story order (UTF-8 CSV).
 
     number,scene,shot,duration,framing,angle,lens,move,dialogue,action,notes,model,size,takes,pick,
-        cost,state,frame
+        cost,state,frame,review,review_notes
     1.1,arrival,wide,4,extreme wide,low angle,24mm,slow push in,,,hold on the beam …,runway:4@1,
-        1360x768,1,1,0,fresh,renders/arrival/wide.png                  (one line each in the file)
+        1360x768,1,1,0,fresh,renders/arrival/wide.png,approved,      (one line each in the file)
 
 ``cost`` is what the frames pinned in the lock cost (empty when never rendered);
 ``frame`` is the picked frame's path relative to the storyboard (empty when there is
-none). Sheets are not shots and are left out.
+none); ``review`` is the shot's review status (approved, changes, or empty) and
+``review_notes`` its notes, one a line. Sheets are not shots and are left out.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from ._frames import Panel, Sequence
 
 COLUMNS = ("number", "scene", "shot", "duration", "framing", "angle", "lens", "move", "dialogue", "action", "notes",
-           "model", "size", "takes", "pick", "cost", "state", "frame")
+           "model", "size", "takes", "pick", "cost", "state", "frame", "review", "review_notes")
 
 
 def rows(seq: Sequence) -> list[dict[str, str]]:
@@ -38,6 +39,7 @@ def _row(seq: Sequence, panel: Panel) -> dict[str, str]:
         "model": spec.model, "size": spec.size, "takes": str(spec.takes), "pick": str(panel.pick),
         "cost": _money(panel.cost),
         "state": panel.state.value, "frame": Path(frame).as_posix() if frame else "",
+        "review": spec.review.status.value if spec.review.status else "", "review_notes": "\n".join(spec.review.notes),
     }
 
 
