@@ -27,6 +27,7 @@ def main() -> None:
     shotflow plan storyboard.yaml            what would render, why, and what it costs
     shotflow render storyboard.yaml          render what changed (offline preview by default)
     shotflow board storyboard.yaml           an HTML storyboard of the frames
+    shotflow watch storyboard.yaml           a live board: save the file, see the frames change
     """
 
 
@@ -204,6 +205,47 @@ def schema(model, list_models) -> None:
             click.echo(catalog.get(model).path.read_text(encoding="utf-8"), nl=False)
             return
         click.echo(schema_path().read_text(encoding="utf-8"), nl=False)
+
+    run_guarded(go)
+
+
+@main.command()
+@storyboard_arg
+@set_opt
+@backend_opt
+@cache_opt
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port to serve the board on (0 picks a free one).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback shares the board on a network: it then needs "
+                   "the token in the URL that watch prints.")
+@click.option("--no-open", is_flag=True, help="Do not open the board in a browser.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=4, show_default=True, help="Shots in flight at once.")
+@click.option("--max-cost", type=float, default=None, metavar="USD",
+              help="Refuse a round (before spending anything) whose estimate exceeds USD.")
+@click.option("--include-approved", is_flag=True, help="Render approved shots whose storyboard changed too.")
+def watch(storyboard: Path, sets, backend, cache_dir, port, host, no_open, jobs, max_cost, include_approved) -> None:
+    """Serve a live board: save the storyboard and the changed frames appear; pick, approve and note from it.
+
+    \b
+    shotflow watch storyboard.yaml                 serves http://127.0.0.1:8765/ and opens it
+    shotflow watch storyboard.yaml --port 0 --no-open
+    Each save of the storyboard, an include, a template or a reference file renders what
+    changed (the same cache and rules as render) and updates every open board. Needs
+    pip install 'shotflow[live]'.
+    """
+    from .render import RenderOptions
+
+    def go():
+        from .live.server import ServeOptions, serve
+
+        options = RenderOptions(backend=backend, jobs=jobs, max_cost=max_cost, overrides=_overrides(sets),
+                                cache_dir=cache_dir, wait=30.0, include_approved=include_approved)
+        if not storyboard.is_file():
+            from .errors import UsageError
+
+            raise UsageError(f"{storyboard}: no such storyboard")
+        serve(storyboard, options, ServeOptions(host=host, port=port, open_browser=not no_open))
 
     run_guarded(go)
 

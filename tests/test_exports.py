@@ -268,7 +268,8 @@ def test_csv_shot_list_in_story_order_utf8_and_quoted(mixed, tmp_path):
     rows = list(csv.DictReader(io.StringIO(out.read_bytes().decode("utf-8"))))
     assert [f"{r['scene']}/{r['shot']}" for r in rows] == [*LIGHTHOUSE_SHOTS, "rescue/flare"]
     assert list(rows[0]) == ["number", "scene", "shot", "duration", "framing", "angle", "lens", "move", "dialogue",
-                             "action", "notes", "model", "size", "takes", "pick", "cost", "state", "frame"]
+                             "action", "notes", "model", "size", "takes", "pick", "cost", "state", "frame",
+                             "review", "review_notes"]
     wide = rows[0]
     assert (wide["number"], wide["duration"], wide["framing"], wide["angle"], wide["lens"], wide["move"]) == \
         ("1.1", "4", "extreme wide", "low angle", "24mm", "slow push in")
