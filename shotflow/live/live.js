@@ -6,6 +6,7 @@
  *           only the panels that changed are replaced (the scroll position stays); "sections"
  *           replaces every scene when shots were added, removed or moved; errors (file:line:col,
  *           as the CLI prints them) are shown above the board, which keeps its last good frames
+ *   panels  {panels: {id: html}}   a shot whose new frame is ready while the round goes on
  *   status  {text}                 how far a render is
  * The review controls are review.js's; served here, they send each decision to the server.
  * After every update body[data-live-version] is the round's number (tests wait on it).
@@ -49,6 +50,20 @@
 
   function panelOf(id) { return document.querySelector('article.panel[data-shot-id="' + CSS.escape(id) + '"]'); }
 
+  function replacePanels(panels) {
+    Object.keys(panels || {}).forEach(function (id) {
+      var old = panelOf(id);
+      if (!old) return;
+      var box = old.querySelector('.note-text');
+      var draft = box ? box.value : '';
+      var next = fragment(panels[id]);
+      var panel = next.firstElementChild;
+      old.replaceWith(next);
+      var again = panel && panel.querySelector('.note-text');
+      if (again && draft) again.value = draft;  // a note being typed survives the redraw
+    });
+  }
+
   function apply(update) {
     var y = window.scrollY;
     if (update.header) {
@@ -60,17 +75,7 @@
       var after = document.querySelector('header.top') || bar;
       after.after(fragment(update.sections));
     }
-    Object.keys(update.panels || {}).forEach(function (id) {
-      var old = panelOf(id);
-      if (!old) return;
-      var box = old.querySelector('.note-text');
-      var draft = box ? box.value : '';
-      var next = fragment(update.panels[id]);
-      var panel = next.firstElementChild;
-      old.replaceWith(next);
-      var again = panel && panel.querySelector('.note-text');
-      if (again && draft) again.value = draft;  // a note being typed survives the redraw
-    });
+    replacePanels(update.panels);
     window.scrollTo(window.scrollX, y);
     var when = new Date().toLocaleTimeString();
     if (update.errors && update.errors.length) {
@@ -92,6 +97,12 @@
     else show('live · watching ' + (body.getAttribute('data-storyboard') || 'the storyboard'), []);
   });
   source.addEventListener('update', function (event) { apply(JSON.parse(event.data)); });
+  source.addEventListener('panels', function (event) {
+    var y = window.scrollY;
+    replacePanels(JSON.parse(event.data).panels);
+    window.scrollTo(window.scrollX, y);
+    document.dispatchEvent(new CustomEvent('shotflow:panels'));
+  });
   source.addEventListener('status', function (event) {
     var status = JSON.parse(event.data);
     if (!bar.classList.contains('is-error')) show('live · ' + status.text, []);

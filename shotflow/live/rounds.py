@@ -58,10 +58,14 @@ class LiveImages:
 class Workspace:
     """One storyboard watched: its last good state and the board drawn from it."""
 
-    def __init__(self, storyboard: Path, options, *, progress: Callable[[str], None] | None = None):
+    def __init__(self, storyboard: Path, options, *, progress: Callable[[str], None] | None = None,
+                 early: Callable[[dict[str, str]], None] | None = None):
         self.storyboard = Path(storyboard).resolve()
         self.options = options  # render.RenderOptions: backend, jobs, max cost, --set, cache
         self.progress = progress or (lambda text: None)
+        # a panel whose frame was just rendered, before the round ends ({id: html}): the edited
+        # shot shows while its downstream still renders
+        self.early = early or (lambda panels: None)
         self.project = None  # the last project that loaded
         self.version = 0
         self.board_version = 0  # the round that last redrew the board
@@ -73,6 +77,7 @@ class Workspace:
         self._lock = None
         self._lock_stat: tuple | None = None
         self._seq = None
+        self._view = None
         self._panels: dict[str, tuple[tuple, str]] = {}  # id -> (what it shows, its HTML)
         self._structure: tuple | None = None
         self._header: str | None = None
@@ -152,20 +157,39 @@ class Workspace:
         self.project, self._graph = project, graph
         store, lock = self._warm(project)
         summary_text = "board read"
+        plan = self._plan(project, graph, store, lock)
         if render:
-            plan = self._plan(project, graph, store, lock)
             todo = {n.id for n in plan.to_render()}
             if todo or not self._rendered_once:
-                reporter = _Progress(self.progress, len(todo))
+                reporter = _Progress(self.progress, len(todo), lambda outcome: self._early(outcome, project, store))
                 only = None if not self._rendered_once else todo
                 summary = render_loaded(project, graph, store, self.options, reporter, lock=lock, only=only)
                 self._rendered_once = True
                 self._lock_stat = _stat(project.lock_path)
                 summary_text = _describe(summary)
+                plan = None  # frames changed: plan again for the board
             else:
                 summary_text = "nothing to render"
-        self._redraw(project, graph, store, lock, update)
+        self._redraw(project, graph, store, lock, update, plan)
         update.summary = summary_text
+
+    def _early(self, outcome, project, store) -> None:
+        """A frame rendered during the round: its panel goes out at once (the round's end redraws it)."""
+        from ..exports._frames import State, Take
+
+        old = self._seq.panels.get(outcome.id) if self._seq is not None else None
+        spec = project.nodes.get(outcome.id)
+        record = outcome.value
+        if old is None or spec is None or self._view is None or record is None or not record.outputs:
+            return  # a new shot: it comes with the round's redraw
+        takes = tuple(Take(index=i, sha256=o.sha256, ext=o.ext, path=store.object_path(o.sha256), in_renders=False)
+                      for i, o in enumerate(record.outputs, 1))
+        panel = replace(old, spec=spec, state=State.FRESH, message=None, takes=takes,
+                        pick=max(1, min(spec.pick, len(takes))), key=record.key, cost=record.cost,
+                        backend=record.backend, held=None)
+        for take in takes:
+            self.frames[take.sha256] = take.path
+        self.early({outcome.id: self._view.panel(panel)})
 
     def _warm(self, project):
         """The store and the lock file, kept between rounds (the lock re-read when another wrote it)."""
@@ -191,12 +215,13 @@ class Workspace:
 
     # -- the board ------------------------------------------------------------------------------
 
-    def _redraw(self, project, graph, store, lock, update: Update) -> None:
+    def _redraw(self, project, graph, store, lock, update: Update, plan=None) -> None:
         """Read the frames as every export does, and keep the HTML of the panels that changed."""
         from ..exports._frames import read_sequence
         from ..exports.board import view_of
 
-        seq = read_sequence(project, plan=self._plan(project, graph, store, lock), lock=lock, store=store)
+        plan = plan if plan is not None else self._plan(project, graph, store, lock)
+        seq = read_sequence(project, plan=plan, lock=lock, store=store)
         images = LiveImages()
         view = view_of(seq, images)
         structure = (tuple(p.id for p in seq.sheets),
@@ -218,7 +243,7 @@ class Workspace:
             update.panels = {}
         if header != self._header:
             update.header = header
-        self._seq, self._panels, self._structure, self._header = seq, panels, structure, header
+        self._seq, self._view, self._panels, self._structure, self._header = seq, view, panels, structure, header
         self.board_version = update.version
         self.frames = {t.sha256: t.path for p in seq.panels.values() for t in p.takes if t.path is not None}
         self._page = None
@@ -240,9 +265,10 @@ class Workspace:
 class _Progress:
     """A reporter that tells the boards how far a round's render is (the core never prints)."""
 
-    def __init__(self, say: Callable[[str], None], todo: int):
+    def __init__(self, say: Callable[[str], None], todo: int, rendered: Callable[[Any], None]):
         self.say = say
         self.todo = todo
+        self.rendered = rendered
         self.done = 0
 
     def run_started(self, start) -> None:
@@ -256,6 +282,8 @@ class _Progress:
         if outcome.status.value in ("rendered", "failed"):
             self.done += 1
             self.say(f"{outcome.status.value} {outcome.id} ({self.done} of {self.todo})")
+        if outcome.status.value == "rendered":
+            self.rendered(outcome)
 
     def note(self, text: str) -> None:
         self.say(text)

@@ -2,7 +2,8 @@
 
     GET  /                the board as it stands (review controls write through the server)
     GET  /events          text/event-stream: "hello" (the board's version, its errors), then
-                          "update" after every round (Update.to_json) and "status" while rendering
+                          "update" after every round (Update.to_json); while a round renders,
+                          "panels" ({id: html} of each shot as its new frame is ready) and "status"
     GET  /frames/SHA.EXT  a frame the board shows (content-addressed: cached for good)
     POST /api/review      {"shot", "action": pick|approve|reject|note, "take" | "text"}
 
@@ -96,7 +97,7 @@ class LiveServer:
         self.token = secrets.token_urlsafe(18)
         self.hub = Hub()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.workspace = Workspace(storyboard, render_options, progress=self._progress)
+        self.workspace = Workspace(storyboard, render_options, progress=self._progress, early=self._early)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shotflow-round")
         self.wake = asyncio.Event()
         self.watched: set[Path] = set()
@@ -169,6 +170,11 @@ class LiveServer:
         """From the round's thread: tell the boards how far the render is."""
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self.hub.publish, "status", {"text": text})
+
+    def _early(self, panels: dict[str, str]) -> None:
+        """From the round's thread: a panel whose new frame is ready before the round ends."""
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.hub.publish, "panels", {"panels": panels})
 
     def _say(self, text: str) -> None:
         self.out.write(text + "\n")
