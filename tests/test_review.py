@@ -241,6 +241,7 @@ def test_approved_shots_are_marked_on_the_board_contact_sheet_and_csv(example, c
         rgb = img.convert("RGB")
         green = (63, 178, 127)
         # the first cell (arrival/wide, approved) has the green tag; the second (arrival/lamp) has none
-        left = sum(1 for x in range(40, 200) for y in range(60, 120) if rgb.getpixel((x, y)) == green)
-        right = sum(1 for x in range(460, 620) for y in range(60, 120) if rgb.getpixel((x, y)) == green)
-    assert left > 200 and right == 0
+        # (cells at x = 50 and 475, y = 145 with this header and width: the tag sits in their corner)
+        left = sum(1 for x in range(50, 150) for y in range(145, 175) if rgb.getpixel((x, y)) == green)
+        right = sum(1 for x in range(475, 575) for y in range(145, 175) if rgb.getpixel((x, y)) == green)
+    assert left > 500 and right == 0
