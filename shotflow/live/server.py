@@ -52,7 +52,11 @@ def serve(storyboard: Path, render_options, options: ServeOptions, *, out: TextI
     """Serve the live board until interrupted (what ``shotflow watch`` runs)."""
     _require_extra()
     server = LiveServer(Path(storyboard), render_options, options, out=out or sys.stdout, err=err or sys.stderr)
-    asyncio.run(server.run())
+    try:
+        asyncio.run(server.run())
+    except KeyboardInterrupt:  # Ctrl-C is how a watch ends: every round's work was recorded as it ended
+        pass
+    server._say("stopped")
 
 
 def _require_extra() -> None:
@@ -104,7 +108,12 @@ class LiveServer:
         self.restart_watch: asyncio.Event | None = None
         self.writing = asyncio.Lock()
         self.loopback = True
+        self.uvicorn = None
         self.app = self._app()
+
+    @property
+    def stopping(self) -> bool:
+        return self.uvicorn is not None and self.uvicorn.should_exit
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -129,7 +138,7 @@ class LiveServer:
             threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=1)
-        server = uvicorn.Server(config)
+        server = self.uvicorn = uvicorn.Server(config)
         helpers = [asyncio.ensure_future(self._rounds()), asyncio.ensure_future(self._watch())]
         self.wake.set()  # the first round renders what changed since the last render
         try:
@@ -246,11 +255,16 @@ class LiveServer:
         async def stream():
             try:
                 yield f"event: hello\ndata: {json.dumps(hello, ensure_ascii=False)}\n\n"
-                while True:
+                quiet = 0.0
+                while not self.stopping:  # a stream ends when the server stops, so shutdown need not cut it
                     try:
-                        yield await asyncio.wait_for(queue.get(), PING_SECONDS)
+                        yield await asyncio.wait_for(queue.get(), 0.25)
+                        quiet = 0.0
                     except asyncio.TimeoutError:
-                        yield ": ping\n\n"
+                        quiet += 0.25
+                        if quiet >= PING_SECONDS:
+                            yield ": ping\n\n"
+                            quiet = 0.0
             finally:
                 self.hub.unsubscribe(queue)
 
