@@ -75,8 +75,17 @@ class Board:
             self.proc.kill()
             raise RuntimeError(f"shotflow watch did not start: {line}{self.proc.stderr.read()[-2000:]}")
         self.url = line.split()[1]
+        self.cpu_at_events: dict[float, float] = {}
         threading.Thread(target=self._drain, daemon=True).start()
         threading.Thread(target=self._listen, daemon=True).start()
+
+    def cpu(self) -> float:
+        """CPU seconds the server process has used so far (Linux /proc), NaN elsewhere."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return float("nan")
 
     def _drain(self) -> None:
         for _ in self.proc.stdout:  # round lines: read so the pipe never fills
@@ -92,7 +101,9 @@ class Board:
                     if line.startswith("event: "):
                         event = line[7:]
                     elif line.startswith("data: ") and event:
-                        self.events.put((time.perf_counter(), event, json.loads(line[6:])))
+                        arrived = time.perf_counter()
+                        self.cpu_at_events[arrived] = self.cpu()
+                        self.events.put((arrived, event, json.loads(line[6:])))
                         event = None
         except httpx.HTTPError:
             pass  # the server stopped
@@ -140,15 +151,17 @@ def bench_one(n: int, runs: int, quick: bool) -> list[Result]:
         version = board.hello()
         if version < 2:  # round 1 read the board; round 2 renders what changed since the last render
             version = board.next_update(since=1)[1]["version"]
-        shown, complete = [], []
+        complete, cpus = [], []
         for i in range(runs + (0 if quick else 1)):  # one untimed warm-up round
             with edited(story, 1000 + i):
+                cpu0 = board.cpu()
                 wrote = time.perf_counter()
                 arrived, update, first = board.next_update(since=version, panel=target)
                 version = update["version"]
                 if first != first:  # NaN: the edited shot's panel never came
                     raise RuntimeError(f"the update after editing {target} did not redraw its panel")
                 edit_time, edit_round = first - wrote, update["elapsed"]
+                edit_cpu = board.cpu_at_events.get(first, float("nan")) - cpu0
                 done_time = arrived - wrote
                 time.sleep(0.2)
                 reverted = time.perf_counter()
@@ -156,6 +169,7 @@ def bench_one(n: int, runs: int, quick: bool) -> list[Result]:
             version = update["version"]
             if i or quick:
                 edits.append(edit_time)
+                cpus.append(edit_cpu)
                 complete.append(done_time)
                 rounds.append(edit_round)
                 reverts.append(arrived - reverted)
@@ -163,8 +177,9 @@ def bench_one(n: int, runs: int, quick: bool) -> list[Result]:
     finally:
         board.close()
     command = f"python bench/live.py --sizes {n}"
-    note = (f"the edited shot's new frame, pushed as soon as it is rendered; its downstream follows in the "
-            f"round's update")
+    note = (f"the server's CPU from the write to that event: median {median(cpus) * 1000:.0f} ms; the edited "
+            f"shot's frame is pushed as soon as it is rendered, its downstream follows in the round's update; "
+            f"load average {os.getloadavg()[0]:.1f}")
     results = []
     for case, values in ((f"watch: write → edited frame on the board, N={n}", edits),
                          (f"watch: write → round's update (shot + downstream), N={n}", complete),

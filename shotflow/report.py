@@ -213,7 +213,8 @@ class PlainReporter:
 
     def run_finished(self, summary: Summary) -> None:
         if summary.noop:
-            self._line(f"nothing to do: {summary.cached} nodes fresh ({summary.elapsed:.2f} s)")
+            held = f", {summary.held} held (approved)" if summary.held else ""
+            self._line(f"nothing to do: {summary.cached} nodes fresh{held} ({summary.elapsed:.2f} s)")
             return
         for line in summary_lines(summary):
             self._line(line)

@@ -256,7 +256,9 @@ class LiveServer:
             try:
                 yield f"event: hello\ndata: {json.dumps(hello, ensure_ascii=False)}\n\n"
                 quiet = 0.0
-                while not self.stopping:  # a stream ends when the server stops, so shutdown need not cut it
+                # a stream ends when the server stops (so shutdown need not cut it), and when the hub
+                # dropped a board that stopped reading (it reconnects, and reloads if it missed a round)
+                while not self.stopping and queue in self.hub.queues:
                     try:
                         yield await asyncio.wait_for(queue.get(), 0.25)
                         quiet = 0.0
