@@ -342,3 +342,46 @@ def test_help_imports_nothing_of_the_live_board():
     from test_cli import imported
 
     assert not imported("--help") & {"starlette", "uvicorn", "watchfiles", "ruamel", "anyio"}
+
+
+def test_rounds_follow_includes_templates_and_reference_files(tmp_path):
+    """What the watcher hands a round: a change of any file the storyboard reads redraws what it
+    changed (the watcher itself is the browser test's); files it does not read start nothing."""
+    from shotflow.live.rounds import Workspace
+
+    root = tmp_path / "heist"
+    shutil.copytree(EXAMPLES / "heist", root, ignore=shutil.ignore_patterns("renders", ".shotflow", "*.lock"))
+    story = root / "storyboard.yaml"
+    workspace = Workspace(story, RenderOptions())
+    assert workspace.round(render=False).errors == []
+    first = workspace.round()
+    assert first.errors == [] and "rendered" in first.summary
+    assert workspace.folders == {root, root / "refs", root / "templates"}
+    assert not workspace.changed_since_last_round()
+    assert not workspace.concerns(root / "renders" / "board.html") and not workspace.concerns(root / "notes.txt")
+    assert not workspace.concerns(story.with_suffix(".lock"))
+
+    act2 = root / "act2.yaml"
+    act2_shot = next(n for n, spec in workspace.project.nodes.items() if spec.where.file.endswith("act2.yaml"))
+    text = act2.read_text()
+    first_prompt = re.search(r"prompt: (.+)", text).group(1)
+    act2.write_text(text.replace(first_prompt, first_prompt.rstrip('"') + ", at night" +
+                                 ('"' if first_prompt.endswith('"') else ""), 1))
+    assert workspace.concerns(act2) and workspace.changed_since_last_round()
+    update = workspace.round()
+    assert act2_shot in update.panels and update.errors == []
+
+    template = root / "templates" / "insert.j2"
+    assert workspace.concerns(template) and workspace.concerns(root / "templates" / "new.j2")
+    users = {n for n, spec in workspace.project.nodes.items() if spec.template == "insert.j2"}
+    template.write_text(template.read_text() + " extreme detail")
+    update = workspace.round()
+    assert users and users <= set(update.panels)
+
+    vera = root / "refs" / "vera.jpg"
+    assert workspace.concerns(vera)
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(vera)
+    update = workspace.round()
+    assert update.panels and all(workspace.project.nodes[n].refs for n in update.panels)

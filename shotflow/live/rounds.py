@@ -98,8 +98,12 @@ class Workspace:
 
     @property
     def folders(self) -> set[Path]:
-        """Folders to watch (not recursively): those of the inputs, and the project's templates/."""
-        folders = {p.parent for p in self.inputs}
+        """Folders to watch (not recursively): those of the inputs, and the project's templates/
+        (shotflow's own built-in templates do not change while it runs)."""
+        from .._resources import data_dir
+
+        builtin = data_dir("templates").resolve()
+        folders = {p.parent for p in self.inputs if p.parent != builtin}
         templates = self.storyboard.parent / "templates"
         if templates.is_dir():
             folders.add(templates)
