@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import queue
 import shutil
@@ -158,7 +159,7 @@ def bench_one(n: int, runs: int, quick: bool) -> list[Result]:
                 wrote = time.perf_counter()
                 arrived, update, first = board.next_update(since=version, panel=target)
                 version = update["version"]
-                if first != first:  # NaN: the edited shot's panel never came
+                if math.isnan(first):  # the edited shot's panel never came
                     raise RuntimeError(f"the update after editing {target} did not redraw its panel")
                 edit_time, edit_round = first - wrote, update["elapsed"]
                 edit_cpu = board.cpu_at_events.get(first, float("nan")) - cpu0

@@ -101,7 +101,7 @@ def parse_review(data: Any, name: str = "review.json") -> tuple[str | None, list
                               hint="export it again from the board (the export-review button)")
     unknown = set(data) - {"storyboard", "shots", "exported", "generator"}
     if unknown:
-        raise ReviewFileError(f"{name}: unknown key {sorted(unknown)[0]!r}",
+        raise ReviewFileError(f"{name}: unknown key {min(unknown)!r}",
                               hint="a review file has storyboard and shots")
     storyboard = data.get("storyboard")
     if storyboard is not None and (not isinstance(storyboard, str) or not storyboard or len(storyboard) > 4096):
@@ -113,8 +113,8 @@ def parse_review(data: Any, name: str = "review.json") -> tuple[str | None, list
             raise ReviewFileError(f"{where}: expected {{\"pick\": N, \"review\": {{\"status\", \"notes\"}}}}")
         extra = set(entry) - {"pick", "review"}
         if extra:
-            raise ReviewFileError(f"{where}: unknown key {sorted(extra)[0]!r}",
-                                  hint=did_you_mean(sorted(extra)[0], ["pick", "review"]) or "use pick and review")
+            raise ReviewFileError(f"{where}: unknown key {min(extra)!r}",
+                                  hint=did_you_mean(min(extra), ["pick", "review"]) or "use pick and review")
         pick = _take(entry["pick"], where + ".pick") if entry.get("pick") is not None else None
         review = entry.get("review") or {}
         if not isinstance(review, Mapping) or set(review) - {"status", "notes"}:

@@ -23,11 +23,11 @@ import time
 from pathlib import Path
 
 import pytest
+from test_review import DECIDED, DECISIONS
+from test_writeback import changed_lines
 
 from shotflow.exports._browser import find_chromium
 from shotflow.render import RenderOptions
-from test_review import DECIDED, DECISIONS
-from test_writeback import changed_lines
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 LIVE_TIMEOUT = 45_000  # ms: a round on a busy 2-core CI machine

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from test_writeback import changed_lines
 
 from shotflow import api
 from shotflow.errors import InputError
@@ -16,7 +17,6 @@ from shotflow.render import RenderOptions
 from shotflow.report import RecordingReporter
 from shotflow.resolve import NodeStatus
 from shotflow.review import Decision, ReviewFileError, apply, decision_from_action, parse_review
-from test_writeback import changed_lines
 
 #: the lines a pick of door's take 3, an approval of dawn and a note on it change in the lighthouse
 DECIDED = [

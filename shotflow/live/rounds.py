@@ -140,8 +140,8 @@ class Workspace:
                 if os.environ.get("SHOTFLOW_DEBUG"):
                     raise
                 update.errors = [f"internal error: {type(exc).__name__}: {exc}",
-                                 "this is a bug in shotflow; run the same command with SHOTFLOW_DEBUG=1 "
-                                 "to see the traceback, and please report it"]
+                                 ("this is a bug in shotflow; run the same command with SHOTFLOW_DEBUG=1 "
+                                  "to see the traceback, and please report it")]
                 update.summary = "shotflow broke during this round: the board keeps the last good frames"
             self.errors = update.errors
             update.elapsed = time.perf_counter() - started

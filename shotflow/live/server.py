@@ -262,7 +262,7 @@ class LiveServer:
                     try:
                         yield await asyncio.wait_for(queue.get(), 0.25)
                         quiet = 0.0
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         quiet += 0.25
                         if quiet >= PING_SECONDS:
                             yield ": ping\n\n"
