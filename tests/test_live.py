@@ -385,3 +385,19 @@ def test_rounds_follow_includes_templates_and_reference_files(tmp_path):
     Image.new("RGB", (64, 64), (200, 30, 30)).save(vera)
     update = workspace.round()
     assert update.panels and all(workspace.project.nodes[n].refs for n in update.panels)
+
+
+def test_a_round_over_max_cost_spends_nothing_and_says_why(tmp_path, monkeypatch):
+    from shotflow.live.rounds import Workspace
+
+    monkeypatch.setenv("RUNWARE_API_KEY", "never-used")
+    monkeypatch.setenv("RUNWARE_API_URL", "http://127.0.0.1:9/v1")  # nothing listens: a request would fail
+    root = tmp_path / "lighthouse"
+    shutil.copytree(EXAMPLES / "lighthouse", root, ignore=shutil.ignore_patterns("renders", ".shotflow", "*.lock"))
+    workspace = Workspace(root / "storyboard.yaml", RenderOptions(backend="runware", max_cost=0.10))
+    update = workspace.round()
+    assert len(update.errors) == 1 and "would cost about $" in update.errors[0], update.errors
+    assert "--max-cost is $0.10; nothing was spent" in update.errors[0]
+    assert not (root / "storyboard.lock").exists()
+    assert len(update.panels) == 12 or update.sections  # the board is drawn, every shot "not rendered"
+    assert 'data-state="not-rendered"' in (update.sections or "")

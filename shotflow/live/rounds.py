@@ -167,10 +167,14 @@ class Workspace:
             if todo or not self._rendered_once:
                 reporter = _Progress(self.progress, len(todo), lambda outcome: self._early(outcome, project, store))
                 only = None if not self._rendered_once else todo
-                summary = render_loaded(project, graph, store, self.options, reporter, lock=lock, only=only)
-                self._rendered_once = True
+                try:
+                    summary = render_loaded(project, graph, store, self.options, reporter, lock=lock, only=only)
+                    self._rendered_once = True
+                    summary_text = _describe(summary)
+                except ShotflowError as exc:  # refused or stopped (--max-cost, a key, the balance)
+                    update.errors = [f"error: {line}" for line in exc.lines()]
+                    summary_text = "the render was refused or stopped: the board shows the frames there are"
                 self._lock_stat = _stat(project.lock_path)
-                summary_text = _describe(summary)
                 plan = None  # frames changed: plan again for the board
             else:
                 summary_text = "nothing to render"
