@@ -117,6 +117,26 @@ def wait_round(page, after: int) -> int:
 PANEL = 'article.panel[data-shot-id="{}"]'
 
 
+def off_loop(fn, *args, **kwargs):
+    """Call ``fn`` on a thread of its own: a render runs asyncio, and playwright's sync API
+    (the module's browser) keeps an event loop in this thread while it is open."""
+    box: list = []
+
+    def run():
+        try:
+            box.append((True, fn(*args, **kwargs)))
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller
+            box.append((False, exc))
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(120)
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
+
+
 @pytest.mark.browser
 def test_live_board_follows_the_file_and_writes_decisions_back(chromium, tmp_path):
     story = copy_lighthouse(tmp_path / "lighthouse")
@@ -279,7 +299,7 @@ def test_watch_guards_its_doors(tmp_path):
 
     story = copy_lighthouse(tmp_path / "lighthouse")
     server = LiveServer(story, RenderOptions(), ServeOptions(), out=sys.stdout, err=sys.stderr)
-    server.workspace.round(render=False)
+    off_loop(server.workspace.round, render=False)
     local = Asgi(server.app, "http://127.0.0.1:8765")
     page = local.get("/")
     assert page.status_code == 200 and f'<meta name="shotflow-token" content="{server.token}">' in page.text
@@ -353,8 +373,8 @@ def test_rounds_follow_includes_templates_and_reference_files(tmp_path):
     shutil.copytree(EXAMPLES / "heist", root, ignore=shutil.ignore_patterns("renders", ".shotflow", "*.lock"))
     story = root / "storyboard.yaml"
     workspace = Workspace(story, RenderOptions())
-    assert workspace.round(render=False).errors == []
-    first = workspace.round()
+    assert off_loop(workspace.round, render=False).errors == []
+    first = off_loop(workspace.round)
     assert first.errors == [] and "rendered" in first.summary
     assert workspace.folders == {root, root / "refs", root / "templates"}
     assert not workspace.changed_since_last_round()
@@ -368,14 +388,14 @@ def test_rounds_follow_includes_templates_and_reference_files(tmp_path):
     act2.write_text(text.replace(first_prompt, first_prompt.rstrip('"') + ", at night" +
                                  ('"' if first_prompt.endswith('"') else ""), 1))
     assert workspace.concerns(act2) and workspace.changed_since_last_round()
-    update = workspace.round()
+    update = off_loop(workspace.round)
     assert act2_shot in update.panels and update.errors == []
 
     template = root / "templates" / "insert.j2"
     assert workspace.concerns(template) and workspace.concerns(root / "templates" / "new.j2")
     users = {n for n, spec in workspace.project.nodes.items() if spec.template == "insert.j2"}
     template.write_text(template.read_text() + " extreme detail")
-    update = workspace.round()
+    update = off_loop(workspace.round)
     assert users and users <= set(update.panels)
 
     vera = root / "refs" / "vera.jpg"
@@ -383,7 +403,7 @@ def test_rounds_follow_includes_templates_and_reference_files(tmp_path):
     from PIL import Image
 
     Image.new("RGB", (64, 64), (200, 30, 30)).save(vera)
-    update = workspace.round()
+    update = off_loop(workspace.round)
     assert update.panels and all(workspace.project.nodes[n].refs for n in update.panels)
 
 
@@ -395,7 +415,7 @@ def test_a_round_over_max_cost_spends_nothing_and_says_why(tmp_path, monkeypatch
     root = tmp_path / "lighthouse"
     shutil.copytree(EXAMPLES / "lighthouse", root, ignore=shutil.ignore_patterns("renders", ".shotflow", "*.lock"))
     workspace = Workspace(root / "storyboard.yaml", RenderOptions(backend="runware", max_cost=0.10))
-    update = workspace.round()
+    update = off_loop(workspace.round)
     assert len(update.errors) == 1 and "would cost about $" in update.errors[0], update.errors
     assert "--max-cost is $0.10; nothing was spent" in update.errors[0]
     assert not (root / "storyboard.lock").exists()
