@@ -252,12 +252,23 @@ def test_static_board_exports_a_review_that_review_apply_writes_the_same_way(chr
     download.value.save_as(review)
     assert download.value.suggested_filename == "review.json"
     assert json.loads(review.read_text()) == DECISIONS
-    context.close()
 
     done = subprocess.run([sys.executable, "-m", "shotflow", "review", "apply", str(review), str(story)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert changed_lines(original, story.read_text(encoding="utf-8")) == DECIDED  # as the live board wrote it
+
+    # the board made again shows the applied decisions, and the page has nothing pending any more
+    done = subprocess.run([sys.executable, "-m", "shotflow", "board", str(story), "-o", str(board)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    page = context.new_page()  # the same browser profile: the decisions are still in its storage
+    page.goto(board.as_uri())
+    assert page.get_attribute("body", "data-review-pending") == "0"
+    assert page.get_attribute(dawn, "data-review") == "approved"
+    assert page.locator(f"{dawn} .review-notes li").count() == 1
+    assert page.evaluate("JSON.parse(window.shotflowReview.json()).shots") == {}
+    context.close()
 
 
 class Asgi:

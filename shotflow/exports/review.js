@@ -84,7 +84,15 @@
   function showAll() {
     Object.keys(decisions).forEach(function (id) {
       var panel = panelOf(id), d = decisions[id];
-      if (!panel) return;
+      if (!panel) { delete decisions[id]; return; }
+      // what the storyboard already says (a review applied since) is no longer a pending decision
+      if (d.pick && String(d.pick) === panel.getAttribute('data-pick')) delete d.pick;
+      if (d.status && d.status === panel.getAttribute('data-review')) delete d.status;
+      var have = Array.prototype.map.call(panel.querySelectorAll('.review-notes li'), function (li) {
+        return li.textContent;
+      });
+      d.notes = (d.notes || []).filter(function (note) { return have.indexOf(note) < 0; });
+      if (!d.pick && !d.status && !d.notes.length) { delete decisions[id]; return; }
       if (d.pick) showPick(panel, d.pick);
       if (d.status) showStatus(panel, d.status);
       (d.notes || []).forEach(function (note) { showNote(panel, note); });
@@ -193,5 +201,5 @@
   });
 
   window.shotflowReview = {json: reviewJson, decisions: function () { return decisions; }};
-  if (!live()) showAll();
+  if (!live()) { showAll(); save(); }
 })();
