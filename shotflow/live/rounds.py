@@ -71,7 +71,6 @@ class Workspace:
         self.board_version = 0  # the round that last redrew the board
         self.errors: list[str] = []
         self.frames: dict[str, Path] = {}
-        self._graph = None
         self._store = None
         self._store_backend: str | None = None
         self._lock = None
@@ -158,7 +157,7 @@ class Workspace:
         for path in project.inputs:
             self._stamps.setdefault(Path(path).resolve(), _stat(Path(path)))
         graph = graphs.build(project)
-        self.project, self._graph = project, graph
+        self.project = project
         store, lock = self._warm(project)
         summary_text = "board read"
         plan = self._plan(project, graph, store, lock)
