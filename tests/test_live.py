@@ -417,6 +417,9 @@ def test_rounds_follow_includes_templates_and_reference_files(tmp_path):
     update = off_loop(workspace.round)
     assert update.panels and all(workspace.project.nodes[n].refs for n in update.panels)
 
+    with workspace._mutex:  # a round under way (a long render): a browser that connects gets the last board
+        assert 'data-shot-id="' in off_loop(workspace.page, head="", script="")
+
 
 def test_a_round_over_max_cost_spends_nothing_and_says_why(tmp_path, monkeypatch):
     from shotflow.live.rounds import Workspace

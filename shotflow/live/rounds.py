@@ -80,7 +80,9 @@ class Workspace:
         self._panels: dict[str, tuple[tuple, str]] = {}  # id -> (what it shows, its HTML)
         self._structure: tuple | None = None
         self._header: str | None = None
-        self._page: str | None = None
+        self._page: tuple[int, str] | None = None  # (board version, the page drawn for it)
+        self._board: tuple[Any, int] = (None, 0)  # (the Sequence on the board, its version)
+        self._page_lock = threading.Lock()
         self._stamps: dict[Path, tuple | None] = {}
         self._rendered_once = False
         self._mutex = threading.Lock()  # one round at a time
@@ -252,21 +254,23 @@ class Workspace:
             update.header = header
         self._seq, self._view, self._panels, self._structure, self._header = seq, view, panels, structure, header
         self.board_version = update.version
+        self._board = (seq, update.version)  # what page() draws: replaced in one step
         self.frames = {t.sha256: t.path for p in seq.panels.values() for t in p.takes if t.path is not None}
-        self._page = None
 
     def page(self, *, head: str, script: str) -> str:
         """The whole board as it stands (drawn again only after a round changed it); ``head``
         gets a ``<meta name="shotflow-version">`` of the round that drew it."""
         from ..exports.board import render_html
 
-        with self._mutex:
-            head += f'<meta name="shotflow-version" content="{self.board_version}">\n'
-            if self._seq is None:
+        # not the round's lock: a browser that connects during a long render gets the last board
+        with self._page_lock:
+            seq, version = self._board
+            head += f'<meta name="shotflow-version" content="{version}">\n'
+            if seq is None:
                 return _empty_page(self.storyboard, head, script)
-            if self._page is None:
-                self._page = render_html(self._seq, LiveImages(), head=head, script=script)
-            return self._page
+            if self._page is None or self._page[0] != version:
+                self._page = (version, render_html(seq, LiveImages(), head=head, script=script))
+            return self._page[1]
 
 
 class _Progress:
