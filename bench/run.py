@@ -6,6 +6,7 @@
     scheduling  the resolver's own cost per node (no-op run, realistic DAG)
     preview     ms per preview frame at 720p and 1080p, with and without references
     makespan    cold render on the Runware emulator against the DAG's lower bound
+    live        shotflow watch: a prompt saved → the edited frame on the board (server-sent event)
 
 ``--quick`` is the CI smoke: tiny N, one run each, no targets judged, well under 30 s.
 The full run takes about 10-15 minutes on 2 cores (most of it the 10 000-shot cold
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import commands  # noqa: E402
 import frames  # noqa: E402
+import live  # noqa: E402
 import makespan  # noqa: E402
 import scheduling  # noqa: E402
 import stages  # noqa: E402
@@ -40,8 +42,9 @@ BENCHES = {
     "scheduling": lambda a: scheduling.bench(a.quick),
     "preview": lambda a: frames.bench(a.quick),
     "makespan": lambda a: makespan.bench(a.quick, runs=None if a.quick else 3),
+    "live": lambda a: live.bench(a.quick),
 }
-ALIASES = {"noop": "commands", "validate": "commands", "plan": "commands", "rss": "commands", "imports": "startup",
+ALIASES = {"watch": "live", "noop": "commands", "validate": "commands", "plan": "commands", "rss": "commands", "imports": "startup",
            "frames": "preview", "sched": "scheduling", "resolve": "scheduling"}
 
 

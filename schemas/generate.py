@@ -55,6 +55,11 @@ REF_OBJECT = {
 REFS = {"type": "array", "items": {"if": {"type": "string"}, "then": NODE_REF, "else": REF_OBJECT},
         "description": "reference images after the location and cast: shots, files or URLs, as strings or {shot|file|url, tag}"}
 PICK = {"type": "integer", "minimum": 1, "description": "which take feeds downstream shots and the board (default 1)"}
+REVIEW = {"type": "object", "additionalProperties": False,
+          "description": "the director's review (written by the board and `shotflow review apply`); an approved shot is held: render keeps its frame until --include-approved",
+          "properties": {"status": {"enum": ["approved", "changes"], "description": "approved: keep this frame; changes: sent back"},
+                         "notes": {"type": "array", "maxItems": 200, "items": {"type": "string", "maxLength": 4000},
+                                   "description": "review notes, oldest first"}}}
 WH = {"dependentRequired": {"width": ["height"], "height": ["width"]},
       "not": {"type": "object", "required": ["size", "width"]}, "x-message-not": "give either size or width + height, not both"}
 
@@ -92,6 +97,7 @@ SHOT = obj({
     "dialogue": {"type": "string"}, "action": {"type": "string"}, "notes": {"type": "string"},
     "omit": {"type": "boolean", "default": False,
              "description": "kept in the file, out of the cut and the render (shotflow conform --write sets it for shots dropped from the edit)"},
+    "review": REVIEW,
     **GENERATION,
 }, required=["id"], description="one shot", **WH)
 SHEET = obj({"prompt": TEXT, "refs": REFS, "pick": PICK, "camera": CAMERA, **GENERATION},

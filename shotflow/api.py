@@ -36,20 +36,22 @@ def load_project(path: Path | str, overrides: dict[str, Any] | None = None, back
 
 
 def plan(project: Project, *, backend: str | None = None, force=(), only=(), cache_dir: Path | None = None,
-         store=None) -> Plan:
+         store=None, include_approved: bool = False) -> Plan:
     """What a render would do: each node's key, status and reason, the order and the cost.
     ``store``: the cache to look in (default: the project's, or ``cache_dir``)."""
     from . import graph as graphs
     from .plan import make_plan
-    from .render import ProjectCache, select
+    from .render import ProjectCache, RenderOptions, approved_holds, select
     from .store import LockFile, open_store
 
     g = graphs.build(project)
     ids = list(project.nodes)
     store = store or open_store(project.root, cache_dir)
-    cache = ProjectCache(store, LockFile.read(project.lock_path))
+    lock = LockFile.read(project.lock_path)
+    cache = ProjectCache(store, lock)
+    hold = approved_holds(project, lock, store, RenderOptions(include_approved=include_approved))
     return make_plan(project, g, cache, backend=backend, force=select(tuple(force), ids, "--force"),
-                     only=select(tuple(only), ids, "--only") if only else None)
+                     only=select(tuple(only), ids, "--only") if only else None, hold=hold)
 
 
 def render(path: Path | str, options: RenderOptions | None = None, reporter: Reporter | None = None) -> Summary:

@@ -29,6 +29,7 @@ def main() -> None:
     shotflow plan storyboard.yaml            what would render, why, and what it costs
     shotflow render storyboard.yaml          render what changed (offline preview by default)
     shotflow board storyboard.yaml           an HTML storyboard of the frames
+    shotflow watch storyboard.yaml           a live board: save the file, see the frames change
     """
 
 
@@ -73,7 +74,8 @@ def validate(ctx: click.Context, storyboards: tuple[Path, ...], sets, backend) -
 @json_opt
 @click.option("--force", multiple=True, metavar="SHOT", help="Plan SHOT as re-rendered (repeatable; globs allowed).")
 @click.option("--only", multiple=True, metavar="SHOT", help="Plan only SHOT and its upstream (repeatable).")
-def plan(storyboard: Path, sets, backend, cache_dir, as_json, force, only) -> None:
+@click.option("--include-approved", is_flag=True, help="Plan approved shots that changed as rendering (default: held).")
+def plan(storyboard: Path, sets, backend, cache_dir, as_json, force, only, include_approved) -> None:
     """Show what a render would do: fresh and rendering nodes, why, cost, critical path."""
 
     def go():
@@ -81,7 +83,8 @@ def plan(storyboard: Path, sets, backend, cache_dir, as_json, force, only) -> No
         from .api import plan as make
 
         project = load_project(storyboard, _overrides(sets), backend)
-        p = make(project, backend=backend, force=force, only=only, cache_dir=cache_dir)
+        p = make(project, backend=backend, force=force, only=only, cache_dir=cache_dir,
+                 include_approved=include_approved)
         if as_json:
             import json
 
@@ -110,9 +113,11 @@ def plan(storyboard: Path, sets, backend, cache_dir, as_json, force, only) -> No
 @click.option("--wait", type=float, default=10.0, show_default=True, metavar="SECONDS",
               help="How long to wait for another render of this project to finish.")
 @click.option("--refresh-urls", is_flag=True, help="Fetch reference URLs again instead of using the pinned bytes.")
+@click.option("--include-approved", is_flag=True,
+              help="Render approved shots whose storyboard changed too (default: they are held, frames kept).")
 @click.option("-v", "--verbose", is_flag=True, help="List cached nodes too.")
 def render(storyboard: Path, sets, backend, cache_dir, as_json, jobs, only, force, locked, max_cost, keep_going,
-           wait, refresh_urls, verbose) -> None:
+           wait, refresh_urls, include_approved, verbose) -> None:
     """Render what changed; fresh frames come from the cache. Exit 1 if any shot failed."""
     from .render import RenderOptions
     from .render import render as run
@@ -120,7 +125,8 @@ def render(storyboard: Path, sets, backend, cache_dir, as_json, jobs, only, forc
     def go():
         options = RenderOptions(backend=backend, jobs=jobs, force=force, only=only, locked=locked, max_cost=max_cost,
                                 overrides=_overrides(sets), cache_dir=cache_dir, wait=wait,
-                                refresh_urls=refresh_urls, fail_fast=not keep_going, own_process=True)
+                                refresh_urls=refresh_urls, fail_fast=not keep_going,
+                                include_approved=include_approved, own_process=True)
         summary = run(storyboard, options, _reporter(as_json, verbose))
         if not summary.ok:
             sys.exit(1)
@@ -247,6 +253,85 @@ def schema(model, list_models) -> None:
             click.echo(catalog.get(model).path.read_text(encoding="utf-8"), nl=False)
             return
         click.echo(schema_path().read_text(encoding="utf-8"), nl=False)
+
+    run_guarded(go)
+
+
+@main.command()
+@storyboard_arg
+@set_opt
+@backend_opt
+@cache_opt
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port to serve the board on (0 picks a free one).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback shares the board on a network: it then needs "
+                   "the token in the URL that watch prints.")
+@click.option("--no-open", is_flag=True, help="Do not open the board in a browser.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=4, show_default=True, help="Shots in flight at once.")
+@click.option("--max-cost", type=float, default=None, metavar="USD",
+              help="Refuse a round (before spending anything) whose estimate exceeds USD.")
+@click.option("--include-approved", is_flag=True, help="Render approved shots whose storyboard changed too.")
+def watch(storyboard: Path, sets, backend, cache_dir, port, host, no_open, jobs, max_cost, include_approved) -> None:
+    """Serve a live board: save the storyboard and the changed frames appear; pick, approve and note from it.
+
+    \b
+    shotflow watch storyboard.yaml                 serves http://127.0.0.1:8765/ and opens it
+    shotflow watch storyboard.yaml --port 0 --no-open
+    Each save of the storyboard, an include, a template or a reference file renders what
+    changed (the same cache and rules as render) and updates every open board. Needs
+    pip install 'shotflow[live]'.
+    """
+    from .render import RenderOptions
+
+    def go():
+        from .live.server import ServeOptions, serve
+
+        options = RenderOptions(backend=backend, jobs=jobs, max_cost=max_cost, overrides=_overrides(sets),
+                                cache_dir=cache_dir, wait=30.0, include_approved=include_approved)
+        if not storyboard.is_file():
+            from .errors import UsageError
+
+            raise UsageError(f"{storyboard}: no such storyboard")
+        serve(storyboard, options, ServeOptions(host=host, port=port, open_browser=not no_open))
+
+    run_guarded(go)
+
+
+@main.group()
+def review() -> None:
+    """Review decisions (picks, approvals, notes) from a board, into the storyboard."""
+
+
+@review.command("apply")
+@click.argument("review_file", metavar="REVIEW.JSON", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("storyboard", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-n", "--dry-run", is_flag=True, help="Only say what would be written.")
+def review_apply(review_file: Path, storyboard: Path | None, dry_run: bool) -> None:
+    """Write a board's exported review.json into the storyboard (comments and formatting kept).
+
+    \b
+    shotflow review apply review.json                    (the storyboard it names, here or beside it)
+    shotflow review apply ~/Downloads/review.json storyboard.yaml
+    All or nothing: every decision is checked first; a note already there is not added twice.
+    """
+
+    def go():
+        from .load import display_path
+        from .review import apply, read_review_file, resolve_storyboard
+
+        named, decisions = read_review_file(review_file)
+        story = resolve_storyboard(review_file, named, storyboard)
+        for d in decisions:
+            click.echo(f"{d.shot}: {', '.join(d.describe()) or 'nothing'}")
+        if dry_run:
+            click.echo(f"dry run: nothing written to {display_path(story)}")
+            return
+        written = apply(story, decisions)
+        if written:
+            click.echo("wrote " + ", ".join(display_path(p) for p in written))
+        else:
+            click.echo(f"nothing to change: {display_path(story)} already holds these decisions")
 
     run_guarded(go)
 

@@ -7,6 +7,8 @@
     │   ├── TemplateError         Jinja: undefined name, syntax, sandbox violation
     │   ├── RefError       unknown reference, missing file, bad @tag, too many refs
     │   ├── GraphError            a cycle between shots
+    │   ├── WriteBackError        a decision that cannot be written into the YAML (writeback.py)
+    │   ├── ReviewFileError       a review.json or board request that cannot be applied (review.py)
     │   └── ErrorList             several independent InputErrors of one run
     ├── UsageError                the command cannot proceed as asked (exit 2):
     │   ├── ConfigError           missing API key, bad --set, no ffmpeg …

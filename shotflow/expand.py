@@ -23,7 +23,7 @@ from ._resources import data_dir
 from .editorial import Editorial, shot_code
 from .errors import ConfigError, InputError, RefError, ShotflowError, TemplateError, did_you_mean, raise_all
 from .load import Loaded, Path_, display_path
-from .model import Camera, Entity, NodeKind, NodeSpec, Project, RefKind, RefSpec, SceneInfo
+from .model import Camera, Entity, NodeKind, NodeSpec, Project, RefKind, RefSpec, Review, ReviewStatus, SceneInfo
 from .staging import CHARACTER_COLOURS, LOCATION_TONES, Figure, SceneBlocking, Staging, slots
 
 DEFAULT_MODEL = "runway:4@1"
@@ -37,6 +37,14 @@ SHEET_TEMPLATE = "sheet.j2"
 _TAG_RE = re.compile(r"[A-Za-z][A-Za-z0-9]{2,15}\Z")
 _MENTION_RE = re.compile(r"(?<![\w@])@([A-Za-z][A-Za-z0-9_-]*)")
 _MERGED_FIELDS = ("output", "camera", "safety", "provider_settings")
+
+
+def _review(data: dict | None) -> Review:
+    """A shot's ``review:`` (the schema checked its shape)."""
+    if not data:
+        return Review()
+    status = data.get("status")
+    return Review(status=ReviewStatus(status) if status else None, notes=tuple(data.get("notes") or ()))
 
 
 def expand(loaded: Loaded, *, backend: str | None = None) -> Project:
@@ -243,6 +251,7 @@ class _Expander:
             dialogue=fields.get("dialogue"), action=fields.get("action"), notes=fields.get("notes"),
             staging=staging,
             omit=bool(fields.get("omit")) and kind is NodeKind.SHOT,
+            review=_review(fields.get("review")),
         )
 
     def _staging(self, node_id, kind, name, scene_id, fields, path, owner, camera: Camera) -> Staging:

@@ -59,6 +59,23 @@ class Camera:
         return {"framing": self.framing, "angle": self.angle, "lens": self.lens, "move": self.move}
 
 
+class ReviewStatus(enum.Enum):
+    APPROVED = "approved"  # keep this frame: render holds it when its key changes
+    CHANGES = "changes"  # sent back: it renders like any shot
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """A shot's ``review:`` as written by the board or ``shotflow review apply``."""
+
+    status: ReviewStatus | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def approved(self) -> bool:
+        return self.status is ReviewStatus.APPROVED
+
+
 @dataclass(frozen=True)
 class NodeSpec:
     """One shot or sheet, fully expanded: what to generate and what to show."""
@@ -91,6 +108,7 @@ class NodeSpec:
     notes: str | None = None
     staging: Staging | None = None  # cast, blocking, place and camera as the preview backend draws them
     omit: bool = False  # out of the cut; in the graph only as a reference of a shot in the cut
+    review: Review = Review()  # not part of the request key: a decision about the frame, not its pixels
 
     @property
     def size(self) -> str:

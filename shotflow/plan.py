@@ -14,13 +14,15 @@ colours, sides and facings, the location, the camera notes), so that is in its k
 a Runware frame's key holds only what is sent to Runware.
 A node is FRESH when its key has a complete record in the cache; it RENDERs
 otherwise, and every node downstream of a rendering node renders too (its key is
-only known once the upstream bytes are), each with the reason why.
+only known once the upstream bytes are), each with the reason why. A node the
+caller holds (an approved shot, see ``render.approved_holds``) that would render is
+HELD instead: it keeps the frames it was approved with, and its users are keyed on them.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,6 +37,7 @@ KEY_VERSION = 1
 class Status(enum.Enum):
     FRESH = "fresh"
     RENDER = "render"
+    HELD = "held"  # would render, but its approved frames are kept
 
 
 class Cache(Protocol):
@@ -76,7 +79,7 @@ class EmptyCache:
 class PlannedNode:
     spec: NodeSpec
     status: Status
-    reason: str | None  # why it renders; None when fresh
+    reason: str | None  # why it renders (or what a held node's change was); None when fresh
     key: str | None  # None while an upstream node still renders
     record: Record | None = None  # the cached result of a fresh node
     request: dict[str, Any] | None = None  # the key payload, when known
@@ -147,11 +150,13 @@ def estimate(spec: NodeSpec, backend: str) -> tuple[float, float]:
 
 
 def make_plan(project: Project, graph, cache: Cache, *, backend: str | None = None,
-              force: Iterable[str] = (), only: Iterable[str] | None = None) -> Plan:
+              force: Iterable[str] = (), only: Iterable[str] | None = None,
+              hold: Mapping[str, Record] | None = None) -> Plan:
     """Plan a run: each node's key, status and reason; the order; the cost.
 
     ``force`` re-renders nodes even when fresh (their dependents follow); ``only``
-    restricts the plan to those nodes and everything upstream of them.
+    restricts the plan to those nodes and everything upstream of them; ``hold`` maps
+    nodes that must not render (unless forced) to the record whose frames they keep.
     """
     from . import graph as graphs
 
@@ -163,7 +168,8 @@ def make_plan(project: Project, graph, cache: Cache, *, backend: str | None = No
     planned: dict[str, PlannedNode] = {}
     for node_id in order:
         spec = project.nodes[node_id]
-        planned[node_id] = _plan_node(spec, backend, cache, planned, node_id in forced)
+        planned[node_id] = _plan_node(spec, backend, cache, planned, node_id in forced,
+                                      None if hold is None or node_id in forced else hold.get(node_id))
     weight = {n: (1.0 if planned[n].status is Status.RENDER else 0.0) for n in order}
     sub = graph.subgraph(order) if selected is not None else graph
     crit = [n for n in graphs.critical_path(sub, order, weight) if weight[n]]
@@ -174,14 +180,15 @@ def make_plan(project: Project, graph, cache: Cache, *, backend: str | None = No
                 critical_path=crit, cost=cost, runware_cost=runware_cost)
 
 
-def _plan_node(spec: NodeSpec, backend: str, cache: Cache, planned: dict[str, PlannedNode], forced: bool) -> PlannedNode:
+def _plan_node(spec: NodeSpec, backend: str, cache: Cache, planned: dict[str, PlannedNode], forced: bool,
+               held: Record | None = None) -> PlannedNode:
     cost = estimate(spec, backend)[0]
     hashes: list[str] = []
     waiting: str | None = None
     for ref in spec.refs:
         if ref.kind is RefKind.NODE:
             up = planned.get(ref.target)
-            if up is None or up.status is Status.RENDER or up.record is None:
+            if up is None or up.status is Status.RENDER or up.record is None:  # a HELD one has its record
                 waiting = waiting or f"upstream {ref.target} renders"
                 continue
             hashes.append(up.record.picked(up.spec.pick).sha256)
@@ -194,6 +201,8 @@ def _plan_node(spec: NodeSpec, backend: str, cache: Cache, planned: dict[str, Pl
                 continue
             hashes.append(digest)
     if waiting:
+        if held is not None:
+            return PlannedNode(spec, Status.HELD, waiting, held.key, record=held)
         return PlannedNode(spec, Status.RENDER, "forced (--force)" if forced else waiting, None, cost=cost)
     payload = key_payload(spec, backend, hashes)
     key = request_key(payload)
@@ -202,6 +211,9 @@ def _plan_node(spec: NodeSpec, backend: str, cache: Cache, planned: dict[str, Pl
     record = cache.lookup(spec.id, key)
     if record is not None:
         return PlannedNode(spec, Status.FRESH, None, key, record=record)
+    if held is not None and held.key != key:
+        return PlannedNode(spec, Status.HELD, _why(spec, payload, cache.previous(spec.id), key, planned), held.key,
+                           record=held)
     return PlannedNode(spec, Status.RENDER, _why(spec, payload, cache.previous(spec.id), key, planned), key,
                        request=payload, cost=cost)
 

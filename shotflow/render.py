@@ -46,6 +46,7 @@ class RenderOptions:
     wait: float = 10.0  # seconds to wait for another render's project lock
     refresh_urls: bool = False
     fail_fast: bool = False  # after a failure, start nothing new
+    include_approved: bool = False  # render approved shots whose key changed (default: hold them)
     # the process is the render's own (the CLI): glibc may be told to share one heap among
     # the worker threads and to give freed memory back before the lock is written. A
     # program that embeds shotflow keeps its own malloc settings.
@@ -58,7 +59,8 @@ class RenderOptions:
 
         env = os.environ.get("SHOTFLOW_CACHE")
         return json.dumps([__version__, DRAWING_VERSION, self.backend, self.overrides or {},
-                           str(self.cache_dir or env or ""), self.locked, self.refresh_urls], sort_keys=True, default=str)
+                           str(self.cache_dir or env or ""), self.locked, self.refresh_urls, self.include_approved],
+                          sort_keys=True, default=str)
 
 
 def seed_for(key: str, roll: int) -> int:
@@ -123,8 +125,9 @@ def noop(storyboard: Path, options: RenderOptions, reporter: Reporter) -> Summar
     nodes = manifest["nodes"]
     reporter.run_started(RunStart(total=len(nodes), to_render=0, estimated_cost=0.0, backend=manifest["backend"]))
     summary = Summary(noop=True)
-    for node_id, outputs in nodes:
-        outcome = Outcome(node_id, NodeStatus.CACHED, outputs=tuple(outputs))
+    for node_id, outputs, *held in nodes:  # [id, paths] or [id, paths, what changed] when held
+        outcome = (Outcome(node_id, NodeStatus.HELD, outputs=tuple(outputs), note=held[0]) if held
+                   else Outcome(node_id, NodeStatus.CACHED, outputs=tuple(outputs)))
         summary.add(outcome)
         reporter.node_done(outcome)
     summary.elapsed = time.perf_counter() - started
@@ -143,7 +146,7 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
         return hit
     from . import graph as graphs
     from .api import load_project
-    from .store import LockFile, ProjectLock, open_store
+    from .store import open_store
 
     started = time.perf_counter()
     if options.own_process:
@@ -154,11 +157,24 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
     _check_write_folders(project, options)
     # --locked uses exactly the lock's frames: every object it uses is hashed, not trusted by its stat
     store = open_store(project.root, options.cache_dir, durable=backend_name != "preview", verify=options.locked)
+    return render_loaded(project, graph, store, options, reporter, started=started)
+
+
+def render_loaded(project, graph, store, options: RenderOptions, reporter: Reporter, *, lock=None,
+                  only: set[str] | None = None, started: float | None = None) -> Summary:
+    """Render a project already loaded, with its graph and store (``shotflow watch`` keeps
+    them warm between rounds, and its lock file when nobody else wrote it: ``lock``).
+    ``only`` is a set of node ids (``options.only``'s patterns are used when it is None)."""
+    from .store import LockFile, ProjectLock
+
+    started = time.perf_counter() if started is None else started
+    backend_name = options.backend or project.backend
     ids = list(project.nodes)
     forced = select(options.force, ids, "--force")
-    only = select(options.only, ids, "--only") if options.only else None
+    if only is None and options.only:
+        only = select(options.only, ids, "--only")
     with ProjectLock(store.state_dir, options.wait):
-        lock = LockFile.read(project.lock_path)
+        lock = lock if lock is not None else LockFile.read(project.lock_path)
         rerolls = Rerolls.read(project.path, forced)
         session = Session(project, graph, store, lock, options, backend_name, reporter, rerolls, only)
         return session.run(started)
@@ -177,6 +193,22 @@ def _check_write_folders(project, options: RenderOptions) -> None:
         check_own_folders(project.root, folders)
     except Refused as exc:
         raise UsageError(exc.message, hint=exc.hint) from None
+
+
+def approved_holds(project, lock, store, options: RenderOptions) -> dict[str, Any]:
+    """Approved shots render holds (DESIGN.md §8): node id → the lock's record of the
+    frames it was approved with. A shot approved before it had a frame in the lock and
+    the cache has nothing to keep, and renders as any other; ``--include-approved``
+    holds nothing, ``--force SHOT`` renders that one shot (make_plan sees to it)."""
+    if options.include_approved:
+        return {}
+    held = {}
+    for node_id, spec in project.nodes.items():
+        if spec.review.approved:
+            entry = lock.entries.get(node_id)
+            if entry is not None and store.complete(entry.record):
+                held[node_id] = entry.record
+    return held
 
 
 def _give_back_freed_memory() -> None:
@@ -312,7 +344,8 @@ class Session:
         self.rerolls = rerolls
         forced = self.forced = rerolls.forced
         self.cache = ProjectCache(store, lock, options.refresh_urls)
-        self.plan = make_plan(project, graph, self.cache, backend=backend_name, force=forced, only=only)
+        self.plan = make_plan(project, graph, self.cache, backend=backend_name, force=forced, only=only,
+                              hold=approved_holds(project, lock, store, options))
         self.full = only is None
         self.results: dict[str, Any] = {}  # node id -> Record of every node that ended well
         self.summary = Summary()
@@ -452,18 +485,23 @@ class Session:
             self._held[node_id] = digest
 
     def _fresh(self, node_id: str) -> Outcome | None:
-        """A fresh node finishes at once: its frames are copied out if needed."""
+        """A fresh (or held) node finishes at once: its frames are copied out if needed."""
         from .plan import Status
         from .store import CorruptObject
 
         node = self.plan.nodes[node_id]
-        if node.status is not Status.FRESH:
+        if node.status is Status.RENDER:
             return None
         try:
             paths = self._export(node.spec, node.record)
         except CorruptObject:
+            if node.status is Status.HELD:
+                return Outcome(node_id, NodeStatus.FAILED, error="approved frame damaged in the cache since "
+                               "planning; render --include-approved to render it again")
             return None  # damaged since planning: render it
         self.results[node_id] = node.record
+        if node.status is Status.HELD:
+            return Outcome(node_id, NodeStatus.HELD, value=node.record, outputs=paths, note=node.reason)
         return Outcome(node_id, NodeStatus.CACHED, value=node.record, outputs=paths)
 
     async def _render(self, node_id: str, upstream: dict[str, Outcome], release=lambda: None) -> Outcome:
@@ -728,7 +766,9 @@ class Session:
                 outputs[obj] = _stat(obj)
             from .load import display_path
 
-            nodes.append([node_id, [display_path(p) for p in picked_first(paths, spec.pick)]])
+            outcome = self.outcomes.get(node_id)
+            held = [outcome.note or "changed"] if outcome is not None and outcome.status is NodeStatus.HELD else []
+            nodes.append([node_id, [display_path(p) for p in picked_first(paths, spec.pick)], *held])
         from .trust import removable_render
 
         for stale in previous - set(outputs):

@@ -34,10 +34,12 @@ class Summary:
     cached: int = 0
     failed: int = 0
     skipped: int = 0
+    held: int = 0  # approved shots whose change was not rendered (render --include-approved)
     cost: float = 0.0
     elapsed: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (id, error)
     skips: list[tuple[str, str]] = field(default_factory=list)  # (id, why)
+    holds: list[tuple[str, str]] = field(default_factory=list)  # (id, what changed)
     interrupted: bool = False
     noop: bool = False  # answered by the fast path
     stopped: str | None = None  # why the run stopped starting shots (a rejected key, no balance)
@@ -48,6 +50,9 @@ class Summary:
             self.rendered += 1
         elif outcome.status is NodeStatus.CACHED:
             self.cached += 1
+        elif outcome.status is NodeStatus.HELD:
+            self.held += 1
+            self.holds.append((outcome.id, outcome.note or "changed"))
         elif outcome.status is NodeStatus.FAILED:
             self.failed += 1
             self.failures.append((outcome.id, outcome.error or "failed"))
@@ -61,8 +66,10 @@ class Summary:
         return not self.failed and not self.skipped and not self.interrupted
 
     def to_json(self) -> dict:
+        # "held" only when some were: a run without approved shots prints what it always did
+        held = {"held": self.held} if self.held else {}
         data = {"event": "summary", "rendered": self.rendered, "cached": self.cached, "failed": self.failed,
-                "skipped": self.skipped, "cost": round(self.cost, 6)}
+                "skipped": self.skipped, **held, "cost": round(self.cost, 6)}
         if self.notes:
             data["notes"] = list(self.notes)
         return data
@@ -136,7 +143,7 @@ class JsonReporter:
 
 
 _MARKS = {NodeStatus.RENDERED: "rendered", NodeStatus.CACHED: "cached", NodeStatus.FAILED: "FAILED",
-          NodeStatus.SKIPPED: "skipped"}
+          NodeStatus.SKIPPED: "skipped", NodeStatus.HELD: "held"}
 
 
 def summary_lines(summary: Summary) -> list[str]:
@@ -149,6 +156,8 @@ def summary_lines(summary: Summary) -> list[str]:
         parts.append(f"{summary.failed} failed")
     if summary.skipped:
         parts.append(f"{summary.skipped} skipped")
+    if summary.held:
+        parts.append(f"{summary.held} held (approved)")
     head = ("interrupted: " if summary.interrupted else "") + ", ".join(parts)
     head += f"; cost ${summary.cost:.2f}; {summary.elapsed:.2f} s"
     lines = [head]
@@ -158,6 +167,13 @@ def summary_lines(summary: Summary) -> list[str]:
         lines.append(f"  skipped {node_id}: {why.removeprefix('skipped: ')}")
     if len(summary.skips) > 20:
         lines.append(f"  … and {len(summary.skips) - 20} more skipped")
+    for node_id, why in summary.holds[:20]:
+        lines.append(f"  held    {node_id}: {why}")
+    if len(summary.holds) > 20:
+        lines.append(f"  … and {len(summary.holds) - 20} more held")
+    if summary.holds:
+        lines.append("held shots are approved: their frames are kept; render --include-approved "
+                     "(or send them back from the board) to render them")
     lines.extend(f"note: {note}" for note in summary.notes)
     return lines  # an interrupted run: the command line says how to continue, once
 
@@ -189,10 +205,13 @@ class PlainReporter:
         if (outcome.status is NodeStatus.CACHED and not self.verbose) or outcome.fatal \
                 or (outcome.error or "").endswith("(the run stopped)"):
             return
-        detail = outcome.error or (outcome.outputs[0] if outcome.outputs else "")
-        if not outcome.error and len(outcome.outputs) > 1:  # the first is the picked take
-            others = len(outcome.outputs) - 1
-            detail += f" (+{counted(others, 'other take')})"
+        if outcome.status is NodeStatus.HELD:
+            detail = f"approved, kept; {outcome.note or 'changed'}"
+        else:
+            detail = outcome.error or (outcome.outputs[0] if outcome.outputs else "")
+            if not outcome.error and len(outcome.outputs) > 1:  # the first is the picked take
+                others = len(outcome.outputs) - 1
+                detail += f" (+{counted(others, 'other take')})"
         cost = f"  ${outcome.cost:.2f}" if outcome.cost else ""
         self._line(f"[{self.done}/{self.total}] {_MARKS[outcome.status]:<8} {outcome.id}  {detail}{cost}")
 
@@ -201,7 +220,8 @@ class PlainReporter:
 
     def run_finished(self, summary: Summary) -> None:
         if summary.noop:
-            self._line(f"nothing to do: {counted(summary.cached, 'node')} fresh ({summary.elapsed:.2f} s)")
+            held = f", {summary.held} held (approved)" if summary.held else ""
+            self._line(f"nothing to do: {counted(summary.cached, 'node')} fresh{held} ({summary.elapsed:.2f} s)")
             return
         for line in summary_lines(summary):
             self._line(line)

@@ -11,7 +11,8 @@ functions, and it guarantees::
     a failed node skips its downstream closure; independent branches go on
     cancellation (Ctrl-C) cancels what runs and keeps what finished
 
-Outcomes are values: each node ends RENDERED, CACHED, FAILED or SKIPPED.
+Outcomes are values: each node ends RENDERED, CACHED, FAILED or SKIPPED (or HELD,
+which the caller's ``cheap`` decides: an approved frame kept).
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ class NodeStatus(enum.Enum):
     CACHED = "cached"
     FAILED = "failed"
     SKIPPED = "skipped"
+    HELD = "held"  # an approved shot whose storyboard changed: its approved frames are kept
 
     @property
     def ok(self) -> bool:
-        return self in (NodeStatus.RENDERED, NodeStatus.CACHED)
+        return self in (NodeStatus.RENDERED, NodeStatus.CACHED, NodeStatus.HELD)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Outcome:
     elapsed: float = 0.0
     internal: bool = False  # True when shotflow itself broke (not the shot)
     fatal: bool = False  # True when no other node can succeed either (e.g. a rejected API key)
+    note: str | None = None  # HELD: what changed since the approved frames (not an error)
 
 
 def skipped(node: str, because: str) -> Outcome:

@@ -11,9 +11,10 @@ def plan_table(plan: Plan) -> str:
     rows = [("STATUS", "NODE", "MODEL", "SIZE", "TAKES", "COST", "WHY")]
     for node in plan.nodes.values():
         spec = node.spec
-        fresh = node.status is Status.FRESH
+        fresh = node.status is not Status.RENDER
+        why = f"approved, kept: {node.reason}" if node.status is Status.HELD else "" if fresh else (node.reason or "")
         rows.append((node.status.value, spec.id, spec.model, spec.size, str(spec.takes),
-                     "" if fresh else f"${node.cost:.2f}", "" if fresh else (node.reason or "")))
+                     "" if fresh else f"${node.cost:.2f}", why))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = []
     title = plan.project.title or plan.project.path.name
@@ -21,11 +22,13 @@ def plan_table(plan: Plan) -> str:
     for row in rows:
         lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
     render = sum(1 for n in plan.nodes.values() if n.status is Status.RENDER)
-    fresh = len(plan.nodes) - render
+    held = sum(1 for n in plan.nodes.values() if n.status is Status.HELD)
+    fresh = len(plan.nodes) - render - held
     cost = f"estimated cost ${plan.cost:.2f} on {plan.backend}"
     if plan.backend == "preview" and plan.runware_cost:
         cost += f" (${plan.runware_cost:.2f} on runware)"
-    lines.append(f"{counted(len(plan.nodes), 'node')}: {render} to render, {fresh} fresh; {cost}")
+    kept = f", {held} held (approved; --include-approved renders them)" if held else ""
+    lines.append(f"{counted(len(plan.nodes), 'node')}: {render} to render, {fresh} fresh{kept}; {cost}")
     if plan.critical_path:
         chain = len(plan.critical_path)
         lines.append(f"critical path ({'1 render' if chain == 1 else f'{chain} renders in a chain'}): "

@@ -16,6 +16,7 @@ loader (load.py); ruamel is imported here only, on this path.
     editor = Editor(Path("storyboard.yaml"))
     editor.set_shot("arrival/door", "pick", 2)
     editor.set_shot("arrival/door", "review", {"status": "approved", "notes": ["good"]})
+    editor.update_review("arrival/door", status="changes", notes=["tighter"])  # edits in place
     editor.save()            # -> the files that changed
 """
 
@@ -101,12 +102,70 @@ class Editor:
                 del node[key]
         elif node.get(key) != value:
             new = key not in node
-            node[key] = _plain_to_tree(value)
-            if new:
-                _move_trailing_comment(node, key)
+            if new and key != "review" and "review" in node:
+                # review: stays the shot's last key, whatever order decisions come in
+                node.insert(list(node.keys()).index("review"), key, _plain_to_tree(value))
+            else:
+                node[key] = _plain_to_tree(value)
+                if new:
+                    _move_trailing_comment(node, key)
         else:
             return
         scene.file.edited = True
+
+    def update_review(self, shot_id: str, *, status: str | None = None, notes: Iterable[str] = ()) -> bool:
+        """Set a shot's ``review.status`` and append ``notes`` to ``review.notes``, in place.
+
+        A note the shot already has is not added again (applying one review twice changes
+        nothing). Returns True when something changed. A new ``review:`` or ``notes:``
+        is written in block style, one note a line, as a person would write them.
+        """
+        scene, node = self._find_shot(shot_id)
+        review = node.get("review")
+        if not hasattr(review, "get"):  # none yet (or not a mapping, which the schema refuses)
+            have: list[str] = []
+            value: dict[str, Any] = {}
+            if status is not None:
+                value["status"] = status
+            new = [n for n in dict.fromkeys(notes) if n not in have]
+            if new:
+                value["notes"] = new
+            if not value:
+                return False
+            tree = _plain_to_tree(value)
+            if "notes" in tree:
+                tree["notes"].fa.set_block_style()
+            existed = "review" in node
+            node["review"] = tree
+            if not existed:
+                _move_trailing_comment(node, "review")
+            scene.file.edited = True
+            return True
+        changed = False
+        if status is not None and review.get("status") != status:
+            added = "status" not in review
+            if added:
+                review.insert(0, "status", status)
+            else:
+                review["status"] = status
+            changed = True
+        listed = review.get("notes")
+        have = [str(n) for n in listed] if isinstance(listed, list) else []
+        new = [n for n in dict.fromkeys(notes) if n not in have]
+        if new:
+            if isinstance(listed, list):
+                _append_items(listed, new)
+            else:
+                from ruamel.yaml.comments import CommentedSeq
+
+                seq = CommentedSeq(new)
+                seq.fa.set_block_style()
+                review["notes"] = seq
+                _move_trailing_comment(review, "notes")
+            changed = True
+        if changed:
+            scene.file.edited = True
+        return changed
 
     def reorder_shots(self, scene_id: str, order: Iterable[str]) -> None:
         """Put a scene's shots in ``order`` (shot names); shots not named keep their place at the end."""
@@ -356,19 +415,19 @@ def _move_trailing_comment(node: Any, key: str) -> None:
     """Keep the blank lines and comments that followed a mapping after it when a key is added.
 
     ruamel attaches what follows a block mapping (a blank line before the next scene, a
-    comment) to the mapping's last key; a key appended after it would land below them.
+    comment) to the end of its last key's value; a key appended after it would land below them.
     """
     keys = list(node.keys())
     if len(keys) < 2:
         return
-    holder, last = _deepest_last(node, keys[-2])
-    entry = holder.ca.items.get(last) if holder is not None else None
-    if not entry or len(entry) < 3 or entry[2] is None:
+    holder, slot, position = _tail_slot(node, keys[-2])
+    entry = holder.ca.items.get(slot)
+    if not entry or len(entry) <= position or entry[position] is None:
         return
-    tail, entry[2] = entry[2], None
-    target, target_key = _deepest_last(node, key)
-    if target is not None:
-        target.ca.items.setdefault(target_key, [None, None, None, None])[2] = tail
+    tail, entry[position] = entry[position], None
+    target, target_slot, target_position = _tail_slot(node, key)
+    item = target.ca.items.setdefault(target_slot, [None, None, None, None])
+    item[target_position] = tail
 
 
 def _pass_on_trailing_lines(table: Any, previous: Any, new: Any) -> None:
@@ -403,6 +462,35 @@ def _deepest_last(node: Any, key: Any) -> tuple[Any, Any]:
     if hasattr(value, "ca") and hasattr(value, "keys") and len(value) and not value.fa.flow_style():
         return _deepest_last(value, list(value.keys())[-1])
     return node, key
+
+
+def _tail_slot(node: Any, key: Any) -> tuple[Any, Any, int]:
+    """Where ruamel keeps the comment that follows ``node[key]``: (container, key or index, position).
+
+    After a scalar value it is the mapping key's third slot; after a block mapping, that of
+    its last key; after a block sequence, the first slot of its last item (or deeper)."""
+    value = node[key]
+    if hasattr(value, "ca") and not value.fa.flow_style() and len(value):
+        if hasattr(value, "keys"):
+            return _tail_slot(value, list(value.keys())[-1])
+        last = len(value) - 1
+        item = value[last]
+        if hasattr(item, "keys") and hasattr(item, "ca") and len(item) and not item.fa.flow_style():
+            return _tail_slot(item, list(item.keys())[-1])
+        return value, last, 0
+    return node, key, 2
+
+
+def _append_items(seq: Any, items: list[Any]) -> None:
+    """Append to a sequence, keeping what followed its last item (a blank line, a comment) after the new ones."""
+    last = len(seq) - 1
+    entry = seq.ca.items.get(last) if last >= 0 and not seq.fa.flow_style() else None
+    tail = None
+    if entry and entry[0] is not None:
+        tail, entry[0] = entry[0], None
+    seq.extend(items)
+    if tail is not None:
+        seq.ca.items.setdefault(len(seq) - 1, [None, None, None, None])[0] = tail
 
 
 def _plain_to_tree(value: Any) -> Any:

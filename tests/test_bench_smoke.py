@@ -48,6 +48,16 @@ def test_quick_benchmarks_run_and_give_numbers(tmp_path):
     assert "MEDIAN" in done.stdout  # the table was printed
 
 
+def test_quick_live_benchmark_measures_a_write_to_the_board(tmp_path):
+    out = tmp_path / "live.json"
+    done = _run(str(BENCH / "run.py"), "--quick", "--only", "live", "--json", str(out), timeout=180)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())["results"]
+    assert {r["bench"] for r in results} == {"live"} and len(results) == 3
+    for r in results:
+        assert r["value"] is not None and math.isfinite(r["value"]) and r["value"] > 0, r
+
+
 def test_generated_storyboard_follows_its_rules(tmp_path):
     """What generate.py promises: ≤ 3 references per shot, chains ≤ depth, prompts ≤ 1000
     characters after expansion, an include of the cast, and shotflow accepts it."""
@@ -87,7 +97,7 @@ def test_generated_storyboard_follows_its_rules(tmp_path):
 
 
 @pytest.mark.parametrize("script", ["commands.py", "startup.py", "stages.py", "scheduling.py", "frames.py",
-                                    "makespan.py", "generate.py", "hotspots.py", "run.py", "soak.py"])
+                                    "makespan.py", "generate.py", "hotspots.py", "run.py", "soak.py", "live.py"])
 def test_each_script_has_help(script):
     done = _run(str(BENCH / script), "--help", timeout=60)
     assert done.returncode == 0, done.stderr

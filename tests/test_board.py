@@ -191,7 +191,7 @@ def test_board_in_chromium_every_panel_and_image_loads(page, tmp_path):
     assert attrs.get("data-ready") == "1", attrs
     assert attrs["data-images-total"] == "20" and attrs["data-images-loaded"] == "20", attrs
     assert attrs["data-images-broken"] == "0"
-    assert re.findall(r'data-shot-id="([^"]+)"', dom) == STORY_ORDER
+    assert re.findall(r'<article [^>]*data-shot-id="([^"]+)"', dom) == STORY_ORDER
     assert dom.count('class="placeholder"') == 1
 
 
@@ -278,7 +278,7 @@ def test_a_character_described_in_words_has_a_placeholder(write, cli):
 def test_the_prompts_switch_hides_them_on_screen_and_in_print(page, project):
     html = page.read_text(encoding="utf-8")
     assert '<input type="checkbox" id="show-prompts" checked>' in html
-    assert re.search(r'<body data-shots="\d+" data-sheets="1">', html)  # prompts shown by default
+    assert re.search(r'<body data-shots="\d+" data-sheets="1" data-storyboard="[^"]+">', html)  # prompts shown by default
     css = html[html.index("<style>"):html.index("</style>")]
     screen, print_ = css.split("@media print{", 1)
     assert ".no-prompts .prompt{display:none}" in screen
@@ -288,7 +288,7 @@ def test_the_prompts_switch_hides_them_on_screen_and_in_print(page, project):
     out = project.parent / "board-no-prompts.html"
     assert run_cli("board", project, "-o", out, "--hide-prompts").returncode == 0
     hidden = out.read_text(encoding="utf-8")
-    assert re.search(r'<body data-shots="\d+" data-sheets="1" class="no-prompts">', hidden)
+    assert re.search(r'<body data-shots="\d+" data-sheets="1" data-storyboard="[^"]+" class="no-prompts">', hidden)
     assert hidden.count('class="prompt"') == html.count('class="prompt"')  # hidden, not removed: the switch shows them
 
 

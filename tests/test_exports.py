@@ -274,7 +274,7 @@ def test_csv_shot_list_in_story_order_utf8_and_quoted(mixed, tmp_path):
     assert [f"{r['scene']}/{r['shot']}" for r in rows] == [*LIGHTHOUSE_SHOTS, "rescue/flare"]
     assert list(rows[0]) == ["number", "code", "scene", "shot", "duration", "frames", "tc_in", "tc_out", "framing",
                              "angle", "lens", "move", "dialogue", "action", "notes", "model", "size", "takes", "pick",
-                             "cost", "backend", "state", "frame"]
+                             "cost", "backend", "state", "frame", "review", "review_notes"]
     wide = rows[0]
     assert (wide["number"], wide["duration"], wide["framing"], wide["angle"], wide["lens"], wide["move"]) == \
         ("1.1", "4", "extreme wide", "low angle", "24mm", "slow push in")

@@ -156,3 +156,47 @@ def test_nothing_to_change_writes_nothing(tmp_path):
     editor.set_shot("one/b", "takes", 2)
     assert editor.save() == []
     assert path.read_text() == ODD
+
+
+def test_update_review_edits_in_place_and_appends_notes_once(tmp_path):
+    path = tmp_path / "storyboard.yaml"
+    path.write_text(ODD)
+    editor = Editor(path)
+    assert editor.update_review("one/a", status="approved", notes=["tighter: 'a'"])
+    editor.save()
+    first = path.read_text()
+    assert changed_lines(ODD, first) == ["+    review:", "+      status: approved", "+      notes:",
+                                         "+      - \"tighter: 'a'\""]
+    assert "\n\n  # the second scene" in first  # the blank line and comment stay after the shot
+    editor = Editor(path)
+    assert editor.update_review("one/a", status="changes", notes=["tighter: 'a'", "second"])
+    assert not editor.update_review("one/a", notes=["second"])  # already there: nothing to do
+    editor.set_shot("one/a", "pick", 1)  # a new key goes before review:, which stays last
+    editor.update_review("one/b", notes=["flow shot"])
+    editor.save()
+    second = path.read_text()
+    assert sorted(changed_lines(first, second)) == sorted([
+        "+    pick: 1",
+        "-      status: approved",
+        "+      status: changes",
+        "+      - second",
+        "-  - {id: b, prompt: \"flow style shot\", takes: 2}",
+        "+  - {id: b, prompt: \"flow style shot\", takes: 2, review: {notes: [flow shot]}}",
+    ])
+    import yaml
+
+    data = yaml.safe_load(second)["scenes"][0]["shots"]
+    assert list(data[0]) == ["id", "prompt", "duration", "pick", "review"]
+    assert data[0]["review"] == {"status": "changes", "notes": ["tighter: 'a'", "second"]}
+
+
+def test_notes_appended_before_what_followed_the_list(tmp_path):
+    text = ("shotflow: 1\nscenes:\n  - id: s\n    shots:\n      - id: a\n        review:\n          notes:\n"
+            "            - first\n\n  # next scene\n  - id: t\n    shots:\n      - id: b\n")
+    path = tmp_path / "storyboard.yaml"
+    path.write_text(text)
+    editor = Editor(path)
+    editor.update_review("s/a", notes=["second"])
+    editor.save()
+    assert changed_lines(text, path.read_text()) == ["+            - second"]
+    assert "- second\n\n  # next scene\n" in path.read_text()

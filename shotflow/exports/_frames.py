@@ -73,6 +73,11 @@ class Panel:
     backend: str | None
     number: str  # "2.3": scene 2, shot 3 (its shot code when editorial.shot_code is set); "S1" for the first sheet
     code: str | None = None  # the shot's code (editorial.shot_code, else the default format); None for sheets
+    held: str | None = None  # approved and kept although the storyboard changed: what changed
+
+    @property
+    def approved(self) -> bool:
+        return self.spec.review.approved
 
     @property
     def id(self) -> str:
@@ -171,14 +176,17 @@ class Sequence:
         return sum(1 for p in self.panels.values() if p.state is state)
 
 
-def read_sequence(project: Project, *, cache_dir: Path | None = None, backend: str | None = None) -> Sequence:
+def read_sequence(project: Project, *, cache_dir: Path | None = None, backend: str | None = None, plan=None,
+                  lock=None, store=None) -> Sequence:
     """Read what the last renders left for ``project``. Never generates and never writes, but
     for what planning itself does: a cache object whose bytes no longer match its hash is
     dropped (as ``shotflow plan`` would), so that no export ever shows a corrupt frame.
 
     Frames are compared with what the storyboard asks of ``backend``; when none is given
     (no ``--backend``), of the backend that made most frames of the lock: the frames of a
-    ``render --backend runware`` are fresh, not stale for another backend."""
+    ``render --backend runware`` are fresh, not stale for another backend. ``plan``,
+    ``lock`` and ``store`` are made here unless the caller holds them already (``shotflow
+    watch`` keeps them between rounds)."""
     from .. import catalog
     from ..api import plan as make_plan
     from ..plan import Status
@@ -186,16 +194,17 @@ def read_sequence(project: Project, *, cache_dir: Path | None = None, backend: s
     from ..store import LockFile, open_store
 
     # every frame an export uses is hashed, not trusted by its size and mtime (bit rot)
-    store = open_store(project.root, cache_dir, verify=True)
-    lock = LockFile.read(project.lock_path)
-    if backend is None:
-        made: dict[str, int] = {}
-        for node_id, entry in lock.entries.items():
-            if node_id in project.nodes:
-                made[entry.record.backend] = made.get(entry.record.backend, 0) + 1
-        ranked = sorted(made.items(), key=lambda item: (-item[1], item[0] != project.backend))
-        backend = ranked[0][0] if ranked else None
-    plan = make_plan(project, cache_dir=cache_dir, store=store, backend=backend)
+    store = store if store is not None else open_store(project.root, cache_dir, verify=True)
+    lock = lock if lock is not None else LockFile.read(project.lock_path)
+    if plan is None:
+        if backend is None:
+            made: dict[str, int] = {}
+            for node_id, entry in lock.entries.items():
+                if node_id in project.nodes:
+                    made[entry.record.backend] = made.get(entry.record.backend, 0) + 1
+            ranked = sorted(made.items(), key=lambda item: (-item[1], item[0] != project.backend))
+            backend = ranked[0][0] if ranked else None
+        plan = make_plan(project, cache_dir=cache_dir, store=store, backend=backend)
     status = read_status(project.path)
     numbers = _numbers(project)
     panels: dict[str, Panel] = {}
@@ -209,8 +218,9 @@ def read_sequence(project: Project, *, cache_dir: Path | None = None, backend: s
             takes = _takes(project, spec, entry.record.outputs, entry.pick, store)
             key, cost, backend = entry.record.key, entry.record.cost, entry.record.backend
         pick = max(1, min(spec.pick, len(takes))) if takes else spec.pick
+        held = planned.reason if planned is not None and planned.status is Status.HELD else None
         current = planned is not None and (
-            planned.status is Status.FRESH
+            planned.status is Status.FRESH or (held is not None and all(t.path for t in takes))
             or (entry is not None and planned.key == entry.record.key and all(t.path for t in takes)))
         if current:
             state, message = State.FRESH, None
@@ -225,7 +235,7 @@ def read_sequence(project: Project, *, cache_dir: Path | None = None, backend: s
             state, message = State.NOT_RENDERED, None
         panels[node_id] = Panel(spec=spec, state=state, message=message, takes=takes, pick=pick, key=key,
                                 cost=cost, backend=backend, number=numbers[node_id],
-                                code=project.codes.get(node_id))
+                                code=project.codes.get(node_id), held=held)
     scenes = tuple(SceneView(info, i, tuple(panels[s] for s in info.shots if s in panels))
                    for i, info in enumerate(project.scenes, 1))
     estimate = sum(catalog.get(spec.model).price_per_image * spec.takes for spec in project.nodes.values())

@@ -11,7 +11,10 @@
               duration, action / dialogue / notes, prompt, references as links
 
 The page opens from disk with no network: no CDN, no web font, images embedded as
-data: URIs (``--relative`` links to renders/ instead). ``@media print`` turns it into
+data: URIs (``--relative`` links to renders/ instead). Review controls on every shot —
+pick a take (``data-action="pick"``), approve / send back, add a note — keep decisions
+in the page and export them as review.json (``review.js``, the page's one review
+script); served by ``shotflow watch`` the same controls write into the storyboard. ``@media print`` turns it into
 a classic storyboard sheet: three panels a row, caption under each frame, a page per
 scene. The prompts switch (a director reads pictures) hides every prompt, on screen and
 in print; ``--hide-prompts`` writes the page with it off. Every piece of user text goes
@@ -31,7 +34,7 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from ..model import NodeKind, RefKind
+from ..model import NodeKind, RefKind, ReviewStatus
 from ._frames import Panel, SceneView, Sequence, State, Take, anchors, format_duration
 
 EMBED_AS_IS = 400 * 1024  # frames up to this size are embedded byte for byte
@@ -127,16 +130,22 @@ def _shrink(data: bytes, edge: int) -> bytes:
 # -- the page ----------------------------------------------------------------------------
 
 
-def render_html(seq: Sequence, images: _Images, *, hide_prompts: bool = False) -> str:
-    from .. import __version__
-
+def view_of(seq: Sequence, images) -> _View:
+    """The board's parts for ``seq`` (``shotflow watch`` redraws single panels with it)."""
     ids = anchors(seq.panels)
     users: dict[str, list[str]] = {}
     for panel in seq.panels.values():
         for ref in panel.spec.refs:
             if ref.kind is RefKind.NODE:
                 users.setdefault(ref.target, []).append(panel.id)
-    view = _View(seq, images, ids, users)
+    return _View(seq, images, ids, users)
+
+
+def render_html(seq: Sequence, images, *, head: str = "", script: str = "", hide_prompts: bool = False) -> str:
+    """The whole page; ``head`` and ``script`` are extra markup and JavaScript (the live board's)."""
+    from .. import __version__
+
+    view = view_of(seq, images)
     title = escape(seq.title)
     body = [view.header()]
     if seq.project.entities:
@@ -151,12 +160,14 @@ def render_html(seq: Sequence, images: _Images, *, hide_prompts: bool = False) -
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f'<meta name="generator" content="shotflow {escape(__version__)}">\n'
-        f"<title>{title} — storyboard</title>\n<style>{CSS}</style>\n</head>\n"
-        f'<body data-shots="{len(seq.shots)}" data-sheets="{len(seq.sheets)}"'
+        f"<title>{title} — storyboard</title>\n<style>{CSS}{REVIEW_CSS}</style>\n{head}</head>\n"
+        f'<body data-shots="{len(seq.shots)}" data-sheets="{len(seq.sheets)}" '
+        f'data-storyboard="{escape(seq.project.path.name)}"'
         + (' class="no-prompts"' if hide_prompts else "") + ">\n"
         + "\n".join(body)
         + '\n<div id="lightbox" hidden><img alt=""><p></p></div>\n'
-        + f"<script>{SCRIPT}</script>\n</body>\n</html>\n"
+        + f"<script>{SCRIPT}\n{review_script()}\n{script}</script>\n"
+        + "</body>\n</html>\n"
     )
 
 
@@ -191,6 +202,7 @@ class _View:
             f"<h1>{escape(seq.title)}</h1>\n"
             f'<p class="facts">{" · ".join(facts)}</p>\n'
             f'<ul class="states">{states}</ul>\n'
+            f"{self.review_bar()}"
             f'<nav class="index"><ol>{index}</ol></nav>\n'
             '<label class="switch" title="a director reads pictures: hide every prompt, on screen and in print (key P)">'
             '<input type="checkbox" id="show-prompts" checked> prompts</label>\n</header>'
@@ -273,6 +285,18 @@ class _View:
         path = open_store(project.root).object_path(digest)
         return path if path.is_file() else None
 
+    def review_bar(self) -> str:
+        """Approved / sent-back counts, and the export of the decisions made in this page."""
+        shots = self.seq.shots
+        approved = sum(1 for p in shots if p.approved)
+        changes = sum(1 for p in shots if p.spec.review.status is ReviewStatus.CHANGES)
+        return (f'<div class="review-bar" id="review-bar"><span class="review-count" data-approved="{approved}" '
+                f'data-changes="{changes}"><strong>{approved}</strong> approved · <strong>{changes}</strong> '
+                f'sent back</span> <span class="review-pending" id="review-pending" aria-live="polite"></span> '
+                '<button type="button" class="review-export" data-action="export-review" '
+                'title="Download the picks, approvals and notes made on this page; apply them with: '
+                'shotflow review apply review.json">Export review.json</button></div>\n')
+
     def sheets(self) -> str:
         panels = "\n".join(self.panel(p) for p in self.seq.sheets)
         return (f'<section class="sheets" id="sheets">\n<header class="scene-head"><h2>Reference sheets</h2>'
@@ -297,13 +321,41 @@ class _View:
     def panel(self, panel: Panel) -> str:
         spec, state = panel.spec, panel.state
         kind = "shot" if panel.is_shot else "sheet"
+        review = spec.review.status.value if spec.review.status else ""
         return (
-            f'<article class="panel is-{state.css} is-{kind}" id="{self.ids[panel.id]}" '
-            f'data-shot-id="{escape(panel.id)}" data-state="{state.css}" data-duration="{spec.duration:g}">\n'
+            f'<article class="panel is-{state.css} is-{kind}{" is-" + review if review else ""}" '
+            f'id="{self.ids[panel.id]}" data-shot-id="{escape(panel.id)}" data-state="{state.css}" '
+            f'data-review="{review}" data-pick="{panel.pick}" data-duration="{spec.duration:g}">\n'
             f'<div class="frame" style="aspect-ratio: {spec.width} / {spec.height}">{self.frame(panel)}</div>\n'
             f"{self.takes(panel)}"
             f'<div class="caption">{self.caption(panel)}</div>\n'
+            f"{self.review(panel)}"
             f'<div class="detail">{self.detail(panel)}</div>\n</article>'
+        )
+
+    def review(self, panel: Panel) -> str:
+        """A shot's review: its mark, notes and controls (approve, send back, add a note)."""
+        if not panel.is_shot:
+            return ""
+        sid = escape(panel.id)
+        review = panel.spec.review
+        status = {ReviewStatus.APPROVED: "approved", ReviewStatus.CHANGES: "changes requested"}.get(review.status, "")
+        held = (f'<p class="held" title="render --include-approved, or send it back, to render it">kept as approved; '
+                f"since then: {escape(panel.held)}</p>") if panel.held else ""
+        notes = "".join(f"<li>{escape(note)}</li>" for note in review.notes)
+        approved = "true" if review.approved else "false"
+        changes = "true" if review.status is ReviewStatus.CHANGES else "false"
+        return (
+            f'<div class="review">'
+            f'<p class="review-status">{escape(status)}</p>{held}'
+            f'<ol class="review-notes">{notes}</ol>'
+            f'<div class="review-controls">'
+            f'<button type="button" data-action="approve" data-shot-id="{sid}" aria-pressed="{approved}">Approve</button>'
+            f'<button type="button" data-action="reject" data-shot-id="{sid}" aria-pressed="{changes}">Send back</button>'
+            f'<textarea class="note-text" rows="1" maxlength="4000" placeholder="Note…" aria-label="note on {sid}">'
+            f"</textarea>"
+            f'<button type="button" data-action="note" data-shot-id="{sid}">Add note</button>'
+            f"</div></div>\n"
         )
 
     def frame(self, panel: Panel) -> str:
@@ -324,6 +376,8 @@ class _View:
             html = (f'<div class="placeholder" role="img" aria-label="{escape(panel.id)}: {escape(why)}">'
                     f"<span>{escape(why)}</span></div>")
         html += f'<span class="badge is-{state.css}">{badge}</span>'
+        if panel.approved:
+            html += '<span class="approved-mark" title="approved">✓ approved</span>'
         if panel.is_shot:
             html += f'<span class="dur">{spec.duration:g} s</span>'
         return html
@@ -341,8 +395,13 @@ class _View:
                 thumb = (f'<img src="{self.images.src(take, TAKE_EDGE)}" '
                          f'alt="{escape(panel.id)}, take {take.index}">')
             caption = f"take {take.index}" + (" · picked" if picked else "")
+            control = ""
+            if panel.is_shot:
+                control = (f'<button type="button" class="pick" data-action="pick" data-shot-id="{escape(panel.id)}" '
+                           f'data-take="{take.index}" aria-pressed="{"true" if picked else "false"}">'
+                           f'{"picked" if picked else "pick"}</button>')
             items.append(f'<li class="take{" is-picked" if picked else ""}" data-take="{take.index}">'
-                         f"{thumb}<span>{caption}</span></li>")
+                         f"{thumb}<span>{caption}</span>{control}</li>")
         return f'<ul class="takes">{"".join(items)}</ul>'
 
     def caption(self, panel: Panel) -> str:
@@ -597,6 +656,52 @@ SCRIPT = r"""
   });
 })();
 """
+
+
+REVIEW_CSS = """
+.review-bar{display:flex;flex-wrap:wrap;align-items:center;gap:10px;margin:0 0 16px;color:var(--muted)}
+.review-bar strong{color:var(--text)}
+.review-pending{color:var(--accent)}
+button{font:inherit;font-size:12px;color:var(--text);background:#2a2f38;border:1px solid var(--line);
+border-radius:6px;padding:3px 10px;cursor:pointer}
+button:hover{border-color:var(--accent)}
+button[aria-pressed="true"]{background:rgba(227,180,90,.2);border-color:var(--accent);color:var(--accent)}
+.review-export{background:var(--accent);color:#1b1300;border-color:var(--accent);font-weight:700}
+body[data-live] .review-export{display:none}
+.take .pick{display:block;width:100%;margin-top:3px;padding:1px 4px;font-size:11px}
+.review{padding:0 14px 6px;font-size:13px}
+.review-status{margin:0;font-weight:700;color:var(--accent)}
+.review-status:empty,.review-notes:empty,.held:empty{display:none}
+.is-approved .review-status{color:var(--fresh)}
+.is-changes .review-status{color:var(--stale)}
+.held{margin:2px 0;font-size:12px;color:var(--stale)}
+.review-notes{margin:4px 0;padding-left:20px;color:#d8cfb8}
+.review-notes li.is-new{color:var(--accent)}
+.review-controls{display:flex;flex-wrap:wrap;gap:6px;align-items:center;margin:6px 0 2px}
+.note-text{flex:1 1 140px;min-width:0;font:inherit;font-size:12px;color:var(--text);background:#121418;
+border:1px solid var(--line);border-radius:6px;padding:3px 6px;resize:vertical}
+.approved-mark{position:absolute;left:8px;bottom:8px;padding:2px 9px;border-radius:999px;font-size:12px;
+font-weight:700;background:rgba(63,178,127,.92);color:#04140c}
+.panel.is-approved{border-color:rgba(63,178,127,.7)}
+#live-status{position:sticky;top:0;z-index:5;padding:8px 40px;font-size:13px;background:#1f2329;
+border-bottom:1px solid var(--line);color:var(--muted)}
+#live-status.is-error{background:#3a1c1c;color:#f2b8b4}
+#live-status pre{margin:4px 0 0;white-space:pre-wrap;font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace}
+@media print{
+.review-bar,.review-controls,.take .pick,#live-status{display:none !important}
+.approved-mark{display:inline-block !important;position:static;background:none;color:#000;padding:0;border:1px solid #000}
+.review{padding:0;font-size:8.5pt}
+.review-status,.held{color:#000}
+.review-notes{color:#000;margin:0;padding-left:4mm}
+}
+"""
+
+
+def review_script() -> str:
+    """The review controls' JavaScript (``review.js`` beside this module): the one place it lives."""
+    from importlib.resources import files
+
+    return files(__package__).joinpath("review.js").read_text(encoding="utf-8")
 
 
 def _main(argv: list[str] | None = None) -> None:

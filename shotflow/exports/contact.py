@@ -223,6 +223,8 @@ class _Sheet:
             draw.rectangle([x + box[0] - tw - 3 * pad, y + pad, x + box[0] - pad, y + pad * 2 + self.small_f.size],
                            fill=d.STATE_COLOURS[panel.state])
             draw.text((x + box[0] - tw - 2 * pad, y + pad * 1.5), tag, font=self.small_f, fill=(0, 0, 0))
+        if panel.approved:
+            self._approved(draw, x, y)
         cy = y + box[1] + self.gap // 3
         spec = panel.spec
         right = ""
@@ -254,6 +256,16 @@ class _Sheet:
                         draw.text((x, cy + i * self.small_line), line, font=self.small_f,
                                   fill=self.INK if name == "dialogue" else self.MUTED)
                 cy += 2 * self.small_line
+
+    APPROVED = (63, 178, 127)
+
+    def _approved(self, draw, x: int, y: int) -> None:
+        """The approved mark: a green tag in the frame's top-left corner."""
+        tag = "✓ APPROVED"
+        pad = 5
+        tw = self.small_f.getlength(tag)
+        draw.rectangle([x + pad, y + pad, x + tw + 3 * pad, y + pad * 2 + self.small_f.size], fill=self.APPROVED)
+        draw.text((x + 2 * pad, y + pad * 1.5), tag, font=self.small_f, fill=(0, 0, 0))
 
 
 def camera_line(panel: Panel, *, with_backend: bool = False) -> str:

@@ -1,17 +1,19 @@
 """``shotflow export --csv``: the shot list, one row per shot in story order (UTF-8 CSV).
 
     number,code,scene,shot,duration,frames,tc_in,tc_out,framing,angle,lens,move,dialogue,action,notes,
-        model,size,takes,pick,cost,backend,state,frame
+        model,size,takes,pick,cost,backend,state,frame,review,review_notes
     1.1,010_0010,arrival,wide,4,96,01:00:00:00,01:00:04:00,extreme wide,low angle,24mm,slow push in,,,
-        hold on the beam …,runway:4@1,1360x768,1,1,0,runware,fresh,renders/arrival/wide.png   (one line in the file)
+        hold on the beam …,runway:4@1,1360x768,1,1,0,runware,fresh,renders/arrival/wide.png,approved,
+        (one line in the file)
 
 ``code`` is the shot code (``editorial.shot_code``, else ``{scene_number:03d}_{shot_number:04d}``);
 ``frames``, ``tc_in`` and ``tc_out`` are where the shot sits in the exported cut, at the
 storyboard's rate (``tc_out`` is the first frame after it, as in an EDL). ``cost`` is
 what the frames pinned in the lock cost and ``backend`` what made them (both empty when
 never rendered); ``frame`` is the picked frame's path relative to the storyboard (empty
-when there is none). Sheets are not shots, and omitted shots are not in the cut: both are
-left out.
+when there is none); ``review`` is the shot's review status (approved, changes, or empty)
+and ``review_notes`` its notes, one a line. Sheets are not shots, and omitted shots are
+not in the cut: both are left out.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from ..editorial import Editorial, format_timecode
 from ._frames import Panel, Sequence, frame_counts
 
 COLUMNS = ("number", "code", "scene", "shot", "duration", "frames", "tc_in", "tc_out", "framing", "angle", "lens",
-           "move", "dialogue", "action", "notes", "model", "size", "takes", "pick", "cost", "backend", "state", "frame")
+           "move", "dialogue", "action", "notes", "model", "size", "takes", "pick", "cost", "backend", "state", "frame",
+           "review", "review_notes")
 
 
 def rows(seq: Sequence, editorial: Editorial | None = None) -> list[dict[str, str]]:
@@ -51,6 +54,7 @@ def _row(seq: Sequence, panel: Panel, frames: int, tc_in: str, tc_out: str) -> d
         "model": spec.model, "size": spec.size, "takes": str(spec.takes), "pick": str(panel.pick),
         "cost": _money(panel.cost), "backend": (panel.backend or "") if panel.takes else "",
         "state": panel.state.value, "frame": Path(frame).as_posix() if frame else "",
+        "review": spec.review.status.value if spec.review.status else "", "review_notes": "\n".join(spec.review.notes),
     }
 
 
