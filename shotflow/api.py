@@ -33,17 +33,22 @@ def load_project(path: Path | str, overrides: dict[str, Any] | None = None, back
             gc.enable()
 
 
-def plan(project: Project, *, backend: str | None = None, force=(), only=(), cache_dir: Path | None = None) -> Plan:
-    """What a render would do: each node's key, status and reason, the order and the cost."""
+def plan(project: Project, *, backend: str | None = None, force=(), only=(), cache_dir: Path | None = None,
+         remote: str | None = None, warn=None) -> Plan:
+    """What a render would do: each node's key, status and reason, the order and the cost.
+
+    ``remote`` is a team cache URL ("off": none; None: $SHOTFLOW_REMOTE, the user config, the
+    storyboard's): a node it holds is fresh "from the remote". ``warn`` gets its one warning."""
     from . import graph as graphs
     from .plan import make_plan
-    from .render import ProjectCache, select
+    from .render import ProjectCache, open_team, select
     from .store import LockFile, open_store
 
     g = graphs.build(project)
     ids = list(project.nodes)
     store = open_store(project.root, cache_dir)
-    cache = ProjectCache(store, LockFile.read(project.lock_path))
+    team = open_team(remote, project, store, warn or (lambda text: None))
+    cache = ProjectCache(store, LockFile.read(project.lock_path), team=team)
     return make_plan(project, g, cache, backend=backend, force=select(tuple(force), ids, "--force"),
                      only=select(tuple(only), ids, "--only") if only else None)
 

@@ -113,6 +113,7 @@ class _Expander:
             nodes=nodes,
             scenes=tuple(scenes),
             inputs=tuple(self.inputs) + self.templates.used(),
+            remote=self.doc.get("remote"),
         )
 
     def _style(self) -> str:

@@ -109,6 +109,7 @@ class Project:
     nodes: dict[str, NodeSpec]
     scenes: tuple[SceneInfo, ...]
     inputs: tuple[Path, ...]  # every file read: YAML sources, templates, reference files
+    remote: str | None = None  # the storyboard's default team cache (a URL, never credentials)
 
     @property
     def root(self) -> Path:

@@ -40,6 +40,10 @@ class Summary:
     interrupted: bool = False
     noop: bool = False  # answered by the fast path
     stopped: str | None = None  # why the run stopped starting shots (a rejected key, no balance)
+    remote: str | None = None  # the team cache's URL, when one was used
+    downloaded: int = 0  # nodes whose frames came from the remote
+    uploaded: int = 0  # nodes whose frames went to the remote
+    remote_failures: list[tuple[str, str]] = field(default_factory=list)  # (node id, why) not uploaded
 
     def add(self, outcome: Outcome) -> None:
         if outcome.status is NodeStatus.RENDERED:
@@ -59,8 +63,12 @@ class Summary:
         return not self.failed and not self.skipped and not self.interrupted
 
     def to_json(self) -> dict:
-        return {"event": "summary", "rendered": self.rendered, "cached": self.cached, "failed": self.failed,
+        data = {"event": "summary", "rendered": self.rendered, "cached": self.cached, "failed": self.failed,
                 "skipped": self.skipped, "cost": round(self.cost, 6)}
+        if self.remote is not None:
+            data["remote"] = {"url": self.remote, "downloaded": self.downloaded, "uploaded": self.uploaded,
+                              "failed": [{"id": i, "error": e} for i, e in self.remote_failures]}
+        return data
 
 
 class Reporter(Protocol):
@@ -124,7 +132,7 @@ class JsonReporter:
                     "outputs": list(outcome.outputs), "error": outcome.error})
 
     def note(self, text: str) -> None:
-        pass
+        sys.stderr.write(text + "\n")  # stdout is the JSON contract: notes and warnings go beside it
 
     def run_finished(self, summary: Summary) -> None:
         self._emit(summary.to_json())
@@ -153,8 +161,25 @@ def summary_lines(summary: Summary) -> list[str]:
         lines.append(f"  skipped {node_id}: {why.removeprefix('skipped: ')}")
     if len(summary.skips) > 20:
         lines.append(f"  … and {len(summary.skips) - 20} more skipped")
+    lines.extend(remote_lines(summary))
     if summary.interrupted:
         lines.append("finished work is kept; run the same command again to continue")
+    return lines
+
+
+def remote_lines(summary: Summary) -> list[str]:
+    """What the team cache gave and took; what could not be uploaded, and how to retry it."""
+    if summary.remote is None:
+        return []
+    lines = []
+    if summary.downloaded or summary.uploaded:
+        lines.append(f"remote {summary.remote}: {summary.downloaded} from it, {summary.uploaded} uploaded to it")
+    if summary.remote_failures:
+        first = summary.remote_failures[0][1]
+        lines.append(f"  {len(summary.remote_failures)} not uploaded to {summary.remote} ({first}); "
+                     f"`shotflow push STORYBOARD` uploads them")
+        for node_id, _ in summary.remote_failures[:10]:
+            lines.append(f"    not uploaded {node_id}")
     return lines
 
 

@@ -12,7 +12,7 @@ def plan_table(plan: Plan) -> str:
         spec = node.spec
         fresh = node.status is Status.FRESH
         rows.append((node.status.value, spec.id, spec.model, spec.size, str(spec.takes),
-                     "" if fresh else f"${node.cost:.2f}", "" if fresh else (node.reason or "")))
+                     "" if fresh else f"${node.cost:.2f}", ("from the remote" if node.from_remote else "") if fresh else (node.reason or "")))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = []
     title = plan.project.title or plan.project.path.name
@@ -24,7 +24,9 @@ def plan_table(plan: Plan) -> str:
     cost = f"estimated cost ${plan.cost:.2f} on {plan.backend}"
     if plan.backend == "preview" and plan.runware_cost:
         cost += f" (${plan.runware_cost:.2f} on runware)"
-    lines.append(f"{len(plan.nodes)} nodes: {render} to render, {fresh} fresh; {cost}")
+    remote = sum(1 for n in plan.nodes.values() if n.from_remote)
+    fresh_text = f"{fresh} fresh ({remote} from the remote)" if remote else f"{fresh} fresh"
+    lines.append(f"{len(plan.nodes)} nodes: {render} to render, {fresh_text}; {cost}")
     if plan.critical_path:
         lines.append(f"critical path ({len(plan.critical_path)} renders in a chain): " + " -> ".join(plan.critical_path))
     return "\n".join(lines)
