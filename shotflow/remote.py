@@ -126,8 +126,21 @@ def _open_store(url: str):
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text if len(text) < 300 else text[:297] + "…"
+    """A store's error in a few words (obstore's messages carry whole URLs and XML bodies)."""
+    text = str(exc)
+    for needle, reason in (("NoSuchBucket", "the bucket does not exist"),
+                           ("ContainerNotFound", "the container does not exist"),
+                           ("InvalidAccessKeyId", "the access key is not valid (check the credentials)"),
+                           ("SignatureDoesNotMatch", "the secret key does not match (check the credentials)"),
+                           ("AccessDenied", "access denied (check the credentials and permissions)"),
+                           ("403 Forbidden", "access denied (check the credentials and permissions)"),
+                           ("error sending request", "cannot connect"),
+                           ("dns error", "the host name does not resolve"),
+                           ("timed out", "timed out")):
+        if needle in text:
+            return reason
+    text = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return text if len(text) < 200 else text[:197] + "…"
 
 
 # -- the store on the remote -----------------------------------------------------------------
@@ -231,7 +244,11 @@ class Remote:
         store = self.store
         try:
             return getattr(obstore, name)(store, *args, **kwargs)
-        except (FileNotFoundError, NotFoundError, AlreadyExistsError, PreconditionError, NotImplementedError):
+        except (FileNotFoundError, NotFoundError) as exc:
+            if name == "put":  # nowhere to write: no such bucket or container
+                self._fail(exc)
+            raise
+        except (AlreadyExistsError, PreconditionError, NotImplementedError):
             raise
         except Exception as exc:  # noqa: BLE001 - any store failure: the remote is unusable for this run
             if type(exc).__module__.startswith("obstore") or isinstance(exc, (OSError, TimeoutError)):
@@ -553,6 +570,14 @@ class TeamCache:
             except Offline:
                 return None
             if isinstance(got, Lease):
+                # another machine may have finished and released it since we last looked
+                try:
+                    record = await asyncio.to_thread(self.remote.get_action, key)
+                except Offline:
+                    record = None
+                if record is not None and await asyncio.to_thread(self.fetch, record):
+                    await asyncio.to_thread(self._release, got)
+                    return record
                 self._keeper_for().hold(got)
                 return got
             if resuming:

@@ -215,7 +215,11 @@ class PlainReporter:
         self._line(f"[{self.done}/{self.total}] {_MARKS[outcome.status]:<8} {outcome.id}  {detail}{cost}")
 
     def note(self, text: str) -> None:
-        self._line(text)
+        if text.startswith("warning:"):
+            sys.stderr.write(text + "\n")  # a warning stays visible when stdout goes to a file
+            sys.stderr.flush()
+        else:
+            self._line(text)
 
     def run_finished(self, summary: Summary) -> None:
         if summary.noop:
