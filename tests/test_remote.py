@@ -394,36 +394,43 @@ def test_an_unreachable_remote_leaves_the_command_working_with_one_warning(examp
 # -- where the remote comes from ------------------------------------------------------------------------------
 
 
-def test_the_remote_comes_from_the_flag_the_environment_the_user_config_then_the_storyboard(example, tmp_path):
-    story = example("heist")
-    folders = {name: tmp_path / name for name in ("flag", "env", "config", "board")}
-    for folder in folders.values():
-        folder.mkdir()
+def test_the_remote_comes_from_the_flag_the_environment_the_user_config_then_the_storyboard(tmp_path, monkeypatch):
+    from shotflow import userconfig
+    from shotflow.remote import resolve_url
+
     config = tmp_path / "config.toml"
-    config.write_text(f'remote = "{folders["config"].as_uri()}"\n')
-    story.write_text(story.read_text() + f"\nremote: {folders['board'].as_uri()}\n")
-
-    def used(*args, env=None) -> str | None:
-        result = shotflow("plan", story, "--json", *args, env={"SHOTFLOW_CONFIG": str(config), **(env or {})})
-        assert result.returncode == 0, result.stderr
-        shotflow("render", story, *args, env={"SHOTFLOW_CONFIG": str(config), **(env or {})})
-        shutil.rmtree(story.parent / ".shotflow")
-        hit = [name for name, folder in folders.items() if (folder / "actions").exists()]
-        for name in hit:
-            shutil.rmtree(folders[name])
-            folders[name].mkdir()
-        return hit[0] if hit else None
-
-    env = {"SHOTFLOW_REMOTE": folders["env"].as_uri()}
-    assert used("--remote", folders["flag"].as_uri(), env=env) == "flag"
-    assert used(env=env) == "env"
-    assert used() == "config"
+    monkeypatch.setenv("SHOTFLOW_CONFIG", str(config))
+    monkeypatch.setenv("SHOTFLOW_REMOTE", "gs://from-env/x")
+    config.write_text('remote = "az://from-config/x"\n')
+    userconfig._load.cache_clear()
+    board = "s3://from-board/x"
+    assert resolve_url("file:///from/flag", board) == "file:///from/flag"
+    assert resolve_url(None, board) == "gs://from-env/x"
+    assert resolve_url("off", board) is None
+    monkeypatch.delenv("SHOTFLOW_REMOTE")
+    assert resolve_url(None, board) == "az://from-config/x"
+    config.write_text('remote = "off"\n')
+    userconfig._load.cache_clear()
+    assert resolve_url(None, board) is None
     config.write_text("")
-    assert used() == "board"
-    assert used("--remote", "off") is None
-    # the global form works too: shotflow --remote URL COMMAND
-    done = shotflow("--remote", folders["flag"].as_uri(), "render", story, env={"SHOTFLOW_CONFIG": str(config)})
-    assert done.returncode == 0 and (folders["flag"] / "actions").exists()
+    userconfig._load.cache_clear()
+    assert resolve_url(None, board) == board
+    assert resolve_url(None, None) is None
+    userconfig._load.cache_clear()
+
+
+def test_the_storyboard_names_a_default_remote_and_the_global_flag_overrides_it(example, tmp_path):
+    story = example("heist")
+    board, flag = tmp_path / "board", tmp_path / "flag"
+    board.mkdir()
+    flag.mkdir()
+    story.write_text(story.read_text() + f"\nremote: {board.as_uri()}\n")
+    assert shotflow("validate", story).returncode == 0  # the schema knows the key
+    assert shotflow("render", story).returncode == 0
+    assert (board / "actions").is_dir()
+    shutil.rmtree(story.parent / ".shotflow")
+    assert "8 to render, 0 fresh" in shotflow("--remote", flag.as_uri(), "plan", story).stdout
+    assert "8 fresh (8 from the remote)" in shotflow("plan", story).stdout
 
 
 def test_a_remote_url_never_holds_credentials(example):
