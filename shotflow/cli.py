@@ -156,11 +156,11 @@ def _transfer(direction: str, storyboard: Path, cache_dir, remote, jobs: int) ->
         with _progress(f"{direction}ing") as progress:
             url, report = transfer(direction, storyboard, remote_of(remote), cache_dir=cache_dir, jobs=jobs,
                                    progress=progress, warn=warn)
-        moved = report.uploaded if direction == "push" else report.downloaded
-        what = f"{moved} objects" + (f" and {report.records} records" if direction == "push" else "")
-        where = "to" if direction == "push" else "from"
-        click.echo(f"{direction}ed {what} {where} {url} ({report.present} already there)"
-                   if direction == "push" else f"pulled {what} from {url} ({report.present} already here)")
+        if direction == "push":
+            click.echo(f"pushed {report.uploaded} objects and {report.records} records to {url} "
+                       f"({report.present} already there)")
+        else:
+            click.echo(f"pulled {report.downloaded} objects from {url} ({report.present} already here)")
         for name, why in report.failures:
             click.echo(f"  not {direction}ed {name}: {why}", err=True)
         if report.failures:
