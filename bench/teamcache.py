@@ -8,7 +8,9 @@ every request it serves is counted (its werkzeug log). On a storyboard from ``ge
 rendered once on preview (kept in ``bench/_work/``):
 
     push (-j 16)                      every frame and record of the lock, to an empty bucket
-    pull -j 1 / pull (default -j 16)  a fresh clone (lock, no cache) downloads every frame
+    pull -j 1 / pull (default -j 16)  a fresh clone (lock, no cache) downloads every frame; on
+                                      loopback as is, and with --rtt MS of simulated network
+                                      round trip per request (a WSGI middleware in the server)
     render --locked, fresh clone      the same through render: planned fresh "from the remote"
     render (no-op) ± remote           nothing changed: the fast path
     render, no fast path ± remote     the storyboard touched: every node planned, all fresh
@@ -24,6 +26,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -31,6 +34,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import WORK, Result, check, median, quote, run, shotflow_cmd, table  # noqa: E402
 from generate import generate  # noqa: E402
+
+
+def latent_server(rtt: float):
+    """A moto server whose every answer is delayed by ``rtt`` seconds (a network round trip);
+    requests still overlap (one thread each), as on a real network."""
+    from moto.server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    class Latent(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            app = DomainDispatcherApplication(create_backend_app)
+
+            def delayed(environ, start_response):
+                time.sleep(rtt)
+                return app(environ, start_response)
+
+            self._server = make_server(self._ip_address, self._port, delayed, True, request_handler=MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return Latent(ip_address="127.0.0.1", port=0, verbose=False)
 
 
 class Counter(logging.Handler):
@@ -51,7 +76,7 @@ def _clone(src: Path, dst: Path) -> Path:
     return dst / "storyboard.yaml"
 
 
-def bench(quick: bool = False, n: int = 1000, runs: int = 3) -> list[Result]:
+def bench(quick: bool = False, n: int = 1000, runs: int = 3, rtt_ms: float = 20.0) -> list[Result]:
     import boto3
     from moto.server import ThreadedMotoServer
 
@@ -84,7 +109,7 @@ def bench(quick: bool = False, n: int = 1000, runs: int = 3) -> list[Result]:
 
     def timed(case: str, cmd: list[str], cwd: Path, *, setup=None, extra_env=None, expect: str | None = None,
               count_requests: bool = True, times: int | None = None) -> Result:
-        walls, rss, requests = [], 0.0, []
+        walls, rss, requests, cpus = [], 0.0, [], []
         for _ in range(times or runs):
             if setup:
                 setup()
@@ -94,8 +119,10 @@ def bench(quick: bool = False, n: int = 1000, runs: int = 3) -> list[Result]:
             if expect and expect not in proc.out + proc.err:
                 raise RuntimeError(f"{case}: expected {expect!r} in its output:\n{proc.out[-800:]}{proc.err[-800:]}")
             walls.append(proc.wall)
+            cpus.append(proc.cpu)
             rss = max(rss, proc.rss_mb)
         extra = f"; {max(requests)} requests to the remote" if count_requests else ""
+        extra += f"; shotflow's CPU {median(cpus):.1f} s"
         return Result("teamcache", f"{case}, N={n}", median(walls), "s", runs=walls, rss_mb=rss,
                       command=quote(cmd), note=note + extra)
 
@@ -129,8 +156,25 @@ def bench(quick: bool = False, n: int = 1000, runs: int = 3) -> list[Result]:
             results.append(timed(f"render, no fast path (all fresh locally), {label}", [*sf, "render", "storyboard.yaml"],
                                  folder, setup=touch, extra_env=extra, expect="0 rendered", count_requests=True))
     finally:
-        werkzeug.removeHandler(counter)
         server.stop()
+    # the same pulls over a simulated network: every answer ``rtt_ms`` late
+    if rtt_ms:
+        slow = latent_server(rtt_ms / 1000)
+        slow.start()
+        try:
+            host, port = slow.get_host_and_port()
+            env["AWS_ENDPOINT_URL"] = f"http://{host}:{port}"
+            boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                         aws_access_key_id="bench", aws_secret_access_key="bench").create_bucket(Bucket=bucket)
+            check(run([*sf, "push", "storyboard.yaml", "--remote", url], cwd=folder, env=env, keep_output=False),
+                  "push to the slow server")
+            for jobs in ("1", "16"):
+                results.append(timed(f"pull -j {jobs}, fresh clone, {rtt_ms:g} ms round trip",
+                                     [*sf, "pull", str(story), "--remote", url, "-j", jobs], WORK,
+                                     setup=fresh_clone, expect=f"pulled {frames} objects"))
+        finally:
+            slow.stop()
+    werkzeug.removeHandler(counter)
     return results
 
 
@@ -139,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rtt", type=float, default=20.0, help="simulated round trip, ms, for the second pulls (0: skip)")
     args = parser.parse_args(argv)
-    print(table(bench(args.quick, args.n, args.runs)))
+    print(table(bench(args.quick, args.n, args.runs, args.rtt)))
     return 0
 
 

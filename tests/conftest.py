@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # The per-user cache (compiled templates, schema checks) of the tests is their own, never
 # the user's ~/.cache/shotflow; subprocesses inherit it.
 os.environ["SHOTFLOW_USER_CACHE"] = tempfile.mkdtemp(prefix="shotflow-usercache-")
+# Nor the user's own config file or team cache: a test names its remote when it wants one.
+os.environ["SHOTFLOW_CONFIG"] = os.devnull
+os.environ.pop("SHOTFLOW_REMOTE", None)
 EXAMPLES = ROOT / "examples"
 
 
