@@ -239,7 +239,7 @@ class Remote:
         if self.offline is not None:
             raise Offline(self.offline)
         import obstore
-        from obstore.exceptions import AlreadyExistsError, NotFoundError, PreconditionError
+        from obstore.exceptions import AlreadyExistsError, NotFoundError, NotSupportedError, PreconditionError
 
         store = self.store
         try:
@@ -248,9 +248,11 @@ class Remote:
             if name == "put":  # nowhere to write: no such bucket or container
                 self._fail(exc)
             raise
-        except (AlreadyExistsError, PreconditionError, NotImplementedError):
+        except (AlreadyExistsError, PreconditionError, NotImplementedError, NotSupportedError):
             raise
         except Exception as exc:  # noqa: BLE001 - any store failure: the remote is unusable for this run
+            if kwargs.get("mode") == "create" and ("501" in str(exc) or "NotImplemented" in str(exc)):
+                raise NotImplementedError(_first_line(exc)) from exc  # a server without conditional writes
             if type(exc).__module__.startswith("obstore") or isinstance(exc, (OSError, TimeoutError)):
                 self._fail(exc)
             raise
@@ -383,6 +385,10 @@ class Remote:
                     return holder
                 nxt = top + 1
             if self._create(self._lease_path(key, nxt), self._lease_body(key)):
+                if not self.conditional:  # "look, then write": read it back to narrow the race
+                    mine = self.read_lease(key, nxt)
+                    if mine is None or mine.owner != self.owner:
+                        continue
                 for old in generations:  # expired ones: tidy up
                     self._delete_quietly(self._lease_path(key, old))
                 return Lease(key, nxt)
@@ -716,7 +722,7 @@ def push(store, lock, url: str, *, jobs: int = DEFAULT_JOBS, progress: Callable[
                 with guard:
                     report.present += 1
                 return
-            missing = [o.sha256[:12] for o in record.outputs if not store.has(o.sha256)]
+            missing = [o.sha256[:12] for o in record.outputs if not store.has(o.sha256)]  # has() verifies
             if missing:
                 with guard:
                     report.failures.append((item.node_id, f"not in the local cache: {', '.join(missing)}"))

@@ -480,3 +480,15 @@ def test_a_remote_is_not_touched_when_the_local_cache_answers(example, tmp_path)
     result = shotflow("plan", story, env=env)
     assert result.returncode == 0 and "warning" not in result.stderr
     assert not _imports(["--help"], env) & heavy
+
+
+def test_without_conditional_writes_a_lease_is_looked_for_then_written_and_read_back(tmp_path):
+    from shotflow.remote import Lease, LeaseInfo, Remote
+
+    (tmp_path / "f").mkdir()
+    url = (tmp_path / "f").as_uri()
+    a, b = Remote(url), Remote(url)
+    a.conditional = b.conditional = False  # as on a store that ignores If-None-Match
+    assert isinstance(a.take_lease("n" * 64), Lease)
+    held = b.take_lease("n" * 64)
+    assert isinstance(held, LeaseInfo) and held.owner == a.owner
