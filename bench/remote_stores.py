@@ -80,7 +80,8 @@ def start_server():
     return server, f"http://{host}:{port}"
 
 
-def bench(quick: bool = False, objects: int = 1000, size: int = 65536, runs: int = 3, concurrency: int = 16) -> list[Result]:
+def bench(quick: bool = False, objects: int = 1000, size: int = 65536, runs: int = 3,
+          concurrency: int = 16) -> list[Result]:
     if quick:
         objects, runs = 50, 1
     server, endpoint = start_server()

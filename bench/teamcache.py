@@ -153,7 +153,8 @@ def bench(quick: bool = False, n: int = 1000, runs: int = 3, rtt_ms: float = 20.
             os.utime(story_path)
 
         for label, extra in (("no remote", {"SHOTFLOW_REMOTE": "off"}), ("remote set", {"SHOTFLOW_REMOTE": url})):
-            results.append(timed(f"render, no fast path (all fresh locally), {label}", [*sf, "render", "storyboard.yaml"],
+            results.append(timed(f"render, no fast path (all fresh locally), {label}",
+                                 [*sf, "render", "storyboard.yaml"],
                                  folder, setup=touch, extra_env=extra, expect="0 rendered", count_requests=True))
     finally:
         server.stop()
@@ -183,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--rtt", type=float, default=20.0, help="simulated round trip, ms, for the second pulls (0: skip)")
+    parser.add_argument("--rtt", type=float, default=20.0,
+                        help="simulated round trip, ms, for the second pulls (0: skip)")
     args = parser.parse_args(argv)
     print(table(bench(args.quick, args.n, args.runs, args.rtt)))
     return 0

@@ -515,7 +515,8 @@ class TeamCache:
             return None
         try:
             record = None
-            if locked is not None and locked.key == key and all(self.remote.has_object(o.sha256) for o in locked.outputs):
+            if locked is not None and locked.key == key \
+                    and all(self.remote.has_object(o.sha256) for o in locked.outputs):
                 record = locked
             if record is None:
                 record = self.remote.get_action(key)

@@ -350,7 +350,7 @@ class Session:
         self.summary.remote_failures = list(report.failures)
 
     async def _run(self) -> None:
-        from . import backends, graph as graphs
+        from . import graph as graphs
         from .plan import Status
 
         needs_backend = any(n.status is Status.RENDER for n in self.plan.nodes.values())
