@@ -394,7 +394,7 @@ class Session:
                 record = None
         return record
 
-    async def _claim(self, node_id: str, key: str):
+    async def _claim_team(self, node_id: str, key: str):
         """Before paying for ``key``: the team's lease on it (another machine generating it is
         waited for, and its record returned instead). None when no lease is needed."""
         if self.team is None or self.options.locked or node_id in self.forced \
@@ -483,7 +483,7 @@ class Session:
         from .backends import Request
         from .store import Record
 
-        claimed = await self._claim(node_id, key)
+        claimed = await self._claim_team(node_id, key)
         if isinstance(claimed, Record):  # another machine of the team generated it meanwhile
             self.results[node_id] = claimed
             return Outcome(node_id, NodeStatus.CACHED, value=claimed, outputs=self._export(spec, claimed))
