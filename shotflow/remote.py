@@ -646,6 +646,11 @@ class TeamCache:
             if lease is not None:
                 self._release(lease)
 
+    def uploading(self) -> int:
+        """Background uploads not finished yet."""
+        with self._lock:
+            return sum(1 for future in self._pending if not future.done())
+
     def drain(self) -> TransferReport:
         """Wait for the background uploads; release what is still leased."""
         while True:

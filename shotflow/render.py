@@ -343,6 +343,9 @@ class Session:
         """Wait for the background uploads; what they moved and what failed goes in the summary."""
         if self.team is None:
             return
+        left = self.team.uploading()
+        if left:
+            self.reporter.note(f"waiting for {left} uploads to {self.team.url}")
         report = self.team.drain()
         self.summary.remote = self.team.url
         self.summary.downloaded = self.team.fetched_nodes
