@@ -227,13 +227,13 @@ def test_a_lease_is_taken_once_waited_on_and_taken_over_when_expired(s3, tmp_pat
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         try:
-            a, b = Remote(url, lease_ttl=0.6), Remote(url, lease_ttl=0.6)
+            a, b = Remote(url, lease_ttl=2.0), Remote(url, lease_ttl=2.0)
             lease = a.take_lease("k" * 64)
             assert isinstance(lease, Lease) and lease.generation == 0
             held = b.take_lease("k" * 64)
             assert isinstance(held, LeaseInfo) and held.owner == a.owner and held.live()
             assert isinstance(a.take_lease("k" * 64), Lease)  # ours already
-            time.sleep(0.7)  # A stopped renewing: expired
+            time.sleep(2.1)  # A stopped renewing: expired
             taken = b.take_lease("k" * 64)
             assert isinstance(taken, Lease) and taken.generation == 1
             a.renew(lease)
