@@ -7,6 +7,9 @@
     preview     ms per preview frame at 720p and 1080p, with and without references
     makespan    cold render on the Runware emulator against the DAG's lower bound
     live        shotflow watch: a prompt saved → the edited frame on the board (server-sent event)
+    teamcache   the team cache on a local S3 server: push, pull -j 1 vs 16, a clone's render,
+                no-op and no-fast-path renders with and without a remote (needs moto: the test extra)
+    stores      obstore vs fsspec+s3fs (import, 1000-object upload and download, memory; needs s3fs)
 
 ``--quick`` is the CI smoke: tiny N, one run each, no targets judged, well under 30 s.
 The full run takes about 10-15 minutes on 2 cores (most of it the 10 000-shot cold
@@ -32,7 +35,9 @@ import live  # noqa: E402
 import makespan  # noqa: E402
 import scheduling  # noqa: E402
 import stages  # noqa: E402
+import remote_stores  # noqa: E402
 import startup  # noqa: E402
+import teamcache  # noqa: E402
 from _common import Result, machine, table  # noqa: E402
 
 BENCHES = {
@@ -43,6 +48,8 @@ BENCHES = {
     "preview": lambda a: frames.bench(a.quick),
     "makespan": lambda a: makespan.bench(a.quick, runs=None if a.quick else 3),
     "live": lambda a: live.bench(a.quick),
+    "teamcache": lambda a: teamcache.bench(a.quick),
+    "stores": lambda a: remote_stores.bench(a.quick),
 }
 ALIASES = {"watch": "live", "noop": "commands", "validate": "commands", "plan": "commands", "rss": "commands", "imports": "startup",
            "frames": "preview", "sched": "scheduling", "resolve": "scheduling"}

@@ -164,6 +164,12 @@ SCHEMA = {
         "scenes": {"type": "array", "items": {"$ref": "#/$defs/scene_item"}},
         "runware": RUNWARE,
         "editorial": EDITORIAL,
+        "remote": {"type": "string", "pattern": r"^(s3|gs|az)://[^@?#\s]+$|^file:///[^?#\s]*$",
+                   "x-message": "is not a team cache URL: write s3://bucket/prefix, gs://bucket/prefix, "
+                                "az://container/prefix or file:///folder (never credentials: they come from the "
+                                "provider's environment)",
+                   "description": "the team's default remote cache (--remote, $SHOTFLOW_REMOTE and the user config "
+                                  "win); a URL, never credentials"},
     },
     "$defs": {
         "shot": SHOT, "sheet": SHEET, "defaults": DEFAULTS, "entity": ENTITY, "scene": SCENE,

@@ -136,5 +136,18 @@ backend_opt = click.option("--backend", type=click.Choice(["preview", "runware"]
 cache_opt = click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                          help="Cache folder (default: .shotflow/ beside the storyboard, or $SHOTFLOW_CACHE).")
 json_opt = click.option("--json", "as_json", is_flag=True, help="Machine-readable output (see README).")
+remote_opt = click.option("--remote", "remote", default=None, metavar="URL",
+                          help="Team cache: s3://bucket/prefix, gs://…, az://…, file:///folder, or 'off' "
+                               "(default: $SHOTFLOW_REMOTE, remote in your shotflow config, the storyboard's remote:).")
 
 
+def remote_of(value: str | None) -> str | None:
+    """This command's --remote, else the one given before the command (``shotflow --remote URL …``)."""
+    if value is not None:
+        return value
+    ctx = click.get_current_context(silent=True)
+    return ctx.find_root().params.get("remote") if ctx is not None else None
+
+
+def warn(text: str) -> None:
+    click.echo(text, err=True)

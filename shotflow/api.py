@@ -36,19 +36,23 @@ def load_project(path: Path | str, overrides: dict[str, Any] | None = None, back
 
 
 def plan(project: Project, *, backend: str | None = None, force=(), only=(), cache_dir: Path | None = None,
-         store=None, include_approved: bool = False) -> Plan:
+         store=None, include_approved: bool = False, remote: str | None = None, warn=None) -> Plan:
     """What a render would do: each node's key, status and reason, the order and the cost.
-    ``store``: the cache to look in (default: the project's, or ``cache_dir``)."""
+
+    ``store``: the cache to look in (default: the project's, or ``cache_dir``). ``remote`` is
+    a team cache URL ("off": none; None: $SHOTFLOW_REMOTE, the user config, the storyboard's):
+    a node it holds is fresh "from the remote". ``warn`` gets its one warning."""
     from . import graph as graphs
     from .plan import make_plan
-    from .render import ProjectCache, RenderOptions, approved_holds, select
+    from .render import ProjectCache, RenderOptions, approved_holds, open_team, select
     from .store import LockFile, open_store
 
     g = graphs.build(project)
     ids = list(project.nodes)
     store = store or open_store(project.root, cache_dir)
     lock = LockFile.read(project.lock_path)
-    cache = ProjectCache(store, lock)
+    team = open_team(remote, project, store, warn or (lambda text: None))
+    cache = ProjectCache(store, lock, team=team)
     hold = approved_holds(project, lock, store, RenderOptions(include_approved=include_approved))
     return make_plan(project, g, cache, backend=backend, force=select(tuple(force), ids, "--force"),
                      only=select(tuple(only), ids, "--only") if only else None, hold=hold)

@@ -14,13 +14,15 @@ import click
 
 from . import __version__
 
-from ._cliopts import (backend_opt, cache_opt, default_storyboard, json_opt, overrides as _overrides,
-                       run_guarded, set_opt, storyboard_arg, trust_opts)
+from ._cliopts import (backend_opt, cache_opt, default_storyboard, json_opt, overrides as _overrides, remote_of,
+                       remote_opt, run_guarded, set_opt, storyboard_arg, trust_opts, warn)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="shotflow")
 @trust_opts
-def main() -> None:
+@remote_opt
+def main(remote) -> None:
     """shotflow: render storyboards written in YAML, with every frame cached by content.
 
     \b
@@ -30,6 +32,7 @@ def main() -> None:
     shotflow render storyboard.yaml          render what changed (offline preview by default)
     shotflow board storyboard.yaml           an HTML storyboard of the frames
     shotflow watch storyboard.yaml           a live board: save the file, see the frames change
+    shotflow pull storyboard.yaml            the lock's frames from the team cache (--remote URL)
     """
 
 
@@ -75,7 +78,8 @@ def validate(ctx: click.Context, storyboards: tuple[Path, ...], sets, backend) -
 @click.option("--force", multiple=True, metavar="SHOT", help="Plan SHOT as re-rendered (repeatable; globs allowed).")
 @click.option("--only", multiple=True, metavar="SHOT", help="Plan only SHOT and its upstream (repeatable).")
 @click.option("--include-approved", is_flag=True, help="Plan approved shots that changed as rendering (default: held).")
-def plan(storyboard: Path, sets, backend, cache_dir, as_json, force, only, include_approved) -> None:
+@remote_opt
+def plan(storyboard: Path, sets, backend, cache_dir, as_json, force, only, include_approved, remote) -> None:
     """Show what a render would do: fresh and rendering nodes, why, cost, critical path."""
 
     def go():
@@ -84,7 +88,7 @@ def plan(storyboard: Path, sets, backend, cache_dir, as_json, force, only, inclu
 
         project = load_project(storyboard, _overrides(sets), backend)
         p = make(project, backend=backend, force=force, only=only, cache_dir=cache_dir,
-                 include_approved=include_approved)
+                 include_approved=include_approved, remote=remote_of(remote), warn=warn)
         if as_json:
             import json
 
@@ -116,8 +120,9 @@ def plan(storyboard: Path, sets, backend, cache_dir, as_json, force, only, inclu
 @click.option("--include-approved", is_flag=True,
               help="Render approved shots whose storyboard changed too (default: they are held, frames kept).")
 @click.option("-v", "--verbose", is_flag=True, help="List cached nodes too.")
+@remote_opt
 def render(storyboard: Path, sets, backend, cache_dir, as_json, jobs, only, force, locked, max_cost, keep_going,
-           wait, refresh_urls, include_approved, verbose) -> None:
+           wait, refresh_urls, include_approved, verbose, remote) -> None:
     """Render what changed; fresh frames come from the cache. Exit 1 if any shot failed."""
     from .render import RenderOptions
     from .render import render as run
@@ -126,12 +131,73 @@ def render(storyboard: Path, sets, backend, cache_dir, as_json, jobs, only, forc
         options = RenderOptions(backend=backend, jobs=jobs, force=force, only=only, locked=locked, max_cost=max_cost,
                                 overrides=_overrides(sets), cache_dir=cache_dir, wait=wait,
                                 refresh_urls=refresh_urls, fail_fast=not keep_going,
-                                include_approved=include_approved, own_process=True)
+                                include_approved=include_approved, own_process=True, remote=remote_of(remote))
         summary = run(storyboard, options, _reporter(as_json, verbose))
         if not summary.ok:
             sys.exit(1)
 
     run_guarded(go)
+
+
+@main.command()
+@storyboard_arg
+@cache_opt
+@remote_opt
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=16, show_default=True, help="Uploads in flight.")
+def push(storyboard: Path, cache_dir, remote, jobs) -> None:
+    """Upload the frames and records the lock file pins to the team cache (what the remote lacks)."""
+    _transfer("push", storyboard, cache_dir, remote, jobs)
+
+
+@main.command()
+@storyboard_arg
+@cache_opt
+@remote_opt
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=16, show_default=True,
+              help="Downloads in flight.")
+def pull(storyboard: Path, cache_dir, remote, jobs) -> None:
+    """Download the frames the lock file pins from the team cache (each verified by its hash)."""
+    _transfer("pull", storyboard, cache_dir, remote, jobs)
+
+
+def _transfer(direction: str, storyboard: Path, cache_dir, remote, jobs: int) -> None:
+    from .remote import transfer
+
+    def go():
+        with _progress(f"{direction}ing") as progress:
+            url, report = transfer(direction, storyboard, remote_of(remote), cache_dir=cache_dir, jobs=jobs,
+                                   progress=progress, warn=warn)
+        if direction == "push":
+            click.echo(f"pushed {report.uploaded} objects and {report.records} records to {url} "
+                       f"({report.present} already there)")
+        else:
+            click.echo(f"pulled {report.downloaded} objects from {url} ({report.present} already here)")
+        for name, why in report.failures:
+            click.echo(f"  not {direction}ed {name}: {why}", err=True)
+        if report.failures:
+            sys.exit(1)
+
+    run_guarded(go)
+
+
+def _progress(label: str):
+    """A progress bar on a terminal (stderr), else nothing: a callable (done, total)."""
+    import contextlib
+
+    if not sys.stderr.isatty() or os.environ.get("TERM") == "dumb":
+        return contextlib.nullcontext(None)
+
+    @contextlib.contextmanager
+    def bar():
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=Console(stderr=True), transient=True) as progress:
+            task = progress.add_task(label, total=None)
+            yield lambda done, total: progress.update(task, completed=done, total=total)
+
+    return bar()
 
 
 def _reporter(as_json: bool, verbose: bool):

@@ -144,6 +144,7 @@ class _Expander:
             editorial=editorial,
             codes=codes,
             omitted=tuple(omitted),
+            remote=self.doc.get("remote"),
         )
 
     def _entities(self) -> tuple[Entity, ...]:

@@ -153,6 +153,7 @@ class Project:
     #: every shot's code, omitted ones too (numbering counts them), in story order
     codes: dict[str, str] = field(default_factory=dict)
     omitted: tuple[str, ...] = ()  # shots marked omit: true, in story order
+    remote: str | None = None  # the storyboard's default team cache (a URL, never credentials)
 
     @property
     def root(self) -> Path:

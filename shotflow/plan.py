@@ -55,6 +55,9 @@ class Cache(Protocol):
     def url_hash(self, url: str) -> str | None:
         """sha256 of a URL's bytes if they were fetched and pinned before, else None."""
 
+    def remote_hit(self, key: str) -> bool:
+        """True when ``lookup`` found ``key`` on the team's remote, not in the local cache."""
+
 
 class EmptyCache:
     """A cache that holds nothing: every node renders. Hashes files directly."""
@@ -74,6 +77,9 @@ class EmptyCache:
     def url_hash(self, url: str) -> str | None:
         return None
 
+    def remote_hit(self, key: str) -> bool:
+        return False
+
 
 @dataclass(frozen=True)
 class PlannedNode:
@@ -84,6 +90,7 @@ class PlannedNode:
     record: Record | None = None  # the cached result of a fresh node
     request: dict[str, Any] | None = None  # the key payload, when known
     cost: float = 0.0  # estimated cost if it renders on the plan's backend
+    from_remote: bool = False  # fresh because the team's remote has it (downloaded when rendered)
 
     @property
     def id(self) -> str:
@@ -115,6 +122,8 @@ class Plan:
                 "refs": [r.target if r.kind is not RefKind.FILE else r.label for r in spec.refs],
                 "prompt": spec.prompt, "key": node.key,
             })
+            if node.from_remote:
+                nodes[-1]["from_remote"] = True
         return {"nodes": nodes, "order": self.order, "cost": round(self.cost, 6)}
 
 
@@ -210,7 +219,7 @@ def _plan_node(spec: NodeSpec, backend: str, cache: Cache, planned: dict[str, Pl
         return PlannedNode(spec, Status.RENDER, "forced (--force)", key, request=payload, cost=cost)
     record = cache.lookup(spec.id, key)
     if record is not None:
-        return PlannedNode(spec, Status.FRESH, None, key, record=record)
+        return PlannedNode(spec, Status.FRESH, None, key, record=record, from_remote=cache.remote_hit(key))
     if held is not None and held.key != key:
         return PlannedNode(spec, Status.HELD, _why(spec, payload, cache.previous(spec.id), key, planned), held.key,
                            record=held)

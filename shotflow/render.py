@@ -51,6 +51,9 @@ class RenderOptions:
     # the worker threads and to give freed memory back before the lock is written. A
     # program that embeds shotflow keeps its own malloc settings.
     own_process: bool = False
+    # the team cache: a URL, "off", or None for $SHOTFLOW_REMOTE / the user config / the
+    # storyboard's remote:. Not in the signature: a no-op render never needs the remote
+    remote: str | None = None
 
     def signature(self) -> str:
         """What must equal the last run's for the no-op fast path to apply."""
@@ -173,10 +176,11 @@ def render_loaded(project, graph, store, options: RenderOptions, reporter: Repor
     forced = select(options.force, ids, "--force")
     if only is None and options.only:
         only = select(options.only, ids, "--only")
+    team = open_team(options.remote, project, store, reporter.note, options.jobs)
     with ProjectLock(store.state_dir, options.wait):
         lock = lock if lock is not None else LockFile.read(project.lock_path)
         rerolls = Rerolls.read(project.path, forced)
-        session = Session(project, graph, store, lock, options, backend_name, reporter, rerolls, only)
+        session = Session(project, graph, store, lock, options, backend_name, reporter, rerolls, only, team=team)
         return session.run(started)
 
 
@@ -209,6 +213,18 @@ def approved_holds(project, lock, store, options: RenderOptions) -> dict[str, An
             if entry is not None and store.complete(entry.record):
                 held[node_id] = entry.record
     return held
+
+
+def open_team(cli_url: str | None, project, store, warn, jobs: int = 4):
+    """The team cache (shotflow.remote.TeamCache) of this run, or None when no remote is set."""
+    from .remote import resolve_url
+
+    url = resolve_url(cli_url, project.remote, project.root)
+    if url is None:
+        return None
+    from .remote import TeamCache
+
+    return TeamCache(url, store, warn=warn, jobs=jobs)
 
 
 def _give_back_freed_memory() -> None:
@@ -244,19 +260,33 @@ def _glibc(function: str, *args: int) -> None:
 
 
 class ProjectCache:
-    """The planner's view of the cache (plan.Cache): the lock file first, then actions."""
+    """The planner's view of the cache (plan.Cache): the lock file first, then actions;
+    then the team's remote (``team``, a remote.TeamCache) when the local store misses."""
 
-    def __init__(self, store, lock, refresh_urls: bool = False):
+    def __init__(self, store, lock, refresh_urls: bool = False, team=None):
         self.store = store
         self.lock = lock
         self.refresh_urls = refresh_urls
+        self.team = team
+        if team is not None:  # a fresh clone: ask the remote about every locked key at once
+            team.prefetch((node_id, entry.record) for node_id, entry in lock.entries.items())
 
     def lookup(self, node_id: str, key: str):
+        record = self.local_lookup(node_id, key)
+        if record is None and self.team is not None:
+            entry = self.lock.entries.get(node_id)
+            return self.team.find(node_id, key, entry.record if entry is not None else None)
+        return record
+
+    def local_lookup(self, node_id: str, key: str):
         entry = self.lock.entries.get(node_id)
         if entry is not None and entry.record.key == key and self.store.complete(entry.record):
             return entry.record  # what the project pinned wins over a later re-roll elsewhere
         record = self.store.get_action(key)
         return record if self.store.complete(record) else None
+
+    def remote_hit(self, key: str) -> bool:
+        return self.team is not None and self.team.remote_hit(key)
 
     def previous(self, node_id: str):
         entry = self.lock.entries.get(node_id)
@@ -331,7 +361,7 @@ class Session:
     """One render of one project: owns the plan, the backend and what gets recorded."""
 
     def __init__(self, project, graph, store, lock, options: RenderOptions, backend_name: str,
-                 reporter: Reporter, rerolls: Rerolls, only: set[str] | None):
+                 reporter: Reporter, rerolls: Rerolls, only: set[str] | None, team=None):
         from .plan import make_plan
 
         self.project = project
@@ -343,7 +373,8 @@ class Session:
         self.reporter = reporter
         self.rerolls = rerolls
         forced = self.forced = rerolls.forced
-        self.cache = ProjectCache(store, lock, options.refresh_urls)
+        self.team = team  # the remote behind the local cache (shotflow.remote.TeamCache), or None
+        self.cache = ProjectCache(store, lock, options.refresh_urls, team)
         self.plan = make_plan(project, graph, self.cache, backend=backend_name, force=forced, only=only,
                               hold=approved_holds(project, lock, store, options))
         self.full = only is None
@@ -396,11 +427,7 @@ class Session:
 
         to_render = sum(1 for n in self.plan.nodes.values() if n.status is Status.RENDER)
         if to_render:  # before the run starts: a missing API key is the only thing said
-            from . import backends
-
-            self.backend = backends.create(self.backend_name, backends.Services(
-                project_dir=self.project.root, journal=self.store.journal, memo=self.store.memo,
-                settings=self.project.settings, jobs=max(1, self.options.jobs)))
+            self._backend()
         self.reporter.run_started(RunStart(total=len(self.plan.nodes), to_render=to_render,
                                            estimated_cost=self.plan.cost, backend=self.backend_name))
         if self.rerolls.done:
@@ -415,11 +442,13 @@ class Session:
             if self.store.durable:
                 self.store.reconcile()  # the journal never lies: entries already recorded are cleared
         try:
+            self._download_fresh()
             asyncio.run(self._run())
         except KeyboardInterrupt:
             self.summary.interrupted = True
             raise
         finally:
+            self._share_done()
             self.summary.elapsed = time.perf_counter() - started
             self.summary.stopped = str(self.stopped) if self.stopped else None
             self._record()
@@ -434,6 +463,30 @@ class Session:
             raise LockedError(f"--locked: {len(failed)} node(s) could not use the lock's frames:\n  {shown}",
                               hint="run without --locked to render them again")
         return self.summary
+
+    def _download_fresh(self) -> None:
+        """Fresh nodes the remote has: their frames, downloaded at once (in parallel) and kept."""
+        from .plan import Status
+
+        if self.team is None:
+            return
+        wanted = [n.record for n in self.plan.nodes.values() if n.status is Status.FRESH and n.from_remote]
+        if wanted:
+            self.reporter.note(f"downloading {len(wanted)} nodes' frames from {self.team.url}")
+            self.team.fetch_many(wanted)
+
+    def _share_done(self) -> None:
+        """Wait for the background uploads; what they moved and what failed goes in the summary."""
+        if self.team is None:
+            return
+        left = self.team.uploading()
+        if left:
+            self.reporter.note(f"waiting for {left} uploads to {self.team.url}")
+        report = self.team.drain()
+        self.summary.remote = self.team.url
+        self.summary.downloaded = self.team.fetched_nodes
+        self.summary.uploaded = report.records
+        self.summary.remote_failures = list(report.failures)
 
     async def _run(self) -> None:
         from . import graph as graphs
@@ -456,6 +509,35 @@ class Session:
             if self.backend is not None:
                 await self.backend.aclose()
                 self.summary.notes.extend(getattr(self.backend, "notes", ()))
+
+    def _backend(self):
+        """The backend, created on first need (a frame the remote was to give may need it after all)."""
+        if self.backend is None:
+            from . import backends
+
+            self.backend = backends.create(self.backend_name, backends.Services(
+                project_dir=self.project.root, journal=self.store.journal, memo=self.store.memo,
+                settings=self.project.settings, jobs=max(1, self.options.jobs)))
+        return self.backend
+
+    async def _lookup(self, node_id: str, key: str):
+        """The record of ``key``: the local cache, else the team's remote (downloaded off the loop)."""
+        record = self.cache.local_lookup(node_id, key)
+        if record is None and self.team is not None:
+            import asyncio
+
+            record = await asyncio.to_thread(self.cache.lookup, node_id, key)
+            if record is not None and not await asyncio.to_thread(self.team.fetch, record):
+                record = None
+        return record
+
+    async def _claim_team(self, node_id: str, key: str):
+        """Before paying for ``key``: the team's lease on it (another machine generating it is
+        waited for, and its record returned instead). None when no lease is needed."""
+        if self.team is None or self.options.locked or node_id in self.forced \
+                or getattr(self.backend, "deterministic", False):
+            return None  # nothing to pay for, or a re-roll the user asked for
+        return await self.team.claim(key, resuming=self.store.journal.pending(key) is not None)
 
     def _done(self, outcome: Outcome) -> None:
         self.outcomes[outcome.id] = outcome
@@ -522,14 +604,19 @@ class Session:
             return Outcome(node_id, NodeStatus.FAILED,
                            error=f"--locked: the request changed since {self.lock.path.name} (an upstream frame differs)")
         if not forced:
-            record = self.cache.lookup(node_id, key)
+            record = await self._lookup(node_id, key)
             if record is not None:  # early cutoff: upstream re-rendered to the same bytes
                 self.results[node_id] = record
                 return Outcome(node_id, NodeStatus.CACHED, value=record, outputs=self._export(spec, record))
-        if self.options.locked and not getattr(self.backend, "deterministic", False):
+        if self.options.locked and not getattr(self.backend, "deterministic", self.backend_name == "preview"):
             return Outcome(node_id, NodeStatus.FAILED,
                            error="--locked: this frame is not in the cache and --locked never generates; "
-                                 "copy the project's .shotflow/ cache, or run without --locked")
+                                 "pull it from the team's remote (shotflow pull, --remote URL), copy the "
+                                 "project's .shotflow/ cache, or run without --locked")
+        try:
+            self._backend()
+        except ShotflowError as exc:
+            return Outcome(node_id, NodeStatus.FAILED, error=str(exc))
         if forced:
             self.store.journal.drop_unknown(key)  # --force sends anew a task whose outcome is unknown
         made = await self._claim(key, forced)
@@ -566,7 +653,12 @@ class Session:
         if self.options.locked:
             roll = entry.record.roll  # redraw exactly the take the lock names
         from .backends import Request
+        from .store import Record
 
+        claimed = await self._claim_team(node_id, key)
+        if isinstance(claimed, Record):  # another machine of the team generated it meanwhile
+            self.results[node_id] = claimed
+            return Outcome(node_id, NodeStatus.CACHED, value=claimed, outputs=self._export(spec, claimed))
         request = Request(
             key=key, node_id=node_id, model=spec.model, prompt=spec.prompt, width=spec.width, height=spec.height,
             output_format=spec.output_format, output_quality=spec.output_quality, takes=spec.takes,
@@ -580,11 +672,14 @@ class Session:
                 generation = await self._slots.generate(self.backend, request, node_id, self._still_going)
             release()  # the backend is done with it: the next shot may start while this one is stored
         except AccountError as exc:
+            self._abandon(claimed, key)
             self.stopped = self.stopped or exc
             return Outcome(node_id, NodeStatus.FAILED, error=str(exc), fatal=True)
         except BackendError as exc:
+            self._abandon(claimed, key)
             return Outcome(node_id, NodeStatus.FAILED, error=str(exc), elapsed=time.perf_counter() - t0)
         if len(generation.images) != spec.takes:
+            self._abandon(claimed, key)
             return Outcome(node_id, NodeStatus.FAILED,
                            error=f"{self.backend_name} returned {len(generation.images)} images for {spec.takes} takes")
         import asyncio
@@ -601,6 +696,10 @@ class Session:
         self.results[node_id] = record
         return Outcome(node_id, NodeStatus.RENDERED, value=record, outputs=paths,
                        cost=generation.cost or 0.0, elapsed=time.perf_counter() - t0)
+
+    def _abandon(self, claimed, key: str) -> None:
+        if claimed is not None:
+            self.team.abandon(key)
 
     def _still_going(self) -> None:
         """Raised in a prepared shot about to send when the run stopped meanwhile."""
@@ -629,6 +728,8 @@ class Session:
         if not self.options.locked:
             self.store.put_action(record)
         self.store.journal.finish(key)  # recorded: nothing is pending for this key any more
+        if self.team is not None:
+            self.team.share(spec.id, record)  # uploaded in the background; its lease released after
         # what the key was made of is in the action record now; the lock does not need it
         # (1-2 KB a node, held to the end of the run otherwise)
         return replace(record, request={}), self._export(spec, record, data)

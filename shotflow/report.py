@@ -44,6 +44,10 @@ class Summary:
     noop: bool = False  # answered by the fast path
     stopped: str | None = None  # why the run stopped starting shots (a rejected key, no balance)
     notes: list[str] = field(default_factory=list)  # what the backend says once (e.g. tags refused)
+    remote: str | None = None  # the team cache's URL, when one was used
+    downloaded: int = 0  # nodes whose frames came from the remote
+    uploaded: int = 0  # nodes whose frames went to the remote
+    remote_failures: list[tuple[str, str]] = field(default_factory=list)  # (node id, why) not uploaded
 
     def add(self, outcome: Outcome) -> None:
         if outcome.status is NodeStatus.RENDERED:
@@ -72,6 +76,9 @@ class Summary:
                 "skipped": self.skipped, **held, "cost": round(self.cost, 6)}
         if self.notes:
             data["notes"] = list(self.notes)
+        if self.remote is not None:
+            data["remote"] = {"url": self.remote, "downloaded": self.downloaded, "uploaded": self.uploaded,
+                              "failed": [{"id": i, "error": e} for i, e in self.remote_failures]}
         return data
 
 
@@ -136,7 +143,7 @@ class JsonReporter:
                     "outputs": list(outcome.outputs), "error": outcome.error})
 
     def note(self, text: str) -> None:
-        pass
+        sys.stderr.write(text + "\n")  # stdout is the JSON contract: notes and warnings go beside it
 
     def run_finished(self, summary: Summary) -> None:
         self._emit(summary.to_json())
@@ -174,8 +181,25 @@ def summary_lines(summary: Summary) -> list[str]:
     if summary.holds:
         lines.append("held shots are approved: their frames are kept; render --include-approved "
                      "(or send them back from the board) to render them")
+    lines.extend(remote_lines(summary))
     lines.extend(f"note: {note}" for note in summary.notes)
     return lines  # an interrupted run: the command line says how to continue, once
+
+
+def remote_lines(summary: Summary) -> list[str]:
+    """What the team cache gave and took; what could not be uploaded, and how to retry it."""
+    if summary.remote is None:
+        return []
+    lines = []
+    if summary.downloaded or summary.uploaded:
+        lines.append(f"remote {summary.remote}: {summary.downloaded} from it, {summary.uploaded} uploaded to it")
+    if summary.remote_failures:
+        first = summary.remote_failures[0][1]
+        lines.append(f"  {len(summary.remote_failures)} not uploaded to {summary.remote} ({first}); "
+                     f"`shotflow push STORYBOARD` uploads them")
+        for node_id, _ in summary.remote_failures[:10]:
+            lines.append(f"    not uploaded {node_id}")
+    return lines
 
 
 class PlainReporter:
@@ -216,7 +240,11 @@ class PlainReporter:
         self._line(f"[{self.done}/{self.total}] {_MARKS[outcome.status]:<8} {outcome.id}  {detail}{cost}")
 
     def note(self, text: str) -> None:
-        self._line(text)
+        if text.startswith("warning:"):
+            sys.stderr.write(text + "\n")  # a warning stays visible when stdout goes to a file
+            sys.stderr.flush()
+        else:
+            self._line(text)
 
     def run_finished(self, summary: Summary) -> None:
         if summary.noop:

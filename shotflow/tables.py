@@ -14,7 +14,7 @@ def plan_table(plan: Plan) -> str:
         fresh = node.status is not Status.RENDER
         why = f"approved, kept: {node.reason}" if node.status is Status.HELD else "" if fresh else (node.reason or "")
         rows.append((node.status.value, spec.id, spec.model, spec.size, str(spec.takes),
-                     "" if fresh else f"${node.cost:.2f}", why))
+                     "" if fresh else f"${node.cost:.2f}", "from the remote" if node.from_remote else why))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = []
     title = plan.project.title or plan.project.path.name
@@ -28,7 +28,9 @@ def plan_table(plan: Plan) -> str:
     if plan.backend == "preview" and plan.runware_cost:
         cost += f" (${plan.runware_cost:.2f} on runware)"
     kept = f", {held} held (approved; --include-approved renders them)" if held else ""
-    lines.append(f"{counted(len(plan.nodes), 'node')}: {render} to render, {fresh} fresh{kept}; {cost}")
+    remote = sum(1 for n in plan.nodes.values() if n.from_remote)
+    fresh_text = f"{fresh} fresh ({remote} from the remote)" if remote else f"{fresh} fresh"
+    lines.append(f"{counted(len(plan.nodes), 'node')}: {render} to render, {fresh_text}{kept}; {cost}")
     if plan.critical_path:
         chain = len(plan.critical_path)
         lines.append(f"critical path ({'1 render' if chain == 1 else f'{chain} renders in a chain'}): "

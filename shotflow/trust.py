@@ -63,29 +63,18 @@ _cli: contextvars.ContextVar[Policy | None] = contextvars.ContextVar("shotflow_t
 
 
 def user_config_path() -> Path:
-    env = os.environ.get("SHOTFLOW_CONFIG")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
+    from .userconfig import config_path
 
-    return Path(platformdirs.user_config_dir("shotflow", appauthor=False)) / "config.toml"
+    return config_path()
 
 
 @lru_cache(maxsize=8)
 def _read_config(path: Path) -> Policy:
-    import tomllib
+    from . import userconfig
 
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
+    data = userconfig.load_from(path)
+    if not data:
         return Policy(config=path)
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the user config {path}: {exc}") from None
-    known = {"allow_paths", "allow_private_urls", "max_file_mb"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{path}: unknown setting '{unknown[0]}'", hint="settings: " + ", ".join(sorted(known)))
     paths = data.get("allow_paths", [])
     if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
         raise ConfigError(f"{path}: allow_paths must be a list of folder paths")

@@ -24,6 +24,8 @@ os.environ["SHOTFLOW_USER_CACHE"] = USER_CACHE
 # its key (which authenticates what is in it) outside it, as a user's is; and no user config
 os.environ["SHOTFLOW_USER_KEY"] = os.path.join(_USER_DIR, "key", "usercache.key")
 os.environ["SHOTFLOW_CONFIG"] = os.path.join(_USER_DIR, "config", "config.toml")
+# nor the user's team cache: a test names its remote when it wants one
+os.environ.pop("SHOTFLOW_REMOTE", None)
 EXAMPLES = ROOT / "examples"
 
 

@@ -97,8 +97,21 @@ def test_generated_storyboard_follows_its_rules(tmp_path):
 
 
 @pytest.mark.parametrize("script", ["commands.py", "startup.py", "stages.py", "scheduling.py", "frames.py",
-                                    "makespan.py", "generate.py", "hotspots.py", "run.py", "soak.py", "live.py"])
+                                    "makespan.py", "generate.py", "hotspots.py", "run.py", "soak.py", "live.py",
+                                    "teamcache.py", "remote_stores.py"])
 def test_each_script_has_help(script):
     done = _run(str(BENCH / script), "--help", timeout=60)
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout
+
+
+def test_the_team_cache_benchmark_runs_and_the_local_cache_keeps_the_remote_out(tmp_path):
+    out = tmp_path / "bench.json"
+    done = _run(str(BENCH / "run.py"), "--quick", "--only", "teamcache", "--json", str(out), timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())["results"]
+    assert all(r["value"] and r["value"] > 0 for r in results), results
+    quiet = [r for r in results if "no-op" in r["case"] or "no fast path" in r["case"]]
+    assert len(quiet) == 4 and all("; 0 requests to the remote" in r["note"] for r in quiet)
+    pulls = [r for r in results if r["case"].startswith("pull")]
+    assert len(pulls) >= 2 and all("; 0 requests" not in r["note"] for r in pulls)

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-HEAVY = ("jsonschema", "networkx", "httpx", "PIL", "jinja2", "yaml", "rich", "opentimelineio", "imageio_ffmpeg")
+HEAVY = ("jsonschema", "networkx", "httpx", "PIL", "jinja2", "yaml", "rich", "opentimelineio", "imageio_ffmpeg",
+         "obstore", "boto3", "botocore")
 
 
 def imported(*args: str, cwd=None) -> set[str]:
