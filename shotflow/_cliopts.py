@@ -1,47 +1,65 @@
-"""What every command shares: the common options, and errors turned into exit codes.
+"""What every command shares: the group that turns errors into exit codes, and the common options.
 
 Exit codes: 0 ok · 1 some shots failed · 2 bad input or a refused run (a message,
 never a traceback) · 3 shotflow itself broke (a bug: please report it) · 130 Ctrl-C.
+``ShotflowGroup.invoke`` is the one place that maps what a command raised to one of
+them; commands are plain functions that raise.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import click
 
 EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
 
 
-def _fail(error) -> None:
+class ShotflowCommand(click.Command):
+    """A command that runs under what ``--allow-path`` and ``--allow-private-urls`` allowed
+    (they are parsed with the command's own arguments, so only known here)."""
+
+    def invoke(self, ctx: click.Context):
+        with _trust():
+            return super().invoke(ctx)
+
+
+class ShotflowGroup(click.Group):
+    """A click group whose commands' errors become one message and an exit code, never a
+    traceback: the one place that maps exceptions to exit codes. Its commands are
+    ``ShotflowCommand``s and its subgroups ``ShotflowGroup``s."""
+
+    command_class = ShotflowCommand
+    group_class = type  # a subgroup (``review``) is a ShotflowGroup too
+
+    def invoke(self, ctx: click.Context):
+        from .errors import ShotflowError
+
+        try:
+            return super().invoke(ctx)
+        except ShotflowError as exc:
+            echo_error(exc)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: finished work is kept; run the same command again to continue", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # the last line of defence: report a bug, not a traceback
+            if os.environ.get("SHOTFLOW_DEBUG"):
+                raise
+            click.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
+            click.echo("this is a bug in shotflow; set SHOTFLOW_DEBUG=1 to see the traceback and please report it",
+                       err=True)
+            ctx.exit(EXIT_INTERNAL)
+
+
+def echo_error(error) -> None:
+    """A ShotflowError as the user reads it: one ``error:`` line per problem, on stderr."""
     for line in error.lines():
         click.echo(f"error: {line}", err=True)
-    sys.exit(error.exit_code)
-
-
-def run_guarded(fn, *args, **kwargs):
-    """Call ``fn``; ShotflowErrors become messages and exit codes, never tracebacks."""
-    from .errors import ShotflowError
-
-    try:
-        with _trust():
-            return fn(*args, **kwargs)
-    except ShotflowError as exc:
-        _fail(exc)
-    except KeyboardInterrupt:
-        click.echo("interrupted: finished work is kept; run the same command again to continue", err=True)
-        sys.exit(130)
-    except click.exceptions.Exit:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: report a bug, not a traceback
-        if os.environ.get("SHOTFLOW_DEBUG"):
-            raise
-        click.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
-        click.echo("this is a bug in shotflow; set SHOTFLOW_DEBUG=1 to see the traceback and please report it",
-                   err=True)
-        sys.exit(EXIT_INTERNAL)
 
 
 def overrides(pairs: tuple[str, ...]):

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import click
 
-from ._cliopts import run_guarded
+from ._cliopts import ShotflowCommand
 
 
-@click.command("import")
+@click.command(cls=ShotflowCommand, name="import")
 @click.argument("script", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
               help="Where to write the new storyboard (default: SCRIPT's name with .yaml, beside it).")
@@ -36,46 +36,43 @@ def import_(script: Path, output, update_path, force, dry_run) -> None:
     Needs screenplay-tools: pip install 'shotflow[fountain]'.
     """
 
-    def go():
-        from . import fountain
-        from .errors import UsageError
-        from .load import display_path
+    from . import fountain
+    from .errors import UsageError
+    from .load import display_path
 
-        if output and update_path:
-            raise UsageError("give either -o PATH (a new storyboard) or --update STORYBOARD, not both")
-        play = fountain.read(script)
-        if update_path:
-            from .importing import update
+    if output and update_path:
+        raise UsageError("give either -o PATH (a new storyboard) or --update STORYBOARD, not both")
+    play = fountain.read(script)
+    if update_path:
+        from .importing import update
 
-            result = update(play, update_path, write=not dry_run)
-            for line in result.lines():
-                click.echo(line)
-            if result.written:
-                click.echo("wrote " + ", ".join(display_path(p) for p in result.written))
-            elif dry_run:
-                click.echo("dry run: nothing written")
-            return
-        from . import outputs
-        from .importing import draft, to_yaml
+        result = update(play, update_path, write=not dry_run)
+        for line in result.lines():
+            click.echo(line)
+        if result.written:
+            click.echo("wrote " + ", ".join(display_path(p) for p in result.written))
+        elif dry_run:
+            click.echo("dry run: nothing written")
+        return
+    from . import outputs
+    from .importing import draft, to_yaml
 
-        target = output or script.with_suffix(".yaml")
-        if not outputs.is_stdout(target) and target.exists() and not force:
-            raise UsageError(f"{display_path(target)} exists: shotflow import does not overwrite a storyboard",
-                             hint=f"use --update {display_path(target)} to read the script into it, "
-                                  "or --force to replace it")
-        d = draft(play)
-        text = to_yaml(d, source=script.name, name=target.name)
-        if not outputs.is_stdout(target):
-            target.parent.mkdir(parents=True, exist_ok=True)
-        outputs.check(target, what="-o")
-        outputs.write(target, text.encode("utf-8"))
-        click.echo(f"wrote {'standard output' if outputs.is_stdout(target) else display_path(target)} ({len(d.scenes)} scenes, {len(d.characters)} characters, "
-                   f"{len(d.locations)} locations)", err=outputs.is_stdout(target))
-
-    run_guarded(go)
+    target = output or script.with_suffix(".yaml")
+    if not outputs.is_stdout(target) and target.exists() and not force:
+        raise UsageError(f"{display_path(target)} exists: shotflow import does not overwrite a storyboard",
+                         hint=f"use --update {display_path(target)} to read the script into it, "
+                              "or --force to replace it")
+    d = draft(play)
+    text = to_yaml(d, source=script.name, name=target.name)
+    if not outputs.is_stdout(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+    outputs.check(target, what="-o")
+    outputs.write(target, text.encode("utf-8"))
+    click.echo(f"wrote {'standard output' if outputs.is_stdout(target) else display_path(target)} ({len(d.scenes)} scenes, {len(d.characters)} characters, "
+               f"{len(d.locations)} locations)", err=outputs.is_stdout(target))
 
 
-@click.command("conform")
+@click.command(cls=ShotflowCommand, name="conform")
 @click.argument("cut", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("-s", "--storyboard", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="The storyboard to conform (default: the one the .otio was exported from when it is under "
@@ -94,28 +91,25 @@ def conform(cut: Path, storyboard, write, fps) -> None:
     file or their name; clips that are not shots are listed, never invented.
     """
 
-    def go():
-        from .api import load_project
-        from .conform import apply, compare
-        from .editorial import parse_fps
-        from .load import display_path
+    from .api import load_project
+    from .conform import apply, compare
+    from .editorial import parse_fps
+    from .load import display_path
 
-        rate = parse_fps(fps, option="--fps") if fps is not None else None
-        story = storyboard or _storyboard_of(cut)
-        project = load_project(story)
-        result = compare(project, cut, fps=rate)
-        click.echo(f"conforming {display_path(project.path)} to {display_path(cut)}")
-        for line in result.lines():
-            click.echo(line)
-        if not result.exact:
-            click.echo("note: the storyboard cannot reproduce this cut exactly (see above)")
-        if write and result.changes:
-            written = apply(result)
-            click.echo("wrote " + (", ".join(display_path(p) for p in written) or "nothing"))
-        elif result.changes:
-            click.echo("run again with --write to apply")
-
-    run_guarded(go)
+    rate = parse_fps(fps, option="--fps") if fps is not None else None
+    story = storyboard or _storyboard_of(cut)
+    project = load_project(story)
+    result = compare(project, cut, fps=rate)
+    click.echo(f"conforming {display_path(project.path)} to {display_path(cut)}")
+    for line in result.lines():
+        click.echo(line)
+    if not result.exact:
+        click.echo("note: the storyboard cannot reproduce this cut exactly (see above)")
+    if write and result.changes:
+        written = apply(result)
+        click.echo("wrote " + (", ".join(display_path(p) for p in written) or "nothing"))
+    elif result.changes:
+        click.echo("run again with --write to apply")
 
 
 def _storyboard_of(cut: Path) -> Path:

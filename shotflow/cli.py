@@ -1,7 +1,8 @@
-"""The command line: parse arguments, call the stages, map error kinds to exit codes.
+"""The command line: parse arguments, call the stages. Nothing else.
 
-Exit codes: 0 ok · 1 some shots failed · 2 bad input or a refused run (a message,
-never a traceback) · 3 shotflow itself broke (a bug: please report it) · 130 Ctrl-C.
+Each command is a plain function that calls a stage and prints what it returns; what a
+command raises becomes a message and an exit code in one place, ``ShotflowGroup`` (see
+``_cliopts``): 0 ok · 1 some shots failed · 2 bad input or a refused run · 3 a bug · 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ from pathlib import Path
 import click
 
 from . import __version__
+from ._cliopts import (ShotflowGroup, backend_opt, cache_opt, default_storyboard, echo_error, json_opt,
+                       overrides as _overrides, remote_of, remote_opt, set_opt, storyboard_arg, trust_opts, warn)
 
-from ._cliopts import (backend_opt, cache_opt, default_storyboard, json_opt, overrides as _overrides, remote_of,
-                       remote_opt, run_guarded, set_opt, storyboard_arg, trust_opts, warn)
 
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=ShotflowGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="shotflow")
 @trust_opts
 @remote_opt
@@ -59,12 +59,15 @@ def validate(ctx: click.Context, storyboards: tuple[Path, ...], sets, backend) -
         click.echo(f"ok: {display_path(project.path)} ({counted(shots, 'shot')}, "
                    f"{counted(len(project.nodes) - shots, 'sheet')}, {counted(len(project.scenes), 'scene')})")
 
+    from .errors import ShotflowError
+
     worst = 0
-    for path in storyboards:
+    for path in storyboards:  # every file is checked, and every error of each reported
         try:
-            run_guarded(check, path)
-        except SystemExit as exc:
-            worst = max(worst, int(exc.code or 0))
+            check(path)
+        except ShotflowError as exc:
+            echo_error(exc)
+            worst = max(worst, exc.exit_code)
     if worst:
         sys.exit(worst)
 
@@ -82,23 +85,20 @@ def validate(ctx: click.Context, storyboards: tuple[Path, ...], sets, backend) -
 def plan(storyboard: Path, sets, backend, cache_dir, as_json, force, only, include_approved, remote) -> None:
     """Show what a render would do: fresh and rendering nodes, why, cost, critical path."""
 
-    def go():
-        from .api import load_project
-        from .api import plan as make
+    from .api import load_project
+    from .api import plan as make
 
-        project = load_project(storyboard, _overrides(sets), backend)
-        p = make(project, backend=backend, force=force, only=only, cache_dir=cache_dir,
-                 include_approved=include_approved, remote=remote_of(remote), warn=warn)
-        if as_json:
-            import json
+    project = load_project(storyboard, _overrides(sets), backend)
+    p = make(project, backend=backend, force=force, only=only, cache_dir=cache_dir,
+             include_approved=include_approved, remote=remote_of(remote), warn=warn)
+    if as_json:
+        import json
 
-            click.echo(json.dumps(p.to_json(), ensure_ascii=False, indent=1))
-        else:
-            from .tables import plan_table
+        click.echo(json.dumps(p.to_json(), ensure_ascii=False, indent=1))
+    else:
+        from .tables import plan_table
 
-            click.echo(plan_table(p))
-
-    run_guarded(go)
+        click.echo(plan_table(p))
 
 
 @main.command()
@@ -127,16 +127,13 @@ def render(storyboard: Path, sets, backend, cache_dir, as_json, jobs, only, forc
     from .render import RenderOptions
     from .render import render as run
 
-    def go():
-        options = RenderOptions(backend=backend, jobs=jobs, force=force, only=only, locked=locked, max_cost=max_cost,
-                                overrides=_overrides(sets), cache_dir=cache_dir, wait=wait,
-                                refresh_urls=refresh_urls, fail_fast=not keep_going,
-                                include_approved=include_approved, own_process=True, remote=remote_of(remote))
-        summary = run(storyboard, options, _reporter(as_json, verbose))
-        if not summary.ok:
-            sys.exit(1)
-
-    run_guarded(go)
+    options = RenderOptions(backend=backend, jobs=jobs, force=force, only=only, locked=locked, max_cost=max_cost,
+                            overrides=_overrides(sets), cache_dir=cache_dir, wait=wait,
+                            refresh_urls=refresh_urls, fail_fast=not keep_going,
+                            include_approved=include_approved, own_process=True, remote=remote_of(remote))
+    summary = run(storyboard, options, _reporter(as_json, verbose))
+    if not summary.ok:
+        sys.exit(1)
 
 
 @main.command()
@@ -163,21 +160,18 @@ def pull(storyboard: Path, cache_dir, remote, jobs) -> None:
 def _transfer(direction: str, storyboard: Path, cache_dir, remote, jobs: int) -> None:
     from .remote import transfer
 
-    def go():
-        with _progress(f"{direction}ing") as progress:
-            url, report = transfer(direction, storyboard, remote_of(remote), cache_dir=cache_dir, jobs=jobs,
-                                   progress=progress, warn=warn)
-        if direction == "push":
-            click.echo(f"pushed {report.uploaded} objects and {report.records} records to {url} "
-                       f"({report.present} already there)")
-        else:
-            click.echo(f"pulled {report.downloaded} objects from {url} ({report.present} already here)")
-        for name, why in report.failures:
-            click.echo(f"  not {direction}ed {name}: {why}", err=True)
-        if report.failures:
-            sys.exit(1)
-
-    run_guarded(go)
+    with _progress(f"{direction}ing") as progress:
+        url, report = transfer(direction, storyboard, remote_of(remote), cache_dir=cache_dir, jobs=jobs,
+                               progress=progress, warn=warn)
+    if direction == "push":
+        click.echo(f"pushed {report.uploaded} objects and {report.records} records to {url} "
+                   f"({report.present} already there)")
+    else:
+        click.echo(f"pulled {report.downloaded} objects from {url} ({report.present} already here)")
+    for name, why in report.failures:
+        click.echo(f"  not {direction}ed {name}: {why}", err=True)
+    if report.failures:
+        sys.exit(1)
 
 
 def _progress(label: str):
@@ -221,26 +215,23 @@ def _reporter(as_json: bool, verbose: bool):
 def graph(storyboard: Path, sets, fmt, output) -> None:
     """Print the DAG of shots and sheets as Mermaid, DOT or SVG."""
 
-    def go():
-        from . import graph as graphs
-        from .api import load_project
+    from . import graph as graphs
+    from .api import load_project
 
-        project = load_project(storyboard, _overrides(sets))
-        if output and str(output) != "-":
-            from . import outputs
+    project = load_project(storyboard, _overrides(sets))
+    if output and str(output) != "-":
+        from . import outputs
 
-            outputs.check(output, project)
-        g = graphs.build(project)
-        text = graphs.to_mermaid(project, g) if fmt == "mermaid" else graphs.to_dot(project, g)
-        if fmt == "svg":
-            text = graphs.to_svg(text)
-        if output and str(output) != "-":
-            outputs.write(output, text.encode("utf-8"))
-            click.echo(f"wrote {output}")
-        else:
-            click.echo(text, nl=False)
-
-    run_guarded(go)
+        outputs.check(output, project)
+    g = graphs.build(project)
+    text = graphs.to_mermaid(project, g) if fmt == "mermaid" else graphs.to_dot(project, g)
+    if fmt == "svg":
+        text = graphs.to_svg(text)
+    if output and str(output) != "-":
+        outputs.write(output, text.encode("utf-8"))
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
 
 
 @main.command()
@@ -255,13 +246,10 @@ def graph(storyboard: Path, sets, fmt, output) -> None:
 def clean(storyboard: Path, cache_dir, what, dry_run, force) -> None:
     """Remove renders/, the cache, or both (the lock file is kept)."""
 
-    def go():
-        from .clean import clean as do_clean
+    from .clean import clean as do_clean
 
-        for line in do_clean(storyboard, what or "renders", cache_dir=cache_dir, dry_run=dry_run, force=force):
-            click.echo(line)
-
-    run_guarded(go)
+    for line in do_clean(storyboard, what or "renders", cache_dir=cache_dir, dry_run=dry_run, force=force):
+        click.echo(line)
 
 
 @main.command()
@@ -270,16 +258,13 @@ def clean(storyboard: Path, cache_dir, what, dry_run, force) -> None:
 def verify(storyboard: Path, cache_dir) -> None:
     """Hash every object of the cache and every frame the lock names; report what is corrupt or missing."""
 
-    def go():
-        from .verify import verify as check
+    from .verify import verify as check
 
-        findings = check(storyboard, cache_dir=cache_dir)
-        for line in findings.lines():
-            click.echo(line)
-        if not findings.ok:
-            sys.exit(1)
-
-    run_guarded(go)
+    findings = check(storyboard, cache_dir=cache_dir)
+    for line in findings.lines():
+        click.echo(line)
+    if not findings.ok:
+        sys.exit(1)
 
 
 @main.command()
@@ -288,16 +273,13 @@ def verify(storyboard: Path, cache_dir) -> None:
 def init(folder: Path, force: bool) -> None:
     """Start a project in DIR (default: here): a commented storyboard.yaml and a .gitignore."""
 
-    def go():
-        from .load import display_path
-        from .scaffold import init_project
+    from .load import display_path
+    from .scaffold import init_project
 
-        written = init_project(folder, force=force)
-        click.echo("wrote " + ", ".join(display_path(p) for p in written))
-        into = "" if folder.resolve() == Path.cwd() else f"cd {display_path(folder)} && "
-        click.echo(f"next: {into}shotflow render    (offline previews; then shotflow board for the HTML board)")
-
-    run_guarded(go)
+    written = init_project(folder, force=force)
+    click.echo("wrote " + ", ".join(display_path(p) for p in written))
+    into = "" if folder.resolve() == Path.cwd() else f"cd {display_path(folder)} && "
+    click.echo(f"next: {into}shotflow render    (offline previews; then shotflow board for the HTML board)")
 
 
 @main.command()
@@ -306,21 +288,18 @@ def init(folder: Path, force: bool) -> None:
 def schema(model, list_models) -> None:
     """Print the storyboard JSON Schema (for editors: yaml-language-server, VS Code)."""
 
-    def go():
-        from . import catalog
-        from ._resources import schema_path
+    from . import catalog
+    from ._resources import schema_path
 
-        if list_models:
-            for spec in catalog.models().values():
-                click.echo(f"{spec.id:12} {spec.name:28} ${spec.price_per_image:.2f}/image  "
-                           f"refs {spec.min_refs}-{spec.max_refs}  {len(spec.sizes)} sizes")
-            return
-        if model:
-            click.echo(catalog.get(model).path.read_text(encoding="utf-8"), nl=False)
-            return
-        click.echo(schema_path().read_text(encoding="utf-8"), nl=False)
-
-    run_guarded(go)
+    if list_models:
+        for spec in catalog.models().values():
+            click.echo(f"{spec.id:12} {spec.name:28} ${spec.price_per_image:.2f}/image  "
+                       f"refs {spec.min_refs}-{spec.max_refs}  {len(spec.sizes)} sizes")
+        return
+    if model:
+        click.echo(catalog.get(model).path.read_text(encoding="utf-8"), nl=False)
+        return
+    click.echo(schema_path().read_text(encoding="utf-8"), nl=False)
 
 
 @main.command()
@@ -350,18 +329,15 @@ def watch(storyboard: Path, sets, backend, cache_dir, port, host, no_open, jobs,
     """
     from .render import RenderOptions
 
-    def go():
-        from .live.server import ServeOptions, serve
+    from .live.server import ServeOptions, serve
 
-        options = RenderOptions(backend=backend, jobs=jobs, max_cost=max_cost, overrides=_overrides(sets),
-                                cache_dir=cache_dir, wait=30.0, include_approved=include_approved)
-        if not storyboard.is_file():
-            from .errors import UsageError
+    options = RenderOptions(backend=backend, jobs=jobs, max_cost=max_cost, overrides=_overrides(sets),
+                            cache_dir=cache_dir, wait=30.0, include_approved=include_approved)
+    if not storyboard.is_file():
+        from .errors import UsageError
 
-            raise UsageError(f"{storyboard}: no such storyboard")
-        serve(storyboard, options, ServeOptions(host=host, port=port, open_browser=not no_open))
-
-    run_guarded(go)
+        raise UsageError(f"{storyboard}: no such storyboard")
+    serve(storyboard, options, ServeOptions(host=host, port=port, open_browser=not no_open))
 
 
 @main.group()
@@ -382,24 +358,21 @@ def review_apply(review_file: Path, storyboard: Path | None, dry_run: bool) -> N
     All or nothing: every decision is checked first; a note already there is not added twice.
     """
 
-    def go():
-        from .load import display_path
-        from .review import apply, read_review_file, resolve_storyboard
+    from .load import display_path
+    from .review import apply, read_review_file, resolve_storyboard
 
-        named, decisions = read_review_file(review_file)
-        story = resolve_storyboard(review_file, named, storyboard)
-        for d in decisions:
-            click.echo(f"{d.shot}: {', '.join(d.describe()) or 'nothing'}")
-        if dry_run:
-            click.echo(f"dry run: nothing written to {display_path(story)}")
-            return
-        written = apply(story, decisions)
-        if written:
-            click.echo("wrote " + ", ".join(display_path(p) for p in written))
-        else:
-            click.echo(f"nothing to change: {display_path(story)} already holds these decisions")
-
-    run_guarded(go)
+    named, decisions = read_review_file(review_file)
+    story = resolve_storyboard(review_file, named, storyboard)
+    for d in decisions:
+        click.echo(f"{d.shot}: {', '.join(d.describe()) or 'nothing'}")
+    if dry_run:
+        click.echo(f"dry run: nothing written to {display_path(story)}")
+        return
+    written = apply(story, decisions)
+    if written:
+        click.echo("wrote " + ", ".join(display_path(p) for p in written))
+    else:
+        click.echo(f"nothing to change: {display_path(story)} already holds these decisions")
 
 
 def _register_exports() -> None:

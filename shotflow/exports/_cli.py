@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from .._cliopts import backend_opt, cache_opt, overrides, run_guarded, set_opt, storyboard_arg
+from .._cliopts import ShotflowCommand, backend_opt, cache_opt, overrides, set_opt, storyboard_arg
 from .._text import counted
 
 FPS_NAMES = ("23.976", "24", "25", "29.97", "30", "50", "59.94", "60")
@@ -37,11 +37,6 @@ def _fps(value: str | None):
 def common(fn):
     """FILE plus --set, --backend and --cache, as every export command takes them."""
     return storyboard_arg(set_opt(backend_opt(cache_opt(fn))))
-
-
-def guarded(fn) -> None:
-    """Run ``fn`` the way every shotflow command runs: errors become one line and an exit code."""
-    run_guarded(fn)
 
 
 def sequence(storyboard: Path, sets, backend, cache_dir):
@@ -78,7 +73,7 @@ def shown(path: Path) -> str:
     return "standard output" if str(path) == "-" else display_path(path)
 
 
-@click.command("export")
+@click.command(cls=ShotflowCommand, name="export")
 @common
 @click.option("--otio", "otio_path", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
               help="An OpenTimelineIO timeline: .otio (frames linked by absolute file URL) "
@@ -105,36 +100,33 @@ def export(storyboard: Path, sets, backend, cache_dir, otio_path, fcp_path, fcpx
     missing reference (a gap in the picture), never an error.
     """
 
-    def go():
-        from ..errors import UsageError
+    from ..errors import UsageError
 
-        if not any((otio_path, fcp_path, fcpx_path, edl_path, csv_path)):
-            raise UsageError("export needs at least one of --otio PATH, --fcp-xml PATH, --fcpxml PATH, --edl PATH, "
-                             "--csv PATH", hint="e.g. shotflow export storyboard.yaml --otio cut.otio --csv shots.csv")
-        rate = _fps(fps)
-        seq = sequence(storyboard, sets, backend, cache_dir)
-        for path in (csv_path, otio_path, fcp_path, fcpx_path, edl_path):
+    if not any((otio_path, fcp_path, fcpx_path, edl_path, csv_path)):
+        raise UsageError("export needs at least one of --otio PATH, --fcp-xml PATH, --fcpxml PATH, --edl PATH, "
+                         "--csv PATH", hint="e.g. shotflow export storyboard.yaml --otio cut.otio --csv shots.csv")
+    rate = _fps(fps)
+    seq = sequence(storyboard, sets, backend, cache_dir)
+    for path in (csv_path, otio_path, fcp_path, fcpx_path, edl_path):
+        if path:
+            checked(path, seq)
+    editorial = seq.editorial.with_fps(rate)
+    if csv_path:
+        from .shotlist import write_csv
+
+        write_csv(seq, csv_path, editorial=editorial)
+        say(f"wrote {shown(csv_path)} ({counted(len(seq.shots), 'shot')})", csv_path)
+    if otio_path or fcp_path or fcpx_path or edl_path:
+        from .timeline import write_timeline
+
+        for path, adapter in ((otio_path, None), (fcp_path, "fcp_xml"), (fcpx_path, "fcpx_xml"),
+                              (edl_path, "cmx_3600")):
             if path:
-                checked(path, seq)
-        editorial = seq.editorial.with_fps(rate)
-        if csv_path:
-            from .shotlist import write_csv
-
-            write_csv(seq, csv_path, editorial=editorial)
-            say(f"wrote {shown(csv_path)} ({counted(len(seq.shots), 'shot')})", csv_path)
-        if otio_path or fcp_path or fcpx_path or edl_path:
-            from .timeline import write_timeline
-
-            for path, adapter in ((otio_path, None), (fcp_path, "fcp_xml"), (fcpx_path, "fcpx_xml"),
-                                  (edl_path, "cmx_3600")):
-                if path:
-                    summary = write_timeline(seq, path, editorial=editorial, adapter=adapter)
-                    say(f"wrote {shown(path)} ({summary})", path)
-
-    guarded(go)
+                summary = write_timeline(seq, path, editorial=editorial, adapter=adapter)
+                say(f"wrote {shown(path)} ({summary})", path)
 
 
-@click.command("board")
+@click.command(cls=ShotflowCommand, name="board")
 @common
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
               help="Where to write the page (default: renders/board.html beside the storyboard).")
@@ -154,20 +146,17 @@ def board(storyboard: Path, sets, backend, cache_dir, output, relative, full_res
     Shots not rendered yet appear as marked placeholders; nothing is generated.
     """
 
-    def go():
-        from .board import default_output, write_board
+    from .board import default_output, write_board
 
-        seq = sequence(storyboard, sets, backend, cache_dir)
-        path = write_board(seq, checked(output, seq, default_output), relative=relative, full_res=full_res,
-                           hide_prompts=hide_prompts)
-        missing = sum(1 for p in seq.panels.values() if p.picked is None)
-        note = f"; {missing} without a frame" if missing else ""
-        say(f"wrote {shown(path)} ({counted(len(seq.shots), 'shot')}, {_duration(seq.duration)}{note})", path)
-
-    guarded(go)
+    seq = sequence(storyboard, sets, backend, cache_dir)
+    path = write_board(seq, checked(output, seq, default_output), relative=relative, full_res=full_res,
+                       hide_prompts=hide_prompts)
+    missing = sum(1 for p in seq.panels.values() if p.picked is None)
+    note = f"; {missing} without a frame" if missing else ""
+    say(f"wrote {shown(path)} ({counted(len(seq.shots), 'shot')}, {_duration(seq.duration)}{note})", path)
 
 
-@click.command("contact-sheet")
+@click.command(cls=ShotflowCommand, name="contact-sheet")
 @common
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
               help="Where to write it: .png, .pdf (paginated) or .jpg (default: renders/contact-sheet.png).")
@@ -193,21 +182,18 @@ def contact_sheet(storyboard: Path, sets, backend, cache_dir, output, columns, c
     Shots not rendered yet appear as marked placeholders; nothing is generated.
     """
 
-    def go():
-        from .contact import Page, default_output, parse_fields, write_contact_sheet
+    from .contact import Page, default_output, parse_fields, write_contact_sheet
 
-        chosen = parse_fields(fields)
-        paper = Page(page or "a4", orientation or "landscape") if (page or orientation) else None
-        seq = sequence(storyboard, sets, backend, cache_dir)
-        path = write_contact_sheet(seq, checked(output, seq, default_output), columns=columns, width=cell_width,
-                                   shots_only=shots_only, fields=chosen, page=paper)
-        count = len(seq.shots) if shots_only else len([p for p in seq.panels.values() if not p.spec.omit])
-        say(f"wrote {shown(path)} ({count} frames, {columns} a row)", path)
-
-    guarded(go)
+    chosen = parse_fields(fields)
+    paper = Page(page or "a4", orientation or "landscape") if (page or orientation) else None
+    seq = sequence(storyboard, sets, backend, cache_dir)
+    path = write_contact_sheet(seq, checked(output, seq, default_output), columns=columns, width=cell_width,
+                               shots_only=shots_only, fields=chosen, page=paper)
+    count = len(seq.shots) if shots_only else len([p for p in seq.panels.values() if not p.spec.omit])
+    say(f"wrote {shown(path)} ({count} frames, {columns} a row)", path)
 
 
-@click.command("animatic")
+@click.command(cls=ShotflowCommand, name="animatic")
 @common
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
               help="Where to write it: .mp4 (H.264), .mov, .m4v or .gif (default: renders/animatic.mp4).")
@@ -228,18 +214,15 @@ def animatic(storyboard: Path, sets, backend, cache_dir, output, fps, size, capt
     Shots not rendered yet appear as marked placeholder cards; nothing is generated.
     """
 
-    def go():
-        from ..editorial import fps_label, parse_fps
-        from .animatic import default_output, parse_size, write_animatic
+    from ..editorial import fps_label, parse_fps
+    from .animatic import default_output, parse_size, write_animatic
 
-        wanted = parse_size(size) if size else None
-        rate = parse_fps(fps, option="--fps", whole=range(1, 121)) if fps is not None else None
-        seq = sequence(storyboard, sets, backend, cache_dir)
-        rate = rate or seq.editorial.fps
-        result = write_animatic(seq, checked(output, seq, default_output), fps=rate, size=wanted, captions=captions)
-        say(f"wrote {shown(result.path)} ({counted(result.shots, 'shot')}, {_duration(result.seconds)}, "
-            f"{result.width}x{result.height}"
-            + (f", {result.frames} frames at {fps_label(rate)} fps" if result.frames else "")
-            + f"; {result.elapsed:.1f} s)")
-
-    guarded(go)
+    wanted = parse_size(size) if size else None
+    rate = parse_fps(fps, option="--fps", whole=range(1, 121)) if fps is not None else None
+    seq = sequence(storyboard, sets, backend, cache_dir)
+    rate = rate or seq.editorial.fps
+    result = write_animatic(seq, checked(output, seq, default_output), fps=rate, size=wanted, captions=captions)
+    say(f"wrote {shown(result.path)} ({counted(result.shots, 'shot')}, {_duration(result.seconds)}, "
+        f"{result.width}x{result.height}"
+        + (f", {result.frames} frames at {fps_label(rate)} fps" if result.frames else "")
+        + f"; {result.elapsed:.1f} s)")
