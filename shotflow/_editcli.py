@@ -91,7 +91,7 @@ def conform(cut: Path, storyboard, write, fps) -> None:
     file or their name; clips that are not shots are listed, never invented.
     """
 
-    from .api import load_project
+    from .expand import load_project
     from .conform import apply, compare
     from .editorial import parse_fps
     from .load import display_path

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from ._version import __version__
 from ._cliopts import (ShotflowGroup, backend_opt, cache_opt, default_storyboard, echo_error, json_opt,
                        overrides as _overrides, remote_of, remote_opt, set_opt, storyboard_arg, trust_opts, warn)
 
@@ -48,7 +48,7 @@ def validate(ctx: click.Context, storyboards: tuple[Path, ...], sets, backend) -
 
     def check(path: Path):
         from . import graph as graphs
-        from .api import load_project
+        from .expand import load_project
         from .load import display_path
 
         project = load_project(path, _overrides(sets), backend)
@@ -85,8 +85,8 @@ def validate(ctx: click.Context, storyboards: tuple[Path, ...], sets, backend) -
 def plan(storyboard: Path, sets, backend, cache_dir, as_json, force, only, include_approved, remote) -> None:
     """Show what a render would do: fresh and rendering nodes, why, cost, critical path."""
 
-    from .api import load_project
-    from .api import plan as make
+    from .expand import load_project
+    from .plan import prepare as make
 
     project = load_project(storyboard, _overrides(sets), backend)
     p = make(project, backend=backend, force=force, only=only, cache_dir=cache_dir,
@@ -216,7 +216,7 @@ def graph(storyboard: Path, sets, fmt, output) -> None:
     """Print the DAG of shots and sheets as Mermaid, DOT or SVG."""
 
     from . import graph as graphs
-    from .api import load_project
+    from .expand import load_project
 
     project = load_project(storyboard, _overrides(sets))
     if output and str(output) != "-":

@@ -18,13 +18,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .editorial import Editorial
 from .errors import Mark
-
-if TYPE_CHECKING:
-    from .staging import Staging
 
 
 class NodeKind(enum.Enum):
@@ -106,7 +103,9 @@ class NodeSpec:
     dialogue: str | None = None
     action: str | None = None
     notes: str | None = None
-    staging: Staging | None = None  # cast, blocking, place and camera as the preview backend draws them
+    # a staging.Staging (staging builds on this module's Camera, so it is not imported here):
+    # cast, blocking, place and camera as the preview backend draws them
+    staging: Any = None
     omit: bool = False  # out of the cut; in the graph only as a reference of a shot in the cut
     review: Review = Review()  # not part of the request key: a decision about the frame, not its pixels
 

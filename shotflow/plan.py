@@ -15,18 +15,20 @@ a Runware frame's key holds only what is sent to Runware.
 A node is FRESH when its key has a complete record in the cache; it RENDERs
 otherwise, and every node downstream of a rendering node renders too (its key is
 only known once the upstream bytes are), each with the reason why. A node the
-caller holds (an approved shot, see ``render.approved_holds``) that would render is
+caller holds (an approved shot, see ``approved_holds``) that would render is
 HELD instead: it keeps the frames it was approved with, and its users are keyed on them.
 """
 
 from __future__ import annotations
 
 import enum
+import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from . import catalog
+from .errors import ConfigError, did_you_mean
 from .model import NodeSpec, Project, RefKind
 from .staging import Staging
 from .store import Record, canonical_json, sha256_bytes
@@ -267,3 +269,55 @@ def _why(spec: NodeSpec, payload: dict[str, Any], previous: Record | None, key: 
             changed.append(f"another take of {ref.label} is picked" if a.get("sha256") in takes
                            else f"reference {ref.label} has a new frame")
     return ", ".join(changed) or "request changed"
+
+
+def select(patterns: tuple[str, ...], ids: list[str], option: str) -> set[str]:
+    """Node ids matching ids or glob patterns (``arrival/*``); an unknown one is an error."""
+    chosen: set[str] = set()
+    for pattern in patterns:
+        hits = [i for i in ids if fnmatch.fnmatchcase(i, pattern)] if any(c in pattern for c in "*?[") else \
+            [pattern] if pattern in ids else []
+        if not hits:
+            raise ConfigError(f"{option} {pattern}: no such shot or sheet",
+                              hint=did_you_mean(pattern, ids) or "ids look like scene/shot or character:NAME")
+        chosen.update(hits)
+    return chosen
+
+
+def approved_holds(project, lock, store, include_approved: bool = False) -> dict[str, Record]:
+    """Approved shots render holds (DESIGN.md §8): node id → the lock's record of the
+    frames it was approved with. A shot approved before it had a frame in the lock and
+    the cache has nothing to keep, and renders as any other; ``--include-approved``
+    holds nothing, ``--force SHOT`` renders that one shot (make_plan sees to it)."""
+    if include_approved:
+        return {}
+    held = {}
+    for node_id, spec in project.nodes.items():
+        if spec.review.approved:
+            entry = lock.entries.get(node_id)
+            if entry is not None and store.complete(entry.record):
+                held[node_id] = entry.record
+    return held
+
+
+def prepare(project: Project, *, backend: str | None = None, force=(), only=(), cache_dir=None, store=None,
+            include_approved: bool = False, remote: str | None = None, warn=None) -> Plan:
+    """The one way from a loaded project to its plan against its cache (``shotflow plan``,
+    ``api.plan``, the exports, the live board): each node's key, status and reason, the
+    order and the cost. ``store``: the cache to look in (default: the project's, or
+    ``cache_dir``). ``remote`` is a team cache URL ("off": none; None: $SHOTFLOW_REMOTE,
+    the user config, the storyboard's): a node it holds is fresh "from the remote".
+    ``warn`` gets its one warning."""
+    from . import graph as graphs
+    from .remote import open_team
+    from .store import LockFile, ProjectCache, open_store
+
+    g = graphs.build(project)
+    ids = list(project.nodes)
+    store = store or open_store(project.root, cache_dir)
+    lock = LockFile.read(project.lock_path)
+    team = open_team(remote, project, store, warn or (lambda text: None))
+    cache = ProjectCache(store, lock, team=team)
+    hold = approved_holds(project, lock, store, include_approved)
+    return make_plan(project, g, cache, backend=backend, force=select(tuple(force), ids, "--force"),
+                     only=select(tuple(only), ids, "--only") if only else None, hold=hold)

@@ -854,7 +854,7 @@ def transfer(direction: str, storyboard, cli_url: str | None, *, cache_dir=None,
     """``shotflow push`` / ``pull``: (the remote's URL, what moved) for the lock of ``storyboard``."""
     from pathlib import Path
 
-    from .api import load_project
+    from .expand import load_project
     from .store import LockFile, ProjectLock, open_store
 
     project = load_project(Path(storyboard).resolve())
@@ -876,3 +876,11 @@ def transfer(direction: str, storyboard, cli_url: str | None, *, cache_dir=None,
     owners = {o.sha256[:12]: node_id for node_id, entry in lock.entries.items() for o in entry.record.outputs}
     report.failures = [(owners.get(name, name), why) for name, why in report.failures]
     return url, report
+
+
+def open_team(cli_url: str | None, project, store, warn, jobs: int = 4):
+    """The team cache (a TeamCache) of this run, or None when no remote is set."""
+    url = resolve_url(cli_url, project.remote, project.root)
+    if url is None:
+        return None
+    return TeamCache(url, store, warn=warn, jobs=jobs)

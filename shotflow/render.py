@@ -12,7 +12,6 @@ Jinja, jsonschema or networkx.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import os
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ._text import counted
-from .errors import BudgetError, ConfigError, LockedError, ShotflowError, did_you_mean
+from .errors import BudgetError, LockedError, ShotflowError
 from .report import Reporter, RunStart, Summary
 from .resolve import NodeStatus, Outcome
 
@@ -57,7 +56,7 @@ class RenderOptions:
 
     def signature(self) -> str:
         """What must equal the last run's for the no-op fast path to apply."""
-        from . import __version__
+        from ._version import __version__
         from .staging import DRAWING_VERSION  # a newer preview drawing: plan again (its keys changed)
 
         env = os.environ.get("SHOTFLOW_CACHE")
@@ -68,19 +67,6 @@ class RenderOptions:
 
 def seed_for(key: str, roll: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{key}:{roll}".encode()).digest()[:4], "big") & 0x7FFFFFFF
-
-
-def select(patterns: tuple[str, ...], ids: list[str], option: str) -> set[str]:
-    """Node ids matching ids or glob patterns (``arrival/*``); an unknown one is an error."""
-    chosen: set[str] = set()
-    for pattern in patterns:
-        hits = [i for i in ids if fnmatch.fnmatchcase(i, pattern)] if any(c in pattern for c in "*?[") else \
-            [pattern] if pattern in ids else []
-        if not hits:
-            raise ConfigError(f"{option} {pattern}: no such shot or sheet",
-                              hint=did_you_mean(pattern, ids) or "ids look like scene/shot or character:NAME")
-        chosen.update(hits)
-    return chosen
 
 
 # -- the fast path -------------------------------------------------------------------
@@ -148,7 +134,7 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
     if hit is not None:
         return hit
     from . import graph as graphs
-    from .api import load_project
+    from .expand import load_project
     from .store import open_store
 
     started = time.perf_counter()
@@ -168,6 +154,8 @@ def render_loaded(project, graph, store, options: RenderOptions, reporter: Repor
     """Render a project already loaded, with its graph and store (``shotflow watch`` keeps
     them warm between rounds, and its lock file when nobody else wrote it: ``lock``).
     ``only`` is a set of node ids (``options.only``'s patterns are used when it is None)."""
+    from .plan import select
+    from .remote import open_team
     from .store import LockFile, ProjectLock
 
     started = time.perf_counter() if started is None else started
@@ -197,34 +185,6 @@ def _check_write_folders(project, options: RenderOptions) -> None:
         check_own_folders(project.root, folders)
     except Refused as exc:
         raise UsageError(exc.message, hint=exc.hint) from None
-
-
-def approved_holds(project, lock, store, options: RenderOptions) -> dict[str, Any]:
-    """Approved shots render holds (DESIGN.md §8): node id → the lock's record of the
-    frames it was approved with. A shot approved before it had a frame in the lock and
-    the cache has nothing to keep, and renders as any other; ``--include-approved``
-    holds nothing, ``--force SHOT`` renders that one shot (make_plan sees to it)."""
-    if options.include_approved:
-        return {}
-    held = {}
-    for node_id, spec in project.nodes.items():
-        if spec.review.approved:
-            entry = lock.entries.get(node_id)
-            if entry is not None and store.complete(entry.record):
-                held[node_id] = entry.record
-    return held
-
-
-def open_team(cli_url: str | None, project, store, warn, jobs: int = 4):
-    """The team cache (shotflow.remote.TeamCache) of this run, or None when no remote is set."""
-    from .remote import resolve_url
-
-    url = resolve_url(cli_url, project.remote, project.root)
-    if url is None:
-        return None
-    from .remote import TeamCache
-
-    return TeamCache(url, store, warn=warn, jobs=jobs)
 
 
 def _give_back_freed_memory() -> None:
@@ -257,48 +217,6 @@ def _glibc(function: str, *args: int) -> None:
         getattr(ctypes.CDLL(None), function)(*args)
     except (OSError, AttributeError):
         pass
-
-
-class ProjectCache:
-    """The planner's view of the cache (plan.Cache): the lock file first, then actions;
-    then the team's remote (``team``, a remote.TeamCache) when the local store misses."""
-
-    def __init__(self, store, lock, refresh_urls: bool = False, team=None):
-        self.store = store
-        self.lock = lock
-        self.refresh_urls = refresh_urls
-        self.team = team
-        if team is not None:  # a fresh clone: ask the remote about every locked key at once
-            team.prefetch((node_id, entry.record) for node_id, entry in lock.entries.items())
-
-    def lookup(self, node_id: str, key: str):
-        record = self.local_lookup(node_id, key)
-        if record is None and self.team is not None:
-            entry = self.lock.entries.get(node_id)
-            return self.team.find(node_id, key, entry.record if entry is not None else None)
-        return record
-
-    def local_lookup(self, node_id: str, key: str):
-        entry = self.lock.entries.get(node_id)
-        if entry is not None and entry.record.key == key and self.store.complete(entry.record):
-            return entry.record  # what the project pinned wins over a later re-roll elsewhere
-        record = self.store.get_action(key)
-        return record if self.store.complete(record) else None
-
-    def remote_hit(self, key: str) -> bool:
-        return self.team is not None and self.team.remote_hit(key)
-
-    def previous(self, node_id: str):
-        entry = self.lock.entries.get(node_id)
-        if entry is None:
-            return None
-        return self.store.get_action(entry.record.key) or entry.record
-
-    def file_hash(self, path: str) -> str:
-        return self.store.file_hash(path)
-
-    def url_hash(self, url: str) -> str | None:
-        return None if self.refresh_urls else self.lock.urls.get(url)
 
 
 class Rerolls:
@@ -362,7 +280,8 @@ class Session:
 
     def __init__(self, project, graph, store, lock, options: RenderOptions, backend_name: str,
                  reporter: Reporter, rerolls: Rerolls, only: set[str] | None, team=None):
-        from .plan import make_plan
+        from .plan import approved_holds, make_plan
+        from .store import ProjectCache
 
         self.project = project
         self.graph = graph
@@ -376,7 +295,7 @@ class Session:
         self.team = team  # the remote behind the local cache (shotflow.remote.TeamCache), or None
         self.cache = ProjectCache(store, lock, options.refresh_urls, team)
         self.plan = make_plan(project, graph, self.cache, backend=backend_name, force=forced, only=only,
-                              hold=approved_holds(project, lock, store, options))
+                              hold=approved_holds(project, lock, store, options.include_approved))
         self.full = only is None
         self.results: dict[str, Any] = {}  # node id -> Record of every node that ended well
         self.summary = Summary()

@@ -160,7 +160,7 @@ def apply(storyboard: Path, decisions: Iterable[Decision], project=None) -> list
 
     decisions = list(decisions)
     if project is None:
-        from .api import load_project
+        from .expand import load_project
 
         project = load_project(storyboard)
     editor = Editor(storyboard)

@@ -879,3 +879,48 @@ class ProjectLock:
 
     def __exit__(self, *exc) -> None:
         self._lock.release()
+
+
+# -- the planner's view --------------------------------------------------------------------
+
+
+class ProjectCache:
+    """The planner's view of the cache (plan.Cache): the lock file first, then actions;
+    then the team's remote (``team``, a remote.TeamCache) when the local store misses."""
+
+    def __init__(self, store, lock, refresh_urls: bool = False, team=None):
+        self.store = store
+        self.lock = lock
+        self.refresh_urls = refresh_urls
+        self.team = team
+        if team is not None:  # a fresh clone: ask the remote about every locked key at once
+            team.prefetch((node_id, entry.record) for node_id, entry in lock.entries.items())
+
+    def lookup(self, node_id: str, key: str):
+        record = self.local_lookup(node_id, key)
+        if record is None and self.team is not None:
+            entry = self.lock.entries.get(node_id)
+            return self.team.find(node_id, key, entry.record if entry is not None else None)
+        return record
+
+    def local_lookup(self, node_id: str, key: str):
+        entry = self.lock.entries.get(node_id)
+        if entry is not None and entry.record.key == key and self.store.complete(entry.record):
+            return entry.record  # what the project pinned wins over a later re-roll elsewhere
+        record = self.store.get_action(key)
+        return record if self.store.complete(record) else None
+
+    def remote_hit(self, key: str) -> bool:
+        return self.team is not None and self.team.remote_hit(key)
+
+    def previous(self, node_id: str):
+        entry = self.lock.entries.get(node_id)
+        if entry is None:
+            return None
+        return self.store.get_action(entry.record.key) or entry.record
+
+    def file_hash(self, path: str) -> str:
+        return self.store.file_hash(path)
+
+    def url_hash(self, url: str) -> str | None:
+        return None if self.refresh_urls else self.lock.urls.get(url)

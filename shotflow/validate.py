@@ -11,12 +11,22 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from . import _usercache
 from ._resources import schema_path
 from .errors import Mark, SchemaError, did_you_mean
-from .load import Source
+
+
+class Source(Protocol):
+    """What the check reads of a file ``load`` read (``load.Source``): its data, its bytes'
+    hash and the marks of its values. A protocol, so that ``load`` may call ``check``
+    without the two importing each other."""
+
+    data: Any
+    sha256: str
+
+    def mark(self, path: tuple, key: bool = False) -> Mark: ...
 
 
 _CHECKER = b"\0ecma-patterns"  # what the check does beyond the schema: in the keys of passed checks

@@ -40,7 +40,7 @@ class Findings:
 
 def verify(storyboard: Path | str, *, cache_dir: Path | None = None) -> Findings:
     """Hash everything ``storyboard``'s lock and cache hold; see the module docstring."""
-    from .api import load_project
+    from .expand import load_project
     from .load import display_path
     from .store import LockFile, open_store
 

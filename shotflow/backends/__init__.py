@@ -20,8 +20,6 @@ from ._base import (
     Reference,
     Request,
     Services,
-    create,
-    names,
 )
 
 __all__ = [
@@ -36,3 +34,22 @@ __all__ = [
     "create",
     "names",
 ]
+
+
+def names() -> list[str]:
+    return ["preview", "runware"]
+
+
+def create(name: str, services: Services) -> Backend:
+    """A backend by name (the registry); heavy modules are imported only here."""
+    if name == "preview":
+        from .preview import PreviewBackend
+
+        return PreviewBackend(services)
+    if name == "runware":
+        from .runware import RunwareBackend
+
+        return RunwareBackend(services)
+    from ..errors import ConfigError, did_you_mean
+
+    raise ConfigError(f"unknown backend '{name}'", hint=did_you_mean(name, names()) or "use preview or runware")

@@ -128,22 +128,3 @@ class Backend(Protocol):
         ...
 
     async def aclose(self) -> None: ...
-
-
-def names() -> list[str]:
-    return ["preview", "runware"]
-
-
-def create(name: str, services: Services) -> Backend:
-    """A backend by name; heavy modules are imported only here."""
-    if name == "preview":
-        from .preview import PreviewBackend
-
-        return PreviewBackend(services)
-    if name == "runware":
-        from .runware import RunwareBackend
-
-        return RunwareBackend(services)
-    from ..errors import ConfigError, did_you_mean
-
-    raise ConfigError(f"unknown backend '{name}'", hint=did_you_mean(name, names()) or "use preview or runware")

@@ -188,7 +188,7 @@ def read_sequence(project: Project, *, cache_dir: Path | None = None, backend: s
     ``lock`` and ``store`` are made here unless the caller holds them already (``shotflow
     watch`` keeps them between rounds)."""
     from .. import catalog
-    from ..api import plan as make_plan
+    from ..plan import prepare as make_plan
     from ..plan import Status
     from ..render import read_status
     from ..store import LockFile, open_store
@@ -245,7 +245,7 @@ def read_sequence(project: Project, *, cache_dir: Path | None = None, backend: s
 def load_sequence(path: Path | str, overrides: dict[str, Any] | None = None, backend: str | None = None,
                   cache_dir: Path | None = None) -> Sequence:
     """Load a storyboard and read its frames (what every export command starts with)."""
-    from ..api import load_project
+    from ..expand import load_project
 
     return read_sequence(load_project(path, overrides, backend), cache_dir=cache_dir, backend=backend)
 

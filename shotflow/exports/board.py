@@ -143,7 +143,7 @@ def view_of(seq: Sequence, images) -> _View:
 
 def render_html(seq: Sequence, images, *, head: str = "", script: str = "", hide_prompts: bool = False) -> str:
     """The whole page; ``head`` and ``script`` are extra markup and JavaScript (the live board's)."""
-    from .. import __version__
+    from .._version import __version__
 
     view = view_of(seq, images)
     title = escape(seq.title)
@@ -710,8 +710,10 @@ def _main(argv: list[str] | None = None) -> None:
     import shutil
     import tempfile
 
-    from ..api import load_project, render
+    from ..expand import load_project
     from ..render import RenderOptions
+    from ..render import render as run
+    from ..report import RecordingReporter
     from ._browser import screenshot
     from ._frames import read_sequence
 
@@ -726,7 +728,7 @@ def _main(argv: list[str] | None = None) -> None:
         shutil.copytree(args.storyboard.resolve().parent, copy,
                         ignore=shutil.ignore_patterns(".shotflow", "renders", "*.html"))
         story = copy / args.storyboard.name
-        render(story, RenderOptions())
+        run(story, RenderOptions(), RecordingReporter())
         page = write_board(read_sequence(load_project(story)), copy / "board.html")
         screenshot(page, args.screenshot, width=width, height=height)
     print(f"wrote {args.screenshot}")

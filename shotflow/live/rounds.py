@@ -157,7 +157,7 @@ class Workspace:
 
     def _round(self, render: bool, update: Update) -> None:
         from .. import graph as graphs
-        from ..api import load_project
+        from ..expand import load_project
         from ..render import render_loaded
 
         # stamped before reading: a change made while the round reads shows in the next one
@@ -223,11 +223,12 @@ class Workspace:
 
     def _plan(self, project, graph, store, lock):
         from ..plan import make_plan
-        from ..render import ProjectCache, approved_holds
+        from ..plan import approved_holds
+        from ..store import ProjectCache
 
         cache = ProjectCache(store, lock, self.options.refresh_urls)
         return make_plan(project, graph, cache, backend=self.options.backend or project.backend,
-                         hold=approved_holds(project, lock, store, self.options))
+                         hold=approved_holds(project, lock, store, self.options.include_approved))
 
     # -- the board ------------------------------------------------------------------------------
 

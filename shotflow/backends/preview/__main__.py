@@ -27,17 +27,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=420, metavar="PX", help="width of a panel (default 420)")
     args = parser.parse_args(argv)
 
-    from ...api import load_project, render
+    from ...expand import load_project
     from ...exports import _draw
     from ...model import frame_paths
     from ...render import RenderOptions
+    from ...render import render as run
+    from ...report import RecordingReporter
 
     with tempfile.TemporaryDirectory(prefix="shotflow-strip-") as tmp:
         copy = Path(tmp) / "project"
         shutil.copytree(args.storyboard.resolve().parent, copy,
                         ignore=shutil.ignore_patterns(".shotflow", "renders", "*.lock", "*.html"))
         story = copy / args.storyboard.name
-        summary = render(story, RenderOptions(backend="preview"))
+        summary = run(story, RenderOptions(backend="preview"), RecordingReporter())
         if summary.failed:
             print(f"error: {summary.failed} shots failed to render", file=sys.stderr)
             return 1
