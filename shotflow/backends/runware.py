@@ -753,25 +753,16 @@ class _Call:
             await self._await_results(asked=True)
             return
         # sync: Runware documents getResponse for async tasks only, but a service that can answer is asked
-        await self._slot()
-        reading = _read(await self.backend.transport().poller.next(self.task_uuid, self.request.model))
-        self.backend.transport().poller.done(self.task_uuid, finished=False)
-        if reading.verdict is _Verdict.RESULTS and (reading.items or reading.running):
-            self._collect(reading.items)
-            if not self.complete:
-                await self._await_results(asked=True)
+        if await self._ask_once():
             return
-        if reading.verdict is _Verdict.FAILED:
-            self._forget()
-            raise self.backend.rejection(reading, "the task")
         submitted = await self._submit()  # same UUID: if Runware had it, it says conflict
         self._collect(submitted.items)
         if not self.complete:
             await self._sync_lost(submitted)
 
-    async def _sync_lost(self, submitted: _Reading) -> None:
-        """A sync task Runware took (a conflict, or an answer without our images): ask once;
-        when Runware will not say, the outcome is unknown and the task is never sent again."""
+    async def _ask_once(self) -> bool:
+        """Ask Runware about the task once. True: it answered with results (collected, and
+        awaited to the end); False: it does not know the task. Raises when it says the task failed."""
         await self._slot()
         poller = self.backend.transport().poller
         reading = _read(await poller.next(self.task_uuid, self.request.model))
@@ -780,10 +771,17 @@ class _Call:
             self._collect(reading.items)
             if not self.complete:
                 await self._await_results(asked=True)
-            return
+            return True
         if reading.verdict is _Verdict.FAILED:
             self._forget()
             raise self.backend.rejection(reading, "the task")
+        return False
+
+    async def _sync_lost(self, submitted: _Reading) -> None:
+        """A sync task Runware took (a conflict, or an answer without our images): ask once;
+        when Runware will not say, the outcome is unknown and the task is never sent again."""
+        if await self._ask_once():
+            return
         await self._journal(outcome="unknown")
         raise TransientError(
             f"the answer to sync task {self.task_uuid} was lost after Runware accepted it, and Runware keeps no "
