@@ -193,10 +193,13 @@ def test_live_board_follows_the_file_and_writes_decisions_back(chromium, tmp_pat
         dawn = PANEL.format("rescue/dawn")
         page.click(f'{dawn} [data-action="approve"]')
         wait_for_file(story, lambda t: "status: approved" in t)
+        # as a user would: the approval is on the panel (its redraw done) before the note is typed
+        page.wait_for_selector(f"{dawn}.is-approved .approved-mark", timeout=LIVE_TIMEOUT)
         page.fill(f"{dawn} .note-text", "hold the last frame: end card")
         page.click(f'{dawn} [data-action="note"]')
         text = wait_for_file(story, lambda t: "hold the last frame" in t)
         assert changed_lines(original, text) == DECIDED
+        page.wait_for_function(f"document.querySelector('{dawn} .note-text').value === ''", timeout=LIVE_TIMEOUT)
         page.wait_for_selector(f"{dawn}.is-approved .approved-mark", timeout=LIVE_TIMEOUT)
         page.wait_for_function(f"document.querySelector('{dawn} .review-notes').textContent.includes('hold the last frame')",
                                timeout=LIVE_TIMEOUT)

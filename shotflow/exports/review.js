@@ -137,7 +137,10 @@
     }
     if (live()) {
       send(request, button).then(function (ok) {
-        if (ok && action === 'note' && box) box.value = '';
+        if (!ok || action !== 'note') return;
+        // the panel may have been redrawn while the note was on its way: clear whichever box holds it
+        var now = panelOf(id), current = now && now.querySelector('.note-text');
+        [box, current].forEach(function (b) { if (b && b.value.trim() === request.text) b.value = ''; });
       });
       return;
     }
