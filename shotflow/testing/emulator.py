@@ -993,55 +993,76 @@ _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0
 _TAG = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,15}$")
 
 
+class _Problems(list):
+    """(parameter, message) pairs, in the order the checks find them."""
+
+    def need(self, ok: bool, parameter: str, message: str) -> None:
+        if not ok:
+            self.append((parameter, message))
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _uri(value: Any) -> bool:
+    return isinstance(value, str) and re.match(r"^https?://[^\s/]+", value) is not None
+
+
 def _strict_task_errors(task: dict[str, Any], *, refuse_tags: bool = False) -> list[tuple[str, str]]:
     """(parameter, message) for each way ``task`` breaks the model spec, as Runware documents it."""
-    problems: list[tuple[str, str]] = []
+    problems = _Problems()
+    _strict_core(task, problems)
+    _strict_output(task, problems)
+    _strict_settings(task, problems)
+    _strict_references(task, problems, refuse_tags=refuse_tags)
+    return list(problems)
 
-    def need(ok: bool, parameter: str, message: str) -> None:
-        if not ok:
-            problems.append((parameter, message))
 
-    def integer(value: Any) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool)
-
-    def uri(value: Any) -> bool:
-        return isinstance(value, str) and re.match(r"^https?://[^\s/]+", value) is not None
-
+def _strict_core(task: dict[str, Any], problems: _Problems) -> None:
+    """Known parameters only; the model, the task's UUID, the prompt and the size."""
     for name in sorted(set(task) - _STRICT_PARAMETERS):
         problems.append((name, f"unknown parameter {name}"))
-    model = task.get("model")
-    need(model in _STRICT_MODELS, "model", f"model must be one of {', '.join(_STRICT_MODELS)}")
-    need(isinstance(task.get("taskUUID"), str) and bool(_UUID4.match(task.get("taskUUID") or "")),
-         "taskUUID", "taskUUID must be a UUID v4")
+    problems.need(task.get("model") in _STRICT_MODELS, "model", f"model must be one of {', '.join(_STRICT_MODELS)}")
+    problems.need(isinstance(task.get("taskUUID"), str) and bool(_UUID4.match(task.get("taskUUID") or "")),
+                  "taskUUID", "taskUUID must be a UUID v4")
     prompt = task.get("positivePrompt")
-    need(isinstance(prompt, str) and 1 <= len(prompt) <= 1000, "positivePrompt",
-         "positivePrompt must be a string of 1 to 1000 characters")
+    problems.need(isinstance(prompt, str) and 1 <= len(prompt) <= 1000, "positivePrompt",
+                  "positivePrompt must be a string of 1 to 1000 characters")
     if "width" in task or "height" in task:
         size = (task.get("width"), task.get("height"))
-        need(all(integer(v) for v in size) and size in _STRICT_SIZES, "width",
-             "width and height must be used together and be one of the supported dimensions")
+        problems.need(all(_integer(v) for v in size) and size in _STRICT_SIZES, "width",
+                      "width and height must be used together and be one of the supported dimensions")
+
+
+def _strict_output(task: dict[str, Any], problems: _Problems) -> None:
+    """How the result is delivered: output type, format and quality, webhook, ttl, cost, count."""
     for name, allowed in (("outputType", ("URL", "base64Data", "dataURI")), ("outputFormat", ("JPG", "PNG", "WEBP")),
                           ("deliveryMethod", ("sync", "async"))):
         if name in task:
-            need(task[name] in allowed, name, f"{name} must be one of {', '.join(allowed)}")
+            problems.need(task[name] in allowed, name, f"{name} must be one of {', '.join(allowed)}")
     if "outputQuality" in task:
-        need(integer(task["outputQuality"]) and 20 <= task["outputQuality"] <= 99, "outputQuality",
-             "outputQuality must be an integer from 20 to 99")
+        problems.need(_integer(task["outputQuality"]) and 20 <= task["outputQuality"] <= 99, "outputQuality",
+                      "outputQuality must be an integer from 20 to 99")
     for name in ("webhookURL", "uploadEndpoint"):
         if name in task:
-            need(uri(task[name]), name, f"{name} must be a URI")
+            problems.need(_uri(task[name]), name, f"{name} must be a URI")
     if "ttl" in task:
-        need(integer(task["ttl"]) and task["ttl"] >= 60, "ttl", "ttl must be an integer of at least 60")
+        problems.need(_integer(task["ttl"]) and task["ttl"] >= 60, "ttl", "ttl must be an integer of at least 60")
     if "includeCost" in task:
-        need(isinstance(task["includeCost"], bool), "includeCost", "includeCost must be a boolean")
+        problems.need(isinstance(task["includeCost"], bool), "includeCost", "includeCost must be a boolean")
     if "numberResults" in task:
-        need(integer(task["numberResults"]) and 1 <= task["numberResults"] <= 20, "numberResults",
-             "numberResults must be an integer from 1 to 20")
+        problems.need(_integer(task["numberResults"]) and 1 <= task["numberResults"] <= 20, "numberResults",
+                      "numberResults must be an integer from 1 to 20")
+
+
+def _strict_settings(task: dict[str, Any], problems: _Problems) -> None:
+    """The nested settings objects: ``safety`` and ``providerSettings.runway``."""
     if "safety" in task:
         safety = task["safety"]
         ok = isinstance(safety, dict) and set(safety) <= {"checkContent", "mode"} \
             and isinstance(safety.get("checkContent", False), bool) and safety.get("mode", "none") in ("none", "fast")
-        need(ok, "safety", "safety takes checkContent (a boolean) and mode (none or fast)")
+        problems.need(ok, "safety", "safety takes checkContent (a boolean) and mode (none or fast)")
     if "providerSettings" in task:
         settings = task["providerSettings"]
         runway = settings.get("runway") if isinstance(settings, dict) else None
@@ -1050,12 +1071,16 @@ def _strict_task_errors(task: dict[str, Any], *, refuse_tags: bool = False) -> l
             and set(runway) <= {"contentModeration"} and isinstance(moderation, dict) \
             and set(moderation) <= {"publicFigureThreshold"} \
             and moderation.get("publicFigureThreshold", "auto") in ("auto", "low")
-        need(ok, "providerSettings.runway.contentModeration.publicFigureThreshold",
-             "providerSettings.runway.contentModeration.publicFigureThreshold must be auto or low")
+        problems.need(ok, "providerSettings.runway.contentModeration.publicFigureThreshold",
+                      "providerSettings.runway.contentModeration.publicFigureThreshold must be auto or low")
+
+
+def _strict_references(task: dict[str, Any], problems: _Problems, *, refuse_tags: bool) -> None:
+    """``inputs`` and the reference images (top level or in ``inputs``): their form and how many the model takes."""
     inputs = task.get("inputs")
     if inputs is not None:
-        need(isinstance(inputs, dict) and set(inputs) <= {"referenceImages"}, "inputs",
-             "inputs takes referenceImages only")
+        problems.need(isinstance(inputs, dict) and set(inputs) <= {"referenceImages"}, "inputs",
+                      "inputs takes referenceImages only")
     top = task.get("referenceImages")
     refs = top if top is not None else (inputs or {}).get("referenceImages") if isinstance(inputs, dict) else None
     parameter = "referenceImages" if top is not None else "inputs.referenceImages"
@@ -1070,16 +1095,16 @@ def _strict_task_errors(task: dict[str, Any], *, refuse_tags: bool = False) -> l
                     break
                 ok = set(ref) <= {"image", "tag"} and isinstance(ref.get("image"), str) and bool(ref.get("image")) \
                     and ("tag" not in ref or (isinstance(ref["tag"], str) and bool(_TAG.match(ref["tag"]))))
-                need(ok, parameter, f"{parameter}: a tagged reference is {{image, tag}}, "
-                                    "the tag 3 to 16 letters and digits starting with a letter")
+                problems.need(ok, parameter, f"{parameter}: a tagged reference is {{image, tag}}, "
+                                             "the tag 3 to 16 letters and digits starting with a letter")
             else:
-                need(isinstance(ref, str) and bool(ref), parameter, f"{parameter} must be an array of strings")
+                problems.need(isinstance(ref, str) and bool(ref), parameter, f"{parameter} must be an array of strings")
+    model = task.get("model")
     if model in _STRICT_MODELS:
         least, most = _STRICT_MODELS[model]
         count = len(refs) if isinstance(refs, list) else 0
-        need(count <= most, parameter, f"{model} takes at most {most} reference images")
-        need(count >= least, "inputs.referenceImages", f"{model} requires inputs.referenceImages")
-    return problems
+        problems.need(count <= most, parameter, f"{model} takes at most {most} reference images")
+        problems.need(count >= least, "inputs.referenceImages", f"{model} requires inputs.referenceImages")
 
 
 # ── HTTP plumbing ───────────────────────────────────────────────────────────────────────────
