@@ -197,151 +197,210 @@ def _build(text: bytes, source: Source, errors: list[ShotflowError]):
     other than YAML's core types is refused, never constructed; a key given twice in one
     mapping is an error (PyYAML keeps the last); merge keys (``<<: *base``) and anchors
     work. Marks are not kept (see ``Source.mark``)."""
-    import yaml
-    from yaml import events
+    return _EventReader(text, source, errors).document()
 
-    loader = _loader_class()(text)
-    get, resolve = loader.get_event, loader.resolve
-    scalar_node = yaml.nodes.ScalarNode
-    Scalar, MapStart, SeqStart, Alias = events.ScalarEvent, events.MappingStartEvent, events.SequenceStartEvent, events.AliasEvent
-    constructor = None
-    anchors: dict[str, Any] = {}
-    sizes: dict[str, int] = {}  # anchor -> how many values its data holds (what an alias copies)
-    open_anchors: set[str] = set()
-    read = copied = 0  # values read from the file; values copied by aliases
 
-    def mark(event) -> Mark:
-        return Mark(source.name, event.start_mark.line + 1, event.start_mark.column + 1)
+class _Frame:
+    """A mapping or sequence being read: what ``_EventReader`` keeps for each open container."""
 
-    def refuse(event, tag: str) -> None:
-        tag = tag.replace("tag:yaml.org,2002:", "!!")
-        errors.append(LoadError(f"YAML tag {tag} is not allowed: shotflow reads plain YAML only and never runs "
-                                "code from a file", where=mark(event), hint="remove the tag"))
+    __slots__ = ("container", "is_map", "key_event", "key", "anchor", "merges", "bad", "start", "size")
 
-    get()  # StreamStart
-    event = get()
-    if isinstance(event, events.StreamEndEvent):
-        return None
-    # frames: [container, is_mapping, pending key's event or None, pending key, anchor, merges, bad, start event]
-    stack: list[list] = []
-    root = None
-    event = get()  # after DocumentStart
-    while True:
-        kind = type(event)
-        if kind is Scalar:
-            tag = event.tag
-            if tag is None or tag == "!":
-                # quoted (or '!') scalars are text; only plain ones go through the resolver
-                tag = resolve(scalar_node, event.value, event.implicit) if event.implicit[0] else _STR
-            read += 1
-            size = 1
-            if tag == _STR:
-                value = event.value
-            elif tag in _SAFE_SCALAR_TAGS or tag == _MERGE:
-                if tag == _MERGE:
-                    value = _MERGE_KEY
-                else:
-                    if constructor is None:
-                        constructor = yaml.constructor.SafeConstructor()
-                    try:
-                        value = constructor.yaml_constructors[tag](constructor, scalar_node(tag, event.value))
-                    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, yaml.YAMLError) as exc:
-                        errors.append(_bad_scalar(event, tag, exc, mark(event)))
-                        value = None
-                    if tag == _TIMESTAMP and value is not None:
-                        value = event.value  # dates are text (and the same from --set)
-            else:
-                refuse(event, tag)
-                value = None
-            if event.anchor is not None:
-                anchors[event.anchor] = value
-                sizes[event.anchor] = 1
-        elif kind is MapStart or kind is SeqStart:
-            is_map = kind is MapStart
-            tag = event.tag
-            if tag is not None and tag != "!" and tag != (_MAP if is_map else _SEQ):
-                refuse(event, tag)
-                bad = True
-            else:
-                bad = False
-            read += 1
-            if len(stack) >= MAX_DEPTH:
-                raise LoadError(f"the data is nested more than {MAX_DEPTH} levels deep", where=mark(event),
-                                hint="a storyboard needs a handful of levels; flatten it")
-            container: Any = {} if is_map else []
-            if event.anchor is not None:
-                anchors[event.anchor] = container
-                open_anchors.add(event.anchor)
-            stack.append([container, is_map, None, None, event.anchor, None, bad, event, 1])
-            event = get()
-            continue
-        elif kind is Alias:
-            if event.anchor in open_anchors:
-                errors.append(LoadError(f"alias *{event.anchor} refers to a value that contains it",
-                                        where=mark(event), hint="YAML data here must not be recursive"))
-                value = None
-            elif event.anchor not in anchors:
-                errors.append(LoadError(f"unknown alias *{event.anchor}", where=mark(event),
-                                        hint="define it first with &" + event.anchor))
-                value = None
-            else:
-                size = sizes[event.anchor]
-                copied += size
-                if copied > ALIAS_LIMIT + 4 * read:  # checked before copying: memory stays flat
-                    raise LoadError(f"aliases expand this file to more than {ALIAS_LIMIT + 4 * read} values "
-                                    f"(*{event.anchor} alone copies {size})", where=mark(event),
-                                    hint="a 'billion laughs' file? write the values out, or alias less")
-                value = _copy(anchors[event.anchor])
-            if value is None:
-                size = 1
-        elif kind is events.MappingEndEvent or kind is events.SequenceEndEvent:
-            container, is_map, _, _, anchor, merges, bad, event, size = stack.pop()  # event: where it started
-            if anchor is not None:
-                open_anchors.discard(anchor)
-                sizes[anchor] = size
-            if merges:
-                container = _merged(container, merges, errors)
-                if anchor is not None:
-                    anchors[anchor] = container
-            value = None if bad else container
-        else:  # DocumentEnd
-            break
-        if value is _MERGE_KEY and (not stack or not stack[-1][1] or stack[-1][2] is not None):
-            value = "<<"  # '<<' as a value, not a key: just text
-        if not stack:
-            root = value
-        else:
-            top = stack[-1]
-            top[8] += size
-            if not top[1]:
-                top[0].append(value)
-            elif top[2] is None:
-                top[2], top[3] = event, value
-            else:
-                key_event, key = top[2], top[3]
-                top[2] = top[3] = None
-                if key is _MERGE_KEY:
-                    if top[5] is None:
-                        top[5] = []
-                    top[5].append((mark(key_event), value))
-                elif isinstance(key, (dict, list)) or key is None:
-                    errors.append(LoadError("mapping keys must be plain text", where=mark(key_event)))
-                else:
-                    if not isinstance(key, str):
-                        key = str(key)
-                    if key in top[0]:
-                        path = _stack_path(stack)
-                        first = source.mark((*path, key), key=True)
-                        errors.append(LoadError(f"duplicate key '{key}' (first at line {first.line})",
-                                                where=mark(key_event)))
-                    else:
-                        top[0][key] = value
+    def __init__(self, container: Any, is_map: bool, anchor: str | None, bad: bool, start: Any):
+        self.container = container
+        self.is_map = is_map
+        self.key_event: Any = None  # the pending key's event (a mapping between a key and its value)
+        self.key: Any = None  # the pending key
+        self.anchor = anchor
+        self.merges: list[tuple[Mark, Any]] | None = None  # ``<<`` values, merged when the mapping ends
+        self.bad = bad  # a refused tag: the container reads as None
+        self.start = start  # the event that opened it (where it is, if it turns out to be a key)
+        self.size = 1  # values it holds, itself included (what an alias of it copies)
+
+
+class _EventReader:
+    """The state of ``_build``'s one pass: open containers, anchors, and the alias budget.
+
+    The loop in ``document`` is the YAML reader's hot path: plain text and the common
+    ``key: value`` pair stay inline; tags, aliases, merges and errors go to methods."""
+
+    def __init__(self, text: bytes, source: Source, errors: list[ShotflowError]):
+        import yaml
+
+        self.loader = _loader_class()(text)
+        self.source = source
+        self.errors = errors
+        self.scalar_node = yaml.nodes.ScalarNode
+        self.constructor: Any = None  # yaml's SafeConstructor, made for the first tagged scalar
+        self.anchors: dict[str, Any] = {}
+        self.sizes: dict[str, int] = {}  # anchor -> how many values its data holds (what an alias copies)
+        self.open_anchors: set[str] = set()
+        self.copied = 0  # values copied by aliases
+
+    def document(self):
+        """The file's one document as plain data (None for an empty file)."""
+        from yaml import events
+
+        get = self.loader.get_event
+        get()  # StreamStart
         event = get()
-    event = get()
-    if not isinstance(event, events.StreamEndEvent):
-        raise LoadError("the file holds more than one YAML document", where=mark(event),
-                        hint="remove the '---' line, or split the file and use include:")
-    return root
+        if isinstance(event, events.StreamEndEvent):
+            return None
+        root = self._values(get)
+        event = get()
+        if not isinstance(event, events.StreamEndEvent):
+            raise LoadError("the file holds more than one YAML document", where=self.mark(event),
+                            hint="remove the '---' line, or split the file and use include:")
+        return root
+
+    def _values(self, get):
+        """Read events up to the document's end; return its root value."""
+        from yaml import events
+
+        Scalar, MapStart, SeqStart, Alias = events.ScalarEvent, events.MappingStartEvent, events.SequenceStartEvent, events.AliasEvent
+        MapEnd, SeqEnd = events.MappingEndEvent, events.SequenceEndEvent
+        resolve, scalar_node = self.loader.resolve, self.scalar_node
+        stack: list[_Frame] = []
+        root = None
+        read = 0  # values read from the file
+        event = get()  # after DocumentStart
+        while True:
+            kind = type(event)
+            size = 1
+            if kind is Scalar:
+                tag = event.tag
+                if tag is None or tag == "!":
+                    # quoted (or '!') scalars are text; only plain ones go through the resolver
+                    tag = resolve(scalar_node, event.value, event.implicit) if event.implicit[0] else _STR
+                read += 1
+                value = event.value if tag == _STR else self.tagged(event, tag)
+                if event.anchor is not None:
+                    self.anchors[event.anchor] = value
+                    self.sizes[event.anchor] = 1
+            elif kind is MapStart or kind is SeqStart:
+                read += 1
+                stack.append(self.open(event, kind is MapStart, len(stack)))
+                event = get()
+                continue
+            elif kind is Alias:
+                value, size = self.alias(event, read)
+            elif kind is MapEnd or kind is SeqEnd:
+                frame = stack.pop()
+                value, size, event = self.close(frame), frame.size, frame.start  # event: where it started
+            else:  # DocumentEnd
+                return root
+            if value is _MERGE_KEY and (not stack or not stack[-1].is_map or stack[-1].key_event is not None):
+                value = "<<"  # '<<' as a value, not a key: just text
+            if not stack:
+                root = value
+            else:
+                top = stack[-1]
+                top.size += size
+                if not top.is_map:
+                    top.container.append(value)
+                elif top.key_event is None:
+                    top.key_event, top.key = event, value
+                elif type(top.key) is str and top.key not in top.container:  # the common pair, inline
+                    top.container[top.key] = value
+                    top.key_event = top.key = None
+                else:
+                    self.pair(stack, top, value)
+            event = get()
+
+    def mark(self, event) -> Mark:
+        return Mark(self.source.name, event.start_mark.line + 1, event.start_mark.column + 1)
+
+    def refuse(self, event, tag: str) -> None:
+        tag = tag.replace("tag:yaml.org,2002:", "!!")
+        self.errors.append(LoadError(f"YAML tag {tag} is not allowed: shotflow reads plain YAML only and never "
+                                     "runs code from a file", where=self.mark(event), hint="remove the tag"))
+
+    def tagged(self, event, tag: str) -> Any:
+        """A scalar that is not text: a core type constructed by PyYAML, a merge key, or a refused tag."""
+        import yaml
+
+        if tag == _MERGE:
+            return _MERGE_KEY
+        if tag not in _SAFE_SCALAR_TAGS:
+            self.refuse(event, tag)
+            return None
+        if self.constructor is None:
+            self.constructor = yaml.constructor.SafeConstructor()
+        try:
+            value = self.constructor.yaml_constructors[tag](self.constructor, self.scalar_node(tag, event.value))
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, yaml.YAMLError) as exc:
+            self.errors.append(_bad_scalar(event, tag, exc, self.mark(event)))
+            return None
+        if tag == _TIMESTAMP and value is not None:
+            return event.value  # dates are text (and the same from --set)
+        return value
+
+    def open(self, event, is_map: bool, depth: int) -> _Frame:
+        """A mapping or sequence starts: its frame (bounded in depth; a foreign tag is refused)."""
+        tag = event.tag
+        bad = tag is not None and tag != "!" and tag != (_MAP if is_map else _SEQ)
+        if bad:
+            self.refuse(event, tag)
+        if depth >= MAX_DEPTH:
+            raise LoadError(f"the data is nested more than {MAX_DEPTH} levels deep", where=self.mark(event),
+                            hint="a storyboard needs a handful of levels; flatten it")
+        container: Any = {} if is_map else []
+        if event.anchor is not None:
+            self.anchors[event.anchor] = container
+            self.open_anchors.add(event.anchor)
+        return _Frame(container, is_map, event.anchor, bad, event)
+
+    def close(self, frame: _Frame) -> Any:
+        """A container ends: its value, with its ``<<`` merges applied."""
+        container = frame.container
+        if frame.anchor is not None:
+            self.open_anchors.discard(frame.anchor)
+            self.sizes[frame.anchor] = frame.size
+        if frame.merges:
+            container = _merged(container, frame.merges, self.errors)
+            if frame.anchor is not None:
+                self.anchors[frame.anchor] = container
+        return None if frame.bad else container
+
+    def alias(self, event, read: int) -> tuple[Any, int]:
+        """``*name``: a copy of the anchored value and how many values it holds (bounded: no billion laughs)."""
+        anchor = event.anchor
+        if anchor in self.open_anchors:
+            self.errors.append(LoadError(f"alias *{anchor} refers to a value that contains it",
+                                         where=self.mark(event), hint="YAML data here must not be recursive"))
+            return None, 1
+        if anchor not in self.anchors:
+            self.errors.append(LoadError(f"unknown alias *{anchor}", where=self.mark(event),
+                                         hint="define it first with &" + anchor))
+            return None, 1
+        size = self.sizes[anchor]
+        self.copied += size
+        if self.copied > ALIAS_LIMIT + 4 * read:  # checked before copying: memory stays flat
+            raise LoadError(f"aliases expand this file to more than {ALIAS_LIMIT + 4 * read} values "
+                            f"(*{anchor} alone copies {size})", where=self.mark(event),
+                            hint="a 'billion laughs' file? write the values out, or alias less")
+        value = _copy(self.anchors[anchor])
+        return value, 1 if value is None else size
+
+    def pair(self, stack: list[_Frame], top: _Frame, value: Any) -> None:
+        """A mapping's value after its key, when the key is not plain new text: a merge, a
+        key that is not text, a number or boolean key (kept as text), or a duplicate."""
+        key_event, key = top.key_event, top.key
+        top.key_event = top.key = None
+        if key is _MERGE_KEY:
+            if top.merges is None:
+                top.merges = []
+            top.merges.append((self.mark(key_event), value))
+        elif isinstance(key, (dict, list)) or key is None:
+            self.errors.append(LoadError("mapping keys must be plain text", where=self.mark(key_event)))
+        else:
+            if not isinstance(key, str):
+                key = str(key)
+            if key in top.container:
+                first = self.source.mark((*_stack_path(stack), key), key=True)
+                self.errors.append(LoadError(f"duplicate key '{key}' (first at line {first.line})",
+                                             where=self.mark(key_event)))
+            else:
+                top.container[key] = value
 
 
 # ``key: value`` or ``- value`` whose plain value starts with a character YAML reserves
@@ -413,14 +472,14 @@ def _merged(explicit: dict, merges: list, errors: list[ShotflowError]) -> dict:
     return {**inherited, **explicit}
 
 
-def _stack_path(stack: list[list]) -> Path_:
+def _stack_path(stack: list[_Frame]) -> Path_:
     """The document path of the innermost open container (for an error's 'first at')."""
     path: list[str | int] = []
     for parent in stack[:-1]:
-        if parent[1]:
-            path.append(parent[3] if isinstance(parent[3], str) else str(parent[3]))
+        if parent.is_map:
+            path.append(parent.key if isinstance(parent.key, str) else str(parent.key))
         else:
-            path.append(len(parent[0]))
+            path.append(len(parent.container))
     return tuple(path)
 
 
