@@ -597,85 +597,98 @@ def load(path: Path | str, overrides: dict[str, Any] | None = None) -> Loaded:
     """
     from . import validate
 
-    main_path = Path(path).resolve()
-    main = read_source(main_path)
+    main = read_source(Path(path).resolve())
     errors: list[ShotflowError] = list(validate.check(main, "storyboard"))
     if not isinstance(main.data, dict) or "shotflow" not in main.data:
         raise_all(errors)  # not a storyboard at all: nothing more to say
-    sources = [main]
-    doc = dict(main.data)
-    origin: dict[Path_, tuple[Source, Path_]] = {}
-    for section in ("characters", "locations", "vars"):
-        doc[section] = dict(doc[section]) if isinstance(doc.get(section), dict) else {}
-        for name in doc[section]:
-            origin[(section, name)] = (main, (section, name))
-    defined_in: dict[tuple[str, str], Source] = {
-        (section, name): main for section in ("characters", "locations", "vars") for name in doc[section]
-    }
+    assembly = _Assembly(main, errors)
+    assembly.merge_library(main, (main.path,))
+    assembly.splice(main, main.data.get("scenes") or [], ("scenes",), (main.path,))
+    doc = assembly.doc
+    doc["scenes"] = assembly.scenes
+    doc.pop("include", None)
+    if overrides:
+        doc["vars"] = _apply_overrides(doc["vars"], overrides)
+    raise_all(errors)
+    return Loaded(main=main, sources=assembly.sources, document=doc, origin=assembly.origin)
 
-    def merge_library(src: Source, stack: tuple[Path, ...]):
+
+_LIBRARY_SECTIONS = ("characters", "locations", "vars")
+
+
+class _Assembly:
+    """The merged document being built from the main file and its includes (``load``'s state).
+
+    Library files (top-level ``include:``) add characters, locations and vars, each name
+    defined once across all files; scene files (``- include:`` in ``scenes``) are spliced
+    in place, each scene id used once."""
+
+    def __init__(self, main: Source, errors: list[ShotflowError]):
+        self.errors = errors
+        self.sources = [main]
+        self.doc = dict(main.data)
+        self.origin: dict[Path_, tuple[Source, Path_]] = {}
+        self.defined_in: dict[tuple[str, str], Source] = {}
+        for section in _LIBRARY_SECTIONS:
+            value = self.doc.get(section)
+            self.doc[section] = dict(value) if isinstance(value, dict) else {}
+            for name in self.doc[section]:
+                self.origin[(section, name)] = (main, (section, name))
+                self.defined_in[(section, name)] = main
+        self.scenes: list[Any] = []
+        self.scene_ids: dict[str, Place] = {}
+
+    def merge_library(self, src: Source, stack: tuple[Path, ...]) -> None:
+        """Merge the files ``src`` includes at its top level (and theirs, depth first)."""
         includes = src.data.get("include")
         for i, inc in enumerate(includes if isinstance(includes, list) else []):
             if not isinstance(inc, str):
                 continue
-            child = _include(src, ("include", i), inc, stack, "library", errors)
+            child = _include(src, ("include", i), inc, stack, "library", self.errors)
             if child is None:
                 continue
-            sources.append(child)
-            for section in ("characters", "locations", "vars"):
+            self.sources.append(child)
+            for section in _LIBRARY_SECTIONS:
                 for name, value in (child.data.get(section) or {}).items():
-                    first = defined_in.get((section, name))
-                    if first is not None:
-                        errors.append(
-                            LoadError(
-                                f"{section[:-1] if section != 'vars' else 'var'} '{name}' is defined twice: "
-                                f"in {first.name} and in {child.name}",
-                                where=child.mark((section, name), key=True),
-                            )
-                        )
-                        continue
-                    defined_in[(section, name)] = child
-                    doc[section][name] = value
-                    origin[(section, name)] = (child, (section, name))
-            merge_library(child, (*stack, child.path))
+                    self._define(child, section, name, value)
+            self.merge_library(child, (*stack, child.path))
 
-    merge_library(main, (main.path,))
+    def _define(self, child: Source, section: str, name: str, value: Any) -> None:
+        first = self.defined_in.get((section, name))
+        if first is not None:
+            kind = section[:-1] if section != "vars" else "var"
+            self.errors.append(LoadError(f"{kind} '{name}' is defined twice: in {first.name} and in {child.name}",
+                                         where=child.mark((section, name), key=True)))
+            return
+        self.defined_in[(section, name)] = child
+        self.doc[section][name] = value
+        self.origin[(section, name)] = (child, (section, name))
 
-    scenes: list[Any] = []
-    scene_ids: dict[str, Mark] = {}
-
-    def splice(src: Source, items: list, base: Path_, stack: tuple[Path, ...]):
+    def splice(self, src: Source, items: list, base: Path_, stack: tuple[Path, ...]) -> None:
+        """Append ``src``'s scenes at ``base``, a ``- include:`` item replaced by that file's scenes."""
         for i, item in enumerate(items if isinstance(items, list) else []):
             if not isinstance(item, dict):
                 continue  # the schema check said what is wrong with it
             if "include" in item:
                 if not isinstance(item["include"], str):
                     continue
-                child = _include(src, (*base, i, "include"), item["include"], stack, "scenes", errors)
+                child = _include(src, (*base, i, "include"), item["include"], stack, "scenes", self.errors)
                 if child is None:
                     continue
-                sources.append(child)
-                splice(child, child.data.get("scenes") or [], ("scenes",), (*stack, child.path))
+                self.sources.append(child)
+                self.splice(child, child.data.get("scenes") or [], ("scenes",), (*stack, child.path))
                 continue
-            index = len(scenes)
-            scenes.append(item)
-            origin[("scenes", index)] = (src, (*base, i))
+            self.origin[("scenes", len(self.scenes))] = (src, (*base, i))
+            self.scenes.append(item)
             sid = item.get("id")
             if not isinstance(sid, str):
                 continue  # the schema check said what is wrong with it
             mark = src.place((*base, i, "id"))
-            if sid in scene_ids:
-                errors.append(LoadError(f"scene id '{sid}' is used twice (first at {scene_ids[sid]})", where=mark))
+            if sid in self.scene_ids:
+                self.errors.append(LoadError(f"scene id '{sid}' is used twice (first at {self.scene_ids[sid]})",
+                                             where=mark))
             else:
-                scene_ids[sid] = mark
-
-    splice(main, main.data.get("scenes") or [], ("scenes",), (main.path,))
-    doc["scenes"] = scenes
-    doc.pop("include", None)
-    if overrides:
-        doc["vars"] = _apply_overrides(doc["vars"], overrides)
-    raise_all(errors)
-    return Loaded(main=main, sources=sources, document=doc, origin=origin)
+                self.scene_ids[sid] = mark
 
 
 def _include(parent: Source, at: Path_, rel: str, stack: tuple[Path, ...], kind: str, errors: list) -> Source | None:
