@@ -142,7 +142,8 @@ def test_unit_dry_run_removes_nothing_and_says_what_it_would(write, tmp_path):
     before = listing(story.parent)
     lines = cleaning.clean(story, "all", dry_run=True)
     assert listing(story.parent) == before
-    assert lines[0].startswith("would remove renders/ (") and lines[1].startswith("would remove shotflow's cache in")
+    assert lines[0].startswith("would remove ") and lines[0].endswith(")") and "renders/ (1 file, " in lines[0]
+    assert lines[1].startswith("would remove shotflow's cache in ")
 
 
 def test_unit_renders_only_keeps_the_cache_and_says_nothing_when_there_is_nothing(write, tmp_path):
