@@ -99,7 +99,8 @@ Test controls::
     emu.reset() (counters), emu.balance
     emu.stats → Stats(requests, tasks={taskType: n}, batch_sizes, billed, billed_tasks, images,
                       billed_images={taskUUID: n}, cost, uploads, downloads, faults, throttled,
-                      max_in_flight, bodies=(every task received, as sent), upload_sizes)
+                      max_in_flight, max_tasks_running, bodies=(every task received, as sent),
+                      upload_sizes)
 """
 
 from __future__ import annotations
@@ -265,6 +266,7 @@ class Stats:
     faults: int = 0  # injected faults that fired
     throttled: int = 0  # requests answered 429 because ``capacity`` requests were in flight
     max_in_flight: int = 0  # the most POST /v1 requests it was handling at once
+    max_tasks_running: int = 0  # the most inference tasks running at once (past the concurrency cap)
     bodies: tuple[dict[str, Any], ...] = ()  # every task received, as sent, in arrival order
     upload_sizes: tuple[tuple[int, int], ...] = ()  # (width, height) of each image uploaded, as received
 
@@ -283,6 +285,7 @@ class _Counters:
     faults: int = 0
     throttled: int = 0
     max_in_flight: int = 0
+    max_tasks_running: int = 0
     bodies: list[dict[str, Any]] = field(default_factory=list)
     upload_sizes: list[tuple[int, int]] = field(default_factory=list)
 
@@ -301,6 +304,7 @@ class _Counters:
             faults=self.faults,
             throttled=self.throttled,
             max_in_flight=self.max_in_flight,
+            max_tasks_running=self.max_tasks_running,
             bodies=tuple(self.bodies),
             upload_sizes=tuple(self.upload_sizes),
         )
@@ -443,6 +447,7 @@ class Emulator:
         self.refuse_tags = refuse_tags
         self.cost_per_task = cost_per_task
         self._in_flight = 0
+        self._running = 0  # inference tasks between their start (a concurrency slot) and their end
         self._random = random.Random(seed)
 
     def __repr__(self) -> str:
@@ -850,6 +855,9 @@ class Emulator:
             self._slots.acquire()  # queued behind other tasks: its clock starts now
             started = time.monotonic()
         job.started = started
+        with self._lock:
+            self._running += 1
+            self._counters.max_tasks_running = max(self._counters.max_tasks_running, self._running)
         try:
             # draw in the quiet middle of the wait, not while the burst of requests that brought
             # this task (and their clients) still needs the GIL: that keeps latency what it says
@@ -868,6 +876,8 @@ class Emulator:
                 job.error = failure
             job.done.set()
         finally:
+            with self._lock:
+                self._running -= 1
             if self._slots is not None:
                 self._slots.release()
 
