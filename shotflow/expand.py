@@ -13,6 +13,7 @@ file:line:column it came from.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -105,7 +106,8 @@ class _Expander:
                 path = ("scenes", si, "shots", hi)
                 if shot["id"] in seen:
                     self.errors.append(
-                        InputError(f"shot id '{sid}/{shot['id']}' is used twice in scene '{sid}' (first at {seen[shot['id']]})",
+                        InputError(f"shot id '{sid}/{shot['id']}' is used twice in scene '{sid}' "
+                                   f"(first at {seen[shot['id']]})",
                                    where=self.loaded.where((*path, "id")))
                     )
                     continue
@@ -280,9 +282,10 @@ class _Expander:
         for member in blocking:
             if member not in cast:
                 listed = ", ".join(cast) or "none"
-                raise InputError(f"{node_id}: blocking places '{member}', who is not in the shot's cast (cast: {listed})",
-                                 where=self.loaded.where((*path, "blocking", member)),
-                                 hint=did_you_mean(member, cast) or f"add {member} to cast, or remove the blocking entry")
+                raise InputError(f"{node_id}: blocking places '{member}', who is not in the shot's cast "
+                                 f"(cast: {listed})", where=self.loaded.where((*path, "blocking", member)),
+                                 hint=did_you_mean(member, cast)
+                                 or f"add {member} to cast, or remove the blocking entry")
         location = owner.get("location")
         figures = self.blocking.setdefault(scene_id, SceneBlocking()).place(cast, blocking, self.colours)
         return Staging("shot", cast=figures, location=location, tone=self.tones.get(location), camera=camera)
@@ -334,7 +337,8 @@ class _Expander:
                 if member not in self.characters:
                     raise RefError(f"{node_id}: unknown character '{member}' in cast",
                                    where=self.loaded.where((*path, "cast", ci)),
-                                   hint=did_you_mean(member, self.characters) or self._known("characters", self.characters))
+                                   hint=did_you_mean(member, self.characters)
+                                   or self._known("characters", self.characters))
                 if member in drop:
                     dropped[self.characters[member].get("tag", member)] = member
                     continue
@@ -474,11 +478,12 @@ class _Expander:
         seen: dict[str, RefSpec] = {}
         for ref in refs:
             if not ref.tag or not _TAG_RE.match(ref.tag):
-                raise RefError(f"{node_id}: reference {ref.label} has no valid tag ({ref.tag!r}); with @tags in the prompt "
-                               "every reference needs one: 3-16 letters and digits, starting with a letter",
+                raise RefError(f"{node_id}: reference {ref.label} has no valid tag ({ref.tag!r}); with @tags in "
+                               "the prompt every reference needs one: 3-16 letters and digits, starting with a letter",
                                where=where, hint="give it one with {shot: ..., tag: name} or a character's tag:")
             if ref.tag in seen:
-                raise RefError(f"{node_id}: references {seen[ref.tag].label} and {ref.label} have the same tag '{ref.tag}'",
+                raise RefError(f"{node_id}: references {seen[ref.tag].label} and {ref.label} have the same tag "
+                               f"'{ref.tag}'",
                                where=where, hint="give one of them another tag")
             seen[ref.tag] = ref
         return True
@@ -768,8 +773,8 @@ class _CodeCache:
 
         import jinja2
 
-        from ._version import __version__
         from ._usercache import user_cache_dir
+        from ._version import __version__
 
         root = user_cache_dir()
         tag = (f"jinja{jinja2.__version__}-py{sys.version_info[0]}{sys.version_info[1]}-shotflow{__version__}"
@@ -817,16 +822,14 @@ class _CodeCache:
             codes = dict(list(codes.items())[-self.LIMIT:])
         from ._usercache import seal
 
-        try:
+        with contextlib.suppress(OSError):
             atomic_write(self.path, seal(marshal.dumps(codes)), mode=0o600)
-        except OSError:
-            pass
         self.dirty = False
 
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _TEXT_FILTERS = ("upper", "lower", "title", "capitalize", "trim")
-_LOOKUP = re.compile(r"\{\{\s*(%s(?:\.%s)*(?:\s*\|\s*(?:%s))*)\s*\}\}"
+_LOOKUP = re.compile(r"\{\{\s*(%s(?:\.%s)*(?:\s*\|\s*(?:%s))*)\s*\}\}"  # noqa: UP031 - a regex full of braces
                      % (_NAME, _NAME, "|".join(_TEXT_FILTERS)))
 _MISSING = object()
 
@@ -849,7 +852,7 @@ def _substitute(source: str, context: dict, filters) -> str | None:
     if any("{" in text for text in texts):
         return None
     out = [texts[0]]
-    for lookup, text in zip(parts[1::2], texts[1:]):
+    for lookup, text in zip(parts[1::2], texts[1:], strict=True):
         path, *applied = lookup.split("|")
         names = path.strip().split(".")
         value = context.get(names[0], _MISSING)
@@ -943,7 +946,8 @@ def _template_error(exc: Exception, node_id: str, where, what: str) -> TemplateE
         hint = "templates may only read the storyboard's values"
     elif isinstance(exc, jinja2.UndefinedError):
         message = f"{node_id}: {at}: {exc.message}"
-        hint = "check the spelling; names: project, style, vars, scene, shot, camera, location, cast, character, refs, prompt"
+        hint = ("check the spelling; names: project, style, vars, scene, shot, camera, location, cast, character, "
+                "refs, prompt")
     elif isinstance(exc, jinja2.TemplateSyntaxError):
         message = f"{node_id}: {at}: template syntax error: {exc.message}"
         hint = None

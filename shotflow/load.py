@@ -57,12 +57,14 @@ class Source:
     def name(self) -> str:
         return display_path(self.path)
 
-    def _index(self) -> None:
+    def _index(self) -> tuple[dict[Path_, Mark], dict[Path_, Mark]]:
         import hashlib
 
         import yaml
 
-        self._marks, self._key_marks = {}, {}
+        marks: dict[Path_, Mark] = {}
+        key_marks: dict[Path_, Mark] = {}
+        self._marks, self._key_marks = marks, key_marks
         text = self.text
         if not text and self.sha256:  # a big file is read again (only to report an error)
             try:
@@ -76,21 +78,24 @@ class Source:
         except (yaml.YAMLError, RecursionError):
             node = None  # the error being reported says what is wrong; marks fall back to the file
         if node is not None:
-            _Builder(self).build(node, ())
+            _Builder(self, marks, key_marks).build(node, ())
+        return marks, key_marks
 
     def mark(self, path: Path_, key: bool = False) -> Mark:
         """The mark of ``path``, or of its nearest ancestor that has one."""
-        if self._marks is None:
-            self._index()
-        table = self._key_marks if key else self._marks
+        if self._marks is None or self._key_marks is None:
+            marks, key_marks = self._index()
+        else:
+            marks, key_marks = self._marks, self._key_marks
+        table = key_marks if key else marks
         p = tuple(path)
         while p:
             if p in table:
                 return table[p]
-            if not key and p in self._key_marks:
-                return self._key_marks[p]
+            if not key and p in key_marks:
+                return key_marks[p]
             p = p[:-1]
-        return self._marks.get((), Mark(self.name, 1, 1))
+        return marks.get((), Mark(self.name, 1, 1))
 
     def place(self, path: Path_, key: bool = False) -> Place:
         """A mark that is only looked up when it is printed."""
@@ -103,7 +108,8 @@ class Place:
     __slots__ = ("source", "path", "key", "_mark")
 
     def __init__(self, source: Source, path: Path_, key: bool = False):
-        self.source, self.path, self.key, self._mark = source, path, key, None
+        self.source, self.path, self.key = source, path, key
+        self._mark: Mark | None = None
 
     def mark(self) -> Mark:
         if self._mark is None:
@@ -256,7 +262,8 @@ class _EventReader:
         """Read events up to the document's end; return its root value."""
         from yaml import events
 
-        Scalar, MapStart, SeqStart, Alias = events.ScalarEvent, events.MappingStartEvent, events.SequenceStartEvent, events.AliasEvent
+        Scalar, MapStart, SeqStart = events.ScalarEvent, events.MappingStartEvent, events.SequenceStartEvent
+        Alias = events.AliasEvent
         MapEnd, SeqEnd = events.MappingEndEvent, events.SequenceEndEvent
         resolve, scalar_node = self.loader.resolve, self.scalar_node
         stack: list[_Frame] = []
@@ -486,8 +493,8 @@ def _stack_path(stack: list[_Frame]) -> Path_:
 class _Builder:
     """Walks composed YAML nodes and records the mark of every value and key (errors only)."""
 
-    def __init__(self, source: Source):
-        self.source = source
+    def __init__(self, source: Source, marks: dict[Path_, Mark], key_marks: dict[Path_, Mark]):
+        self.marks, self.key_marks = marks, key_marks
         self.name = source.name
         self.errors: list[ShotflowError] = []
         self.budget = 4 * ALIAS_LIMIT  # values indexed at most: aliases make a walk longer than the file
@@ -501,7 +508,7 @@ class _Builder:
         self.budget -= 1
         if self.budget < 0 or id(node) in self.open or len(path) > MAX_DEPTH:
             return  # bounded: what is left unindexed is reported at its nearest indexed ancestor
-        self.source._marks[path] = self.mark(node)
+        self.marks[path] = self.mark(node)
         self.open.add(id(node))
         try:
             self._children(node, path)
@@ -520,7 +527,7 @@ class _Builder:
                 if key in seen:
                     continue
                 seen.add(key)
-                self.source._key_marks[(*path, key)] = self.mark(key_node)
+                self.key_marks[(*path, key)] = self.mark(key_node)
                 self.build(value_node, (*path, key))
         elif isinstance(node, yaml.nodes.SequenceNode):
             for i, item in enumerate(node.value):

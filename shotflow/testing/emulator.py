@@ -109,6 +109,7 @@ import argparse
 import base64
 import binascii
 import colorsys
+import contextlib
 import hashlib
 import io
 import json
@@ -460,7 +461,7 @@ class Emulator:
     def start(self) -> Emulator:
         if self._server is None:
             self._server = _Server(self._address, self)
-            host, port = self._server.server_address[:2]
+            host, port = self._server.socket.getsockname()[:2]
             self._images_base = f"http://{host}:{port}"  # kept after stop() for tasks still finishing
             self._thread = threading.Thread(
                 target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="runware-emulator", daemon=True
@@ -583,7 +584,8 @@ class Emulator:
             if not fault.kind.per_task or armed.task_type != task.get("taskType"):
                 return False
             if fault.kind is FaultKind.TASK_ERROR:
-                return fault.match == task.get("taskUUID") or fault.match in str(task.get("positivePrompt", ""))
+                return fault.match == task.get("taskUUID") or (
+                    fault.match is not None and fault.match in str(task.get("positivePrompt", "")))
             return True
 
         return self._take_fault(matches)
@@ -721,11 +723,11 @@ class Emulator:
             return
         if self.refuse_tags and _tagged(task):
             raise _tags_refused()
-        problems = catalog.task_errors(task)
-        if problems:
-            parameters = list(dict.fromkeys(_parameter(problem) for problem in problems))
+        messages = catalog.task_errors(task)
+        if messages:
+            parameters = list(dict.fromkeys(_parameter(message) for message in messages))
             parameter = parameters[0] if len(parameters) == 1 else parameters
-            raise _Refused(400, "invalidParameter", "; ".join(problems), parameter)
+            raise _Refused(400, "invalidParameter", "; ".join(messages), parameter)
 
     def _accept(self, task: dict[str, Any], arrived: float) -> tuple[_Job, bool]:
         """Validate, bill and start one inference task; (job, answer-with-conflict)."""
@@ -819,7 +821,10 @@ class Emulator:
             if job is not None and self.strict and job.sync:
                 job = None  # Runware documents getResponse for async tasks only
             items = list(job.items) if job is not None else []
-            error, done, expired = (job.error, job.done.is_set(), job.expired) if job is not None else (None, False, False)
+            if job is not None:
+                error, done, expired = job.error, job.done.is_set(), job.expired
+            else:
+                error, done, expired = None, False, False
         if job is None:
             raise _Refused(400, "taskNotFound", f"no task with taskUUID {task.get('taskUUID')} is known", "taskUUID")
         if expired:
@@ -968,7 +973,7 @@ def _downscale(data: bytes) -> bytes:
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as image:
-        image.thumbnail((MAX_UPLOAD_SIDE, MAX_UPLOAD_SIDE), Image.LANCZOS)
+        image.thumbnail((MAX_UPLOAD_SIDE, MAX_UPLOAD_SIDE), Image.Resampling.LANCZOS)
         out = io.BytesIO()
         image.save(out, "PNG")
     return out.getvalue()
@@ -1187,10 +1192,8 @@ def _misbehave(handler: _Handler, fault: Fault, tasks: list[dict[str, Any]]) -> 
     """Answer as ``fault`` says instead of properly."""
     if fault.kind is FaultKind.DROP:
         handler.close_connection = True
-        try:
+        with contextlib.suppress(OSError):  # already gone
             handler.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already gone
     elif fault.kind is FaultKind.MALFORMED:
         handler.close_connection = True
         _reply(handler, 200, b'{"data": [{"taskType": "imageInference", "taskUU', "application/json")
@@ -1241,7 +1244,7 @@ def _render(
 
     rng = random.Random(f"{model}|{prompt}|{width}x{height}|{','.join(references)}|{seed}")
     hue = int(hashlib.sha256(prompt.encode()).hexdigest()[:4], 16) / 0xFFFF
-    palette = [(12, 12, 16)]  # 0: caption band
+    palette: list[tuple[int, ...]] = [(12, 12, 16)]  # 0: caption band
     palette += [_hls(hue + 0.02 * i, 0.25 + 0.08 * i, 0.45) for i in range(6)]  # 1-6: sky
     shapes = [(hue + 0.5 + rng.uniform(-0.1, 0.1), rng.uniform(0.2, 0.6), rng.uniform(0.3, 0.8)) for _ in range(5)]
     palette += [_hls(*shape) for shape in shapes]  # 7-11: ground and shapes
@@ -1268,7 +1271,7 @@ def _render(
         left = cols - (index + 1) * (side + 1)
         draw.rectangle((left, 1, left + side - 1, side), fill=12 + index)
 
-    image = canvas.resize((width, height), Image.NEAREST)
+    image = canvas.resize((width, height), Image.Resampling.NEAREST)
     size = max(10, height // 28)
     lines = textwrap.wrap(prompt, width=max(10, int(width / (size * 0.58))), max_lines=2, placeholder=" …")
     lines.append(f"seed {seed} · {model} · {width}×{height} · shotflow emulator")
