@@ -852,7 +852,7 @@ def _substitute(source: str, context: dict, filters) -> str | None:
     if any("{" in text for text in texts):
         return None
     out = [texts[0]]
-    for lookup, text in zip(parts[1::2], texts[1:], strict=True):
+    for lookup, text in zip(parts[1::2], texts[1:], strict=False):
         path, *applied = lookup.split("|")
         names = path.strip().split(".")
         value = context.get(names[0], _MISSING)
