@@ -13,10 +13,11 @@ file:line:column it came from.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import catalog
 from ._resources import data_dir
@@ -52,6 +53,18 @@ def expand(loaded: Loaded, *, backend: str | None = None) -> Project:
     return _Expander(loaded, backend).run()
 
 
+class _Item(NamedTuple):
+    """One node to expand, as ``_Expander.run`` finds it in the storyboard."""
+
+    id: str  # "scene/shot", "character:name" or "location:name"
+    kind: NodeKind
+    name: str  # the shot's id, or the character's or location's name
+    scene: str | None  # the shot's scene id (None for a sheet)
+    fields: dict  # what the storyboard writes for the node (a shot, or an entity's sheet)
+    path: Path_  # where ``fields`` are in the merged document
+    owner: dict  # the shot's scene, or the sheet's character or location
+
+
 class _Expander:
     def __init__(self, loaded: Loaded, backend: str | None):
         self.loaded = loaded
@@ -74,13 +87,13 @@ class _Expander:
     # -- the whole storyboard -------------------------------------------------
 
     def run(self) -> Project:
-        plans: list[tuple[str, NodeKind, str, str | None, dict, Path_, dict]] = []
+        plans: list[_Item] = []
         for kind, section in ((NodeKind.CHARACTER, "characters"), (NodeKind.LOCATION, "locations")):
             for name, entity in (self.doc.get(section) or {}).items():
                 if entity.get("sheet") is not None:
                     node_id = f"{kind.value}:{name}"
                     self.all_ids.add(node_id)
-                    plans.append((node_id, kind, name, None, entity["sheet"], (section, name, "sheet"), entity))
+                    plans.append(_Item(node_id, kind, name, None, entity["sheet"], (section, name, "sheet"), entity))
         scenes: list[SceneInfo] = []
         editorial = self._editorial()
         codes: dict[str, str] = {}
@@ -93,7 +106,8 @@ class _Expander:
                 path = ("scenes", si, "shots", hi)
                 if shot["id"] in seen:
                     self.errors.append(
-                        InputError(f"shot id '{sid}/{shot['id']}' is used twice in scene '{sid}' (first at {seen[shot['id']]})",
+                        InputError(f"shot id '{sid}/{shot['id']}' is used twice in scene '{sid}' "
+                                   f"(first at {seen[shot['id']]})",
                                    where=self.loaded.where((*path, "id")))
                     )
                     continue
@@ -106,7 +120,7 @@ class _Expander:
                 else:
                     ids.append(node_id)
                 self.all_ids.add(node_id)
-                plans.append((node_id, NodeKind.SHOT, shot["id"], sid, shot, path, scene))
+                plans.append(_Item(node_id, NodeKind.SHOT, shot["id"], sid, shot, path, scene))
             self.shot_ids[sid] = ids
             location = scene.get("location")
             if location is not None and location not in self.locations:
@@ -120,11 +134,11 @@ class _Expander:
         self.style = self._style()
         nodes: dict[str, NodeSpec] = {}
         failed: list[tuple[str, ShotflowError]] = []
-        for index, (node_id, kind, name, scene_id, fields, path, owner) in enumerate(plans):
+        for index, item in enumerate(plans):
             try:
-                nodes[node_id] = self.node(index, node_id, kind, name, scene_id, fields, path, owner)
+                nodes[item.id] = self.node(index, item)
             except ShotflowError as exc:
-                failed.append((node_id, exc))
+                failed.append((item.id, exc))
         self.errors.extend(_once(failed))
         self.templates.save()
         raise_all(self.errors)
@@ -185,7 +199,8 @@ class _Expander:
 
     # -- one node -------------------------------------------------------------
 
-    def node(self, index, node_id, kind, name, scene_id, fields, path, owner) -> NodeSpec:
+    def node(self, index: int, item: _Item) -> NodeSpec:
+        node_id, kind, name, scene_id, fields, path, owner = item
         where = self.loaded.where(path)
         merged = dict(self.defaults)
         for key, value in fields.items():
@@ -212,8 +227,8 @@ class _Expander:
         if pick > takes:
             raise InputError(f"{node_id}: pick {pick} but the shot has only {takes} take{'s' if takes > 1 else ''}",
                              where=at("pick"), hint=f"use a pick from 1 to {takes}, or raise takes")
-        refs, implicit, dropped = self._refs(node_id, kind, name, scene_id, fields, path, owner, at)
-        context = self._context(node_id, kind, name, scene_id, merged, owner, refs)
+        refs, implicit, dropped = self._refs(item, at)
+        context = self._context(item, merged, refs)
         template = merged.get("template", SHEET_TEMPLATE if kind is not NodeKind.SHOT else SHOT_TEMPLATE)
         prompt = self._prompt(node_id, fields, merged, template, context, path, at)
         tagged = self._check_tags(node_id, prompt, refs, where, dropped)
@@ -238,7 +253,7 @@ class _Expander:
                            f"{spec.id} takes at least {spec.min_refs} (it is image-to-image only)", where=where,
                            hint=hint)
         camera = Camera(**{k: (str(v) if v is not None else None) for k, v in (merged.get("camera") or {}).items()})
-        staging = self._staging(node_id, kind, name, scene_id, fields, path, owner, camera)
+        staging = self._staging(item, camera)
         options = {api: merged[key] for key, api in (("ttl", "ttl"), ("webhook_url", "webhookURL"),
                                                      ("upload_endpoint", "uploadEndpoint")) if key in merged}
         return NodeSpec(
@@ -255,8 +270,9 @@ class _Expander:
             review=_review(fields.get("review")),
         )
 
-    def _staging(self, node_id, kind, name, scene_id, fields, path, owner, camera: Camera) -> Staging:
+    def _staging(self, item: _Item, camera: Camera) -> Staging:
         """Who stands where, in which place, seen how: what a preview panel draws (see staging)."""
+        node_id, kind, name, scene_id, fields, path, owner = item
         if kind is NodeKind.CHARACTER:
             return Staging("character", cast=(Figure(name, self.colours[name], "center", "camera"),), camera=camera)
         if kind is NodeKind.LOCATION:
@@ -266,9 +282,10 @@ class _Expander:
         for member in blocking:
             if member not in cast:
                 listed = ", ".join(cast) or "none"
-                raise InputError(f"{node_id}: blocking places '{member}', who is not in the shot's cast (cast: {listed})",
-                                 where=self.loaded.where((*path, "blocking", member)),
-                                 hint=did_you_mean(member, cast) or f"add {member} to cast, or remove the blocking entry")
+                raise InputError(f"{node_id}: blocking places '{member}', who is not in the shot's cast "
+                                 f"(cast: {listed})", where=self.loaded.where((*path, "blocking", member)),
+                                 hint=did_you_mean(member, cast)
+                                 or f"add {member} to cast, or remove the blocking entry")
         location = owner.get("location")
         figures = self.blocking.setdefault(scene_id, SceneBlocking()).place(cast, blocking, self.colours)
         return Staging("shot", cast=figures, location=location, tone=self.tones.get(location), camera=camera)
@@ -289,11 +306,12 @@ class _Expander:
 
     # -- references -------------------------------------------------------------
 
-    def _refs(self, node_id, kind, name, scene_id, fields, path, owner, at):
+    def _refs(self, item: _Item, at):
         """The node's references in request order: the scene's location, each cast member,
         then refs (duplicates dropped), less what ``drop_refs`` leaves out. Also returns, for
         the implicit ones, the name that ``drop_refs`` would take ({(kind, target): name}),
         and the tags of those it left out ({tag: name})."""
+        node_id, kind, name, scene_id, fields, path, owner = item
         refs: list[RefSpec] = []
         seen: set[tuple[RefKind, str]] = set()
         implicit: dict[tuple[RefKind, str], str] = {}
@@ -319,7 +337,8 @@ class _Expander:
                 if member not in self.characters:
                     raise RefError(f"{node_id}: unknown character '{member}' in cast",
                                    where=self.loaded.where((*path, "cast", ci)),
-                                   hint=did_you_mean(member, self.characters) or self._known("characters", self.characters))
+                                   hint=did_you_mean(member, self.characters)
+                                   or self._known("characters", self.characters))
                 if member in drop:
                     dropped[self.characters[member].get("tag", member)] = member
                     continue
@@ -459,18 +478,20 @@ class _Expander:
         seen: dict[str, RefSpec] = {}
         for ref in refs:
             if not ref.tag or not _TAG_RE.match(ref.tag):
-                raise RefError(f"{node_id}: reference {ref.label} has no valid tag ({ref.tag!r}); with @tags in the prompt "
-                               "every reference needs one: 3-16 letters and digits, starting with a letter",
+                raise RefError(f"{node_id}: reference {ref.label} has no valid tag ({ref.tag!r}); with @tags in "
+                               "the prompt every reference needs one: 3-16 letters and digits, starting with a letter",
                                where=where, hint="give it one with {shot: ..., tag: name} or a character's tag:")
             if ref.tag in seen:
-                raise RefError(f"{node_id}: references {seen[ref.tag].label} and {ref.label} have the same tag '{ref.tag}'",
+                raise RefError(f"{node_id}: references {seen[ref.tag].label} and {ref.label} have the same tag "
+                               f"'{ref.tag}'",
                                where=where, hint="give one of them another tag")
             seen[ref.tag] = ref
         return True
 
     # -- prompts ----------------------------------------------------------------
 
-    def _context(self, node_id, kind, name, scene_id, merged, owner, refs) -> dict[str, Any]:
+    def _context(self, item: _Item, merged: dict, refs: list[RefSpec]) -> dict[str, Any]:
+        node_id, kind, name, scene_id, owner = item.id, item.kind, item.name, item.scene, item.owner
         def entity(section: dict, key: str) -> dict[str, Any]:
             data = section[key]
             return {"name": key, "description": data.get("description", ""), "tag": data.get("tag", key),
@@ -752,8 +773,8 @@ class _CodeCache:
 
         import jinja2
 
-        from ._version import __version__
         from ._usercache import user_cache_dir
+        from ._version import __version__
 
         root = user_cache_dir()
         tag = (f"jinja{jinja2.__version__}-py{sys.version_info[0]}{sys.version_info[1]}-shotflow{__version__}"
@@ -801,16 +822,14 @@ class _CodeCache:
             codes = dict(list(codes.items())[-self.LIMIT:])
         from ._usercache import seal
 
-        try:
+        with contextlib.suppress(OSError):
             atomic_write(self.path, seal(marshal.dumps(codes)), mode=0o600)
-        except OSError:
-            pass
         self.dirty = False
 
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _TEXT_FILTERS = ("upper", "lower", "title", "capitalize", "trim")
-_LOOKUP = re.compile(r"\{\{\s*(%s(?:\.%s)*(?:\s*\|\s*(?:%s))*)\s*\}\}"
+_LOOKUP = re.compile(r"\{\{\s*(%s(?:\.%s)*(?:\s*\|\s*(?:%s))*)\s*\}\}"  # noqa: UP031 - a regex full of braces
                      % (_NAME, _NAME, "|".join(_TEXT_FILTERS)))
 _MISSING = object()
 
@@ -833,7 +852,7 @@ def _substitute(source: str, context: dict, filters) -> str | None:
     if any("{" in text for text in texts):
         return None
     out = [texts[0]]
-    for lookup, text in zip(parts[1::2], texts[1:]):
+    for lookup, text in zip(parts[1::2], texts[1:], strict=False):
         path, *applied = lookup.split("|")
         names = path.strip().split(".")
         value = context.get(names[0], _MISSING)
@@ -927,7 +946,8 @@ def _template_error(exc: Exception, node_id: str, where, what: str) -> TemplateE
         hint = "templates may only read the storyboard's values"
     elif isinstance(exc, jinja2.UndefinedError):
         message = f"{node_id}: {at}: {exc.message}"
-        hint = "check the spelling; names: project, style, vars, scene, shot, camera, location, cast, character, refs, prompt"
+        hint = ("check the spelling; names: project, style, vars, scene, shot, camera, location, cast, character, "
+                "refs, prompt")
     elif isinstance(exc, jinja2.TemplateSyntaxError):
         message = f"{node_id}: {at}: template syntax error: {exc.message}"
         hint = None

@@ -57,12 +57,14 @@ class Source:
     def name(self) -> str:
         return display_path(self.path)
 
-    def _index(self) -> None:
+    def _index(self) -> tuple[dict[Path_, Mark], dict[Path_, Mark]]:
         import hashlib
 
         import yaml
 
-        self._marks, self._key_marks = {}, {}
+        marks: dict[Path_, Mark] = {}
+        key_marks: dict[Path_, Mark] = {}
+        self._marks, self._key_marks = marks, key_marks
         text = self.text
         if not text and self.sha256:  # a big file is read again (only to report an error)
             try:
@@ -76,21 +78,24 @@ class Source:
         except (yaml.YAMLError, RecursionError):
             node = None  # the error being reported says what is wrong; marks fall back to the file
         if node is not None:
-            _Builder(self).build(node, ())
+            _Builder(self, marks, key_marks).build(node, ())
+        return marks, key_marks
 
     def mark(self, path: Path_, key: bool = False) -> Mark:
         """The mark of ``path``, or of its nearest ancestor that has one."""
-        if self._marks is None:
-            self._index()
-        table = self._key_marks if key else self._marks
+        if self._marks is None or self._key_marks is None:
+            marks, key_marks = self._index()
+        else:
+            marks, key_marks = self._marks, self._key_marks
+        table = key_marks if key else marks
         p = tuple(path)
         while p:
             if p in table:
                 return table[p]
-            if not key and p in self._key_marks:
-                return self._key_marks[p]
+            if not key and p in key_marks:
+                return key_marks[p]
             p = p[:-1]
-        return self._marks.get((), Mark(self.name, 1, 1))
+        return marks.get((), Mark(self.name, 1, 1))
 
     def place(self, path: Path_, key: bool = False) -> Place:
         """A mark that is only looked up when it is printed."""
@@ -103,7 +108,8 @@ class Place:
     __slots__ = ("source", "path", "key", "_mark")
 
     def __init__(self, source: Source, path: Path_, key: bool = False):
-        self.source, self.path, self.key, self._mark = source, path, key, None
+        self.source, self.path, self.key = source, path, key
+        self._mark: Mark | None = None
 
     def mark(self) -> Mark:
         if self._mark is None:
@@ -197,151 +203,211 @@ def _build(text: bytes, source: Source, errors: list[ShotflowError]):
     other than YAML's core types is refused, never constructed; a key given twice in one
     mapping is an error (PyYAML keeps the last); merge keys (``<<: *base``) and anchors
     work. Marks are not kept (see ``Source.mark``)."""
-    import yaml
-    from yaml import events
+    return _EventReader(text, source, errors).document()
 
-    loader = _loader_class()(text)
-    get, resolve = loader.get_event, loader.resolve
-    scalar_node = yaml.nodes.ScalarNode
-    Scalar, MapStart, SeqStart, Alias = events.ScalarEvent, events.MappingStartEvent, events.SequenceStartEvent, events.AliasEvent
-    constructor = None
-    anchors: dict[str, Any] = {}
-    sizes: dict[str, int] = {}  # anchor -> how many values its data holds (what an alias copies)
-    open_anchors: set[str] = set()
-    read = copied = 0  # values read from the file; values copied by aliases
 
-    def mark(event) -> Mark:
-        return Mark(source.name, event.start_mark.line + 1, event.start_mark.column + 1)
+class _Frame:
+    """A mapping or sequence being read: what ``_EventReader`` keeps for each open container."""
 
-    def refuse(event, tag: str) -> None:
-        tag = tag.replace("tag:yaml.org,2002:", "!!")
-        errors.append(LoadError(f"YAML tag {tag} is not allowed: shotflow reads plain YAML only and never runs "
-                                "code from a file", where=mark(event), hint="remove the tag"))
+    __slots__ = ("container", "is_map", "key_event", "key", "anchor", "merges", "bad", "start", "size")
 
-    get()  # StreamStart
-    event = get()
-    if isinstance(event, events.StreamEndEvent):
-        return None
-    # frames: [container, is_mapping, pending key's event or None, pending key, anchor, merges, bad, start event]
-    stack: list[list] = []
-    root = None
-    event = get()  # after DocumentStart
-    while True:
-        kind = type(event)
-        if kind is Scalar:
-            tag = event.tag
-            if tag is None or tag == "!":
-                # quoted (or '!') scalars are text; only plain ones go through the resolver
-                tag = resolve(scalar_node, event.value, event.implicit) if event.implicit[0] else _STR
-            read += 1
-            size = 1
-            if tag == _STR:
-                value = event.value
-            elif tag in _SAFE_SCALAR_TAGS or tag == _MERGE:
-                if tag == _MERGE:
-                    value = _MERGE_KEY
-                else:
-                    if constructor is None:
-                        constructor = yaml.constructor.SafeConstructor()
-                    try:
-                        value = constructor.yaml_constructors[tag](constructor, scalar_node(tag, event.value))
-                    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, yaml.YAMLError) as exc:
-                        errors.append(_bad_scalar(event, tag, exc, mark(event)))
-                        value = None
-                    if tag == _TIMESTAMP and value is not None:
-                        value = event.value  # dates are text (and the same from --set)
-            else:
-                refuse(event, tag)
-                value = None
-            if event.anchor is not None:
-                anchors[event.anchor] = value
-                sizes[event.anchor] = 1
-        elif kind is MapStart or kind is SeqStart:
-            is_map = kind is MapStart
-            tag = event.tag
-            if tag is not None and tag != "!" and tag != (_MAP if is_map else _SEQ):
-                refuse(event, tag)
-                bad = True
-            else:
-                bad = False
-            read += 1
-            if len(stack) >= MAX_DEPTH:
-                raise LoadError(f"the data is nested more than {MAX_DEPTH} levels deep", where=mark(event),
-                                hint="a storyboard needs a handful of levels; flatten it")
-            container: Any = {} if is_map else []
-            if event.anchor is not None:
-                anchors[event.anchor] = container
-                open_anchors.add(event.anchor)
-            stack.append([container, is_map, None, None, event.anchor, None, bad, event, 1])
-            event = get()
-            continue
-        elif kind is Alias:
-            if event.anchor in open_anchors:
-                errors.append(LoadError(f"alias *{event.anchor} refers to a value that contains it",
-                                        where=mark(event), hint="YAML data here must not be recursive"))
-                value = None
-            elif event.anchor not in anchors:
-                errors.append(LoadError(f"unknown alias *{event.anchor}", where=mark(event),
-                                        hint="define it first with &" + event.anchor))
-                value = None
-            else:
-                size = sizes[event.anchor]
-                copied += size
-                if copied > ALIAS_LIMIT + 4 * read:  # checked before copying: memory stays flat
-                    raise LoadError(f"aliases expand this file to more than {ALIAS_LIMIT + 4 * read} values "
-                                    f"(*{event.anchor} alone copies {size})", where=mark(event),
-                                    hint="a 'billion laughs' file? write the values out, or alias less")
-                value = _copy(anchors[event.anchor])
-            if value is None:
-                size = 1
-        elif kind is events.MappingEndEvent or kind is events.SequenceEndEvent:
-            container, is_map, _, _, anchor, merges, bad, event, size = stack.pop()  # event: where it started
-            if anchor is not None:
-                open_anchors.discard(anchor)
-                sizes[anchor] = size
-            if merges:
-                container = _merged(container, merges, errors)
-                if anchor is not None:
-                    anchors[anchor] = container
-            value = None if bad else container
-        else:  # DocumentEnd
-            break
-        if value is _MERGE_KEY and (not stack or not stack[-1][1] or stack[-1][2] is not None):
-            value = "<<"  # '<<' as a value, not a key: just text
-        if not stack:
-            root = value
-        else:
-            top = stack[-1]
-            top[8] += size
-            if not top[1]:
-                top[0].append(value)
-            elif top[2] is None:
-                top[2], top[3] = event, value
-            else:
-                key_event, key = top[2], top[3]
-                top[2] = top[3] = None
-                if key is _MERGE_KEY:
-                    if top[5] is None:
-                        top[5] = []
-                    top[5].append((mark(key_event), value))
-                elif isinstance(key, (dict, list)) or key is None:
-                    errors.append(LoadError("mapping keys must be plain text", where=mark(key_event)))
-                else:
-                    if not isinstance(key, str):
-                        key = str(key)
-                    if key in top[0]:
-                        path = _stack_path(stack)
-                        first = source.mark((*path, key), key=True)
-                        errors.append(LoadError(f"duplicate key '{key}' (first at line {first.line})",
-                                                where=mark(key_event)))
-                    else:
-                        top[0][key] = value
+    def __init__(self, container: Any, is_map: bool, anchor: str | None, bad: bool, start: Any):
+        self.container = container
+        self.is_map = is_map
+        self.key_event: Any = None  # the pending key's event (a mapping between a key and its value)
+        self.key: Any = None  # the pending key
+        self.anchor = anchor
+        self.merges: list[tuple[Mark, Any]] | None = None  # ``<<`` values, merged when the mapping ends
+        self.bad = bad  # a refused tag: the container reads as None
+        self.start = start  # the event that opened it (where it is, if it turns out to be a key)
+        self.size = 1  # values it holds, itself included (what an alias of it copies)
+
+
+class _EventReader:
+    """The state of ``_build``'s one pass: open containers, anchors, and the alias budget.
+
+    The loop in ``document`` is the YAML reader's hot path: plain text and the common
+    ``key: value`` pair stay inline; tags, aliases, merges and errors go to methods."""
+
+    def __init__(self, text: bytes, source: Source, errors: list[ShotflowError]):
+        import yaml
+
+        self.loader = _loader_class()(text)
+        self.source = source
+        self.errors = errors
+        self.scalar_node = yaml.nodes.ScalarNode
+        self.constructor: Any = None  # yaml's SafeConstructor, made for the first tagged scalar
+        self.anchors: dict[str, Any] = {}
+        self.sizes: dict[str, int] = {}  # anchor -> how many values its data holds (what an alias copies)
+        self.open_anchors: set[str] = set()
+        self.copied = 0  # values copied by aliases
+
+    def document(self):
+        """The file's one document as plain data (None for an empty file)."""
+        from yaml import events
+
+        get = self.loader.get_event
+        get()  # StreamStart
         event = get()
-    event = get()
-    if not isinstance(event, events.StreamEndEvent):
-        raise LoadError("the file holds more than one YAML document", where=mark(event),
-                        hint="remove the '---' line, or split the file and use include:")
-    return root
+        if isinstance(event, events.StreamEndEvent):
+            return None
+        root = self._values(get)
+        event = get()
+        if not isinstance(event, events.StreamEndEvent):
+            raise LoadError("the file holds more than one YAML document", where=self.mark(event),
+                            hint="remove the '---' line, or split the file and use include:")
+        return root
+
+    def _values(self, get):
+        """Read events up to the document's end; return its root value."""
+        from yaml import events
+
+        Scalar, MapStart, SeqStart = events.ScalarEvent, events.MappingStartEvent, events.SequenceStartEvent
+        Alias = events.AliasEvent
+        MapEnd, SeqEnd = events.MappingEndEvent, events.SequenceEndEvent
+        resolve, scalar_node = self.loader.resolve, self.scalar_node
+        stack: list[_Frame] = []
+        root = None
+        read = 0  # values read from the file
+        event = get()  # after DocumentStart
+        while True:
+            kind = type(event)
+            size = 1
+            if kind is Scalar:
+                tag = event.tag
+                if tag is None or tag == "!":
+                    # quoted (or '!') scalars are text; only plain ones go through the resolver
+                    tag = resolve(scalar_node, event.value, event.implicit) if event.implicit[0] else _STR
+                read += 1
+                value = event.value if tag == _STR else self.tagged(event, tag)
+                if event.anchor is not None:
+                    self.anchors[event.anchor] = value
+                    self.sizes[event.anchor] = 1
+            elif kind is MapStart or kind is SeqStart:
+                read += 1
+                stack.append(self.open(event, kind is MapStart, len(stack)))
+                event = get()
+                continue
+            elif kind is Alias:
+                value, size = self.alias(event, read)
+            elif kind is MapEnd or kind is SeqEnd:
+                frame = stack.pop()
+                value, size, event = self.close(frame), frame.size, frame.start  # event: where it started
+            else:  # DocumentEnd
+                return root
+            if value is _MERGE_KEY and (not stack or not stack[-1].is_map or stack[-1].key_event is not None):
+                value = "<<"  # '<<' as a value, not a key: just text
+            if not stack:
+                root = value
+            else:
+                top = stack[-1]
+                top.size += size
+                if not top.is_map:
+                    top.container.append(value)
+                elif top.key_event is None:
+                    top.key_event, top.key = event, value
+                elif type(top.key) is str and top.key not in top.container:  # the common pair, inline
+                    top.container[top.key] = value
+                    top.key_event = top.key = None
+                else:
+                    self.pair(stack, top, value)
+            event = get()
+
+    def mark(self, event) -> Mark:
+        return Mark(self.source.name, event.start_mark.line + 1, event.start_mark.column + 1)
+
+    def refuse(self, event, tag: str) -> None:
+        tag = tag.replace("tag:yaml.org,2002:", "!!")
+        self.errors.append(LoadError(f"YAML tag {tag} is not allowed: shotflow reads plain YAML only and never "
+                                     "runs code from a file", where=self.mark(event), hint="remove the tag"))
+
+    def tagged(self, event, tag: str) -> Any:
+        """A scalar that is not text: a core type constructed by PyYAML, a merge key, or a refused tag."""
+        import yaml
+
+        if tag == _MERGE:
+            return _MERGE_KEY
+        if tag not in _SAFE_SCALAR_TAGS:
+            self.refuse(event, tag)
+            return None
+        if self.constructor is None:
+            self.constructor = yaml.constructor.SafeConstructor()
+        try:
+            value = self.constructor.yaml_constructors[tag](self.constructor, self.scalar_node(tag, event.value))
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, yaml.YAMLError) as exc:
+            self.errors.append(_bad_scalar(event, tag, exc, self.mark(event)))
+            return None
+        if tag == _TIMESTAMP and value is not None:
+            return event.value  # dates are text (and the same from --set)
+        return value
+
+    def open(self, event, is_map: bool, depth: int) -> _Frame:
+        """A mapping or sequence starts: its frame (bounded in depth; a foreign tag is refused)."""
+        tag = event.tag
+        bad = tag is not None and tag != "!" and tag != (_MAP if is_map else _SEQ)
+        if bad:
+            self.refuse(event, tag)
+        if depth >= MAX_DEPTH:
+            raise LoadError(f"the data is nested more than {MAX_DEPTH} levels deep", where=self.mark(event),
+                            hint="a storyboard needs a handful of levels; flatten it")
+        container: Any = {} if is_map else []
+        if event.anchor is not None:
+            self.anchors[event.anchor] = container
+            self.open_anchors.add(event.anchor)
+        return _Frame(container, is_map, event.anchor, bad, event)
+
+    def close(self, frame: _Frame) -> Any:
+        """A container ends: its value, with its ``<<`` merges applied."""
+        container = frame.container
+        if frame.anchor is not None:
+            self.open_anchors.discard(frame.anchor)
+            self.sizes[frame.anchor] = frame.size
+        if frame.merges:
+            container = _merged(container, frame.merges, self.errors)
+            if frame.anchor is not None:
+                self.anchors[frame.anchor] = container
+        return None if frame.bad else container
+
+    def alias(self, event, read: int) -> tuple[Any, int]:
+        """``*name``: a copy of the anchored value and how many values it holds (bounded: no billion laughs)."""
+        anchor = event.anchor
+        if anchor in self.open_anchors:
+            self.errors.append(LoadError(f"alias *{anchor} refers to a value that contains it",
+                                         where=self.mark(event), hint="YAML data here must not be recursive"))
+            return None, 1
+        if anchor not in self.anchors:
+            self.errors.append(LoadError(f"unknown alias *{anchor}", where=self.mark(event),
+                                         hint="define it first with &" + anchor))
+            return None, 1
+        size = self.sizes[anchor]
+        self.copied += size
+        if self.copied > ALIAS_LIMIT + 4 * read:  # checked before copying: memory stays flat
+            raise LoadError(f"aliases expand this file to more than {ALIAS_LIMIT + 4 * read} values "
+                            f"(*{anchor} alone copies {size})", where=self.mark(event),
+                            hint="a 'billion laughs' file? write the values out, or alias less")
+        value = _copy(self.anchors[anchor])
+        return value, 1 if value is None else size
+
+    def pair(self, stack: list[_Frame], top: _Frame, value: Any) -> None:
+        """A mapping's value after its key, when the key is not plain new text: a merge, a
+        key that is not text, a number or boolean key (kept as text), or a duplicate."""
+        key_event, key = top.key_event, top.key
+        top.key_event = top.key = None
+        if key is _MERGE_KEY:
+            if top.merges is None:
+                top.merges = []
+            top.merges.append((self.mark(key_event), value))
+        elif isinstance(key, (dict, list)) or key is None:
+            self.errors.append(LoadError("mapping keys must be plain text", where=self.mark(key_event)))
+        else:
+            if not isinstance(key, str):
+                key = str(key)
+            if key in top.container:
+                first = self.source.mark((*_stack_path(stack), key), key=True)
+                self.errors.append(LoadError(f"duplicate key '{key}' (first at line {first.line})",
+                                             where=self.mark(key_event)))
+            else:
+                top.container[key] = value
 
 
 # ``key: value`` or ``- value`` whose plain value starts with a character YAML reserves
@@ -413,22 +479,22 @@ def _merged(explicit: dict, merges: list, errors: list[ShotflowError]) -> dict:
     return {**inherited, **explicit}
 
 
-def _stack_path(stack: list[list]) -> Path_:
+def _stack_path(stack: list[_Frame]) -> Path_:
     """The document path of the innermost open container (for an error's 'first at')."""
     path: list[str | int] = []
     for parent in stack[:-1]:
-        if parent[1]:
-            path.append(parent[3] if isinstance(parent[3], str) else str(parent[3]))
+        if parent.is_map:
+            path.append(parent.key if isinstance(parent.key, str) else str(parent.key))
         else:
-            path.append(len(parent[0]))
+            path.append(len(parent.container))
     return tuple(path)
 
 
 class _Builder:
     """Walks composed YAML nodes and records the mark of every value and key (errors only)."""
 
-    def __init__(self, source: Source):
-        self.source = source
+    def __init__(self, source: Source, marks: dict[Path_, Mark], key_marks: dict[Path_, Mark]):
+        self.marks, self.key_marks = marks, key_marks
         self.name = source.name
         self.errors: list[ShotflowError] = []
         self.budget = 4 * ALIAS_LIMIT  # values indexed at most: aliases make a walk longer than the file
@@ -442,7 +508,7 @@ class _Builder:
         self.budget -= 1
         if self.budget < 0 or id(node) in self.open or len(path) > MAX_DEPTH:
             return  # bounded: what is left unindexed is reported at its nearest indexed ancestor
-        self.source._marks[path] = self.mark(node)
+        self.marks[path] = self.mark(node)
         self.open.add(id(node))
         try:
             self._children(node, path)
@@ -461,7 +527,7 @@ class _Builder:
                 if key in seen:
                     continue
                 seen.add(key)
-                self.source._key_marks[(*path, key)] = self.mark(key_node)
+                self.key_marks[(*path, key)] = self.mark(key_node)
                 self.build(value_node, (*path, key))
         elif isinstance(node, yaml.nodes.SequenceNode):
             for i, item in enumerate(node.value):
@@ -538,85 +604,98 @@ def load(path: Path | str, overrides: dict[str, Any] | None = None) -> Loaded:
     """
     from . import validate
 
-    main_path = Path(path).resolve()
-    main = read_source(main_path)
+    main = read_source(Path(path).resolve())
     errors: list[ShotflowError] = list(validate.check(main, "storyboard"))
     if not isinstance(main.data, dict) or "shotflow" not in main.data:
         raise_all(errors)  # not a storyboard at all: nothing more to say
-    sources = [main]
-    doc = dict(main.data)
-    origin: dict[Path_, tuple[Source, Path_]] = {}
-    for section in ("characters", "locations", "vars"):
-        doc[section] = dict(doc[section]) if isinstance(doc.get(section), dict) else {}
-        for name in doc[section]:
-            origin[(section, name)] = (main, (section, name))
-    defined_in: dict[tuple[str, str], Source] = {
-        (section, name): main for section in ("characters", "locations", "vars") for name in doc[section]
-    }
+    assembly = _Assembly(main, errors)
+    assembly.merge_library(main, (main.path,))
+    assembly.splice(main, main.data.get("scenes") or [], ("scenes",), (main.path,))
+    doc = assembly.doc
+    doc["scenes"] = assembly.scenes
+    doc.pop("include", None)
+    if overrides:
+        doc["vars"] = _apply_overrides(doc["vars"], overrides)
+    raise_all(errors)
+    return Loaded(main=main, sources=assembly.sources, document=doc, origin=assembly.origin)
 
-    def merge_library(src: Source, stack: tuple[Path, ...]):
+
+_LIBRARY_SECTIONS = ("characters", "locations", "vars")
+
+
+class _Assembly:
+    """The merged document being built from the main file and its includes (``load``'s state).
+
+    Library files (top-level ``include:``) add characters, locations and vars, each name
+    defined once across all files; scene files (``- include:`` in ``scenes``) are spliced
+    in place, each scene id used once."""
+
+    def __init__(self, main: Source, errors: list[ShotflowError]):
+        self.errors = errors
+        self.sources = [main]
+        self.doc = dict(main.data)
+        self.origin: dict[Path_, tuple[Source, Path_]] = {}
+        self.defined_in: dict[tuple[str, str], Source] = {}
+        for section in _LIBRARY_SECTIONS:
+            value = self.doc.get(section)
+            self.doc[section] = dict(value) if isinstance(value, dict) else {}
+            for name in self.doc[section]:
+                self.origin[(section, name)] = (main, (section, name))
+                self.defined_in[(section, name)] = main
+        self.scenes: list[Any] = []
+        self.scene_ids: dict[str, Place] = {}
+
+    def merge_library(self, src: Source, stack: tuple[Path, ...]) -> None:
+        """Merge the files ``src`` includes at its top level (and theirs, depth first)."""
         includes = src.data.get("include")
         for i, inc in enumerate(includes if isinstance(includes, list) else []):
             if not isinstance(inc, str):
                 continue
-            child = _include(src, ("include", i), inc, stack, "library", errors)
+            child = _include(src, ("include", i), inc, stack, "library", self.errors)
             if child is None:
                 continue
-            sources.append(child)
-            for section in ("characters", "locations", "vars"):
+            self.sources.append(child)
+            for section in _LIBRARY_SECTIONS:
                 for name, value in (child.data.get(section) or {}).items():
-                    first = defined_in.get((section, name))
-                    if first is not None:
-                        errors.append(
-                            LoadError(
-                                f"{section[:-1] if section != 'vars' else 'var'} '{name}' is defined twice: "
-                                f"in {first.name} and in {child.name}",
-                                where=child.mark((section, name), key=True),
-                            )
-                        )
-                        continue
-                    defined_in[(section, name)] = child
-                    doc[section][name] = value
-                    origin[(section, name)] = (child, (section, name))
-            merge_library(child, (*stack, child.path))
+                    self._define(child, section, name, value)
+            self.merge_library(child, (*stack, child.path))
 
-    merge_library(main, (main.path,))
+    def _define(self, child: Source, section: str, name: str, value: Any) -> None:
+        first = self.defined_in.get((section, name))
+        if first is not None:
+            kind = section[:-1] if section != "vars" else "var"
+            self.errors.append(LoadError(f"{kind} '{name}' is defined twice: in {first.name} and in {child.name}",
+                                         where=child.mark((section, name), key=True)))
+            return
+        self.defined_in[(section, name)] = child
+        self.doc[section][name] = value
+        self.origin[(section, name)] = (child, (section, name))
 
-    scenes: list[Any] = []
-    scene_ids: dict[str, Mark] = {}
-
-    def splice(src: Source, items: list, base: Path_, stack: tuple[Path, ...]):
+    def splice(self, src: Source, items: list, base: Path_, stack: tuple[Path, ...]) -> None:
+        """Append ``src``'s scenes at ``base``, a ``- include:`` item replaced by that file's scenes."""
         for i, item in enumerate(items if isinstance(items, list) else []):
             if not isinstance(item, dict):
                 continue  # the schema check said what is wrong with it
             if "include" in item:
                 if not isinstance(item["include"], str):
                     continue
-                child = _include(src, (*base, i, "include"), item["include"], stack, "scenes", errors)
+                child = _include(src, (*base, i, "include"), item["include"], stack, "scenes", self.errors)
                 if child is None:
                     continue
-                sources.append(child)
-                splice(child, child.data.get("scenes") or [], ("scenes",), (*stack, child.path))
+                self.sources.append(child)
+                self.splice(child, child.data.get("scenes") or [], ("scenes",), (*stack, child.path))
                 continue
-            index = len(scenes)
-            scenes.append(item)
-            origin[("scenes", index)] = (src, (*base, i))
+            self.origin[("scenes", len(self.scenes))] = (src, (*base, i))
+            self.scenes.append(item)
             sid = item.get("id")
             if not isinstance(sid, str):
                 continue  # the schema check said what is wrong with it
             mark = src.place((*base, i, "id"))
-            if sid in scene_ids:
-                errors.append(LoadError(f"scene id '{sid}' is used twice (first at {scene_ids[sid]})", where=mark))
+            if sid in self.scene_ids:
+                self.errors.append(LoadError(f"scene id '{sid}' is used twice (first at {self.scene_ids[sid]})",
+                                             where=mark))
             else:
-                scene_ids[sid] = mark
-
-    splice(main, main.data.get("scenes") or [], ("scenes",), (main.path,))
-    doc["scenes"] = scenes
-    doc.pop("include", None)
-    if overrides:
-        doc["vars"] = _apply_overrides(doc["vars"], overrides)
-    raise_all(errors)
-    return Loaded(main=main, sources=sources, document=doc, origin=origin)
+                self.scene_ids[sid] = mark
 
 
 def _include(parent: Source, at: Path_, rel: str, stack: tuple[Path, ...], kind: str, errors: list) -> Source | None:

@@ -1,17 +1,16 @@
-"""Shared fixtures: copies of the examples, a storyboard writer and a CLI runner."""
+"""Shared fixtures: copies of the examples, a storyboard writer and a CLI runner (``cli``: a
+subprocess). Shared functions and fakes are in helpers.py."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import run_cli_subprocess
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,29 +32,10 @@ def pytest_unconfigure(config):
     shutil.rmtree(_USER_DIR, ignore_errors=True)
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def text(self) -> str:
-        return self.out + self.err
-
-
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 120) -> Result:
-    """Run ``python -m shotflow ARGS`` as a user would, in a fresh process."""
-    full_env = {k: v for k, v in os.environ.items() if k not in ("SHOTFLOW_CACHE", "RUNWARE_API_KEY")}
-    full_env.update(env or {})
-    done = subprocess.run([sys.executable, "-m", "shotflow", *map(str, args)], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
-    return Result(done.returncode, done.stdout, done.stderr)
-
-
 @pytest.fixture
 def cli():
-    return run_cli
+    """``run_cli_subprocess``: ``python -m shotflow ARGS`` in a fresh process (see helpers.py)."""
+    return run_cli_subprocess
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -58,3 +60,74 @@ def test_the_readme_python_example_runs_as_written(tmp_path, cli):
     again = run_python(readme_snippet(), cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "0 rendered, 5 cached" in again.stdout and "will render" not in again.stdout
+
+
+# -- the same functions in process: what they return, what they write ----------------------------
+
+
+def tree(folder: Path) -> dict[str, int]:
+    """Every file under ``folder`` with its size (what a call may have written)."""
+    return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_load_project_and_plan_in_process_write_nothing(example):
+    import shotflow
+
+    story = example("lighthouse")
+    before = tree(story.parent)
+    project = shotflow.load_project(story)
+    assert isinstance(project, shotflow.Project)
+    assert "rescue/trawler" in project.nodes and project.nodes["rescue/trawler"].prompt
+    planned = shotflow.plan(project)
+    assert isinstance(planned, shotflow.Plan)
+    data = planned.to_json()
+    assert {n["status"] for n in data["nodes"]} == {"render"}  # nothing rendered yet
+    assert len(data["order"]) == len(project.nodes) and set(data["order"]) == set(project.nodes)
+    assert planned.backend == "preview" and planned.cost == 0.0 and planned.runware_cost > 0
+    assert tree(story.parent) == before  # no cache folder, no lock, no renders
+
+
+def test_plan_after_a_render_says_fresh_in_process(example):
+    import shotflow
+
+    story = example("lighthouse")
+    summary = shotflow.render(story)
+    assert isinstance(summary, shotflow.Summary) and summary.ok and summary.rendered == 12 and not summary.failures
+    after_render = tree(story.parent)
+    planned = shotflow.plan(shotflow.load_project(story))
+    assert {n["status"] for n in planned.to_json()["nodes"]} == {"fresh"}
+    assert tree(story.parent) == after_render
+
+
+def test_render_returns_a_failure_as_a_value(example, monkeypatch):
+    import shotflow
+    from helpers import RefusingBackend
+
+    story = example("lighthouse")
+    monkeypatch.setattr("shotflow.backends.create", lambda name, services: RefusingBackend("trawler pitching"))
+    summary = shotflow.render(story, shotflow.RenderOptions())  # no exception: the failure is in the summary
+    assert not summary.ok
+    assert summary.failed == 1 and [node for node, _ in summary.failures] == ["rescue/trawler"]
+    assert "the model refused this prompt" in summary.failures[0][1]
+    assert summary.skipped == 2 and {node for node, _ in summary.skips} == {"rescue/signal", "rescue/dawn"}
+    assert summary.rendered == 12 - 3  # every other node: independent branches finish
+
+
+def test_load_project_raises_one_input_error_with_every_problem(write):
+    import shotflow
+
+    story = write("""
+        shotflow: 1
+        scenes:
+          - id: s
+            shots:
+              - id: a
+                promt: a typo
+              - id: b
+                prompt: fine
+                takes: 0
+    """)
+    with pytest.raises(shotflow.ShotflowError) as raised:
+        shotflow.load_project(story)
+    text = str(raised.value)
+    assert "unknown key 'promt'" in text and "must be at least 1, got 0" in text

@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+from helpers import RefusingBackend, run_cli_in_process, run_cli_subprocess
 from shotflow import api
 from shotflow.exports._browser import dump_dom, find_chromium, screenshot
 from shotflow.render import RenderOptions
@@ -39,26 +39,6 @@ def browser(test):
     return pytest.mark.browser(skip(test))
 
 
-class Refusing:
-    name = "preview"
-
-    def __init__(self, word: str):
-        from shotflow.backends.preview import PreviewBackend
-
-        self.inner = PreviewBackend()
-        self.word = word
-
-    async def generate(self, request):
-        from shotflow.errors import RequestRejected
-
-        if self.word in request.prompt:
-            raise RequestRejected(f"the model refused this prompt (it mentions {self.word})")
-        return await self.inner.generate(request)
-
-    async def aclose(self):
-        pass
-
-
 def render(story: Path) -> None:
     api.render(story, RenderOptions(), RecordingReporter())
 
@@ -72,7 +52,7 @@ def project(tmp_path_factory) -> Path:
     text = story.read_text(encoding="utf-8").replace("a small trawler pitching", "a small red trawler pitching")
     story.write_text(text, encoding="utf-8")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("shotflow.backends.create", lambda name, services: Refusing("red trawler"))
+        mp.setattr("shotflow.backends.create", lambda name, services: RefusingBackend("red trawler"))
         render(story)
     text = story.read_text(encoding="utf-8").replace("her son's", "her brother's")
     story.write_text(text + HOSTILE, encoding="utf-8")
@@ -81,28 +61,12 @@ def project(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def page(project) -> Path:
-    done = run_process("board", project)
+    done = run_cli_subprocess("board", project)
     assert done.returncode == 0, done.stderr
     assert "wrote" in done.stdout and "1 without a frame" in done.stdout
     path = project.parent / "renders" / "board.html"  # the default place
     assert path.is_file()
     return path
-
-
-def run_cli(*args):
-    """Run a shotflow command in this process (exit code, stdout, stderr), as a user would type it."""
-    from click.testing import CliRunner
-
-    from shotflow.cli import main
-
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
-
-
-def run_process(*args):
-    """Run ``python -m shotflow ARGS`` in a fresh process."""
-    return subprocess.run([sys.executable, "-m", "shotflow", *map(str, args)], capture_output=True, text=True,
-                          timeout=180)
 
 
 class Page(HTMLParser):
@@ -173,7 +137,7 @@ def test_user_text_is_escaped(page):
 
 def test_relative_board_links_the_renders(project, page):
     out = project.parent / "board-relative.html"
-    done = run_cli("board", project, "-o", out, "--relative")
+    done = run_cli_in_process("board", project, "-o", out, "--relative")
     assert done.returncode == 0, done.stderr
     doc = Page(out.read_text(encoding="utf-8"))
     assert doc.images and all(src.startswith(("renders/", "refs/")) for src in doc.images)
@@ -198,7 +162,7 @@ def test_board_in_chromium_every_panel_and_image_loads(page, tmp_path):
 @browser
 def test_relative_board_in_chromium_loads_from_renders(project):
     out = project.parent / "board-relative-browser.html"
-    assert run_cli("board", project, "-o", out, "--relative").returncode == 0
+    assert run_cli_in_process("board", project, "-o", out, "--relative").returncode == 0
     dom = dump_dom(out)
     attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', re.search(r"<body([^>]*)>", dom).group(1)))
     assert attrs["data-images-loaded"] == attrs["data-images-total"] == "20"
@@ -286,7 +250,7 @@ def test_the_prompts_switch_hides_them_on_screen_and_in_print(page, project):
         ".detail>:not(.prompt),", "")
     assert ".detail .prompt{" in print_  # shown, the switch on: printed too
     out = project.parent / "board-no-prompts.html"
-    assert run_cli("board", project, "-o", out, "--hide-prompts").returncode == 0
+    assert run_cli_in_process("board", project, "-o", out, "--hide-prompts").returncode == 0
     hidden = out.read_text(encoding="utf-8")
     assert re.search(r'<body data-shots="\d+" data-sheets="1" data-storyboard="[^"]+" class="no-prompts">', hidden)
     assert hidden.count('class="prompt"') == html.count('class="prompt"')  # hidden, not removed: the switch shows them
@@ -295,7 +259,7 @@ def test_the_prompts_switch_hides_them_on_screen_and_in_print(page, project):
 @browser
 def test_the_prompts_switch_works_in_chromium(project, page):
     out = project.parent / "board-switch.html"
-    assert run_cli("board", project, "-o", out, "--hide-prompts").returncode == 0
+    assert run_cli_in_process("board", project, "-o", out, "--hide-prompts").returncode == 0
     dom = dump_dom(out)
     body = dict(re.findall(r'([\w-]+)="([^"]*)"', re.search(r"<body([^>]*)>", dom).group(1)))
     assert body["class"] == "no-prompts" and body["data-prompts"] == "hidden"  # the script read the page's choice

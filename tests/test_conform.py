@@ -9,7 +9,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, run_cli
+from conftest import EXAMPLES
+from helpers import run_cli_subprocess
 
 from shotflow import api
 from shotflow.render import RenderOptions
@@ -72,7 +73,7 @@ def test_otio_round_trip_is_frame_exact(tmp_path, fps):
     rate = RATES[fps]
     story = project(tmp_path, fps)
     cut = tmp_path / "cut.otio"
-    assert run_cli("export", story, "--otio", cut).code == 0  # once through the CLI
+    assert run_cli_subprocess("export", story, "--otio", cut).code == 0  # once through the CLI
     timeline = otio.adapters.read_from_file(str(cut))
     assert timeline.global_start_time.to_timecode() == "01:00:00:00"
     assert all(c.source_range.duration.rate == pytest.approx(rate) for c in timeline.find_clips())
@@ -81,14 +82,14 @@ def test_otio_round_trip_is_frame_exact(tmp_path, fps):
     otio.adapters.write_to_file(timeline, str(edited))
     before = story.read_text()
 
-    report = run_cli("conform", edited, "--storyboard", story)
+    report = run_cli_subprocess("conform", edited, "--storyboard", story)
     assert report.code == 0, report.err
     assert "duration arrival/lamp: 1.5 s ->" in report.out and "(61 frames)" in report.out
     assert "order of scene arrival: wide, door, lamp, stairs (was wide, lamp, door, stairs)" in report.out
     assert "omit radio/reaction" in report.out and "run again with --write" in report.out
     assert story.read_text() == before  # a report writes nothing
 
-    done = run_cli("conform", edited, "--storyboard", story, "--write")
+    done = run_cli_subprocess("conform", edited, "--storyboard", story, "--write")
     assert done.code == 0, done.err
     text = story.read_text()
     assert "omit: true" in text and "# yaml-language-server" in text  # comments kept
@@ -100,7 +101,7 @@ def test_otio_round_trip_is_frame_exact(tmp_path, fps):
     assert result.global_start_time.value == timeline.global_start_time.value
     names = [c.name for c in result.find_clips()]
     assert names[:3] == ["010_0010", "010_0020", "010_0030"] and "020_0030" not in names  # codes; reaction omitted
-    settled = run_cli("conform", again, "--storyboard", story)
+    settled = run_cli_subprocess("conform", again, "--storyboard", story)
     assert "the storyboard already matches the cut" in settled.out
 
 
@@ -125,7 +126,7 @@ def test_final_cut_xml_round_trip_matches_by_frame_file(tmp_path):
         clip.name = "renamed in the edit"  # only the file is left to match on
     edited = tmp_path / "edited.xml"
     otio.adapters.write_to_file(timeline, str(edited), adapter_name="fcp_xml")
-    done = run_cli("conform", edited, "--storyboard", story, "--write")
+    done = run_cli_subprocess("conform", edited, "--storyboard", story, "--write")
     assert done.code == 0, done.err
     assert "10 matched to shots (10 by media)" in done.out and "omit radio/console" in done.out
     again = tmp_path / "again.otio"
@@ -136,7 +137,7 @@ def test_final_cut_xml_round_trip_matches_by_frame_file(tmp_path):
 def test_edl_round_trip_at_25(tmp_path):
     story = project(tmp_path, "25")
     cut = tmp_path / "cut.edl"
-    done = run_cli("export", story, "--edl", cut)
+    done = run_cli_subprocess("export", story, "--edl", cut)
     assert done.code == 0, done.err
     text = cut.read_text(encoding="ascii")
     lines = text.splitlines()
@@ -159,7 +160,7 @@ def test_edl_round_trip_at_25(tmp_path):
                  round(c.duration().value)) for c in tl.find_clips()]
 
     expected = shots(otio.adapters.read_from_file(str(edited), rate=25))
-    done = run_cli("conform", edited, "--storyboard", story, "--write")
+    done = run_cli_subprocess("conform", edited, "--storyboard", story, "--write")
     assert done.code == 0, done.err
     assert "by metadata" in done.out and "omit rescue/signal" in done.out
     again = tmp_path / "again.edl"
@@ -181,7 +182,7 @@ def test_clips_that_are_no_shots_and_moves_across_scenes_are_reported_not_applie
     edited = tmp_path / "edited.otio"
     otio.adapters.write_to_file(timeline, str(edited))
     before = story.read_text()
-    done = run_cli("conform", edited, "--storyboard", story, "--write")
+    done = run_cli_subprocess("conform", edited, "--storyboard", story, "--write")
     assert done.code == 0, done.err
     assert "not a shot: clip 12 'END CARD' (48 frames at 01:00:31:00)" in done.out
     # only the shot that left its scene is blamed, not every shot after it
@@ -201,7 +202,7 @@ def test_an_omitted_shot_leaves_the_cut_and_the_render_and_a_conform_restores_it
     text = text.replace("      - id: station\n", "      - id: station\n        omit: true\n")
     text = text.replace("      - id: wide\n", "      - id: wide\n        omit: true\n", 1)
     story.write_text(text)
-    plan = run_cli("plan", story, "--json")
+    plan = run_cli_subprocess("plan", story, "--json")
     import json
 
     nodes = {n["id"] for n in json.loads(plan.out)["nodes"]}
@@ -212,9 +213,9 @@ def test_an_omitted_shot_leaves_the_cut_and_the_render_and_a_conform_restores_it
     ids = [c.metadata["shotflow"]["id"] for c in otio.adapters.read_from_file(str(cut)).find_clips()]
     assert "radio/station" not in ids and "arrival/wide" not in ids and len(ids) == 9
     csv_path = tmp_path / "shots.csv"
-    assert run_cli("export", story, "--csv", csv_path).code == 0
+    assert run_cli_subprocess("export", story, "--csv", csv_path).code == 0
     assert ",radio,station," not in csv_path.read_text() and ",radio,console," in csv_path.read_text()
-    done = run_cli("conform", full, "--storyboard", story, "--write")
+    done = run_cli_subprocess("conform", full, "--storyboard", story, "--write")
     assert done.code == 0, done.err
     assert "restore arrival/wide" in done.out and "restore radio/station" in done.out
     assert "omit: true" not in story.read_text()
@@ -265,8 +266,8 @@ def test_bad_editorial_values_are_one_line_errors(tmp_path):
         story.write_text(base + editorial + "\n")
         with pytest.raises(InputError, match=re.escape(message)):
             api.load_project(story)
-    done = run_cli("validate", story)  # the last one, as a user sees it
+    done = run_cli_subprocess("validate", story)  # the last one, as a user sees it
     assert done.code == 2 and "storyboard.yaml:7:" in done.err and "has no field" in done.err
     assert "Traceback" not in done.err
-    bad = run_cli("export", story, "--fps", "23.98", "--csv", tmp_path / "x.csv")
+    bad = run_cli_subprocess("export", story, "--fps", "23.98", "--csv", tmp_path / "x.csv")
     assert bad.code == 2 and "--fps 23.98" in bad.err and "23.976" in bad.err

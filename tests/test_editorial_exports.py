@@ -8,7 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli_subprocess
 
 from shotflow import api
 from shotflow.render import RenderOptions
@@ -48,7 +48,7 @@ def test_animatic_runs_at_the_exact_ntsc_rate(tmp_path):
     imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
     story = make(tmp_path)
     out = tmp_path / "cut.mp4"
-    done = run_cli("animatic", story, "-o", out, "--size", "320x180")
+    done = run_cli_subprocess("animatic", story, "-o", out, "--size", "320x180")
     assert done.code == 0, done.err
     assert "73 frames at 23.976 fps" in done.out  # round(3.03 × 24000/1001) = round(72.65)
     import subprocess
@@ -59,7 +59,7 @@ def test_animatic_runs_at_the_exact_ntsc_rate(tmp_path):
     assert "#tb 0: 1001/24000" in listing  # one tick a frame at 24000/1001, not 1/24
     packets = [line.split(",") for line in listing if line and not line.startswith("#")]
     assert len(packets) == 73 and [int(p[2]) for p in packets] == list(range(73))  # a frame on every tick
-    bad = run_cli("animatic", story, "-o", out, "--fps", "23.97")
+    bad = run_cli_subprocess("animatic", story, "-o", out, "--fps", "23.97")
     assert bad.code == 2 and "--fps 23.97" in bad.err and "Traceback" not in bad.err
 
 
@@ -67,7 +67,7 @@ def test_drop_frame_edl_at_29_97(tmp_path):
     pytest.importorskip("opentimelineio")
     story = make(tmp_path, "29.97", "01:00:00;00")
     cut = tmp_path / "cut.edl"
-    done = run_cli("export", story, "--edl", cut)
+    done = run_cli_subprocess("export", story, "--edl", cut)
     assert done.code == 0, done.err
     lines = cut.read_text(encoding="ascii").splitlines()
     assert lines[1] == "FCM: DROP FRAME"
@@ -83,11 +83,11 @@ def test_shot_codes_number_the_board_and_the_otio_clips(tmp_path):
     otio = pytest.importorskip("opentimelineio")
     story = make(tmp_path, "25")
     board = tmp_path / "board.html"
-    assert run_cli("board", story, "-o", board).code == 0
+    assert run_cli_subprocess("board", story, "-o", board).code == 0
     html = board.read_text(encoding="utf-8")
     assert '<span class="num">SQ010_0010</span>' in html and '<span class="num">SQ020_0010</span>' in html
     cut = tmp_path / "cut.otio"
-    assert run_cli("export", story, "--otio", cut, "--fps", "50").code == 0  # --fps wins over the storyboard
+    assert run_cli_subprocess("export", story, "--otio", cut, "--fps", "50").code == 0  # --fps wins over the storyboard
     timeline = otio.adapters.read_from_file(str(cut))
     clips = list(timeline.find_clips())
     assert [c.name for c in clips] == ["SQ010_0010", "SQ010_0020", "SQ020_0010"]
@@ -103,19 +103,19 @@ def test_contact_sheet_pdf_pages_columns_and_fields(tmp_path):
 
     story = make(tmp_path, "24")
     letter = tmp_path / "letter.pdf"
-    done = run_cli("contact-sheet", story, "-o", letter, "--page", "letter", "--orientation", "portrait",
+    done = run_cli_subprocess("contact-sheet", story, "-o", letter, "--page", "letter", "--orientation", "portrait",
                    "--columns", "1", "--fields", "code,duration,notes")
     assert done.code == 0, done.err
     assert re.search(rb"/MediaBox \[\s*0 0 612(\.0+)? 792(\.0+)?\s*\]", letter.read_bytes())  # 8.5 × 11 in
     a4 = tmp_path / "a4.pdf"
-    assert run_cli("contact-sheet", story, "-o", a4, "--columns", "4").code == 0
+    assert run_cli_subprocess("contact-sheet", story, "-o", a4, "--columns", "4").code == 0
     box = re.search(rb"/MediaBox \[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", a4.read_bytes())
     assert (round(float(box.group(1))), round(float(box.group(2)))) == (842, 595)  # A4 landscape, in points
-    five = run_cli("contact-sheet", story, "-o", a4, "--columns", "5")
+    five = run_cli_subprocess("contact-sheet", story, "-o", a4, "--columns", "5")
     assert five.code == 2 and "1 to 4 columns" in five.err
-    unknown = run_cli("contact-sheet", story, "-o", a4, "--fields", "code,dialog")
+    unknown = run_cli_subprocess("contact-sheet", story, "-o", a4, "--fields", "code,dialog")
     assert unknown.code == 2 and "unknown field 'dialog'" in unknown.err and "dialogue" in unknown.err
-    paper = run_cli("contact-sheet", story, "-o", tmp_path / "x.png", "--page", "a4")
+    paper = run_cli_subprocess("contact-sheet", story, "-o", tmp_path / "x.png", "--page", "a4")
     assert paper.code == 2 and "PDF" in paper.err
     seq = load_sequence(story)
     bare = _Sheet(seq, seq.shots, columns=2, fields=("code",), page=Page())

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import RefusingBackend, run_cli_in_process, run_cli_subprocess
 from shotflow import api
 from shotflow.render import RenderOptions
 from shotflow.report import RecordingReporter
@@ -40,28 +41,6 @@ FLARE = '''      - id: flare
         dialogue: "MARA: <Hold on> & \\"wait\\", the flare — ça brûle"
         notes: "comma, \\"quotes\\" and <b>tags</b>"
 '''
-
-
-class Refusing:
-    """The preview backend, refusing prompts that contain a word (a failure, offline)."""
-
-    name = "preview"
-
-    def __init__(self, word: str):
-        from shotflow.backends.preview import PreviewBackend
-
-        self.inner = PreviewBackend()
-        self.word = word
-
-    async def generate(self, request):
-        from shotflow.errors import RequestRejected
-
-        if self.word in request.prompt:
-            raise RequestRejected(f"the model refused this prompt (it mentions {self.word})")
-        return await self.inner.generate(request)
-
-    async def aclose(self):
-        pass
 
 
 def copy_example(target: Path, name: str = "lighthouse") -> Path:
@@ -84,7 +63,7 @@ def make_mixed(target: Path) -> Path:
     render(story)
     edit(story, "a small trawler pitching", "a small red trawler pitching")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("shotflow.backends.create", lambda name, services: Refusing("red trawler"))
+        mp.setattr("shotflow.backends.create", lambda name, services: RefusingBackend("red trawler"))
         render(story)
     edit(story, "her son's", "her brother's")
     story.write_text(story.read_text(encoding="utf-8") + FLARE, encoding="utf-8")
@@ -108,22 +87,6 @@ def sequence(story: Path):
     from shotflow.exports._frames import load_sequence
 
     return load_sequence(story)
-
-
-def run_cli(*args):
-    """Run a shotflow command in this process (exit code, stdout, stderr), as a user would type it."""
-    from click.testing import CliRunner
-
-    from shotflow.cli import main
-
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
-
-
-def run_process(*args):
-    """Run ``python -m shotflow ARGS`` in a fresh process."""
-    return subprocess.run([sys.executable, "-m", "shotflow", *map(str, args)], capture_output=True, text=True,
-                          timeout=180)
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -256,7 +219,7 @@ def test_exports_never_generate_nor_touch_the_project(mixed, tmp_path):
     out.mkdir()  # an output folder must exist (a missing one is an error, as in a shell)
     for args in (["board", "-o", out / "b.html"], ["contact-sheet", "-o", out / "s.png"],
                  ["export", "--csv", out / "s.csv", "--otio", out / "c.otio"]):
-        done = run_cli(*args[:1], mixed, *args[1:])
+        done = run_cli_in_process(*args[:1], mixed, *args[1:])
         assert done.returncode == 0, done.stderr
     assert snapshot(mixed.parent) == before  # no frame, lock entry, status or cache object was added
     assert sorted(p.name for p in out.iterdir()) == ["b.html", "c.otio", "s.csv", "s.png"]
@@ -267,7 +230,7 @@ def test_exports_never_generate_nor_touch_the_project(mixed, tmp_path):
 
 def test_csv_shot_list_in_story_order_utf8_and_quoted(mixed, tmp_path):
     out = tmp_path / "shots.csv"
-    done = run_cli("export", mixed, "--csv", out)
+    done = run_cli_in_process("export", mixed, "--csv", out)
     assert done.returncode == 0, done.stderr
     assert "wrote" in done.stdout and "12 shots" in done.stdout
     rows = list(csv.DictReader(io.StringIO(out.read_bytes().decode("utf-8"))))
@@ -306,7 +269,7 @@ def test_otio_timeline_reads_back_with_one_clip_per_shot(mixed, tmp_path):
     from shotflow.store import LockFile
 
     out = tmp_path / "cut.otio"
-    done = run_cli("export", mixed, "--otio", out)
+    done = run_cli_in_process("export", mixed, "--otio", out)
     assert done.returncode == 0, done.stderr
     assert "12 clips" in done.stdout and "1 without a frame" in done.stdout
     timeline = otio.adapters.read_from_file(str(out))
@@ -345,7 +308,7 @@ def test_otioz_bundles_the_frames_with_unique_names(mixed, tmp_path):
 
     out = tmp_path / "cut.otioz"
     out.write_bytes(b"an older export")  # replaced, not refused
-    done = run_cli("export", mixed, "--otio", out)
+    done = run_cli_in_process("export", mixed, "--otio", out)
     assert done.returncode == 0, done.stderr
     with zipfile.ZipFile(out) as bundle:
         names = bundle.namelist()
@@ -369,7 +332,7 @@ def test_final_cut_xml_through_the_otio_adapters(rendered, tmp_path, option, ada
     import opentimelineio as otio
 
     out = tmp_path / f"cut{suffix}"
-    done = run_cli("export", rendered, option, out)
+    done = run_cli_in_process("export", rendered, option, out)
     if adapter not in otio.adapters.available_adapter_names():
         assert done.returncode == 2 and "pip install otio-" in done.stderr
         pytest.skip(f"OpenTimelineIO's {adapter} adapter is not installed (pip install otio-fcp-adapter "
@@ -392,7 +355,7 @@ def test_contact_sheet_png_grid_with_placeholders(mixed, tmp_path):
     from shotflow.exports.contact import _Sheet
 
     out = tmp_path / "sheet.png"
-    done = run_cli("contact-sheet", mixed, "-o", out, "--columns", "3", "--width", "300")
+    done = run_cli_in_process("contact-sheet", mixed, "-o", out, "--columns", "3", "--width", "300")
     assert done.returncode == 0, done.stderr
     seq = sequence(mixed)
     layout = _Sheet(seq, list(seq.panels.values()), columns=3, cell_width=300)
@@ -416,12 +379,12 @@ def test_contact_sheet_png_grid_with_placeholders(mixed, tmp_path):
 
 def test_contact_sheet_pdf_is_paginated_and_other_formats_are_refused(rendered, tmp_path):
     out = tmp_path / "sheet.pdf"
-    done = run_cli("contact-sheet", rendered, "-o", out, "--columns", "2", "--shots-only")
+    done = run_cli_in_process("contact-sheet", rendered, "-o", out, "--columns", "2", "--shots-only")
     assert done.returncode == 0, done.stderr
     data = out.read_bytes()
     assert data.startswith(b"%PDF")
     assert data.count(b"/Type /Page\n") + data.count(b"/Type /Page ") + data.count(b"/Type /Page>") >= 2
-    bad = run_cli("contact-sheet", rendered, "-o", tmp_path / "sheet.tiff")
+    bad = run_cli_in_process("contact-sheet", rendered, "-o", tmp_path / "sheet.tiff")
     assert bad.returncode == 2 and "use .png, .pdf or .jpg" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -429,21 +392,21 @@ def test_contact_sheet_pdf_is_paginated_and_other_formats_are_refused(rendered, 
 
 
 def test_export_needs_a_format_and_bad_input_is_one_line_exit_2(rendered, tmp_path):
-    done = run_cli("export", rendered)
+    done = run_cli_in_process("export", rendered)
     assert done.returncode == 2 and "at least one of --otio" in done.stderr
-    done = run_cli("export", rendered, "--otio", tmp_path / "cut.edl")
+    done = run_cli_in_process("export", rendered, "--otio", tmp_path / "cut.edl")
     assert done.returncode == 2 and ".otio or .otioz" in done.stderr
-    done = run_process("board", tmp_path / "missing.yaml")  # a real process: stderr as the user sees it
+    done = run_cli_subprocess("board", tmp_path / "missing.yaml")  # a real process: stderr as the user sees it
     assert done.returncode == 2 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
-    done = run_cli("animatic", rendered, "--size", "12")
+    done = run_cli_in_process("animatic", rendered, "--size", "12")
     assert done.returncode == 2 and "WIDTHxHEIGHT" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_set_overrides_reach_the_exports(rendered, tmp_path):
     out = tmp_path / "shots.csv"
-    done = run_cli("export", rendered, "--csv", out, "--set", "weather=a calm summer evening")
+    done = run_cli_in_process("export", rendered, "--csv", out, "--set", "weather=a calm summer evening")
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     states = {f"{r['scene']}/{r['shot']}": r["state"] for r in rows}
@@ -460,7 +423,7 @@ def test_help_does_not_import_the_heavy_modules():
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
     for command in ("board", "contact-sheet", "animatic", "export"):
-        assert command in run_cli("--help").stdout
+        assert command in run_cli_in_process("--help").stdout
 
 
 def test_status_json_of_a_partial_render_is_read(tmp_path):

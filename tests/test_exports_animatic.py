@@ -4,7 +4,6 @@ placeholders for shots never rendered, and a clear error without ffmpeg."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import textwrap
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import run_cli_in_process, run_cli_subprocess
 from shotflow import api
 from shotflow.render import RenderOptions
 from shotflow.report import RecordingReporter
@@ -44,22 +44,6 @@ LATE = """\
         prompt: the road at night, added after the render
         duration: 0.7
 """
-
-
-def run_cli(*args):
-    """Run a shotflow command in this process (exit code, stdout, stderr), as a user would type it."""
-    from click.testing import CliRunner
-
-    from shotflow.cli import main
-
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
-
-
-def run_process(*args):
-    """Run ``python -m shotflow ARGS`` in a fresh process."""
-    return subprocess.run([sys.executable, "-m", "shotflow", *map(str, args)], capture_output=True, text=True,
-                          timeout=180)
 
 
 def render(story: Path) -> None:
@@ -108,7 +92,7 @@ def pixel(frame: bytes, size: tuple[int, int], x: int, y: int) -> tuple[int, int
 def test_lighthouse_mp4_is_exact_h264_yuv420p_and_quick(lighthouse, tmp_path):
     out = tmp_path / "cut.mp4"
     started = time.perf_counter()
-    done = run_process("animatic", lighthouse, "-o", out)
+    done = run_cli_subprocess("animatic", lighthouse, "-o", out)
     elapsed = time.perf_counter() - started
     assert done.returncode == 0, done.stderr
     assert "11 shots" in done.stdout and "744 frames at 24 fps" in done.stdout
@@ -122,7 +106,7 @@ def test_lighthouse_mp4_is_exact_h264_yuv420p_and_quick(lighthouse, tmp_path):
 
 def test_cuts_are_exact_to_the_frame_and_other_aspects_are_letterboxed(shapes, tmp_path):
     out = tmp_path / "shapes.mp4"
-    done = run_cli("animatic", shapes, "-o", out, "--size", "321x181")  # odd: rounded down to even
+    done = run_cli_in_process("animatic", shapes, "-o", out, "--size", "321x181")  # odd: rounded down to even
     assert done.returncode == 0, done.stderr
     info = probe(out)
     size = (320, 180)
@@ -150,7 +134,7 @@ def difference(one: bytes, other: bytes) -> float:
 def test_captions_are_burned_in(shapes, tmp_path):
     plain, captioned = tmp_path / "plain.mp4", tmp_path / "captioned.mp4"
     for out, extra in ((plain, []), (captioned, ["--captions"])):
-        done = run_cli("animatic", shapes, "-o", out, "--size", "320x180", *extra)
+        done = run_cli_in_process("animatic", shapes, "-o", out, "--size", "320x180", *extra)
         assert done.returncode == 0, done.stderr
     size = (320, 180)
     p, c = frames(plain, size)[60], frames(captioned, size)[60]  # shot c, with dialogue
@@ -167,7 +151,7 @@ def test_gif_holds_each_shot_for_its_duration(lighthouse, tmp_path):
     from PIL import Image
 
     out = tmp_path / "cut.gif"
-    done = run_cli("animatic", lighthouse, "-o", out)
+    done = run_cli_in_process("animatic", lighthouse, "-o", out)
     assert done.returncode == 0, done.stderr
     with Image.open(out) as gif:
         assert gif.size == (960, 542)  # the default GIF size: the first shot's, at most 960 wide, even
@@ -180,25 +164,20 @@ def test_gif_holds_each_shot_for_its_duration(lighthouse, tmp_path):
 
 
 def test_no_ffmpeg_is_a_clear_error_and_gif_still_works(lighthouse, tmp_path, monkeypatch):
-    from click.testing import CliRunner
-
-    from shotflow.cli import main
-
     monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # import imageio_ffmpeg raises ImportError
     monkeypatch.setenv("PATH", str(tmp_path))  # and no ffmpeg on the PATH
-    result = CliRunner().invoke(main, ["animatic", str(lighthouse), "-o", str(tmp_path / "cut.mp4")])
-    assert result.exit_code == 2
-    assert "needs ffmpeg" in result.output and "shotflow[video]" in result.output
-    assert "Traceback" not in result.output
+    result = run_cli_in_process("animatic", lighthouse, "-o", tmp_path / "cut.mp4")
+    assert result.code == 2
+    assert "needs ffmpeg" in result.text and "shotflow[video]" in result.text
+    assert "Traceback" not in result.text
     assert not (tmp_path / "cut.mp4").exists()
-    result = CliRunner().invoke(main, ["animatic", str(lighthouse), "-o", str(tmp_path / "cut.gif"),
-                                       "--size", "160x90"])
-    assert result.exit_code == 0, result.output
+    result = run_cli_in_process("animatic", lighthouse, "-o", tmp_path / "cut.gif", "--size", "160x90")
+    assert result.code == 0, result.text
     assert (tmp_path / "cut.gif").stat().st_size > 1000
 
 
 def test_unknown_extension_and_empty_storyboard_are_refused(lighthouse, tmp_path):
-    done = run_cli("animatic", lighthouse, "-o", tmp_path / "cut.avi")
+    done = run_cli_in_process("animatic", lighthouse, "-o", tmp_path / "cut.avi")
     assert done.returncode == 2 and "use .mp4" in done.stderr and "Traceback" not in done.stderr
     empty = tmp_path / "empty.yaml"
     empty.write_text(textwrap.dedent("""\
@@ -209,5 +188,5 @@ def test_unknown_extension_and_empty_storyboard_are_refused(lighthouse, tmp_path
             sheet: {prompt: a keeper, size: 1K-1:1}
         scenes: []
         """), encoding="utf-8")
-    done = run_cli("animatic", empty, "-o", tmp_path / "x.mp4")
+    done = run_cli_in_process("animatic", empty, "-o", tmp_path / "x.mp4")
     assert done.returncode == 2 and "has no shots: there is nothing to put on an animatic" in done.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_cli
+from helpers import run_cli_subprocess
 
 from shotflow.fountain import parse, read, split_heading
 from shotflow.importing import draft, to_yaml
@@ -76,15 +76,15 @@ def test_the_draft_is_a_commented_valid_storyboard_in_the_scripts_order():
 def test_import_validates_and_renders_on_preview(tmp_path):
     script = tmp_path / "lighthouse.fountain"
     shutil.copy(SCRIPT, script)
-    done = run_cli("import", script, "-o", tmp_path / "storyboard.yaml")
+    done = run_cli_subprocess("import", script, "-o", tmp_path / "storyboard.yaml")
     assert done.code == 0, done.err
     assert "5 scenes, 4 characters, 5 locations" in done.out
     story = tmp_path / "storyboard.yaml"
-    assert run_cli("validate", story).code == 0
-    rendered = run_cli("render", story)
+    assert run_cli_subprocess("validate", story).code == 0
+    rendered = run_cli_subprocess("render", story)
     assert rendered.code == 0, rendered.err
     assert (tmp_path / "renders" / "lighthouse-lamp-room-night" / "master.png").is_file()
-    again = run_cli("import", script, "-o", story)  # never overwrites
+    again = run_cli_subprocess("import", script, "-o", story)  # never overwrites
     assert again.code == 2 and "--update" in again.err and "Traceback" not in again.err
 
 
@@ -113,7 +113,7 @@ def test_update_adds_new_scenes_in_place_reports_renamed_and_removed_and_keeps_u
     revised = revised[:revised.index("EXT./INT. LIGHTHOUSE - DAWN")]
     script = tmp_path / "revised.fountain"
     script.write_text(revised)
-    done = run_cli("import", script, "--update", story)
+    done = run_cli_subprocess("import", script, "--update", story)
     assert done.code == 0, done.err
     assert "added scene harbour-night" in done.out
     assert "renamed: scene coast-guard-station-night is 'INT. COAST GUARD STATION - RADIO ROOM - NIGHT'" in done.out
@@ -130,16 +130,16 @@ def test_update_adds_new_scenes_in_place_reports_renamed_and_removed_and_keeps_u
                                                 "sea-trawler-deck-night", "lighthouse-dawn"]
     assert [s["id"] for s in doc["scenes"][0]["shots"]] == ["master", "close"]
     assert "# my own shot" in after and "# who is McBRIDE? age, look, wardrobe" in after
-    assert run_cli("validate", story).code == 0
+    assert run_cli_subprocess("validate", story).code == 0
     unchanged = story.read_text()
-    second = run_cli("import", script, "--update", story)  # nothing new the second time
+    second = run_cli_subprocess("import", script, "--update", story)  # nothing new the second time
     assert second.code == 0 and "added" not in second.out and story.read_text() == unchanged
 
 
 def test_a_script_without_scene_headings_is_one_clear_error(tmp_path):
     bad = tmp_path / "notes.fountain"
     bad.write_text("Just some notes.\n\nNo headings here.\n")
-    done = run_cli("import", bad)
+    done = run_cli_subprocess("import", bad)
     assert done.code == 2 and "has no scene heading" in done.err and "Traceback" not in done.err
     with pytest.raises(Exception, match="has no scene heading"):
         parse("Hello.\n")

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 
+from helpers import RefusingBackend
 from shotflow import api
 from shotflow.render import RenderOptions
 from shotflow.report import RecordingReporter
@@ -282,31 +283,9 @@ def test_clean_renders_then_render_restores_from_the_cache(example, cli):
     assert story.with_suffix(".lock").exists()
 
 
-class FlakyBackend:
-    """The preview backend, failing for prompts that contain a word."""
-
-    name = "preview"
-
-    def __init__(self, word: str):
-        from shotflow.backends.preview import PreviewBackend
-
-        self.inner = PreviewBackend()
-        self.word = word
-
-    async def generate(self, request):
-        from shotflow.errors import RequestRejected
-
-        if self.word in request.prompt:
-            raise RequestRejected(f"the model refused this prompt (it mentions {self.word})")
-        return await self.inner.generate(request)
-
-    async def aclose(self):
-        pass
-
-
 def test_a_failed_shot_skips_its_downstream_and_independent_branches_finish(example, monkeypatch):
     story = example("lighthouse")
-    monkeypatch.setattr("shotflow.backends.create", lambda name, services: FlakyBackend("trawler pitching"))
+    monkeypatch.setattr("shotflow.backends.create", lambda name, services: RefusingBackend("trawler pitching"))
     run = render(story)
     assert run.by_status(FAILED) == {"rescue/trawler"}
     assert run.by_status(SKIPPED) == downstream(story, "rescue/trawler") - {"rescue/trawler"}
@@ -326,7 +305,7 @@ def test_a_failed_shot_skips_its_downstream_and_independent_branches_finish(exam
 
 def test_fail_fast_stops_starting_new_shots(example, monkeypatch):
     story = example("lighthouse")
-    monkeypatch.setattr("shotflow.backends.create", lambda name, services: FlakyBackend("turnaround"))
+    monkeypatch.setattr("shotflow.backends.create", lambda name, services: RefusingBackend("turnaround"))
     run = render(story, fail_fast=True, jobs=1)
     assert run.by_status(FAILED) == {"character:mara"}
     assert len(run.by_status(SKIPPED)) >= 7

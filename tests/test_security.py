@@ -82,7 +82,7 @@ def test_billion_laughs_is_refused_at_load_quickly(write):
     started = time.perf_counter()
     with pytest.raises(LoadError) as caught:
         read_source(path)
-    assert time.perf_counter() - started < 5  # a guard against the exponential, not a benchmark
+    assert time.perf_counter() - started < 30  # a guard against the exponential (minutes), not a benchmark
     assert re.search(r"storyboard\.yaml:\d+:\d+: aliases expand this file", str(caught.value))
 
 
@@ -584,7 +584,7 @@ def test_one_fetch_has_an_overall_deadline(server):
     started = time.perf_counter()
     with pytest.raises(RefError) as caught:
         asyncio.run(fetch.fetch(f"{server.url}/slow", allow_private=True, deadline=1.0))
-    assert time.perf_counter() - started < 5  # the server would trickle for 10 s (each read under any read timeout)
+    assert time.perf_counter() - started < 8  # the server would trickle for 10 s (each read under any read timeout)
     assert str(caught.value) == f"reference URL {server.url}/slow: no complete answer within 1 s"
 
 

@@ -99,7 +99,8 @@ Test controls::
     emu.reset() (counters), emu.balance
     emu.stats → Stats(requests, tasks={taskType: n}, batch_sizes, billed, billed_tasks, images,
                       billed_images={taskUUID: n}, cost, uploads, downloads, faults, throttled,
-                      max_in_flight, bodies=(every task received, as sent), upload_sizes)
+                      max_in_flight, max_tasks_running, bodies=(every task received, as sent),
+                      upload_sizes)
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ import argparse
 import base64
 import binascii
 import colorsys
+import contextlib
 import hashlib
 import io
 import json
@@ -265,6 +267,7 @@ class Stats:
     faults: int = 0  # injected faults that fired
     throttled: int = 0  # requests answered 429 because ``capacity`` requests were in flight
     max_in_flight: int = 0  # the most POST /v1 requests it was handling at once
+    max_tasks_running: int = 0  # the most inference tasks running at once (past the concurrency cap)
     bodies: tuple[dict[str, Any], ...] = ()  # every task received, as sent, in arrival order
     upload_sizes: tuple[tuple[int, int], ...] = ()  # (width, height) of each image uploaded, as received
 
@@ -283,6 +286,7 @@ class _Counters:
     faults: int = 0
     throttled: int = 0
     max_in_flight: int = 0
+    max_tasks_running: int = 0
     bodies: list[dict[str, Any]] = field(default_factory=list)
     upload_sizes: list[tuple[int, int]] = field(default_factory=list)
 
@@ -301,6 +305,7 @@ class _Counters:
             faults=self.faults,
             throttled=self.throttled,
             max_in_flight=self.max_in_flight,
+            max_tasks_running=self.max_tasks_running,
             bodies=tuple(self.bodies),
             upload_sizes=tuple(self.upload_sizes),
         )
@@ -443,6 +448,7 @@ class Emulator:
         self.refuse_tags = refuse_tags
         self.cost_per_task = cost_per_task
         self._in_flight = 0
+        self._running = 0  # inference tasks between their start (a concurrency slot) and their end
         self._random = random.Random(seed)
 
     def __repr__(self) -> str:
@@ -455,7 +461,7 @@ class Emulator:
     def start(self) -> Emulator:
         if self._server is None:
             self._server = _Server(self._address, self)
-            host, port = self._server.server_address[:2]
+            host, port = self._server.socket.getsockname()[:2]
             self._images_base = f"http://{host}:{port}"  # kept after stop() for tasks still finishing
             self._thread = threading.Thread(
                 target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="runware-emulator", daemon=True
@@ -578,7 +584,8 @@ class Emulator:
             if not fault.kind.per_task or armed.task_type != task.get("taskType"):
                 return False
             if fault.kind is FaultKind.TASK_ERROR:
-                return fault.match == task.get("taskUUID") or fault.match in str(task.get("positivePrompt", ""))
+                return fault.match == task.get("taskUUID") or (
+                    fault.match is not None and fault.match in str(task.get("positivePrompt", "")))
             return True
 
         return self._take_fault(matches)
@@ -716,11 +723,11 @@ class Emulator:
             return
         if self.refuse_tags and _tagged(task):
             raise _tags_refused()
-        problems = catalog.task_errors(task)
-        if problems:
-            parameters = list(dict.fromkeys(_parameter(problem) for problem in problems))
+        messages = catalog.task_errors(task)
+        if messages:
+            parameters = list(dict.fromkeys(_parameter(message) for message in messages))
             parameter = parameters[0] if len(parameters) == 1 else parameters
-            raise _Refused(400, "invalidParameter", "; ".join(problems), parameter)
+            raise _Refused(400, "invalidParameter", "; ".join(messages), parameter)
 
     def _accept(self, task: dict[str, Any], arrived: float) -> tuple[_Job, bool]:
         """Validate, bill and start one inference task; (job, answer-with-conflict)."""
@@ -814,7 +821,10 @@ class Emulator:
             if job is not None and self.strict and job.sync:
                 job = None  # Runware documents getResponse for async tasks only
             items = list(job.items) if job is not None else []
-            error, done, expired = (job.error, job.done.is_set(), job.expired) if job is not None else (None, False, False)
+            if job is not None:
+                error, done, expired = job.error, job.done.is_set(), job.expired
+            else:
+                error, done, expired = None, False, False
         if job is None:
             raise _Refused(400, "taskNotFound", f"no task with taskUUID {task.get('taskUUID')} is known", "taskUUID")
         if expired:
@@ -850,6 +860,9 @@ class Emulator:
             self._slots.acquire()  # queued behind other tasks: its clock starts now
             started = time.monotonic()
         job.started = started
+        with self._lock:
+            self._running += 1
+            self._counters.max_tasks_running = max(self._counters.max_tasks_running, self._running)
         try:
             # draw in the quiet middle of the wait, not while the burst of requests that brought
             # this task (and their clients) still needs the GIL: that keeps latency what it says
@@ -868,6 +881,8 @@ class Emulator:
                 job.error = failure
             job.done.set()
         finally:
+            with self._lock:
+                self._running -= 1
             if self._slots is not None:
                 self._slots.release()
 
@@ -958,7 +973,7 @@ def _downscale(data: bytes) -> bytes:
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as image:
-        image.thumbnail((MAX_UPLOAD_SIDE, MAX_UPLOAD_SIDE), Image.LANCZOS)
+        image.thumbnail((MAX_UPLOAD_SIDE, MAX_UPLOAD_SIDE), Image.Resampling.LANCZOS)
         out = io.BytesIO()
         image.save(out, "PNG")
     return out.getvalue()
@@ -993,55 +1008,76 @@ _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0
 _TAG = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,15}$")
 
 
+class _Problems(list):
+    """(parameter, message) pairs, in the order the checks find them."""
+
+    def need(self, ok: bool, parameter: str, message: str) -> None:
+        if not ok:
+            self.append((parameter, message))
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _uri(value: Any) -> bool:
+    return isinstance(value, str) and re.match(r"^https?://[^\s/]+", value) is not None
+
+
 def _strict_task_errors(task: dict[str, Any], *, refuse_tags: bool = False) -> list[tuple[str, str]]:
     """(parameter, message) for each way ``task`` breaks the model spec, as Runware documents it."""
-    problems: list[tuple[str, str]] = []
+    problems = _Problems()
+    _strict_core(task, problems)
+    _strict_output(task, problems)
+    _strict_settings(task, problems)
+    _strict_references(task, problems, refuse_tags=refuse_tags)
+    return list(problems)
 
-    def need(ok: bool, parameter: str, message: str) -> None:
-        if not ok:
-            problems.append((parameter, message))
 
-    def integer(value: Any) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool)
-
-    def uri(value: Any) -> bool:
-        return isinstance(value, str) and re.match(r"^https?://[^\s/]+", value) is not None
-
+def _strict_core(task: dict[str, Any], problems: _Problems) -> None:
+    """Known parameters only; the model, the task's UUID, the prompt and the size."""
     for name in sorted(set(task) - _STRICT_PARAMETERS):
         problems.append((name, f"unknown parameter {name}"))
-    model = task.get("model")
-    need(model in _STRICT_MODELS, "model", f"model must be one of {', '.join(_STRICT_MODELS)}")
-    need(isinstance(task.get("taskUUID"), str) and bool(_UUID4.match(task.get("taskUUID") or "")),
-         "taskUUID", "taskUUID must be a UUID v4")
+    problems.need(task.get("model") in _STRICT_MODELS, "model", f"model must be one of {', '.join(_STRICT_MODELS)}")
+    problems.need(isinstance(task.get("taskUUID"), str) and bool(_UUID4.match(task.get("taskUUID") or "")),
+                  "taskUUID", "taskUUID must be a UUID v4")
     prompt = task.get("positivePrompt")
-    need(isinstance(prompt, str) and 1 <= len(prompt) <= 1000, "positivePrompt",
-         "positivePrompt must be a string of 1 to 1000 characters")
+    problems.need(isinstance(prompt, str) and 1 <= len(prompt) <= 1000, "positivePrompt",
+                  "positivePrompt must be a string of 1 to 1000 characters")
     if "width" in task or "height" in task:
         size = (task.get("width"), task.get("height"))
-        need(all(integer(v) for v in size) and size in _STRICT_SIZES, "width",
-             "width and height must be used together and be one of the supported dimensions")
+        problems.need(all(_integer(v) for v in size) and size in _STRICT_SIZES, "width",
+                      "width and height must be used together and be one of the supported dimensions")
+
+
+def _strict_output(task: dict[str, Any], problems: _Problems) -> None:
+    """How the result is delivered: output type, format and quality, webhook, ttl, cost, count."""
     for name, allowed in (("outputType", ("URL", "base64Data", "dataURI")), ("outputFormat", ("JPG", "PNG", "WEBP")),
                           ("deliveryMethod", ("sync", "async"))):
         if name in task:
-            need(task[name] in allowed, name, f"{name} must be one of {', '.join(allowed)}")
+            problems.need(task[name] in allowed, name, f"{name} must be one of {', '.join(allowed)}")
     if "outputQuality" in task:
-        need(integer(task["outputQuality"]) and 20 <= task["outputQuality"] <= 99, "outputQuality",
-             "outputQuality must be an integer from 20 to 99")
+        problems.need(_integer(task["outputQuality"]) and 20 <= task["outputQuality"] <= 99, "outputQuality",
+                      "outputQuality must be an integer from 20 to 99")
     for name in ("webhookURL", "uploadEndpoint"):
         if name in task:
-            need(uri(task[name]), name, f"{name} must be a URI")
+            problems.need(_uri(task[name]), name, f"{name} must be a URI")
     if "ttl" in task:
-        need(integer(task["ttl"]) and task["ttl"] >= 60, "ttl", "ttl must be an integer of at least 60")
+        problems.need(_integer(task["ttl"]) and task["ttl"] >= 60, "ttl", "ttl must be an integer of at least 60")
     if "includeCost" in task:
-        need(isinstance(task["includeCost"], bool), "includeCost", "includeCost must be a boolean")
+        problems.need(isinstance(task["includeCost"], bool), "includeCost", "includeCost must be a boolean")
     if "numberResults" in task:
-        need(integer(task["numberResults"]) and 1 <= task["numberResults"] <= 20, "numberResults",
-             "numberResults must be an integer from 1 to 20")
+        problems.need(_integer(task["numberResults"]) and 1 <= task["numberResults"] <= 20, "numberResults",
+                      "numberResults must be an integer from 1 to 20")
+
+
+def _strict_settings(task: dict[str, Any], problems: _Problems) -> None:
+    """The nested settings objects: ``safety`` and ``providerSettings.runway``."""
     if "safety" in task:
         safety = task["safety"]
         ok = isinstance(safety, dict) and set(safety) <= {"checkContent", "mode"} \
             and isinstance(safety.get("checkContent", False), bool) and safety.get("mode", "none") in ("none", "fast")
-        need(ok, "safety", "safety takes checkContent (a boolean) and mode (none or fast)")
+        problems.need(ok, "safety", "safety takes checkContent (a boolean) and mode (none or fast)")
     if "providerSettings" in task:
         settings = task["providerSettings"]
         runway = settings.get("runway") if isinstance(settings, dict) else None
@@ -1050,12 +1086,16 @@ def _strict_task_errors(task: dict[str, Any], *, refuse_tags: bool = False) -> l
             and set(runway) <= {"contentModeration"} and isinstance(moderation, dict) \
             and set(moderation) <= {"publicFigureThreshold"} \
             and moderation.get("publicFigureThreshold", "auto") in ("auto", "low")
-        need(ok, "providerSettings.runway.contentModeration.publicFigureThreshold",
-             "providerSettings.runway.contentModeration.publicFigureThreshold must be auto or low")
+        problems.need(ok, "providerSettings.runway.contentModeration.publicFigureThreshold",
+                      "providerSettings.runway.contentModeration.publicFigureThreshold must be auto or low")
+
+
+def _strict_references(task: dict[str, Any], problems: _Problems, *, refuse_tags: bool) -> None:
+    """``inputs`` and the reference images (top level or in ``inputs``): their form and how many the model takes."""
     inputs = task.get("inputs")
     if inputs is not None:
-        need(isinstance(inputs, dict) and set(inputs) <= {"referenceImages"}, "inputs",
-             "inputs takes referenceImages only")
+        problems.need(isinstance(inputs, dict) and set(inputs) <= {"referenceImages"}, "inputs",
+                      "inputs takes referenceImages only")
     top = task.get("referenceImages")
     refs = top if top is not None else (inputs or {}).get("referenceImages") if isinstance(inputs, dict) else None
     parameter = "referenceImages" if top is not None else "inputs.referenceImages"
@@ -1070,16 +1110,16 @@ def _strict_task_errors(task: dict[str, Any], *, refuse_tags: bool = False) -> l
                     break
                 ok = set(ref) <= {"image", "tag"} and isinstance(ref.get("image"), str) and bool(ref.get("image")) \
                     and ("tag" not in ref or (isinstance(ref["tag"], str) and bool(_TAG.match(ref["tag"]))))
-                need(ok, parameter, f"{parameter}: a tagged reference is {{image, tag}}, "
-                                    "the tag 3 to 16 letters and digits starting with a letter")
+                problems.need(ok, parameter, f"{parameter}: a tagged reference is {{image, tag}}, "
+                                             "the tag 3 to 16 letters and digits starting with a letter")
             else:
-                need(isinstance(ref, str) and bool(ref), parameter, f"{parameter} must be an array of strings")
+                problems.need(isinstance(ref, str) and bool(ref), parameter, f"{parameter} must be an array of strings")
+    model = task.get("model")
     if model in _STRICT_MODELS:
         least, most = _STRICT_MODELS[model]
         count = len(refs) if isinstance(refs, list) else 0
-        need(count <= most, parameter, f"{model} takes at most {most} reference images")
-        need(count >= least, "inputs.referenceImages", f"{model} requires inputs.referenceImages")
-    return problems
+        problems.need(count <= most, parameter, f"{model} takes at most {most} reference images")
+        problems.need(count >= least, "inputs.referenceImages", f"{model} requires inputs.referenceImages")
 
 
 # ── HTTP plumbing ───────────────────────────────────────────────────────────────────────────
@@ -1152,10 +1192,8 @@ def _misbehave(handler: _Handler, fault: Fault, tasks: list[dict[str, Any]]) -> 
     """Answer as ``fault`` says instead of properly."""
     if fault.kind is FaultKind.DROP:
         handler.close_connection = True
-        try:
+        with contextlib.suppress(OSError):  # already gone
             handler.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already gone
     elif fault.kind is FaultKind.MALFORMED:
         handler.close_connection = True
         _reply(handler, 200, b'{"data": [{"taskType": "imageInference", "taskUU', "application/json")
@@ -1206,7 +1244,7 @@ def _render(
 
     rng = random.Random(f"{model}|{prompt}|{width}x{height}|{','.join(references)}|{seed}")
     hue = int(hashlib.sha256(prompt.encode()).hexdigest()[:4], 16) / 0xFFFF
-    palette = [(12, 12, 16)]  # 0: caption band
+    palette: list[tuple[int, ...]] = [(12, 12, 16)]  # 0: caption band
     palette += [_hls(hue + 0.02 * i, 0.25 + 0.08 * i, 0.45) for i in range(6)]  # 1-6: sky
     shapes = [(hue + 0.5 + rng.uniform(-0.1, 0.1), rng.uniform(0.2, 0.6), rng.uniform(0.3, 0.8)) for _ in range(5)]
     palette += [_hls(*shape) for shape in shapes]  # 7-11: ground and shapes
@@ -1233,7 +1271,7 @@ def _render(
         left = cols - (index + 1) * (side + 1)
         draw.rectangle((left, 1, left + side - 1, side), fill=12 + index)
 
-    image = canvas.resize((width, height), Image.NEAREST)
+    image = canvas.resize((width, height), Image.Resampling.NEAREST)
     size = max(10, height // 28)
     lines = textwrap.wrap(prompt, width=max(10, int(width / (size * 0.58))), max_lines=2, placeholder=" …")
     lines.append(f"seed {seed} · {model} · {width}×{height} · shotflow emulator")
