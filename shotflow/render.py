@@ -25,7 +25,7 @@ from typing import Any
 from ._text import counted
 from .errors import BudgetError, LockedError, ShotflowError
 from .report import Reporter, RunStart, Summary
-from .resolve import NodeStatus, Outcome
+from .status import Outcome, Status
 
 MANIFEST_VERSION = 1
 
@@ -115,8 +115,8 @@ def noop(storyboard: Path, options: RenderOptions, reporter: Reporter) -> Summar
     reporter.run_started(RunStart(total=len(nodes), to_render=0, estimated_cost=0.0, backend=manifest["backend"]))
     summary = Summary(noop=True)
     for node_id, outputs, *held in nodes:  # [id, paths] or [id, paths, what changed] when held
-        outcome = (Outcome(node_id, NodeStatus.HELD, outputs=tuple(outputs), note=held[0]) if held
-                   else Outcome(node_id, NodeStatus.CACHED, outputs=tuple(outputs)))
+        outcome = (Outcome(node_id, Status.HELD, outputs=tuple(outputs), note=held[0]) if held
+                   else Outcome(node_id, Status.CACHED, outputs=tuple(outputs)))
         summary.add(outcome)
         reporter.node_done(outcome)
     summary.elapsed = time.perf_counter() - started
@@ -314,8 +314,6 @@ class Session:
     # -- checks before anything is spent --------------------------------------------
 
     def check(self) -> None:
-        from .plan import Status
-
         if self.options.locked:
             problems = []
             for node in self.plan.nodes.values():
@@ -342,7 +340,6 @@ class Session:
 
     def run(self, started: float) -> Summary:
         self.check()
-        from .plan import Status
 
         to_render = sum(1 for n in self.plan.nodes.values() if n.status is Status.RENDER)
         if to_render:  # before the run starts: a missing API key is the only thing said
@@ -385,7 +382,6 @@ class Session:
 
     def _download_fresh(self) -> None:
         """Fresh nodes the remote has: their frames, downloaded at once (in parallel) and kept."""
-        from .plan import Status
 
         if self.team is None:
             return
@@ -409,7 +405,6 @@ class Session:
 
     async def _run(self) -> None:
         from . import graph as graphs
-        from .plan import Status
 
         weight = {n: (1.0 if self.plan.nodes[n].status is Status.RENDER else 0.0) for n in self.plan.order}
         priority = graphs.heights(self.graph.subgraph(self.plan.order), self.plan.order, weight)
@@ -487,7 +482,6 @@ class Session:
 
     def _fresh(self, node_id: str) -> Outcome | None:
         """A fresh (or held) node finishes at once: its frames are copied out if needed."""
-        from .plan import Status
         from .store import CorruptObject
 
         node = self.plan.nodes[node_id]
@@ -497,13 +491,13 @@ class Session:
             paths = self._export(node.spec, node.record)
         except CorruptObject:
             if node.status is Status.HELD:
-                return Outcome(node_id, NodeStatus.FAILED, error="approved frame damaged in the cache since "
+                return Outcome(node_id, Status.FAILED, error="approved frame damaged in the cache since "
                                "planning; render --include-approved to render it again")
             return None  # damaged since planning: render it
         self.results[node_id] = node.record
         if node.status is Status.HELD:
-            return Outcome(node_id, NodeStatus.HELD, value=node.record, outputs=paths, note=node.reason)
-        return Outcome(node_id, NodeStatus.CACHED, value=node.record, outputs=paths)
+            return Outcome(node_id, Status.HELD, value=node.record, outputs=paths, note=node.reason)
+        return Outcome(node_id, Status.CACHED, value=node.record, outputs=paths)
 
     async def _render(self, node_id: str, upstream: dict[str, Outcome], release=lambda: None) -> Outcome:
         from .plan import key_payload, request_key
@@ -514,35 +508,35 @@ class Session:
         try:
             refs = await self._references(spec)
         except (CorruptObject, OSError, ShotflowError) as exc:
-            return Outcome(node_id, NodeStatus.FAILED, error=f"reference: {exc}")
+            return Outcome(node_id, Status.FAILED, error=f"reference: {exc}")
         payload = key_payload(spec, self.backend_name, [r.sha256 for r in refs])
         key = request_key(payload)
         forced = node_id in self.forced
         entry = self.lock.entries.get(node_id)
         if self.options.locked and (entry is None or entry.record.key != key):
-            return Outcome(node_id, NodeStatus.FAILED,
+            return Outcome(node_id, Status.FAILED,
                            error=f"--locked: the request changed since {self.lock.path.name} (an upstream frame differs)")
         if not forced:
             record = await self._lookup(node_id, key)
             if record is not None:  # early cutoff: upstream re-rendered to the same bytes
                 self.results[node_id] = record
-                return Outcome(node_id, NodeStatus.CACHED, value=record, outputs=self._export(spec, record))
+                return Outcome(node_id, Status.CACHED, value=record, outputs=self._export(spec, record))
         if self.options.locked and not getattr(self.backend, "deterministic", self.backend_name == "preview"):
-            return Outcome(node_id, NodeStatus.FAILED,
+            return Outcome(node_id, Status.FAILED,
                            error="--locked: this frame is not in the cache and --locked never generates; "
                                  "pull it from the team's remote (shotflow pull, --remote URL), copy the "
                                  "project's .shotflow/ cache, or run without --locked")
         try:
             self._backend()
         except ShotflowError as exc:
-            return Outcome(node_id, NodeStatus.FAILED, error=str(exc))
+            return Outcome(node_id, Status.FAILED, error=str(exc))
         if forced:
             self.store.journal.drop_unknown(key)  # --force sends anew a task whose outcome is unknown
         made = await self._claim(key, forced)
         try:
             if made is not None:  # another process generated this very request meanwhile
                 self.results[node_id] = made
-                return Outcome(node_id, NodeStatus.CACHED, value=made, outputs=self._export(spec, made))
+                return Outcome(node_id, Status.CACHED, value=made, outputs=self._export(spec, made))
             return await self._generate(node_id, spec, key, payload, refs, forced, entry, release, t0)
         finally:
             if self.store.durable:
@@ -577,7 +571,7 @@ class Session:
         claimed = await self._claim_team(node_id, key)
         if isinstance(claimed, Record):  # another machine of the team generated it meanwhile
             self.results[node_id] = claimed
-            return Outcome(node_id, NodeStatus.CACHED, value=claimed, outputs=self._export(spec, claimed))
+            return Outcome(node_id, Status.CACHED, value=claimed, outputs=self._export(spec, claimed))
         request = Request(
             key=key, node_id=node_id, model=spec.model, prompt=spec.prompt, width=spec.width, height=spec.height,
             output_format=spec.output_format, output_quality=spec.output_quality, takes=spec.takes,
@@ -593,13 +587,13 @@ class Session:
         except AccountError as exc:
             self._abandon(claimed, key)
             self.stopped = self.stopped or exc
-            return Outcome(node_id, NodeStatus.FAILED, error=str(exc), fatal=True)
+            return Outcome(node_id, Status.FAILED, error=str(exc), fatal=True)
         except BackendError as exc:
             self._abandon(claimed, key)
-            return Outcome(node_id, NodeStatus.FAILED, error=str(exc), elapsed=time.perf_counter() - t0)
+            return Outcome(node_id, Status.FAILED, error=str(exc), elapsed=time.perf_counter() - t0)
         if len(generation.images) != spec.takes:
             self._abandon(claimed, key)
-            return Outcome(node_id, NodeStatus.FAILED,
+            return Outcome(node_id, Status.FAILED,
                            error=f"{self.backend_name} returned {len(generation.images)} images for {spec.takes} takes")
         import asyncio
 
@@ -609,11 +603,11 @@ class Session:
         self._hold(node_id, record.outputs[picked].sha256, generation.images[picked].data)
         if self.options.locked:
             if [o.sha256 for o in record.outputs] != [o.sha256 for o in entry.record.outputs]:
-                return Outcome(node_id, NodeStatus.FAILED, error="--locked: the redrawn frame differs from the lock")
+                return Outcome(node_id, Status.FAILED, error="--locked: the redrawn frame differs from the lock")
             record = entry.record
             self.store.put_action(record)
         self.results[node_id] = record
-        return Outcome(node_id, NodeStatus.RENDERED, value=record, outputs=paths,
+        return Outcome(node_id, Status.RENDERED, value=record, outputs=paths,
                        cost=generation.cost or 0.0, elapsed=time.perf_counter() - t0)
 
     def _abandon(self, claimed, key: str) -> None:
@@ -742,7 +736,7 @@ class Session:
                     (r.target for r in spec.refs if r.kind.value == "url")}
             self.lock.urls = {u: h for u, h in self.lock.urls.items() if u in used}
         self.lock.write()
-        self.rerolls.finish({n for n, o in self.outcomes.items() if o.status is NodeStatus.RENDERED},
+        self.rerolls.finish({n for n, o in self.outcomes.items() if o.status is Status.RENDERED},
                             finished=not self.summary.interrupted and self.stopped is None)
         self._write_status()
         if self.full and self.summary.ok and len(self.results) == len(self.project.nodes):
@@ -787,7 +781,7 @@ class Session:
             from .load import display_path
 
             outcome = self.outcomes.get(node_id)
-            held = [outcome.note or "changed"] if outcome is not None and outcome.status is NodeStatus.HELD else []
+            held = [outcome.note or "changed"] if outcome is not None and outcome.status is Status.HELD else []
             nodes.append([node_id, [display_path(p) for p in picked_first(paths, spec.pick)], *held])
         from .trust import removable_render
 

@@ -17,43 +17,11 @@ which the caller's ``cheap`` decides: an approved frame kept).
 
 from __future__ import annotations
 
-import enum
 import heapq
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 
-
-class NodeStatus(enum.Enum):
-    RENDERED = "rendered"
-    CACHED = "cached"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    HELD = "held"  # an approved shot whose storyboard changed: its approved frames are kept
-
-    @property
-    def ok(self) -> bool:
-        return self in (NodeStatus.RENDERED, NodeStatus.CACHED, NodeStatus.HELD)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one node ended. ``value`` carries what dependents need (the stage's record)."""
-
-    id: str
-    status: NodeStatus
-    value: object = None
-    outputs: tuple[str, ...] = ()
-    error: str | None = None
-    cost: float = 0.0
-    elapsed: float = 0.0
-    internal: bool = False  # True when shotflow itself broke (not the shot)
-    fatal: bool = False  # True when no other node can succeed either (e.g. a rejected API key)
-    note: str | None = None  # HELD: what changed since the approved frames (not an error)
-
-
-def skipped(node: str, because: str) -> Outcome:
-    return Outcome(node, NodeStatus.SKIPPED, error=f"skipped: upstream {because} failed")
+from .status import Outcome, Status, skipped
 
 
 async def resolve(
@@ -129,7 +97,7 @@ async def resolve(
 
     def finish(outcome: Outcome) -> None:
         outcomes[outcome.id] = outcome
-        if (fail_fast or outcome.fatal) and outcome.status is NodeStatus.FAILED and not stopped_by:
+        if (fail_fast or outcome.fatal) and outcome.status is Status.FAILED and not stopped_by:
             stopped_by.append(outcome.id)
         if on_done:
             on_done(outcome)
@@ -182,7 +150,7 @@ async def resolve(
                 node = pop()
                 left[0] -= 1
                 why = "the run stopped" if outcomes[stopped_by[0]].fatal else "--fail-fast"
-                finish(Outcome(node, NodeStatus.SKIPPED, error=f"skipped: {stopped_by[0]} failed ({why})"))
+                finish(Outcome(node, Status.SKIPPED, error=f"skipped: {stopped_by[0]} failed ({why})"))
                 triage()
             while queued and len(holding) < jobs:
                 start(pop())
@@ -196,7 +164,7 @@ async def resolve(
                 exc = task.exception()
                 if exc is not None:
                     # a bug in shotflow, not a failed shot: say so, keep the others going
-                    outcome = Outcome(node, NodeStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}",
+                    outcome = Outcome(node, Status.FAILED, error=f"internal error: {type(exc).__name__}: {exc}",
                                       internal=True)
                 else:
                     outcome = task.result()

@@ -17,9 +17,9 @@ from pathlib import Path
 from shotflow import api
 from shotflow.render import RenderOptions
 from shotflow.report import RecordingReporter
-from shotflow.resolve import NodeStatus
+from shotflow.status import Status
 
-RENDERED, CACHED, FAILED, SKIPPED = NodeStatus.RENDERED, NodeStatus.CACHED, NodeStatus.FAILED, NodeStatus.SKIPPED
+RENDERED, CACHED, FAILED, SKIPPED = Status.RENDERED, Status.CACHED, Status.FAILED, Status.SKIPPED
 
 
 def render(story: Path, **options) -> RecordingReporter:
