@@ -20,6 +20,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from .status import Outcome, Status, skipped
 
@@ -176,3 +177,56 @@ async def resolve(
         await asyncio.gather(*running, return_exceptions=True)
         raise
     return outcomes
+
+
+class Slots:
+    """``jobs`` permits to send, handed to the waiting shot with the longest chain ahead first
+    (then story order), not first come first served: a shot prepared early does not hold back
+    a critical one that became ready after it."""
+
+    def __init__(self, jobs: int, rank: dict[str, tuple[float, int]]):
+        self.free = jobs
+        self.rank = rank
+        self.waiting: list[tuple[tuple[float, int], Any]] = []  # heap of (rank, future)
+
+    async def generate(self, backend, request, node_id: str, check) -> Any:
+        """``backend.generate(request)`` holding a permit from its first send to its return."""
+        held = False
+
+        async def start() -> None:
+            nonlocal held
+            await self._acquire(self.rank[node_id])
+            held = True
+            check()
+
+        try:
+            return await backend.generate(request, start=start)
+        finally:
+            if held:
+                self._release()
+
+    async def _acquire(self, rank: tuple[float, int]) -> None:
+        import asyncio
+        import heapq
+
+        if self.free > 0 and not self.waiting:
+            self.free -= 1
+            return
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self.waiting, (rank, future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._release()  # handed over just as it was cancelled: pass it on
+            raise
+
+    def _release(self) -> None:
+        import heapq
+
+        while self.waiting:
+            _, future = heapq.heappop(self.waiting)
+            if not future.done():
+                future.set_result(None)
+                return
+        self.free += 1

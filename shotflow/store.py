@@ -820,6 +820,16 @@ class LockFile:
         for node_id in [n for n in self.entries if n not in keep]:
             del self.entries[node_id]
 
+    def pin_url(self, url: str, digest: str) -> None:
+        """Pin a reference URL to the sha256 of the bytes fetched from it (the next run reads
+        those bytes from the cache, not the network, until ``--refresh-urls``)."""
+        self.urls[url] = digest
+
+    def prune_urls(self, used: Iterable[str]) -> None:
+        """Forget the pins of URLs no node references any more."""
+        used = set(used)
+        self.urls = {u: h for u, h in self.urls.items() if u in used}
+
     def render(self) -> Iterator[bytes]:
         """The file's bytes, a node at a time (10 000 nodes are 5 MB of JSON: never all in
         memory at once), exactly those of ``json.dumps(doc, indent=2, sort_keys=True,

@@ -7,19 +7,19 @@ from the ground up::
     cli  _cliopts  _editcli  exports._cli  __main__              the command line: parses and wires
     shotflow (the public face)  api  testing                      what a Python user calls
     exports.*  conform  live.*                                    read what a render left; the live board
-    render  clean                                                 run a plan, record what it produced
+    render  node  references  clean                               run a plan, record what it produced
     report                                                        the events of a run, and their reporters
     backends.*                                                    one request → images
     resolve                                                       the scheduler: many nodes in flight
     plan  tables                                                  keys, fresh/render, cost; prepare()
     graph                                                         the DAG
-    remote  review  verify                                        the team cache; decisions; checks
+    remote  review  verify  state                                 the team cache; decisions; checks; .shotflow/
     expand                                                        Jinja, references → Project; load_project()
     load  _sandbox  fetch  outputs  fountain  importing  scaffold read (and write) the user's files
     validate                                                      the JSON Schema check
     store  trust  writeback                                       the project's memory; the trust model
     model  staging  editorial  catalog  userconfig                the typed vocabulary every stage shares
-    errors  _version  _resources  _usercache  _text  status       the ground
+    errors  _version  _resources  _usercache  _text  _glibc  status   the ground
 
 ``store`` sits low, not after the backends as in the flow of data: planning reads it
 (keys, records), and backends see it only through the Journal and Memo protocols, never
@@ -38,19 +38,19 @@ PACKAGE = Path(__file__).resolve().parent.parent / "shotflow"
 PREVIEW = {"backends.preview", *(f"backends.preview.{m}" for m in ("_lru", "_png", "_text", "_camera", "_palette",
                                                                     "_stage", "_panel"))}
 FLOORS: list[tuple[str, set[str]]] = [  # from the ground up
-    ("ground", {"errors", "_version", "_resources", "_usercache", "_text", "status"}),
+    ("ground", {"errors", "_version", "_resources", "_usercache", "_text", "_glibc", "status"}),
     ("vocabulary", {"model", "staging", "editorial", "catalog", "userconfig"}),
     ("memory", {"store", "trust", "writeback"}),
     ("validate", {"validate"}),
     ("load", {"load", "_sandbox", "fetch", "outputs", "fountain", "importing", "scaffold"}),
     ("expand", {"expand"}),
-    ("remote", {"remote", "review", "verify"}),
+    ("remote", {"remote", "review", "verify", "state"}),
     ("graph", {"graph"}),
     ("plan", {"plan", "tables"}),
     ("resolve", {"resolve"}),
     ("backends", {"backends", "backends._base", "backends._runware_http", "backends.runware", *PREVIEW}),
     ("report", {"report"}),
-    ("render", {"render", "clean"}),
+    ("render", {"render", "node", "references", "clean"}),
     ("exports", {"exports._frames", "exports._draw", "exports._browser", "exports.board", "exports.contact",
                  "exports.animatic", "exports.timeline", "exports.shotlist", "conform", "live", "live.rounds",
                  "live.server", "backends.preview.__main__"}),

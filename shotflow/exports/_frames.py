@@ -175,7 +175,7 @@ def read_sequence(project: Project, *, cache_dir: Path | None = None, backend: s
     watch`` keeps them between rounds)."""
     from .. import catalog
     from ..plan import prepare as make_plan
-    from ..render import read_status
+    from ..state import ProjectState
     from ..store import LockFile, open_store
 
     # every frame an export uses is hashed, not trusted by its size and mtime (bit rot)
@@ -190,7 +190,7 @@ def read_sequence(project: Project, *, cache_dir: Path | None = None, backend: s
             ranked = sorted(made.items(), key=lambda item: (-item[1], item[0] != project.backend))
             backend = ranked[0][0] if ranked else None
         plan = make_plan(project, cache_dir=cache_dir, store=store, backend=backend)
-    status = read_status(project.path)
+    status = ProjectState(project.path).read_status()
     numbers = _numbers(project)
     panels: dict[str, Panel] = {}
     for node_id, spec in project.nodes.items():
