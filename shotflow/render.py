@@ -247,21 +247,20 @@ class Session:
 
     async def _run(self) -> None:
         from . import graph as graphs
-        from .resolve import Slots, resolve
+        from .resolve import Scheduler
 
         weight = {n: (1.0 if self.plan.nodes[n].status is Status.RENDER else 0.0) for n in self.plan.order}
         priority = graphs.heights(self.graph.subgraph(self.plan.order), self.plan.order, weight)
         deps = {n: list(self.graph.predecessors(n)) for n in self.plan.order}
-        jobs = max(1, self.options.jobs)
-        if getattr(self.nodes.backend, "prepares", False):
-            # F8: up to `jobs` more shots prepare their request (references, key, lookup, schema
-            # check, durable journal entry) while every slot is busy; only `jobs` send at once
-            self.nodes.slots = Slots(jobs, {n: (-priority[n], i) for i, n in enumerate(self.plan.order)})
-            jobs *= 2
+        # F8: a backend that prepares its requests (references, key, lookup, schema check, durable
+        # journal entry) has `jobs` more shots prepare while every send permit is taken
+        scheduler = Scheduler(self.plan.order, deps, self.nodes.render, jobs=max(1, self.options.jobs),
+                              cheap=self.nodes.fresh, priority=priority, fail_fast=self.options.fail_fast,
+                              on_start=self.reporter.node_started, on_done=self._done,
+                              prepare_ahead=getattr(self.nodes.backend, "prepares", False))
+        self.nodes.slots = scheduler.slots
         try:
-            await resolve(self.plan.order, deps, self.nodes.render, jobs=jobs,
-                          cheap=self.nodes.fresh, priority=priority, fail_fast=self.options.fail_fast,
-                          on_start=self.reporter.node_started, on_done=self._done)
+            await scheduler.run()
         finally:
             backend = self.nodes.backend
             if backend is not None:

@@ -13,7 +13,9 @@ small durable stores backends use (journal, memo).
     ├── stat.json                    path → (size, mtime_ns, inode, sha256): files not re-hashed
     ├── run.lock                     one render at a time per project
     ├── NAME.last-run.json           what NAME.yaml's last complete render saw (the no-op fast path)
-    └── NAME.status.json             how each node of NAME.yaml's last run ended
+    ├── NAME.status.json             how each node of NAME.yaml's last run ended
+    └── forced.json                  what an unfinished --force run re-rolled already
+                                     (these three: ``state.ProjectState``, not the store)
     <project>/NAME.lock              node id → key, picked output, ids, seed, cost (commit it)
 
 Every write is atomic (temp file + rename). An object is verified by its hash before

@@ -164,3 +164,50 @@ def test_a_long_chain_of_cheap_nodes_does_not_recurse():
 
     out = asyncio.run(resolve(order, deps, run, cheap=lambda node: Outcome(node, Status.CACHED)))
     assert len(out) == n
+
+
+# -- the Scheduler's parts ---------------------------------------------------------------
+
+
+def test_the_ready_queue_takes_an_urgent_chain_first_else_story_order():
+    from shotflow.resolve import ReadyQueue
+
+    queue = ReadyQueue({"a": 0, "b": 1, "c": 2}, {"a": 1, "b": 1, "c": 4}, jobs=2)
+    for node in ("b", "c", "a"):
+        queue.push(node)
+    assert queue.pop(left=8) == "c"  # 4 × 2 slots ≥ 8 nodes left: its chain is urgent
+    assert queue.pop(left=8) == "a"  # 1 × 2 < 8: nothing urgent, story order
+    assert queue.pop(left=1) == "b" and not queue
+
+
+def test_prepare_ahead_runs_twice_jobs_and_hands_jobs_send_permits_by_chain_first():
+    from shotflow.resolve import Scheduler
+
+    async def run(node, upstream, release):
+        return Outcome(node, Status.RENDERED)
+
+    plain = Scheduler(["a", "b"], {}, run, jobs=3)
+    assert plain.jobs == 3 and plain.slots is None
+    ahead = Scheduler(["a", "b"], {}, run, jobs=3, priority={"a": 1.0, "b": 2.0}, prepare_ahead=True)
+    assert ahead.jobs == 6 and ahead.slots.free == 3
+    assert ahead.slots.rank == {"a": (-1.0, 0), "b": (-2.0, 1)}
+
+
+def test_the_scheduler_ends_with_nothing_left_running_or_held():
+    from shotflow.resolve import Scheduler
+
+    peak = 0
+
+    async def run(node, upstream, release):
+        nonlocal peak
+        peak = max(peak, len(scheduler.holding))
+        await asyncio.sleep(0)
+        return Outcome(node, Status.FAILED if node == "b" else Status.RENDERED)
+
+    order = ["a", "b", "c", "d", "e"]
+    scheduler = Scheduler(order, {"c": ["b"]}, run, jobs=1, fail_fast=True)
+    out = asyncio.run(scheduler.run())
+    assert peak == 1 and set(out) == set(order)
+    assert scheduler.left == 0 and not scheduler.running and not scheduler.holding and not scheduler.ready
+    assert scheduler.stopped_by == "b" and out["c"].error == "skipped: upstream b failed"
+    assert all(out[n].status is Status.SKIPPED for n in ("c", "d", "e"))
