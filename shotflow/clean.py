@@ -43,7 +43,7 @@ def _refuse_link(target: Path) -> None:
                          hint="remove the link yourself if that is what you want")
 
 
-def _human(n: int) -> str:
+def _human(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

@@ -332,7 +332,8 @@ def watch(storyboard: Path, sets, backend, cache_dir, port, host, no_open, jobs,
     from .live.server import ServeOptions, serve
 
     options = RenderOptions(backend=backend, jobs=jobs, max_cost=max_cost, overrides=_overrides(sets),
-                            cache_dir=cache_dir, wait=30.0, include_approved=include_approved)
+                            cache_dir=cache_dir, wait=30.0, include_approved=include_approved,
+                            remote=remote_of(None))
     if not storyboard.is_file():
         from .errors import UsageError
 

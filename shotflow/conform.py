@@ -87,8 +87,8 @@ class Conform:
         for shot, was, frames, now in self.durations:
             was_text = f"{was:g} s" if was is not None else "as written"
             out.append(f"duration {shot}: {was_text} -> {now:g} s ({frames} frames)")
-        for scene, (was, now) in self.orders.items():
-            out.append(f"order of scene {scene}: {', '.join(now)} (was {', '.join(was)})")
+        for scene, (before, after) in self.orders.items():
+            out.append(f"order of scene {scene}: {', '.join(after)} (was {', '.join(before)})")
         out += [f"omit {shot}: not in the cut (kept in the file with omit: true)" for shot in self.omit]
         out += [f"restore {shot}: back in the cut (omit removed)" for shot in self.restore]
         for clip in self.extra:
@@ -187,8 +187,8 @@ def compare(project: Project, cut: Path, *, fps: Fraction | None = None) -> Conf
             result.repeated.append(clip)
         seen.add(shot) if shot else None
     in_cut = [c for c in result.clips if c.shot and c not in result.repeated]
-    cut_order = [c.shot for c in in_cut]
-    frames = {c.shot: c.frames for c in in_cut}
+    cut_order = [c.shot for c in in_cut if c.shot]
+    frames = {c.shot: c.frames for c in in_cut if c.shot}
     omitted = set(project.omitted)
     result.omit = [s for s in shots if s not in frames and s not in omitted]
     result.restore = [s for s in cut_order if s in omitted]
@@ -290,8 +290,8 @@ def apply(result: Conform) -> list[Path]:
     editor = Editor(result.storyboard)
     for shot, _, _, now in result.durations:
         editor.set_shot(shot, "duration", int(now) if float(now).is_integer() else now)
-    for scene, (_, now) in result.orders.items():
-        editor.reorder_shots(scene, now)
+    for scene, (_, order) in result.orders.items():
+        editor.reorder_shots(scene, order)
     for shot in result.omit:
         editor.set_shot(shot, "omit", True)
     for shot in result.restore:

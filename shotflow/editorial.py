@@ -249,7 +249,7 @@ def check_code_format(fmt: str, *, where=None) -> None:
         if spec and not _CODE_SPEC.match(spec):
             raise InputError(f"editorial.shot_code '{fmt}': format spec ':{spec}' of {{{name}}} is not allowed",
                              where=where, hint="use a width, e.g. {shot_number:04d}")
-        if spec.endswith("d") and CODE_FIELDS[name] is not int:
+        if spec and spec.endswith("d") and CODE_FIELDS[name] is not int:
             raise InputError(f"editorial.shot_code '{fmt}': {{{name}}} is text, it cannot take ':{spec}'",
                              where=where, hint="use {" + name + "} as is")
     if not fields:

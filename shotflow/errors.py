@@ -28,7 +28,7 @@ CLI maps these kinds to exit codes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -96,7 +96,7 @@ class ErrorList(InputError):
         flat: list[ShotflowError] = []
         for error in errors:
             flat.extend(error.errors if isinstance(error, ErrorList) else [error])
-        self.errors = flat
+        self.errors: list[ShotflowError] = flat
         super().__init__(f"{len(flat)} errors")
 
     def __str__(self) -> str:
@@ -106,7 +106,7 @@ class ErrorList(InputError):
         return [str(e) for e in self.errors]
 
 
-def raise_all(errors: list[ShotflowError]) -> None:
+def raise_all(errors: Sequence[ShotflowError]) -> None:
     """Raise nothing, the one error, or all of them together."""
     if len(errors) == 1:
         raise errors[0]

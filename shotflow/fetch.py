@@ -107,7 +107,7 @@ async def _pinned(url: str, current: str, allow_private: bool):
         infos = await asyncio.get_running_loop().getaddrinfo(parsed.host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, OSError) as exc:
         raise RefError(_at(url, current, f"cannot resolve {parsed.host} ({exc})")) from None
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
         raise RefError(_at(url, current, f"{parsed.host} has no address"))
     if not allow_private:

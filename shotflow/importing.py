@@ -81,7 +81,7 @@ def scene_base_id(scene: Scene) -> str:
 
 def dialogue_text(speeches: tuple[Speech, ...]) -> str:
     """``MARA: Not tonight.`` a line each; two speeches spoken at once say so."""
-    lines = []
+    lines: list[str] = []
     for s in speeches:
         cue = s.cue + (" (at the same time)" if s.dual and lines and speeches[len(lines) - 1].dual else "")
         lines.append(f"{cue}: {s.text}".rstrip())

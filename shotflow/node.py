@@ -20,11 +20,14 @@ import hashlib
 import os
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from .errors import ShotflowError
 from .status import Outcome, Status
+
+if TYPE_CHECKING:
+    from .resolve import Slots
 
 
 def seed_for(key: str, roll: int) -> int:
@@ -51,8 +54,8 @@ class NodeRunner:
         self.frames = Frames(store, plan.nodes, plan.order)
         self.references = References(project, store, lock, self.results, self.frames,
                                      refresh_urls=options.refresh_urls)
-        self.backend = None
-        self.slots = None  # resolve.Slots: what may send at once, when the backend prepares
+        self.backend: Any = None  # a backends.Backend, created on first need
+        self.slots: Slots | None = None  # what may send at once, when the backend prepares ahead
         self.stopped: ShotflowError | None = None  # an AccountError that stopped the run
 
     def create_backend(self):
@@ -127,7 +130,8 @@ class NodeRunner:
         entry = self.lock.entries.get(node_id)
         if self.options.locked and (entry is None or entry.record.key != key):
             return Outcome(node_id, Status.FAILED,
-                           error=f"--locked: the request changed since {self.lock.path.name} (an upstream frame differs)")
+                           error=f"--locked: the request changed since {self.lock.path.name} "
+                                 "(an upstream frame differs)")
         if not forced:
             record = await self.lookup(node_id, key)
             if record is not None:  # early cutoff: upstream re-rendered to the same bytes
@@ -270,10 +274,10 @@ class NodeRunner:
                    url=image.url, cost=image.cost)
             for image in generation.images
         )
-        data = {output.sha256: image.data for output, image in zip(outputs, generation.images)}
+        data = {output.sha256: image.data for output, image in zip(outputs, generation.images, strict=True)}
         record = Record(key=key, backend=self.backend_name, model=spec.model, outputs=outputs,
                         task_id=generation.task_id, cost=generation.cost, roll=roll,
-                        created=datetime.now(timezone.utc).isoformat(timespec="seconds"), request=payload)
+                        created=datetime.now(UTC).isoformat(timespec="seconds"), request=payload)
         if generation.sent:
             record = self.keep_as_sent(spec, record, generation.sent)
         if not self.options.locked:
@@ -304,7 +308,7 @@ class NodeRunner:
         from .model import frame_paths, picked_first
 
         paths = frame_paths(self.project, spec)
-        for path, output in zip(paths, record.outputs):
+        for path, output in zip(paths, record.outputs, strict=False):  # a record may hold fewer takes
             self.store.export(output.sha256, path, data.get(output.sha256) if data else None)
         ordered = picked_first(paths, spec.pick)
         if len(paths) > 1:

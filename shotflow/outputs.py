@@ -93,7 +93,7 @@ def _through(path: Path) -> bool:
 
 def write(path: Path | str, data: bytes | Iterable[bytes]) -> None:
     """Write ``data`` to the output ``path`` (checked before)."""
-    chunks = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
+    chunks: Iterable[bytes] = [bytes(data)] if isinstance(data, (bytes, bytearray, memoryview)) else data
     if is_stdout(path):
         out = sys.stdout.buffer
         for chunk in chunks:

@@ -126,8 +126,8 @@ def _open_store(url: str):
     from obstore.store import AzureStore, GCSStore, LocalStore, S3Store
 
     parts = urlsplit(url)
-    client = {"connect_timeout": "5s", "timeout": "120s"}
-    retry = {"max_retries": 3, "retry_timeout": timedelta(seconds=20),
+    client: Any = {"connect_timeout": "5s", "timeout": "120s"}  # obstore's ClientConfig (a TypedDict)
+    retry: Any = {"max_retries": 3, "retry_timeout": timedelta(seconds=20),
              "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=5), "base": 2}}
     if parts.scheme == "file":
         folder = unquote(parts.path)

@@ -187,7 +187,8 @@ class Session:
                     problems.append(f"{node.id}: its frame is missing or corrupt in the cache "
                                     f"(`shotflow verify` says which objects)")
             if problems:
-                shown = "\n  ".join(problems[:15]) + (f"\n  … and {len(problems) - 15} more" if len(problems) > 15 else "")
+                more = f"\n  … and {len(problems) - 15} more" if len(problems) > 15 else ""
+                shown = "\n  ".join(problems[:15]) + more
                 raise LockedError(f"--locked: the storyboard does not match {self.lock.path.name}:\n  {shown}",
                                   hint="run without --locked to render and update the lock")
         to_render = [n for n in self.plan.nodes.values() if n.status is Status.RENDER]

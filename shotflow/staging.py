@@ -162,10 +162,10 @@ class SceneBlocking:
                 x[name] = free.pop(0) if free else "center"
         figures = []
         for name in cast:
-            given = blocking.get(name) or {}
-            if given.get("x") or x[name] != "center":
+            placed = blocking.get(name) or {}
+            if placed.get("x") or x[name] != "center":
                 self.sides[name] = x[name]
-            facing = given.get("facing") or {"left": "right", "right": "left"}.get(x[name], "camera")
+            facing = placed.get("facing") or {"left": "right", "right": "left"}.get(x[name], "camera")
             figures.append(Figure(name, colours.get(name, 0), x[name], facing))
         return tuple(figures)
 

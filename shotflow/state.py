@@ -16,6 +16,7 @@ manifest through it before YAML, Jinja or networkx are loaded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -116,7 +117,7 @@ class ProjectState:
         for node_id, spec in project.nodes.items():
             record = results[node_id]
             paths = frame_paths(project, spec)
-            for path, output in zip(paths, record.outputs):
+            for path, output in zip(paths, record.outputs, strict=False):
                 outputs[str(path)] = stat(str(path))
                 obj = str(store.object_path(output.sha256))
                 outputs[obj] = stat(obj)
@@ -128,10 +129,8 @@ class ProjectState:
             # regular file whose real path is inside renders/ and that shotflow itself wrote
             # there (the stat index knows its size, mtime and inode) is deleted
             if removable_render(stale, project.renders_dir, store.index):
-                try:
+                with contextlib.suppress(OSError):
                     os.unlink(stale)
-                except OSError:
-                    pass
         self.write_manifest({"storyboard": str(project.path), "signature": signature, "backend": backend,
                              "inputs": inputs}, outputs, nodes)
 
@@ -155,11 +154,9 @@ class ProjectState:
             kept = set(keep)
             status = {n: v for n, v in status.items() if n in kept}
         data = json.dumps(status, indent=1, sort_keys=True).encode()
-        try:
+        with contextlib.suppress(OSError):
             if self.status_path.read_bytes() == data:
                 return
-        except OSError:
-            pass
         atomic_write(self.status_path, data)
 
     # -- re-rolls ---------------------------------------------------------------------------
@@ -228,10 +225,8 @@ class Rerolls:
             atomic_write(self.path, json.dumps({"storyboard": str(self.storyboard), "forced": sorted(self.asked),
                                                 "done": sorted(done)}, indent=1).encode())
         elif self.recorded:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
-            except FileNotFoundError:
-                pass
 
 
 def manifest_chunks(head: dict, outputs: dict, nodes: list) -> Iterator[bytes]:

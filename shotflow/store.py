@@ -140,7 +140,8 @@ class Output:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Output:
-        return cls(**{k: data.get(k) for k in ("sha256", "ext", "seed", "remote_id", "url", "cost")})
+        fields = {k: data.get(k) for k in ("sha256", "ext", "seed", "remote_id", "url", "cost")}
+        return cls(**fields)  # type: ignore[arg-type]  # a damaged record is caught where it is read
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +307,7 @@ class Store:
         if not self.verify and self.index.known(path, st) == digest:
             self._verified.add(digest)
             return True
-        actual = _hash_file(path)
+        actual = _hash_file(Path(path))
         if actual != digest:
             self._discard(Path(path))
             return False

@@ -247,4 +247,4 @@ def image_header(data_or_path, what: str = "reference") -> tuple[str, int, int]:
     if w <= 0 or h <= 0 or w * h > MAX_IMAGE_PIXELS:
         raise Refused(f"the {what} is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels); at most "
                       f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels are accepted", hint="scale it down")
-    return fmt, w, h
+    return str(fmt), w, h  # one of the formats asked for: Pillow opened it

@@ -353,8 +353,8 @@ def split(status: int, body: dict[str, Any], tasks: list[dict[str, Any]], scrub:
     """Each task's items and errors, by taskUUID; errors naming no task of ours concern them all.
 
     Errors, and items that are not images, pass through ``scrub`` (a server may echo the key)."""
-    data = body.get("data") if isinstance(body.get("data"), list) else []
-    errors = body.get("errors") if isinstance(body.get("errors"), list) else []
+    data: list[Any] = body["data"] if isinstance(body.get("data"), list) else []
+    errors: list[Any] = body["errors"] if isinstance(body.get("errors"), list) else []
     if isinstance(body.get("error"), dict):  # older answers held a single error object
         errors = [*errors, body["error"]]
     errors = [scrub(e) for e in errors if isinstance(e, dict)]
@@ -496,7 +496,7 @@ class Poller:
         """Sleep until loop time ``until``, or until kicked (True)."""
         loop = asyncio.get_running_loop()
         self._wake = wake = loop.create_future()
-        timer = loop.call_at(until, lambda: wake.done() or wake.set_result(None))
+        timer = loop.call_at(until, lambda: None if wake.done() else wake.set_result(None))
         try:
             await wake
         finally:

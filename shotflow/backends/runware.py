@@ -159,10 +159,10 @@ class Settings:
                    "poll_min", "poll_max")
         for name in numbers:
             value = settings.get(name, getattr(values, name))
-            least = "above 0" if name in ("timeout", "request_timeout") else "at least 0"
+            bound = "above 0" if name in ("timeout", "request_timeout") else "at least 0"
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not number or value < 0 or (value == 0 and least == "above 0"):
-                raise ConfigError(f"runware.{name} must be a number of seconds {least}, not {value!r}")
+            if not number or value < 0 or (value == 0 and bound == "above 0"):
+                raise ConfigError(f"runware.{name} must be a number of seconds {bound}, not {value!r}")
         known = {name: settings[name] for name in cls.__dataclass_fields__ if name in settings}
         return cls(**known)
 
@@ -262,8 +262,8 @@ def _read(answer: Answer) -> _Reading:
     for item in answer.items:
         status = str(item.get("status") or "").lower()
         if status in ("error", "failed", "failure"):
-            error = item.get("error") if isinstance(item.get("error"), dict) else item
-            return _Reading(_Verdict.FAILED, error=error, status=answer.status)
+            failure = item["error"] if isinstance(item.get("error"), dict) else item
+            return _Reading(_Verdict.FAILED, error=failure, status=answer.status)
         if status in ("", "success") and _finished(item):
             items.append(item)
         else:
@@ -352,7 +352,7 @@ def fit_for_upload(data: bytes) -> bytes:
         with PILImage.open(io.BytesIO(data)) as image:
             if max(image.size) <= MAX_UPLOAD_SIDE:
                 return data
-            image.thumbnail((MAX_UPLOAD_SIDE, MAX_UPLOAD_SIDE), PILImage.LANCZOS)
+            image.thumbnail((MAX_UPLOAD_SIDE, MAX_UPLOAD_SIDE), PILImage.Resampling.LANCZOS)
             out = io.BytesIO()
             image.save(out, "PNG")
     except (UnidentifiedImageError, OSError):
@@ -595,10 +595,10 @@ class _Call:
         request = self.request
         entry = self.journal.pending(request.key) if self.journal is not None else None
         resumed = entry.get("task_uuid") if isinstance(entry, dict) else None
-        if isinstance(resumed, str) and resumed:
+        if isinstance(entry, dict) and isinstance(resumed, str) and resumed:
             # a killed (or failed) run sent this task: ask about it rather than pay for it again
             self.task_uuid, self.claimed = resumed, True
-            self.delivery = entry.get("delivery") if entry.get("delivery") in ("sync", "async") else "sync"
+            self.delivery = "async" if entry.get("delivery") == "async" else "sync"
             if isinstance(entry.get("tagged"), bool):
                 self.tagged = entry["tagged"] and request.tagged
             await self._recover()
@@ -753,25 +753,16 @@ class _Call:
             await self._await_results(asked=True)
             return
         # sync: Runware documents getResponse for async tasks only, but a service that can answer is asked
-        await self._slot()
-        reading = _read(await self.backend.transport().poller.next(self.task_uuid, self.request.model))
-        self.backend.transport().poller.done(self.task_uuid, finished=False)
-        if reading.verdict is _Verdict.RESULTS and (reading.items or reading.running):
-            self._collect(reading.items)
-            if not self.complete:
-                await self._await_results(asked=True)
+        if await self._ask_once():
             return
-        if reading.verdict is _Verdict.FAILED:
-            self._forget()
-            raise self.backend.rejection(reading, "the task")
         submitted = await self._submit()  # same UUID: if Runware had it, it says conflict
         self._collect(submitted.items)
         if not self.complete:
             await self._sync_lost(submitted)
 
-    async def _sync_lost(self, submitted: _Reading) -> None:
-        """A sync task Runware took (a conflict, or an answer without our images): ask once;
-        when Runware will not say, the outcome is unknown and the task is never sent again."""
+    async def _ask_once(self) -> bool:
+        """Ask Runware about the task once. True: it answered with results (collected, and
+        awaited to the end); False: it does not know the task. Raises when it says the task failed."""
         await self._slot()
         poller = self.backend.transport().poller
         reading = _read(await poller.next(self.task_uuid, self.request.model))
@@ -780,10 +771,17 @@ class _Call:
             self._collect(reading.items)
             if not self.complete:
                 await self._await_results(asked=True)
-            return
+            return True
         if reading.verdict is _Verdict.FAILED:
             self._forget()
             raise self.backend.rejection(reading, "the task")
+        return False
+
+    async def _sync_lost(self, submitted: _Reading) -> None:
+        """A sync task Runware took (a conflict, or an answer without our images): ask once;
+        when Runware will not say, the outcome is unknown and the task is never sent again."""
+        if await self._ask_once():
+            return
         await self._journal(outcome="unknown")
         raise TransientError(
             f"the answer to sync task {self.task_uuid} was lost after Runware accepted it, and Runware keeps no "

@@ -41,9 +41,11 @@ def common(fn):
 
 def sequence(storyboard: Path, sets, backend, cache_dir):
     """Load the storyboard and read what its renders left (see _frames)."""
+    from .._cliopts import remote_of
     from ._frames import load_sequence
 
-    return load_sequence(storyboard, overrides(sets), backend, cache_dir)
+    # the remote given before the command (shotflow --remote URL board …), else the usual ones
+    return load_sequence(storyboard, overrides(sets), backend, cache_dir, remote=remote_of(None))
 
 
 def _duration(seconds: float) -> str:

@@ -163,7 +163,7 @@ class Sequence:
 
 
 def read_sequence(project: Project, *, cache_dir: Path | None = None, backend: str | None = None, plan=None,
-                  lock=None, store=None) -> Sequence:
+                  lock=None, store=None, remote: str | None = None) -> Sequence:
     """Read what the last renders left for ``project``. Never generates and never writes, but
     for what planning itself does: a cache object whose bytes no longer match its hash is
     dropped (as ``shotflow plan`` would), so that no export ever shows a corrupt frame.
@@ -189,7 +189,7 @@ def read_sequence(project: Project, *, cache_dir: Path | None = None, backend: s
                     made[entry.record.backend] = made.get(entry.record.backend, 0) + 1
             ranked = sorted(made.items(), key=lambda item: (-item[1], item[0] != project.backend))
             backend = ranked[0][0] if ranked else None
-        plan = make_plan(project, cache_dir=cache_dir, store=store, backend=backend)
+        plan = make_plan(project, cache_dir=cache_dir, store=store, backend=backend, remote=remote)
     status = ProjectState(project.path).read_status()
     numbers = _numbers(project)
     panels: dict[str, Panel] = {}
@@ -228,11 +228,14 @@ def read_sequence(project: Project, *, cache_dir: Path | None = None, backend: s
 
 
 def load_sequence(path: Path | str, overrides: dict[str, Any] | None = None, backend: str | None = None,
-                  cache_dir: Path | None = None) -> Sequence:
-    """Load a storyboard and read its frames (what every export command starts with)."""
+                  cache_dir: Path | None = None, remote: str | None = None) -> Sequence:
+    """Load a storyboard and read its frames (what every export command starts with).
+    ``remote``: the team cache to plan against (None: $SHOTFLOW_REMOTE, the user config, the
+    storyboard's; "off": none)."""
     from ..expand import load_project
 
-    return read_sequence(load_project(path, overrides, backend), cache_dir=cache_dir, backend=backend)
+    return read_sequence(load_project(path, overrides, backend), cache_dir=cache_dir, backend=backend,
+                         remote=remote)
 
 
 def _numbers(project: Project) -> dict[str, str]:

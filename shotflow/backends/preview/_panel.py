@@ -86,7 +86,7 @@ def draw_grey(request, take: int, seed: int, thumbnail):
     for p in sorted(placed, key=lambda p: p.role == "near"):
         if p.role == "above":
             head = draw_from_above(draw, view, p)
-        elif p.role == "hand":
+        elif p.role == "hand" and p.target is not None:  # a hand always has its target
             head = draw_hand(draw, view, p, p.target)
         else:
             head = draw_figure(draw, view, p, taper)
@@ -155,9 +155,10 @@ def _place(staging: Staging, shot: Shot, w: int, h: int, bottom: int, rng) -> li
     if shot.layout == "OTS":
         near = next((f for f in figures if f.facing == "away"), figures[0])
         figures = [f for f in figures if f is not near]
-        side = "right" if near.x == "right" else "left"
-        placed.append(Placed(near, w * (0.12 if side == "left" else 0.88), h * 0.10, size * 3.5, "away", role="near"))
-        interval = (0.48, 0.86) if side == "left" else (0.14, 0.52)
+        near_side = "right" if near.x == "right" else "left"
+        placed.append(Placed(near, w * (0.12 if near_side == "left" else 0.88), h * 0.10, size * 3.5, "away",
+                             role="near"))
+        interval = (0.48, 0.86) if near_side == "left" else (0.14, 0.52)
         for i, f in enumerate(figures):
             x = interval[0] + (interval[1] - interval[0]) * (i + 1) / (len(figures) + 1)
             facing = "away" if f.facing == "away" else "camera"

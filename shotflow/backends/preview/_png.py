@@ -61,7 +61,7 @@ def read_own_png(data: bytes):
 
     if len(data) < 8 + 25 + 780 + 12 + 12 or not data.startswith(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"):
         return None
-    chunks = []
+    chunks: list[tuple[bytes, bytes]] = []
     pos = 8
     while pos + 12 <= len(data) and len(chunks) < 4:
         (size,) = struct.unpack_from(">I", data, pos)

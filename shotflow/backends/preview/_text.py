@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import textwrap
 from functools import lru_cache
+from typing import Any  # a Pillow FreeTypeFont (Pillow is imported only when drawing)
 
 from ..._resources import font_path
 from ._lru import Lru
@@ -55,7 +56,7 @@ def fit(line: str, fnt, width: float) -> str:
     return line.rstrip() + "…" if line else ""
 
 
-def plate(draw, x: float, y: float, lines: list[tuple[str, object]], level: int, fill: int, pad: int,
+def plate(draw, x: float, y: float, lines: list[tuple[str, Any]], level: int, fill: int, pad: int,
           right: bool = False) -> tuple[int, int, int, int]:
     """Lines of text on a solid plate at (x, y) (its top-right corner when ``right``); the plate's box."""
     widths = [fnt.getlength(s) for s, fnt in lines]
