@@ -46,10 +46,16 @@ def dag(n: int) -> tuple[list[str], dict[str, list[str]], dict[str, float]]:
 
 
 def time_resolver(order, deps, priority, jobs: int) -> float:
-    from shotflow.resolve import NodeStatus, Outcome, resolve
+    from shotflow.resolve import resolve
+
+    try:
+        from shotflow.status import Outcome, Status
+    except ImportError:  # a shotflow from before issue 12
+        from shotflow.resolve import NodeStatus as Status  # type: ignore[attr-defined,no-redef]
+        from shotflow.resolve import Outcome  # type: ignore[attr-defined,no-redef]
 
     async def run(node: str, upstream, *more) -> Outcome:  # (more: a release callback, in newer resolvers)
-        return Outcome(node, NodeStatus.RENDERED)
+        return Outcome(node, Status.RENDERED)
 
     async def main() -> dict:
         return await resolve(order, deps, run, jobs=jobs, priority=priority)
@@ -58,7 +64,7 @@ def time_resolver(order, deps, priority, jobs: int) -> float:
     start = time.perf_counter()
     outcomes = asyncio.run(main())
     elapsed = time.perf_counter() - start
-    if len(outcomes) != len(order) or any(o.status is not NodeStatus.RENDERED for o in outcomes.values()):
+    if len(outcomes) != len(order) or any(o.status is not Status.RENDERED for o in outcomes.values()):
         raise RuntimeError("the resolver did not render every node")
     return elapsed
 

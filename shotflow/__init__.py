@@ -48,7 +48,7 @@ _LAZY = {
     "Reporter": ("shotflow.report", "Reporter"),
     "PlainReporter": ("shotflow.report", "PlainReporter"),
     "JsonReporter": ("shotflow.report", "JsonReporter"),
-    "Outcome": ("shotflow.resolve", "Outcome"),
+    "Outcome": ("shotflow.status", "Outcome"),
     "load_project": ("shotflow.api", "load_project"),
     "plan": ("shotflow.api", "plan"),
     "render": ("shotflow.api", "render"),
@@ -61,7 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .plan import Plan
     from .render import RenderOptions
     from .report import JsonReporter, PlainReporter, Reporter, Summary
-    from .resolve import Outcome
+    from .status import Outcome
 
 
 class _Package(types.ModuleType):

@@ -16,6 +16,7 @@ from pathlib import Path
 from ._text import counted
 from .errors import UsageError
 from .load import display_path
+from .state import ProjectState
 from .store import CACHE_ENTRIES, CACHE_MARKER, Store, open_store
 
 
@@ -55,8 +56,6 @@ def cache_entries(store: Store, storyboard: Path) -> list[Path]:
     the cache is the project's ``.shotflow/``, this storyboard's run state); never anything else.
 
     Raises UsageError for a folder that is not marked as a shotflow cache."""
-    from .render import manifest_path, status_path
-
     _refuse_link(store.state_dir)  # checked first: a link's target is what the cache folder resolves to
     folder = store.cache_dir
     own = folder == store.state_dir  # the project's .shotflow/: shotflow's by its name
@@ -69,7 +68,7 @@ def cache_entries(store: Store, storyboard: Path) -> list[Path]:
     names = [*CACHE_ENTRIES, CACHE_MARKER]
     entries = [folder / name for name in names]
     if own:
-        entries += [folder / "stat.json", manifest_path(storyboard), status_path(storyboard)]
+        entries += [folder / "stat.json", *ProjectState(storyboard).own_files()]
     entries += sorted(folder.glob(".tmp-*"))  # left by a write that was killed
     return [path for path in entries if path.exists()]
 
@@ -84,8 +83,6 @@ def _remove(path: Path) -> None:
 def clean(storyboard: Path, what: str, *, cache_dir: Path | None = None, dry_run: bool = False,
           force: bool = False) -> list[str]:
     """Remove what was asked; returns the lines to show. ``what``: renders, cache or all."""
-    from .render import manifest_path
-
     storyboard = Path(storyboard).resolve()
     if not storyboard.is_file():
         raise UsageError(f"file not found: {display_path(storyboard)}")
@@ -135,5 +132,5 @@ def clean(storyboard: Path, what: str, *, cache_dir: Path | None = None, dry_run
         lines.append(f"the cache held frames that cost ${paid:.2f} to generate"
                      + ("" if dry_run else "; the lock file still names them, re-rendering pays again"))
     if not dry_run:
-        manifest_path(storyboard).unlink(missing_ok=True)
+        ProjectState(storyboard).manifest_path.unlink(missing_ok=True)
     return lines

@@ -21,7 +21,6 @@ HELD instead: it keeps the frames it was approved with, and its users are keyed 
 
 from __future__ import annotations
 
-import enum
 import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,15 +30,10 @@ from . import catalog
 from .errors import ConfigError, did_you_mean
 from .model import NodeSpec, Project, RefKind
 from .staging import Staging
+from .status import Status
 from .store import Record, canonical_json, sha256_bytes
 
 KEY_VERSION = 1
-
-
-class Status(enum.Enum):
-    FRESH = "fresh"
-    RENDER = "render"
-    HELD = "held"  # would render, but its approved frames are kept
 
 
 class Cache(Protocol):

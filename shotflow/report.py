@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
 from ._text import counted
-from .resolve import NodeStatus, Outcome
+from .status import Outcome, Status
 
 
 @dataclass(frozen=True)
@@ -50,14 +50,14 @@ class Summary:
     remote_failures: list[tuple[str, str]] = field(default_factory=list)  # (node id, why) not uploaded
 
     def add(self, outcome: Outcome) -> None:
-        if outcome.status is NodeStatus.RENDERED:
+        if outcome.status is Status.RENDERED:
             self.rendered += 1
-        elif outcome.status is NodeStatus.CACHED:
+        elif outcome.status is Status.CACHED:
             self.cached += 1
-        elif outcome.status is NodeStatus.HELD:
+        elif outcome.status is Status.HELD:
             self.held += 1
             self.holds.append((outcome.id, outcome.note or "changed"))
-        elif outcome.status is NodeStatus.FAILED:
+        elif outcome.status is Status.FAILED:
             self.failed += 1
             self.failures.append((outcome.id, outcome.error or "failed"))
         else:
@@ -118,7 +118,7 @@ class RecordingReporter:
     def outcomes(self) -> dict[str, Outcome]:
         return {o.id: o for kind, o in self.events if kind == "node_done"}  # type: ignore[union-attr]
 
-    def by_status(self, status: NodeStatus) -> set[str]:
+    def by_status(self, status: Status) -> set[str]:
         return {i for i, o in self.outcomes().items() if o.status is status}
 
 
@@ -149,8 +149,8 @@ class JsonReporter:
         self._emit(summary.to_json())
 
 
-_MARKS = {NodeStatus.RENDERED: "rendered", NodeStatus.CACHED: "cached", NodeStatus.FAILED: "FAILED",
-          NodeStatus.SKIPPED: "skipped", NodeStatus.HELD: "held"}
+_MARKS = {Status.RENDERED: "rendered", Status.CACHED: "cached", Status.FAILED: "FAILED",
+          Status.SKIPPED: "skipped", Status.HELD: "held"}
 
 
 def summary_lines(summary: Summary) -> list[str]:
@@ -226,10 +226,10 @@ class PlainReporter:
 
     def node_done(self, outcome: Outcome) -> None:
         self.done += 1
-        if (outcome.status is NodeStatus.CACHED and not self.verbose) or outcome.fatal \
+        if (outcome.status is Status.CACHED and not self.verbose) or outcome.fatal \
                 or (outcome.error or "").endswith("(the run stopped)"):
             return
-        if outcome.status is NodeStatus.HELD:
+        if outcome.status is Status.HELD:
             detail = f"approved, kept; {outcome.note or 'changed'}"
         else:
             detail = outcome.error or (outcome.outputs[0] if outcome.outputs else "")

@@ -1,6 +1,6 @@
-"""Stage 6: run a DAG with many nodes in flight (asyncio).
+"""Stage 6: run a DAG with many nodes in flight (asyncio); the one place ``--jobs`` is enforced.
 
-The resolver knows nothing of images: it is handed the graph's dependencies and two
+The scheduler knows nothing of images: it is handed the graph's dependencies and two
 functions, and it guarantees::
 
     a node starts the moment all its dependencies succeeded (not level by level)
@@ -11,55 +11,34 @@ functions, and it guarantees::
     a failed node skips its downstream closure; independent branches go on
     cancellation (Ctrl-C) cancels what runs and keeps what finished
 
+Its parts: ``Scheduler`` (the run: who waits on whom, what runs, what failed), ``ReadyQueue``
+(longest chain first when urgent, else story order) and ``Slots`` (prepare ahead: when the
+backend prepares its requests, twice ``jobs`` nodes run and prepare — references, key,
+lookup, journal entry — while only ``jobs`` hold a permit to send, handed out longest chain
+first). A backend may limit itself below that: the Runware backend's adaptive in-flight
+limit (``backends.Services.jobs``, halved on HTTP 429) is its load limiting against the
+API, not scheduling, and never lets more than ``jobs`` be in flight.
+
 Outcomes are values: each node ends RENDERED, CACHED, FAILED or SKIPPED (or HELD,
 which the caller's ``cheap`` decides: an approved frame kept).
 """
 
 from __future__ import annotations
 
-import enum
 import heapq
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from typing import Any
 
+from .status import Outcome, Status, skipped
 
-class NodeStatus(enum.Enum):
-    RENDERED = "rendered"
-    CACHED = "cached"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    HELD = "held"  # an approved shot whose storyboard changed: its approved frames are kept
-
-    @property
-    def ok(self) -> bool:
-        return self in (NodeStatus.RENDERED, NodeStatus.CACHED, NodeStatus.HELD)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one node ended. ``value`` carries what dependents need (the stage's record)."""
-
-    id: str
-    status: NodeStatus
-    value: object = None
-    outputs: tuple[str, ...] = ()
-    error: str | None = None
-    cost: float = 0.0
-    elapsed: float = 0.0
-    internal: bool = False  # True when shotflow itself broke (not the shot)
-    fatal: bool = False  # True when no other node can succeed either (e.g. a rejected API key)
-    note: str | None = None  # HELD: what changed since the approved frames (not an error)
-
-
-def skipped(node: str, because: str) -> Outcome:
-    return Outcome(node, NodeStatus.SKIPPED, error=f"skipped: upstream {because} failed")
+Run = Callable[[str, dict[str, Outcome], Callable[[], None]], Awaitable[Outcome]]
 
 
 async def resolve(
     order: Sequence[str],
     deps: Mapping[str, Sequence[str]],
-    run: Callable[[str, dict[str, Outcome], Callable[[], None]], Awaitable[Outcome]],
+    run: Run,
     *,
     jobs: int = 4,
     cheap: Callable[[str], Outcome | None] | None = None,
@@ -76,135 +55,238 @@ async def resolve(
     only local work is left, the next node may start meanwhile).
     ``cheap(node)``, when given, is asked first and may finish a node at once
     without a slot (returning None sends it to ``run``). ``priority`` is each node's
-    chain ahead (its height, in nodes that need a slot): a ready node whose height
-    is at least the nodes left to start per slot is urgent and the highest one starts
-    first; when none is, the ready node earliest in ``order`` starts (story order
-    finishes what a node's frame is for soon after it, so memory follows the DAG's
-    frontier, not its width, while the longest chains still start in time). Each
-    node is looked at once: no step is quadratic.
+    chain ahead (its height, in nodes that need a slot): see ``ReadyQueue``.
     With ``fail_fast``, the first failure stops new nodes from starting (running
     ones finish); the rest end SKIPPED. A ``fatal`` failure always does.
     """
-    import asyncio
+    scheduler = Scheduler(order, deps, run, jobs=jobs, cheap=cheap, priority=priority, on_start=on_start,
+                          on_done=on_done, fail_fast=fail_fast)
+    return await scheduler.run()
 
-    position = {node: i for i, node in enumerate(order)}
-    users: dict[str, list[str]] = {node: [] for node in order}
-    waiting: dict[str, int] = {}
-    for node in order:
-        ds = [d for d in deps.get(node, ()) if d in position]
-        waiting[node] = len(ds)
-        for d in ds:
-            users[d].append(node)
-    prio = priority or {}
-    # nodes that need a slot, in two heaps over the same set (a node started through
-    # one is skipped lazily in the other): by height, and by story position
-    by_height: list[tuple[float, int, str]] = []
-    by_position: list[tuple[int, str]] = []
-    queued: set[str] = set()
-    left = [len(order)]  # nodes neither started nor finished
-    unblocked: deque[str] = deque(node for node in order if waiting[node] == 0)
-    outcomes: dict[str, Outcome] = {}
-    running: dict[asyncio.Task, str] = {}
-    failed_because: dict[str, str] = {}
-    stopped_by: list[str] = []
 
-    def push(node: str) -> None:
-        queued.add(node)
-        heapq.heappush(by_height, (-prio.get(node, 0.0), position[node], node))
-        heapq.heappush(by_position, (position[node], node))
+class ReadyQueue:
+    """The nodes ready to start that need a slot, and which starts next.
 
-    def pop() -> str:
-        """The next node to start: the highest when it is urgent, else the first in story order."""
-        while by_height[0][2] not in queued:
-            heapq.heappop(by_height)
-        while by_position[0][1] not in queued:
-            heapq.heappop(by_position)
-        top = by_height[0]
-        if -top[0] * jobs >= left[0]:
-            node = heapq.heappop(by_height)[2]
+    A ready node whose height (its chain ahead, in nodes that need a slot) is at least the
+    nodes left to start per slot is urgent, and the highest one starts first; when none is,
+    the ready node earliest in story order starts (story order finishes what a node's frame
+    is for soon after it, so memory follows the DAG's frontier, not its width, while the
+    longest chains still start in time). Two heaps over the same set (a node taken through
+    one is skipped lazily in the other): each node is looked at once, no step is quadratic.
+    """
+
+    def __init__(self, position: Mapping[str, int], heights: Mapping[str, float], jobs: int):
+        self.position = position
+        self.heights = heights
+        self.jobs = jobs
+        self.by_height: list[tuple[float, int, str]] = []
+        self.by_position: list[tuple[int, str]] = []
+        self.queued: set[str] = set()
+
+    def __bool__(self) -> bool:
+        return bool(self.queued)
+
+    def push(self, node: str) -> None:
+        self.queued.add(node)
+        heapq.heappush(self.by_height, (-self.heights.get(node, 0.0), self.position[node], node))
+        heapq.heappush(self.by_position, (self.position[node], node))
+
+    def pop(self, left: int) -> str:
+        """The next node to start (``left``: nodes neither started nor finished)."""
+        while self.by_height[0][2] not in self.queued:
+            heapq.heappop(self.by_height)
+        while self.by_position[0][1] not in self.queued:
+            heapq.heappop(self.by_position)
+        if -self.by_height[0][0] * self.jobs >= left:
+            node = heapq.heappop(self.by_height)[2]
         else:
-            node = heapq.heappop(by_position)[1]
-        queued.discard(node)
+            node = heapq.heappop(self.by_position)[1]
+        self.queued.discard(node)
         return node
 
-    def finish(outcome: Outcome) -> None:
-        outcomes[outcome.id] = outcome
-        if (fail_fast or outcome.fatal) and outcome.status is NodeStatus.FAILED and not stopped_by:
-            stopped_by.append(outcome.id)
-        if on_done:
-            on_done(outcome)
-        for user in users[outcome.id]:
-            if not outcome.status.ok:
-                failed_because.setdefault(user, failed_because.get(outcome.id, outcome.id))
-            waiting[user] -= 1
-            if waiting[user] == 0:
-                unblocked.append(user)
 
-    def triage() -> None:
+class Scheduler:
+    """One run of a DAG (see ``resolve``), with its state named.
+
+    With ``prepare_ahead`` (a backend that prepares its requests), twice ``jobs`` nodes run
+    at once and ``slots`` holds the ``jobs`` permits to send, which ``run`` takes through
+    ``Slots.generate``.
+    """
+
+    def __init__(self, order: Sequence[str], deps: Mapping[str, Sequence[str]], run: Run, *, jobs: int = 4,
+                 cheap: Callable[[str], Outcome | None] | None = None, priority: Mapping[str, float] | None = None,
+                 on_start: Callable[[str], None] | None = None, on_done: Callable[[Outcome], None] | None = None,
+                 fail_fast: bool = False, prepare_ahead: bool = False):
+        self.deps = deps
+        self.work = run
+        self.cheap = cheap
+        self.on_start = on_start
+        self.on_done = on_done
+        self.fail_fast = fail_fast
+        heights = priority or {}
+        position = {node: i for i, node in enumerate(order)}
+        self.slots = Slots(jobs, {n: (-heights.get(n, 0.0), i) for n, i in position.items()}) if prepare_ahead else None
+        self.jobs = jobs * 2 if prepare_ahead else jobs  # nodes running at once
+        self.users: dict[str, list[str]] = {node: [] for node in order}  # node → the nodes that depend on it
+        self.waiting: dict[str, int] = {}  # node → its dependencies not finished yet
+        for node in order:
+            ds = [d for d in deps.get(node, ()) if d in position]
+            self.waiting[node] = len(ds)
+            for d in ds:
+                self.users[d].append(node)
+        self.ready = ReadyQueue(position, heights, self.jobs)
+        self.left = len(order)  # nodes neither started nor finished
+        self.unblocked: deque[str] = deque(node for node in order if self.waiting[node] == 0)
+        self.outcomes: dict[str, Outcome] = {}
+        self.running: dict[Any, str] = {}  # task → node
+        self.holding: set[str] = set()  # nodes that hold a slot
+        self.failed_because: dict[str, str] = {}  # node → the upstream failure that skips it
+        self.stopped_by: str | None = None  # the failure that stopped the run (--fail-fast, fatal)
+        self.wake: Any = None  # an asyncio.Event: a task finished or a slot was released
+
+    async def run(self) -> dict[str, Outcome]:
+        """Run every node; returns each Outcome. Cancelled: cancels what runs, then re-raises."""
+        import asyncio
+
+        self.wake = asyncio.Event()
+        try:
+            self.triage()
+            while self.ready or self.running:
+                self.skip_stopped()
+                while self.ready and len(self.holding) < self.jobs:
+                    self.start(self.ready.pop(self.left))
+                if not self.running:
+                    continue
+                await self.wake.wait()
+                self.wake.clear()
+                self.collect()
+                self.triage()
+        except asyncio.CancelledError:
+            for task in self.running:
+                task.cancel()
+            await asyncio.gather(*self.running, return_exceptions=True)
+            raise
+        return self.outcomes
+
+    def triage(self) -> None:
         """Finish at once what needs no slot (skipped, cheap); queue the rest by priority."""
-        while unblocked:
-            node = unblocked.popleft()
-            if node in failed_because:
-                left[0] -= 1
-                finish(skipped(node, failed_because[node]))
+        while self.unblocked:
+            node = self.unblocked.popleft()
+            if node in self.failed_because:
+                self.left -= 1
+                self.finish(skipped(node, self.failed_because[node]))
                 continue
-            done_now = cheap(node) if cheap else None
+            done_now = self.cheap(node) if self.cheap else None
             if done_now is not None:
-                left[0] -= 1
-                finish(done_now)
+                self.left -= 1
+                self.finish(done_now)
             else:
-                push(node)
+                self.ready.push(node)
 
-    def upstream_of(node: str) -> dict[str, Outcome]:
-        return {d: outcomes[d] for d in deps.get(node, ()) if d in outcomes}
+    def skip_stopped(self) -> None:
+        """After a failure that stops the run, what waits for a slot ends SKIPPED."""
+        while self.ready and self.stopped_by is not None:
+            node = self.ready.pop(self.left)
+            self.left -= 1
+            why = "the run stopped" if self.outcomes[self.stopped_by].fatal else "--fail-fast"
+            self.finish(Outcome(node, Status.SKIPPED, error=f"skipped: {self.stopped_by} failed ({why})"))
+            self.triage()
 
-    holding: set[str] = set()  # nodes that hold a slot
-    wake = asyncio.Event()
+    def start(self, node: str) -> None:
+        import asyncio
 
-    def release(node: str) -> None:
-        if node in holding:
-            holding.discard(node)
-            wake.set()
+        self.left -= 1
+        self.holding.add(node)
+        if self.on_start:
+            self.on_start(node)
+        upstream = {d: self.outcomes[d] for d in self.deps.get(node, ()) if d in self.outcomes}
+        task = asyncio.ensure_future(self.work(node, upstream, lambda: self.release(node)))
+        self.running[task] = node
+        task.add_done_callback(lambda _: self.wake.set())
 
-    def start(node: str) -> None:
-        left[0] -= 1
-        holding.add(node)
-        if on_start:
-            on_start(node)
-        task = asyncio.ensure_future(run(node, upstream_of(node), lambda: release(node)))
-        running[task] = node
-        task.add_done_callback(lambda _: wake.set())
+    def release(self, node: str) -> None:
+        """``node`` is done with its slot (its request is over): the next node may start."""
+        if node in self.holding:
+            self.holding.discard(node)
+            self.wake.set()
 
-    try:
-        triage()
-        while queued or running:
-            while queued and stopped_by:
-                node = pop()
-                left[0] -= 1
-                why = "the run stopped" if outcomes[stopped_by[0]].fatal else "--fail-fast"
-                finish(Outcome(node, NodeStatus.SKIPPED, error=f"skipped: {stopped_by[0]} failed ({why})"))
-                triage()
-            while queued and len(holding) < jobs:
-                start(pop())
-            if not running:
-                continue
-            await wake.wait()
-            wake.clear()
-            for task in [t for t in running if t.done()]:
-                node = running.pop(task)
-                holding.discard(node)
-                exc = task.exception()
-                if exc is not None:
-                    # a bug in shotflow, not a failed shot: say so, keep the others going
-                    outcome = Outcome(node, NodeStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}",
-                                      internal=True)
-                else:
-                    outcome = task.result()
-                finish(outcome)
-            triage()
-    except asyncio.CancelledError:
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
-        raise
-    return outcomes
+    def collect(self) -> None:
+        """Finish the nodes whose tasks are done."""
+        for task in [t for t in self.running if t.done()]:
+            node = self.running.pop(task)
+            self.holding.discard(node)
+            exc = task.exception()
+            if exc is not None:
+                # a bug in shotflow, not a failed shot: say so, keep the others going
+                outcome = Outcome(node, Status.FAILED, error=f"internal error: {type(exc).__name__}: {exc}",
+                                  internal=True)
+            else:
+                outcome = task.result()
+            self.finish(outcome)
+
+    def finish(self, outcome: Outcome) -> None:
+        self.outcomes[outcome.id] = outcome
+        if ((self.fail_fast or outcome.fatal) and outcome.status is Status.FAILED
+                and self.stopped_by is None):
+            self.stopped_by = outcome.id
+        if self.on_done:
+            self.on_done(outcome)
+        for user in self.users[outcome.id]:
+            if not outcome.status.ok:
+                self.failed_because.setdefault(user, self.failed_because.get(outcome.id, outcome.id))
+            self.waiting[user] -= 1
+            if self.waiting[user] == 0:
+                self.unblocked.append(user)
+
+
+class Slots:
+    """``jobs`` permits to send, handed to the waiting shot with the longest chain ahead first
+    (then story order), not first come first served: a shot prepared early does not hold back
+    a critical one that became ready after it."""
+
+    def __init__(self, jobs: int, rank: dict[str, tuple[float, int]]):
+        self.free = jobs
+        self.rank = rank
+        self.waiting: list[tuple[tuple[float, int], Any]] = []  # heap of (rank, future)
+
+    async def generate(self, backend, request, node_id: str, check) -> Any:
+        """``backend.generate(request)`` holding a permit from its first send to its return."""
+        held = False
+
+        async def start() -> None:
+            nonlocal held
+            await self._acquire(self.rank[node_id])
+            held = True
+            check()
+
+        try:
+            return await backend.generate(request, start=start)
+        finally:
+            if held:
+                self._release()
+
+    async def _acquire(self, rank: tuple[float, int]) -> None:
+        import asyncio
+        import heapq
+
+        if self.free > 0 and not self.waiting:
+            self.free -= 1
+            return
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self.waiting, (rank, future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._release()  # handed over just as it was cancelled: pass it on
+            raise
+
+    def _release(self) -> None:
+        import heapq
+
+        while self.waiting:
+            _, future = heapq.heappop(self.waiting)
+            if not future.done():
+                future.set_result(None)
+                return
+        self.free += 1

@@ -13,7 +13,9 @@ small durable stores backends use (journal, memo).
     ├── stat.json                    path → (size, mtime_ns, inode, sha256): files not re-hashed
     ├── run.lock                     one render at a time per project
     ├── NAME.last-run.json           what NAME.yaml's last complete render saw (the no-op fast path)
-    └── NAME.status.json             how each node of NAME.yaml's last run ended
+    ├── NAME.status.json             how each node of NAME.yaml's last run ended
+    └── forced.json                  what an unfinished --force run re-rolled already
+                                     (these three: ``state.ProjectState``, not the store)
     <project>/NAME.lock              node id → key, picked output, ids, seed, cost (commit it)
 
 Every write is atomic (temp file + rename). An object is verified by its hash before
@@ -820,6 +822,16 @@ class LockFile:
         keep = set(keep)
         for node_id in [n for n in self.entries if n not in keep]:
             del self.entries[node_id]
+
+    def pin_url(self, url: str, digest: str) -> None:
+        """Pin a reference URL to the sha256 of the bytes fetched from it (the next run reads
+        those bytes from the cache, not the network, until ``--refresh-urls``)."""
+        self.urls[url] = digest
+
+    def prune_urls(self, used: Iterable[str]) -> None:
+        """Forget the pins of URLs no node references any more."""
+        used = set(used)
+        self.urls = {u: h for u, h in self.urls.items() if u in used}
 
     def render(self) -> Iterator[bytes]:
         """The file's bytes, a node at a time (10 000 nodes are 5 MB of JSON: never all in

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ._text import counted
-from .plan import Plan, Status
+from .plan import Plan
+from .status import Status
 
 
 def plan_table(plan: Plan) -> str:

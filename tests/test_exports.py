@@ -99,7 +99,7 @@ def snapshot(root: Path) -> dict[str, str]:
 
 
 def test_sequence_is_in_story_order_with_sheets_first_and_all_fresh(rendered):
-    from shotflow.exports._frames import State
+    from shotflow.status import Status
     from shotflow.store import LockFile
 
     seq = sequence(rendered)
@@ -107,7 +107,7 @@ def test_sequence_is_in_story_order_with_sheets_first_and_all_fresh(rendered):
     assert [p.id for p in seq.shots] == LIGHTHOUSE_SHOTS
     assert [p.number for p in seq.panels.values()][:4] == ["S1", "1.1", "1.2", "1.3"]
     assert [s.info.id for s in seq.scenes] == ["arrival", "radio", "rescue"]
-    assert all(p.state is State.FRESH for p in seq.panels.values())
+    assert all(p.state is Status.FRESH for p in seq.panels.values())
     lock = LockFile.read(rendered.with_suffix(".lock"))
     for panel in seq.panels.values():
         entry = lock.entries[panel.id]
@@ -122,21 +122,21 @@ def test_sequence_is_in_story_order_with_sheets_first_and_all_fresh(rendered):
 
 
 def test_sequence_shows_failed_skipped_stale_and_never_rendered(mixed):
-    from shotflow.exports._frames import State
+    from shotflow.status import Status
 
     seq = sequence(mixed)
     states = {p.id: p.state for p in seq.panels.values()}
-    assert states["rescue/trawler"] is State.FAILED
+    assert states["rescue/trawler"] is Status.FAILED
     assert "refused" in seq.panels["rescue/trawler"].message
-    assert states["rescue/signal"] is State.SKIPPED and states["rescue/dawn"] is State.SKIPPED
+    assert states["rescue/signal"] is Status.SKIPPED and states["rescue/dawn"] is Status.SKIPPED
     assert seq.panels["rescue/signal"].message == "upstream rescue/trawler failed"
-    assert states["radio/reaction"] is State.STALE and seq.panels["radio/reaction"].message == "prompt changed"
-    assert states["rescue/gallery"] is State.STALE and "radio/reaction" in seq.panels["rescue/gallery"].message
-    assert states["rescue/flare"] is State.NOT_RENDERED
+    assert states["radio/reaction"] is Status.STALE and seq.panels["radio/reaction"].message == "prompt changed"
+    assert states["rescue/gallery"] is Status.STALE and "radio/reaction" in seq.panels["rescue/gallery"].message
+    assert states["rescue/flare"] is Status.NOT_RENDERED
     flare = seq.panels["rescue/flare"]
     assert flare.picked is None and flare.takes == () and flare.key is None
     changed = {"rescue/trawler", "rescue/signal", "rescue/dawn", "radio/reaction", "rescue/gallery", "rescue/flare"}
-    assert {i for i, s in states.items() if s is State.FRESH} == set(seq.panels) - changed
+    assert {i for i, s in states.items() if s is Status.FRESH} == set(seq.panels) - changed
     # the failed, skipped and stale shots still show the frames of their last good render
     assert all(seq.panels[i].picked is not None for i in changed - {"rescue/flare"})
     assert list(seq.panels)[-1] == "rescue/flare"  # story order, not execution order
@@ -442,7 +442,7 @@ def test_exports_say_which_backend_made_each_frame(tmp_path, monkeypatch):
     """After a render on Runware the board, contact sheet and shot list say runware (from the
     lock), and its frames are fresh without --backend; a frame made on preview says preview."""
     from shotflow.exports import board as boards
-    from shotflow.exports._frames import State
+    from shotflow.status import Status
     from shotflow.exports.contact import caption
     from shotflow.exports.shotlist import rows
     from shotflow.testing import Emulator
@@ -456,7 +456,7 @@ def test_exports_say_which_backend_made_each_frame(tmp_path, monkeypatch):
     assert summary.ok and summary.cost == pytest.approx(1.08)
     seq = sequence(story)  # no --backend: the storyboard says preview, the lock says runware
     assert seq.frame_backends == {"runware": 12} and seq.made_on == "runware"
-    assert all(p.state is State.FRESH for p in seq.panels.values())
+    assert all(p.state is Status.FRESH for p in seq.panels.values())
     html = boards.write_board(seq, tmp_path / "board.html").read_text()
     assert "frames cost <strong>$1.08</strong> (made on runware)" in html and "(preview)" not in html
     assert html.count("made on runware</span>") == 12 and "on Runware" not in html

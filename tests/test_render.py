@@ -18,9 +18,9 @@ from helpers import RefusingBackend
 from shotflow import api
 from shotflow.render import RenderOptions
 from shotflow.report import RecordingReporter
-from shotflow.resolve import NodeStatus
+from shotflow.status import Status
 
-RENDERED, CACHED, FAILED, SKIPPED = NodeStatus.RENDERED, NodeStatus.CACHED, NodeStatus.FAILED, NodeStatus.SKIPPED
+RENDERED, CACHED, FAILED, SKIPPED = Status.RENDERED, Status.CACHED, Status.FAILED, Status.SKIPPED
 
 
 def render(story: Path, **options) -> RecordingReporter:
@@ -455,10 +455,10 @@ def test_shots_prepare_ahead_while_at_most_jobs_send(example, monkeypatch):
 def test_send_permits_go_to_the_waiting_shot_with_the_longest_chain_first():
     import asyncio
 
-    from shotflow.render import _Slots
+    from shotflow.resolve import Slots
 
     async def main():
-        slots = _Slots(1, {"first": (-1, 0), "late": (-1, 1), "critical": (-5, 2), "early": (-1, 3)})
+        slots = Slots(1, {"first": (-1, 0), "late": (-1, 1), "critical": (-5, 2), "early": (-1, 3)})
         order = []
 
         async def one(node):

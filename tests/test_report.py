@@ -8,7 +8,7 @@ import json
 from shotflow import api
 from shotflow.render import RenderOptions
 from shotflow.report import JsonReporter, PlainReporter, RichReporter, Summary, summary_lines
-from shotflow.resolve import NodeStatus, Outcome
+from shotflow.status import Outcome, Status
 
 
 def test_rich_reporter_draws_progress_and_a_summary(example):
@@ -35,9 +35,9 @@ def test_plain_reporter_lists_work_and_counts_cached(example):
 def test_json_reporter_lines():
     stream = io.StringIO()
     reporter = JsonReporter(stream)
-    reporter.node_done(Outcome("a/b", NodeStatus.FAILED, error="boom"))
+    reporter.node_done(Outcome("a/b", Status.FAILED, error="boom"))
     summary = Summary()
-    summary.add(Outcome("a/b", NodeStatus.FAILED, error="boom"))
+    summary.add(Outcome("a/b", Status.FAILED, error="boom"))
     reporter.run_finished(summary)
     first, last = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert first == {"event": "node", "id": "a/b", "status": "failed", "outputs": [], "error": "boom"}
@@ -46,9 +46,9 @@ def test_json_reporter_lines():
 
 def test_summary_names_failures_and_what_they_skipped():
     summary = Summary()
-    summary.add(Outcome("a/one", NodeStatus.FAILED, error="the model refused the prompt"))
-    summary.add(Outcome("a/two", NodeStatus.SKIPPED, error="skipped: upstream a/one failed"))
-    summary.add(Outcome("a/three", NodeStatus.RENDERED, cost=0.08))
+    summary.add(Outcome("a/one", Status.FAILED, error="the model refused the prompt"))
+    summary.add(Outcome("a/two", Status.SKIPPED, error="skipped: upstream a/one failed"))
+    summary.add(Outcome("a/three", Status.RENDERED, cost=0.08))
     lines = summary_lines(summary)
     assert lines[0].startswith("1 rendered, 0 cached, 1 failed, 1 skipped; cost $0.08")
     assert "  failed  a/one: the model refused the prompt" in lines

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from shotflow.resolve import NodeStatus, Outcome, resolve
+from shotflow.resolve import resolve
+from shotflow.status import Outcome, Status
 
 
 def run_with(latency: dict[str, float], fail: set[str] = frozenset(), log: list | None = None):
@@ -19,8 +20,8 @@ def run_with(latency: dict[str, float], fail: set[str] = frozenset(), log: list 
         if log is not None:
             log.append(("end", node, time.monotonic()))
         if node in fail:
-            return Outcome(node, NodeStatus.FAILED, error="boom")
-        return Outcome(node, NodeStatus.RENDERED)
+            return Outcome(node, Status.FAILED, error="boom")
+        return Outcome(node, Status.RENDERED)
 
     return run
 
@@ -45,7 +46,7 @@ def test_jobs_limits_what_runs_at_once():
         peak = max(peak, running)
         await asyncio.sleep(0.01)
         running -= 1
-        return Outcome(node, NodeStatus.RENDERED)
+        return Outcome(node, Status.RENDERED)
 
     asyncio.run(resolve(order, {}, run, jobs=3))
     assert peak == 3
@@ -54,9 +55,9 @@ def test_jobs_limits_what_runs_at_once():
 def test_a_failure_skips_the_downstream_closure_only():
     deps = {"b": ["a"], "c": ["b"], "d": [], "e": ["d", "c"]}
     out = asyncio.run(resolve(["a", "d", "b", "c", "e"], deps, run_with({}, fail={"a"}), jobs=2))
-    assert out["a"].status is NodeStatus.FAILED
-    assert {n for n, o in out.items() if o.status is NodeStatus.SKIPPED} == {"b", "c", "e"}
-    assert out["d"].status is NodeStatus.RENDERED
+    assert out["a"].status is Status.FAILED
+    assert {n for n, o in out.items() if o.status is Status.SKIPPED} == {"b", "c", "e"}
+    assert out["d"].status is Status.RENDERED
     assert out["e"].error == "skipped: upstream a failed"
 
 
@@ -64,16 +65,16 @@ def test_cheap_nodes_finish_without_a_slot():
     calls = []
 
     def cheap(node):
-        return Outcome(node, NodeStatus.CACHED) if node.startswith("fresh") else None
+        return Outcome(node, Status.CACHED) if node.startswith("fresh") else None
 
     async def run(node, upstream, release):
         calls.append(node)
-        return Outcome(node, NodeStatus.RENDERED)
+        return Outcome(node, Status.RENDERED)
 
     order = ["fresh1", "fresh2", "x", "fresh3"]
     out = asyncio.run(resolve(order, {"x": ["fresh1"], "fresh3": ["x"]}, run, cheap=cheap, jobs=1))
     assert calls == ["x"]
-    assert out["fresh3"].status is NodeStatus.CACHED
+    assert out["fresh3"].status is Status.CACHED
 
 
 def test_a_released_slot_lets_the_next_node_start_while_local_work_finishes():
@@ -85,7 +86,7 @@ def test_a_released_slot_lets_the_next_node_start_while_local_work_finishes():
         release()
         await asyncio.sleep(0.2)  # storing the result
         log.append(("end", node))
-        return Outcome(node, NodeStatus.RENDERED)
+        return Outcome(node, Status.RENDERED)
 
     asyncio.run(resolve(["a", "b"], {}, run, jobs=1))
     assert log[:2] == [("start", "a"), ("start", "b")]
@@ -96,7 +97,7 @@ def test_priority_starts_the_longest_chain_first():
 
     async def run(node, upstream, release):
         started.append(node)
-        return Outcome(node, NodeStatus.RENDERED)
+        return Outcome(node, Status.RENDERED)
 
     asyncio.run(resolve(["short", "long"], {}, run, jobs=1, priority={"short": 1, "long": 5}))
     assert started == ["long", "short"]
@@ -109,7 +110,7 @@ def test_without_urgency_story_order_decides_so_a_frame_meets_its_users_soon():
 
     async def run(node, upstream, release):
         started.append(node)
-        return Outcome(node, NodeStatus.RENDERED)
+        return Outcome(node, Status.RENDERED)
 
     deps = {"u1": ["s1"], "u2": ["s2"]}
     heights = {"s1": 2, "u1": 1, "s2": 2, "u2": 1}
@@ -127,11 +128,11 @@ def test_an_exception_in_a_node_is_an_internal_failure_not_a_crash():
     async def run(node, upstream, release):
         if node == "bad":
             raise RuntimeError("bug")
-        return Outcome(node, NodeStatus.RENDERED)
+        return Outcome(node, Status.RENDERED)
 
     out = asyncio.run(resolve(["bad", "ok", "after"], {"after": ["bad"]}, run))
     assert out["bad"].internal and "RuntimeError: bug" in out["bad"].error
-    assert out["ok"].status is NodeStatus.RENDERED and out["after"].status is NodeStatus.SKIPPED
+    assert out["ok"].status is Status.RENDERED and out["after"].status is Status.SKIPPED
 
 
 def test_cancellation_cancels_running_nodes_and_keeps_finished_ones():
@@ -139,7 +140,7 @@ def test_cancellation_cancels_running_nodes_and_keeps_finished_ones():
 
     async def run(node, upstream, release):
         await asyncio.sleep(0.01 if node == "quick" else 10)
-        return Outcome(node, NodeStatus.RENDERED)
+        return Outcome(node, Status.RENDERED)
 
     async def main():
         task = asyncio.ensure_future(resolve(["quick", "slow"], {}, run, on_done=lambda o: done.append(o.id)))
@@ -162,5 +163,52 @@ def test_a_long_chain_of_cheap_nodes_does_not_recurse():
     async def run(node, upstream, release):
         raise AssertionError("everything is cheap")
 
-    out = asyncio.run(resolve(order, deps, run, cheap=lambda node: Outcome(node, NodeStatus.CACHED)))
+    out = asyncio.run(resolve(order, deps, run, cheap=lambda node: Outcome(node, Status.CACHED)))
     assert len(out) == n
+
+
+# -- the Scheduler's parts ---------------------------------------------------------------
+
+
+def test_the_ready_queue_takes_an_urgent_chain_first_else_story_order():
+    from shotflow.resolve import ReadyQueue
+
+    queue = ReadyQueue({"a": 0, "b": 1, "c": 2}, {"a": 1, "b": 1, "c": 4}, jobs=2)
+    for node in ("b", "c", "a"):
+        queue.push(node)
+    assert queue.pop(left=8) == "c"  # 4 × 2 slots ≥ 8 nodes left: its chain is urgent
+    assert queue.pop(left=8) == "a"  # 1 × 2 < 8: nothing urgent, story order
+    assert queue.pop(left=1) == "b" and not queue
+
+
+def test_prepare_ahead_runs_twice_jobs_and_hands_jobs_send_permits_by_chain_first():
+    from shotflow.resolve import Scheduler
+
+    async def run(node, upstream, release):
+        return Outcome(node, Status.RENDERED)
+
+    plain = Scheduler(["a", "b"], {}, run, jobs=3)
+    assert plain.jobs == 3 and plain.slots is None
+    ahead = Scheduler(["a", "b"], {}, run, jobs=3, priority={"a": 1.0, "b": 2.0}, prepare_ahead=True)
+    assert ahead.jobs == 6 and ahead.slots.free == 3
+    assert ahead.slots.rank == {"a": (-1.0, 0), "b": (-2.0, 1)}
+
+
+def test_the_scheduler_ends_with_nothing_left_running_or_held():
+    from shotflow.resolve import Scheduler
+
+    peak = 0
+
+    async def run(node, upstream, release):
+        nonlocal peak
+        peak = max(peak, len(scheduler.holding))
+        await asyncio.sleep(0)
+        return Outcome(node, Status.FAILED if node == "b" else Status.RENDERED)
+
+    order = ["a", "b", "c", "d", "e"]
+    scheduler = Scheduler(order, {"c": ["b"]}, run, jobs=1, fail_fast=True)
+    out = asyncio.run(scheduler.run())
+    assert peak == 1 and set(out) == set(order)
+    assert scheduler.left == 0 and not scheduler.running and not scheduler.holding and not scheduler.ready
+    assert scheduler.stopped_by == "b" and out["c"].error == "skipped: upstream b failed"
+    assert all(out[n].status is Status.SKIPPED for n in ("c", "d", "e"))

@@ -15,7 +15,7 @@ from shotflow import api
 from shotflow.errors import InputError
 from shotflow.render import RenderOptions
 from shotflow.report import RecordingReporter
-from shotflow.resolve import NodeStatus
+from shotflow.status import Status
 from shotflow.review import Decision, ReviewFileError, apply, decision_from_action, parse_review
 
 #: the lines a pick of door's take 3, an approval of dawn and a note on it change in the lighthouse
@@ -183,12 +183,12 @@ def test_render_holds_an_approved_shot_whose_key_changed(example, cli):
     assert plain.code == 0 and "held" in plain.out
 
     forced = render(story, force=("rescue/trawler",))
-    assert forced.by_status(NodeStatus.RENDERED) >= {"rescue/trawler", "rescue/signal", "rescue/dawn"}
+    assert forced.by_status(Status.RENDERED) >= {"rescue/trawler", "rescue/signal", "rescue/dawn"}
     render(story)  # the re-roll is pinned now; approval holds it again from here
     story.write_text(story.read_text().replace("a small blue trawler", "a small green trawler"))
-    assert render(story).by_status(NodeStatus.HELD) == {"rescue/trawler"}
+    assert render(story).by_status(Status.HELD) == {"rescue/trawler"}
     included = render(story, include_approved=True)
-    assert "rescue/trawler" in included.by_status(NodeStatus.RENDERED)
+    assert "rescue/trawler" in included.by_status(Status.RENDERED)
     assert frame.read_bytes() != frame_bytes
 
 
@@ -197,15 +197,15 @@ def test_sending_a_shot_back_renders_it_again(example):
     render(story)
     apply(story, [Decision("arrival/lamp", status="approved")])
     story.write_text(story.read_text().replace("the great lamp", "the huge lamp"))
-    assert render(story).by_status(NodeStatus.HELD) == {"arrival/lamp"}
+    assert render(story).by_status(Status.HELD) == {"arrival/lamp"}
     apply(story, [Decision("arrival/lamp", status="changes", notes=("brighter",))])
-    assert render(story).by_status(NodeStatus.RENDERED) == {"arrival/lamp"}
+    assert render(story).by_status(Status.RENDERED) == {"arrival/lamp"}
 
 
 def test_an_approved_shot_never_rendered_renders(example):
     story = example("lighthouse")
     apply(story, [Decision("arrival/wide", status="approved")])
-    assert "arrival/wide" in render(story).by_status(NodeStatus.RENDERED)
+    assert "arrival/wide" in render(story).by_status(Status.RENDERED)
 
 
 # -- marks on the exports -------------------------------------------------------------------------------

@@ -160,12 +160,12 @@ def test_held_bytes_are_served_from_memory_until_the_last_release(store):
 
 @pytest.mark.parametrize("count", [0, 1, 999, 1000, 1001, 2500])
 def test_the_manifest_is_written_in_pieces_as_one_json_document(count):
-    from shotflow.render import _manifest_chunks
+    from shotflow.state import manifest_chunks
 
     head = {"version": 1, "storyboard": "/p/ü storyboard.yaml", "signature": [1, "x"], "inputs": {"/p/a": [1, 2, 3]}}
     outputs = {f"/p/renders/s/{i}.png": [i, i * 7, None] for i in range(count)}
     nodes = [[f"s/{i}", [f"renders/s/{i}.png"]] for i in range(count)]
-    data = b"".join(_manifest_chunks(head, outputs, nodes))
+    data = b"".join(manifest_chunks(head, outputs, nodes))
     assert json.loads(data) == {**head, "outputs": outputs, "nodes": nodes}
 
 
@@ -252,7 +252,9 @@ def test_a_verifying_store_trusts_no_stat_index(store):
 
 
 def test_state_files_are_named_per_storyboard(tmp_path):
-    from shotflow.render import state_file
+    from shotflow.state import ProjectState
 
-    assert state_file(tmp_path / "a.yaml", "status.json") == tmp_path / ".shotflow" / "a.status.json"
-    assert state_file(tmp_path / "b.yaml", "status.json") != state_file(tmp_path / "a.yaml", "status.json")
+    a, b = ProjectState(tmp_path / "a.yaml"), ProjectState(tmp_path / "b.yaml")
+    assert a.status_path == tmp_path / ".shotflow" / "a.status.json"
+    assert a.manifest_path == tmp_path / ".shotflow" / "a.last-run.json"
+    assert b.status_path != a.status_path and b.manifest_path != a.manifest_path

@@ -11,14 +11,15 @@ from functools import lru_cache
 from PIL import Image, ImageDraw, ImageFont
 
 from .._resources import font_path
-from ._frames import Panel, State
+from ..status import Status
+from ._frames import Panel
 
 STATE_COLOURS = {
-    State.FRESH: (63, 178, 127),
-    State.STALE: (224, 160, 48),
-    State.FAILED: (229, 83, 75),
-    State.SKIPPED: (165, 139, 216),
-    State.NOT_RENDERED: (123, 132, 148),
+    Status.FRESH: (63, 178, 127),
+    Status.STALE: (224, 160, 48),
+    Status.FAILED: (229, 83, 75),
+    Status.SKIPPED: (165, 139, 216),
+    Status.NOT_RENDERED: (123, 132, 148),
 }
 
 
@@ -108,9 +109,9 @@ def wrap(text: str, f: ImageFont.FreeTypeFont, width: float, max_lines: int = 2)
 
 def state_label(panel: Panel) -> tuple[str, str | None]:
     """What a placeholder says for a panel without a frame: (label, detail)."""
-    if panel.state is State.FAILED:
+    if panel.state is Status.FAILED:
         return "failed", panel.message
-    if panel.state is State.SKIPPED:
+    if panel.state is Status.SKIPPED:
         return "skipped", panel.message
     if panel.takes:
         return "frame missing", "not in renders/ nor in the cache"

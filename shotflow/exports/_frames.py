@@ -15,28 +15,14 @@ caught even when its mtime was restored), in renders/ first, else in the cache.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..model import EXTENSIONS, NodeKind, NodeSpec, Project, SceneInfo, frame_paths
+from ..status import Status
 
 MIME = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
-
-
-class State(enum.Enum):
-    """How a node's frame stands against the storyboard, as an export shows it."""
-
-    FRESH = "fresh"  # the frame is what the storyboard asks for
-    STALE = "stale"  # a frame exists, but the storyboard (or an upstream frame) changed since
-    FAILED = "failed"  # the last render of it failed (message: the error)
-    SKIPPED = "skipped"  # the last render skipped it because an upstream node failed
-    NOT_RENDERED = "not rendered"  # never rendered: no frame at all
-
-    @property
-    def css(self) -> str:
-        return self.value.replace(" ", "-")
 
 
 @dataclass(frozen=True)
@@ -64,7 +50,7 @@ class Panel:
     """One shot or sheet as an export shows it."""
 
     spec: NodeSpec
-    state: State
+    state: Status
     message: str | None  # failed: the error; skipped: why; stale: what changed
     takes: tuple[Take, ...]  # from the lock entry; () when never rendered
     pick: int  # 1-based, the storyboard's pick clamped to the takes there are
@@ -172,7 +158,7 @@ class Sequence:
             return next(iter(counts))
         return ", ".join(f"{name} {n}" for name, n in counts.items())
 
-    def count(self, state: State) -> int:
+    def count(self, state: Status) -> int:
         return sum(1 for p in self.panels.values() if p.state is state)
 
 
@@ -189,8 +175,7 @@ def read_sequence(project: Project, *, cache_dir: Path | None = None, backend: s
     watch`` keeps them between rounds)."""
     from .. import catalog
     from ..plan import prepare as make_plan
-    from ..plan import Status
-    from ..render import read_status
+    from ..state import ProjectState
     from ..store import LockFile, open_store
 
     # every frame an export uses is hashed, not trusted by its size and mtime (bit rot)
@@ -205,7 +190,7 @@ def read_sequence(project: Project, *, cache_dir: Path | None = None, backend: s
             ranked = sorted(made.items(), key=lambda item: (-item[1], item[0] != project.backend))
             backend = ranked[0][0] if ranked else None
         plan = make_plan(project, cache_dir=cache_dir, store=store, backend=backend, remote=remote)
-    status = read_status(project.path)
+    status = ProjectState(project.path).read_status()
     numbers = _numbers(project)
     panels: dict[str, Panel] = {}
     for node_id, spec in project.nodes.items():
@@ -223,16 +208,16 @@ def read_sequence(project: Project, *, cache_dir: Path | None = None, backend: s
             planned.status is Status.FRESH or (held is not None and all(t.path for t in takes))
             or (entry is not None and planned.key == entry.record.key and all(t.path for t in takes)))
         if current:
-            state, message = State.FRESH, None
-        elif last.get("status") == "failed":
-            state, message = State.FAILED, last.get("error") or "the last render of this shot failed"
-        elif last.get("status") == "skipped":
+            state, message = Status.FRESH, None
+        elif Status.read(last.get("status")) is Status.FAILED:
+            state, message = Status.FAILED, last.get("error") or "the last render of this shot failed"
+        elif Status.read(last.get("status")) is Status.SKIPPED:
             message = (last.get("error") or "an upstream shot failed").removeprefix("skipped: ")
-            state = State.SKIPPED
+            state = Status.SKIPPED
         elif entry is not None:
-            state, message = State.STALE, planned.reason if planned is not None else None
+            state, message = Status.STALE, planned.reason if planned is not None else None
         else:
-            state, message = State.NOT_RENDERED, None
+            state, message = Status.NOT_RENDERED, None
         panels[node_id] = Panel(spec=spec, state=state, message=message, takes=takes, pick=pick, key=key,
                                 cost=cost, backend=backend, number=numbers[node_id],
                                 code=project.codes.get(node_id), held=held)

@@ -29,6 +29,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..editorial import round_half_up
+from ..status import Status
 from ._frames import Panel, Sequence, frame_counts
 
 VIDEO = {".mp4", ".mov", ".m4v"}
@@ -161,7 +162,7 @@ def _caption(image, panel: Panel) -> None:
     th = tag_f.getbbox("Ag")[3]
     draw.rectangle([pad, pad, pad * 3 + tw, pad * 3 + th], fill=(0, 0, 0, 225))
     draw.text((pad * 2, pad * 2), tag, font=tag_f, fill=(255, 255, 255, 255))
-    if panel.state.value != "fresh" and panel.picked is not None:  # an old frame: say so
+    if panel.state is not Status.FRESH and panel.picked is not None:  # an old frame: say so
         state = panel.state.value.upper()
         sw = tag_f.getlength(state)
         draw.rectangle([w - pad * 3 - sw, pad, w - pad, pad * 3 + th], fill=(*_draw.STATE_COLOURS[panel.state], 235))

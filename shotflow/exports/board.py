@@ -35,19 +35,20 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..model import NodeKind, RefKind, ReviewStatus
-from ._frames import Panel, SceneView, Sequence, State, Take, anchors, format_duration
+from ..status import Status
+from ._frames import Panel, SceneView, Sequence, Take, anchors, format_duration
 
 EMBED_AS_IS = 400 * 1024  # frames up to this size are embedded byte for byte
 FRAME_EDGE = 1600  # larger ones are scaled to this long edge (JPEG) for the page
 TAKE_EDGE = 640
 LINEUP_EDGE = 480
 
-BADGE = {
-    State.FRESH: "fresh",
-    State.STALE: "stale",
-    State.FAILED: "failed",
-    State.SKIPPED: "skipped",
-    State.NOT_RENDERED: "not rendered",
+BADGE = {  # the states a panel can be in, in the order the board counts them
+    Status.FRESH: "fresh",
+    Status.STALE: "stale",
+    Status.FAILED: "failed",
+    Status.SKIPPED: "skipped",
+    Status.NOT_RENDERED: "not rendered",
 }
 
 
@@ -192,7 +193,7 @@ class _View:
         states = "".join(
             f'<li class="badge is-{state.css}" data-state="{state.css}" data-count="{seq.count(state)}">'
             f"{seq.count(state)} {BADGE[state]}</li>"
-            for state in State if seq.count(state) or state is State.FRESH)
+            for state in BADGE if seq.count(state) or state is Status.FRESH)
         index = "".join(
             f'<li><a href="#scene-{escape(s.info.id)}"><span class="num">{s.number}</span> '
             f"{escape(s.info.title or s.info.id)} <span class=\"muted\">{format_duration(s.duration)}</span></a></li>"
@@ -367,11 +368,11 @@ class _View:
             label = f"{panel.id}, take {picked.index}" if len(panel.takes) > 1 else panel.id
             html = (f'<img class="picked" src="{self.images.src(picked, FRAME_EDGE)}" '
                     f'alt="{escape(label)}" width="{spec.width}" height="{spec.height}">')
-            if state is not State.FRESH:
+            if state is not Status.FRESH:
                 html += f'<span class="ribbon">{badge}</span>'
         else:
-            why = {State.FAILED: "render failed", State.SKIPPED: "skipped"}.get(state, "not rendered")
-            if panel.takes and state in (State.FRESH, State.STALE):
+            why = {Status.FAILED: "render failed", Status.SKIPPED: "skipped"}.get(state, "not rendered")
+            if panel.takes and state in (Status.FRESH, Status.STALE):
                 why = "frame missing from renders/ and the cache"
             html = (f'<div class="placeholder" role="img" aria-label="{escape(panel.id)}: {escape(why)}">'
                     f"<span>{escape(why)}</span></div>")
@@ -419,7 +420,7 @@ class _View:
             parts.append(f'<p class="dialogue">{escape(spec.dialogue)}</p>')
         if spec.notes:
             parts.append(f'<p class="notes"><strong>Note:</strong> {escape(spec.notes)}</p>')
-        if panel.message and state is not State.FRESH:
+        if panel.message and state is not Status.FRESH:
             parts.append(f'<p class="message is-{state.css}"><strong>{escape(BADGE[state])}:</strong> '
                          f"{escape(panel.message)}</p>")
         return "".join(parts)

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._text import counted
-from ._frames import Panel, Sequence, State, format_duration, frame_counts
+from ..status import Status
+from ._frames import Panel, Sequence, format_duration, frame_counts
 
 FORMATS = {".png": "PNG", ".pdf": "PDF", ".jpg": "JPEG", ".jpeg": "JPEG"}
 FIELDS = ("code", "duration", "camera", "dialogue", "action", "notes")
@@ -216,7 +217,7 @@ class _Sheet:
             tile = d.fit(frame, box, background=(16, 16, 16))
         img.paste(tile, (x, y))
         draw.rectangle([x, y, x + box[0] - 1, y + box[1] - 1], outline=(40, 40, 40))
-        if frame is not None and panel.state is not State.FRESH:
+        if frame is not None and panel.state is not Status.FRESH:
             tag = panel.state.value.upper()
             tw = self.small_f.getlength(tag)
             pad = 5

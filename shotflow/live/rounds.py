@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ShotflowError
+from ..status import Status
 
 _SPEC_FIELDS: tuple[str, ...] = ()  # NodeSpec fields a panel shows (all but where it was read from)
 
@@ -191,7 +192,7 @@ class Workspace:
 
     def _early(self, outcome, project, store) -> None:
         """A frame rendered during the round: its panel goes out at once (the round's end redraws it)."""
-        from ..exports._frames import State, Take
+        from ..exports._frames import Take
 
         old = self._seq.panels.get(outcome.id) if self._seq is not None else None
         spec = project.nodes.get(outcome.id)
@@ -200,7 +201,7 @@ class Workspace:
             return  # a new shot: it comes with the round's redraw
         takes = tuple(Take(index=i, sha256=o.sha256, ext=o.ext, path=store.object_path(o.sha256), in_renders=False)
                       for i, o in enumerate(record.outputs, 1))
-        panel = replace(old, spec=spec, state=State.FRESH, message=None, takes=takes,
+        panel = replace(old, spec=spec, state=Status.FRESH, message=None, takes=takes,
                         pick=max(1, min(spec.pick, len(takes))), key=record.key, cost=record.cost,
                         backend=record.backend, held=None)
         for take in takes:
@@ -298,10 +299,10 @@ class _Progress:
         pass
 
     def node_done(self, outcome) -> None:
-        if outcome.status.value in ("rendered", "failed"):
+        if outcome.status is Status.RENDERED or outcome.status is Status.FAILED:
             self.done += 1
             self.say(f"{outcome.status.value} {outcome.id} ({self.done} of {self.todo})")
-        if outcome.status.value == "rendered":
+        if outcome.status is Status.RENDERED:
             self.rendered(outcome)
 
     def note(self, text: str) -> None:

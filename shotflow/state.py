@@ -1,0 +1,254 @@
+"""The project's run state: the files a render keeps beside a storyboard, in ``<project>/.shotflow/``.
+
+    <project>/.shotflow/
+    ├── NAME.last-run.json   what NAME.yaml's last complete render saw: every input and output
+    │                        with its size, mtime and inode (the no-op fast path), each node's frames
+    ├── NAME.status.json     how each node of NAME.yaml's last run ended (the exports show failures)
+    ├── forced.json          what an unfinished ``--force`` run rendered again already (``Rerolls``)
+    └── run.lock, stat.json, journal/, leases/, objects…   the store's (``store.Store``, ``ProjectLock``)
+
+``ProjectState`` names every one of these paths and reads and writes the first three; a
+render records through it, ``clean`` removes through it, the exports read the status
+through it. Two storyboards in one folder keep separate state (their lock files are
+``NAME.lock`` already). This module imports nothing heavy: the no-op fast path reads the
+manifest through it before YAML, Jinja or networkx are loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from .status import Outcome, Status
+
+STATE_DIR = ".shotflow"
+MANIFEST_VERSION = 1
+
+
+def stat(path: str) -> list[int] | None:
+    """A file's size, mtime and inode as the manifest records them (None: not there)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+class ProjectState:
+    """The run-state files of one storyboard (see the module docstring)."""
+
+    def __init__(self, storyboard: Path):
+        self.storyboard = storyboard
+        self.folder = storyboard.parent / STATE_DIR
+
+    def file(self, name: str) -> Path:
+        """A run-state file of this storyboard: ``<project>/.shotflow/<stem>.<name>``."""
+        return self.folder / f"{self.storyboard.stem}.{name}"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.file("last-run.json")
+
+    @property
+    def status_path(self) -> Path:
+        return self.file("status.json")
+
+    @property
+    def forced_path(self) -> Path:
+        """The re-roll record (one a project: ``--force`` names nodes of one storyboard)."""
+        return self.folder / "forced.json"
+
+    def own_files(self) -> list[Path]:
+        """This storyboard's files that ``clean --cache`` removes with the project's cache."""
+        return [self.manifest_path, self.status_path]
+
+    # -- the last complete run: the no-op fast path --------------------------------------
+
+    def unchanged(self, signature: str) -> dict[str, Any] | None:
+        """The last complete run's manifest when nothing changed since, else None.
+
+        Nothing changed means: the same options (``signature``), and every input file and
+        every output has the size, mtime and inode it had."""
+        try:
+            manifest = json.loads(self.manifest_path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        if (manifest.get("version") != MANIFEST_VERSION or manifest.get("signature") != signature
+                or manifest.get("storyboard") != str(self.storyboard)):
+            return None  # another shotflow, other options, or a copied project
+        for table in ("inputs", "outputs"):
+            for path, was in manifest[table].items():
+                if stat(path) != was:
+                    return None
+        return manifest
+
+    def previous_outputs(self) -> set[str]:
+        """The outputs the last complete run recorded (its frames and objects)."""
+        try:
+            return set(json.loads(self.manifest_path.read_bytes())["outputs"])
+        except (OSError, ValueError, KeyError):
+            return set()
+
+    def write_manifest(self, head: dict[str, Any], outputs: dict[str, Any], nodes: list) -> None:
+        """Record a complete run: ``head`` (version, storyboard, signature, backend, inputs), each
+        output's stat and each node as ``[id, paths]`` or ``[id, paths, what changed]`` when held."""
+        from .store import atomic_write
+
+        atomic_write(self.manifest_path, manifest_chunks({"version": MANIFEST_VERSION, **head}, outputs, nodes))
+
+    def record_complete_run(self, project, store, lock, results: Mapping[str, Any], outcomes: Mapping[str, Outcome],
+                            signature: str, backend: str) -> None:
+        """Write the manifest of a complete run (every node has ``results``); frames the last one
+        recorded that this one does not are removed (only those shotflow itself wrote in renders/)."""
+        from .load import display_path
+        from .model import frame_paths, picked_first
+        from .trust import removable_render
+
+        inputs = {str(p): stat(str(p)) for p in (*project.inputs, lock.path)}
+        templates = project.root / "templates"
+        inputs[str(templates)] = stat(str(templates))
+        outputs: dict[str, Any] = {}
+        nodes = []
+        previous = self.previous_outputs()
+        for node_id, spec in project.nodes.items():
+            record = results[node_id]
+            paths = frame_paths(project, spec)
+            for path, output in zip(paths, record.outputs, strict=False):
+                outputs[str(path)] = stat(str(path))
+                obj = str(store.object_path(output.sha256))
+                outputs[obj] = stat(obj)
+            outcome = outcomes.get(node_id)
+            held = [outcome.note or "changed"] if outcome is not None and outcome.status is Status.HELD else []
+            nodes.append([node_id, [display_path(p) for p in picked_first(paths, spec.pick)], *held])
+        for stale in previous - set(outputs):
+            # the previous manifest is a file in .shotflow/ anyone could have written: only a
+            # regular file whose real path is inside renders/ and that shotflow itself wrote
+            # there (the stat index knows its size, mtime and inode) is deleted
+            if removable_render(stale, project.renders_dir, store.index):
+                with contextlib.suppress(OSError):
+                    os.unlink(stale)
+        self.write_manifest({"storyboard": str(project.path), "signature": signature, "backend": backend,
+                             "inputs": inputs}, outputs, nodes)
+
+    # -- how each node's last run ended ----------------------------------------------------
+
+    def read_status(self) -> dict[str, dict[str, Any]]:
+        """node id → {"status": rendered|cached|failed|skipped|held, "error": message or None}."""
+        try:
+            return json.loads(self.status_path.read_bytes())
+        except (OSError, ValueError):
+            return {}
+
+    def write_status(self, outcomes: Mapping[str, Outcome], keep: Iterable[str] | None = None) -> None:
+        """Merge a run's outcomes into the status file; ``keep`` (a full run's nodes): drop the others."""
+        from .store import atomic_write
+
+        status = self.read_status()
+        for node_id, outcome in outcomes.items():
+            status[node_id] = {"status": outcome.status.value, "error": outcome.error}
+        if keep is not None:
+            kept = set(keep)
+            status = {n: v for n, v in status.items() if n in kept}
+        data = json.dumps(status, indent=1, sort_keys=True).encode()
+        with contextlib.suppress(OSError):
+            if self.status_path.read_bytes() == data:
+                return
+        atomic_write(self.status_path, data)
+
+    # -- re-rolls ---------------------------------------------------------------------------
+
+    def rerolls(self, asked: set[str]) -> Rerolls:
+        """What ``--force`` (``asked``) renders this run, after what an unfinished run of it did."""
+        path = self.forced_path
+        try:
+            data = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return Rerolls(self.storyboard, path, asked, set(), False)
+        except (OSError, ValueError):
+            return Rerolls(self.storyboard, path, asked, set(), True)
+        same = (isinstance(data, dict) and data.get("storyboard") == str(self.storyboard)
+                and set(data.get("forced") or ()) == asked)
+        return Rerolls(self.storyboard, path, asked, set(data.get("done") or ()) & asked if same else set(), True)
+
+
+def check_write_folders(project, *, cache_moved: bool) -> None:
+    """renders/ (and each of its folders) and, unless the cache is elsewhere (``cache_moved``),
+    the project's .shotflow/ must not lead out of the project. Raises UsageError."""
+    from .errors import UsageError
+    from .trust import Refused, check_own_folders
+
+    renders = project.renders_dir
+    folders = [renders, renders / "characters", renders / "locations", *(renders / s.id for s in project.scenes)]
+    if not cache_moved:
+        folders.append(project.root / STATE_DIR)
+    try:
+        check_own_folders(project.root, folders)
+    except Refused as exc:
+        raise UsageError(exc.message, hint=exc.hint) from None
+
+
+class Rerolls:
+    """The nodes ``--force`` asked to render again, and those an earlier, unfinished run of
+    the same ``--force`` already rendered again (``.shotflow/forced.json``).
+
+    "Run the same command again" must not pay twice for a re-roll: when a run with
+    ``--force`` is interrupted (or some of its forced nodes fail), the forced nodes it did
+    render are recorded; the next run with the same forced set renders only the others
+    (the recorded ones are fresh: the lock names their new takes). Any other run forgets
+    the record, and so does the run that finishes every forced node::
+
+        {"storyboard": "/…/storyboard.yaml", "forced": ["roof/a", "roof/b", …], "done": ["roof/a"]}
+    """
+
+    def __init__(self, storyboard: Path, path: Path, asked: set[str], done: set[str], recorded: bool):
+        self.storyboard = storyboard
+        self.path = path
+        self.asked = asked  # what --force selected
+        self.done = done  # of those, what a run of this same --force rendered again already
+        self.recorded = recorded  # a record file exists (to remove or to rewrite)
+
+    @property
+    def forced(self) -> set[str]:
+        """What this run forces."""
+        return self.asked - self.done
+
+    def finish(self, rendered: set[str], finished: bool) -> None:
+        """Record what a run left to re-roll; forget the record once nothing is left."""
+        from .store import atomic_write
+
+        done = self.done | (self.asked & rendered)
+        if self.asked and not (finished and done >= self.asked):
+            atomic_write(self.path, json.dumps({"storyboard": str(self.storyboard), "forced": sorted(self.asked),
+                                                "done": sorted(done)}, indent=1).encode())
+        elif self.recorded:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+
+def manifest_chunks(head: dict, outputs: dict, nodes: list) -> Iterator[bytes]:
+    """The manifest's compact JSON in pieces: at 10 000 shots it is megabytes, never one string."""
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    yield dumps(head)[:-1].encode()  # all but its closing brace
+    yield b',"outputs":{'
+    yield from _joined(f"{dumps(path)}:{dumps(stat)}" for path, stat in outputs.items())
+    yield b'},"nodes":['
+    yield from _joined(map(dumps, nodes))
+    yield b"]}"
+
+
+def _joined(pieces: Iterable[str], size: int = 1000) -> Iterator[bytes]:
+    """Comma-separated pieces, encoded a batch at a time."""
+    batch: list[str] = []
+    separator = ""
+    for piece in pieces:
+        batch.append(piece)
+        if len(batch) == size:
+            yield (separator + ",".join(batch)).encode()
+            batch.clear()
+            separator = ","
+    if batch:
+        yield (separator + ",".join(batch)).encode()
