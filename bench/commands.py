@@ -34,9 +34,9 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
-import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

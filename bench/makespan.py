@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import PY, WORK, Result, child_env, measured, median, read_rss, reap, quote, shotflow_cmd, table  # noqa: E402
+from _common import PY, WORK, Result, child_env, measured, median, quote, read_rss, reap, shotflow_cmd, table  # noqa: E402
 from generate import generate  # noqa: E402
 
 TARGET = 1.05

@@ -33,9 +33,9 @@ import commands  # noqa: E402
 import frames  # noqa: E402
 import live  # noqa: E402
 import makespan  # noqa: E402
+import remote_stores  # noqa: E402
 import scheduling  # noqa: E402
 import stages  # noqa: E402
-import remote_stores  # noqa: E402
 import startup  # noqa: E402
 import teamcache  # noqa: E402
 from _common import Result, machine, table  # noqa: E402

@@ -91,9 +91,9 @@ def conform(cut: Path, storyboard, write, fps) -> None:
     file or their name; clips that are not shots are listed, never invented.
     """
 
-    from .expand import load_project
     from .conform import apply, compare
     from .editorial import parse_fps
+    from .expand import load_project
     from .load import display_path
 
     rate = parse_fps(fps, option="--fps") if fps is not None else None

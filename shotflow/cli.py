@@ -13,9 +13,22 @@ from pathlib import Path
 
 import click
 
+from ._cliopts import (
+    ShotflowGroup,
+    backend_opt,
+    cache_opt,
+    default_storyboard,
+    echo_error,
+    json_opt,
+    remote_of,
+    remote_opt,
+    set_opt,
+    storyboard_arg,
+    trust_opts,
+    warn,
+)
+from ._cliopts import overrides as _overrides
 from ._version import __version__
-from ._cliopts import (ShotflowGroup, backend_opt, cache_opt, default_storyboard, echo_error, json_opt,
-                       overrides as _overrides, remote_of, remote_opt, set_opt, storyboard_arg, trust_opts, warn)
 
 
 @click.group(cls=ShotflowGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -327,9 +340,8 @@ def watch(storyboard: Path, sets, backend, cache_dir, port, host, no_open, jobs,
     changed (the same cache and rules as render) and updates every open board. Needs
     pip install 'shotflow[live]'.
     """
-    from .render import RenderOptions
-
     from .live.server import ServeOptions, serve
+    from .render import RenderOptions
 
     options = RenderOptions(backend=backend, jobs=jobs, max_cost=max_cost, overrides=_overrides(sets),
                             cache_dir=cache_dir, wait=30.0, include_approved=include_approved,

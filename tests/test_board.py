@@ -14,8 +14,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
 from helpers import RefusingBackend, run_cli_in_process, run_cli_subprocess
+
 from shotflow import api
 from shotflow.exports._browser import dump_dom, find_chromium, screenshot
 from shotflow.render import RenderOptions

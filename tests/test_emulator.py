@@ -13,8 +13,8 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -367,7 +367,7 @@ def test_status_faults_fire_the_given_number_of_times_with_retry_after(emu):
 
 
 def test_retry_after_may_be_an_http_date(emu):
-    when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=5), usegmt=True)
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=5), usegmt=True)
     emu.inject(Fault.status(503, retry_after=when))
     assert post(emu, [task()]).headers["Retry-After"] == when
 

@@ -24,8 +24,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from helpers import RefusingBackend, run_cli_in_process, run_cli_subprocess
+
 from shotflow import api
 from shotflow.render import RenderOptions
 from shotflow.report import RecordingReporter
@@ -442,9 +442,9 @@ def test_exports_say_which_backend_made_each_frame(tmp_path, monkeypatch):
     """After a render on Runware the board, contact sheet and shot list say runware (from the
     lock), and its frames are fresh without --backend; a frame made on preview says preview."""
     from shotflow.exports import board as boards
-    from shotflow.status import Status
     from shotflow.exports.contact import caption
     from shotflow.exports.shotlist import rows
+    from shotflow.status import Status
     from shotflow.testing import Emulator
 
     story = copy_example(tmp_path / "lighthouse")

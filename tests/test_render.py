@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-
 from helpers import RefusingBackend
+
 from shotflow import api
 from shotflow.render import RenderOptions
 from shotflow.report import RecordingReporter

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 
-
 BOARD = """
 shotflow: 1
 characters:
@@ -502,8 +501,9 @@ class _Server:
     """A loopback HTTP server: /img.png an image, /to?url=U a redirect, /slow a trickle."""
 
     def __init__(self):
-        from PIL import Image
         import io
+
+        from PIL import Image
 
         buffer = io.BytesIO()
         Image.new("RGB", (16, 9), (10, 200, 30)).save(buffer, "PNG")

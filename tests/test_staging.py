@@ -8,8 +8,7 @@ import itertools
 import pytest
 
 from shotflow import api
-from shotflow.staging import (CHARACTER_COLOURS, LOCATION_TONES, Figure, SceneBlocking, _spread, slots,
-                              tone_rgb)
+from shotflow.staging import CHARACTER_COLOURS, LOCATION_TONES, Figure, SceneBlocking, _spread, slots, tone_rgb
 
 
 def placed(figures) -> dict[str, tuple[str, str]]:

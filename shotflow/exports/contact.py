@@ -78,8 +78,8 @@ def write_contact_sheet(seq: Sequence, output: Path, *, columns: int = 4, width:
 
     ``page`` (PDF only; default A4 landscape) sets the paper; ``width`` is for images only.
     """
-    from ..errors import UsageError
     from .. import outputs
+    from ..errors import UsageError
 
     output = Path(output)
     fmt = FORMATS.get(output.suffix.lower())

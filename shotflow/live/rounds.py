@@ -223,8 +223,7 @@ class Workspace:
         return self._store, self._lock
 
     def _plan(self, project, graph, store, lock):
-        from ..plan import make_plan
-        from ..plan import approved_holds
+        from ..plan import approved_holds, make_plan
         from ..store import ProjectCache
 
         cache = ProjectCache(store, lock, self.options.refresh_urls)

@@ -148,9 +148,7 @@ def read(camera: Camera, cast: int) -> Shot:
             kind, direction = kinds[0]
             move = Move(kind, direction, " ".join(camera.move.split()).upper())
         leftover = [w for w in rest.split() if w not in _MOVE_WORDS]
-        if not kinds:
-            notes.append(f"move: {camera.move}")
-        elif leftover and move is None:
+        if not kinds or leftover and move is None:
             notes.append(f"move: {camera.move}")
 
     lens = None

@@ -23,8 +23,19 @@ import random
 from ...staging import Figure, Staging
 from . import _palette as P
 from ._camera import SCALES, Shot, read
-from ._stage import (CAMERA_HEIGHT, TAPER, Placed, View, draw_eyeline, draw_figure,
-                     draw_from_above, draw_hand, draw_object, draw_set, horizon_for)
+from ._stage import (
+    CAMERA_HEIGHT,
+    TAPER,
+    Placed,
+    View,
+    draw_eyeline,
+    draw_figure,
+    draw_from_above,
+    draw_hand,
+    draw_object,
+    draw_set,
+    horizon_for,
+)
 from ._text import font, plate, prompt_layout, text
 
 _INTERVALS = {"left": (0.06, 0.47), "center": (0.30, 0.70), "right": (0.53, 0.94)}
