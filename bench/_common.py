@@ -247,4 +247,4 @@ def table(results: list[Result]) -> str:
         rss = f"{r.rss_mb:.0f} MB" if r.rss_mb is not None else ""
         rows.append((r.bench, r.case, fmt_value(r.value, r.unit), runs, rss, r.target, status, r.note))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)

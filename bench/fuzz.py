@@ -24,6 +24,7 @@ runs a few hundred cases of the same mutator in CI.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -170,10 +171,8 @@ def run_case(case: dict, folder: Path) -> tuple[int, str]:
 def _worker(seed: int, indices: list[int], work: str, queue) -> None:
     import resource
 
-    try:  # a runaway case fails in this process instead of taking the machine's memory
+    with contextlib.suppress(ValueError, OSError):  # a runaway case fails here, not taking the machine's memory
         resource.setrlimit(resource.RLIMIT_AS, (4 * CASE_BYTES, 4 * CASE_BYTES))
-    except (ValueError, OSError):
-        pass
     folders = {p: prepare(p, Path(work) / f"w{os.getpid()}") for p in PROJECTS}
     for index in indices:
         case = make_case(seed, index)

@@ -82,8 +82,8 @@ class EmulatorProcess:
 def render_timed(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float) -> dict:
     """Run a ``render --json``; the arrival time of every stdout line, and the child's peak RSS."""
     full_env = child_env(env)
-    rss_file = tempfile.NamedTemporaryFile(suffix=".rss", delete=False)
-    rss_file.close()
+    with tempfile.NamedTemporaryFile(suffix=".rss", delete=False) as rss_file:
+        pass  # only its name: the measured child writes it
     start = time.perf_counter()
     proc = subprocess.Popen(measured(cmd, rss_file.name), cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, text=True)

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(name)
     cpu_after = _cpu_times()
     if cpu_before and cpu_after and len(cpu_after) > 7:
-        delta = [b - a for a, b in zip(cpu_before, cpu_after)]
+        delta = [b - a for a, b in zip(cpu_before, cpu_after, strict=True)]
         info["steal"] = f"{100 * delta[7] / max(1, sum(delta)):.0f}% of CPU time stolen by the hypervisor during the run"
     info["elapsed"] = f"{time.perf_counter() - started:.0f} s"
     print()

@@ -228,9 +228,9 @@ def _check_power(base, exponent) -> None:
     if _is_int(base) and _is_int(exponent) and exponent > 0 and abs(base) > 1:
         if exponent * abs(base).bit_length() > MAX_INT_BITS:
             raise Exhausted(f"{base} ** {exponent} is too large a number")
-    elif isinstance(base, (int, float)) and isinstance(exponent, (int, float)) and abs(exponent) > 10_000:
-        if abs(base) not in (0, 1):
-            raise Exhausted(f"{base} ** {exponent} is too large a number")
+    elif (isinstance(base, (int, float)) and isinstance(exponent, (int, float)) and abs(exponent) > 10_000
+          and abs(base) not in (0, 1)):
+        raise Exhausted(f"{base} ** {exponent} is too large a number")
 
 
 def _check_times(left, right) -> None:

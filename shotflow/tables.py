@@ -21,7 +21,7 @@ def plan_table(plan: Plan) -> str:
     title = plan.project.title or plan.project.path.name
     lines.append(f"plan for {title} on the {plan.backend} backend")
     for row in rows:
-        lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+        lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
     render = sum(1 for n in plan.nodes.values() if n.status is Status.RENDER)
     held = sum(1 for n in plan.nodes.values() if n.status is Status.HELD)
     fresh = len(plan.nodes) - render - held

@@ -557,9 +557,8 @@ def test_strict_async_results_arrive_over_several_polls_and_failures_as_data_ite
 
 
 def test_strict_capacity_answers_429_with_retry_after():
-    with Emulator(api_key=KEY, strict=True, capacity=1, retry_after=0.5, latency=0.5) as emu:
-        with ThreadPoolExecutor(3) as pool:
-            answers = list(pool.map(lambda i: post(emu, [task(str(i))]), range(3)))
+    with Emulator(api_key=KEY, strict=True, capacity=1, retry_after=0.5, latency=0.5) as emu, ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda i: post(emu, [task(str(i))]), range(3)))
     throttled = [a for a in answers if a.status_code == 429]
     assert len(throttled) == 2 and all(a.headers["Retry-After"] == "0.5" for a in throttled)
     assert throttled[0].json()["errors"][0]["code"] == "tooManyRequests"

@@ -259,7 +259,7 @@ def test_blocking_places_and_turns_the_figures():
     assert tom.cx < W / 2 < mara.cx
     # eyelines: each looks towards the other (the dashed arrows in the lighter tint, beside the head)
     for figure, towards in ((mara, -1), (tom, 1)):
-        light = tuple(round(c + (p - c) * 0.45) for c, p in zip(figure.colour, (238, 234, 226)))
+        light = tuple(round(c + (p - c) * 0.45) for c, p in zip(figure.colour, (238, 234, 226), strict=True))
         box = mask(img.crop((0, 0, W, int(H * 0.5))), light).getbbox()
         assert box, "no eyeline drawn"
         assert ((box[0] + box[2]) - figure.cx) * towards > 0  # (half-size box: its centre is the sum)
@@ -269,7 +269,7 @@ def test_without_blocking_a_lone_figure_faces_the_camera_and_two_face_each_other
     lone = draw(shot("mara", framing="medium"))
     (figure,) = blobs(lone)
     assert abs(figure.cx - W / 2) < W * 0.05
-    light = tuple(round(c + (p - c) * 0.45) for c, p in zip(CHARACTER_COLOURS[0], (238, 234, 226)))
+    light = tuple(round(c + (p - c) * 0.45) for c, p in zip(CHARACTER_COLOURS[0], (238, 234, 226), strict=True))
     swatch_free = lone.crop((0, 0, W, int(H * 0.6)))
     assert mask(swatch_free, light).getbbox() is None  # no eyeline: looking into the lens
 
@@ -349,7 +349,7 @@ def test_same_request_same_bytes_and_takes_differ_a_little():
     assert first[0].data != first[1].data
     a, b = (blobs(Image.open(io.BytesIO(i.data)).convert("RGB")) for i in first)
     assert len(a) == len(b) == 2  # a take nudges the staging, never changes it
-    for x, y in zip(sorted(a, key=lambda f: f.cx), sorted(b, key=lambda f: f.cx)):
+    for x, y in zip(sorted(a, key=lambda f: f.cx), sorted(b, key=lambda f: f.cx), strict=True):
         assert x.colour == y.colour and abs(x.cx - y.cx) < W * 0.05
 
 

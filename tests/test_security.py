@@ -131,7 +131,7 @@ TEMPLATE_BOMBS = {
                         r"calls or includes nest too deeply"),
     "nested parentheses": ("{{ " + "(" * 100 + "1" + ")" * 100 + " }}", r"brackets are nested 10\d deep"),
     "nested braces": ("{{ " + "{'a': " * 100 + "1" + "}" * 100 + " }}", r"brackets are nested 10\d deep"),
-    "nested loops": ("".join("{%% for x%d in [1] %%}" % i for i in range(25)) + "x" + "{% endfor %}" * 25,
+    "nested loops": ("".join(f"{{% for x{i} in [1] %}}" for i in range(25)) + "x" + "{% endfor %}" * 25,
                      r"nests too deeply"),
 }
 

@@ -37,13 +37,13 @@ def test_the_palette_is_saturated_separated_and_unlike_any_location_tone():
     hsv = [colorsys.rgb_to_hsv(*(c / 255 for c in rgb)) for rgb in CHARACTER_COLOURS]
     assert all(s >= 0.7 and v >= 0.75 for _, s, v in hsv)  # clearly saturated, bright
     for a, b in itertools.combinations(CHARACTER_COLOURS, 2):
-        assert sum((x - y) ** 2 for x, y in zip(a, b)) ** 0.5 > 70  # well apart in RGB
+        assert sum((x - y) ** 2 for x, y in zip(a, b, strict=True)) ** 0.5 > 70  # well apart in RGB
     for slot in [None, *range(len(LOCATION_TONES))]:
         h, s, v = colorsys.rgb_to_hsv(*(c / 255 for c in tone_rgb(slot)))
         assert s <= 0.5 and v <= 0.3  # tones are dark and muted: no figure blends into its place
     # greyscale: the colours step apart in lightness (Rec. 601 luma), no two within 8 levels
     luma = sorted(0.299 * r + 0.587 * g + 0.114 * b for r, g, b in CHARACTER_COLOURS)
-    assert min(b - a for a, b in zip(luma, luma[1:])) >= 8
+    assert min(b - a for a, b in itertools.pairwise(luma)) >= 8
     assert len({tone_rgb(s) for s in range(len(LOCATION_TONES))}) == len(LOCATION_TONES)
 
 

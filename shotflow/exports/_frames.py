@@ -273,7 +273,7 @@ def _takes(project: Project, spec: NodeSpec, outputs, pick: int, store) -> tuple
                     output_format=_FORMATS.get(outputs[0].ext, spec.output_format))
     names = frame_paths(project, shape)
     takes = []
-    for i, (output, name) in enumerate(zip(outputs, names), 1):
+    for i, (output, name) in enumerate(zip(outputs, names, strict=True), 1):
         path, in_renders = None, False
         if _holds(store, name, output.sha256):
             path, in_renders = name, True

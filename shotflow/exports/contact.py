@@ -128,7 +128,7 @@ class _Sheet:
         first = next((p.spec for p in panels if p.is_shot), panels[0].spec if panels else None)
         self.aspect = first.width / first.height if first else 16 / 9
         counts = frame_counts([p.duration for p in seq.shots], seq.editorial.fps)
-        self.frames = {p.id: c for p, c in zip(seq.shots, counts)}
+        self.frames = {p.id: c for p, c in zip(seq.shots, counts, strict=True)}
         if page is None:
             self._layout(cell_width or 480)
         else:

@@ -36,7 +36,7 @@ def rows(seq: Sequence, editorial: Editorial | None = None) -> list[dict[str, st
     shots = seq.shots
     counts = frame_counts([p.duration for p in shots], ed.fps)
     result, at = [], ed.start
-    for panel, count in zip(shots, counts):
+    for panel, count in zip(shots, counts, strict=True):
         result.append(_row(seq, panel, count, format_timecode(at, ed.fps), format_timecode(at + count, ed.fps)))
         at += count
     return result

@@ -87,7 +87,7 @@ def build_timeline(seq: Sequence, *, editorial: Editorial | None = None, media: 
     }
     track = otio.schema.Track(name="Storyboard", kind=otio.schema.TrackKind.Video)
     timeline.tracks.append(track)
-    for panel, count in zip(shots, counts):
+    for panel, count in zip(shots, counts, strict=True):
         if count == 0:
             continue  # shorter than half a frame (as on the animatic)
         track.append(_clip(otio, panel, count, rate, clip_name(panel, ed), media))

@@ -17,6 +17,7 @@ cookie), and ``shotflow watch`` prints a warning with the URL that carries it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import ipaddress
 import json
@@ -52,10 +53,8 @@ def serve(storyboard: Path, render_options, options: ServeOptions, *, out: TextI
     """Serve the live board until interrupted (what ``shotflow watch`` runs)."""
     _require_extra()
     server = LiveServer(Path(storyboard), render_options, options, out=out or sys.stdout, err=err or sys.stderr)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends: every round's work was recorded
         asyncio.run(server.run())
-    except KeyboardInterrupt:  # Ctrl-C is how a watch ends: every round's work was recorded as it ended
-        pass
     server._say("stopped")
 
 
