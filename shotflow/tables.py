@@ -12,10 +12,10 @@ def plan_table(plan: Plan) -> str:
     rows = [("STATUS", "NODE", "MODEL", "SIZE", "TAKES", "COST", "WHY")]
     for node in plan.nodes.values():
         spec = node.spec
-        fresh = node.status is not Status.RENDER
-        why = f"approved, kept: {node.reason}" if node.status is Status.HELD else "" if fresh else (node.reason or "")
+        unchanged = node.status is not Status.RENDER
+        why = f"approved, kept: {node.reason}" if node.status is Status.HELD else "" if unchanged else (node.reason or "")
         rows.append((node.status.value, spec.id, spec.model, spec.size, str(spec.takes),
-                     "" if fresh else f"${node.cost:.2f}", "from the remote" if node.from_remote else why))
+                     "" if unchanged else f"${node.cost:.2f}", "from the remote" if node.from_remote else why))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = []
     title = plan.project.title or plan.project.path.name

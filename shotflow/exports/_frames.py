@@ -39,10 +39,15 @@ class Take:
     def mime(self) -> str:
         return MIME.get(self.ext, "application/octet-stream")
 
-    def read_bytes(self) -> bytes:
+    @property
+    def file(self) -> Path:
+        """``path``, for a take known to be on disk (``Panel.picked`` is); FileNotFoundError if not."""
         if self.path is None:
             raise FileNotFoundError(f"take {self.index} ({self.sha256[:12]}) is neither in renders/ nor in the cache")
-        return self.path.read_bytes()
+        return self.path
+
+    def read_bytes(self) -> bytes:
+        return self.file.read_bytes()
 
 
 @dataclass(frozen=True)

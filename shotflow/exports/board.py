@@ -119,9 +119,9 @@ def _shrink(data: bytes, edge: int) -> bytes:
 
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as img:
-        img.draft("RGB", (edge, edge))
-        img = img.convert("RGB")
+    with Image.open(io.BytesIO(data)) as source:
+        source.draft("RGB", (edge, edge))
+        img = source.convert("RGB")
         img.thumbnail((edge, edge), Image.Resampling.LANCZOS)
         out = io.BytesIO()
         img.save(out, "JPEG", quality=85, optimize=True)
@@ -340,7 +340,9 @@ class _View:
             return ""
         sid = escape(panel.id)
         review = panel.spec.review
-        status = {ReviewStatus.APPROVED: "approved", ReviewStatus.CHANGES: "changes requested"}.get(review.status, "")
+        labels: dict[ReviewStatus | None, str] = {ReviewStatus.APPROVED: "approved",
+                                                  ReviewStatus.CHANGES: "changes requested"}
+        status = labels.get(review.status, "")
         held = (f'<p class="held" title="render --include-approved, or send it back, to render it">kept as approved; '
                 f"since then: {escape(panel.held)}</p>") if panel.held else ""
         notes = "".join(f"<li>{escape(note)}</li>" for note in review.notes)

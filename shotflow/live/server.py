@@ -28,10 +28,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ..errors import ConfigError, ShotflowError
 from .rounds import Workspace
+
+if TYPE_CHECKING:
+    import uvicorn
 
 COOKIE = "shotflow_token"
 MAX_REQUEST_BYTES = 64 * 1024
@@ -107,7 +110,7 @@ class LiveServer:
         self.restart_watch: asyncio.Event | None = None
         self.writing = asyncio.Lock()
         self.loopback = True
-        self.uvicorn = None
+        self.uvicorn: uvicorn.Server | None = None
         self.app = self._app()
 
     @property
@@ -349,7 +352,7 @@ def _bind(host: str, port: int) -> tuple[socket.socket, bool]:
     sock.listen(128)
     sock.set_inheritable(True)
     try:
-        loopback = ipaddress.ip_address(address[0].split("%")[0]).is_loopback
+        loopback = ipaddress.ip_address(str(address[0]).split("%")[0]).is_loopback
     except ValueError:
         loopback = False
     return sock, loopback
