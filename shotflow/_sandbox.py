@@ -159,7 +159,8 @@ class _timer:
     def __init__(self, env: BoundedSandbox):
         self.env = env
         self.outer = env.deadline == float("inf")  # an include compiled while rendering: the render's timer runs
-        self.alarm = self.outer and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+        self.alarm = (self.outer and hasattr(signal, "setitimer")
+                      and threading.current_thread() is threading.main_thread())
 
     def __enter__(self):
         if not self.outer:

@@ -120,11 +120,16 @@ def plan(storyboard: Path, sets, backend, cache_dir, as_json, force, only, inclu
 @backend_opt
 @cache_opt
 @json_opt
-@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=4, show_default=True, help="Shots in flight at once.")
-@click.option("--only", multiple=True, metavar="SHOT", help="Render only SHOT and its upstream (repeatable; globs: 'arrival/*').")
-@click.option("--force", multiple=True, metavar="SHOT", help="Render SHOT again even if fresh: a new take; dependents follow.")
-@click.option("--locked", is_flag=True, help="Use exactly the frames in the lock file; never generate; fail if any is missing.")
-@click.option("--max-cost", type=float, default=None, metavar="USD", help="Refuse to start if the estimate exceeds USD.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=4, show_default=True,
+              help="Shots in flight at once.")
+@click.option("--only", multiple=True, metavar="SHOT",
+              help="Render only SHOT and its upstream (repeatable; globs: 'arrival/*').")
+@click.option("--force", multiple=True, metavar="SHOT",
+              help="Render SHOT again even if fresh: a new take; dependents follow.")
+@click.option("--locked", is_flag=True,
+              help="Use exactly the frames in the lock file; never generate; fail if any is missing.")
+@click.option("--max-cost", type=float, default=None, metavar="USD",
+              help="Refuse to start if the estimate exceeds USD.")
 @click.option("--keep-going/--fail-fast", default=True, show_default=True,
               help="After a failure, finish independent branches (default) or stop starting new shots.")
 @click.option("--wait", type=float, default=10.0, show_default=True, metavar="SECONDS",
@@ -281,7 +286,8 @@ def verify(storyboard: Path, cache_dir) -> None:
 
 
 @main.command()
-@click.argument("folder", required=False, default=".", metavar="[DIR]", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("folder", required=False, default=".", metavar="[DIR]",
+                type=click.Path(file_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Replace an existing storyboard.yaml.")
 def init(folder: Path, force: bool) -> None:
     """Start a project in DIR (default: here): a commented storyboard.yaml and a .gitignore."""
@@ -296,7 +302,8 @@ def init(folder: Path, force: bool) -> None:
 
 
 @main.command()
-@click.option("--model", default=None, metavar="ID", help="Print a model's request schema instead (runway:4@1, runway:4@2).")
+@click.option("--model", default=None, metavar="ID",
+              help="Print a model's request schema instead (runway:4@1, runway:4@2).")
 @click.option("--list-models", is_flag=True, help="List the models in the catalog with their prices.")
 def schema(model, list_models) -> None:
     """Print the storyboard JSON Schema (for editors: yaml-language-server, VS Code)."""
@@ -326,7 +333,8 @@ def schema(model, list_models) -> None:
               help="Address to listen on. Anything but loopback shares the board on a network: it then needs "
                    "the token in the URL that watch prints.")
 @click.option("--no-open", is_flag=True, help="Do not open the board in a browser.")
-@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=4, show_default=True, help="Shots in flight at once.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=4, show_default=True,
+              help="Shots in flight at once.")
 @click.option("--max-cost", type=float, default=None, metavar="USD",
               help="Refuse a round (before spending anything) whose estimate exceeds USD.")
 @click.option("--include-approved", is_flag=True, help="Render approved shots whose storyboard changed too.")

@@ -137,7 +137,8 @@ def key_payload(spec: NodeSpec, backend: str, ref_hashes: list[str]) -> dict[str
         "takes": spec.takes,
         "safety": spec.safety,
         "provider": spec.provider_settings,
-        "refs": [{"sha256": h, "tag": ref.tag if spec.tagged else None} for ref, h in zip(spec.refs, ref_hashes, strict=True)],
+        "refs": [{"sha256": h, "tag": ref.tag if spec.tagged else None}
+                 for ref, h in zip(spec.refs, ref_hashes, strict=True)],
     }
     if backend == "preview":  # what the panel draws besides the prompt
         payload["staging"] = (spec.staging or Staging("shot")).as_key()

@@ -13,7 +13,8 @@ def plan_table(plan: Plan) -> str:
     for node in plan.nodes.values():
         spec = node.spec
         unchanged = node.status is not Status.RENDER
-        why = f"approved, kept: {node.reason}" if node.status is Status.HELD else "" if unchanged else (node.reason or "")
+        why = (f"approved, kept: {node.reason}" if node.status is Status.HELD
+               else "" if unchanged else (node.reason or ""))
         rows.append((node.status.value, spec.id, spec.model, spec.size, str(spec.takes),
                      "" if unchanged else f"${node.cost:.2f}", "from the remote" if node.from_remote else why))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]

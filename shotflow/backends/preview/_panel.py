@@ -290,7 +290,8 @@ class _Overlay:
                 for a, z in itertools.pairwise(inner):
                     self._dashes(a, z, max(2, width // 2), u / 28)
                 return
-            for (x0, y0), (x1, y1) in zip([(ox, oy), (w - ox, oy), (w - ox, b - oy), (ox, b - oy)], inner, strict=False):
+            outer = [(ox, oy), (w - ox, oy), (w - ox, b - oy), (ox, b - oy)]
+            for (x0, y0), (x1, y1) in zip(outer, inner, strict=False):  # inner closes its loop: one point more
                 pts = [(x0, y0), (x1, y1)] if kind == "in" else [(x1, y1), (x0, y0)]
                 self._arrow(pts, width, head)
         elif kind in ("pan", "truck", "follow"):
@@ -394,7 +395,10 @@ class _Overlay:
                     break
                 draw.rectangle([x - 1, top - 1, x + thumb.width, top + thumb.height], outline=P.DIM, width=1)
                 self.img.paste(thumb, (x, top))
-                name = f"@{ref.tag}" if request.tagged and ref.tag else f"ref {i + 1}" + (f" · {ref.tag}" if ref.tag else "")
+                if request.tagged and ref.tag:
+                    name = f"@{ref.tag}"
+                else:
+                    name = f"ref {i + 1}" + (f" · {ref.tag}" if ref.tag else "")
                 text(draw, (x, top + thumb.height + pad), _fit(name, label_font, thumb.width), label_font, P.FG)
                 x -= m
             right = x
