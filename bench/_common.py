@@ -80,7 +80,8 @@ def gnu_time() -> str | None:
     if not path:
         return None
     try:
-        ok = subprocess.run([path, "-f", "%M", "-o", os.devnull, "true"], capture_output=True, timeout=10).returncode == 0
+        probe = subprocess.run([path, "-f", "%M", "-o", os.devnull, "true"], capture_output=True, timeout=10)
+        ok = probe.returncode == 0
     except (OSError, subprocess.SubprocessError):
         return None
     return path if ok else None
@@ -216,7 +217,8 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "rss": "GNU time %M of each process" if gnu_time() else "os.wait4 ru_maxrss (includes the parent's RSS at fork)",
+        "rss": ("GNU time %M of each process" if gnu_time()
+                else "os.wait4 ru_maxrss (includes the parent's RSS at fork)"),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": git,
     }

@@ -102,7 +102,8 @@ def bench(quick: bool = False, frames: int | None = None, fmt: str = "PNG") -> l
             "no refs": lambda i: (),
             "3 refs, warm": lambda i: warm,
             # new digests each frame: the thumbnail cache misses, the bytes are decoded again
-            "3 refs, cold": lambda i, label=label: [Reference(data=r.data, sha256=f"{r.sha256}:{label}:{i}", tag=r.tag) for r in warm],
+            "3 refs, cold": lambda i, label=label: [Reference(data=r.data, sha256=f"{r.sha256}:{label}:{i}", tag=r.tag)
+                                                    for r in warm],
             "3 refs, 1 new": just_drawn,
         }
         for case, refs_of in cases.items():
@@ -122,7 +123,8 @@ def bench(quick: bool = False, frames: int | None = None, fmt: str = "PNG") -> l
                                   runs=[], target=f"≤ {TARGET_MS:g} ms" if judged else "",
                                   ok=None if quick or not judged else value <= TARGET_MS,
                                   command=f"python bench/frames.py --format {fmt}",
-                                  note=f"CPU {median(cpu):.1f} ms; {1000 / value:.1f} frames/s; p90 {sorted(times)[int(len(times) * 0.9)]:.1f} ms; "
+                                  note=f"CPU {median(cpu):.1f} ms; {1000 / value:.1f} frames/s; "
+                                       f"p90 {sorted(times)[int(len(times) * 0.9)]:.1f} ms; "
                                        f"{len(images[0].data) // 1024} KiB"))
     return results
 
