@@ -194,7 +194,8 @@ def test_frame_counts_total_is_exact_for_any_durations():
         # exact: the decimals as written (a float sum would drift), half a frame rounding up
         exact_end = sum(Fraction(str(d)) for d in durations) * fps
         assert min(counts) >= 0 and sum(counts) == math.floor(exact_end + Fraction(1, 2))
-        assert all(abs(c - d * fps) <= 1 + 1e-9 for c, d in zip(counts, durations, strict=True))  # each cut within half a frame
+        # each cut within half a frame
+        assert all(abs(c - d * fps) <= 1 + 1e-9 for c, d in zip(counts, durations, strict=True))
 
 
 @pytest.mark.parametrize("seconds, text", [(0, "0:00"), (31, "0:31"), (16.5, "0:16.5"), (75.25, "1:15.2"),

@@ -47,7 +47,8 @@ class Blob:
         return (ys[-1] - ys[0] + 1) * 2
 
 
-def draw(staging: Staging | None, *, seed: int = 7, width: int = W, height: int = H, prompt: str = "a shot") -> Image.Image:
+def draw(staging: Staging | None, *, seed: int = 7, width: int = W, height: int = H,
+         prompt: str = "a shot") -> Image.Image:
     request = Request(key="k" * 64, node_id="t/t", model="runway:4@1", prompt=prompt, width=width, height=height,
                       seed=seed, staging=staging)
     return Image.open(io.BytesIO(PreviewBackend().draw_all(request)[0].data)).convert("RGB")
@@ -371,7 +372,8 @@ def test_the_strip_command_lays_out_the_examples_panels(tmp_path):
     root = Path(__file__).resolve().parent.parent
     out = tmp_path / "strip.png"
     renders = (root / "examples/lighthouse/renders").exists()
-    done = subprocess.run([sys.executable, "-m", "shotflow.backends.preview", str(root / "examples/lighthouse/storyboard.yaml"),
+    story = str(root / "examples/lighthouse/storyboard.yaml")
+    done = subprocess.run([sys.executable, "-m", "shotflow.backends.preview", story,
                            "--strip", str(out), "--shots", "radio/console", "radio/station", "--columns", "2",
                            "--width", "400"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -382,6 +384,6 @@ def test_the_strip_command_lays_out_the_examples_panels(tmp_path):
     (mara,), (tom,) = blobs(left, min_area=4), blobs(right, min_area=4)
     assert mara.colour != tom.colour and mara.cx < 200 < tom.cx  # the call, across the cut
     assert (root / "examples/lighthouse/renders").exists() == renders  # rendered in a temporary copy
-    bad = subprocess.run([sys.executable, "-m", "shotflow.backends.preview", str(root / "examples/lighthouse/storyboard.yaml"),
+    bad = subprocess.run([sys.executable, "-m", "shotflow.backends.preview", story,
                           "--strip", str(out), "--shots", "radio/nope"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "no such shot: radio/nope" in bad.stderr

@@ -100,7 +100,8 @@ def test_the_example_is_staged(example):
     tom = {f.colour for n in project.nodes.values() for f in n.staging.cast if f.name == "tom"}
     assert len(mara) == len(tom) == 1 and mara != tom  # one colour each, in every panel
     # the radio call: Mara left looking right, Tom right looking left, across the cut
-    console, station, reaction = (project.nodes[f"radio/{s}"].staging.cast[0] for s in ("console", "station", "reaction"))
+    console, station, reaction = (project.nodes[f"radio/{s}"].staging.cast[0]
+                                  for s in ("console", "station", "reaction"))
     assert (console.x, console.facing) == ("left", "right")
     assert (station.x, station.facing) == ("right", "left")
     assert (reaction.x, reaction.facing) == ("left", "right")  # she keeps her side: nothing moved her
@@ -156,7 +157,8 @@ def test_the_plan_says_why_a_preview_frame_renders_after_a_blocking_change(examp
     story = example("lighthouse")
     assert cli("render", story).code == 0
     text = story.read_text()
-    story.write_text(text.replace("blocking: {tom: {x: right, facing: left}}", "blocking: {tom: {x: right, facing: away}}"))
+    story.write_text(text.replace("blocking: {tom: {x: right, facing: left}}",
+                                  "blocking: {tom: {x: right, facing: away}}"))
     table = cli("plan", story).out
     assert "render  radio/station" in table and "cast or blocking changed" in table, table
     assert "fresh   radio/console" in table
