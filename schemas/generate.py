@@ -51,6 +51,7 @@ REF_OBJECT = {
     "properties": {"shot": NODE_REF, "file": {"type": "string", "minLength": 1}, "url": {"type": "string", "pattern": "^https?://"}, "tag": TAG},
     "oneOf": [{"required": ["shot"]}, {"required": ["file"]}, {"required": ["url"]}],
     "x-message": "a reference object names exactly one of shot, file or url (and optionally a tag)",
+    "x-message-type": "is not a reference: write a shot id, a file path or a URL as text, or {shot|file|url: …, tag: …}",
 }
 REFS = {"type": "array", "items": {"if": {"type": "string"}, "then": NODE_REF, "else": REF_OBJECT},
         "description": "reference images after the location and cast: shots, files or URLs, as strings or {shot|file|url, tag}"}

@@ -27,6 +27,7 @@ from .errors import ShotflowError
 from .status import Outcome, Status
 
 if TYPE_CHECKING:
+    from .backends import Backend
     from .resolve import Slots
 
 
@@ -54,19 +55,27 @@ class NodeRunner:
         self.frames = Frames(store, plan.nodes, plan.order)
         self.references = References(project, store, lock, self.results, self.frames,
                                      refresh_urls=options.refresh_urls)
-        self.backend: Any = None  # a backends.Backend, created on first need
+        self.backend: Backend | None = None  # created on first need
         self.slots: Slots | None = None  # what may send at once, when the backend prepares ahead
         self.stopped: ShotflowError | None = None  # an AccountError that stopped the run
 
-    def create_backend(self):
+    def create_backend(self) -> Backend:
         """The backend, created on first need (a frame the remote was to give may need it after all)."""
         if self.backend is None:
             from . import backends
 
             self.backend = backends.create(self.backend_name, backends.Services(
                 project_dir=self.project.root, journal=self.store.journal, memo=self.store.memo,
-                settings=self.project.settings, jobs=max(1, self.options.jobs)))
+                settings=self.project.settings))
         return self.backend
+
+    def deterministic(self) -> bool:
+        """Whether the backend makes the same bytes from the same request (and charges nothing)."""
+        if self.backend is not None:
+            return self.backend.deterministic
+        from .backends import backend_class
+
+        return backend_class(self.backend_name).deterministic
 
     # -- the team's remote around the run ------------------------------------------------
 
@@ -137,7 +146,7 @@ class NodeRunner:
             if record is not None:  # early cutoff: upstream re-rendered to the same bytes
                 self.results[node_id] = record
                 return Outcome(node_id, Status.CACHED, value=record, outputs=self.export(spec, record))
-        if self.options.locked and not getattr(self.backend, "deterministic", self.backend_name == "preview"):
+        if self.options.locked and not self.deterministic():
             return Outcome(node_id, Status.FAILED,
                            error="--locked: this frame is not in the cache and --locked never generates; "
                                  "pull it from the team's remote (shotflow pull, --remote URL), copy the "
@@ -188,7 +197,7 @@ class NodeRunner:
         """Before paying for ``key``: the team's lease on it (another machine generating it is
         waited for, and its record returned instead). None when no lease is needed."""
         if self.team is None or self.options.locked or node_id in self.forced \
-                or getattr(self.backend, "deterministic", False):
+                or self.deterministic():
             return None  # nothing to pay for, or a re-roll the user asked for
         return await self.team.claim(key, resuming=self.store.journal.pending(key) is not None)
 
@@ -215,10 +224,11 @@ class NodeRunner:
             provider_settings=spec.provider_settings, options=dict(spec.options), staging=spec.staging,
         )
         try:
+            backend = self.create_backend()
             if self.slots is None:
-                generation = await self.backend.generate(request)
+                generation = await backend.generate(request)
             else:
-                generation = await self.slots.generate(self.backend, request, node_id, self.still_going)
+                generation = await self.slots.generate(backend, request, node_id, self.still_going)
             release()  # the backend is done with it: the next shot may start while this one is stored
         except AccountError as exc:
             self.abandon(claimed, key)

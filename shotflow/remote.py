@@ -874,9 +874,9 @@ def transfer(direction: str, storyboard, cli_url: str | None, *, cache_dir=None,
     return url, report
 
 
-def open_team(cli_url: str | None, project, store, warn, jobs: int = 4):
+def open_team(cli_url: str | None, project, store, warn):
     """The team cache (a TeamCache) of this run, or None when no remote is set."""
     url = resolve_url(cli_url, project.remote, project.root)
     if url is None:
         return None
-    return TeamCache(url, store, warn=warn, jobs=jobs)
+    return TeamCache(url, store, warn=warn)  # its own upload threads, not the render's --jobs

@@ -136,7 +136,7 @@ def render_loaded(project, graph, store, options: RenderOptions, reporter: Repor
     forced = select(options.force, ids, "--force")
     if only is None and options.only:
         only = select(options.only, ids, "--only")
-    team = open_team(options.remote, project, store, reporter.note, options.jobs)
+    team = open_team(options.remote, project, store, reporter.note)
     with ProjectLock(store.state_dir, options.wait):
         lock = lock if lock is not None else LockFile.read(project.lock_path)
         rerolls = ProjectState(project.path).rerolls(forced)
@@ -258,7 +258,7 @@ class Session:
         scheduler = Scheduler(self.plan.order, deps, self.nodes.render, jobs=max(1, self.options.jobs),
                               cheap=self.nodes.fresh, priority=priority, fail_fast=self.options.fail_fast,
                               on_start=self.reporter.node_started, on_done=self._done,
-                              prepare_ahead=getattr(self.nodes.backend, "prepares", False))
+                              prepare_ahead=self.nodes.backend is not None and self.nodes.backend.prepares)
         self.nodes.slots = scheduler.slots
         try:
             await scheduler.run()
@@ -266,7 +266,7 @@ class Session:
             backend = self.nodes.backend
             if backend is not None:
                 await backend.aclose()
-                self.summary.notes.extend(getattr(backend, "notes", ()))
+                self.summary.notes.extend(backend.notes)
 
     def _done(self, outcome: Outcome) -> None:
         self.outcomes[outcome.id] = outcome

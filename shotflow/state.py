@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .status import Outcome, Status
-
-STATE_DIR = ".shotflow"
+from .store import STATE_DIR
 MANIFEST_VERSION = 1
 
 

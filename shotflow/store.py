@@ -464,9 +464,12 @@ def _hash_file(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+STATE_DIR = ".shotflow"  # the project's run state; the cache too unless --cache or SHOTFLOW_CACHE moves it
+
+
 def open_store(project_root: Path, cache_dir: Path | None = None, *, durable: bool = False,
                verify: bool = False) -> Store:
-    state = project_root / ".shotflow"
+    state = project_root / STATE_DIR
     env = os.environ.get("SHOTFLOW_CACHE")
     cache = cache_dir or (Path(env) if env else state)
     return Store(Path(cache).resolve(), state, durable=durable, verify=verify)

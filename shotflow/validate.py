@@ -123,8 +123,12 @@ def _check_by_scene(source: Source, definition: str, data: dict, scenes: list) -
 
 
 def _errors(source: Source, validator, data, prefix: tuple = ()) -> list[SchemaError]:
-    """The schema errors of ``data`` (found at ``prefix`` in the file), translated."""
-    return [_translate(source, e, prefix) for e in _leaf_errors(validator.iter_errors(data))]
+    """The schema errors of ``data`` (found at ``prefix`` in the file), translated. A value of
+    the wrong type is one error: what else its schema says of it (keys it must have) is noise."""
+    errors = list(_leaf_errors(validator.iter_errors(data)))
+    mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
+    return [_translate(source, e, prefix) for e in errors
+            if e.validator == "type" or tuple(e.absolute_path) not in mistyped]
 
 
 def _leaf_errors(errors):
@@ -172,6 +176,8 @@ def _translate(source: Source, error, prefix_path: tuple = ()) -> SchemaError:
     if "x-message" in schema and v in ("pattern", "const", "oneOf", "anyOf", "maxLength"):
         shown = json.dumps(value) if not isinstance(value, dict) else "this"
         return SchemaError(f"{prefix}{shown} {schema['x-message']}".replace("this a ", "a "), where=where)
+    if v == "type" and "x-message-type" in schema:
+        return SchemaError(f"{prefix}{_show(value) or _kind(value)} {schema['x-message-type']}", where=where)
     if v == "type":
         expected = schema.get("type")
         expected = " or ".join(expected) if isinstance(expected, list) else expected

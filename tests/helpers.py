@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from shotflow.backends import Backend
+
 SUBPROCESS_TIMEOUT = 180.0  # generous: a busy 2-core machine, never the point of a test
 
 
@@ -70,7 +72,7 @@ def run_cli_in_process(*args: Any) -> Result:
     return Result(args, result.exit_code, result.stdout, result.stderr)
 
 
-class RefusingBackend:
+class RefusingBackend(Backend):
     """The preview backend, refusing prompts that contain a word (a failure, offline).
 
     Install it with ``monkeypatch.setattr("shotflow.backends.create", lambda name, services:
@@ -81,15 +83,13 @@ class RefusingBackend:
     def __init__(self, word: str):
         from shotflow.backends.preview import PreviewBackend
 
+        super().__init__()
         self.inner = PreviewBackend()
         self.word = word
 
-    async def generate(self, request):
+    async def generate(self, request, start=None):
         from shotflow.errors import RequestRejected
 
         if self.word in request.prompt:
             raise RequestRejected(f"the model refused this prompt (it mentions {self.word})")
         return await self.inner.generate(request)
-
-    async def aclose(self):
-        pass

@@ -211,3 +211,22 @@ def test_no_function_is_over_80_lines():
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 80:
                 long.append(f"{name}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
     assert not long
+
+
+def test_jobs_is_read_by_the_scheduler_alone():
+    """``--jobs`` is scheduling, and scheduling is resolve's: no backend and no part of a node's
+    road reads it (a backend limits its own load against its service with settings of its own)."""
+    import dataclasses
+    import io
+    import tokenize
+
+    from shotflow.backends import Services
+
+    readers = []
+    for name, path in modules().items():
+        if name.startswith("backends") or name in ("node", "references", "state"):
+            for token in tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline):
+                if token.type == tokenize.NAME and token.string == "jobs":
+                    readers.append(f"{name}:{token.start[0]}")
+    assert not readers
+    assert "jobs" not in {f.name for f in dataclasses.fields(Services)}

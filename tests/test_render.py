@@ -16,6 +16,7 @@ from pathlib import Path
 from helpers import RefusingBackend
 
 from shotflow import api
+from shotflow.backends import Backend
 from shotflow.render import RenderOptions
 from shotflow.report import RecordingReporter
 from shotflow.status import Status
@@ -411,7 +412,7 @@ def test_a_copied_project_does_not_trust_the_originals_last_run(example, tmp_pat
     assert (copy / "renders/arrival/lamp.png").is_file()
 
 
-class PreparingBackend:
+class PreparingBackend(Backend):
     """The preview backend behind a ``start`` hook, like Runware's: counts what waits and what sends."""
 
     name = "preview"
@@ -420,6 +421,7 @@ class PreparingBackend:
     def __init__(self):
         from shotflow.backends.preview import PreviewBackend
 
+        super().__init__()
         self.inner = PreviewBackend()
         self.preparing = self.sending = self.most_sending = self.most_started = 0
 
@@ -438,9 +440,6 @@ class PreparingBackend:
             return await self.inner.generate(request)
         finally:
             self.sending -= 1
-
-    async def aclose(self):
-        pass
 
 
 def test_shots_prepare_ahead_while_at_most_jobs_send(example, monkeypatch):

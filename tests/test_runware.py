@@ -89,9 +89,8 @@ def serve(monkeypatch, mode):
         emulator.stop()
 
 
-def backend(tmp_path: Path, *, journal=None, memo=None, jobs: int = 4, **settings) -> RunwareBackend:
-    return RunwareBackend(Services(project_dir=tmp_path, journal=journal, memo=memo, settings={**FAST, **settings},
-                                   jobs=jobs))
+def backend(tmp_path: Path, *, journal=None, memo=None, **settings) -> RunwareBackend:
+    return RunwareBackend(Services(project_dir=tmp_path, journal=journal, memo=memo, settings={**FAST, **settings}))
 
 
 def request(prompt: str = "wide shot of a lighthouse at dusk", **fields) -> Request:
@@ -238,7 +237,7 @@ def test_an_invalid_request_is_refused_before_any_request(emu, tmp_path, fields,
 
 def test_every_task_in_flight_is_polled_in_one_request(serve, tmp_path):
     emu = serve(latency=0.3)
-    results = run(backend(tmp_path, jobs=8), *(request(f"shot {i}") for i in range(6)))
+    results = run(backend(tmp_path, max_in_flight=8), *(request(f"shot {i}") for i in range(6)))
     assert all(isinstance(r, Generation) for r in results)
     polls = [tasks for tasks in requests_of(emu) if tasks[0]["taskType"] == "getResponse"]
     assert max(len(tasks) for tasks in polls) == 6  # one request asks about all six
@@ -249,7 +248,7 @@ def test_every_task_in_flight_is_polled_in_one_request(serve, tmp_path):
 
 def test_poll_timing_learns_how_long_a_model_takes(serve, tmp_path):
     emu = serve(latency=0.4)
-    b = backend(tmp_path, jobs=4, poll_initial=0.05, poll_min=0.01)
+    b = backend(tmp_path, max_in_flight=4, poll_initial=0.05, poll_min=0.01)
 
     async def main():
         try:
@@ -309,7 +308,7 @@ def test_a_tasks_duration_is_learned_from_the_polls_around_its_end():
 
 
 def test_submissions_share_requests_up_to_the_batch_size(emu, tmp_path):
-    results = run(backend(tmp_path, batch=4, jobs=8), *(request(f"shot {i}") for i in range(6)))
+    results = run(backend(tmp_path, batch=4, max_in_flight=8), *(request(f"shot {i}") for i in range(6)))
     assert all(isinstance(r, Generation) for r in results)
     sizes = [len(tasks) for tasks in requests_of(emu) if tasks[0]["taskType"] == "imageInference"]
     assert sorted(sizes) == [2, 4]
@@ -338,22 +337,22 @@ def test_one_failing_task_of_a_batch_fails_only_its_own_call(emu, tmp_path, deli
 # ── load: requests in flight, 429 ───────────────────────────────────────────────────────────
 
 
-def test_at_most_jobs_requests_are_in_flight(serve, tmp_path):
+def test_at_most_max_in_flight_requests_are_in_flight(serve, tmp_path):
     emu = serve(latency=0.2)
     refs = [reference((i * 40, 60, 90)) for i in range(4)]
     requests = [request(f"shot {i}", references=(refs[i % 4],)) for i in range(10)]
-    results = run(backend(tmp_path, jobs=3, delivery="sync"), *requests)
+    results = run(backend(tmp_path, max_in_flight=3, delivery="sync"), *requests)
     assert all(isinstance(r, Generation) for r in results)
     assert emu.stats.max_in_flight <= 3  # generations, polls and uploads together
     emu.reset()
-    results = run(backend(tmp_path, jobs=2), *(request(f"async {i}") for i in range(8)))
+    results = run(backend(tmp_path, max_in_flight=2), *(request(f"async {i}") for i in range(8)))
     assert all(isinstance(r, Generation) for r in results)
     assert emu.stats.max_in_flight <= 2
 
 
 def test_while_runware_answers_429_fewer_requests_go_out_and_all_succeed(serve, tmp_path):
     emu = serve(latency=0.3, capacity=2, retry_after=0.1)
-    b = backend(tmp_path, jobs=8, delivery="sync", retries=4)
+    b = backend(tmp_path, max_in_flight=8, delivery="sync", retries=4)
     limits = []
 
     async def main():

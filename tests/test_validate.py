@@ -171,10 +171,11 @@ def test_an_empty_reference_string(tmp_path):
     assert one(tmp_path, shot("refs: ['']\n")) == ("7:16", "scenes[0].shots[0].refs[0]: must not be empty", None)
 
 
-def test_a_reference_that_is_a_number(tmp_path):
-    """if/else: not a string, so it must be an object."""
-    found = errors(tmp_path, shot("refs: [3]\n"))
-    assert ("7:16", "scenes[0].shots[0].refs[0]: must be an object, got a number 3", None) in found
+def test_a_reference_that_is_a_number_is_one_error_that_says_what_a_reference_is(tmp_path):
+    """if/else: neither text nor an object. One error (not the object branch's oneOf noise too)."""
+    fix = "is not a reference: write a shot id, a file path or a URL as text, or {shot|file|url: …, tag: …}"
+    assert one(tmp_path, shot("refs: [3]\n")) == ("7:16", f"scenes[0].shots[0].refs[0]: 3 {fix}", None)
+    assert one(tmp_path, shot("refs: [[a]]\n")) == ("7:16", f"scenes[0].shots[0].refs[0]: a list {fix}", None)
 
 
 def test_a_bad_tag_in_a_reference_object(tmp_path):

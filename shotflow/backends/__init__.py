@@ -1,8 +1,8 @@
 """Backends turn one validated request into images.
 
-The interface is deliberately small::
+The interface is deliberately small (``Backend`` states the whole contract)::
 
-    Request ──► Backend.generate() ──► Generation(images=[Image(data, seed, remote_id, url, cost)])
+    Request ──► Backend.generate(request, start) ──► Generation(images=[Image(data, seed, remote_id, url, cost)])
 
 Keys, cache and DAG know nothing of any backend; a backend knows nothing of them
 either, except through the two small stores it may be handed (``Services``): a
@@ -20,6 +20,7 @@ from ._base import (
     Reference,
     Request,
     Services,
+    Start,
 )
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "Reference",
     "Request",
     "Services",
+    "Start",
+    "backend_class",
     "create",
     "names",
 ]
@@ -40,16 +43,21 @@ def names() -> list[str]:
     return ["preview", "runware"]
 
 
-def create(name: str, services: Services) -> Backend:
-    """A backend by name (the registry); heavy modules are imported only here."""
+def backend_class(name: str) -> type[Backend]:
+    """A backend's class by name (the registry); heavy modules are imported only here."""
     if name == "preview":
         from .preview import PreviewBackend
 
-        return PreviewBackend(services)
+        return PreviewBackend
     if name == "runware":
         from .runware import RunwareBackend
 
-        return RunwareBackend(services)
+        return RunwareBackend
     from ..errors import ConfigError, did_you_mean
 
     raise ConfigError(f"unknown backend '{name}'", hint=did_you_mean(name, names()) or "use preview or runware")
+
+
+def create(name: str, services: Services) -> Backend:
+    """The backend ``name``, for one run."""
+    return backend_class(name)(services)

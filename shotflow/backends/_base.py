@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from ..staging import Staging
@@ -116,15 +117,53 @@ class Services:
     journal: Journal | None = None
     memo: Memo | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # the storyboard's backend section, CLI overrides
-    jobs: int = 4  # the run's --jobs: a backend keeps about as many requests in flight
 
 
-@runtime_checkable
-class Backend(Protocol):
-    name: str
+Start = Callable[[], Awaitable[None]]
 
-    async def generate(self, request: Request) -> Generation:
-        """Generate ``request.takes`` images; raise BackendError on failure."""
-        ...
 
-    async def aclose(self) -> None: ...
+class Backend:
+    """The whole contract between a run and a backend, as httpx's ``AsyncBaseTransport`` is
+    between a client and its transport. Subclass it; ``backends.create`` makes one per run.
+
+    What a backend is told:
+        ``__init__(services)`` — the project's folder, the journal and memo it may keep (a paid
+        backend's durable record of sent tasks), and its settings (the storyboard's backend
+        section with the CLI's overrides). It is created the first time a node must be made.
+        ``generate(request, start)`` — one node's request (``Request``: everything that decides
+        its pixels), called concurrently from one event loop, as many at once as the scheduler
+        (``resolve``, the one owner of ``--jobs``) lets send.
+        ``aclose()`` — once, at the end of the run.
+
+    What it returns: a ``Generation``, one ``Image`` per take in take order, with what it cost
+    and the request fields it sent otherwise than asked (``sent``). A failure is a
+    ``BackendError``: ``TransientError`` (the next run tries again; nothing is lost),
+    ``RequestRejected`` (this request will never work), ``AccountError`` (stops the run).
+
+    What it says of itself (class attributes, read before the first request):
+        ``deterministic`` — the same request always gives the same bytes, and nothing is paid:
+        ``--locked`` may draw a missing frame again, and no team lease is taken for it.
+        ``prepares`` — ``generate`` has work worth doing before it sends (checks, the references'
+        upload ids, a durable journal entry). The scheduler then runs twice ``--jobs`` nodes and
+        passes ``start``: the permit to send, awaited exactly once, just before the first request
+        leaves. A backend that does not prepare is called holding its permit (``start`` is None).
+        ``notes`` — things the run's summary says once, at the end (filled while running).
+
+    A backend never reads ``--jobs``: it may limit its own load against its service (Runware's
+    ``max_in_flight`` and its 429 back-off) but the scheduler alone decides how many nodes run.
+    """
+
+    name: ClassVar[str] = ""
+    deterministic: ClassVar[bool] = False
+    prepares: ClassVar[bool] = False
+
+    def __init__(self, services: Services | None = None) -> None:
+        self.services = services
+        self.notes: list[str] = []
+
+    async def generate(self, request: Request, start: Start | None = None) -> Generation:
+        """Make ``request.takes`` images; raise BackendError on failure (see the class)."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release what the run's requests held (connections, threads); called once."""

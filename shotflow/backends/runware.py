@@ -40,7 +40,7 @@ Settings (``Services.settings``, the storyboard's ``runware:`` section; all opti
     timeout         seconds per task, end to end        600
     batch           tasks per HTTP request (submissions, uploads)   8
     sync_batch      sync generations per HTTP request   1
-    max_in_flight   HTTP requests in flight: generations, polls, uploads   --jobs
+    max_in_flight   HTTP requests in flight: generations, polls, uploads   15
     batch_window    seconds a ready task waits for others to share its request   0 (this tick)
     request_timeout seconds one HTTP request may take   120
     retries         retries after the first attempt     4
@@ -79,7 +79,6 @@ import os
 import re
 import urllib.parse
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
@@ -90,7 +89,7 @@ import httpx
 
 from .. import catalog
 from ..errors import AccountError, BackendError, ConfigError, RequestRejected, TransientError
-from ._base import Generation, Image, Reference, Request, Services
+from ._base import Backend, Generation, Image, Reference, Request, Services, Start
 from ._runware_http import MAX_DOWNLOAD, REJECTED, Answer, Transport
 
 __all__ = ["DEFAULT_URL", "MAX_DOWNLOAD", "MAX_UPLOAD_SIDE", "RunwareBackend", "Settings", "UPLOAD_MEMO_PREFIX",
@@ -132,7 +131,9 @@ class Settings:
     # together: batched generations move in lockstep. One a request, a freed slot is refilled
     # as soon as its own answer is in
     sync_batch: int = 1
-    max_in_flight: int | None = None  # None: as many as --jobs (Runware advises a few steady requests)
+    # HTTP requests at once, whatever --jobs is: Runware's own SDK keeps at most 15 in flight
+    # (API-NOTES.md); a 429 halves it for a while
+    max_in_flight: int = 15
     batch_window: float = 0.0  # 0: tasks that became ready in the same event-loop tick share a request
     request_timeout: float = 120.0
     retries: int = 4
@@ -151,8 +152,6 @@ class Settings:
                 raise ConfigError(f"runware.{name} is {settings[name]!r}; use one of: {', '.join(allowed)}")
         for name in ("batch", "sync_batch", "max_in_flight", "retries"):
             value, least = settings.get(name, getattr(values, name)), 0 if name == "retries" else 1
-            if value is None and name == "max_in_flight":
-                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ConfigError(f"runware.{name} must be a whole number of at least {least}, not {value!r}")
         numbers = ("timeout", "request_timeout", "batch_window", "retry_base", "retry_cap", "poll_initial",
@@ -363,7 +362,7 @@ def fit_for_upload(data: bytes) -> bytes:
 # ── the backend ─────────────────────────────────────────────────────────────────────────────
 
 
-class RunwareBackend:
+class RunwareBackend(Backend):
     """Generates images on Runware; one instance per run (see the module docstring)."""
 
     name = "runware"
@@ -373,7 +372,8 @@ class RunwareBackend:
     prepares = True
 
     def __init__(self, services: Services):
-        self.services = services
+        super().__init__(services)
+        self.services: Services = services
         self.settings = Settings.from_mapping(dict(services.settings or {}))
         self.url = _api_url(os.environ.get("RUNWARE_API_URL", "").strip() or DEFAULT_URL)
         self._key = api_key(Path(services.project_dir))
@@ -382,17 +382,17 @@ class RunwareBackend:
         self._uploaded: dict[str, str] = {}  # sha256 → imageUUID, this run
         self._seen: set[str] = set()  # imageUUIDs Runware gave this run (uploads, results): not stale
         self._untagged: set[str] = set()  # models that refused tagged references this run
-        self.notes: list[str] = []  # things the run's summary should say once
 
     def __repr__(self) -> str:
         return f"RunwareBackend(url={self.url!r}, delivery={self.settings.delivery!r})"
 
     @property
     def limit(self) -> int:
-        """HTTP requests in flight at most: ``max_in_flight``, else the run's ``--jobs``."""
-        return self.settings.max_in_flight or max(1, int(getattr(self.services, "jobs", 4) or 4))
+        """HTTP requests in flight at most (``max_in_flight``): this backend's load on the API,
+        not the run's scheduling, which ``--jobs`` alone decides (in ``resolve``)."""
+        return self.settings.max_in_flight
 
-    async def generate(self, request: Request, start: Callable[[], Awaitable[None]] | None = None) -> Generation:
+    async def generate(self, request: Request, start: Start | None = None) -> Generation:
         """Generate ``request``'s takes. ``start``, when given, is awaited once before the task
         (or a poll of it) first goes out: the caller's slot. Everything before that — the schema
         check, the references' UUIDs, the journal entry, made durable — is done meanwhile, so a
@@ -572,7 +572,7 @@ class _Call:
     """
 
     def __init__(self, backend: RunwareBackend, request: Request,
-                 start: Callable[[], Awaitable[None]] | None = None):
+                 start: Start | None = None):
         self.backend = backend
         self.request = request
         self._start = start

@@ -25,7 +25,7 @@ import io
 import threading
 
 from ...errors import RequestRejected
-from .._base import Generation, Image, Request, Services
+from .._base import Backend, Generation, Image, Request, Services, Start
 from ._lru import Lru as _Lru
 from ._palette import TO_PAPER as _TO_PAPER
 from ._panel import draw_grey as _draw_grey
@@ -43,16 +43,18 @@ __all__ = ["PreviewBackend"]
 _FORMATS = ("PNG", "JPG", "WEBP")
 
 
-class PreviewBackend:
+class PreviewBackend(Backend):
     name = "preview"
     deterministic = True  # the same request always gives the same bytes: --locked may redraw
 
     def __init__(self, services: Services | None = None):
-        self.services = services
+        super().__init__(services)
         self._thumbs = _Lru(max_entries=256, max_bytes=4 << 20)  # thumbnails: ~78 KB each at 1080p
         self._drawn = _Lru(max_entries=16, max_bytes=6 << 20)  # the last PNGs drawn, as grey levels: 2 MB at 1080p
 
-    async def generate(self, request: Request) -> Generation:
+    async def generate(self, request: Request, start: Start | None = None) -> Generation:
+        if start is not None:  # not asked for (it prepares nothing), but honoured when given
+            await start()
         images = await asyncio.to_thread(self.draw_all, request)
         return Generation(images=images, task_id=None, cost=0.0, backend=self.name)
 
