@@ -9,6 +9,7 @@ any other folder. The project's own ``.shotflow/`` is shotflow's by name, marked
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -27,10 +28,8 @@ def _size(path: Path) -> tuple[int, int]:
     for folder, _, names in os.walk(path):  # links are counted, never followed
         for name in names:
             files += 1
-            try:
+            with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(folder, name)).st_size
-            except OSError:
-                pass
     return files, total
 
 

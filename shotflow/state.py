@@ -25,6 +25,7 @@ from typing import Any
 
 from .status import Outcome, Status
 from .store import STATE_DIR
+
 MANIFEST_VERSION = 1
 
 

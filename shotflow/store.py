@@ -34,6 +34,7 @@ is cleared, so no later run mistakes those frames for new ones.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -90,10 +91,8 @@ def atomic_write(path: Path | str, data: bytes | Iterable[bytes], *, durable: bo
                 os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     if durable:
         dir_fd = os.open(folder, os.O_RDONLY)
@@ -335,10 +334,8 @@ class Store:
         self._verified.discard(digest)
         self._held.pop(digest, None)
         self.index.forget(path)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        except FileNotFoundError:
-            pass
 
     # files outside the store
 
@@ -526,10 +523,8 @@ class Journal:
     def finish(self, key: str) -> None:
         if key not in self._known():
             return
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self._path(key).unlink()
-        except FileNotFoundError:
-            pass
         self._known().discard(key)
 
     def entries(self) -> list[dict[str, Any]]:
@@ -614,10 +609,8 @@ class Leases:
             if key not in self._held:
                 return
             self._held.discard(key)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self._path(key).unlink()
-        except FileNotFoundError:
-            pass
 
     def break_dead(self) -> int:
         """Break every lease whose owner is dead; how many there were."""
@@ -684,10 +677,8 @@ class Leases:
                 os.link(tomb, path)  # a live lease taken since: restore it, unless a newer one exists
             except OSError:
                 pass
-        try:
+        with contextlib.suppress(FileNotFoundError):
             tomb.unlink()
-        except FileNotFoundError:
-            pass
 
     def _keep_fresh(self) -> None:
         """Touch held leases every REFRESH seconds (a daemon thread), for other machines' sake."""
@@ -700,10 +691,8 @@ class Leases:
                 with self._lock:
                     held = list(self._held)
                 for key in held:
-                    try:
+                    with contextlib.suppress(OSError):
                         os.utime(self._path(key))
-                    except OSError:
-                        pass
 
         self._refresher = threading.Thread(target=refresh, name="shotflow-leases", daemon=True)
         self._refresher.start()

@@ -8,7 +8,7 @@ import io
 import json
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import pytest
 from PIL import Image as PILImage
 
 from shotflow.backends import Generation, Reference, Request, Services
-from shotflow.backends.runware import RunwareBackend, UPLOAD_MEMO_PREFIX, UPLOAD_TTL, _dotenv
+from shotflow.backends.runware import UPLOAD_MEMO_PREFIX, UPLOAD_TTL, RunwareBackend, _dotenv
 from shotflow.errors import BackendError, ConfigError, RequestRejected, TransientError
 from shotflow.testing import Emulator, Fault
 
@@ -382,7 +382,7 @@ def test_429_with_retry_after_seconds_is_waited_for(emu, tmp_path):
 
 
 def test_429_with_retry_after_as_an_http_date_is_waited_for(emu, tmp_path):
-    until = datetime.now(timezone.utc) + timedelta(seconds=2)
+    until = datetime.now(UTC) + timedelta(seconds=2)
     emu.inject(Fault.status(429, retry_after=format_datetime(until, usegmt=True)))
     started = time.monotonic()
     one(backend(tmp_path), request())

@@ -22,12 +22,13 @@ around the time tasks end, and fewer as they run late; for the emulator's 0.2 s,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -80,8 +81,8 @@ def retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 # ── the gate ────────────────────────────────────────────────────────────────────────────────
@@ -121,10 +122,8 @@ class _Gate:
             if future.done() and not future.cancelled():
                 self.release()  # granted just as it was cancelled: pass the slot on
             else:
-                try:
+                with contextlib.suppress(ValueError):
                     self._waiters.remove(future)
-                except ValueError:
-                    pass
             raise
         return self.epoch
 

@@ -80,7 +80,7 @@ import re
 import urllib.parse
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -345,7 +345,8 @@ def fit_for_upload(data: bytes) -> bytes:
     """The image as Runware would store it: unchanged when at most 2048 px a side, else
     downscaled to fit (Lanczos) and encoded as PNG — deterministic, so the same file always
     becomes the same bytes (and one upload, remembered by the original's hash)."""
-    from PIL import Image as PILImage, UnidentifiedImageError
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
 
     try:
         with PILImage.open(io.BytesIO(data)) as image:
@@ -479,7 +480,7 @@ class RunwareBackend(Backend):
         if request.provider_settings:
             task["providerSettings"] = request.provider_settings
         if references:
-            entries = zip(references, request.references)
+            entries = zip(references, request.references, strict=True)
             task["inputs"] = {"referenceImages": [_entry(image, ref.tag, tagged) for image, ref in entries]}
         return task
 
@@ -606,7 +607,7 @@ class _Call:
             await self._send()
         items = list(self.results.values())[: request.takes]
         costs, total = _costs(items, request.model)
-        images = await asyncio.gather(*(self._image(item, cost) for item, cost in zip(items, costs)))
+        images = await asyncio.gather(*(self._image(item, cost) for item, cost in zip(items, costs, strict=True)))
         sent: dict[str, Any] = {}
         if self.prompt is not None:
             sent = {"prompt": self.prompt, "tagged": False}
@@ -701,7 +702,7 @@ class _Call:
         await asyncio.to_thread(self.journal.begin, self.request.key, {
             "task_uuid": self.task_uuid,
             "model": self.request.model,
-            "sent_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "sent_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "delivery": self.delivery,
             "tagged": self.tagged,
             **more,
