@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -80,7 +80,8 @@ def gnu_time() -> str | None:
     if not path:
         return None
     try:
-        ok = subprocess.run([path, "-f", "%M", "-o", os.devnull, "true"], capture_output=True, timeout=10).returncode == 0
+        probe = subprocess.run([path, "-f", "%M", "-o", os.devnull, "true"], capture_output=True, timeout=10)
+        ok = probe.returncode == 0
     except (OSError, subprocess.SubprocessError):
         return None
     return path if ok else None
@@ -216,8 +217,9 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "rss": "GNU time %M of each process" if gnu_time() else "os.wait4 ru_maxrss (includes the parent's RSS at fork)",
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "rss": ("GNU time %M of each process" if gnu_time()
+                else "os.wait4 ru_maxrss (includes the parent's RSS at fork)"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": git,
     }
 
@@ -247,4 +249,4 @@ def table(results: list[Result]) -> str:
         rss = f"{r.rss_mb:.0f} MB" if r.rss_mb is not None else ""
         rows.append((r.bench, r.case, fmt_value(r.value, r.unit), runs, rss, r.target, status, r.note))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)

@@ -34,9 +34,9 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
-import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -177,7 +177,8 @@ def bench_one(n: int, runs: int, quick: bool, fresh: bool) -> list[Result]:
     render = [*sf, "render", "storyboard.yaml"]
     results = [
         # at 10 000 a cold run is ~30 s: one is enough to see it
-        _timed("validate, cold user cache", n, validate, 1 if n >= 10_000 else runs, quick, folder, cold_user_cache=True),
+        _timed("validate, cold user cache", n, validate, 1 if n >= 10_000 else runs, quick, folder,
+               cold_user_cache=True),
         _timed("validate, warm", n, validate, runs, quick, folder),
         _timed("validate, 1 prompt edited", n, validate, runs, quick, folder, edit=board),
     ]
@@ -196,7 +197,8 @@ def bench_one(n: int, runs: int, quick: bool, fresh: bool) -> list[Result]:
                                    f"{proc.wall / nodes * 1000:.1f} ms per node; CPU {proc.cpu:.1f} s"))
     else:
         results.append(Result(bench="commands", case=f"render (cold, preview), N={n}", value=None, unit="s",
-                              command=_where(n, render) + " (--fresh)", note="kept from an earlier run (pass --fresh to redo)"))
+                              command=_where(n, render) + " (--fresh)",
+                              note="kept from an earlier run (pass --fresh to redo)"))
     results += [
         _timed("plan, warm (all fresh)", n, plan, runs, quick, folder),
         _timed("plan, 1 prompt edited", n, plan, runs, quick, folder, edit=board),

@@ -64,7 +64,7 @@ def stagings(count: int) -> list:
         cast = names[:(i * 7) % 4]
         sides = {1: ["center"], 2: ["left", "right"], 3: ["left", "center", "right"]}.get(len(cast), [])
         figures = tuple(Figure(n, k, x, {"left": "right", "right": "left"}.get(x, "camera"))
-                        for k, (n, x) in enumerate(zip(cast, sides)))
+                        for k, (n, x) in enumerate(zip(cast, sides, strict=True)))
         out.append(Staging("shot", cast=figures, location="harbor", tone=i % 8,
                            camera=Camera(framing=framing, angle=angle, lens=lens, move=move)))
     return out
@@ -89,7 +89,7 @@ def bench(quick: bool = False, frames: int | None = None, fmt: str = "PNG") -> l
     upstream = [backend.draw_all(request(i, 1360, 768))[0].data for i in range(3)]
     digests = [hashlib.sha256(d).hexdigest() for d in upstream]
     tags = ["mara", "harbor", "sh012"]
-    warm = [Reference(data=d, sha256=h, tag=t) for d, h, t in zip(upstream, digests, tags)]
+    warm = [Reference(data=d, sha256=h, tag=t) for d, h, t in zip(upstream, digests, tags, strict=True)]
 
     results = []
     for label, (w, h) in SIZES.items():
@@ -102,7 +102,8 @@ def bench(quick: bool = False, frames: int | None = None, fmt: str = "PNG") -> l
             "no refs": lambda i: (),
             "3 refs, warm": lambda i: warm,
             # new digests each frame: the thumbnail cache misses, the bytes are decoded again
-            "3 refs, cold": lambda i: [Reference(data=r.data, sha256=f"{r.sha256}:{label}:{i}", tag=r.tag) for r in warm],
+            "3 refs, cold": lambda i, label=label: [Reference(data=r.data, sha256=f"{r.sha256}:{label}:{i}", tag=r.tag)
+                                                    for r in warm],
             "3 refs, 1 new": just_drawn,
         }
         for case, refs_of in cases.items():
@@ -122,7 +123,8 @@ def bench(quick: bool = False, frames: int | None = None, fmt: str = "PNG") -> l
                                   runs=[], target=f"≤ {TARGET_MS:g} ms" if judged else "",
                                   ok=None if quick or not judged else value <= TARGET_MS,
                                   command=f"python bench/frames.py --format {fmt}",
-                                  note=f"CPU {median(cpu):.1f} ms; {1000 / value:.1f} frames/s; p90 {sorted(times)[int(len(times) * 0.9)]:.1f} ms; "
+                                  note=f"CPU {median(cpu):.1f} ms; {1000 / value:.1f} frames/s; "
+                                       f"p90 {sorted(times)[int(len(times) * 0.9)]:.1f} ms; "
                                        f"{len(images[0].data) // 1024} KiB"))
     return results
 

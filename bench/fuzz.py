@@ -24,6 +24,7 @@ runs a few hundred cases of the same mutator in CI.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -55,7 +56,8 @@ VALUES = [
     "'{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}'", "'{% include \"shot.j2\" %}'", "'" + DEEP + "'",
     "'{{ vars.update({\"a\": 1}) }}'", "'{{ lipsum(1000000) }}'", "'{{ range(100000)|join(\"x\" * 1000) }}'",
     "'{{ \"\".__class__.__mro__ }}'", "'{{ refs[99] }}'", "'{{ 1/0 }}'", "'{{ \"%999999999s\" % 1 }}'",
-    "'{{ \"{:>999999999}\".format(1) }}'", "'{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}'",
+    "'{{ \"{:>999999999}\".format(1) }}'",
+    "'{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}'",
     "'{{ nope }}'", "'{% if %}'", "'{{ cast.nobody.description }}'", "'@nobody walks'", "'{{ \"a\".ljust(10**9) }}'",
     "runway:4@2", "runway:9@9", "99999x99999", "1K-16:9", "4K-1:1", "PNG", "TIFF", "shot.j2", "../shot.j2",
     "/etc/passwd", "nothere.j2", "insert.j2", "act2.yaml", "cast.yaml", "storyboard.yaml",
@@ -170,10 +172,8 @@ def run_case(case: dict, folder: Path) -> tuple[int, str]:
 def _worker(seed: int, indices: list[int], work: str, queue) -> None:
     import resource
 
-    try:  # a runaway case fails in this process instead of taking the machine's memory
+    with contextlib.suppress(ValueError, OSError):  # a runaway case fails here, not taking the machine's memory
         resource.setrlimit(resource.RLIMIT_AS, (4 * CASE_BYTES, 4 * CASE_BYTES))
-    except (ValueError, OSError):
-        pass
     folders = {p: prepare(p, Path(work) / f"w{os.getpid()}") for p in PROJECTS}
     for index in indices:
         case = make_case(seed, index)
@@ -266,7 +266,8 @@ def long_run(cases: int, seed: int, workers: int, save: Path | None) -> dict:
             "tracebacks": counts.get("3", 0), "over_10s": counts.get("timeout", 0),
             "over_1GB": counts.get("memory", 0), "crashed": counts.get("crash", 0),
             "slowest_case_s": round(slowest[1], 2), "peak_rss_mb": round(max(r[2] for r in results.values()) / 1e6),
-            "bad": {i: (r[0], r[3].strip().splitlines()[-1] if r[3].strip() else "") for i, r in sorted(bad.items())[:50]}}
+            "bad": {i: (r[0], r[3].strip().splitlines()[-1] if r[3].strip() else "")
+                    for i, r in sorted(bad.items())[:50]}}
 
 
 def main() -> None:

@@ -276,7 +276,8 @@ def build(n: int, depth: int = 8, seed: int = 0) -> Board:
         sid = f"sc{si + 1:04d}"
         location = loc_names[(si * 7 + rng.randrange(2)) % len(loc_names)]
         scene_cast = rng.sample(char_names, min(len(char_names), rng.randint(2, 4)))
-        scene = Scene(id=sid, title=f"Scene {si + 1}: {rng.choice(MOODS)} {rng.choice(['night', 'dawn', 'noon', 'dusk'])}",
+        mood, hour = rng.choice(MOODS), rng.choice(["night", "dawn", "noon", "dusk"])
+        scene = Scene(id=sid, title=f"Scene {si + 1}: {mood} {hour}",
                       location=location, description=f"{rng.choice(MOODS)} beat at the {location}", shots=[])
         loc_ref = 1 if locations[location].is_ref else 0
         previous_scene_shots = [f"{s.id}/{h.id}" for s in scenes[-3:] for h in s.shots]
@@ -347,7 +348,8 @@ def _prompt(rng, cast, characters, location, variables, tagged: bool, establishi
     """The parts of a shot's own prompt: (Jinja source, its expansion) each."""
     parts: list[tuple[str, str]] = []
     if establishing and not cast:
-        parts.append(("establishing shot of {{ location.description }}", f"establishing shot of {location.description}"))
+        parts.append(("establishing shot of {{ location.description }}",
+                      f"establishing shot of {location.description}"))
         parts.append(("{{ vars.weather }}", variables["weather"]))
     else:
         for i, member in enumerate(cast):
@@ -395,7 +397,9 @@ def write(board: Board, out: Path) -> dict[str, object]:
         cast.append(f"    description: {_q(c.description)}")
         if c.kind == "sheet":
             cast.append("    sheet:")
-            cast.append(f"      prompt: {_q('character turnaround of {{ character.description }}, front, side and back views, plain grey backdrop')}")
+            turnaround = ("character turnaround of {{ character.description }}, "
+                          "front, side and back views, plain grey backdrop")
+            cast.append(f"      prompt: {_q(turnaround)}")
             cast.append("      size: 1K-1:1")
         elif c.kind == "image":
             _write_image(refs_dir / f"{name}.jpg", name)

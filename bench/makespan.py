@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import PY, WORK, Result, child_env, measured, median, read_rss, reap, quote, shotflow_cmd, table  # noqa: E402
+from _common import PY, WORK, Result, child_env, measured, median, quote, read_rss, reap, shotflow_cmd, table  # noqa: E402
 from generate import generate  # noqa: E402
 
 TARGET = 1.05
@@ -42,7 +42,8 @@ class EmulatorProcess:
     """``python -m shotflow.testing.emulator`` in a child process; its URL is the first stdout line."""
 
     def __init__(self, latency: float, concurrency: int | None, api_key: str = "test-key", probe: Path | None = None):
-        entry = [str(Path(__file__).resolve().parent / "_emulator_probe.py")] if probe else ["-m", "shotflow.testing.emulator"]
+        probed = [str(Path(__file__).resolve().parent / "_emulator_probe.py")]
+        entry = probed if probe else ["-m", "shotflow.testing.emulator"]
         cmd = [PY, *entry, "--port", "0", "--latency", str(latency), "--api-key", api_key]
         self.env = child_env({"SHOTFLOW_BENCH_PROBE": str(probe)} if probe else None)
         if concurrency:
@@ -82,11 +83,11 @@ class EmulatorProcess:
 def render_timed(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float) -> dict:
     """Run a ``render --json``; the arrival time of every stdout line, and the child's peak RSS."""
     full_env = child_env(env)
-    rss_file = tempfile.NamedTemporaryFile(suffix=".rss", delete=False)
-    rss_file.close()
+    with tempfile.NamedTemporaryFile(suffix=".rss", delete=False) as rss_file:
+        pass  # only its name: the measured child writes it
     start = time.perf_counter()
-    proc = subprocess.Popen(measured(cmd, rss_file.name), cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(measured(cmd, rss_file.name), cwd=cwd, env=full_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     killer = threading.Timer(timeout, proc.kill)
     killer.start()
     err_chunks: list[str] = []
@@ -153,7 +154,8 @@ def bench(quick: bool = False, shots: int | None = None, latency: float | None =
     # extra_jobs > 0 (profiling): shotflow keeps more tasks in flight than the emulator runs at once;
     # the emulator queues them, so a freed slot starts the next task at once (turnaround hidden)
     cmd = [*sf, "render", board, "--backend", "runware", "--jobs", str(jobs + extra_jobs), "--json"]
-    case = f"N={shots} ({nodes} nodes, chain {chain}), L={latency:g} s, C={jobs}" + (f", what-if {whatif}" if whatif else "")
+    case = f"N={shots} ({nodes} nodes, chain {chain}), L={latency:g} s, C={jobs}"
+    case += f", what-if {whatif}" if whatif else ""
     if extra_jobs:
         case += f", --jobs {jobs + extra_jobs}"
     command = (f"python bench/makespan.py --shots {shots} --latency {latency:g} --jobs {jobs}"
@@ -214,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=None, help="C: --jobs and emulator concurrency (default 8)")
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--whatif", default="", help="profiling: nofsync, novalidate, base64, sync (comma-separated)")
-    parser.add_argument("--probe", action="store_true", help="time every task in the emulator (bench/_emulator_probe.py)")
+    parser.add_argument("--probe", action="store_true",
+                        help="time every task in the emulator (bench/_emulator_probe.py)")
     parser.add_argument("--extra-jobs", type=int, default=0,
                         help="profiling: run shotflow with --jobs C+K against an emulator of concurrency C")
     args = parser.parse_args(argv)

@@ -33,9 +33,9 @@ import commands  # noqa: E402
 import frames  # noqa: E402
 import live  # noqa: E402
 import makespan  # noqa: E402
+import remote_stores  # noqa: E402
 import scheduling  # noqa: E402
 import stages  # noqa: E402
-import remote_stores  # noqa: E402
 import startup  # noqa: E402
 import teamcache  # noqa: E402
 from _common import Result, machine, table  # noqa: E402
@@ -51,8 +51,8 @@ BENCHES = {
     "teamcache": lambda a: teamcache.bench(a.quick),
     "stores": lambda a: remote_stores.bench(a.quick),
 }
-ALIASES = {"watch": "live", "noop": "commands", "validate": "commands", "plan": "commands", "rss": "commands", "imports": "startup",
-           "frames": "preview", "sched": "scheduling", "resolve": "scheduling"}
+ALIASES = {"watch": "live", "noop": "commands", "validate": "commands", "plan": "commands", "rss": "commands",
+           "imports": "startup", "frames": "preview", "sched": "scheduling", "resolve": "scheduling"}
 
 
 def _cpu_times() -> list[int] | None:
@@ -72,7 +72,8 @@ def markdown(results: list[Result], info: dict[str, str]) -> str:
     for r in results:
         runs = ", ".join(fmt_value(v, r.unit) for v in r.runs) if len(r.runs) > 1 else ""
         cells = [r.bench, r.case, fmt_value(r.value, r.unit), runs, f"{r.rss_mb:.0f} MB" if r.rss_mb else "",
-                 r.target, {True: "ok", False: "**MISS**", None: ""}[r.ok], r.note, f"`{r.command}`" if r.command else ""]
+                 r.target, {True: "ok", False: "**MISS**", None: ""}[r.ok], r.note,
+                 f"`{r.command}`" if r.command else ""]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated: " + ", ".join(BENCHES))
     parser.add_argument("--json", type=Path, default=None, help="also write every figure (and the machine) here")
     parser.add_argument("--fresh", action="store_true", help="redo the cold renders kept in bench/_work/")
-    parser.add_argument("--markdown", type=Path, default=None, help="also write the table as Markdown (for BENCHMARKS.md)")
+    parser.add_argument("--markdown", type=Path, default=None,
+                        help="also write the table as Markdown (for BENCHMARKS.md)")
     args = parser.parse_args(argv)
     chosen = [ALIASES.get(name, name) for name in args.only.split(",") if name] or list(BENCHES)
     unknown = [name for name in chosen if name not in BENCHES]
@@ -110,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(name)
     cpu_after = _cpu_times()
     if cpu_before and cpu_after and len(cpu_after) > 7:
-        delta = [b - a for a, b in zip(cpu_before, cpu_after)]
-        info["steal"] = f"{100 * delta[7] / max(1, sum(delta)):.0f}% of CPU time stolen by the hypervisor during the run"
+        delta = [b - a for a, b in zip(cpu_before, cpu_after, strict=True)]
+        stolen = 100 * delta[7] / max(1, sum(delta))
+        info["steal"] = f"{stolen:.0f}% of CPU time stolen by the hypervisor during the run"
     info["elapsed"] = f"{time.perf_counter() - started:.0f} s"
     print()
     print(table(results))

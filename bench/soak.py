@@ -182,7 +182,7 @@ def shared_cache_phase(emu, work: Path) -> dict:
         "tasks_billed": emu.stats.billed - before_tasks,
         "images_needed": images,
         "images_billed": emu.stats.images - before_images,
-        "errors": [err.strip()[-300:] for (_, err), code in zip(outs, codes) if code != 0],
+        "errors": [err.strip()[-300:] for (_, err), code in zip(outs, codes, strict=True) if code != 0],
         "seconds": round(time.monotonic() - started, 1),
     }
 

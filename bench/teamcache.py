@@ -39,8 +39,8 @@ from generate import generate  # noqa: E402
 def latent_server(rtt: float):
     """A moto server whose every answer is delayed by ``rtt`` seconds (a network round trip);
     requests still overlap (one thread each), as on a real network."""
-    from moto.server import ThreadedMotoServer
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from moto.server import ThreadedMotoServer
     from werkzeug.serving import make_server
 
     class Latent(ThreadedMotoServer):

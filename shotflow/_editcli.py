@@ -68,7 +68,8 @@ def import_(script: Path, output, update_path, force, dry_run) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
     outputs.check(target, what="-o")
     outputs.write(target, text.encode("utf-8"))
-    click.echo(f"wrote {'standard output' if outputs.is_stdout(target) else display_path(target)} ({len(d.scenes)} scenes, {len(d.characters)} characters, "
+    shown = "standard output" if outputs.is_stdout(target) else display_path(target)
+    click.echo(f"wrote {shown} ({len(d.scenes)} scenes, {len(d.characters)} characters, "
                f"{len(d.locations)} locations)", err=outputs.is_stdout(target))
 
 
@@ -91,9 +92,9 @@ def conform(cut: Path, storyboard, write, fps) -> None:
     file or their name; clips that are not shots are listed, never invented.
     """
 
-    from .expand import load_project
     from .conform import apply, compare
     from .editorial import parse_fps
+    from .expand import load_project
     from .load import display_path
 
     rate = parse_fps(fps, option="--fps") if fps is not None else None

@@ -159,7 +159,8 @@ class _timer:
     def __init__(self, env: BoundedSandbox):
         self.env = env
         self.outer = env.deadline == float("inf")  # an include compiled while rendering: the render's timer runs
-        self.alarm = self.outer and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+        self.alarm = (self.outer and hasattr(signal, "setitimer")
+                      and threading.current_thread() is threading.main_thread())
 
     def __enter__(self):
         if not self.outer:
@@ -228,9 +229,9 @@ def _check_power(base, exponent) -> None:
     if _is_int(base) and _is_int(exponent) and exponent > 0 and abs(base) > 1:
         if exponent * abs(base).bit_length() > MAX_INT_BITS:
             raise Exhausted(f"{base} ** {exponent} is too large a number")
-    elif isinstance(base, (int, float)) and isinstance(exponent, (int, float)) and abs(exponent) > 10_000:
-        if abs(base) not in (0, 1):
-            raise Exhausted(f"{base} ** {exponent} is too large a number")
+    elif (isinstance(base, (int, float)) and isinstance(exponent, (int, float)) and abs(exponent) > 10_000
+          and abs(base) not in (0, 1)):
+        raise Exhausted(f"{base} ** {exponent} is too large a number")
 
 
 def _check_times(left, right) -> None:

@@ -153,7 +153,8 @@ def _shape(model_id: str, task: dict[str, Any]) -> str | None:
 
 def _short(error) -> str:
     if error.validator == "anyOf" and error.schema_path and "then" in error.schema_path:
-        return f"width × height {error.instance.get('width')}×{error.instance.get('height')} is not one of the model's sizes"
+        size = f"{error.instance.get('width')}×{error.instance.get('height')}"
+        return f"width × height {size} is not one of the model's sizes"
     if error.validator == "anyOf" and "image-to-image" in str(error.schema.get("description", "")):
         return "this model needs at least one reference image"
     if error.validator == "not":

@@ -13,9 +13,22 @@ from pathlib import Path
 
 import click
 
+from ._cliopts import (
+    ShotflowGroup,
+    backend_opt,
+    cache_opt,
+    default_storyboard,
+    echo_error,
+    json_opt,
+    remote_of,
+    remote_opt,
+    set_opt,
+    storyboard_arg,
+    trust_opts,
+    warn,
+)
+from ._cliopts import overrides as _overrides
 from ._version import __version__
-from ._cliopts import (ShotflowGroup, backend_opt, cache_opt, default_storyboard, echo_error, json_opt,
-                       overrides as _overrides, remote_of, remote_opt, set_opt, storyboard_arg, trust_opts, warn)
 
 
 @click.group(cls=ShotflowGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -107,11 +120,16 @@ def plan(storyboard: Path, sets, backend, cache_dir, as_json, force, only, inclu
 @backend_opt
 @cache_opt
 @json_opt
-@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=4, show_default=True, help="Shots in flight at once.")
-@click.option("--only", multiple=True, metavar="SHOT", help="Render only SHOT and its upstream (repeatable; globs: 'arrival/*').")
-@click.option("--force", multiple=True, metavar="SHOT", help="Render SHOT again even if fresh: a new take; dependents follow.")
-@click.option("--locked", is_flag=True, help="Use exactly the frames in the lock file; never generate; fail if any is missing.")
-@click.option("--max-cost", type=float, default=None, metavar="USD", help="Refuse to start if the estimate exceeds USD.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=4, show_default=True,
+              help="Shots in flight at once.")
+@click.option("--only", multiple=True, metavar="SHOT",
+              help="Render only SHOT and its upstream (repeatable; globs: 'arrival/*').")
+@click.option("--force", multiple=True, metavar="SHOT",
+              help="Render SHOT again even if fresh: a new take; dependents follow.")
+@click.option("--locked", is_flag=True,
+              help="Use exactly the frames in the lock file; never generate; fail if any is missing.")
+@click.option("--max-cost", type=float, default=None, metavar="USD",
+              help="Refuse to start if the estimate exceeds USD.")
 @click.option("--keep-going/--fail-fast", default=True, show_default=True,
               help="After a failure, finish independent branches (default) or stop starting new shots.")
 @click.option("--wait", type=float, default=10.0, show_default=True, metavar="SECONDS",
@@ -268,7 +286,8 @@ def verify(storyboard: Path, cache_dir) -> None:
 
 
 @main.command()
-@click.argument("folder", required=False, default=".", metavar="[DIR]", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("folder", required=False, default=".", metavar="[DIR]",
+                type=click.Path(file_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Replace an existing storyboard.yaml.")
 def init(folder: Path, force: bool) -> None:
     """Start a project in DIR (default: here): a commented storyboard.yaml and a .gitignore."""
@@ -283,7 +302,8 @@ def init(folder: Path, force: bool) -> None:
 
 
 @main.command()
-@click.option("--model", default=None, metavar="ID", help="Print a model's request schema instead (runway:4@1, runway:4@2).")
+@click.option("--model", default=None, metavar="ID",
+              help="Print a model's request schema instead (runway:4@1, runway:4@2).")
 @click.option("--list-models", is_flag=True, help="List the models in the catalog with their prices.")
 def schema(model, list_models) -> None:
     """Print the storyboard JSON Schema (for editors: yaml-language-server, VS Code)."""
@@ -313,7 +333,8 @@ def schema(model, list_models) -> None:
               help="Address to listen on. Anything but loopback shares the board on a network: it then needs "
                    "the token in the URL that watch prints.")
 @click.option("--no-open", is_flag=True, help="Do not open the board in a browser.")
-@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=4, show_default=True, help="Shots in flight at once.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=4, show_default=True,
+              help="Shots in flight at once.")
 @click.option("--max-cost", type=float, default=None, metavar="USD",
               help="Refuse a round (before spending anything) whose estimate exceeds USD.")
 @click.option("--include-approved", is_flag=True, help="Render approved shots whose storyboard changed too.")
@@ -327,9 +348,8 @@ def watch(storyboard: Path, sets, backend, cache_dir, port, host, no_open, jobs,
     changed (the same cache and rules as render) and updates every open board. Needs
     pip install 'shotflow[live]'.
     """
-    from .render import RenderOptions
-
     from .live.server import ServeOptions, serve
+    from .render import RenderOptions
 
     options = RenderOptions(backend=backend, jobs=jobs, max_cost=max_cost, overrides=_overrides(sets),
                             cache_dir=cache_dir, wait=30.0, include_approved=include_approved,

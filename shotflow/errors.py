@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +45,26 @@ class Mark:
         return f"{self.file}:{self.line}:{self.column}"
 
 
+class Located(Protocol):
+    """Where something is in a source file, printed as ``file:line:column``: a Mark, or
+    anything that resolves to one when it is printed (load's lazy ``Place``)."""
+
+    @property
+    def file(self) -> str: ...
+
+    @property
+    def line(self) -> int: ...
+
+    @property
+    def column(self) -> int: ...
+
+
 class ShotflowError(Exception):
     """Base of every error shotflow reports."""
 
     exit_code = 2
 
-    def __init__(self, message: str, *, where: Mark | str | None = None, hint: str | None = None):
+    def __init__(self, message: str, *, where: Located | str | None = None, hint: str | None = None):
         super().__init__(message)
         self.message = message
         self.where = where

@@ -286,9 +286,11 @@ class _Expander:
                                  f"(cast: {listed})", where=self.loaded.where((*path, "blocking", member)),
                                  hint=did_you_mean(member, cast)
                                  or f"add {member} to cast, or remove the blocking entry")
+        assert scene_id is not None  # a shot is always in a scene
         location = owner.get("location")
         figures = self.blocking.setdefault(scene_id, SceneBlocking()).place(cast, blocking, self.colours)
-        return Staging("shot", cast=figures, location=location, tone=self.tones.get(location), camera=camera)
+        tone = self.tones.get(location) if location is not None else None
+        return Staging("shot", cast=figures, location=location, tone=tone, camera=camera)
 
     def _size(self, node_id, spec, merged, at) -> tuple[int, int]:
         if "width" in merged and "size" not in merged:

@@ -75,7 +75,8 @@ async def _fetch(url: str, allow_private: bool, limit: int) -> bytes:
                             raise RefError(_at(url, current, f"it is larger than {limit // 1048576} MiB"))
                         chunks.append(chunk)
             except httpx.HTTPError as exc:
-                raise RefError(_at(url, current, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)) from None
+                said = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                raise RefError(_at(url, current, said)) from None
             data = b"".join(chunks)
             from .trust import Refused, image_header
 

@@ -270,7 +270,7 @@ def update(play: Screenplay, storyboard: Path, *, write: bool = True) -> Update:
     result = Update()
     matched: dict[int, str] = {}  # script scene index -> storyboard scene id
     used: set[str] = set()
-    for i, (scene, mapping) in enumerate(d.scenes):
+    for i, (scene, _mapping) in enumerate(d.scenes):
         base = scene_base_id(scene)
         if base in by_id and base not in used:
             matched[i] = base

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .editorial import Editorial
-from .errors import Mark
+from .errors import Located
 
 
 class NodeKind(enum.Enum):
@@ -82,7 +82,7 @@ class NodeSpec:
     name: str  # the id inside its scene (or the character / location name)
     scene: str | None
     story_index: int
-    where: Mark
+    where: Located
     model: str
     width: int
     height: int

@@ -137,7 +137,8 @@ def key_payload(spec: NodeSpec, backend: str, ref_hashes: list[str]) -> dict[str
         "takes": spec.takes,
         "safety": spec.safety,
         "provider": spec.provider_settings,
-        "refs": [{"sha256": h, "tag": ref.tag if spec.tagged else None} for ref, h in zip(spec.refs, ref_hashes)],
+        "refs": [{"sha256": h, "tag": ref.tag if spec.tagged else None}
+                 for ref, h in zip(spec.refs, ref_hashes, strict=True)],
     }
     if backend == "preview":  # what the panel draws besides the prompt
         payload["staging"] = (spec.staging or Staging("shot")).as_key()
@@ -250,7 +251,7 @@ def _why(spec: NodeSpec, payload: dict[str, Any], previous: Record | None, key: 
     if len(old_refs) != len(new_refs):
         changed.append("references changed")
     else:
-        for ref, a, b in zip(spec.refs, old_refs, new_refs):
+        for ref, a, b in zip(spec.refs, old_refs, new_refs, strict=True):
             if a == b:
                 continue
             if ref.kind is not RefKind.NODE:

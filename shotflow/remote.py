@@ -26,6 +26,7 @@ remote warns once and the command goes on from the local cache.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -184,9 +185,8 @@ class LeaseInfo:
     def live(self, now: float | None = None) -> bool:
         if (now or time.time()) >= self.expires:
             return False
-        if self.host == socket.gethostname() and self.pid and not _alive(self.pid):
-            return False  # its owner died on this very machine: no need to wait for the expiry
-        return True
+        # dead if its owner died on this very machine: no need to wait for the expiry
+        return not (self.host == socket.gethostname() and self.pid and not _alive(self.pid))
 
 
 @dataclass
@@ -433,10 +433,8 @@ class Remote:
     def _delete_quietly(self, path: str) -> None:
         from obstore.exceptions import NotFoundError
 
-        try:
+        with contextlib.suppress(FileNotFoundError, NotFoundError):
             self._call("delete", path)
-        except (FileNotFoundError, NotFoundError):
-            pass
 
 
 class LeaseKeeper:
@@ -635,10 +633,8 @@ class TeamCache:
             self._submit(self._release, lease)
 
     def _release(self, lease: Lease) -> None:
-        try:
+        with contextlib.suppress(Offline):
             self.remote.release(lease)
-        except Offline:
-            pass
 
     # -- writes --------------------------------------------------------------------------------
 

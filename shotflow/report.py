@@ -14,10 +14,13 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from ._text import counted
 from .status import Outcome, Status
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ class RecordingReporter:
         self.events.append(("finish", summary))
 
     def outcomes(self) -> dict[str, Outcome]:
-        return {o.id: o for kind, o in self.events if kind == "node_done"}  # type: ignore[union-attr]
+        return {o.id: o for kind, o in self.events if kind == "node_done" and isinstance(o, Outcome)}
 
     def by_status(self, status: Status) -> set[str]:
         return {i for i, o in self.outcomes().items() if o.status is status}
@@ -265,8 +268,8 @@ class RichReporter(PlainReporter):
         self.console = Console(file=self.stream, markup=False, highlight=False)
         self.running: dict[str, float] = {}
         self.cost = 0.0
-        self.progress = None
-        self.task = None
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
 
     def _line(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False)
@@ -275,14 +278,14 @@ class RichReporter(PlainReporter):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         super().run_started(start)
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("{task.fields[status]}"),
-                                 console=self.console, transient=True)
-        self.task = self.progress.add_task("render", total=start.total, status="")
-        self.progress.start()
+        progress = self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                            TimeElapsedColumn(), TextColumn("{task.fields[status]}"),
+                                            console=self.console, transient=True)
+        self.task = progress.add_task("render", total=start.total, status="")
+        progress.start()
 
     def _refresh(self) -> None:
-        if self.progress is None:
+        if self.progress is None or self.task is None:
             return
         names = list(self.running)
         flying = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")

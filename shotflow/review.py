@@ -118,7 +118,8 @@ def parse_review(data: Any, name: str = "review.json") -> tuple[str | None, list
         pick = _take(entry["pick"], where + ".pick") if entry.get("pick") is not None else None
         review = entry.get("review") or {}
         if not isinstance(review, Mapping) or set(review) - {"status", "notes"}:
-            raise ReviewFileError(f"{where}.review: expected {{\"status\": \"approved\"|\"changes\", \"notes\": [...]}}")
+            raise ReviewFileError(f"{where}.review: expected "
+                                  '{"status": "approved"|"changes", "notes": [...]}')
         status = review.get("status")
         if status is not None and status not in STATUSES:
             raise ReviewFileError(f"{where}.review.status: {status!r} is not approved or changes")

@@ -78,7 +78,8 @@ def colour_rgb(slot: int) -> tuple[int, int, int]:
 
 
 def css(rgb: tuple[int, int, int]) -> str:
-    return "#%02x%02x%02x" % rgb
+    r, g, b = rgb
+    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 def slots(names: Iterable[str], size: int) -> dict[str, int]:

@@ -12,16 +12,17 @@ def plan_table(plan: Plan) -> str:
     rows = [("STATUS", "NODE", "MODEL", "SIZE", "TAKES", "COST", "WHY")]
     for node in plan.nodes.values():
         spec = node.spec
-        fresh = node.status is not Status.RENDER
-        why = f"approved, kept: {node.reason}" if node.status is Status.HELD else "" if fresh else (node.reason or "")
+        unchanged = node.status is not Status.RENDER
+        why = (f"approved, kept: {node.reason}" if node.status is Status.HELD
+               else "" if unchanged else (node.reason or ""))
         rows.append((node.status.value, spec.id, spec.model, spec.size, str(spec.takes),
-                     "" if fresh else f"${node.cost:.2f}", "from the remote" if node.from_remote else why))
+                     "" if unchanged else f"${node.cost:.2f}", "from the remote" if node.from_remote else why))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = []
     title = plan.project.title or plan.project.path.name
     lines.append(f"plan for {title} on the {plan.backend} backend")
     for row in rows:
-        lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+        lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
     render = sum(1 for n in plan.nodes.values() if n.status is Status.RENDER)
     held = sum(1 for n in plan.nodes.values() if n.status is Status.HELD)
     fresh = len(plan.nodes) - render - held

@@ -202,7 +202,8 @@ def check_own_folders(project_dir: Path, folders) -> None:
         if not inside(real, root) and not any(inside(real, p) for p in policy().allow_paths):
             raise Refused(f"{folder} is a symbolic link to {real}, outside the project folder {root}; "
                           "shotflow writes only inside the project",
-                          hint="remove the link (--cache DIR puts the cache elsewhere), or " + how_to_allow("its target"))
+                          hint="remove the link (--cache DIR puts the cache elsewhere), or "
+                          + how_to_allow("its target"))
 
 
 def removable_render(path: str, renders_dir: Path, index) -> bool:

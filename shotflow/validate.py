@@ -100,7 +100,8 @@ def check(source: Source, definition: str = "storyboard") -> list[SchemaError]:
     if not errors and cached:
         _usercache.remember("valid", key)
     unique = {(str(e.where), e.message): e for e in errors}
-    return sorted(unique.values(), key=lambda e: (e.where.line, e.where.column) if isinstance(e.where, Mark) else (0, 0))
+    return sorted(unique.values(),
+                  key=lambda e: (e.where.line, e.where.column) if isinstance(e.where, Mark) else (0, 0))
 
 
 def _check_by_scene(source: Source, definition: str, data: dict, scenes: list) -> list[SchemaError]:
@@ -192,7 +193,8 @@ def _translate(source: Source, error, prefix_path: tuple = ()) -> SchemaError:
         return SchemaError(f"{prefix}{_show(value)} is not one of {options}", where=where, hint=hint)
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         bound = schema[v]
-        words = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than", "exclusiveMaximum": "less than"}
+        words = {"minimum": "at least", "maximum": "at most",
+                 "exclusiveMinimum": "more than", "exclusiveMaximum": "less than"}
         return SchemaError(f"{prefix}must be {words[v]} {bound}, got {_show(value)}", where=where)
     if v == "uniqueItems":
         return SchemaError(f"{prefix}lists the same item twice", where=where)

@@ -100,8 +100,9 @@ def test_plan_after_a_render_says_fresh_in_process(example):
 
 
 def test_render_returns_a_failure_as_a_value(example, monkeypatch):
-    import shotflow
     from helpers import RefusingBackend
+
+    import shotflow
 
     story = example("lighthouse")
     monkeypatch.setattr("shotflow.backends.create", lambda name, services: RefusingBackend("trawler pitching"))

@@ -33,13 +33,17 @@ CASES = {
     "yaml syntax": ("shotflow: 1\nscenes:\n  - id: a\n    shots: [\n", r"storyboard\.yaml:\d+:\d+: YAML syntax error"),
     "python tag": ("shotflow: 1\ntitle: !!python/object/apply:os.system ['echo pwned']\n",
                    r"storyboard\.yaml:2:8: YAML tag !!python/object/apply:os\.system is not allowed"),
-    "unknown key": (board("        promt: typo"), r"storyboard\.yaml:12:9: .*unknown key 'promt' \(did you mean 'prompt'\?\)"),
+    "unknown key": (board("        promt: typo"),
+                    r"storyboard\.yaml:12:9: .*unknown key 'promt' \(did you mean 'prompt'\?\)"),
     "wrong type": (board("        takes: three"), r"storyboard\.yaml:12:16: .*takes: must be an integer"),
-    "bad size for model": (board("        size: 4K-16:9"), r"storyboard\.yaml:12:15: arrival/wide: size '4K-16:9' is not a size of runway:4@1"),
+    "bad size for model": (board("        size: 4K-16:9"),
+                           r"storyboard\.yaml:12:15: arrival/wide: size '4K-16:9' is not a size of runway:4@1"),
     "too many references": (board("""      - id: b
         cast: [mara]
         refs: [wide, {file: a.png}, {file: b.png}]
-        prompt: x"""), r"storyboard\.yaml:12:9: arrival/b has 4 reference images, runway:4@1 takes at most 3: 1\. character:mara \(cast mara: drop_refs: \[mara\]\), 2\. arrival/wide \(refs\)"),
+        prompt: x"""),
+        r"storyboard\.yaml:12:9: arrival/b has 4 reference images, runway:4@1 takes at most 3: "
+        r"1\. character:mara \(cast mara: drop_refs: \[mara\]\), 2\. arrival/wide \(refs\)"),
     "turbo without references": (board("""      - id: quick
         model: runway:4@2
         prompt: x"""), r"storyboard\.yaml:12:9: arrival/quick has 0 reference images.*at least 1"),
@@ -51,7 +55,8 @@ CASES = {
         prompt: y"""), r"reference cycle: arrival/(a|b) -> arrival/(a|b) -> arrival/\1"),
     "unknown reference": (board("""      - id: door
         refs: [arrival/wdie]
-        prompt: x"""), r"storyboard\.yaml:13:16: arrival/door: unknown reference 'arrival/wdie' \(did you mean 'arrival/wide'\?\)"),
+        prompt: x"""),
+        r"storyboard\.yaml:13:16: arrival/door: unknown reference 'arrival/wdie' \(did you mean 'arrival/wide'\?\)"),
     "duplicate id": (board("""      - id: wide
         prompt: again"""), r"storyboard\.yaml:12:13: shot id 'arrival/wide' is used twice"),
     "id with a path": (board("""      - id: ../../etc/passwd
@@ -63,7 +68,8 @@ CASES = {
         prompt: "{{ ''.__class__.__mro__[1].__subclasses__() }}\""""),
         r"storyboard\.yaml:13:17: arrival/door: prompt, line 1: the template tried something the sandbox forbids"),
     "prompt too long": (board("""      - id: long
-        prompt: "{{ 'very long ' * 120 }}\""""), r"storyboard\.yaml:13:17: arrival/long: the expanded prompt has 1\d{3} characters; runway:4@1 takes 1 to 1000"),
+        prompt: "{{ 'very long ' * 120 }}\""""),
+        r"storyboard\.yaml:13:17: arrival/long: the expanded prompt has 1\d{3} characters; runway:4@1 takes 1 to 1000"),
     "missing reference file": (board("""      - id: door
         refs: [{file: refs/nothere.png}]
         prompt: x"""), r"storyboard\.yaml:13:16: arrival/door: reference file not found: refs/nothere\.png"),
@@ -71,23 +77,28 @@ CASES = {
         takes: 2
         pick: 3
         prompt: x"""), r"storyboard\.yaml:14:15: arrival/door: pick 3 but the shot has only 2 takes"),
-    "wrong format version": ("shotflow: 2\nscenes: []\n", r"storyboard\.yaml:1:11: shotflow: 2 is not a format this shotflow reads"),
+    "wrong format version": ("shotflow: 2\nscenes: []\n",
+                             r"storyboard\.yaml:1:11: shotflow: 2 is not a format this shotflow reads"),
     "not a storyboard": ("scenes: []\n", r"storyboard\.yaml:1:1: not a shotflow storyboard"),
     "unknown cast member": (board("""      - id: door
         cast: [mra]
-        prompt: x"""), r"storyboard\.yaml:13:16: arrival/door: unknown character 'mra' in cast \(did you mean 'mara'\?\)"),
+        prompt: x"""),
+        r"storyboard\.yaml:13:16: arrival/door: unknown character 'mra' in cast \(did you mean 'mara'\?\)"),
     "unknown @tag": (board("""      - id: door
         cast: [mara]
-        prompt: "@marra opens the door\""""), r"arrival/door: the prompt names @marra but no reference of the shot has that tag .*did you mean 'mara'"),
+        prompt: "@marra opens the door\""""),
+        r"arrival/door: the prompt names @marra but no reference of the shot has that tag .*did you mean 'mara'"),
     "template syntax error": (board("""      - id: door
         prompt: "{{ cast.mara.description "
         cast: [mara]"""), r"storyboard\.yaml:13:17: arrival/door: prompt, line 1: template syntax error"),
     "duplicate yaml key": (board("""      - id: door
         prompt: a
         prompt: b"""), r"storyboard\.yaml:14:9: duplicate key 'prompt'"),
-    "unknown model": (board("        model: runway:5@1"), r"storyboard\.yaml:12:16: arrival/wide: unknown model 'runway:5@1'"),
+    "unknown model": (board("        model: runway:5@1"),
+                      r"storyboard\.yaml:12:16: arrival/wide: unknown model 'runway:5@1'"),
     "width without height": (board("        width: 1920"), r"storyboard\.yaml:10:9: .*width and height go together"),
-    "bad output format": (board("        output: {format: TIFF}"), r"storyboard\.yaml:12:26: .*\"TIFF\" is not one of PNG, JPG, WEBP"),
+    "bad output format": (board("        output: {format: TIFF}"),
+                          r"storyboard\.yaml:12:26: .*\"TIFF\" is not one of PNG, JPG, WEBP"),
     "a scene called characters": (board("""  - id: characters
     shots:
       - id: mara
@@ -264,4 +275,5 @@ def test_a_shot_that_references_itself_is_an_error(write):
 
 
 def test_an_empty_section_is_one_plain_error(write):
-    assert errors_of(write, "shotflow: 1\ndefaults:\n") == ["storyboard.yaml:2:10: defaults: must be an object, got nothing"]
+    got = errors_of(write, "shotflow: 1\ndefaults:\n")
+    assert got == ["storyboard.yaml:2:10: defaults: must be an object, got nothing"]

@@ -14,8 +14,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
 from helpers import RefusingBackend, run_cli_in_process, run_cli_subprocess
+
 from shotflow import api
 from shotflow.exports._browser import dump_dom, find_chromium, screenshot
 from shotflow.render import RenderOptions
@@ -242,7 +242,8 @@ def test_a_character_described_in_words_has_a_placeholder(write, cli):
 def test_the_prompts_switch_hides_them_on_screen_and_in_print(page, project):
     html = page.read_text(encoding="utf-8")
     assert '<input type="checkbox" id="show-prompts" checked>' in html
-    assert re.search(r'<body data-shots="\d+" data-sheets="1" data-storyboard="[^"]+">', html)  # prompts shown by default
+    # prompts shown by default
+    assert re.search(r'<body data-shots="\d+" data-sheets="1" data-storyboard="[^"]+">', html)
     css = html[html.index("<style>"):html.index("</style>")]
     screen, print_ = css.split("@media print{", 1)
     assert ".no-prompts .prompt{display:none}" in screen

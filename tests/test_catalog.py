@@ -52,7 +52,8 @@ def base(model="runway:4@1", **extra):
     ({"inputs": {"referenceImages": [{"image": "a", "tag": "x"}]}}, "tag"),
     ({"ttl": 30}, "ttl"),
     ({"deliveryMethod": "later"}, "deliveryMethod"),
-    ({"providerSettings": {"runway": {"contentModeration": {"publicFigureThreshold": "high"}}}}, "publicFigureThreshold"),
+    ({"providerSettings": {"runway": {"contentModeration": {"publicFigureThreshold": "high"}}}},
+     "publicFigureThreshold"),
     ({"taskUUID": "not-a-uuid"}, "taskUUID"),
     ({"seed": 3}, "seed"),
 ])

@@ -13,8 +13,8 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -367,7 +367,7 @@ def test_status_faults_fire_the_given_number_of_times_with_retry_after(emu):
 
 
 def test_retry_after_may_be_an_http_date(emu):
-    when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=5), usegmt=True)
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=5), usegmt=True)
     emu.inject(Fault.status(503, retry_after=when))
     assert post(emu, [task()]).headers["Retry-After"] == when
 
@@ -547,7 +547,8 @@ def test_strict_async_results_arrive_over_several_polls_and_failures_as_data_ite
         while len(seen) < 3 and time.monotonic() < deadline:
             items = post(emu, poll).json()["data"]
             finished = [i for i in items if i.get("status") == "success"]
-            shapes |= {("progress" in i, "status" in i, "imageUUID" in i) for i in items if i.get("status") != "success"}
+            shapes |= {("progress" in i, "status" in i, "imageUUID" in i)
+                       for i in items if i.get("status") != "success"}
             if finished and len(finished) != len(seen):
                 seen = finished
             time.sleep(0.05)
@@ -557,9 +558,9 @@ def test_strict_async_results_arrive_over_several_polls_and_failures_as_data_ite
 
 
 def test_strict_capacity_answers_429_with_retry_after():
-    with Emulator(api_key=KEY, strict=True, capacity=1, retry_after=0.5, latency=0.5) as emu:
-        with ThreadPoolExecutor(3) as pool:
-            answers = list(pool.map(lambda i: post(emu, [task(str(i))]), range(3)))
+    with (Emulator(api_key=KEY, strict=True, capacity=1, retry_after=0.5, latency=0.5) as emu,
+          ThreadPoolExecutor(3) as pool):
+        answers = list(pool.map(lambda i: post(emu, [task(str(i))]), range(3)))
     throttled = [a for a in answers if a.status_code == 429]
     assert len(throttled) == 2 and all(a.headers["Retry-After"] == "0.5" for a in throttled)
     assert throttled[0].json()["errors"][0]["code"] == "tooManyRequests"

@@ -60,7 +60,8 @@ scenes:
         prompt: a door
         camera: {lens: 50, move: static}
 """)
-    assert p.nodes["a/wide"].prompt == "extreme wide shot, low angle: a lighthouse at dusk, 24mm lens, camera dolly in. grainy 16mm"
+    assert p.nodes["a/wide"].prompt == ("extreme wide shot, low angle: a lighthouse at dusk, 24mm lens, "
+                                        "camera dolly in. grainy 16mm")
     assert p.nodes["a/still"].prompt == "a door, 50mm lens. grainy 16mm"
     assert p.nodes["character:mara"].prompt == "portrait of a keeper. grainy 16mm"
 
@@ -163,7 +164,8 @@ scenes:
 """)
     refs = p.nodes["a/two"].refs
     assert [(r.kind, r.label, r.via) for r in refs] == [
-        (RefKind.FILE, "tower.png", "location"), (RefKind.NODE, "character:mara", "cast"), (RefKind.NODE, "a/one", "refs")]
+        (RefKind.FILE, "tower.png", "location"), (RefKind.NODE, "character:mara", "cast"),
+        (RefKind.NODE, "a/one", "refs")]
     assert [r.tag for r in refs] == ["tower", "mara", "one"]
 
 
@@ -323,7 +325,8 @@ scenes:
         cast: [mara, tom]
         refs: [one]
         drop_refs: [tower]
-        prompt: "{{ location.description }}, {{ cast.tom.description }}; {% for r in refs %}{{ r.position }}={{ r.label }} {% endfor %}"
+        prompt: "{{ location.description }}, {{ cast.tom.description }};
+          {% for r in refs %}{{ r.position }}={{ r.label }} {% endfor %}"
       - id: three
         cast: [mara, tom]
         refs: [one]
@@ -364,7 +367,8 @@ scenes:
     shots:
       - {id: two, prompt: x, cast: [mara], drop_refs: [towr]}
 """)
-    with pytest.raises(RefError, match=r"@tom but no reference of the shot has that tag .*drop_refs leaves out tom's image"):
+    with pytest.raises(RefError,
+                       match=r"@tom but no reference of the shot has that tag .*drop_refs leaves out tom's image"):
         project("""
 scenes:
   - id: a

@@ -24,8 +24,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from helpers import RefusingBackend, run_cli_in_process, run_cli_subprocess
+
 from shotflow import api
 from shotflow.render import RenderOptions
 from shotflow.report import RecordingReporter
@@ -194,7 +194,8 @@ def test_frame_counts_total_is_exact_for_any_durations():
         # exact: the decimals as written (a float sum would drift), half a frame rounding up
         exact_end = sum(Fraction(str(d)) for d in durations) * fps
         assert min(counts) >= 0 and sum(counts) == math.floor(exact_end + Fraction(1, 2))
-        assert all(abs(c - d * fps) <= 1 + 1e-9 for c, d in zip(counts, durations))  # each cut within half a frame
+        # each cut within half a frame
+        assert all(abs(c - d * fps) <= 1 + 1e-9 for c, d in zip(counts, durations, strict=True))
 
 
 @pytest.mark.parametrize("seconds, text", [(0, "0:00"), (31, "0:31"), (16.5, "0:16.5"), (75.25, "1:15.2"),
@@ -442,9 +443,9 @@ def test_exports_say_which_backend_made_each_frame(tmp_path, monkeypatch):
     """After a render on Runware the board, contact sheet and shot list say runware (from the
     lock), and its frames are fresh without --backend; a frame made on preview says preview."""
     from shotflow.exports import board as boards
-    from shotflow.status import Status
     from shotflow.exports.contact import caption
     from shotflow.exports.shotlist import rows
+    from shotflow.status import Status
     from shotflow.testing import Emulator
 
     story = copy_example(tmp_path / "lighthouse")

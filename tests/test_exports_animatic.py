@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import run_cli_in_process, run_cli_subprocess
+
 from shotflow import api
 from shotflow.render import RenderOptions
 from shotflow.report import RecordingReporter
@@ -128,7 +128,7 @@ def test_cuts_are_exact_to_the_frame_and_other_aspects_are_letterboxed(shapes, t
 def difference(one: bytes, other: bytes) -> float:
     """Mean absolute difference of two frames' bytes (sampled)."""
     step = 7
-    return sum(abs(x - y) for x, y in zip(one[::step], other[::step])) / (len(one) // step)
+    return sum(abs(x - y) for x, y in zip(one[::step], other[::step], strict=True)) / (len(one) // step)
 
 
 def test_captions_are_burned_in(shapes, tmp_path):
@@ -142,8 +142,8 @@ def test_captions_are_burned_in(shapes, tmp_path):
     def region(frame, y0, y1):
         return [frame[(y * size[0] + x) * 3] for y in range(y0, y1) for x in range(0, 320, 2)]
 
-    top_diff = sum(abs(x - y) for x, y in zip(region(p, 0, 20), region(c, 0, 20)))
-    bottom_diff = sum(abs(x - y) for x, y in zip(region(p, 150, 180), region(c, 150, 180)))
+    top_diff = sum(abs(x - y) for x, y in zip(region(p, 0, 20), region(c, 0, 20), strict=True))
+    bottom_diff = sum(abs(x - y) for x, y in zip(region(p, 150, 180), region(c, 150, 180), strict=True))
     assert top_diff > 2000 and bottom_diff > 2000  # the id at the top, the dialogue at the bottom
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 
 import pytest
@@ -45,7 +46,7 @@ def test_critical_path_and_heights(example):
     order = graph.order(g)
     path = graph.critical_path(g, order)
     assert path[0] == "character:mara" and len(path) == 6
-    assert all(g.has_edge(a, b) for a, b in zip(path, path[1:]))
+    assert all(g.has_edge(a, b) for a, b in itertools.pairwise(path))
     h = graph.heights(g, order)
     assert h["character:mara"] == 6 and h["rescue/dawn"] == 1
 

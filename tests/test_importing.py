@@ -109,7 +109,8 @@ def test_update_adds_new_scenes_in_place_reports_renamed_and_removed_and_keeps_u
     story.write_text(mine)
     revised = SCRIPT.read_text()
     revised = revised.replace("INT. COAST GUARD STATION - NIGHT", "INT. COAST GUARD STATION - RADIO ROOM - NIGHT")
-    revised = revised.replace("EXT. SEA - TRAWLER DECK - NIGHT", REVISED_EXTRA.strip() + "\n\nEXT. SEA - TRAWLER DECK - NIGHT")
+    revised = revised.replace("EXT. SEA - TRAWLER DECK - NIGHT",
+                              REVISED_EXTRA.strip() + "\n\nEXT. SEA - TRAWLER DECK - NIGHT")
     revised = revised[:revised.index("EXT./INT. LIGHTHOUSE - DAWN")]
     script = tmp_path / "revised.fountain"
     script.write_text(revised)

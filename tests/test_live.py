@@ -201,7 +201,8 @@ def test_live_board_follows_the_file_and_writes_decisions_back(chromium, tmp_pat
         assert changed_lines(original, text) == DECIDED
         page.wait_for_function(f"document.querySelector('{dawn} .note-text').value === ''", timeout=LIVE_TIMEOUT)
         page.wait_for_selector(f"{dawn}.is-approved .approved-mark", timeout=LIVE_TIMEOUT)
-        page.wait_for_function(f"document.querySelector('{dawn} .review-notes').textContent.includes('hold the last frame')",
+        page.wait_for_function(f"document.querySelector('{dawn} .review-notes')"
+                               ".textContent.includes('hold the last frame')",
                                timeout=LIVE_TIMEOUT)
 
         # -- the approved shot edited: held on the board and by render ------------------------------

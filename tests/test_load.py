@@ -233,7 +233,8 @@ def test_a_big_file_is_read_again_for_its_marks(write):
 
     shots = "".join(f"      - {{id: s{i:05d}, prompt: \"{'wide shot of the harbour at dusk ' * 4}\"}}\n"
                     for i in range(_KEEP_TEXT // 140))
-    path = write("shotflow: 1\nscenes:\n  - id: a\n    shots:\n" + shots + "      - {id: last, prompt: x, refs: [nope]}\n")
+    path = write("shotflow: 1\nscenes:\n  - id: a\n    shots:\n" + shots
+                 + "      - {id: last, prompt: x, refs: [nope]}\n")
     assert path.stat().st_size > _KEEP_TEXT
     line = path.read_text().count("\n")
     with pytest.raises(InputError, match=rf"storyboard.yaml:{line}:\d+: a/last: unknown reference 'nope'"):
@@ -282,7 +283,8 @@ def test_set_of_a_key_of_a_var_that_is_not_a_mapping_is_an_error(write):
 
 
 def test_set_and_set_new_on_the_command_line(write, cli):
-    path = write("shotflow: 1\nvars: {look: noir}\nscenes: [{id: a, shots: [{id: b, prompt: '{{ vars.look }} {{ vars.get(\"tint\", \"\") }}'}]}]\n")
+    path = write("shotflow: 1\nvars: {look: noir}\n"
+                 "scenes: [{id: a, shots: [{id: b, prompt: '{{ vars.look }} {{ vars.get(\"tint\", \"\") }}'}]}]\n")
     typo = cli("plan", path, "--set", "lok=neon", "--json")
     assert typo.code == 2 and "no var 'lok'" in typo.err and "did you mean 'look'?" in typo.err
     assert "Traceback" not in typo.err

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from shotflow import api
-from shotflow.model import Camera, NodeKind, NodeSpec
 from shotflow.errors import Mark
+from shotflow.model import Camera, NodeKind, NodeSpec
 from shotflow.plan import KEY_VERSION, EmptyCache, key_payload, make_plan, request_key
 
 

@@ -47,7 +47,8 @@ class Blob:
         return (ys[-1] - ys[0] + 1) * 2
 
 
-def draw(staging: Staging | None, *, seed: int = 7, width: int = W, height: int = H, prompt: str = "a shot") -> Image.Image:
+def draw(staging: Staging | None, *, seed: int = 7, width: int = W, height: int = H,
+         prompt: str = "a shot") -> Image.Image:
     request = Request(key="k" * 64, node_id="t/t", model="runway:4@1", prompt=prompt, width=width, height=height,
                       seed=seed, staging=staging)
     return Image.open(io.BytesIO(PreviewBackend().draw_all(request)[0].data)).convert("RGB")
@@ -259,7 +260,7 @@ def test_blocking_places_and_turns_the_figures():
     assert tom.cx < W / 2 < mara.cx
     # eyelines: each looks towards the other (the dashed arrows in the lighter tint, beside the head)
     for figure, towards in ((mara, -1), (tom, 1)):
-        light = tuple(round(c + (p - c) * 0.45) for c, p in zip(figure.colour, (238, 234, 226)))
+        light = tuple(round(c + (p - c) * 0.45) for c, p in zip(figure.colour, (238, 234, 226), strict=True))
         box = mask(img.crop((0, 0, W, int(H * 0.5))), light).getbbox()
         assert box, "no eyeline drawn"
         assert ((box[0] + box[2]) - figure.cx) * towards > 0  # (half-size box: its centre is the sum)
@@ -269,7 +270,7 @@ def test_without_blocking_a_lone_figure_faces_the_camera_and_two_face_each_other
     lone = draw(shot("mara", framing="medium"))
     (figure,) = blobs(lone)
     assert abs(figure.cx - W / 2) < W * 0.05
-    light = tuple(round(c + (p - c) * 0.45) for c, p in zip(CHARACTER_COLOURS[0], (238, 234, 226)))
+    light = tuple(round(c + (p - c) * 0.45) for c, p in zip(CHARACTER_COLOURS[0], (238, 234, 226), strict=True))
     swatch_free = lone.crop((0, 0, W, int(H * 0.6)))
     assert mask(swatch_free, light).getbbox() is None  # no eyeline: looking into the lens
 
@@ -349,7 +350,7 @@ def test_same_request_same_bytes_and_takes_differ_a_little():
     assert first[0].data != first[1].data
     a, b = (blobs(Image.open(io.BytesIO(i.data)).convert("RGB")) for i in first)
     assert len(a) == len(b) == 2  # a take nudges the staging, never changes it
-    for x, y in zip(sorted(a, key=lambda f: f.cx), sorted(b, key=lambda f: f.cx)):
+    for x, y in zip(sorted(a, key=lambda f: f.cx), sorted(b, key=lambda f: f.cx), strict=True):
         assert x.colour == y.colour and abs(x.cx - y.cx) < W * 0.05
 
 
@@ -371,7 +372,8 @@ def test_the_strip_command_lays_out_the_examples_panels(tmp_path):
     root = Path(__file__).resolve().parent.parent
     out = tmp_path / "strip.png"
     renders = (root / "examples/lighthouse/renders").exists()
-    done = subprocess.run([sys.executable, "-m", "shotflow.backends.preview", str(root / "examples/lighthouse/storyboard.yaml"),
+    story = str(root / "examples/lighthouse/storyboard.yaml")
+    done = subprocess.run([sys.executable, "-m", "shotflow.backends.preview", story,
                            "--strip", str(out), "--shots", "radio/console", "radio/station", "--columns", "2",
                            "--width", "400"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -382,6 +384,6 @@ def test_the_strip_command_lays_out_the_examples_panels(tmp_path):
     (mara,), (tom,) = blobs(left, min_area=4), blobs(right, min_area=4)
     assert mara.colour != tom.colour and mara.cx < 200 < tom.cx  # the call, across the cut
     assert (root / "examples/lighthouse/renders").exists() == renders  # rendered in a temporary copy
-    bad = subprocess.run([sys.executable, "-m", "shotflow.backends.preview", str(root / "examples/lighthouse/storyboard.yaml"),
+    bad = subprocess.run([sys.executable, "-m", "shotflow.backends.preview", story,
                           "--strip", str(out), "--shots", "radio/nope"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "no such shot: radio/nope" in bad.stderr

@@ -242,7 +242,7 @@ def test_a_lease_is_taken_once_waited_on_and_taken_over_when_expired(s3, tmp_pat
             # many takers at once: exactly one wins each generation (a create-only write)
             racers = [Remote(url, lease_ttl=30) for _ in range(6)]
             got: list = []
-            threads = [threading.Thread(target=lambda r=r: got.append(r.take_lease("r" * 64))) for r in racers]
+            threads = [threading.Thread(target=lambda r=r, got=got: got.append(r.take_lease("r" * 64))) for r in racers]
             for t in threads:
                 t.start()
             for t in threads:

@@ -15,8 +15,8 @@ from shotflow import api
 from shotflow.errors import InputError
 from shotflow.render import RenderOptions
 from shotflow.report import RecordingReporter
-from shotflow.status import Status
 from shotflow.review import Decision, ReviewFileError, apply, decision_from_action, parse_review
+from shotflow.status import Status
 
 #: the lines a pick of door's take 3, an approval of dawn and a note on it change in the lighthouse
 DECIDED = [

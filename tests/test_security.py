@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 
-
 BOARD = """
 shotflow: 1
 characters:
@@ -122,8 +121,8 @@ TEMPLATE_BOMBS = {
     "format width": ("{{ '{:>999999999}'.format(1) }}", r"a format width in .* is too large"),
     "ljust": ("{{ 'a'.ljust(999999999) }}", r"ljust\(999999999\) pads too wide"),
     "center filter": ("{{ 'a' | center(999999999) }}", r"a width of 999999999"),
-    "replace growth": ("{% set ns = namespace(s='abcd') %}{% for i in range(9) %}{% set ns.s = ns.s.replace('', ns.s) %}"
-                       "{% endfor %}x", r"builds a value of"),
+    "replace growth": ("{% set ns = namespace(s='abcd') %}{% for i in range(9) %}"
+                       "{% set ns.s = ns.s.replace('', ns.s) %}{% endfor %}x", r"builds a value of"),
     "output": ("{% for a in range(100000) %}{% for b in range(100) %}xxxxxxxxxx{% endfor %}{% endfor %}",
                r"the expansion is longer than 100000 characters"),
     "time": ("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}x",
@@ -132,7 +131,7 @@ TEMPLATE_BOMBS = {
                         r"calls or includes nest too deeply"),
     "nested parentheses": ("{{ " + "(" * 100 + "1" + ")" * 100 + " }}", r"brackets are nested 10\d deep"),
     "nested braces": ("{{ " + "{'a': " * 100 + "1" + "}" * 100 + " }}", r"brackets are nested 10\d deep"),
-    "nested loops": ("".join("{%% for x%d in [1] %%}" % i for i in range(25)) + "x" + "{% endfor %}" * 25,
+    "nested loops": ("".join(f"{{% for x{i} in [1] %}}" for i in range(25)) + "x" + "{% endfor %}" * 25,
                      r"nests too deeply"),
 }
 
@@ -173,12 +172,16 @@ def test_a_reference_over_the_pixel_limit_is_a_validate_error_never_decoded(writ
 # -- 2. no exit 3 from bad input ---------------------------------------------------------------------------
 
 BAD = {
-    "id is a list": (board(extra="      - id: [a, b]\n        prompt: x"), r"storyboard\.yaml:10:13: .*shots\[1\]\.id: must be a string"),
+    "id is a list": (board(extra="      - id: [a, b]\n        prompt: x"),
+                     r"storyboard\.yaml:10:13: .*shots\[1\]\.id: must be a string"),
     "scene id is a map": ("shotflow: 1\nscenes:\n  - id: {a: 1}\n    shots: []\n",
                           r"storyboard\.yaml:3:9: scenes\[0\]\.id: must be a string"),
-    "!!int on text": (board(extra="        takes: !!int three"), r"storyboard\.yaml:10:16: 'three' is not a valid !!int"),
-    "!!float on text": (board(extra="        duration: !!float long"), r"storyboard\.yaml:10:19: 'long' is not a valid !!float"),
-    "!!bool on text": (board(extra="        takes: !!bool maybe"), r"storyboard\.yaml:10:16: 'maybe' is not a valid !!bool"),
+    "!!int on text": (board(extra="        takes: !!int three"),
+                      r"storyboard\.yaml:10:16: 'three' is not a valid !!int"),
+    "!!float on text": (board(extra="        duration: !!float long"),
+                        r"storyboard\.yaml:10:19: 'long' is not a valid !!float"),
+    "!!bool on text": (board(extra="        takes: !!bool maybe"),
+                       r"storyboard\.yaml:10:16: 'maybe' is not a valid !!bool"),
     "impossible date": (board(extra="        notes: 2024-02-30"),
                         r"storyboard\.yaml:10:16: '2024-02-30' looks like a date but is not one"),
     "300-character path": (board(extra="        refs: [{file: " + "a" * 300 + ".png}]"),
@@ -194,7 +197,8 @@ BAD = {
     "100 nested braces in YAML": ("shotflow: 1\ntitle: " + "{" * 100 + "\n", r"storyboard\.yaml:2:\d+: "),
     "tag with trailing newline": (board(extra="        cast: [mara]\n        refs: []") .replace(
         "    description: a keeper", '    description: a keeper\n    tag: "mara\\n"') .replace(
-        '"a lighthouse at dusk"', '"@mara at dusk"'), r"storyboard\.yaml:5:10: characters\.mara\.tag: \"mara\\n\" is not a valid tag"),
+        '"a lighthouse at dusk"', '"@mara at dusk"'),
+        r"storyboard\.yaml:5:10: characters\.mara\.tag: \"mara\\n\" is not a valid tag"),
 }
 
 
@@ -213,7 +217,8 @@ def test_recursive_macros_and_non_utf8_templates_exit_2(write, cli):
 
 def test_proc_self_mem_is_refused_even_when_its_folder_is_allowed(write, cli):
     path = write(board(extra="        refs: [{file: /proc/self/mem}]"))
-    expect_2(cli("validate", path), r"storyboard\.yaml:10:16: arrival/wide: reference /proc/self/mem: .*system pseudo-file")
+    expect_2(cli("validate", path),
+             r"storyboard\.yaml:10:16: arrival/wide: reference /proc/self/mem: .*system pseudo-file")
     expect_2(cli("validate", path, "--allow-path", "/proc"),
              r"arrival/wide: reference /proc/self/mem: reference file /proc/\d+/mem is a system pseudo-file")
 
@@ -338,7 +343,8 @@ def test_devices_fifos_and_folders_are_refused_clearly(kind, write, cli, tmp_pat
     else:
         target.mkdir()
         pattern = r"is a folder, not a file"
-    expect_2(cli("validate", path, "--allow-path", "/dev", timeout=30), r"arrival/wide: reference refs/x\.png: " + ".*" + pattern)
+    expect_2(cli("validate", path, "--allow-path", "/dev", timeout=30),
+             r"arrival/wide: reference refs/x\.png: " + ".*" + pattern)
 
 
 def test_a_crafted_state_file_deletes_nothing_shotflow_did_not_write(example, cli, tmp_path):
@@ -424,12 +430,14 @@ def test_a_default_output_that_links_out_of_the_project_is_refused(write, cli, t
     path = write(board(), name="project/storyboard.yaml")
     (path.parent / "renders").mkdir()
     (path.parent / "renders" / "board.html").symlink_to(outside)
-    expect_2(cli("board", path), r"refusing to write .*renders/board\.html: it leads to .*outside\.html, outside the project")
+    expect_2(cli("board", path),
+             r"refusing to write .*renders/board\.html: it leads to .*outside\.html, outside the project")
     assert outside.read_text() == "mine"
 
 
 def test_the_template_context_is_read_only(write, cli):
-    path = write(board("{{ vars.update({'look': 'hacked'}) }}x") .replace("shotflow: 1", "shotflow: 1\nvars: {look: calm}")
+    path = write(board("{{ vars.update({'look': 'hacked'}) }}x").replace("shotflow: 1",
+                                                                         "shotflow: 1\nvars: {look: calm}")
                  + "      - id: door\n        prompt: \"{{ vars.look }}\"\n")
     expect_2(cli("validate", path), r"arrival/wide: prompt, line 1: the template tried something the sandbox forbids "
                                     r"\(access to attribute 'update' of 'dict' object is unsafe")
@@ -502,8 +510,9 @@ class _Server:
     """A loopback HTTP server: /img.png an image, /to?url=U a redirect, /slow a trickle."""
 
     def __init__(self):
-        from PIL import Image
         import io
+
+        from PIL import Image
 
         buffer = io.BytesIO()
         Image.new("RGB", (16, 9), (10, 200, 30)).save(buffer, "PNG")

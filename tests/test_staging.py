@@ -8,8 +8,7 @@ import itertools
 import pytest
 
 from shotflow import api
-from shotflow.staging import (CHARACTER_COLOURS, LOCATION_TONES, Figure, SceneBlocking, _spread, slots,
-                              tone_rgb)
+from shotflow.staging import CHARACTER_COLOURS, LOCATION_TONES, Figure, SceneBlocking, _spread, slots, tone_rgb
 
 
 def placed(figures) -> dict[str, tuple[str, str]]:
@@ -38,13 +37,13 @@ def test_the_palette_is_saturated_separated_and_unlike_any_location_tone():
     hsv = [colorsys.rgb_to_hsv(*(c / 255 for c in rgb)) for rgb in CHARACTER_COLOURS]
     assert all(s >= 0.7 and v >= 0.75 for _, s, v in hsv)  # clearly saturated, bright
     for a, b in itertools.combinations(CHARACTER_COLOURS, 2):
-        assert sum((x - y) ** 2 for x, y in zip(a, b)) ** 0.5 > 70  # well apart in RGB
+        assert sum((x - y) ** 2 for x, y in zip(a, b, strict=True)) ** 0.5 > 70  # well apart in RGB
     for slot in [None, *range(len(LOCATION_TONES))]:
         h, s, v = colorsys.rgb_to_hsv(*(c / 255 for c in tone_rgb(slot)))
         assert s <= 0.5 and v <= 0.3  # tones are dark and muted: no figure blends into its place
     # greyscale: the colours step apart in lightness (Rec. 601 luma), no two within 8 levels
     luma = sorted(0.299 * r + 0.587 * g + 0.114 * b for r, g, b in CHARACTER_COLOURS)
-    assert min(b - a for a, b in zip(luma, luma[1:])) >= 8
+    assert min(b - a for a, b in itertools.pairwise(luma)) >= 8
     assert len({tone_rgb(s) for s in range(len(LOCATION_TONES))}) == len(LOCATION_TONES)
 
 
@@ -101,7 +100,8 @@ def test_the_example_is_staged(example):
     tom = {f.colour for n in project.nodes.values() for f in n.staging.cast if f.name == "tom"}
     assert len(mara) == len(tom) == 1 and mara != tom  # one colour each, in every panel
     # the radio call: Mara left looking right, Tom right looking left, across the cut
-    console, station, reaction = (project.nodes[f"radio/{s}"].staging.cast[0] for s in ("console", "station", "reaction"))
+    console, station, reaction = (project.nodes[f"radio/{s}"].staging.cast[0]
+                                  for s in ("console", "station", "reaction"))
     assert (console.x, console.facing) == ("left", "right")
     assert (station.x, station.facing) == ("right", "left")
     assert (reaction.x, reaction.facing) == ("left", "right")  # she keeps her side: nothing moved her
@@ -157,7 +157,8 @@ def test_the_plan_says_why_a_preview_frame_renders_after_a_blocking_change(examp
     story = example("lighthouse")
     assert cli("render", story).code == 0
     text = story.read_text()
-    story.write_text(text.replace("blocking: {tom: {x: right, facing: left}}", "blocking: {tom: {x: right, facing: away}}"))
+    story.write_text(text.replace("blocking: {tom: {x: right, facing: left}}",
+                                  "blocking: {tom: {x: right, facing: away}}"))
     table = cli("plan", story).out
     assert "render  radio/station" in table and "cast or blocking changed" in table, table
     assert "fresh   radio/console" in table

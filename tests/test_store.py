@@ -7,8 +7,7 @@ import os
 
 import pytest
 
-from shotflow.store import (CorruptObject, LockFile, Output, Record, Store, atomic_write, canonical_json,
-                            sha256_bytes)
+from shotflow.store import CorruptObject, LockFile, Output, Record, Store, atomic_write, canonical_json, sha256_bytes
 
 
 @pytest.fixture

@@ -70,7 +70,7 @@ def placeholder(box: tuple[int, int], label: str, detail: str | None = None, *, 
         lines.extend((line, small, ink) for line in wrap(detail, small, int(w * 0.8), max_lines=3))
     heights = [f.getbbox("Ag")[3] + max(4, w // 160) for _, f, _ in lines]
     y = (h - sum(heights)) // 2
-    for (text, f, colour), lh in zip(lines, heights):
+    for (text, f, colour), lh in zip(lines, heights, strict=True):
         tw = f.getlength(text)
         pad = max(4, w // 100)
         if f is big:

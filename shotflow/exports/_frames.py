@@ -39,10 +39,15 @@ class Take:
     def mime(self) -> str:
         return MIME.get(self.ext, "application/octet-stream")
 
-    def read_bytes(self) -> bytes:
+    @property
+    def file(self) -> Path:
+        """``path``, for a take known to be on disk (``Panel.picked`` is); FileNotFoundError if not."""
         if self.path is None:
             raise FileNotFoundError(f"take {self.index} ({self.sha256[:12]}) is neither in renders/ nor in the cache")
-        return self.path.read_bytes()
+        return self.path
+
+    def read_bytes(self) -> bytes:
+        return self.file.read_bytes()
 
 
 @dataclass(frozen=True)
@@ -273,7 +278,7 @@ def _takes(project: Project, spec: NodeSpec, outputs, pick: int, store) -> tuple
                     output_format=_FORMATS.get(outputs[0].ext, spec.output_format))
     names = frame_paths(project, shape)
     takes = []
-    for i, (output, name) in enumerate(zip(outputs, names), 1):
+    for i, (output, name) in enumerate(zip(outputs, names, strict=True), 1):
         path, in_renders = None, False
         if _holds(store, name, output.sha256):
             path, in_renders = name, True

@@ -129,7 +129,7 @@ def _stills(shots: list[Panel], counts: list[int], size: tuple[int, int], captio
     """(image, frame count) per shot that lasts at least one frame, each drawn once."""
     from . import _draw
 
-    for panel, count in zip(shots, counts):
+    for panel, count in zip(shots, counts, strict=True):
         if count == 0:
             continue  # shorter than half a frame: the cut points around it stay exact
         frame = _draw.open_picked(panel, size)

@@ -119,9 +119,9 @@ def _shrink(data: bytes, edge: int) -> bytes:
 
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as img:
-        img.draft("RGB", (edge, edge))
-        img = img.convert("RGB")
+    with Image.open(io.BytesIO(data)) as source:
+        source.draft("RGB", (edge, edge))
+        img = source.convert("RGB")
         img.thumbnail((edge, edge), Image.Resampling.LANCZOS)
         out = io.BytesIO()
         img.save(out, "JPEG", quality=85, optimize=True)
@@ -205,7 +205,8 @@ class _View:
             f'<ul class="states">{states}</ul>\n'
             f"{self.review_bar()}"
             f'<nav class="index"><ol>{index}</ol></nav>\n'
-            '<label class="switch" title="a director reads pictures: hide every prompt, on screen and in print (key P)">'
+            '<label class="switch" '
+            'title="a director reads pictures: hide every prompt, on screen and in print (key P)">'
             '<input type="checkbox" id="show-prompts" checked> prompts</label>\n</header>'
         )
 
@@ -340,7 +341,9 @@ class _View:
             return ""
         sid = escape(panel.id)
         review = panel.spec.review
-        status = {ReviewStatus.APPROVED: "approved", ReviewStatus.CHANGES: "changes requested"}.get(review.status, "")
+        labels: dict[ReviewStatus | None, str] = {ReviewStatus.APPROVED: "approved",
+                                                  ReviewStatus.CHANGES: "changes requested"}
+        status = labels.get(review.status, "")
         held = (f'<p class="held" title="render --include-approved, or send it back, to render it">kept as approved; '
                 f"since then: {escape(panel.held)}</p>") if panel.held else ""
         notes = "".join(f"<li>{escape(note)}</li>" for note in review.notes)
@@ -351,8 +354,10 @@ class _View:
             f'<p class="review-status">{escape(status)}</p>{held}'
             f'<ol class="review-notes">{notes}</ol>'
             f'<div class="review-controls">'
-            f'<button type="button" data-action="approve" data-shot-id="{sid}" aria-pressed="{approved}">Approve</button>'
-            f'<button type="button" data-action="reject" data-shot-id="{sid}" aria-pressed="{changes}">Send back</button>'
+            f'<button type="button" data-action="approve" data-shot-id="{sid}" '
+            f'aria-pressed="{approved}">Approve</button>'
+            f'<button type="button" data-action="reject" data-shot-id="{sid}" '
+            f'aria-pressed="{changes}">Send back</button>'
             f'<textarea class="note-text" rows="1" maxlength="4000" placeholder="Note…" aria-label="note on {sid}">'
             f"</textarea>"
             f'<button type="button" data-action="note" data-shot-id="{sid}">Add note</button>'
@@ -568,7 +573,8 @@ font-size:12px;color:var(--muted);border:1px dashed #4a505b;border-radius:6px}
 .who h3 .muted{font-weight:400;font-size:12px}
 .swatch{display:inline-block;width:.9em;height:.9em;border-radius:3px;margin-right:7px;vertical-align:-1px;
 box-shadow:0 0 0 1px rgba(255,255,255,.25);-webkit-print-color-adjust:exact;print-color-adjust:exact}
-.who-desc{margin:0 0 4px;font-size:13px;display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical;overflow:hidden}
+.who-desc{margin:0 0 4px;font-size:13px;display:-webkit-box;
+-webkit-line-clamp:2;-webkit-box-orient:vertical;overflow:hidden}
 .who-src,.who-shots{margin:0 0 3px;font-size:12px;color:var(--muted)}
 .who-shots .ref{padding:0 6px;margin:0 3px 2px 0}
 #lightbox{position:fixed;inset:0;background:rgba(5,6,8,.92);display:flex;flex-direction:column;align-items:center;
@@ -586,7 +592,8 @@ h1{font-size:20pt;margin:0 0 2mm}
 .states,.index,.takes,.foot,#lightbox,.frame .badge,.dur,.ribbon,.switch{display:none !important}
 .detail{padding:.5mm 0 0;font-size:7pt;color:#333}
 .detail>:not(.prompt),.detail .label,.no-prompts .detail{display:none !important}
-.detail .prompt{margin:0;color:#333;display:-webkit-box;-webkit-line-clamp:3;-webkit-box-orient:vertical;overflow:hidden}
+.detail .prompt{margin:0;color:#333;display:-webkit-box;
+-webkit-line-clamp:3;-webkit-box-orient:vertical;overflow:hidden}
 .lineup{break-before:auto;padding:0;margin-top:4mm}
 .lineup+.sheets .grid{grid-template-columns:repeat(4,1fr)}
 .who-list{grid-template-columns:repeat(4,1fr);gap:3mm}
@@ -690,7 +697,8 @@ border-bottom:1px solid var(--line);color:var(--muted)}
 #live-status pre{margin:4px 0 0;white-space:pre-wrap;font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace}
 @media print{
 .review-bar,.review-controls,.take .pick,#live-status{display:none !important}
-.approved-mark{display:inline-block !important;position:static;background:none;color:#000;padding:0;border:1px solid #000}
+.approved-mark{display:inline-block !important;position:static;background:none;color:#000;padding:0;
+border:1px solid #000}
 .review{padding:0;font-size:8.5pt}
 .review-status,.held{color:#000}
 .review-notes{color:#000;margin:0;padding-left:4mm}

@@ -78,8 +78,8 @@ def write_contact_sheet(seq: Sequence, output: Path, *, columns: int = 4, width:
 
     ``page`` (PDF only; default A4 landscape) sets the paper; ``width`` is for images only.
     """
-    from ..errors import UsageError
     from .. import outputs
+    from ..errors import UsageError
 
     output = Path(output)
     fmt = FORMATS.get(output.suffix.lower())
@@ -128,11 +128,11 @@ class _Sheet:
         first = next((p.spec for p in panels if p.is_shot), panels[0].spec if panels else None)
         self.aspect = first.width / first.height if first else 16 / 9
         counts = frame_counts([p.duration for p in seq.shots], seq.editorial.fps)
-        self.frames = {p.id: c for p, c in zip(seq.shots, counts)}
+        self.frames = {p.id: c for p, c in zip(seq.shots, counts, strict=True)}
         if page is None:
             self._layout(cell_width or 480)
         else:
-            self._fit_page(columns)
+            self._fit_page(page, columns)
 
     def _layout(self, cell_width: int) -> None:
         from . import _draw
@@ -150,12 +150,13 @@ class _Sheet:
         lines = sum(2 if f in TEXT_FIELDS else 1 for f in self.fields if f in ("camera", *TEXT_FIELDS))
         self.caption_h = self.cap_line + lines * self.small_line + self.gap // 3
         self.row_h = self.frame_h + self.caption_h + self.gap
-        self.header_h = self.title_f.getbbox("Ag")[3] + self.meta_f.getbbox("Ag")[3] + self.gap * 2
+        # (FreeType boxes are whole pixels, though Pillow types them as floats)
+        self.header_h = int(self.title_f.getbbox("Ag")[3] + self.meta_f.getbbox("Ag")[3]) + self.gap * 2
         self.width = self.margin * 2 + self.columns * cell_width + (self.columns - 1) * self.gap
 
-    def _fit_page(self, columns: int) -> None:
+    def _fit_page(self, page: Page, columns: int) -> None:
         """The widest cell that puts ``columns`` frames across the page and a row on it."""
-        page_w, page_h = self.page.size
+        page_w, page_h = page.size
         self.columns = columns  # the page keeps its grid even when a scene has fewer shots
         cell = page_w // columns
         while cell > 60:
@@ -197,7 +198,7 @@ class _Sheet:
         missing = sum(1 for p in seq.panels.values() if p.picked is None)
         if missing:
             facts.append(f"{missing} without a frame")
-        y += self.title_f.getbbox("Ag")[3] + self.gap // 2
+        y += int(self.title_f.getbbox("Ag")[3]) + self.gap // 2
         draw.text((x0, y), "  ·  ".join(facts), font=self.meta_f, fill=self.MUTED)
         y = self.margin + self.header_h
         draw.line([(x0, y - self.gap // 2), (self.width - self.margin, y - self.gap // 2)], fill=(200, 200, 200))

@@ -36,7 +36,7 @@ def rows(seq: Sequence, editorial: Editorial | None = None) -> list[dict[str, st
     shots = seq.shots
     counts = frame_counts([p.duration for p in shots], ed.fps)
     result, at = [], ed.start
-    for panel, count in zip(shots, counts):
+    for panel, count in zip(shots, counts, strict=True):
         result.append(_row(seq, panel, count, format_timecode(at, ed.fps), format_timecode(at + count, ed.fps)))
         at += count
     return result
@@ -45,7 +45,7 @@ def rows(seq: Sequence, editorial: Editorial | None = None) -> list[dict[str, st
 def _row(seq: Sequence, panel: Panel, frames: int, tc_in: str, tc_out: str) -> dict[str, str]:
     spec, cam = panel.spec, panel.spec.camera
     picked = panel.picked
-    frame = os.path.relpath(picked.path, seq.project.root) if picked is not None else ""
+    frame = os.path.relpath(picked.file, seq.project.root) if picked is not None else ""
     return {
         "number": panel.number, "code": panel.code or "", "scene": spec.scene or "", "shot": spec.name,
         "duration": f"{spec.duration:g}", "frames": str(frames), "tc_in": tc_in, "tc_out": tc_out,

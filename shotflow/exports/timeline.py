@@ -87,7 +87,7 @@ def build_timeline(seq: Sequence, *, editorial: Editorial | None = None, media: 
     }
     track = otio.schema.Track(name="Storyboard", kind=otio.schema.TrackKind.Video)
     timeline.tracks.append(track)
-    for panel, count in zip(shots, counts):
+    for panel, count in zip(shots, counts, strict=True):
         if count == 0:
             continue  # shorter than half a frame (as on the animatic)
         track.append(_clip(otio, panel, count, rate, clip_name(panel, ed), media))
@@ -113,9 +113,9 @@ def _clip(otio, panel: Panel, count: int, rate: float, name: str, media: dict[st
         reference = otio.schema.MissingReference(name=panel.id, available_range=span,
                                                  metadata={"shotflow": {"state": panel.state.value}})
     else:
-        url = (media or {}).get(panel.id) or picked.path.resolve().as_uri()
+        url = (media or {}).get(panel.id) or picked.file.resolve().as_uri()
         reference = otio.schema.ExternalReference(target_url=url, available_range=span)
-        reference.name = os.path.basename(picked.path) if picked.in_renders else f"{picked.sha256[:16]}.{picked.ext}"
+        reference.name = os.path.basename(picked.file) if picked.in_renders else f"{picked.sha256[:16]}.{picked.ext}"
     clip = otio.schema.Clip(name=name, media_reference=reference, source_range=span)
     clip.metadata["shotflow"] = info
     for kind, text, colour in (("dialogue", spec.dialogue, otio.schema.MarkerColor.YELLOW),
@@ -189,9 +189,9 @@ def _relative_media(seq: Sequence) -> dict[str, str]:
         picked = panel.picked
         if picked is not None:
             try:
-                media[panel.id] = Path(os.path.relpath(picked.path, seq.project.root)).as_posix()
+                media[panel.id] = Path(os.path.relpath(picked.file, seq.project.root)).as_posix()
             except ValueError:  # another drive (Windows)
-                media[panel.id] = os.path.basename(picked.path)
+                media[panel.id] = os.path.basename(picked.file)
     return media
 
 
@@ -254,9 +254,9 @@ def _write_bundle(otio, seq: Sequence, ed: Editorial, path: str):
                 continue
             link = Path(tmp) / f"{ids[panel.id]}.{picked.ext}"
             try:
-                link.symlink_to(picked.path.resolve())
+                link.symlink_to(picked.file.resolve())
             except OSError:  # no symlinks here (some Windows setups): copy instead
-                shutil.copyfile(picked.path, link)
+                shutil.copyfile(picked.file, link)
             media[panel.id] = link.as_uri()
         timeline = build_timeline(seq, editorial=ed, media=media)
         policy = otio.adapters.file_bundle_utils.MediaReferencePolicy.MissingIfNotFile

@@ -24,10 +24,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ShotflowError
 from ..status import Status
+
+if TYPE_CHECKING:
+    from ..exports._frames import Sequence
+    from ..exports.board import _View
+    from ..model import Project
 
 _SPEC_FIELDS: tuple[str, ...] = ()  # NodeSpec fields a panel shows (all but where it was read from)
 
@@ -74,7 +79,7 @@ class Workspace:
         # a panel whose frame was just rendered, before the round ends ({id: html}): the edited
         # shot shows while its downstream still renders
         self.early = early or (lambda panels: None)
-        self.project = None  # the last project that loaded
+        self.project: Project | None = None  # the last project that loaded
         self.version = 0
         self.board_version = 0  # the round that last redrew the board
         self.errors: list[str] = []
@@ -83,8 +88,8 @@ class Workspace:
         self._store_backend: str | None = None
         self._lock = None
         self._lock_stat: tuple | None = None
-        self._seq = None
-        self._view = None
+        self._seq: Sequence | None = None
+        self._view: _View | None = None
         self._panels: dict[str, tuple[tuple, str]] = {}  # id -> (what it shows, its HTML)
         self._structure: tuple | None = None
         self._header: str | None = None
@@ -205,7 +210,7 @@ class Workspace:
                         pick=max(1, min(spec.pick, len(takes))), key=record.key, cost=record.cost,
                         backend=record.backend, held=None)
         for take in takes:
-            self.frames[take.sha256] = take.path
+            self.frames[take.sha256] = take.file
         self.early({outcome.id: self._view.panel(panel)})
 
     def _warm(self, project):
@@ -223,8 +228,7 @@ class Workspace:
         return self._store, self._lock
 
     def _plan(self, project, graph, store, lock):
-        from ..plan import make_plan
-        from ..plan import approved_holds
+        from ..plan import approved_holds, make_plan
         from ..store import ProjectCache
 
         cache = ProjectCache(store, lock, self.options.refresh_urls)

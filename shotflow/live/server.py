@@ -17,6 +17,7 @@ cookie), and ``shotflow watch`` prints a warning with the URL that carries it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import ipaddress
 import json
@@ -27,10 +28,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ..errors import ConfigError, ShotflowError
 from .rounds import Workspace
+
+if TYPE_CHECKING:
+    import uvicorn
 
 COOKIE = "shotflow_token"
 MAX_REQUEST_BYTES = 64 * 1024
@@ -52,10 +56,8 @@ def serve(storyboard: Path, render_options, options: ServeOptions, *, out: TextI
     """Serve the live board until interrupted (what ``shotflow watch`` runs)."""
     _require_extra()
     server = LiveServer(Path(storyboard), render_options, options, out=out or sys.stdout, err=err or sys.stderr)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends: every round's work was recorded
         asyncio.run(server.run())
-    except KeyboardInterrupt:  # Ctrl-C is how a watch ends: every round's work was recorded as it ended
-        pass
     server._say("stopped")
 
 
@@ -108,7 +110,7 @@ class LiveServer:
         self.restart_watch: asyncio.Event | None = None
         self.writing = asyncio.Lock()
         self.loopback = True
-        self.uvicorn = None
+        self.uvicorn: uvicorn.Server | None = None
         self.app = self._app()
 
     @property
@@ -350,7 +352,7 @@ def _bind(host: str, port: int) -> tuple[socket.socket, bool]:
     sock.listen(128)
     sock.set_inheritable(True)
     try:
-        loopback = ipaddress.ip_address(address[0].split("%")[0]).is_loopback
+        loopback = ipaddress.ip_address(str(address[0]).split("%")[0]).is_loopback
     except ValueError:
         loopback = False
     return sock, loopback

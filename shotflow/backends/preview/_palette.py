@@ -49,16 +49,13 @@ def palette(tone: int | None) -> bytes:
     bg = tone_rgb(tone)
     out = bytearray(768)
     for i in range(256):
-        if i <= FG:
-            rgb = [round(b + (p - b) * i / FG) for b, p in zip(bg, PAPER)]
-        else:
-            rgb = list(PAPER)
+        rgb = [round(b + (p - b) * i / FG) for b, p in zip(bg, PAPER, strict=True)] if i <= FG else list(PAPER)
         out[3 * i:3 * i + 3] = bytes(rgb)
     for k, colour in enumerate(CHARACTER_COLOURS):
         base = HUES + 3 * k
         out[3 * base:3 * base + 3] = bytes(colour)
         out[3 * base + 3:3 * base + 6] = bytes(round(c * 0.55) for c in colour)
-        out[3 * base + 6:3 * base + 9] = bytes(round(c + (p - c) * 0.45) for c, p in zip(colour, PAPER))
+        out[3 * base + 6:3 * base + 9] = bytes(round(c + (p - c) * 0.45) for c, p in zip(colour, PAPER, strict=True))
     return bytes(out)
 
 

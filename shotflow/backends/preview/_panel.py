@@ -18,6 +18,7 @@ staging a little so that takes differ.
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from ...staging import Figure, Staging
@@ -140,7 +141,7 @@ def _place(staging: Staging, shot: Shot, w: int, h: int, bottom: int, rng) -> li
         figure = staging.cast[0]
         hf = bottom * 0.64
         return [Placed(Figure(figure.name, figure.colour, "center", facing), w * x, bottom * 0.2, hf, facing)
-                for (facing, _), x in zip(_SHEET_VIEWS, (0.2, 0.5, 0.8))]
+                for (facing, _), x in zip(_SHEET_VIEWS, (0.2, 0.5, 0.8), strict=True)]
     if staging.kind == "location" or not staging.cast:
         return []
     figures = list(staging.cast)
@@ -190,10 +191,8 @@ def _place(staging: Staging, shot: Shot, w: int, h: int, bottom: int, rng) -> li
                 placed.append(Placed(f, cx, bottom * (0.5 + 0.08 * ((i % 2) - 0.5)), across, facing, role="above"))
                 continue
             hf = size * hf_frac
-            if top_frac is not None:
-                top = h * top_frac
-            else:  # the feet show: stand them above the caption band
-                top = bottom - h * (0.03 if shot.scale != "EWS" else 0.2) - hf
+            # no top_frac: the feet show, so stand them above the caption band
+            top = h * top_frac if top_frac is not None else bottom - h * (0.03 if shot.scale != "EWS" else 0.2) - hf
             placed.append(Placed(f, cx, top, hf, facing))
     return placed
 
@@ -243,7 +242,7 @@ class _Overlay:
         fnt = font(max(10, self.unit // 16), bold=True)
         pad = self.pad
         chips = []
-        for p, (hx, hy, hr) in heads:
+        for p, (_hx, hy, hr) in heads:
             name = p.figure.name.upper()
             if staging.kind == "character":
                 name = dict(_SHEET_VIEWS)[p.facing]
@@ -288,10 +287,11 @@ class _Overlay:
             ox, oy = w * 0.07, b * 0.08
             inner = [(ix, iy), (w - ix, iy), (w - ix, b - iy), (ix, b - iy), (ix, iy)]
             if not over:
-                for a, z in zip(inner, inner[1:]):
+                for a, z in itertools.pairwise(inner):
                     self._dashes(a, z, max(2, width // 2), u / 28)
                 return
-            for (x0, y0), (x1, y1) in zip([(ox, oy), (w - ox, oy), (w - ox, b - oy), (ox, b - oy)], inner):
+            outer = [(ox, oy), (w - ox, oy), (w - ox, b - oy), (ox, b - oy)]
+            for (x0, y0), (x1, y1) in zip(outer, inner, strict=False):  # inner closes its loop: one point more
                 pts = [(x0, y0), (x1, y1)] if kind == "in" else [(x1, y1), (x0, y0)]
                 self._arrow(pts, width, head)
         elif kind in ("pan", "truck", "follow"):
@@ -395,7 +395,10 @@ class _Overlay:
                     break
                 draw.rectangle([x - 1, top - 1, x + thumb.width, top + thumb.height], outline=P.DIM, width=1)
                 self.img.paste(thumb, (x, top))
-                name = f"@{ref.tag}" if request.tagged and ref.tag else f"ref {i + 1}" + (f" · {ref.tag}" if ref.tag else "")
+                if request.tagged and ref.tag:
+                    name = f"@{ref.tag}"
+                else:
+                    name = f"ref {i + 1}" + (f" · {ref.tag}" if ref.tag else "")
                 text(draw, (x, top + thumb.height + pad), _fit(name, label_font, thumb.width), label_font, P.FG)
                 x -= m
             right = x

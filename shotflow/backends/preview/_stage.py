@@ -300,7 +300,8 @@ def draw_hand(draw, view: View, p: Placed, target: tuple[float, float]) -> tuple
     # a thumb, on the side towards the middle of the frame
     side = 1 if tx < x0 else -1
     tb = (ex + side * uy * r * 0.8 - ux * r * 0.1, ey - side * ux * r * 0.8 - uy * r * 0.1)
-    thumb = [view.pt(tb[0] - ux * r * 0.35, tb[1] - uy * r * 0.35), view.pt(tb[0] + ux * r * 0.75, tb[1] + uy * r * 0.75),
+    thumb = [view.pt(tb[0] - ux * r * 0.35, tb[1] - uy * r * 0.35),
+             view.pt(tb[0] + ux * r * 0.75, tb[1] + uy * r * 0.75),
              view.pt(tb[0] + side * uy * r * 0.45, tb[1] - side * ux * r * 0.45)]
     draw.polygon(thumb, fill=P.body(slot))
     cuff = [(x0 - uy * half * 1.25, y0 + ux * half * 1.25), (x0 + uy * half * 1.25, y0 - ux * half * 1.25),

@@ -68,7 +68,7 @@ def plate(draw, x: float, y: float, lines: list[tuple[str, Any]], level: int, fi
     x, y = int(x), int(y)
     draw.rectangle([x, y, x + w, y + h], fill=level)
     ty = y + pad
-    for (s, fnt), hh in zip(lines, heights):
+    for (s, fnt), hh in zip(lines, heights, strict=True):
         text(draw, (x + pad, ty - hh * 0.12), s, fnt, fill)
         ty += int(hh * 1.25)
     return x, y, x + w, y + h
