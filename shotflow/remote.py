@@ -267,7 +267,10 @@ class Remote:
 
         store = self.store
         try:
-            return getattr(obstore, name)(store, *args, **kwargs)
+            result = getattr(obstore, name)(store, *args, **kwargs)
+            if name == "list":  # a lazy stream: its network errors come while it is read, so read it here
+                result = list(result)
+            return result
         except (FileNotFoundError, NotFoundError) as exc:
             if name == "put":  # nowhere to write: no such bucket or container
                 self._fail(exc)

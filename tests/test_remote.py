@@ -273,6 +273,28 @@ def test_a_lease_whose_owner_died_on_this_machine_is_taken_over_at_once(tmp_path
     assert isinstance(Remote(url).take_lease("d" * 64), Lease)
 
 
+def test_a_listing_that_fails_while_it_is_read_marks_the_remote_offline(tmp_path, monkeypatch):
+    """obstore.list is a lazy stream: the network error comes while it is read, not when it is
+    asked for. It must still be the remote going away (Offline, one warning), never an internal
+    error that fails the node (as the remote going away mid-render once did, now and then)."""
+    import obstore
+    from obstore.exceptions import GenericError
+
+    from shotflow.remote import Offline, Remote
+
+    def listing(store, prefix):
+        yield [{"path": f"{prefix}00000000.json"}]
+        raise GenericError("connection reset while listing")
+
+    (tmp_path / "f").mkdir()
+    warned = []
+    remote = Remote((tmp_path / "f").as_uri(), warn=warned.append)
+    monkeypatch.setattr(obstore, "list", listing)
+    with pytest.raises(Offline):
+        remote.take_lease("d" * 64)
+    assert remote.offline and len(warned) == 1 and "connection reset" in warned[0]
+
+
 # -- damage and failure ------------------------------------------------------------------------------------
 
 
