@@ -112,15 +112,30 @@ class Proc:
     err: str
 
 
-def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
-        keep_output: bool = True, timeout: float = 1800) -> Proc:
+def run(
+    cmd: list[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    keep_output: bool = True,
+    timeout: float = 1800,
+) -> Proc:
     """Run one process to completion; wall clock, the child's own peak RSS (GNU time) and CPU."""
     full_env = child_env(env)
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
-            tempfile.NamedTemporaryFile(suffix=".rss") as rss_file:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile(suffix=".rss") as rss_file,
+    ):
         start = time.perf_counter()
-        proc = subprocess.Popen(measured(cmd, rss_file.name), cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
-                                stdout=out if keep_output else subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            measured(cmd, rss_file.name),
+            cwd=cwd,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=out if keep_output else subprocess.DEVNULL,
+            stderr=err,
+        )
         killer = threading.Timer(timeout, proc.kill)
         killer.start()
         try:
@@ -134,8 +149,9 @@ def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None =
         text_err = err.read().decode(errors="replace")
         rss = read_rss(rss_file.name, usage.ru_maxrss)
     # wait4's rusage includes the children the wrapper waited for: the CPU is the command's
-    return Proc(wall=wall, rss_mb=rss, cpu=usage.ru_utime + usage.ru_stime, code=proc.returncode,
-                out=text_out, err=text_err)
+    return Proc(
+        wall=wall, rss_mb=rss, cpu=usage.ru_utime + usage.ru_stime, code=proc.returncode, out=text_out, err=text_err
+    )
 
 
 def reap(proc: subprocess.Popen) -> tuple[int, object]:
@@ -203,10 +219,15 @@ def machine() -> dict[str, str]:
     except OSError:
         pass
     try:
-        git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, check=False).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "shotflow"],
-                               capture_output=True, text=True, check=False).stdout.strip()
+        git = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "shotflow"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
         git += " + uncommitted changes in shotflow/" if dirty else ""
     except OSError:
         git = ""
@@ -217,8 +238,9 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "rss": ("GNU time %M of each process" if gnu_time()
-                else "os.wait4 ru_maxrss (includes the parent's RSS at fork)"),
+        "rss": (
+            "GNU time %M of each process" if gnu_time() else "os.wait4 ru_maxrss (includes the parent's RSS at fork)"
+        ),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": git,
     }

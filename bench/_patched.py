@@ -59,10 +59,13 @@ if "looplag" in PATCHES:
                 lags.sort()
                 busy = sum(x for x in lags if x > 0.0005)
                 if lags:
-                    print(f"looplag: {total:.2f} s in the loop; blocked {busy:.2f} s ({busy / total:.0%}); "
-                          f"lateness p50 {lags[len(lags) // 2] * 1000:.1f} ms, "
-                          f"p90 {lags[int(len(lags) * .9)] * 1000:.1f} ms, "
-                          f"max {lags[-1] * 1000:.1f} ms", file=sys.stderr)
+                    print(
+                        f"looplag: {total:.2f} s in the loop; blocked {busy:.2f} s ({busy / total:.0%}); "
+                        f"lateness p50 {lags[len(lags) // 2] * 1000:.1f} ms, "
+                        f"p90 {lags[int(len(lags) * 0.9)] * 1000:.1f} ms, "
+                        f"max {lags[-1] * 1000:.1f} ms",
+                        file=sys.stderr,
+                    )
 
         return _run(wrapper(), **kwargs)
 

@@ -113,8 +113,18 @@ def _where(n: int, cmd: list[str]) -> str:
     return f"python bench/commands.py --sizes {n}  # runs `{quote(cmd)}` in bench/_work/sb{n}-d{DEPTH}"
 
 
-def _timed(name: str, n: int, cmd: list[str], runs: int, quick: bool, cwd: Path, *, expect: str | None = None,
-           cold_user_cache: bool = False, edit: Path | None = None) -> Result:
+def _timed(
+    name: str,
+    n: int,
+    cmd: list[str],
+    runs: int,
+    quick: bool,
+    cwd: Path,
+    *,
+    expect: str | None = None,
+    cold_user_cache: bool = False,
+    edit: Path | None = None,
+) -> Result:
     walls, cpus, rss = [], [], 0.0
     note = ""
     for i in range(runs if quick or n > 1000 else runs + 1):  # at N ≤ 1000 the first run is a warm-up
@@ -137,8 +147,18 @@ def _timed(name: str, n: int, cmd: list[str], runs: int, quick: bool, cwd: Path,
     target, ok = _judge(name, n, value, rss, quick)
     if "fast path" in note:
         ok = False if not quick else None
-    return Result(bench="commands", case=f"{name}, N={n}", value=value, unit="s", runs=walls, rss_mb=rss,
-                  target=target, ok=ok, command=_where(n, cmd), note=note)
+    return Result(
+        bench="commands",
+        case=f"{name}, N={n}",
+        value=value,
+        unit="s",
+        runs=walls,
+        rss_mb=rss,
+        target=target,
+        ok=ok,
+        command=_where(n, cmd),
+        note=note,
+    )
 
 
 def _edit_loop(n: int, cmd: list[str], runs: int, quick: bool, cwd: Path, board: Path) -> list[Result]:
@@ -155,9 +175,20 @@ def _edit_loop(n: int, cmd: list[str], runs: int, quick: bool, cwd: Path, board:
         rendered = procs[-1].out.count(" rendered ")
         rss = max(p.rss_mb for p in procs)
         target, ok = _judge(name, n, median(walls), rss, quick)
-        results.append(Result(bench="commands", case=f"{name}, N={n}", value=median(walls), unit="s", runs=walls,
-                              rss_mb=rss, target=target, ok=ok, command=_where(n, cmd),
-                              note=f"CPU {median([p.cpu for p in procs]):.2f} s; {rendered} nodes rendered"))
+        results.append(
+            Result(
+                bench="commands",
+                case=f"{name}, N={n}",
+                value=median(walls),
+                unit="s",
+                runs=walls,
+                rss_mb=rss,
+                target=target,
+                ok=ok,
+                command=_where(n, cmd),
+                note=f"CPU {median([p.cpu for p in procs]):.2f} s; {rendered} nodes rendered",
+            )
+        )
     return results
 
 
@@ -177,28 +208,46 @@ def bench_one(n: int, runs: int, quick: bool, fresh: bool) -> list[Result]:
     render = [*sf, "render", "storyboard.yaml"]
     results = [
         # at 10 000 a cold run is ~30 s: one is enough to see it
-        _timed("validate, cold user cache", n, validate, 1 if n >= 10_000 else runs, quick, folder,
-               cold_user_cache=True),
+        _timed(
+            "validate, cold user cache", n, validate, 1 if n >= 10_000 else runs, quick, folder, cold_user_cache=True
+        ),
         _timed("validate, warm", n, validate, runs, quick, folder),
         _timed("validate, 1 prompt edited", n, validate, runs, quick, folder, edit=board),
     ]
     cold_needed = fresh or not (folder / ".shotflow" / "storyboard.last-run.json").is_file()
     if cold_needed:
         _clear(folder)
-        proc = check(run(render, cwd=folder, keep_output=False, env={"SHOTFLOW_USER_CACHE": str(USER_CACHE)}),
-                     f"cold render at N={n}")
+        proc = check(
+            run(render, cwd=folder, keep_output=False, env={"SHOTFLOW_USER_CACHE": str(USER_CACHE)}),
+            f"cold render at N={n}",
+        )
         nodes = meta["nodes"]
-        results.append(Result(bench="commands", case=f"render (cold, preview), N={n}", value=proc.wall, unit="s",
-                              runs=[proc.wall], rss_mb=proc.rss_mb,
-                              target=f"RSS ≤ {RSS_LIMIT_MB:.0f} MB" if n >= 10_000 else "",
-                              ok=None if quick or n < 10_000 else proc.rss_mb <= RSS_LIMIT_MB,
-                              command=_where(n, render) + " (--fresh)",
-                              note=f"{nodes} nodes, {meta['takes'] + meta['sheets']} frames; "
-                                   f"{proc.wall / nodes * 1000:.1f} ms per node; CPU {proc.cpu:.1f} s"))
+        results.append(
+            Result(
+                bench="commands",
+                case=f"render (cold, preview), N={n}",
+                value=proc.wall,
+                unit="s",
+                runs=[proc.wall],
+                rss_mb=proc.rss_mb,
+                target=f"RSS ≤ {RSS_LIMIT_MB:.0f} MB" if n >= 10_000 else "",
+                ok=None if quick or n < 10_000 else proc.rss_mb <= RSS_LIMIT_MB,
+                command=_where(n, render) + " (--fresh)",
+                note=f"{nodes} nodes, {meta['takes'] + meta['sheets']} frames; "
+                f"{proc.wall / nodes * 1000:.1f} ms per node; CPU {proc.cpu:.1f} s",
+            )
+        )
     else:
-        results.append(Result(bench="commands", case=f"render (cold, preview), N={n}", value=None, unit="s",
-                              command=_where(n, render) + " (--fresh)",
-                              note="kept from an earlier run (pass --fresh to redo)"))
+        results.append(
+            Result(
+                bench="commands",
+                case=f"render (cold, preview), N={n}",
+                value=None,
+                unit="s",
+                command=_where(n, render) + " (--fresh)",
+                note="kept from an earlier run (pass --fresh to redo)",
+            )
+        )
     results += [
         _timed("plan, warm (all fresh)", n, plan, runs, quick, folder),
         _timed("plan, 1 prompt edited", n, plan, runs, quick, folder, edit=board),
@@ -208,8 +257,9 @@ def bench_one(n: int, runs: int, quick: bool, fresh: bool) -> list[Result]:
     return results
 
 
-def bench(quick: bool = False, sizes: tuple[int, ...] | None = None, runs: int | None = None,
-          fresh: bool = False) -> list[Result]:
+def bench(
+    quick: bool = False, sizes: tuple[int, ...] | None = None, runs: int | None = None, fresh: bool = False
+) -> list[Result]:
     sizes = sizes or (QUICK_SIZES if quick else SIZES)
     results: list[Result] = []
     for n in sizes:

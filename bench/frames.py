@@ -52,21 +52,35 @@ def stagings(count: int) -> list:
 
     names = ["mara", "tom", "ines"]
     cameras = [
-        ("extreme wide", "low angle", "24mm", "slow push in"), ("medium", "eye level", "35mm", "handheld"),
-        ("close-up", None, "85mm", "slow push in"), ("over the shoulder", None, "35mm", None),
-        ("medium two shot", "eye level", "50mm", "static"), ("wide", "high angle", "24mm", "crane up"),
-        ("insert", None, "85mm", "static"), ("full", "dutch angle", "28mm", "pan right"),
-        ("medium close-up", "low angle", "50mm", "tilt up"), ("wide", "bird's eye", "18mm", "pull out"),
+        ("extreme wide", "low angle", "24mm", "slow push in"),
+        ("medium", "eye level", "35mm", "handheld"),
+        ("close-up", None, "85mm", "slow push in"),
+        ("over the shoulder", None, "35mm", None),
+        ("medium two shot", "eye level", "50mm", "static"),
+        ("wide", "high angle", "24mm", "crane up"),
+        ("insert", None, "85mm", "static"),
+        ("full", "dutch angle", "28mm", "pan right"),
+        ("medium close-up", "low angle", "50mm", "tilt up"),
+        ("wide", "bird's eye", "18mm", "pull out"),
     ]
     out = []
     for i in range(count):
         framing, angle, lens, move = cameras[i % len(cameras)]
-        cast = names[:(i * 7) % 4]
+        cast = names[: (i * 7) % 4]
         sides = {1: ["center"], 2: ["left", "right"], 3: ["left", "center", "right"]}.get(len(cast), [])
-        figures = tuple(Figure(n, k, x, {"left": "right", "right": "left"}.get(x, "camera"))
-                        for k, (n, x) in enumerate(zip(cast, sides, strict=True)))
-        out.append(Staging("shot", cast=figures, location="harbor", tone=i % 8,
-                           camera=Camera(framing=framing, angle=angle, lens=lens, move=move)))
+        figures = tuple(
+            Figure(n, k, x, {"left": "right", "right": "left"}.get(x, "camera"))
+            for k, (n, x) in enumerate(zip(cast, sides, strict=True))
+        )
+        out.append(
+            Staging(
+                "shot",
+                cast=figures,
+                location="harbor",
+                tone=i % 8,
+                camera=Camera(framing=framing, angle=angle, lens=lens, move=move),
+            )
+        )
     return out
 
 
@@ -81,9 +95,18 @@ def bench(quick: bool = False, frames: int | None = None, fmt: str = "PNG") -> l
 
     def request(i: int, width: int, height: int, refs=()) -> Request:
         prompt = texts[i % len(texts)]
-        return Request(key=hashlib.sha256(prompt.encode()).hexdigest(), node_id=f"bench/{i}", model="runway:4@1",
-                       prompt=prompt, width=width, height=height, output_format=fmt, references=tuple(refs),
-                       seed=1000 + i, staging=staged[i % len(staged)])
+        return Request(
+            key=hashlib.sha256(prompt.encode()).hexdigest(),
+            node_id=f"bench/{i}",
+            model="runway:4@1",
+            prompt=prompt,
+            width=width,
+            height=height,
+            output_format=fmt,
+            references=tuple(refs),
+            seed=1000 + i,
+            staging=staged[i % len(staged)],
+        )
 
     # upstream frames, as a real run hands them on (1K-16:9 PNGs drawn by this backend)
     upstream = [backend.draw_all(request(i, 1360, 768))[0].data for i in range(3)]
@@ -93,6 +116,7 @@ def bench(quick: bool = False, frames: int | None = None, fmt: str = "PNG") -> l
 
     results = []
     for label, (w, h) in SIZES.items():
+
         def just_drawn(i: int, w=w, h=h) -> list:
             # the previous shot: drawn by this backend at this size just now (untimed), then referenced
             data = backend.draw_all(request(i + 500, w, h, warm[:1]))[0].data
@@ -102,8 +126,9 @@ def bench(quick: bool = False, frames: int | None = None, fmt: str = "PNG") -> l
             "no refs": lambda i: (),
             "3 refs, warm": lambda i: warm,
             # new digests each frame: the thumbnail cache misses, the bytes are decoded again
-            "3 refs, cold": lambda i, label=label: [Reference(data=r.data, sha256=f"{r.sha256}:{label}:{i}", tag=r.tag)
-                                                    for r in warm],
+            "3 refs, cold": lambda i, label=label: [
+                Reference(data=r.data, sha256=f"{r.sha256}:{label}:{i}", tag=r.tag) for r in warm
+            ],
             "3 refs, 1 new": just_drawn,
         }
         for case, refs_of in cases.items():
@@ -119,13 +144,21 @@ def bench(quick: bool = False, frames: int | None = None, fmt: str = "PNG") -> l
                 assert images and images[0].data
             value = median(times)
             judged = label == "1080p"
-            results.append(Result(bench="preview", case=f"{label} {w}x{h} {fmt}, {case}", value=value, unit="ms",
-                                  runs=[], target=f"≤ {TARGET_MS:g} ms" if judged else "",
-                                  ok=None if quick or not judged else value <= TARGET_MS,
-                                  command=f"python bench/frames.py --format {fmt}",
-                                  note=f"CPU {median(cpu):.1f} ms; {1000 / value:.1f} frames/s; "
-                                       f"p90 {sorted(times)[int(len(times) * 0.9)]:.1f} ms; "
-                                       f"{len(images[0].data) // 1024} KiB"))
+            results.append(
+                Result(
+                    bench="preview",
+                    case=f"{label} {w}x{h} {fmt}, {case}",
+                    value=value,
+                    unit="ms",
+                    runs=[],
+                    target=f"≤ {TARGET_MS:g} ms" if judged else "",
+                    ok=None if quick or not judged else value <= TARGET_MS,
+                    command=f"python bench/frames.py --format {fmt}",
+                    note=f"CPU {median(cpu):.1f} ms; {1000 / value:.1f} frames/s; "
+                    f"p90 {sorted(times)[int(len(times) * 0.9)]:.1f} ms; "
+                    f"{len(images[0].data) // 1024} KiB",
+                )
+            )
     return results
 
 

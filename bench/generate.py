@@ -35,21 +35,69 @@ SCENE_SIZE = 50
 META_VERSION = 2  # of bench-meta.json: a newer one is rewritten, the storyboard (same bytes) is not
 
 CHARACTER_NAMES = [
-    "mara", "tom", "ines", "oskar", "leni", "bruno", "yara", "felix", "noor", "anton", "greta", "milo",
-    "sasha", "edda", "rafael", "ulla", "kasimir", "petra", "hugo", "zofia", "vito", "alma", "jonas", "rina",
+    "mara",
+    "tom",
+    "ines",
+    "oskar",
+    "leni",
+    "bruno",
+    "yara",
+    "felix",
+    "noor",
+    "anton",
+    "greta",
+    "milo",
+    "sasha",
+    "edda",
+    "rafael",
+    "ulla",
+    "kasimir",
+    "petra",
+    "hugo",
+    "zofia",
+    "vito",
+    "alma",
+    "jonas",
+    "rina",
 ]
-LOCATION_NAMES = ["lighthouse", "harbor", "tavern", "cannery", "chapel", "ferry", "cliffs", "market", "station",
-                  "attic", "boatyard", "pier"]
+LOCATION_NAMES = [
+    "lighthouse",
+    "harbor",
+    "tavern",
+    "cannery",
+    "chapel",
+    "ferry",
+    "cliffs",
+    "market",
+    "station",
+    "attic",
+    "boatyard",
+    "pier",
+]
 AGES = ["in her sixties", "in his twenties", "in her thirties", "in his fifties", "barely eighteen", "in her forties"]
 LOOKS = [
-    "yellow oilskin coat and a long silver braid", "navy pea coat, wire-rimmed glasses and a knitted cap",
-    "burgundy trench coat with the collar turned up", "grease-stained overalls and a red bandana",
-    "a grey wool suit two sizes too big", "a fisherman's sweater, rope scar across one palm",
-    "a black raincoat and rubber boots to the knee", "a green headscarf and a battered leather satchel",
+    "yellow oilskin coat and a long silver braid",
+    "navy pea coat, wire-rimmed glasses and a knitted cap",
+    "burgundy trench coat with the collar turned up",
+    "grease-stained overalls and a red bandana",
+    "a grey wool suit two sizes too big",
+    "a fisherman's sweater, rope scar across one palm",
+    "a black raincoat and rubber boots to the knee",
+    "a green headscarf and a battered leather satchel",
 ]
 ROLES = [
-    "lighthouse keeper", "radio operator", "harbour master", "smuggler", "ferry captain", "cannery foreman",
-    "village priest", "young deckhand", "retired schoolteacher", "coast-guard officer", "net mender", "innkeeper",
+    "lighthouse keeper",
+    "radio operator",
+    "harbour master",
+    "smuggler",
+    "ferry captain",
+    "cannery foreman",
+    "village priest",
+    "young deckhand",
+    "retired schoolteacher",
+    "coast-guard officer",
+    "net mender",
+    "innkeeper",
 ]
 PLACES = [
     "a red-and-white lighthouse on black basalt above a winter sea",
@@ -66,32 +114,71 @@ PLACES = [
     "a long timber pier on rusted stilts, lamps strung along its rail",
 ]
 ACTIONS = [
-    "forces the door open against the wind", "climbs the iron spiral staircase, lantern in hand",
-    "studies a torn sea chart under a swinging bulb", "hauls a dripping net over the gunwale",
-    "waits in the doorway, watching the road", "reads a telegram twice and folds it away",
-    "counts coins on the bar with slow deliberate fingers", "turns sharply at a sound off screen",
-    "wipes fog from the window with a sleeve", "lights a cigarette in cupped hands",
-    "drags a crate across wet boards", "stops halfway through a sentence", "runs along the quay",
+    "forces the door open against the wind",
+    "climbs the iron spiral staircase, lantern in hand",
+    "studies a torn sea chart under a swinging bulb",
+    "hauls a dripping net over the gunwale",
+    "waits in the doorway, watching the road",
+    "reads a telegram twice and folds it away",
+    "counts coins on the bar with slow deliberate fingers",
+    "turns sharply at a sound off screen",
+    "wipes fog from the window with a sleeve",
+    "lights a cigarette in cupped hands",
+    "drags a crate across wet boards",
+    "stops halfway through a sentence",
+    "runs along the quay",
 ]
 DETAILS = [
-    "rain needles across the frame", "a gull hangs motionless in the updraft", "breath fogs in the cold air",
-    "the lamp beam sweeps the clouds behind", "puddles reflect a single sodium light",
-    "steam rises from a tin mug on the table", "a radio crackles somewhere out of frame",
-    "spray bursts over the railing", "the floorboards are dark with seawater", "a clock reads ten past four",
-    "loose papers lift in a sudden draught", "a dog barks far down the harbour", "frost rims the window glass",
-    "the last light turns the water to hammered copper", "a door bangs twice in the wind",
+    "rain needles across the frame",
+    "a gull hangs motionless in the updraft",
+    "breath fogs in the cold air",
+    "the lamp beam sweeps the clouds behind",
+    "puddles reflect a single sodium light",
+    "steam rises from a tin mug on the table",
+    "a radio crackles somewhere out of frame",
+    "spray bursts over the railing",
+    "the floorboards are dark with seawater",
+    "a clock reads ten past four",
+    "loose papers lift in a sudden draught",
+    "a dog barks far down the harbour",
+    "frost rims the window glass",
+    "the last light turns the water to hammered copper",
+    "a door bangs twice in the wind",
 ]
 MOODS = ["tense", "quiet", "melancholy", "urgent", "tender", "ominous", "weary", "hopeful"]
-FRAMINGS = ["extreme wide", "wide", "full", "medium", "medium close-up", "close-up", "extreme close-up",
-            "over the shoulder", "insert"]
+FRAMINGS = [
+    "extreme wide",
+    "wide",
+    "full",
+    "medium",
+    "medium close-up",
+    "close-up",
+    "extreme close-up",
+    "over the shoulder",
+    "insert",
+]
 ANGLES = ["eye level", "low angle", "high angle", "bird's eye", "dutch angle"]
 LENSES = ["18mm", "24mm", "35mm", "50mm", "85mm", "135mm"]
-MOVES = ["static", "pan left", "pan right", "tilt up", "dolly in", "dolly out", "handheld", "crane up",
-         "slow push in", "tracking left"]
+MOVES = [
+    "static",
+    "pan left",
+    "pan right",
+    "tilt up",
+    "dolly in",
+    "dolly out",
+    "handheld",
+    "crane up",
+    "slow push in",
+    "tracking left",
+]
 DIALOGUE = [
-    "Coast guard, this is Skerry Light. Do you read?", "You should not have come back here.",
-    "The tide turns at four. We leave at four.", "Tell him I kept the lamp lit.", "Nobody saw a thing. Understood?",
-    "It was never about the money.", "Look at the water. Something is wrong with the water.",
+    "Coast guard, this is Skerry Light. Do you read?",
+    "You should not have come back here.",
+    "The tide turns at four. We leave at four.",
+    "Tell him I kept the lamp lit.",
+    "Nobody saw a thing. Understood?",
+    "It was never about the money.",
+    "Look at the water. Something is wrong with the water.",
 ]
 
 
@@ -253,8 +340,10 @@ def build(n: int, depth: int = 8, seed: int = 0) -> Board:
     characters: dict[str, Entity] = {}
     for i, name in enumerate(CHARACTER_NAMES[:n_chars]):
         kind = "image" if i % 6 == 1 else "words" if i % 6 == 4 else "sheet"
-        desc = f"{rng.choice(['a weathered', 'a nervous', 'a broad-shouldered', 'a slight', 'a sharp-eyed'])} " \
-               f"{rng.choice(ROLES)} {rng.choice(AGES)}, {rng.choice(LOOKS)}"
+        desc = (
+            f"{rng.choice(['a weathered', 'a nervous', 'a broad-shouldered', 'a slight', 'a sharp-eyed'])} "
+            f"{rng.choice(ROLES)} {rng.choice(AGES)}, {rng.choice(LOOKS)}"
+        )
         characters[name] = Entity(name, desc, kind)
     locations: dict[str, Entity] = {}
     for i, name in enumerate(LOCATION_NAMES[:n_locs]):
@@ -277,8 +366,13 @@ def build(n: int, depth: int = 8, seed: int = 0) -> Board:
         location = loc_names[(si * 7 + rng.randrange(2)) % len(loc_names)]
         scene_cast = rng.sample(char_names, min(len(char_names), rng.randint(2, 4)))
         mood, hour = rng.choice(MOODS), rng.choice(["night", "dawn", "noon", "dusk"])
-        scene = Scene(id=sid, title=f"Scene {si + 1}: {mood} {hour}",
-                      location=location, description=f"{rng.choice(MOODS)} beat at the {location}", shots=[])
+        scene = Scene(
+            id=sid,
+            title=f"Scene {si + 1}: {mood} {hour}",
+            location=location,
+            description=f"{rng.choice(MOODS)} beat at the {location}",
+            shots=[],
+        )
         loc_ref = 1 if locations[location].is_ref else 0
         previous_scene_shots = [f"{s.id}/{h.id}" for s in scenes[-3:] for h in s.shots]
         for hi in range(size):
@@ -317,15 +411,21 @@ def build(n: int, depth: int = 8, seed: int = 0) -> Board:
                 camera["move"] = rng.choice(MOVES)
 
             n_refs = loc_ref + sum(1 for c in cast if characters[c].is_ref) + len(refs)
-            tagged = (bool(cast) and characters[cast[0]].is_ref and len(refs) <= 1 and rng.random() < 0.1)
+            tagged = bool(cast) and characters[cast[0]].is_ref and len(refs) <= 1 and rng.random() < 0.1
             parts = _prompt(rng, cast, characters, locations[location], variables, tagged, hi == 0)
             head, tail = _camera_text(camera)
             overhead = len(head) + len(tail) + 2 + len(style_expanded)
             while len(parts) > 2 and len(", ".join(p[1] for p in parts)) + overhead > PROMPT_BUDGET:
                 parts.pop()  # drop trailing details until it fits
             prompt, expanded = ", ".join(p[0] for p in parts), ", ".join(p[1] for p in parts)
-            shot = Shot(id=hid, prompt=prompt, expanded=head + expanded + tail + ". " + style_expanded,
-                        camera=camera, cast=cast, refs=refs)
+            shot = Shot(
+                id=hid,
+                prompt=prompt,
+                expanded=head + expanded + tail + ". " + style_expanded,
+                camera=camera,
+                cast=cast,
+                refs=refs,
+            )
             shot.duration = rng.choice([1.5, 2.0, 2.5, 3.0, 4.0])
             if rng.random() < 0.05:
                 shot.takes = rng.randint(2, 3)
@@ -340,27 +440,45 @@ def build(n: int, depth: int = 8, seed: int = 0) -> Board:
                 shot.notes = f"hold {rng.choice(['a beat', 'two beats', 'on the reaction'])} before cutting"
             scene.shots.append(shot)
         scenes.append(scene)
-    return Board(n=n, depth=depth, seed=seed, style=style, style_expanded=style_expanded, vars=variables,
-                 characters=characters, locations=locations, scenes=scenes)
+    return Board(
+        n=n,
+        depth=depth,
+        seed=seed,
+        style=style,
+        style_expanded=style_expanded,
+        vars=variables,
+        characters=characters,
+        locations=locations,
+        scenes=scenes,
+    )
 
 
 def _prompt(rng, cast, characters, location, variables, tagged: bool, establishing: bool) -> list[tuple[str, str]]:
     """The parts of a shot's own prompt: (Jinja source, its expansion) each."""
     parts: list[tuple[str, str]] = []
     if establishing and not cast:
-        parts.append(("establishing shot of {{ location.description }}",
-                      f"establishing shot of {location.description}"))
+        parts.append(
+            ("establishing shot of {{ location.description }}", f"establishing shot of {location.description}")
+        )
         parts.append(("{{ vars.weather }}", variables["weather"]))
     else:
         for i, member in enumerate(cast):
             c = characters[member]
             if i == 0:
-                who = ("@" + member + ", " if tagged else "")
-                parts.append((who + "{{ cast." + member + ".description }} " + rng.choice(ACTIONS),
-                              who + c.description + " " + rng.choice(ACTIONS)))
+                who = "@" + member + ", " if tagged else ""
+                parts.append(
+                    (
+                        who + "{{ cast." + member + ".description }} " + rng.choice(ACTIONS),
+                        who + c.description + " " + rng.choice(ACTIONS),
+                    )
+                )
             else:
-                parts.append(("{{ cast." + member + ".name | title }} close behind, " + rng.choice(MOODS),
-                              member.title() + " close behind, " + rng.choice(MOODS)))
+                parts.append(
+                    (
+                        "{{ cast." + member + ".name | title }} close behind, " + rng.choice(MOODS),
+                        member.title() + " close behind, " + rng.choice(MOODS),
+                    )
+                )
         if not cast:
             act = f"an empty frame at the {location.name}, {rng.choice(DETAILS)}"
             parts.append((act, act))
@@ -390,15 +508,19 @@ def write(board: Board, out: Path) -> dict[str, object]:
     out.mkdir(parents=True, exist_ok=True)
     refs_dir = out / "refs"
     refs_dir.mkdir(exist_ok=True)
-    cast = ["# yaml-language-server: $schema=../../schemas/library.schema.json",
-            f"# generated by bench/generate.py {board.n} --depth {board.depth} --seed {board.seed}", "characters:"]
+    cast = [
+        "# yaml-language-server: $schema=../../schemas/library.schema.json",
+        f"# generated by bench/generate.py {board.n} --depth {board.depth} --seed {board.seed}",
+        "characters:",
+    ]
     for name, c in board.characters.items():
         cast.append(f"  {name}:")
         cast.append(f"    description: {_q(c.description)}")
         if c.kind == "sheet":
             cast.append("    sheet:")
-            turnaround = ("character turnaround of {{ character.description }}, "
-                          "front, side and back views, plain grey backdrop")
+            turnaround = (
+                "character turnaround of {{ character.description }}, front, side and back views, plain grey backdrop"
+            )
             cast.append(f"      prompt: {_q(turnaround)}")
             cast.append("      size: 1K-1:1")
         elif c.kind == "image":
@@ -434,8 +556,13 @@ def write(board: Board, out: Path) -> dict[str, object]:
         "scenes:",
     ]
     for scene in board.scenes:
-        lines += [f"  - id: {scene.id}", f"    title: {_q(scene.title)}", f"    location: {scene.location}",
-                  f"    description: {_q(scene.description)}", "    shots:"]
+        lines += [
+            f"  - id: {scene.id}",
+            f"    title: {_q(scene.title)}",
+            f"    location: {scene.location}",
+            f"    description: {_q(scene.description)}",
+            "    shots:",
+        ]
         for shot in scene.shots:
             lines.append(f"      - id: {shot.id}")
             if shot.cast:

@@ -34,8 +34,9 @@ def profile(command: str, n: int, cache: str, html: Path | None, interval: float
     sf = shotflow_cmd()
     script = sf if sf[0] != PY else [*sf[1:]]
     if command == "render" and not (folder / ".shotflow" / "storyboard.last-run.json").is_file():
-        subprocess.run([*sf, "render", "storyboard.yaml"], cwd=folder, env=child_env(), check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*sf, "render", "storyboard.yaml"], cwd=folder, env=child_env(), check=True, stdout=subprocess.DEVNULL
+        )
     if touch:
         (folder / "storyboard.yaml").touch()  # a new mtime: the no-op fast path no longer applies
     with contextlib.ExitStack() as stack:
@@ -47,8 +48,9 @@ def profile(command: str, n: int, cache: str, html: Path | None, interval: float
         report = html or Path(stack.enter_context(tempfile.TemporaryDirectory())) / "profile.txt"
         renderer = ["-r", "html" if html else "text", "-o", str(report)]
         cmd = [PY, "-m", "pyinstrument", "-i", str(interval), *renderer, *script, command, "storyboard.yaml"]
-        done = subprocess.run(cmd, cwd=folder, env=child_env({"SHOTFLOW_USER_CACHE": user_cache}),
-                              stdout=subprocess.DEVNULL)
+        done = subprocess.run(
+            cmd, cwd=folder, env=child_env({"SHOTFLOW_USER_CACHE": user_cache}), stdout=subprocess.DEVNULL
+        )
         if html:
             print(f"wrote {html}")
         else:
@@ -65,7 +67,7 @@ import tracemalloc, resource, sys
 tracemalloc.start(1)
 from shotflow.api import load_project
 from shotflow import graph
-project = load_project({str(folder / 'storyboard.yaml')!r})
+project = load_project({str(folder / "storyboard.yaml")!r})
 g = graph.build(project)
 snap = tracemalloc.take_snapshot()
 current, peak = tracemalloc.get_traced_memory()

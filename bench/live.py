@@ -68,9 +68,15 @@ class Board:
 
     def __init__(self, story: Path):
         self.events: queue.Queue = queue.Queue()
-        self.proc = subprocess.Popen([*shotflow_cmd(), "watch", str(story), "--port", "0", "--no-open"],
-                                     cwd=story.parent, env=child_env(), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [*shotflow_cmd(), "watch", str(story), "--port", "0", "--no-open"],
+            cwd=story.parent,
+            env=child_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         line = self.proc.stdout.readline()
         if not line.startswith("serving "):
             self.proc.kill()
@@ -178,19 +184,33 @@ def bench_one(n: int, runs: int, quick: bool) -> list[Result]:
     finally:
         board.close()
     command = f"python bench/live.py --sizes {n}"
-    note = (f"the server's CPU from the write to that event: median {median(cpus) * 1000:.0f} ms; the edited "
-            f"shot's frame is pushed as soon as it is rendered, its downstream follows in the round's update; "
-            f"load average {os.getloadavg()[0]:.1f}")
+    note = (
+        f"the server's CPU from the write to that event: median {median(cpus) * 1000:.0f} ms; the edited "
+        f"shot's frame is pushed as soon as it is rendered, its downstream follows in the round's update; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     results = []
-    for case, values in ((f"watch: write → edited frame on the board, N={n}", edits),
-                         (f"watch: write → round's update (shot + downstream), N={n}", complete),
-                         (f"watch: write → board update, edit reverted, N={n}", reverts)):
+    for case, values in (
+        (f"watch: write → edited frame on the board, N={n}", edits),
+        (f"watch: write → round's update (shot + downstream), N={n}", complete),
+        (f"watch: write → board update, edit reverted, N={n}", reverts),
+    ):
         value = median(values)
         judged = "edited frame" in case and n == 1000 and not quick
         extra = f"the server's round: median {median(rounds) * 1000:.0f} ms" if "round's" in case else ""
-        results.append(Result("live", case, value, "s", values, target=TARGET[1] if judged else "",
-                              ok=(value <= TARGET[0]) if judged else None, command=command,
-                              note=note if "edited frame" in case else extra))
+        results.append(
+            Result(
+                "live",
+                case,
+                value,
+                "s",
+                values,
+                target=TARGET[1] if judged else "",
+                ok=(value <= TARGET[0]) if judged else None,
+                command=command,
+                note=note if "edited frame" in case else extra,
+            )
+        )
     return results
 
 

@@ -86,8 +86,15 @@ def render_timed(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float)
     with tempfile.NamedTemporaryFile(suffix=".rss", delete=False) as rss_file:
         pass  # only its name: the measured child writes it
     start = time.perf_counter()
-    proc = subprocess.Popen(measured(cmd, rss_file.name), cwd=cwd, env=full_env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        measured(cmd, rss_file.name),
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
     killer = threading.Timer(timeout, proc.kill)
     killer.start()
     err_chunks: list[str] = []
@@ -108,8 +115,14 @@ def render_timed(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float)
     reader.join(5)
     rss = read_rss(rss_file.name, usage.ru_maxrss)
     os.unlink(rss_file.name)
-    return {"wall": wall, "code": proc.returncode, "events": events, "rss_mb": rss,
-            "cpu": usage.ru_utime + usage.ru_stime, "err": "".join(err_chunks)}
+    return {
+        "wall": wall,
+        "code": proc.returncode,
+        "events": events,
+        "rss_mb": rss,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "err": "".join(err_chunks),
+    }
 
 
 def probe_summary(tasks: list[list[float]], latency: float, jobs: int, runs: int) -> str:
@@ -120,15 +133,25 @@ def probe_summary(tasks: list[list[float]], latency: float, jobs: int, runs: int
     span = max(d for _, d in tasks) - tasks[0][0]
     durations = sorted(d - a for a, d in tasks)
     busy = sum(durations)
-    return (f"probe: task time median {durations[len(durations) // 2] * 1000:.0f} ms, "
-            f"p90 {durations[int(len(durations) * 0.9)] * 1000:.0f} ms (L {latency * 1000:.0f}); "
-            f"slots busy {busy / (jobs * span):.0%} of {jobs} × {span:.2f} s; "
-            f"idle slot time {jobs * span - busy:.2f} s = shotflow's turnaround, "
-            f"{(jobs * span - busy) / len(tasks) * 1000:.0f} ms per task")
+    return (
+        f"probe: task time median {durations[len(durations) // 2] * 1000:.0f} ms, "
+        f"p90 {durations[int(len(durations) * 0.9)] * 1000:.0f} ms (L {latency * 1000:.0f}); "
+        f"slots busy {busy / (jobs * span):.0%} of {jobs} × {span:.2f} s; "
+        f"idle slot time {jobs * span - busy:.2f} s = shotflow's turnaround, "
+        f"{(jobs * span - busy) / len(tasks) * 1000:.0f} ms per task"
+    )
 
 
-def bench(quick: bool = False, shots: int | None = None, latency: float | None = None, jobs: int | None = None,
-          runs: int | None = None, whatif: str = "", probe: bool = False, extra_jobs: int = 0) -> list[Result]:
+def bench(
+    quick: bool = False,
+    shots: int | None = None,
+    latency: float | None = None,
+    jobs: int | None = None,
+    runs: int | None = None,
+    whatif: str = "",
+    probe: bool = False,
+    extra_jobs: int = 0,
+) -> list[Result]:
     """``whatif``: comma-separated patches of ``_patched.py`` and/or ``base64`` (the storyboard
     asks Runware for base64Data instead of URLs: no download round trip), ``batch1`` (one task
     per HTTP request), ``window0`` (no batch window), ``sync`` (sync delivery instead of the
@@ -141,8 +164,12 @@ def bench(quick: bool = False, shots: int | None = None, latency: float | None =
     meta = generate(shots, folder, depth=8)
     nodes, chain = int(meta["nodes"]), int(meta["longest_chain"])
     bound = max(chain * latency, math.ceil(nodes / jobs) * latency)
-    settings = {"base64": "output_type: base64Data", "batch1": "batch: 1", "window0": "batch_window: 0",
-                "sync": "delivery: sync"}
+    settings = {
+        "base64": "output_type: base64Data",
+        "batch1": "batch: 1",
+        "window0": "batch_window: 0",
+        "sync": "delivery: sync",
+    }
     wanted = [w for w in whatif.split(",") if w]
     patches = [w for w in wanted if w not in settings]
     board = "storyboard.yaml"
@@ -158,8 +185,10 @@ def bench(quick: bool = False, shots: int | None = None, latency: float | None =
     case += f", what-if {whatif}" if whatif else ""
     if extra_jobs:
         case += f", --jobs {jobs + extra_jobs}"
-    command = (f"python bench/makespan.py --shots {shots} --latency {latency:g} --jobs {jobs}"
-               f"  # runs `{quote(cmd)}` against the emulator")
+    command = (
+        f"python bench/makespan.py --shots {shots} --latency {latency:g} --jobs {jobs}"
+        f"  # runs `{quote(cmd)}` against the emulator"
+    )
     probe_file = WORK / "emulator-probe.json" if probe else None
     try:
         with EmulatorProcess(latency, jobs, probe=probe_file) as emulator:
@@ -168,10 +197,12 @@ def bench(quick: bool = False, shots: int | None = None, latency: float | None =
                 for name in (".shotflow", "renders"):
                     shutil.rmtree(folder / name, ignore_errors=True)
                 (folder / board).with_suffix(".lock").unlink(missing_ok=True)
-                env = {"RUNWARE_API_URL": emulator.url, "RUNWARE_API_KEY": "test-key",
-                       "SHOTFLOW_BENCH_PATCH": ",".join(patches)}
-                got = render_timed(cmd, folder, env,
-                                   timeout=max(120.0, bound * 10))
+                env = {
+                    "RUNWARE_API_URL": emulator.url,
+                    "RUNWARE_API_KEY": "test-key",
+                    "SHOTFLOW_BENCH_PATCH": ",".join(patches),
+                }
+                got = render_timed(cmd, folder, env, timeout=max(120.0, bound * 10))
                 node_events = [(t, e) for t, e in got["events"] if e.get("event") == "node"]
                 if got["code"] not in (0, 1) or not node_events:
                     tail = (got["err"] or "").strip().splitlines()[-8:]
@@ -187,24 +218,51 @@ def bench(quick: bool = False, shots: int | None = None, latency: float | None =
 
         traceback.print_exc()
         note = f"could not run: {exc}"
-        return [Result(bench="makespan", case=case, value=None, unit="x", target=f"≤ {TARGET} × bound",
-                       command=command, note=note[:400])]
+        return [
+            Result(
+                bench="makespan",
+                case=case,
+                value=None,
+                unit="x",
+                target=f"≤ {TARGET} × bound",
+                command=command,
+                note=note[:400],
+            )
+        ]
     span, wall = median(makespans), median(walls)
     cpu = median(cpus)
     emulator_cpu = emulator.cpu / runs
     ok_run = span <= TARGET * bound
-    note = (f"bound {bound:.2f} s; run makespan {span:.2f} s; process wall {wall:.2f} s "
-            f"({wall / bound:.3f}× bound); {rendered} rendered, {failed} failed or skipped; "
-            f"CPU: shotflow {cpu:.1f} s ({cpu / nodes * 1000:.0f} ms/node), emulator {emulator_cpu:.1f} s")
+    note = (
+        f"bound {bound:.2f} s; run makespan {span:.2f} s; process wall {wall:.2f} s "
+        f"({wall / bound:.3f}× bound); {rendered} rendered, {failed} failed or skipped; "
+        f"CPU: shotflow {cpu:.1f} s ({cpu / nodes * 1000:.0f} ms/node), emulator {emulator_cpu:.1f} s"
+    )
     if probe_file is not None and probe_file.is_file():
         note += "; " + probe_summary(json.loads(probe_file.read_text()), latency, jobs, runs)
     return [
-        Result(bench="makespan", case=case, value=span / bound, unit="x", runs=[m / bound for m in makespans],
-               rss_mb=rss, target=f"≤ {TARGET} × bound", ok=None if quick else (ok_run and not failed),
-               command=command, note=note),
-        Result(bench="makespan", case=f"process wall, {case}", value=wall / bound, unit="x",
-               runs=[w / bound for w in walls], rss_mb=rss, command=command,
-               note="start-up + load + plan + render + lock/manifest, over the bound"),
+        Result(
+            bench="makespan",
+            case=case,
+            value=span / bound,
+            unit="x",
+            runs=[m / bound for m in makespans],
+            rss_mb=rss,
+            target=f"≤ {TARGET} × bound",
+            ok=None if quick else (ok_run and not failed),
+            command=command,
+            note=note,
+        ),
+        Result(
+            bench="makespan",
+            case=f"process wall, {case}",
+            value=wall / bound,
+            unit="x",
+            runs=[w / bound for w in walls],
+            rss_mb=rss,
+            command=command,
+            note="start-up + load + plan + render + lock/manifest, over the bound",
+        ),
     ]
 
 
@@ -216,13 +274,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=None, help="C: --jobs and emulator concurrency (default 8)")
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--whatif", default="", help="profiling: nofsync, novalidate, base64, sync (comma-separated)")
-    parser.add_argument("--probe", action="store_true",
-                        help="time every task in the emulator (bench/_emulator_probe.py)")
-    parser.add_argument("--extra-jobs", type=int, default=0,
-                        help="profiling: run shotflow with --jobs C+K against an emulator of concurrency C")
+    parser.add_argument(
+        "--probe", action="store_true", help="time every task in the emulator (bench/_emulator_probe.py)"
+    )
+    parser.add_argument(
+        "--extra-jobs",
+        type=int,
+        default=0,
+        help="profiling: run shotflow with --jobs C+K against an emulator of concurrency C",
+    )
     args = parser.parse_args(argv)
-    print(table(bench(args.quick, args.shots, args.latency, args.jobs, args.runs, args.whatif, args.probe,
-                      args.extra_jobs)))
+    print(
+        table(
+            bench(args.quick, args.shots, args.latency, args.jobs, args.runs, args.whatif, args.probe, args.extra_jobs)
+        )
+    )
     return 0
 
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import PY, Result, check, median, run, table  # noqa: E402
 
-CHILD = textwrap.dedent('''
+CHILD = textwrap.dedent("""
     import asyncio, hashlib, json, os, sys, time
     lib, url, n, size, conc = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     payloads = [os.urandom(size) for _ in range(n)]
@@ -68,7 +68,7 @@ CHILD = textwrap.dedent('''
         t1 = time.perf_counter(); got = fs.cat(paths, batch_size=conc); t_down = time.perf_counter() - t1
         assert all(hashlib.sha256(got[p]).hexdigest() == d for p, d in zip(paths, digests))
     print(json.dumps({"import": t_import, "upload": t_up, "download": t_down}))
-''')
+""")
 
 
 def start_server():
@@ -80,17 +80,24 @@ def start_server():
     return server, f"http://{host}:{port}"
 
 
-def bench(quick: bool = False, objects: int = 1000, size: int = 65536, runs: int = 3,
-          concurrency: int = 16) -> list[Result]:
+def bench(
+    quick: bool = False, objects: int = 1000, size: int = 65536, runs: int = 3, concurrency: int = 16
+) -> list[Result]:
     if quick:
         objects, runs = 50, 1
     server, endpoint = start_server()
-    env = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_ENDPOINT_URL": endpoint,
-           "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     import boto3
 
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
-                 aws_secret_access_key="bench").create_bucket(Bucket="bench")
+    boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench"
+    ).create_bucket(Bucket="bench")
     results: list[Result] = []
     import importlib.util
 
@@ -98,27 +105,48 @@ def bench(quick: bool = False, objects: int = 1000, size: int = 65536, runs: int
     # only obstore is measured, and the table says why the other row is missing
     libs = ["obstore"] + (["fsspec+s3fs"] if importlib.util.find_spec("s3fs") else [])
     if len(libs) == 1:
-        results.append(Result("remote-store", "fsspec+s3fs: not measured", None, "s",
-                              command="pip install s3fs && python bench/remote_stores.py",
-                              note="s3fs is not installed (shotflow does not use it; install it to compare)"))
+        results.append(
+            Result(
+                "remote-store",
+                "fsspec+s3fs: not measured",
+                None,
+                "s",
+                command="pip install s3fs && python bench/remote_stores.py",
+                note="s3fs is not installed (shotflow does not use it; install it to compare)",
+            )
+        )
     try:
         for lib in libs:
             figures: dict[str, list[float]] = {"import": [], "upload": [], "download": []}
             rss: list[float] = []
             for i in range(runs):
                 url = f"s3://bench/{lib}-{i}-{os.getpid()}"
-                proc = check(run([PY, "-c", CHILD, lib, url, str(objects), str(size), str(concurrency)], env=env),
-                             f"{lib} run {i}")
+                proc = check(
+                    run([PY, "-c", CHILD, lib, url, str(objects), str(size), str(concurrency)], env=env),
+                    f"{lib} run {i}",
+                )
                 data = json.loads(proc.out.strip().splitlines()[-1])
                 for name in figures:
                     figures[name].append(data[name])
                 rss.append(proc.rss_mb)
             command = f"python bench/remote_stores.py --objects {objects} --size {size} --concurrency {concurrency}"
-            for name, unit_case in (("import", "import"), ("upload", f"upload {objects} × {size // 1024} KiB"),
-                                    ("download", f"download {objects} × {size // 1024} KiB + sha256")):
-                results.append(Result("remote-store", f"{lib}: {unit_case}", median(figures[name]), "s",
-                                      runs=figures[name], rss_mb=max(rss), command=command,
-                                      note=f"{concurrency} in flight; moto on 127.0.0.1"))
+            for name, unit_case in (
+                ("import", "import"),
+                ("upload", f"upload {objects} × {size // 1024} KiB"),
+                ("download", f"download {objects} × {size // 1024} KiB + sha256"),
+            ):
+                results.append(
+                    Result(
+                        "remote-store",
+                        f"{lib}: {unit_case}",
+                        median(figures[name]),
+                        "s",
+                        runs=figures[name],
+                        rss_mb=max(rss),
+                        command=command,
+                        note=f"{concurrency} in flight; moto on 127.0.0.1",
+                    )
+                )
     finally:
         server.stop()
     return results

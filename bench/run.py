@@ -51,8 +51,17 @@ BENCHES = {
     "teamcache": lambda a: teamcache.bench(a.quick),
     "stores": lambda a: remote_stores.bench(a.quick),
 }
-ALIASES = {"watch": "live", "noop": "commands", "validate": "commands", "plan": "commands", "rss": "commands",
-           "imports": "startup", "frames": "preview", "sched": "scheduling", "resolve": "scheduling"}
+ALIASES = {
+    "watch": "live",
+    "noop": "commands",
+    "validate": "commands",
+    "plan": "commands",
+    "rss": "commands",
+    "imports": "startup",
+    "frames": "preview",
+    "sched": "scheduling",
+    "resolve": "scheduling",
+}
 
 
 def _cpu_times() -> list[int] | None:
@@ -66,14 +75,25 @@ def markdown(results: list[Result], info: dict[str, str]) -> str:
     """The figures as a Markdown table, with the machine and the command of each row."""
     from _common import fmt_value
 
-    lines = ["Machine: " + "; ".join(f"{k} {v}" for k, v in info.items() if v), "",
-             "| bench | case | median | runs | peak RSS | target | | notes | reproduce |",
-             "|---|---|---:|---|---:|---|---|---|---|"]
+    lines = [
+        "Machine: " + "; ".join(f"{k} {v}" for k, v in info.items() if v),
+        "",
+        "| bench | case | median | runs | peak RSS | target | | notes | reproduce |",
+        "|---|---|---:|---|---:|---|---|---|---|",
+    ]
     for r in results:
         runs = ", ".join(fmt_value(v, r.unit) for v in r.runs) if len(r.runs) > 1 else ""
-        cells = [r.bench, r.case, fmt_value(r.value, r.unit), runs, f"{r.rss_mb:.0f} MB" if r.rss_mb else "",
-                 r.target, {True: "ok", False: "**MISS**", None: ""}[r.ok], r.note,
-                 f"`{r.command}`" if r.command else ""]
+        cells = [
+            r.bench,
+            r.case,
+            fmt_value(r.value, r.unit),
+            runs,
+            f"{r.rss_mb:.0f} MB" if r.rss_mb else "",
+            r.target,
+            {True: "ok", False: "**MISS**", None: ""}[r.ok],
+            r.note,
+            f"`{r.command}`" if r.command else "",
+        ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -84,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated: " + ", ".join(BENCHES))
     parser.add_argument("--json", type=Path, default=None, help="also write every figure (and the machine) here")
     parser.add_argument("--fresh", action="store_true", help="redo the cold renders kept in bench/_work/")
-    parser.add_argument("--markdown", type=Path, default=None,
-                        help="also write the table as Markdown (for BENCHMARKS.md)")
+    parser.add_argument(
+        "--markdown", type=Path, default=None, help="also write the table as Markdown (for BENCHMARKS.md)"
+    )
     args = parser.parse_args(argv)
     chosen = [ALIASES.get(name, name) for name in args.only.split(",") if name] or list(BENCHES)
     unknown = [name for name in chosen if name not in BENCHES]
@@ -119,13 +140,17 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(results))
     missed = [r for r in results if r.ok is False]
-    print(f"\n{len(results)} figures, {len(missed)} targets missed; {info['elapsed']}"
-          + (f"; {info['steal']}" if "steal" in info else ""))
+    print(
+        f"\n{len(results)} figures, {len(missed)} targets missed; {info['elapsed']}"
+        + (f"; {info['steal']}" if "steal" in info else "")
+    )
     if args.markdown:
         args.markdown.write_text(markdown(results, info))
     if args.json:
-        args.json.write_text(json.dumps({"machine": info, "quick": args.quick,
-                                         "results": [r.to_json() for r in results]}, indent=1) + "\n")
+        args.json.write_text(
+            json.dumps({"machine": info, "quick": args.quick, "results": [r.to_json() for r in results]}, indent=1)
+            + "\n"
+        )
     return 1 if failures else 0
 
 

@@ -88,8 +88,9 @@ def time_floor(n: int, jobs: int) -> float:
     return time.perf_counter() - start
 
 
-def bench(quick: bool = False, sizes: tuple[int, ...] | None = None, runs: int | None = None,
-          jobs: int = 8) -> list[Result]:
+def bench(
+    quick: bool = False, sizes: tuple[int, ...] | None = None, runs: int | None = None, jobs: int = 8
+) -> list[Result]:
     sizes = sizes or (QUICK_SIZES if quick else SIZES)
     runs = runs or (1 if quick else 5)
     results = []
@@ -99,15 +100,31 @@ def bench(quick: bool = False, sizes: tuple[int, ...] | None = None, runs: int |
         reps = min(runs, 3) if n >= 100_000 else runs
         per_node = [time_resolver(order, deps, priority, jobs) / nodes * 1e6 for _ in range(reps)]
         value = median(per_node)
-        results.append(Result(bench="scheduling", case=f"resolve, N={n} ({nodes} nodes, jobs={jobs})", value=value,
-                              unit="us", runs=per_node, target=f"≤ {TARGET_MS:g} ms per node",
-                              ok=None if quick else value <= TARGET_MS * 1000,
-                              command=f"python bench/scheduling.py --sizes {n}",
-                              note=f"{value * nodes / 1e6:.3f} s for the DAG"))
+        results.append(
+            Result(
+                bench="scheduling",
+                case=f"resolve, N={n} ({nodes} nodes, jobs={jobs})",
+                value=value,
+                unit="us",
+                runs=per_node,
+                target=f"≤ {TARGET_MS:g} ms per node",
+                ok=None if quick else value <= TARGET_MS * 1000,
+                command=f"python bench/scheduling.py --sizes {n}",
+                note=f"{value * nodes / 1e6:.3f} s for the DAG",
+            )
+        )
         floor = [time_floor(nodes, jobs) / nodes * 1e6 for _ in range(reps)]
-        results.append(Result(bench="scheduling", case=f"asyncio floor, N={n}", value=median(floor), unit="us",
-                              runs=floor, command=f"python bench/scheduling.py --sizes {n}",
-                              note="gather + semaphore of no-op coroutines, for comparison"))
+        results.append(
+            Result(
+                bench="scheduling",
+                case=f"asyncio floor, N={n}",
+                value=median(floor),
+                unit="us",
+                runs=floor,
+                command=f"python bench/scheduling.py --sizes {n}",
+                note="gather + semaphore of no-op coroutines, for comparison",
+            )
+        )
     return results
 
 

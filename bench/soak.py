@@ -47,8 +47,7 @@ def _env(emu, **more: str) -> dict[str, str]:
 
 
 def _copy(example: str, where: Path) -> Path:
-    shutil.copytree(ROOT / "examples" / example, where,
-                    ignore=shutil.ignore_patterns("renders", ".shotflow", "*.lock"))
+    shutil.copytree(ROOT / "examples" / example, where, ignore=shutil.ignore_patterns("renders", ".shotflow", "*.lock"))
     story = where / "storyboard.yaml"
     # short retry pauses for the faults; everything else as a user has it (async delivery)
     story.write_text(story.read_text() + "\nrunware:\n  retry_base: 0.05\n")
@@ -56,9 +55,25 @@ def _copy(example: str, where: Path) -> Path:
 
 
 def _render(story: Path, env: dict[str, str], *more: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "shotflow", "render", str(story), "--backend", "runware",
-                             "--jobs", "2", "--json", *more], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "shotflow",
+            "render",
+            str(story),
+            "--backend",
+            "runware",
+            "--jobs",
+            "2",
+            "--json",
+            *more,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _images_in_lock(story: Path) -> tuple[int, set[str], list[str]]:
@@ -137,8 +152,9 @@ def kills_phase(emu, work: Path, kills: int, rng: random.Random, log) -> dict:
         images += count
         keys |= project_keys
         problems += [f"{story.parent.name}: {p}" for p in bad]
-        check = subprocess.run([sys.executable, "-m", "shotflow", "verify", str(story)], env=env,
-                               capture_output=True, text=True)
+        check = subprocess.run(
+            [sys.executable, "-m", "shotflow", "verify", str(story)], env=env, capture_output=True, text=True
+        )
         verified += check.returncode == 0
         if check.returncode != 0:
             problems.append(f"{story.parent.name}: shotflow verify: {check.stdout.strip()[-300:]}")
@@ -203,11 +219,16 @@ def soak(kills: int = 20, latency: float = 0.4, seed: int = 1, work: Path | None
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)
-    ok = (killed["kills"] == kills and killed["images_billed"] == killed["images_needed"]
-          and not killed["problems"] and killed["projects_finished"] == killed["projects"]
-          and killed["projects_verified"] == killed["projects"]
-          and shared["exit_codes"] == [0, 0] and shared["tasks_billed"] == shared["unique_keys"]
-          and shared["images_billed"] == shared["images_needed"])
+    ok = (
+        killed["kills"] == kills
+        and killed["images_billed"] == killed["images_needed"]
+        and not killed["problems"]
+        and killed["projects_finished"] == killed["projects"]
+        and killed["projects_verified"] == killed["projects"]
+        and shared["exit_codes"] == [0, 0]
+        and shared["tasks_billed"] == shared["unique_keys"]
+        and shared["images_billed"] == shared["images_needed"]
+    )
     return {"ok": ok, "kills": killed, "shared_cache": shared}
 
 

@@ -67,8 +67,13 @@ STAGES = ("imports", "yaml", "schema", "load", "expand", "graph", "plan")
 
 
 def run_child(path: Path, user_cache: str) -> dict:
-    done = subprocess.run([PY, "-c", CHILD, str(path)], capture_output=True, text=True,
-                          env=child_env({"SHOTFLOW_USER_CACHE": user_cache}), cwd=path.parent)
+    done = subprocess.run(
+        [PY, "-c", CHILD, str(path)],
+        capture_output=True,
+        text=True,
+        env=child_env({"SHOTFLOW_USER_CACHE": user_cache}),
+        cwd=path.parent,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"stages child failed: {done.stderr.strip()[-800:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -98,9 +103,17 @@ def bench(quick: bool = False, sizes: tuple[int, ...] | None = None, runs: int |
                     note = "board not rendered yet: nothing is fresh"
                 if not values:
                     note = "; ".join(m for m in missing if m.startswith(stage)) or "not measured"
-                results.append(Result(bench="stages", case=f"{stage}, N={n}, {mode}",
-                                      value=median(values) if values else None, unit="s", runs=values,
-                                      command=f"python bench/stages.py --sizes {n} --runs {runs}", note=note))
+                results.append(
+                    Result(
+                        bench="stages",
+                        case=f"{stage}, N={n}, {mode}",
+                        value=median(values) if values else None,
+                        unit="s",
+                        runs=values,
+                        command=f"python bench/stages.py --sizes {n} --runs {runs}",
+                        note=note,
+                    )
+                )
     return results
 
 

@@ -44,7 +44,7 @@ def parse_importtime(stderr: str) -> list[Imported]:
     for line in stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
-        self_us, cumulative, name = line[len("import time:"):].split("|", 2)
+        self_us, cumulative, name = line[len("import time:") :].split("|", 2)
         level = (len(name) - len(name.lstrip(" ")) - 1) // 2
         node = Imported(name.strip(), int(self_us), int(cumulative), pending.pop(level + 1, []))
         if level == 0:
@@ -113,12 +113,20 @@ def bench(quick: bool = False, runs: int | None = None, top: int = 0) -> list[Re
             note += f"; must not import: {', '.join(bad)}"
         if top:
             note += "; top-level: " + ", ".join(f"{n} {ms:.0f}" for n, ms in top_level(roots, top))
-        results.append(Result(bench="startup", case=f"shotflow {name}", value=median(walls), unit="s", runs=walls,
-                              target="no " + "/".join(FORBIDDEN[name]) if name in FORBIDDEN else "",
-                              ok=None if quick or name not in FORBIDDEN else not bad,
-                              command=f"python bench/startup.py  # runs `{quote([*sf, *args])}` "
-                                      f"in {folder.relative_to(WORK.parent.parent)}",
-                              note=note))
+        results.append(
+            Result(
+                bench="startup",
+                case=f"shotflow {name}",
+                value=median(walls),
+                unit="s",
+                runs=walls,
+                target="no " + "/".join(FORBIDDEN[name]) if name in FORBIDDEN else "",
+                ok=None if quick or name not in FORBIDDEN else not bad,
+                command=f"python bench/startup.py  # runs `{quote([*sf, *args])}` "
+                f"in {folder.relative_to(WORK.parent.parent)}",
+                note=note,
+            )
+        )
     return results
 
 

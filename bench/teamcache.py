@@ -96,19 +96,34 @@ def bench(quick: bool = False, n: int = 1000, runs: int = 3, rtt_ms: float = 20.
     werkzeug.propagate = False
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    env = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_ENDPOINT_URL": endpoint,
-           "AWS_REGION": "us-east-1", "SHOTFLOW_CONFIG": os.devnull}
+    env = {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": "us-east-1",
+        "SHOTFLOW_CONFIG": os.devnull,
+    }
     bucket = f"bench-{uuid.uuid4().hex[:8]}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
-                 aws_secret_access_key="bench").create_bucket(Bucket=bucket)
+    boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench"
+    ).create_bucket(Bucket=bucket)
     url = f"s3://{bucket}/team"
     results: list[Result] = []
     frames = sum(1 for _ in (folder / ".shotflow" / "objects").glob("*/*"))
     size_mb = sum(p.stat().st_size for p in (folder / ".shotflow" / "objects").glob("*/*")) / 1e6
     note = f"{frames} frames, {size_mb:.0f} MB; moto on 127.0.0.1"
 
-    def timed(case: str, cmd: list[str], cwd: Path, *, setup=None, extra_env=None, expect: str | None = None,
-              count_requests: bool = True, times: int | None = None) -> Result:
+    def timed(
+        case: str,
+        cmd: list[str],
+        cwd: Path,
+        *,
+        setup=None,
+        extra_env=None,
+        expect: str | None = None,
+        count_requests: bool = True,
+        times: int | None = None,
+    ) -> Result:
         walls, rss, requests, cpus = [], 0.0, [], []
         for _ in range(times or runs):
             if setup:
@@ -123,13 +138,22 @@ def bench(quick: bool = False, n: int = 1000, runs: int = 3, rtt_ms: float = 20.
             rss = max(rss, proc.rss_mb)
         extra = f"; {max(requests)} requests to the remote" if count_requests else ""
         extra += f"; shotflow's CPU {median(cpus):.1f} s"
-        return Result("teamcache", f"{case}, N={n}", median(walls), "s", runs=walls, rss_mb=rss,
-                      command=quote(cmd), note=note + extra)
+        return Result(
+            "teamcache",
+            f"{case}, N={n}",
+            median(walls),
+            "s",
+            runs=walls,
+            rss_mb=rss,
+            command=quote(cmd),
+            note=note + extra,
+        )
 
     try:
         push = [*sf, "push", "storyboard.yaml", "--remote", url]
-        results.append(timed("push (default -j 16), empty bucket", push, folder, times=1,
-                             expect=f"pushed {frames} objects"))
+        results.append(
+            timed("push (default -j 16), empty bucket", push, folder, times=1, expect=f"pushed {frames} objects")
+        )
         results.append(timed("push, everything there already", push, folder, expect="0 objects"))
         clone_dir = WORK / f"team{n}-clone"
         story = clone_dir / "storyboard.yaml"
@@ -137,25 +161,61 @@ def bench(quick: bool = False, n: int = 1000, runs: int = 3, rtt_ms: float = 20.
         def fresh_clone() -> None:
             _clone(folder, clone_dir)
 
-        results.append(timed("pull -j 1, fresh clone", [*sf, "pull", str(story), "--remote", url, "-j", "1"], WORK,
-                             setup=fresh_clone, expect=f"pulled {frames} objects"))
-        results.append(timed("pull (default -j 16), fresh clone", [*sf, "pull", str(story), "--remote", url], WORK,
-                             setup=fresh_clone, expect=f"pulled {frames} objects"))
-        results.append(timed("render --locked, fresh clone, from the remote",
-                             [*sf, "render", str(story), "--locked", "--remote", url], WORK, setup=fresh_clone,
-                             expect="0 rendered"))
+        results.append(
+            timed(
+                "pull -j 1, fresh clone",
+                [*sf, "pull", str(story), "--remote", url, "-j", "1"],
+                WORK,
+                setup=fresh_clone,
+                expect=f"pulled {frames} objects",
+            )
+        )
+        results.append(
+            timed(
+                "pull (default -j 16), fresh clone",
+                [*sf, "pull", str(story), "--remote", url],
+                WORK,
+                setup=fresh_clone,
+                expect=f"pulled {frames} objects",
+            )
+        )
+        results.append(
+            timed(
+                "render --locked, fresh clone, from the remote",
+                [*sf, "render", str(story), "--locked", "--remote", url],
+                WORK,
+                setup=fresh_clone,
+                expect="0 rendered",
+            )
+        )
         for label, extra in (("no remote", {"SHOTFLOW_REMOTE": "off"}), ("remote set", {"SHOTFLOW_REMOTE": url})):
-            results.append(timed(f"render (no-op), {label}", [*sf, "render", "storyboard.yaml"], folder,
-                                 extra_env=extra, expect="nothing to do", count_requests=True))
+            results.append(
+                timed(
+                    f"render (no-op), {label}",
+                    [*sf, "render", "storyboard.yaml"],
+                    folder,
+                    extra_env=extra,
+                    expect="nothing to do",
+                    count_requests=True,
+                )
+            )
         story_path = folder / "storyboard.yaml"
 
         def touch() -> None:  # the fast path no longer answers; the content is the same
             os.utime(story_path)
 
         for label, extra in (("no remote", {"SHOTFLOW_REMOTE": "off"}), ("remote set", {"SHOTFLOW_REMOTE": url})):
-            results.append(timed(f"render, no fast path (all fresh locally), {label}",
-                                 [*sf, "render", "storyboard.yaml"],
-                                 folder, setup=touch, extra_env=extra, expect="0 rendered", count_requests=True))
+            results.append(
+                timed(
+                    f"render, no fast path (all fresh locally), {label}",
+                    [*sf, "render", "storyboard.yaml"],
+                    folder,
+                    setup=touch,
+                    extra_env=extra,
+                    expect="0 rendered",
+                    count_requests=True,
+                )
+            )
     finally:
         server.stop()
     # the same pulls over a simulated network: every answer ``rtt_ms`` late
@@ -165,14 +225,27 @@ def bench(quick: bool = False, n: int = 1000, runs: int = 3, rtt_ms: float = 20.
         try:
             host, port = slow.get_host_and_port()
             env["AWS_ENDPOINT_URL"] = f"http://{host}:{port}"
-            boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                         aws_access_key_id="bench", aws_secret_access_key="bench").create_bucket(Bucket=bucket)
-            check(run([*sf, "push", "storyboard.yaml", "--remote", url], cwd=folder, env=env, keep_output=False),
-                  "push to the slow server")
+            boto3.client(
+                "s3",
+                endpoint_url=env["AWS_ENDPOINT_URL"],
+                region_name="us-east-1",
+                aws_access_key_id="bench",
+                aws_secret_access_key="bench",
+            ).create_bucket(Bucket=bucket)
+            check(
+                run([*sf, "push", "storyboard.yaml", "--remote", url], cwd=folder, env=env, keep_output=False),
+                "push to the slow server",
+            )
             for jobs in ("1", "16"):
-                results.append(timed(f"pull -j {jobs}, fresh clone, {rtt_ms:g} ms round trip",
-                                     [*sf, "pull", str(story), "--remote", url, "-j", jobs], WORK,
-                                     setup=fresh_clone, expect=f"pulled {frames} objects"))
+                results.append(
+                    timed(
+                        f"pull -j {jobs}, fresh clone, {rtt_ms:g} ms round trip",
+                        [*sf, "pull", str(story), "--remote", url, "-j", jobs],
+                        WORK,
+                        setup=fresh_clone,
+                        expect=f"pulled {frames} objects",
+                    )
+                )
         finally:
             slow.stop()
     werkzeug.removeHandler(counter)
@@ -184,8 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--rtt", type=float, default=20.0,
-                        help="simulated round trip, ms, for the second pulls (0: skip)")
+    parser.add_argument(
+        "--rtt", type=float, default=20.0, help="simulated round trip, ms, for the second pulls (0: skip)"
+    )
     args = parser.parse_args(argv)
     print(table(bench(args.quick, args.n, args.runs, args.rtt)))
     return 0

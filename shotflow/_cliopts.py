@@ -51,8 +51,9 @@ class ShotflowGroup(click.Group):
             if os.environ.get("SHOTFLOW_DEBUG"):
                 raise
             click.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
-            click.echo("this is a bug in shotflow; set SHOTFLOW_DEBUG=1 to see the traceback and please report it",
-                       err=True)
+            click.echo(
+                "this is a bug in shotflow; set SHOTFLOW_DEBUG=1 to see the traceback and please report it", err=True
+            )
             ctx.exit(EXIT_INTERNAL)
 
 
@@ -97,11 +98,20 @@ def _remember_private(ctx, param, value):
 
 
 allow_path_opt = click.option(
-    "--allow-path", multiple=True, metavar="DIR", expose_value=False, callback=_remember_paths,
-    help="Let the storyboard read reference files and includes in DIR, outside its project (repeatable).")
+    "--allow-path",
+    multiple=True,
+    metavar="DIR",
+    expose_value=False,
+    callback=_remember_paths,
+    help="Let the storyboard read reference files and includes in DIR, outside its project (repeatable).",
+)
 allow_private_opt = click.option(
-    "--allow-private-urls", is_flag=True, expose_value=False, callback=_remember_private,
-    help="Let reference URLs reach loopback and private networks (a local server, the emulator).")
+    "--allow-private-urls",
+    is_flag=True,
+    expose_value=False,
+    callback=_remember_private,
+    help="Let reference URLs reach loopback and private networks (a local server, the emulator).",
+)
 
 
 def trust_opts(fn):
@@ -118,8 +128,11 @@ def default_storyboard(ctx: click.Context, given: Path | None = None) -> Path:
         return given
     path = Path(DEFAULT_STORYBOARD)
     if not path.is_file():
-        click.echo(f"error: no storyboard given, and there is no {DEFAULT_STORYBOARD} in this folder "
-                   f"(name the file: shotflow {ctx.info_name} FILE; or start a project: shotflow init)", err=True)
+        click.echo(
+            f"error: no storyboard given, and there is no {DEFAULT_STORYBOARD} in this folder "
+            f"(name the file: shotflow {ctx.info_name} FILE; or start a project: shotflow init)",
+            err=True,
+        )
         ctx.exit(2)
     return path
 
@@ -127,9 +140,13 @@ def default_storyboard(ctx: click.Context, given: Path | None = None) -> Path:
 def storyboard_arg(fn):
     """[FILE] (default: storyboard.yaml here), with the trust options every command that reads
     a storyboard takes."""
-    argument = click.argument("storyboard", required=False, metavar="[FILE]",
-                              type=click.Path(dir_okay=False, path_type=Path),
-                              callback=lambda ctx, param, value: default_storyboard(ctx, value))
+    argument = click.argument(
+        "storyboard",
+        required=False,
+        metavar="[FILE]",
+        type=click.Path(dir_okay=False, path_type=Path),
+        callback=lambda ctx, param, value: default_storyboard(ctx, value),
+    )
     return trust_opts(argument(fn))
 
 
@@ -142,21 +159,44 @@ def set_opt(fn):
     def wrapper(*args, sets=(), sets_new=(), **kwargs):
         return fn(*args, sets=tuple(sets) + tuple(f"+{pair}" for pair in sets_new), **kwargs)
 
-    wrapper = click.option("--set-new", "sets_new", multiple=True, metavar="KEY=VALUE",
-                           help="Add a template var the storyboard does not define (repeatable).")(wrapper)
-    return click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-                        help="Override a template var of the storyboard's vars: (repeatable; a.b=v sets a key "
-                             "of a mapping).")(wrapper)
+    wrapper = click.option(
+        "--set-new",
+        "sets_new",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Add a template var the storyboard does not define (repeatable).",
+    )(wrapper)
+    return click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override a template var of the storyboard's vars: (repeatable; a.b=v sets a key of a mapping).",
+    )(wrapper)
 
 
-backend_opt = click.option("--backend", type=click.Choice(["preview", "runware"]), default=None,
-                           help="Where images are generated (default: the storyboard's backend:, else preview).")
-cache_opt = click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                         help="Cache folder (default: .shotflow/ beside the storyboard, or $SHOTFLOW_CACHE).")
+backend_opt = click.option(
+    "--backend",
+    type=click.Choice(["preview", "runware"]),
+    default=None,
+    help="Where images are generated (default: the storyboard's backend:, else preview).",
+)
+cache_opt = click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Cache folder (default: .shotflow/ beside the storyboard, or $SHOTFLOW_CACHE).",
+)
 json_opt = click.option("--json", "as_json", is_flag=True, help="Machine-readable output (see README).")
-remote_opt = click.option("--remote", "remote", default=None, metavar="URL",
-                          help="Team cache: s3://bucket/prefix, gs://…, az://…, file:///folder, or 'off' "
-                               "(default: $SHOTFLOW_REMOTE, remote in your shotflow config, the storyboard's remote:).")
+remote_opt = click.option(
+    "--remote",
+    "remote",
+    default=None,
+    metavar="URL",
+    help="Team cache: s3://bucket/prefix, gs://…, az://…, file:///folder, or 'off' "
+    "(default: $SHOTFLOW_REMOTE, remote in your shotflow config, the storyboard's remote:).",
+)
 
 
 def remote_of(value: str | None) -> str | None:

@@ -18,11 +18,23 @@ from ._cliopts import ShotflowCommand
 
 @click.command(cls=ShotflowCommand, name="import")
 @click.argument("script", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
-              help="Where to write the new storyboard (default: SCRIPT's name with .yaml, beside it).")
-@click.option("--update", "update_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              metavar="STORYBOARD", help="Read a revised script into this storyboard: add new scenes, report "
-                                         "removed and renamed ones, never touch existing shots.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="PATH",
+    help="Where to write the new storyboard (default: SCRIPT's name with .yaml, beside it).",
+)
+@click.option(
+    "--update",
+    "update_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    metavar="STORYBOARD",
+    help="Read a revised script into this storyboard: add new scenes, report "
+    "removed and renamed ones, never touch existing shots.",
+)
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
 @click.option("-n", "--dry-run", is_flag=True, help="With --update: only report what would change.")
 def import_(script: Path, output, update_path, force, dry_run) -> None:
@@ -59,9 +71,10 @@ def import_(script: Path, output, update_path, force, dry_run) -> None:
 
     target = output or script.with_suffix(".yaml")
     if not outputs.is_stdout(target) and target.exists() and not force:
-        raise UsageError(f"{display_path(target)} exists: shotflow import does not overwrite a storyboard",
-                         hint=f"use --update {display_path(target)} to read the script into it, "
-                              "or --force to replace it")
+        raise UsageError(
+            f"{display_path(target)} exists: shotflow import does not overwrite a storyboard",
+            hint=f"use --update {display_path(target)} to read the script into it, or --force to replace it",
+        )
     d = draft(play)
     text = to_yaml(d, source=script.name, name=target.name)
     if not outputs.is_stdout(target):
@@ -69,18 +82,29 @@ def import_(script: Path, output, update_path, force, dry_run) -> None:
     outputs.check(target, what="-o")
     outputs.write(target, text.encode("utf-8"))
     shown = "standard output" if outputs.is_stdout(target) else display_path(target)
-    click.echo(f"wrote {shown} ({len(d.scenes)} scenes, {len(d.characters)} characters, "
-               f"{len(d.locations)} locations)", err=outputs.is_stdout(target))
+    click.echo(
+        f"wrote {shown} ({len(d.scenes)} scenes, {len(d.characters)} characters, {len(d.locations)} locations)",
+        err=outputs.is_stdout(target),
+    )
 
 
 @click.command(cls=ShotflowCommand, name="conform")
 @click.argument("cut", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("-s", "--storyboard", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="The storyboard to conform (default: the one the .otio was exported from when it is under "
-                   "the current folder, else ./storyboard.yaml).")
+@click.option(
+    "-s",
+    "--storyboard",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The storyboard to conform (default: the one the .otio was exported from when it is under "
+    "the current folder, else ./storyboard.yaml).",
+)
 @click.option("--write", is_flag=True, help="Apply the changes to the storyboard's YAML (comments kept).")
-@click.option("--fps", default=None, metavar="RATE",
-              help="The cut's frame rate (default: the storyboard's editorial.fps); an EDL does not say it.")
+@click.option(
+    "--fps",
+    default=None,
+    metavar="RATE",
+    help="The cut's frame rate (default: the storyboard's editorial.fps); an EDL does not say it.",
+)
 def conform(cut: Path, storyboard, write, fps) -> None:
     """Read an editor's cut back into the storyboard: durations, order, dropped shots.
 
@@ -125,8 +149,9 @@ def _storyboard_of(cut: Path) -> Path:
         import json
 
         try:
-            recorded = json.loads(cut.read_text(encoding="utf-8")).get("metadata", {}).get("shotflow", {}).get(
-                "storyboard")
+            recorded = (
+                json.loads(cut.read_text(encoding="utf-8")).get("metadata", {}).get("shotflow", {}).get("storyboard")
+            )
         except (OSError, ValueError, AttributeError):
             recorded = None
         if isinstance(recorded, str):
@@ -136,8 +161,10 @@ def _storyboard_of(cut: Path) -> Path:
     default = here / "storyboard.yaml"
     if default.is_file():
         return default
-    raise UsageError(f"which storyboard does {cut.name} conform?",
-                     hint="give it with --storyboard FILE (or run in the folder of storyboard.yaml)")
+    raise UsageError(
+        f"which storyboard does {cut.name} conform?",
+        hint="give it with --storyboard FILE (or run in the folder of storyboard.yaml)",
+    )
 
 
 COMMANDS = (import_, conform)

@@ -159,8 +159,9 @@ class _timer:
     def __init__(self, env: BoundedSandbox):
         self.env = env
         self.outer = env.deadline == float("inf")  # an include compiled while rendering: the render's timer runs
-        self.alarm = (self.outer and hasattr(signal, "setitimer")
-                      and threading.current_thread() is threading.main_thread())
+        self.alarm = (
+            self.outer and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+        )
 
     def __enter__(self):
         if not self.outer:
@@ -229,8 +230,12 @@ def _check_power(base, exponent) -> None:
     if _is_int(base) and _is_int(exponent) and exponent > 0 and abs(base) > 1:
         if exponent * abs(base).bit_length() > MAX_INT_BITS:
             raise Exhausted(f"{base} ** {exponent} is too large a number")
-    elif (isinstance(base, (int, float)) and isinstance(exponent, (int, float)) and abs(exponent) > 10_000
-          and abs(base) not in (0, 1)):
+    elif (
+        isinstance(base, (int, float))
+        and isinstance(exponent, (int, float))
+        and abs(exponent) > 10_000
+        and abs(base) not in (0, 1)
+    ):
         raise Exhausted(f"{base} ** {exponent} is too large a number")
 
 
@@ -316,6 +321,7 @@ def _width_arg(index: int):
             _check_len(len(width) * (1 + (args[0].count("\n") if args and isinstance(args[0], str) else 0)))
         elif _is_int(width) and width > _WIDTH:
             raise Exhausted(f"a width of {width} (at most {_WIDTH})")
+
     return check
 
 
@@ -335,8 +341,13 @@ def _join_filter(args, kwargs) -> None:
         _check_len(sum(len(str(i)) for i in args[0]) + len(sep) * len(args[0]))
 
 
-_FILTER_CHECKS = {"center": _width_arg(1), "indent": _width_arg(1), "format": _format_filter,
-                  "replace": _replace_filter, "join": _join_filter}
+_FILTER_CHECKS = {
+    "center": _width_arg(1),
+    "indent": _width_arg(1),
+    "format": _format_filter,
+    "replace": _replace_filter,
+    "join": _join_filter,
+}
 
 
 def _bounded_filter(fn, check, env: BoundedSandbox):
@@ -388,8 +399,10 @@ class TemplateFiles(jinja2.BaseLoader):
                 raise TemplateRefused(f"template '{template}': {self.refused[folder]}")
             real = os.path.realpath(candidate)
             if not any(inside(real, root) for root in self.trusted):
-                raise TemplateRefused(f"template '{template}' leads to {real}, outside the templates folders "
-                                      "(a symbolic link?); shotflow reads no template from there")
+                raise TemplateRefused(
+                    f"template '{template}' leads to {real}, outside the templates folders "
+                    "(a symbolic link?); shotflow reads no template from there"
+                )
             try:
                 st = os.stat(real)
             except OSError as exc:

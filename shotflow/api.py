@@ -19,8 +19,18 @@ def load_project(path: Path | str, overrides: dict[str, Any] | None = None, back
     return load(path, overrides, backend)
 
 
-def plan(project: Project, *, backend: str | None = None, force=(), only=(), cache_dir: Path | None = None,
-         store=None, include_approved: bool = False, remote: str | None = None, warn=None) -> Plan:
+def plan(
+    project: Project,
+    *,
+    backend: str | None = None,
+    force=(),
+    only=(),
+    cache_dir: Path | None = None,
+    store=None,
+    include_approved: bool = False,
+    remote: str | None = None,
+    warn=None,
+) -> Plan:
     """What a render would do: each node's key, status and reason, the order and the cost.
 
     ``store``: the cache to look in (default: the project's, or ``cache_dir``). ``remote`` is
@@ -28,8 +38,18 @@ def plan(project: Project, *, backend: str | None = None, force=(), only=(), cac
     a node it holds is fresh "from the remote". ``warn`` gets its one warning."""
     from .plan import prepare
 
-    return prepare(project, backend=backend, force=force, only=only, cache_dir=cache_dir, store=store,
-                   include_approved=include_approved, remote=remote, warn=warn)
+    return prepare(
+        project,
+        backend=backend,
+        force=force,
+        only=only,
+        cache_dir=cache_dir,
+        store=store,
+        include_approved=include_approved,
+        remote=remote,
+        warn=warn,
+    )
+
 
 def render(path: Path | str, options: RenderOptions | None = None, reporter: Reporter | None = None) -> Summary:
     """Render a storyboard (see RenderOptions); failed shots are in the summary, not raised."""

@@ -140,8 +140,12 @@ _PLAIN_STRING = {"type", "minLength", "maxLength", "description"}
 def _shape(model_id: str, task: dict[str, Any]) -> str | None:
     prompt = task.get("positivePrompt")
     rule = models()[model_id].schema.get("properties", {}).get("positivePrompt")
-    if not isinstance(prompt, str) or not isinstance(rule, dict) or set(rule) - _PLAIN_STRING \
-            or rule.get("type", "string") != "string":
+    if (
+        not isinstance(prompt, str)
+        or not isinstance(rule, dict)
+        or set(rule) - _PLAIN_STRING
+        or rule.get("type", "string") != "string"
+    ):
         return None
     if not rule.get("minLength", 0) <= len(prompt) <= rule.get("maxLength", len(prompt)):
         return None  # the full check says how it is wrong

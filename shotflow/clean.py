@@ -37,9 +37,11 @@ def _refuse_link(target: Path) -> None:
     """A folder shotflow removes must be a real folder: through a link (committed to a
     repository, say) ``clean`` would empty whatever it points to."""
     if target.is_symlink():
-        raise UsageError(f"{display_path(target)} is a symbolic link (to {os.readlink(target)}); "
-                         "shotflow removes only a real folder of its own",
-                         hint="remove the link yourself if that is what you want")
+        raise UsageError(
+            f"{display_path(target)} is a symbolic link (to {os.readlink(target)}); "
+            "shotflow removes only a real folder of its own",
+            hint="remove the link yourself if that is what you want",
+        )
 
 
 def _human(n: float) -> str:
@@ -61,9 +63,11 @@ def cache_entries(store: Store, storyboard: Path) -> list[Path]:
     if not folder.exists():
         return []
     if not own and not store.is_marked():
-        raise UsageError(f"{display_path(folder)} is not a shotflow cache (it has no {CACHE_MARKER} written by "
-                         "shotflow); nothing was removed",
-                         hint="check --cache and SHOTFLOW_CACHE; a render marks the cache folder it uses")
+        raise UsageError(
+            f"{display_path(folder)} is not a shotflow cache (it has no {CACHE_MARKER} written by "
+            "shotflow); nothing was removed",
+            hint="check --cache and SHOTFLOW_CACHE; a render marks the cache folder it uses",
+        )
     names = [*CACHE_ENTRIES, CACHE_MARKER]
     entries = [folder / name for name in names]
     if own:
@@ -79,8 +83,9 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def clean(storyboard: Path, what: str, *, cache_dir: Path | None = None, dry_run: bool = False,
-          force: bool = False) -> list[str]:
+def clean(
+    storyboard: Path, what: str, *, cache_dir: Path | None = None, dry_run: bool = False, force: bool = False
+) -> list[str]:
     """Remove what was asked; returns the lines to show. ``what``: renders, cache or all."""
     storyboard = Path(storyboard).resolve()
     if not storyboard.is_file():
@@ -95,9 +100,11 @@ def clean(storyboard: Path, what: str, *, cache_dir: Path | None = None, dry_run
         entries = cache_entries(store, storyboard)  # refuses before anything is removed
         pending = store.journal.entries()
         if pending and not force:
-            raise UsageError(f"the cache holds {len(pending)} task(s) sent to Runware whose results were not "
-                             "collected yet; render again to collect them first",
-                             hint="or pass --force to throw them away")
+            raise UsageError(
+                f"the cache holds {len(pending)} task(s) sent to Runware whose results were not "
+                "collected yet; render again to collect them first",
+                hint="or pass --force to throw them away",
+            )
         paid = sum(float(record.cost or 0.0) for _, record in store.actions() if record is not None)
     if what in ("renders", "all"):
         target = root / "renders"
@@ -118,18 +125,19 @@ def clean(storyboard: Path, what: str, *, cache_dir: Path | None = None, dry_run
             for entry in entries:
                 f, t = _size(entry)
                 files, total = files + f, total + t
-            lines.append(f"{verb} shotflow's cache in {display_path(folder)}/ "
-                         f"({counted(files, 'file')}, {_human(total)})")
+            lines.append(
+                f"{verb} shotflow's cache in {display_path(folder)}/ ({counted(files, 'file')}, {_human(total)})"
+            )
             if not dry_run:
                 for entry in entries:
                     _remove(entry)
-                try:
+                with contextlib.suppress(OSError):
                     folder.rmdir()  # only when nothing else is left in it
-                except OSError:
-                    pass
     if paid:
-        lines.append(f"the cache held frames that cost ${paid:.2f} to generate"
-                     + ("" if dry_run else "; the lock file still names them, re-rendering pays again"))
+        lines.append(
+            f"the cache held frames that cost ${paid:.2f} to generate"
+            + ("" if dry_run else "; the lock file still names them, re-rendering pays again")
+        )
     if not dry_run:
         ProjectState(storyboard).manifest_path.unlink(missing_ok=True)
     return lines

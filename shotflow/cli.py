@@ -69,8 +69,10 @@ def validate(ctx: click.Context, storyboards: tuple[Path, ...], sets, backend) -
         shots = sum(1 for n in project.nodes.values() if n.scene is not None)
         from ._text import counted
 
-        click.echo(f"ok: {display_path(project.path)} ({counted(shots, 'shot')}, "
-                   f"{counted(len(project.nodes) - shots, 'sheet')}, {counted(len(project.scenes), 'scene')})")
+        click.echo(
+            f"ok: {display_path(project.path)} ({counted(shots, 'shot')}, "
+            f"{counted(len(project.nodes) - shots, 'sheet')}, {counted(len(project.scenes), 'scene')})"
+        )
 
     from .errors import ShotflowError
 
@@ -102,8 +104,16 @@ def plan(storyboard: Path, sets, backend, cache_dir, as_json, force, only, inclu
     from .plan import prepare as make
 
     project = load_project(storyboard, _overrides(sets), backend)
-    p = make(project, backend=backend, force=force, only=only, cache_dir=cache_dir,
-             include_approved=include_approved, remote=remote_of(remote), warn=warn)
+    p = make(
+        project,
+        backend=backend,
+        force=force,
+        only=only,
+        cache_dir=cache_dir,
+        include_approved=include_approved,
+        remote=remote_of(remote),
+        warn=warn,
+    )
     if as_json:
         import json
 
@@ -120,35 +130,81 @@ def plan(storyboard: Path, sets, backend, cache_dir, as_json, force, only, inclu
 @backend_opt
 @cache_opt
 @json_opt
-@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=4, show_default=True,
-              help="Shots in flight at once.")
-@click.option("--only", multiple=True, metavar="SHOT",
-              help="Render only SHOT and its upstream (repeatable; globs: 'arrival/*').")
-@click.option("--force", multiple=True, metavar="SHOT",
-              help="Render SHOT again even if fresh: a new take; dependents follow.")
-@click.option("--locked", is_flag=True,
-              help="Use exactly the frames in the lock file; never generate; fail if any is missing.")
-@click.option("--max-cost", type=float, default=None, metavar="USD",
-              help="Refuse to start if the estimate exceeds USD.")
-@click.option("--keep-going/--fail-fast", default=True, show_default=True,
-              help="After a failure, finish independent branches (default) or stop starting new shots.")
-@click.option("--wait", type=float, default=10.0, show_default=True, metavar="SECONDS",
-              help="How long to wait for another render of this project to finish.")
+@click.option(
+    "-j", "--jobs", type=click.IntRange(1, 256), default=4, show_default=True, help="Shots in flight at once."
+)
+@click.option(
+    "--only", multiple=True, metavar="SHOT", help="Render only SHOT and its upstream (repeatable; globs: 'arrival/*')."
+)
+@click.option(
+    "--force", multiple=True, metavar="SHOT", help="Render SHOT again even if fresh: a new take; dependents follow."
+)
+@click.option(
+    "--locked", is_flag=True, help="Use exactly the frames in the lock file; never generate; fail if any is missing."
+)
+@click.option(
+    "--max-cost", type=float, default=None, metavar="USD", help="Refuse to start if the estimate exceeds USD."
+)
+@click.option(
+    "--keep-going/--fail-fast",
+    default=True,
+    show_default=True,
+    help="After a failure, finish independent branches (default) or stop starting new shots.",
+)
+@click.option(
+    "--wait",
+    type=float,
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for another render of this project to finish.",
+)
 @click.option("--refresh-urls", is_flag=True, help="Fetch reference URLs again instead of using the pinned bytes.")
-@click.option("--include-approved", is_flag=True,
-              help="Render approved shots whose storyboard changed too (default: they are held, frames kept).")
+@click.option(
+    "--include-approved",
+    is_flag=True,
+    help="Render approved shots whose storyboard changed too (default: they are held, frames kept).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="List cached nodes too.")
 @remote_opt
-def render(storyboard: Path, sets, backend, cache_dir, as_json, jobs, only, force, locked, max_cost, keep_going,
-           wait, refresh_urls, include_approved, verbose, remote) -> None:
+def render(
+    storyboard: Path,
+    sets,
+    backend,
+    cache_dir,
+    as_json,
+    jobs,
+    only,
+    force,
+    locked,
+    max_cost,
+    keep_going,
+    wait,
+    refresh_urls,
+    include_approved,
+    verbose,
+    remote,
+) -> None:
     """Render what changed; fresh frames come from the cache. Exit 1 if any shot failed."""
     from .render import RenderOptions
     from .render import render as run
 
-    options = RenderOptions(backend=backend, jobs=jobs, force=force, only=only, locked=locked, max_cost=max_cost,
-                            overrides=_overrides(sets), cache_dir=cache_dir, wait=wait,
-                            refresh_urls=refresh_urls, fail_fast=not keep_going,
-                            include_approved=include_approved, own_process=True, remote=remote_of(remote))
+    options = RenderOptions(
+        backend=backend,
+        jobs=jobs,
+        force=force,
+        only=only,
+        locked=locked,
+        max_cost=max_cost,
+        overrides=_overrides(sets),
+        cache_dir=cache_dir,
+        wait=wait,
+        refresh_urls=refresh_urls,
+        fail_fast=not keep_going,
+        include_approved=include_approved,
+        own_process=True,
+        remote=remote_of(remote),
+    )
     summary = run(storyboard, options, _reporter(as_json, verbose))
     if not summary.ok:
         sys.exit(1)
@@ -168,8 +224,7 @@ def push(storyboard: Path, cache_dir, remote, jobs) -> None:
 @storyboard_arg
 @cache_opt
 @remote_opt
-@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=16, show_default=True,
-              help="Downloads in flight.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=16, show_default=True, help="Downloads in flight.")
 def pull(storyboard: Path, cache_dir, remote, jobs) -> None:
     """Download the frames the lock file pins from the team cache (each verified by its hash)."""
     _transfer("pull", storyboard, cache_dir, remote, jobs)
@@ -179,11 +234,13 @@ def _transfer(direction: str, storyboard: Path, cache_dir, remote, jobs: int) ->
     from .remote import transfer
 
     with _progress(f"{direction}ing") as progress:
-        url, report = transfer(direction, storyboard, remote_of(remote), cache_dir=cache_dir, jobs=jobs,
-                               progress=progress, warn=warn)
+        url, report = transfer(
+            direction, storyboard, remote_of(remote), cache_dir=cache_dir, jobs=jobs, progress=progress, warn=warn
+        )
     if direction == "push":
-        click.echo(f"pushed {report.uploaded} objects and {report.records} records to {url} "
-                   f"({report.present} already there)")
+        click.echo(
+            f"pushed {report.uploaded} objects and {report.records} records to {url} ({report.present} already there)"
+        )
     else:
         click.echo(f"pulled {report.downloaded} objects from {url} ({report.present} already here)")
     for name, why in report.failures:
@@ -204,8 +261,14 @@ def _progress(label: str):
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=Console(stderr=True), transient=True) as progress:
+        with Progress(
+            TextColumn(label),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        ) as progress:
             task = progress.add_task(label, total=None)
             yield lambda done, total: progress.update(task, completed=done, total=total)
 
@@ -228,8 +291,13 @@ def _reporter(as_json: bool, verbose: bool):
 @storyboard_arg
 @set_opt
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "svg"]), default="mermaid", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write to a file instead of standard output.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to a file instead of standard output.",
+)
 def graph(storyboard: Path, sets, fmt, output) -> None:
     """Print the DAG of shots and sheets as Mermaid, DOT or SVG."""
 
@@ -256,8 +324,12 @@ def graph(storyboard: Path, sets, fmt, output) -> None:
 @storyboard_arg
 @cache_opt
 @click.option("--renders", "what", flag_value="renders", help="Remove renders/ (default): the cache can restore them.")
-@click.option("--purge-cache", "what", flag_value="cache",
-              help="Remove the cache (.shotflow/, or --cache DIR): frames not in renders/ must be paid for again.")
+@click.option(
+    "--purge-cache",
+    "what",
+    flag_value="cache",
+    help="Remove the cache (.shotflow/, or --cache DIR): frames not in renders/ must be paid for again.",
+)
 @click.option("--all", "what", flag_value="all", help="Remove both.")
 @click.option("-n", "--dry-run", is_flag=True, help="Only say what would be removed.")
 @click.option("--force", is_flag=True, help="Remove the cache even when tasks sent to Runware are still pending.")
@@ -286,8 +358,9 @@ def verify(storyboard: Path, cache_dir) -> None:
 
 
 @main.command()
-@click.argument("folder", required=False, default=".", metavar="[DIR]",
-                type=click.Path(file_okay=False, path_type=Path))
+@click.argument(
+    "folder", required=False, default=".", metavar="[DIR]", type=click.Path(file_okay=False, path_type=Path)
+)
 @click.option("--force", is_flag=True, help="Replace an existing storyboard.yaml.")
 def init(folder: Path, force: bool) -> None:
     """Start a project in DIR (default: here): a commented storyboard.yaml and a .gitignore."""
@@ -302,8 +375,9 @@ def init(folder: Path, force: bool) -> None:
 
 
 @main.command()
-@click.option("--model", default=None, metavar="ID",
-              help="Print a model's request schema instead (runway:4@1, runway:4@2).")
+@click.option(
+    "--model", default=None, metavar="ID", help="Print a model's request schema instead (runway:4@1, runway:4@2)."
+)
 @click.option("--list-models", is_flag=True, help="List the models in the catalog with their prices.")
 def schema(model, list_models) -> None:
     """Print the storyboard JSON Schema (for editors: yaml-language-server, VS Code)."""
@@ -313,8 +387,10 @@ def schema(model, list_models) -> None:
 
     if list_models:
         for spec in catalog.models().values():
-            click.echo(f"{spec.id:12} {spec.name:28} ${spec.price_per_image:.2f}/image  "
-                       f"refs {spec.min_refs}-{spec.max_refs}  {len(spec.sizes)} sizes")
+            click.echo(
+                f"{spec.id:12} {spec.name:28} ${spec.price_per_image:.2f}/image  "
+                f"refs {spec.min_refs}-{spec.max_refs}  {len(spec.sizes)} sizes"
+            )
         return
     if model:
         click.echo(catalog.get(model).path.read_text(encoding="utf-8"), nl=False)
@@ -327,16 +403,31 @@ def schema(model, list_models) -> None:
 @set_opt
 @backend_opt
 @cache_opt
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
-              help="Port to serve the board on (0 picks a free one).")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on. Anything but loopback shares the board on a network: it then needs "
-                   "the token in the URL that watch prints.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port to serve the board on (0 picks a free one).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Anything but loopback shares the board on a network: it then needs "
+    "the token in the URL that watch prints.",
+)
 @click.option("--no-open", is_flag=True, help="Do not open the board in a browser.")
-@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=4, show_default=True,
-              help="Shots in flight at once.")
-@click.option("--max-cost", type=float, default=None, metavar="USD",
-              help="Refuse a round (before spending anything) whose estimate exceeds USD.")
+@click.option(
+    "-j", "--jobs", type=click.IntRange(1, 256), default=4, show_default=True, help="Shots in flight at once."
+)
+@click.option(
+    "--max-cost",
+    type=float,
+    default=None,
+    metavar="USD",
+    help="Refuse a round (before spending anything) whose estimate exceeds USD.",
+)
 @click.option("--include-approved", is_flag=True, help="Render approved shots whose storyboard changed too.")
 def watch(storyboard: Path, sets, backend, cache_dir, port, host, no_open, jobs, max_cost, include_approved) -> None:
     """Serve a live board: save the storyboard and the changed frames appear; pick, approve and note from it.
@@ -351,9 +442,16 @@ def watch(storyboard: Path, sets, backend, cache_dir, port, host, no_open, jobs,
     from .live.server import ServeOptions, serve
     from .render import RenderOptions
 
-    options = RenderOptions(backend=backend, jobs=jobs, max_cost=max_cost, overrides=_overrides(sets),
-                            cache_dir=cache_dir, wait=30.0, include_approved=include_approved,
-                            remote=remote_of(None))
+    options = RenderOptions(
+        backend=backend,
+        jobs=jobs,
+        max_cost=max_cost,
+        overrides=_overrides(sets),
+        cache_dir=cache_dir,
+        wait=30.0,
+        include_approved=include_approved,
+        remote=remote_of(None),
+    )
     if not storyboard.is_file():
         from .errors import UsageError
 

@@ -82,8 +82,10 @@ class Conform:
         for c in matched:
             ways[c.how or "?"] = ways.get(c.how or "?", 0) + 1
         total = sum(c.frames for c in self.clips)
-        out = [f"{self.cut.name}: {len(self.clips)} clips, {total} frames at {fps_label(self.fps)} fps; "
-               f"{len(matched)} matched to shots (" + ", ".join(f"{n} by {w}" for w, n in ways.items()) + ")"]
+        out = [
+            f"{self.cut.name}: {len(self.clips)} clips, {total} frames at {fps_label(self.fps)} fps; "
+            f"{len(matched)} matched to shots (" + ", ".join(f"{n} by {w}" for w, n in ways.items()) + ")"
+        ]
         for shot, was, frames, now in self.durations:
             was_text = f"{was:g} s" if was is not None else "as written"
             out.append(f"duration {shot}: {was_text} -> {now:g} s ({frames} frames)")
@@ -92,15 +94,20 @@ class Conform:
         out += [f"omit {shot}: not in the cut (kept in the file with omit: true)" for shot in self.omit]
         out += [f"restore {shot}: back in the cut (omit removed)" for shot in self.restore]
         for clip in self.extra:
-            out.append(f"not a shot: clip {clip.position} '{clip.name}' ({clip.frames} frames at "
-                       f"{format_timecode(self.start + clip.record_in, self.fps)}): left out; add a shot for it "
-                       "if it belongs in the storyboard")
+            out.append(
+                f"not a shot: clip {clip.position} '{clip.name}' ({clip.frames} frames at "
+                f"{format_timecode(self.start + clip.record_in, self.fps)}): left out; add a shot for it "
+                "if it belongs in the storyboard"
+            )
         for clip in self.repeated:
-            out.append(f"repeated: clip {clip.position} '{clip.name}' is {clip.shot} again; only its first use "
-                       "is conformed")
+            out.append(
+                f"repeated: clip {clip.position} '{clip.name}' is {clip.shot} again; only its first use is conformed"
+            )
         for shot, among in self.moved:
-            out.append(f"moved: {shot} is cut among the shots of scene {among}; a shot stays in its scene, so "
-                       "move it in the storyboard by hand")
+            out.append(
+                f"moved: {shot} is cut among the shots of scene {among}; a shot stays in its scene, so "
+                "move it in the storyboard by hand"
+            )
         if not self.changes:
             out.append("the storyboard already matches the cut" if self.exact else "nothing to write back")
         return out
@@ -109,8 +116,11 @@ class Conform:
 def default_reader(path: Path) -> str:
     adapter = READERS.get(path.suffix.lower())
     if adapter is None:
-        raise InputError(f"cannot read {path.name} as a cut", where=str(path),
-                         hint="give an OpenTimelineIO .otio/.otioz, a Final Cut Pro .xml/.fcpxml or a CMX 3600 .edl")
+        raise InputError(
+            f"cannot read {path.name} as a cut",
+            where=str(path),
+            hint="give an OpenTimelineIO .otio/.otioz, a Final Cut Pro .xml/.fcpxml or a CMX 3600 .edl",
+        )
     return adapter
 
 
@@ -123,20 +133,28 @@ def read_cut(path: Path, fps: Fraction) -> tuple[list[dict[str, Any]], dict[str,
     if adapter not in otio.adapters.available_adapter_names():
         from .exports.timeline import ADAPTER_PACKAGES
 
-        raise ConfigError(f"reading {path.name} needs OpenTimelineIO's {adapter} adapter, which is not installed",
-                          hint=f"pip install {ADAPTER_PACKAGES.get(adapter, adapter)}")
+        raise ConfigError(
+            f"reading {path.name} needs OpenTimelineIO's {adapter} adapter, which is not installed",
+            hint=f"pip install {ADAPTER_PACKAGES.get(adapter, adapter)}",
+        )
     options: dict[str, Any] = {"rate": float(fps)} if adapter == "cmx_3600" else {}
     try:
         result = otio.adapters.read_from_file(str(path), adapter_name=adapter, **options)
     except FileNotFoundError:
         raise InputError(f"no such cut: {path}", where=str(path)) from None
     except Exception as exc:  # noqa: BLE001 - adapters raise anything on a malformed file: one line, the reason
-        raise InputError(f"cannot read {path.name}: {type(exc).__name__}: {exc}", where=str(path),
-                         hint="is it a timeline shotflow exported (or one an editor saved from it)?") from None
+        raise InputError(
+            f"cannot read {path.name}: {type(exc).__name__}: {exc}",
+            where=str(path),
+            hint="is it a timeline shotflow exported (or one an editor saved from it)?",
+        ) from None
     timeline = result
     if isinstance(result, otio.schema.SerializableCollection):
-        timeline = next((t for t in result.find_children(descended_from_type=otio.schema.Timeline)), None) \
-            if hasattr(result, "find_children") else next(iter(result), None)
+        timeline = (
+            next((t for t in result.find_children(descended_from_type=otio.schema.Timeline)), None)
+            if hasattr(result, "find_children")
+            else next(iter(result), None)
+        )
     if not isinstance(timeline, otio.schema.Timeline):
         raise InputError(f"{path.name} holds no timeline", where=str(path))
     tracks = [t for t in timeline.tracks if t.kind == otio.schema.TrackKind.Video]
@@ -148,12 +166,22 @@ def read_cut(path: Path, fps: Fraction) -> tuple[list[dict[str, Any]], dict[str,
         if isinstance(item, otio.schema.Transition):
             continue
         duration = item.duration()
-        frames = round_half_up(Fraction(duration.value) * Fraction(rate).limit_denominator(1001)
-                               / Fraction(duration.rate).limit_denominator(1001))
+        frames = round_half_up(
+            Fraction(duration.value)
+            * Fraction(rate).limit_denominator(1001)
+            / Fraction(duration.rate).limit_denominator(1001)
+        )
         if isinstance(item, otio.schema.Clip):
             ref = item.media_reference
-            clips.append({"name": item.name or "", "frames": frames, "record_in": at,
-                          "metadata": _plain(item.metadata), "url": getattr(ref, "target_url", None)})
+            clips.append(
+                {
+                    "name": item.name or "",
+                    "frames": frames,
+                    "record_in": at,
+                    "metadata": _plain(item.metadata),
+                    "url": getattr(ref, "target_url", None),
+                }
+            )
         at += frames
     info = _plain(timeline.metadata.get("shotflow") or {})
     return clips, info
@@ -202,8 +230,9 @@ def compare(project: Project, cut: Path, *, fps: Fraction | None = None) -> Conf
     moved = set()
     for i, s in enumerate(cut_order):
         if i not in keep:
-            near = next((cut_order[j] for j in range(i - 1, -1, -1) if j in keep), None) or \
-                next((cut_order[j] for j in range(i + 1, len(cut_order)) if j in keep), s)
+            near = next((cut_order[j] for j in range(i - 1, -1, -1) if j in keep), None) or next(
+                (cut_order[j] for j in range(i + 1, len(cut_order)) if j in keep), s
+            )
             result.moved.append((s, near.split("/", 1)[0]))
             moved.add(s)
     # the order within each scene: the slots of the shots in the cut take them in cut order

@@ -35,14 +35,26 @@ from .errors import InputError, UsageError
 
 #: The rates a storyboard or ``--fps`` may name, as an editor says them.
 RATES: dict[str, Fraction] = {
-    "23.976": Fraction(24000, 1001), "24": Fraction(24), "25": Fraction(25), "29.97": Fraction(30000, 1001),
-    "30": Fraction(30), "50": Fraction(50), "59.94": Fraction(60000, 1001), "60": Fraction(60),
+    "23.976": Fraction(24000, 1001),
+    "24": Fraction(24),
+    "25": Fraction(25),
+    "29.97": Fraction(30000, 1001),
+    "30": Fraction(30),
+    "50": Fraction(50),
+    "59.94": Fraction(60000, 1001),
+    "60": Fraction(60),
 }
 DEFAULT_FPS = Fraction(24)
 DEFAULT_SHOT_CODE = "{scene_number:03d}_{shot_number:04d}"
 #: Fields a shot code may use; numbers count in steps of 10 (scene_index / shot_index count 1, 2, 3).
-CODE_FIELDS = {"scene_number": int, "shot_number": int, "scene_index": int, "shot_index": int,
-               "scene": str, "shot": str}
+CODE_FIELDS = {
+    "scene_number": int,
+    "shot_number": int,
+    "scene_index": int,
+    "shot_index": int,
+    "scene": str,
+    "shot": str,
+}
 CODE_STEP = 10
 _TIMECODE = re.compile(r"^(\d{2}):(\d{2}):(\d{2})[:;.](\d{2})$")
 _CODE_SPEC = re.compile(r"^[<>^=]?[0-9]{0,2}d?$|^[<>^]?[0-9]{0,2}s?$")
@@ -69,8 +81,10 @@ def parse_fps(value: object, *, option: str = "fps", whole: range | None = None)
             if exact == rate:
                 return rate
     also = f", or a whole number from {whole.start} to {whole.stop - 1}" if whole is not None else ""
-    raise UsageError(f"{option} {text}: not a frame rate shotflow knows",
-                     hint="use one of " + ", ".join(RATES) + f"{also} (23.976 is 24000/1001, 29.97 is 30000/1001)")
+    raise UsageError(
+        f"{option} {text}: not a frame rate shotflow knows",
+        hint="use one of " + ", ".join(RATES) + f"{also} (23.976 is 24000/1001, 29.97 is 30000/1001)",
+    )
 
 
 def fps_label(fps: Fraction) -> str:
@@ -147,20 +161,29 @@ def parse_timecode(text: str, fps: Fraction, *, where=None) -> int:
     match = _TIMECODE.match(str(text).strip())
     base = nominal(fps)
     if not match:
-        raise InputError(f"editorial.start '{text}' is not a timecode", where=where,
-                         hint="write HH:MM:SS:FF, e.g. \"01:00:00:00\" (quoted)")
+        raise InputError(
+            f"editorial.start '{text}' is not a timecode",
+            where=where,
+            hint='write HH:MM:SS:FF, e.g. "01:00:00:00" (quoted)',
+        )
     h, m, s, f = (int(g) for g in match.groups())
     if m > 59 or s > 59 or f >= base:
-        raise InputError(f"editorial.start '{text}' is not a timecode at {fps_label(fps)} fps", where=where,
-                         hint=f"minutes and seconds go to 59, frames to {base - 1}")
+        raise InputError(
+            f"editorial.start '{text}' is not a timecode at {fps_label(fps)} fps",
+            where=where,
+            hint=f"minutes and seconds go to 59, frames to {base - 1}",
+        )
     total_minutes = h * 60 + m
     frames = (total_minutes * 60 + s) * base + f
     if is_drop_frame(fps):
         drop = base // 15  # 2 frame numbers a minute at 29.97, 4 at 59.94, except every tenth minute
         if s == 0 and f < drop and m % 10:
-            raise InputError(f"editorial.start '{text}' does not exist in drop-frame timecode", where=where,
-                             hint=f"frames {', '.join(f'{i:02d}' for i in range(drop))} are skipped at the start of "
-                                  "each minute but every tenth")
+            raise InputError(
+                f"editorial.start '{text}' does not exist in drop-frame timecode",
+                where=where,
+                hint=f"frames {', '.join(f'{i:02d}' for i in range(drop))} are skipped at the start of "
+                "each minute but every tenth",
+            )
         frames -= drop * (total_minutes - total_minutes // 10)
     return frames
 
@@ -244,20 +267,36 @@ def check_code_format(fmt: str, *, where=None) -> None:
             continue
         fields += 1
         if name not in CODE_FIELDS or conversion:
-            raise InputError(f"editorial.shot_code '{fmt}': unknown field {{{name}}}", where=where,
-                             hint=f"fields: {known}")
+            raise InputError(
+                f"editorial.shot_code '{fmt}': unknown field {{{name}}}", where=where, hint=f"fields: {known}"
+            )
         if spec and not _CODE_SPEC.match(spec):
-            raise InputError(f"editorial.shot_code '{fmt}': format spec ':{spec}' of {{{name}}} is not allowed",
-                             where=where, hint="use a width, e.g. {shot_number:04d}")
+            raise InputError(
+                f"editorial.shot_code '{fmt}': format spec ':{spec}' of {{{name}}} is not allowed",
+                where=where,
+                hint="use a width, e.g. {shot_number:04d}",
+            )
         if spec and spec.endswith("d") and CODE_FIELDS[name] is not int:
-            raise InputError(f"editorial.shot_code '{fmt}': {{{name}}} is text, it cannot take ':{spec}'",
-                             where=where, hint="use {" + name + "} as is")
+            raise InputError(
+                f"editorial.shot_code '{fmt}': {{{name}}} is text, it cannot take ':{spec}'",
+                where=where,
+                hint="use {" + name + "} as is",
+            )
     if not fields:
-        raise InputError(f"editorial.shot_code '{fmt}' has no field, so every shot would get the same code",
-                         where=where, hint=f"use {DEFAULT_SHOT_CODE}")
+        raise InputError(
+            f"editorial.shot_code '{fmt}' has no field, so every shot would get the same code",
+            where=where,
+            hint=f"use {DEFAULT_SHOT_CODE}",
+        )
 
 
 def shot_code(fmt: str, *, scene_index: int, shot_index: int, scene: str, shot: str) -> str:
     """The code of shot ``shot_index`` (1-based) of scene ``scene_index`` (1-based)."""
-    return fmt.format(scene_number=scene_index * CODE_STEP, shot_number=shot_index * CODE_STEP,
-                      scene_index=scene_index, shot_index=shot_index, scene=scene, shot=shot)
+    return fmt.format(
+        scene_number=scene_index * CODE_STEP,
+        shot_number=shot_index * CODE_STEP,
+        scene_index=scene_index,
+        shot_index=shot_index,
+        scene=scene,
+        shot=shot,
+    )

@@ -87,50 +87,14 @@ class _Expander:
     # -- the whole storyboard -------------------------------------------------
 
     def run(self) -> Project:
-        plans: list[_Item] = []
-        for kind, section in ((NodeKind.CHARACTER, "characters"), (NodeKind.LOCATION, "locations")):
-            for name, entity in (self.doc.get(section) or {}).items():
-                if entity.get("sheet") is not None:
-                    node_id = f"{kind.value}:{name}"
-                    self.all_ids.add(node_id)
-                    plans.append(_Item(node_id, kind, name, None, entity["sheet"], (section, name, "sheet"), entity))
-        scenes: list[SceneInfo] = []
+        plans = self._sheet_items()
         editorial = self._editorial()
         codes: dict[str, str] = {}
         omitted: list[str] = []
-        for si, scene in enumerate(self.doc.get("scenes") or []):
-            sid = scene["id"]
-            ids: list[str] = []
-            seen: dict[str, Any] = {}
-            for hi, shot in enumerate(scene.get("shots") or []):
-                path = ("scenes", si, "shots", hi)
-                if shot["id"] in seen:
-                    self.errors.append(
-                        InputError(f"shot id '{sid}/{shot['id']}' is used twice in scene '{sid}' "
-                                   f"(first at {seen[shot['id']]})",
-                                   where=self.loaded.where((*path, "id")))
-                    )
-                    continue
-                seen[shot["id"]] = self.loaded.where((*path, "id"))
-                node_id = f"{sid}/{shot['id']}"
-                codes[node_id] = shot_code(editorial.code_format, scene_index=si + 1, shot_index=len(seen),
-                                           scene=sid, shot=shot["id"])
-                if shot.get("omit"):
-                    omitted.append(node_id)
-                else:
-                    ids.append(node_id)
-                self.all_ids.add(node_id)
-                plans.append(_Item(node_id, NodeKind.SHOT, shot["id"], sid, shot, path, scene))
-            self.shot_ids[sid] = ids
-            location = scene.get("location")
-            if location is not None and location not in self.locations:
-                self.errors.append(
-                    RefError(f"scene '{sid}' is set in unknown location '{location}'",
-                             where=self.loaded.where(("scenes", si, "location")),
-                             hint=did_you_mean(location, self.locations) or self._known("locations", self.locations))
-                )
-            scenes.append(SceneInfo(id=sid, title=scene.get("title"), location=location,
-                                    description=scene.get("description"), notes=scene.get("notes"), shots=tuple(ids)))
+        scenes = [
+            self._scene(si, scene, editorial, plans, codes, omitted)
+            for si, scene in enumerate(self.doc.get("scenes") or [])
+        ]
         self.style = self._style()
         nodes: dict[str, NodeSpec] = {}
         failed: list[tuple[str, ShotflowError]] = []
@@ -161,11 +125,68 @@ class _Expander:
             remote=self.doc.get("remote"),
         )
 
+    def _sheet_items(self) -> list[_Item]:
+        """The character and location sheets to generate, as items to expand."""
+        plans: list[_Item] = []
+        for kind, section in ((NodeKind.CHARACTER, "characters"), (NodeKind.LOCATION, "locations")):
+            for name, entity in (self.doc.get(section) or {}).items():
+                if entity.get("sheet") is not None:
+                    node_id = f"{kind.value}:{name}"
+                    self.all_ids.add(node_id)
+                    plans.append(_Item(node_id, kind, name, None, entity["sheet"], (section, name, "sheet"), entity))
+        return plans
+
+    def _scene(
+        self, si: int, scene: dict, editorial, plans: list[_Item], codes: dict[str, str], omitted: list[str]
+    ) -> SceneInfo:
+        """One scene: its shots become items (ids checked once each, codes given), its info kept."""
+        sid = scene["id"]
+        ids: list[str] = []
+        seen: dict[str, Any] = {}
+        for hi, shot in enumerate(scene.get("shots") or []):
+            path = ("scenes", si, "shots", hi)
+            if shot["id"] in seen:
+                self.errors.append(
+                    InputError(
+                        f"shot id '{sid}/{shot['id']}' is used twice in scene '{sid}' (first at {seen[shot['id']]})",
+                        where=self.loaded.where((*path, "id")),
+                    )
+                )
+                continue
+            seen[shot["id"]] = self.loaded.where((*path, "id"))
+            node_id = f"{sid}/{shot['id']}"
+            codes[node_id] = shot_code(
+                editorial.code_format, scene_index=si + 1, shot_index=len(seen), scene=sid, shot=shot["id"]
+            )
+            (omitted if shot.get("omit") else ids).append(node_id)
+            self.all_ids.add(node_id)
+            plans.append(_Item(node_id, NodeKind.SHOT, shot["id"], sid, shot, path, scene))
+        self.shot_ids[sid] = ids
+        location = scene.get("location")
+        if location is not None and location not in self.locations:
+            self.errors.append(
+                RefError(
+                    f"scene '{sid}' is set in unknown location '{location}'",
+                    where=self.loaded.where(("scenes", si, "location")),
+                    hint=did_you_mean(location, self.locations) or self._known("locations", self.locations),
+                )
+            )
+        return SceneInfo(
+            id=sid,
+            title=scene.get("title"),
+            location=location,
+            description=scene.get("description"),
+            notes=scene.get("notes"),
+            shots=tuple(ids),
+        )
+
     def _entities(self) -> tuple[Entity, ...]:
         """Every character and location with its picture, for the board's lineup."""
         out = []
-        for kind, table, slot in ((NodeKind.CHARACTER, self.characters, self.colours),
-                                  (NodeKind.LOCATION, self.locations, self.tones)):
+        for kind, table, slot in (
+            (NodeKind.CHARACTER, self.characters, self.colours),
+            (NodeKind.LOCATION, self.locations, self.tones),
+        ):
             for name, entity in table.items():
                 try:
                     picture = self._entity_ref(kind.value, name, entity, "lineup")
@@ -176,8 +197,9 @@ class _Expander:
 
     def _editorial(self) -> Editorial:
         try:
-            return Editorial.from_mapping(self.doc.get("editorial"),
-                                          where=lambda key: self.loaded.where(("editorial", key)))
+            return Editorial.from_mapping(
+                self.doc.get("editorial"), where=lambda key: self.loaded.where(("editorial", key))
+            )
         except InputError as exc:
             self.errors.append(exc)
             return Editorial()
@@ -186,9 +208,14 @@ class _Expander:
         """The project's style, itself a template of project and vars (rendered once)."""
         source = self.doc.get("style") or ""
         try:
-            return _normalise(self.templates.render_string(
-                source, {"project": {"title": self.doc.get("title")}, "vars": self.doc.get("vars") or {}},
-                "style", self.loaded.where(("style",))))
+            return _normalise(
+                self.templates.render_string(
+                    source,
+                    {"project": {"title": self.doc.get("title")}, "vars": self.doc.get("vars") or {}},
+                    "style",
+                    self.loaded.where(("style",)),
+                )
+            )
         except TemplateError as exc:
             self.errors.append(exc)
             return ""
@@ -225,20 +252,60 @@ class _Expander:
         takes = merged.get("takes", 1)
         pick = merged.get("pick", 1)
         if pick > takes:
-            raise InputError(f"{node_id}: pick {pick} but the shot has only {takes} take{'s' if takes > 1 else ''}",
-                             where=at("pick"), hint=f"use a pick from 1 to {takes}, or raise takes")
+            raise InputError(
+                f"{node_id}: pick {pick} but the shot has only {takes} take{'s' if takes > 1 else ''}",
+                where=at("pick"),
+                hint=f"use a pick from 1 to {takes}, or raise takes",
+            )
         refs, implicit, dropped = self._refs(item, at)
         context = self._context(item, merged, refs)
         template = merged.get("template", SHEET_TEMPLATE if kind is not NodeKind.SHOT else SHOT_TEMPLATE)
         prompt = self._prompt(node_id, fields, merged, template, context, path, at)
         tagged = self._check_tags(node_id, prompt, refs, where, dropped)
-        if not spec.prompt_min <= len(prompt) <= spec.prompt_max:
-            raise InputError(
-                f"{node_id}: the expanded prompt has {len(prompt)} characters; {spec.id} takes "
-                f"{spec.prompt_min} to {spec.prompt_max}",
-                where=at("prompt") if "prompt" in merged else where,
-                hint="shorten the prompt, the style or the template" if len(prompt) else "write a prompt",
-            )
+        _check_prompt_length(node_id, spec, prompt, at("prompt") if "prompt" in merged else where)
+        self._check_ref_count(item, spec, refs, implicit, dropped, where)
+        camera = Camera(**{k: (str(v) if v is not None else None) for k, v in (merged.get("camera") or {}).items()})
+        staging = self._staging(item, camera)
+        options = {
+            api: merged[key]
+            for key, api in (("ttl", "ttl"), ("webhook_url", "webhookURL"), ("upload_endpoint", "uploadEndpoint"))
+            if key in merged
+        }
+        return NodeSpec(
+            id=node_id,
+            kind=kind,
+            name=name,
+            scene=scene_id,
+            story_index=index,
+            where=where,
+            model=spec.id,
+            width=width,
+            height=height,
+            output_format=output.get("format", DEFAULT_FORMAT),
+            output_quality=output.get("quality", DEFAULT_QUALITY),
+            takes=takes,
+            pick=pick,
+            prompt=prompt,
+            refs=tuple(refs),
+            tagged=tagged,
+            template=template,
+            safety=_safety(merged.get("safety")),
+            provider_settings=_provider(merged.get("provider_settings")),
+            options=options,
+            title=fields.get("title"),
+            camera=camera,
+            duration=float(merged.get("duration", DEFAULT_DURATION)),
+            dialogue=fields.get("dialogue"),
+            action=fields.get("action"),
+            notes=fields.get("notes"),
+            staging=staging,
+            omit=bool(fields.get("omit")) and kind is NodeKind.SHOT,
+            review=_review(fields.get("review")),
+        )
+
+    def _check_ref_count(self, item: _Item, spec, refs: list, implicit, dropped: dict, where) -> None:
+        """As many references as the model takes: the cap (naming what to drop), the minimum."""
+        node_id, kind, owner = item.id, item.kind, item.owner
         # a scene set in an unknown location is one error (said once, for the scene), not a
         # second one in each of its shots for the reference the location would have given
         lost_location = kind is NodeKind.SHOT and owner.get("location") not in (None, *self.locations)
@@ -249,26 +316,12 @@ class _Expander:
             hint = "add a cast member, a location or refs"
             if dropped:
                 hint += f"; drop_refs leaves out {', '.join(sorted(dropped.values()))}"
-            raise RefError(f"{node_id} has {len(refs)} reference image{'s' if len(refs) != 1 else ''} ({listed}); "
-                           f"{spec.id} takes at least {spec.min_refs} (it is image-to-image only)", where=where,
-                           hint=hint)
-        camera = Camera(**{k: (str(v) if v is not None else None) for k, v in (merged.get("camera") or {}).items()})
-        staging = self._staging(item, camera)
-        options = {api: merged[key] for key, api in (("ttl", "ttl"), ("webhook_url", "webhookURL"),
-                                                     ("upload_endpoint", "uploadEndpoint")) if key in merged}
-        return NodeSpec(
-            id=node_id, kind=kind, name=name, scene=scene_id, story_index=index, where=where,
-            model=spec.id, width=width, height=height,
-            output_format=output.get("format", DEFAULT_FORMAT), output_quality=output.get("quality", DEFAULT_QUALITY),
-            takes=takes, pick=pick, prompt=prompt, refs=tuple(refs), tagged=tagged, template=template,
-            safety=_safety(merged.get("safety")), provider_settings=_provider(merged.get("provider_settings")),
-            options=options, title=fields.get("title"),
-            camera=camera, duration=float(merged.get("duration", DEFAULT_DURATION)),
-            dialogue=fields.get("dialogue"), action=fields.get("action"), notes=fields.get("notes"),
-            staging=staging,
-            omit=bool(fields.get("omit")) and kind is NodeKind.SHOT,
-            review=_review(fields.get("review")),
-        )
+            raise RefError(
+                f"{node_id} has {len(refs)} reference image{'s' if len(refs) != 1 else ''} ({listed}); "
+                f"{spec.id} takes at least {spec.min_refs} (it is image-to-image only)",
+                where=where,
+                hint=hint,
+            )
 
     def _staging(self, item: _Item, camera: Camera) -> Staging:
         """Who stands where, in which place, seen how: what a preview panel draws (see staging)."""
@@ -282,10 +335,11 @@ class _Expander:
         for member in blocking:
             if member not in cast:
                 listed = ", ".join(cast) or "none"
-                raise InputError(f"{node_id}: blocking places '{member}', who is not in the shot's cast "
-                                 f"(cast: {listed})", where=self.loaded.where((*path, "blocking", member)),
-                                 hint=did_you_mean(member, cast)
-                                 or f"add {member} to cast, or remove the blocking entry")
+                raise InputError(
+                    f"{node_id}: blocking places '{member}', who is not in the shot's cast (cast: {listed})",
+                    where=self.loaded.where((*path, "blocking", member)),
+                    hint=did_you_mean(member, cast) or f"add {member} to cast, or remove the blocking entry",
+                )
         assert scene_id is not None  # a shot is always in a scene
         location = owner.get("location")
         figures = self.blocking.setdefault(scene_id, SceneBlocking()).place(cast, blocking, self.colours)
@@ -296,8 +350,11 @@ class _Expander:
         if "width" in merged and "size" not in merged:
             wh = (merged["width"], merged["height"])
             if wh not in spec.sizes.values():
-                raise InputError(f"{node_id}: {wh[0]}x{wh[1]} is not a size of {spec.id}", where=at("width"),
-                                 hint="sizes: " + ", ".join(spec.sizes))
+                raise InputError(
+                    f"{node_id}: {wh[0]}x{wh[1]} is not a size of {spec.id}",
+                    where=at("width"),
+                    hint="sizes: " + ", ".join(spec.sizes),
+                )
             return wh
         name = merged.get("size", DEFAULT_SIZE if DEFAULT_SIZE in spec.sizes else next(iter(spec.sizes)))
         wh = spec.size_named(name)
@@ -337,10 +394,11 @@ class _Expander:
                     add(self._entity_ref("location", location, entity, "location"), location)
             for ci, member in enumerate(fields.get("cast") or []):
                 if member not in self.characters:
-                    raise RefError(f"{node_id}: unknown character '{member}' in cast",
-                                   where=self.loaded.where((*path, "cast", ci)),
-                                   hint=did_you_mean(member, self.characters)
-                                   or self._known("characters", self.characters))
+                    raise RefError(
+                        f"{node_id}: unknown character '{member}' in cast",
+                        where=self.loaded.where((*path, "cast", ci)),
+                        hint=did_you_mean(member, self.characters) or self._known("characters", self.characters),
+                    )
                 if member in drop:
                     dropped[self.characters[member].get("tag", member)] = member
                     continue
@@ -349,9 +407,11 @@ class _Expander:
             ref = self._ref_item(node_id, scene_id, item, (*path, "refs", ri))
             if ref.kind is RefKind.NODE and ref.target == node_id:
                 what = "shot" if kind is NodeKind.SHOT else "sheet"
-                raise RefError(f"{node_id}: refs names the {what} itself ('{ref.label}')",
-                               where=self.loaded.where((*path, "refs", ri)),
-                               hint=f"a {what} cannot be its own reference: name an earlier shot, a file or a URL")
+                raise RefError(
+                    f"{node_id}: refs names the {what} itself ('{ref.label}')",
+                    where=self.loaded.where((*path, "refs", ri)),
+                    hint=f"a {what} cannot be its own reference: name an earlier shot, a file or a URL",
+                )
             add(ref)
         return refs, implicit, dropped
 
@@ -362,10 +422,17 @@ class _Expander:
         names = ([location] if location is not None else []) + list(fields.get("cast") or [])
         for i, entry in enumerate(drop):
             if entry not in names:
-                raise RefError(f"{node_id}: drop_refs names '{entry}', which is neither the scene's location nor "
-                               "in the shot's cast", where=self.loaded.where((*path, "drop_refs", i)),
-                               hint=did_you_mean(entry, names) or (f"this shot's location and cast: {', '.join(names)}"
-                                                                   if names else "this shot has no location or cast"))
+                raise RefError(
+                    f"{node_id}: drop_refs names '{entry}', which is neither the scene's location nor "
+                    "in the shot's cast",
+                    where=self.loaded.where((*path, "drop_refs", i)),
+                    hint=did_you_mean(entry, names)
+                    or (
+                        f"this shot's location and cast: {', '.join(names)}"
+                        if names
+                        else "this shot has no location or cast"
+                    ),
+                )
         return set(drop)
 
     def _entity_ref(self, kind: str, name: str, entity: dict, via: str) -> RefSpec | None:
@@ -380,8 +447,7 @@ class _Expander:
         if _is_url(image):
             return RefSpec(RefKind.URL, image, tag, image, via)
         source, _ = self.loaded.origin.get((section, name), (self.loaded.main, ()))
-        return RefSpec(RefKind.FILE, self._file(image, source.path.parent, where, f"{kind} '{name}'"),
-                       tag, image, via)
+        return RefSpec(RefKind.FILE, self._file(image, source.path.parent, where, f"{kind} '{name}'"), tag, image, via)
 
     def _ref_item(self, node_id, scene_id, item, path) -> RefSpec:
         where = self.loaded.where(path)
@@ -391,8 +457,9 @@ class _Expander:
             if "url" in item:
                 return RefSpec(RefKind.URL, item["url"], tag, item["url"], "refs")
             if "file" in item:
-                return RefSpec(RefKind.FILE, self._file(item["file"], self._base(path), where, node_id),
-                               tag, item["file"], "refs")
+                return RefSpec(
+                    RefKind.FILE, self._file(item["file"], self._base(path), where, node_id), tag, item["file"], "refs"
+                )
             text = item["shot"]
             target = self._node_id(text, scene_id)
             if target is None:
@@ -405,8 +472,13 @@ class _Expander:
         if target is not None:
             return RefSpec(RefKind.NODE, target, _default_tag(target), target, "refs")
         if Path(text).suffix:  # a file name: the file must be there
-            return RefSpec(RefKind.FILE, self._file(text, self._base(path), where, node_id),
-                           Path(text).stem if _TAG_RE.match(Path(text).stem) else None, text, "refs")
+            return RefSpec(
+                RefKind.FILE,
+                self._file(text, self._base(path), where, node_id),
+                Path(text).stem if _TAG_RE.match(Path(text).stem) else None,
+                text,
+                "refs",
+            )
         raise self._unknown(node_id, text, scene_id, where)
 
     def _base(self, path: Path_) -> Path:
@@ -433,8 +505,11 @@ class _Expander:
                 hint = None
                 if target.parent.is_dir():
                     hint = did_you_mean(target.name, [p.name for p in target.parent.iterdir()])
-                raise RefError(f"{owner}: reference file not found: {shown}", where=where,
-                               hint=hint or f"looked for {display_path(target)}")
+                raise RefError(
+                    f"{owner}: reference file not found: {shown}",
+                    where=where,
+                    hint=hint or f"looked for {display_path(target)}",
+                )
             real = readable_file(target, project_folder(self.root), "reference file")
             _check_image(real)
         except Refused as exc:
@@ -460,8 +535,11 @@ class _Expander:
             table = self.characters if kind == "character" else self.locations if kind == "location" else {}
             if name in table:
                 hint = f"{kind} '{name}' has no sheet: give it a sheet, or reference its image through cast/location"
-        return RefError(f"{node_id}: unknown reference '{text}'", where=where,
-                        hint=hint or "write 'scene/shot', 'character:NAME', 'location:NAME', a file path or a URL")
+        return RefError(
+            f"{node_id}: unknown reference '{text}'",
+            where=where,
+            hint=hint or "write 'scene/shot', 'character:NAME', 'location:NAME', a file path or a URL",
+        )
 
     def _check_tags(self, node_id: str, prompt: str, refs: list[RefSpec], where, dropped: dict[str, str]) -> bool:
         if "@" not in prompt:
@@ -473,20 +551,32 @@ class _Expander:
         for mention in mentions:
             if mention not in tags:
                 listed = ", ".join(f"@{t}" for t in tags) or "none"
-                hint = (f"drop_refs leaves out {dropped[mention]}'s image" if mention in dropped
-                        else did_you_mean(mention, tags) or "add it to cast or refs, or give a reference that tag")
-                raise RefError(f"{node_id}: the prompt names @{mention} but no reference of the shot has that tag "
-                               f"(tags: {listed})", where=where, hint=hint)
+                hint = (
+                    f"drop_refs leaves out {dropped[mention]}'s image"
+                    if mention in dropped
+                    else did_you_mean(mention, tags) or "add it to cast or refs, or give a reference that tag"
+                )
+                raise RefError(
+                    f"{node_id}: the prompt names @{mention} but no reference of the shot has that tag "
+                    f"(tags: {listed})",
+                    where=where,
+                    hint=hint,
+                )
         seen: dict[str, RefSpec] = {}
         for ref in refs:
             if not ref.tag or not _TAG_RE.match(ref.tag):
-                raise RefError(f"{node_id}: reference {ref.label} has no valid tag ({ref.tag!r}); with @tags in "
-                               "the prompt every reference needs one: 3-16 letters and digits, starting with a letter",
-                               where=where, hint="give it one with {shot: ..., tag: name} or a character's tag:")
+                raise RefError(
+                    f"{node_id}: reference {ref.label} has no valid tag ({ref.tag!r}); with @tags in "
+                    "the prompt every reference needs one: 3-16 letters and digits, starting with a letter",
+                    where=where,
+                    hint="give it one with {shot: ..., tag: name} or a character's tag:",
+                )
             if ref.tag in seen:
-                raise RefError(f"{node_id}: references {seen[ref.tag].label} and {ref.label} have the same tag "
-                               f"'{ref.tag}'",
-                               where=where, hint="give one of them another tag")
+                raise RefError(
+                    f"{node_id}: references {seen[ref.tag].label} and {ref.label} have the same tag '{ref.tag}'",
+                    where=where,
+                    hint="give one of them another tag",
+                )
             seen[ref.tag] = ref
         return True
 
@@ -494,10 +584,15 @@ class _Expander:
 
     def _context(self, item: _Item, merged: dict, refs: list[RefSpec]) -> dict[str, Any]:
         node_id, kind, name, scene_id, owner = item.id, item.kind, item.name, item.scene, item.owner
+
         def entity(section: dict, key: str) -> dict[str, Any]:
             data = section[key]
-            return {"name": key, "description": data.get("description", ""), "tag": data.get("tag", key),
-                    "notes": data.get("notes")}
+            return {
+                "name": key,
+                "description": data.get("description", ""),
+                "tag": data.get("tag", key),
+                "notes": data.get("notes"),
+            }
 
         camera = {"framing": None, "angle": None, "lens": None, "move": None, **(merged.get("camera") or {})}
         context: dict[str, Any] = {
@@ -505,17 +600,41 @@ class _Expander:
             "style": self.style,
             "vars": self.doc.get("vars") or {},
             "camera": camera,
-            "refs": [{"position": i + 1, "tag": r.tag, "id": r.target if r.kind is RefKind.NODE else None,
-                      "label": r.label, "kind": r.kind.value, "via": r.via} for i, r in enumerate(refs)],
-            "character": None, "location": None, "cast": {}, "scene": None,
+            "refs": [
+                {
+                    "position": i + 1,
+                    "tag": r.tag,
+                    "id": r.target if r.kind is RefKind.NODE else None,
+                    "label": r.label,
+                    "kind": r.kind.value,
+                    "via": r.via,
+                }
+                for i, r in enumerate(refs)
+            ],
+            "character": None,
+            "location": None,
+            "cast": {},
+            "scene": None,
         }
-        shot = {"id": node_id, "name": name, "title": merged.get("title"), "takes": merged.get("takes", 1),
-                "duration": merged.get("duration", DEFAULT_DURATION), "dialogue": merged.get("dialogue"),
-                "action": merged.get("action"), "notes": merged.get("notes")}
+        shot = {
+            "id": node_id,
+            "name": name,
+            "title": merged.get("title"),
+            "takes": merged.get("takes", 1),
+            "duration": merged.get("duration", DEFAULT_DURATION),
+            "dialogue": merged.get("dialogue"),
+            "action": merged.get("action"),
+            "notes": merged.get("notes"),
+        }
         if kind is NodeKind.SHOT:
             location = owner.get("location")
-            context["scene"] = {"id": scene_id, "title": owner.get("title"), "description": owner.get("description"),
-                                "notes": owner.get("notes"), "location": location}
+            context["scene"] = {
+                "id": scene_id,
+                "title": owner.get("title"),
+                "description": owner.get("description"),
+                "notes": owner.get("notes"),
+                "location": location,
+            }
             if location in self.locations:
                 context["location"] = entity(self.locations, location)
             elif location is not None:  # unknown: the scene's error says so; its prompts still expand
@@ -558,6 +677,17 @@ def _check_image(path: Path) -> None:
     _usercache.remember("image", key)
 
 
+def _check_prompt_length(node_id: str, spec, prompt: str, where) -> None:
+    """The expanded prompt within the model's bounds."""
+    if not spec.prompt_min <= len(prompt) <= spec.prompt_max:
+        raise InputError(
+            f"{node_id}: the expanded prompt has {len(prompt)} characters; {spec.id} takes "
+            f"{spec.prompt_min} to {spec.prompt_max}",
+            where=where,
+            hint="shorten the prompt, the style or the template" if len(prompt) else "write a prompt",
+        )
+
+
 def _too_many_refs(node_id: str, spec, refs: list[RefSpec], implicit: dict, where) -> RefError:
     """More references than the model takes: each listed with why it is there and how to
     leave it out (``drop_refs: [NAME]`` for the location and cast, else removing it from refs)."""
@@ -572,12 +702,17 @@ def _too_many_refs(node_id: str, spec, refs: list[RefSpec], implicit: dict, wher
             drops.append(entity)
     hint = "leave one out"
     if drops:
-        hint += (f": drop_refs: [{drops[0]}] keeps {drops[0]} in the prompt but sends no image of it"
-                 f"{'' if len(refs) == len(drops) else '; or remove an item from refs'}")
+        hint += (
+            f": drop_refs: [{drops[0]}] keeps {drops[0]} in the prompt but sends no image of it"
+            f"{'' if len(refs) == len(drops) else '; or remove an item from refs'}"
+        )
     else:
         hint += ": remove an item from refs"
-    return RefError(f"{node_id} has {len(refs)} reference images, {spec.id} takes at most {spec.max_refs}: "
-                    + ", ".join(listed), where=where, hint=hint)
+    return RefError(
+        f"{node_id} has {len(refs)} reference images, {spec.id} takes at most {spec.max_refs}: " + ", ".join(listed),
+        where=where,
+        hint=hint,
+    )
 
 
 def _once(failed: list[tuple[str, ShotflowError]]) -> list[ShotflowError]:
@@ -597,8 +732,9 @@ def _once(failed: list[tuple[str, ShotflowError]]) -> list[ShotflowError]:
             merged.append(first)  # alone, or its message names no node (a character's image)
             continue
         ids = [node_id for node_id, _ in items]
-        names = ", ".join(ids[:-1]) + f" and {ids[-1]}" if len(ids) <= 3 else \
-            f"{ids[0]}, {ids[1]} and {len(ids) - 2} more"
+        names = (
+            ", ".join(ids[:-1]) + f" and {ids[-1]}" if len(ids) <= 3 else f"{ids[0]}, {ids[1]} and {len(ids) - 2} more"
+        )
         merged.append(type(first)(f"{names}: {rest}", where=first.where, hint=first.hint))
     return merged
 
@@ -674,8 +810,9 @@ class _Templates:
                 if inside(real, project_folder(self.root)) or any(inside(real, p) for p in policy().allow_paths):
                     trusted.append(self.project_dir)
                 else:
-                    refused[self.project_dir] = (f"{display_path(self.project_dir)}/ leads to {real}, outside the "
-                                                 "project folder")
+                    refused[self.project_dir] = (
+                        f"{display_path(self.project_dir)}/ leads to {real}, outside the project folder"
+                    )
             folders.append(builtin)
             self._env = BoundedSandbox(
                 loader=TemplateFiles(folders, trusted, refused),
@@ -724,16 +861,20 @@ class _Templates:
                 template = self.env.get_template(name)
             except jinja2.TemplateNotFound:
                 names = self.env.list_templates()
-                raise TemplateError(f"{node_id}: template '{name}' not found in {display_path(self.project_dir)}/ "
-                                    "or the built-in templates", where=where,
-                                    hint=did_you_mean(name, names) or "templates: " + ", ".join(names)) from None
+                raise TemplateError(
+                    f"{node_id}: template '{name}' not found in {display_path(self.project_dir)}/ "
+                    "or the built-in templates",
+                    where=where,
+                    hint=did_you_mean(name, names) or "templates: " + ", ".join(names),
+                ) from None
             except jinja2.TemplateError as exc:
                 raise _template_error(exc, node_id, where, f"template {name}") from None
             self._compiled["\0" + name] = template
             if template.filename:
                 self._used[Path(template.filename)] = None
-        return self._render(template, context, node_id, where, f"template {name}",
-                            lambda: self.env.loader.get_source(self.env, name)[0])
+        return self._render(
+            template, context, node_id, where, f"template {name}", lambda: self.env.loader.get_source(self.env, name)[0]
+        )
 
     def _render(self, template, context, node_id, where, what, source=lambda: "") -> str:
         """``source()`` gives the template's text, read only to explain an undefined name."""
@@ -749,7 +890,8 @@ class _Templates:
         except RecursionError as exc:  # a macro calling itself, a template including itself
             error = _template_error(exc, node_id, where, what)
             error.message = error.message.split(": RecursionError")[0] + (
-                ": calls or includes nest too deeply (does a macro call itself, or a template include itself?)")
+                ": calls or includes nest too deeply (does a macro call itself, or a template include itself?)"
+            )
             raise error from None
 
 
@@ -779,8 +921,10 @@ class _CodeCache:
         from ._version import __version__
 
         root = user_cache_dir()
-        tag = (f"jinja{jinja2.__version__}-py{sys.version_info[0]}{sys.version_info[1]}-shotflow{__version__}"
-               f"-sandbox{_SANDBOX_VERSION}")
+        tag = (
+            f"jinja{jinja2.__version__}-py{sys.version_info[0]}{sys.version_info[1]}-shotflow{__version__}"
+            f"-sandbox{_SANDBOX_VERSION}"
+        )
         self.path = None if root is None else root / f"templates-{tag}.marshal"
         self.codes: dict[str, bytes] = {}
         self.dirty = False
@@ -821,7 +965,7 @@ class _CodeCache:
 
         codes = self.codes
         if len(codes) > self.LIMIT:
-            codes = dict(list(codes.items())[-self.LIMIT:])
+            codes = dict(list(codes.items())[-self.LIMIT :])
         from ._usercache import seal
 
         with contextlib.suppress(OSError):
@@ -831,8 +975,10 @@ class _CodeCache:
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _TEXT_FILTERS = ("upper", "lower", "title", "capitalize", "trim")
-_LOOKUP = re.compile(r"\{\{\s*(%s(?:\.%s)*(?:\s*\|\s*(?:%s))*)\s*\}\}"  # noqa: UP031 - a regex full of braces
-                     % (_NAME, _NAME, "|".join(_TEXT_FILTERS)))
+_LOOKUP = re.compile(
+    r"\{\{\s*(%s(?:\.%s)*(?:\s*\|\s*(?:%s))*)\s*\}\}"  # noqa: UP031 - a regex full of braces
+    % (_NAME, _NAME, "|".join(_TEXT_FILTERS))
+)
 _MISSING = object()
 
 
@@ -873,8 +1019,19 @@ def _substitute(source: str, context: dict, filters) -> str | None:
     return "".join(out)
 
 
-_CONTEXT_NAMES = ("project", "style", "vars", "scene", "shot", "camera", "location", "cast", "character", "refs",
-                  "prompt")
+_CONTEXT_NAMES = (
+    "project",
+    "style",
+    "vars",
+    "scene",
+    "shot",
+    "camera",
+    "location",
+    "cast",
+    "character",
+    "refs",
+    "prompt",
+)
 _NO_ATTRIBUTE = re.compile(r"has no attribute '([^']+)'")
 _UNDEFINED = re.compile(r"'([^']+)' is undefined")
 
@@ -884,8 +1041,11 @@ def _undefined_error(exc, node_id: str, where, what: str, source: str, context: 
     what that value has, and the closest of those (``cast.ana`` has no attribute 'desciption':
     did you mean 'description'?)."""
     error = _template_error(exc, node_id, where, what)
-    at = error.message[: -len(exc.message)] if exc.message and error.message.endswith(exc.message) else \
-        f"{node_id}: {what}: "
+    at = (
+        error.message[: -len(exc.message)]
+        if exc.message and error.message.endswith(exc.message)
+        else f"{node_id}: {what}: "
+    )
     name = _UNDEFINED.search(exc.message or "")
     if name:
         hint = did_you_mean(name[1], context) or "names: " + ", ".join(n for n in _CONTEXT_NAMES if n in context)
@@ -903,13 +1063,20 @@ def _undefined_error(exc, node_id: str, where, what: str, source: str, context: 
             continue  # a loop variable, or not this expression
         dotted = match[1]
         if value is None:
-            why = {"location": "the scene has no location", "character": "only a character sheet has one",
-                   "scene": "only a shot has one"}.get(dotted, "it is none here")
-            return TemplateError(f"{at}{dotted} is empty ({why}), so it has no attribute '{attr}'", where=where,
-                                 hint="give the scene a location: NAME" if dotted == "location" else None)
+            why = {
+                "location": "the scene has no location",
+                "character": "only a character sheet has one",
+                "scene": "only a shot has one",
+            }.get(dotted, "it is none here")
+            return TemplateError(
+                f"{at}{dotted} is empty ({why}), so it has no attribute '{attr}'",
+                where=where,
+                hint="give the scene a location: NAME" if dotted == "location" else None,
+            )
         if not isinstance(value, dict):
-            return TemplateError(f"{at}{dotted} is {type(value).__name__}, so it has no attribute '{attr}'",
-                                 where=where)
+            return TemplateError(
+                f"{at}{dotted} is {type(value).__name__}, so it has no attribute '{attr}'", where=where
+            )
         keys = [str(k) for k in value]
         if dotted == "cast":
             listed = ", ".join(keys) or "nobody"
@@ -917,8 +1084,9 @@ def _undefined_error(exc, node_id: str, where, what: str, source: str, context: 
             return TemplateError(f"{at}'{attr}' is not in this shot's cast (cast: {listed})", where=where, hint=hint)
         has = f"{dotted} has: {', '.join(keys)}" if keys else f"{dotted} is empty"
         close = did_you_mean(attr, keys)
-        return TemplateError(f"{at}{dotted} has no attribute '{attr}'", where=where,
-                             hint=f"{close} {has}" if close else has)
+        return TemplateError(
+            f"{at}{dotted} has no attribute '{attr}'", where=where, hint=f"{close} {has}" if close else has
+        )
     return error
 
 
@@ -948,8 +1116,10 @@ def _template_error(exc: Exception, node_id: str, where, what: str) -> TemplateE
         hint = "templates may only read the storyboard's values"
     elif isinstance(exc, jinja2.UndefinedError):
         message = f"{node_id}: {at}: {exc.message}"
-        hint = ("check the spelling; names: project, style, vars, scene, shot, camera, location, cast, character, "
-                "refs, prompt")
+        hint = (
+            "check the spelling; names: project, style, vars, scene, shot, camera, location, cast, character, "
+            "refs, prompt"
+        )
     elif isinstance(exc, jinja2.TemplateSyntaxError):
         message = f"{node_id}: {at}: template syntax error: {exc.message}"
         hint = None

@@ -36,8 +36,9 @@ def is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-async def fetch(url: str, *, allow_private: bool | None = None, deadline: float = DEADLINE,
-                limit: int = MAX_BYTES) -> bytes:
+async def fetch(
+    url: str, *, allow_private: bool | None = None, deadline: float = DEADLINE, limit: int = MAX_BYTES
+) -> bytes:
     """The bytes of the image at ``url`` (see the module docstring); RefError otherwise."""
     if allow_private is None:
         from .trust import policy
@@ -114,10 +115,16 @@ async def _pinned(url: str, current: str, allow_private: bool):
     if not allow_private:
         private = [a for a in addresses if not is_public(a)]
         if private:
-            raise RefError(_at(url, current, f"{parsed.host} is a private, loopback or link-local address "
-                                             f"({private[0]}); shotflow fetches only public addresses"),
-                           hint="pass --allow-private-urls (or set allow_private_urls in your user config) "
-                                "to fetch from a local server")
+            raise RefError(
+                _at(
+                    url,
+                    current,
+                    f"{parsed.host} is a private, loopback or link-local address "
+                    f"({private[0]}); shotflow fetches only public addresses",
+                ),
+                hint="pass --allow-private-urls (or set allow_private_urls in your user config) "
+                "to fetch from a local server",
+            )
     address = addresses[0]
     host = f"[{address}]" if ":" in address else address
     headers = {"Host": parsed.netloc.decode("ascii")}

@@ -32,8 +32,25 @@ from .errors import ConfigError, InputError
 MAX_BYTES = 8 * 1024 * 1024
 
 _SETTING = re.compile(r"^\s*(INT\.?\s*/\s*EXT|EXT\.?\s*/\s*INT|I\s*/\s*E|INT|EXT|EST)(\.|\s)\s*(.*)$", re.IGNORECASE)
-_TIMES = {"DAY", "NIGHT", "DAWN", "DUSK", "MORNING", "EVENING", "AFTERNOON", "SUNSET", "SUNRISE", "LATER",
-          "CONTINUOUS", "MOMENTS LATER", "SAME", "SAME TIME", "MIDNIGHT", "NOON", "MAGIC HOUR"}
+_TIMES = {
+    "DAY",
+    "NIGHT",
+    "DAWN",
+    "DUSK",
+    "MORNING",
+    "EVENING",
+    "AFTERNOON",
+    "SUNSET",
+    "SUNRISE",
+    "LATER",
+    "CONTINUOUS",
+    "MOMENTS LATER",
+    "SAME",
+    "SAME TIME",
+    "MIDNIGHT",
+    "NOON",
+    "MAGIC HOUR",
+}
 _PLACEHOLDER = re.compile(r"\[\[\d+\]\]|/\*\d+\*/")
 _EMPHASIS = re.compile(r"(\*{1,3}|_)(?=\S)(.+?)(?<=\S)\1")
 
@@ -88,13 +105,19 @@ def read(path: Path | str) -> Screenplay:
     except OSError as exc:
         raise InputError(f"cannot read the screenplay {path.name}: {exc.strerror or exc}", where=str(path)) from None
     if len(raw) > MAX_BYTES:
-        raise InputError(f"{path.name} is {len(raw) // 1024} KiB; a screenplay shotflow imports is at most "
-                         f"{MAX_BYTES // 1024 // 1024} MiB", where=str(path))
+        raise InputError(
+            f"{path.name} is {len(raw) // 1024} KiB; a screenplay shotflow imports is at most "
+            f"{MAX_BYTES // 1024 // 1024} MiB",
+            where=str(path),
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path.name} is not UTF-8 text (byte {exc.start})", where=str(path),
-                         hint="save the screenplay as UTF-8 (Fountain files are plain text)") from None
+        raise InputError(
+            f"{path.name} is not UTF-8 text (byte {exc.start})",
+            where=str(path),
+            hint="save the screenplay as UTF-8 (Fountain files are plain text)",
+        ) from None
     return parse(text, path)
 
 
@@ -104,8 +127,10 @@ def parse(text: str, path: Path | str = "script.fountain") -> Screenplay:
         from screenplay_tools.fountain.parser import Parser
         from screenplay_tools.screenplay import ElementType
     except ImportError as exc:
-        raise ConfigError("importing a Fountain screenplay needs the screenplay-tools package",
-                          hint="pip install 'shotflow[fountain]'") from exc
+        raise ConfigError(
+            "importing a Fountain screenplay needs the screenplay-tools package",
+            hint="pip install 'shotflow[fountain]'",
+        ) from exc
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     parser = Parser()
     parser.add_text(text)
@@ -137,9 +162,12 @@ def parse(text: str, path: Path | str = "script.fountain") -> Screenplay:
         # notes, boneyards, sections and page breaks are the writer's, not the picture's
     scenes = builder.finish()
     if not scenes:
-        raise InputError(f"{path.name} has no scene heading, so there is no scene to import", where=str(path),
-                         hint="a scene heading is a line of its own starting with INT. or EXT., "
-                              "e.g. 'INT. LIGHTHOUSE - NIGHT' (or forced with a leading '.')")
+        raise InputError(
+            f"{path.name} has no scene heading, so there is no scene to import",
+            where=str(path),
+            hint="a scene heading is a line of its own starting with INT. or EXT., "
+            "e.g. 'INT. LIGHTHOUSE - NIGHT' (or forced with a leading '.')",
+        )
     speakers = tuple(dict.fromkeys(s.character for scene in scenes for s in scene.speeches))
     return Screenplay(path=path, title=title, scenes=tuple(scenes), characters=speakers)
 
@@ -189,10 +217,22 @@ class _Builder:
     def heading(self, text: str, number, *, forced: bool) -> None:
         self._end_speech()
         setting, place, time = split_heading(text, forced=forced)
-        self.scenes.append({"heading": text.lstrip(".").strip() if forced else text, "setting": setting,
-                            "place": place, "time": time, "number": (str(number).strip() or None) if number else None,
-                            "line": self._line_of(text), "synopsis": None, "action": [], "speeches": [],
-                            "opens_on": self.pending_in, "ends_on": None, "centered": []})
+        self.scenes.append(
+            {
+                "heading": text.lstrip(".").strip() if forced else text,
+                "setting": setting,
+                "place": place,
+                "time": time,
+                "number": (str(number).strip() or None) if number else None,
+                "line": self._line_of(text),
+                "synopsis": None,
+                "action": [],
+                "speeches": [],
+                "opens_on": self.pending_in,
+                "ends_on": None,
+                "centered": [],
+            }
+        )
         self.pending_in = None
 
     def transition(self, text: str) -> None:
@@ -227,14 +267,27 @@ class _Builder:
     def _end_speech(self) -> None:
         if self.speech is not None and self.scenes:
             s = self.speech
-            self.scenes[-1]["speeches"].append(Speech(s["character"], s["extension"], " ".join(s["parts"]),
-                                                      dual=s["dual"]))
+            self.scenes[-1]["speeches"].append(
+                Speech(s["character"], s["extension"], " ".join(s["parts"]), dual=s["dual"])
+            )
         self.speech = None
 
     def finish(self) -> list[Scene]:
         self._end_speech()
-        return [Scene(heading=s["heading"], setting=s["setting"], place=s["place"], time=s["time"],
-                      number=s["number"], line=s["line"], synopsis=s["synopsis"], action=tuple(s["action"]),
-                      speeches=tuple(s["speeches"]), opens_on=s["opens_on"], ends_on=s["ends_on"],
-                      centered=tuple(s["centered"]))
-                for s in self.scenes]
+        return [
+            Scene(
+                heading=s["heading"],
+                setting=s["setting"],
+                place=s["place"],
+                time=s["time"],
+                number=s["number"],
+                line=s["line"],
+                synopsis=s["synopsis"],
+                action=tuple(s["action"]),
+                speeches=tuple(s["speeches"]),
+                opens_on=s["opens_on"],
+                ends_on=s["ends_on"],
+                centered=tuple(s["centered"]),
+            )
+            for s in self.scenes
+        ]

@@ -22,20 +22,28 @@ def build(project: Project):
 
     graph = nx.DiGraph()
     graph.add_nodes_from((node_id, {"spec": spec}) for node_id, spec in project.nodes.items())
-    graph.add_edges_from((ref.target, node_id) for node_id, spec in project.nodes.items()
-                         for ref in spec.refs if ref.kind is RefKind.NODE)
+    graph.add_edges_from(
+        (ref.target, node_id)
+        for node_id, spec in project.nodes.items()
+        for ref in spec.refs
+        if ref.kind is RefKind.NODE
+    )
     try:
         # execution order: topological, story order among nodes ready together
-        graph.graph["order"] = list(nx.lexicographical_topological_sort(
-            graph, key=lambda n: project.nodes[n].story_index))
+        graph.graph["order"] = list(
+            nx.lexicographical_topological_sort(graph, key=lambda n: project.nodes[n].story_index)
+        )
         return graph
     except nx.NetworkXUnfeasible:
         cycle = nx.find_cycle(graph)
     path = [edge[0] for edge in cycle] + [cycle[0][0]]
     # the cycle as the user reads it: each shot references the one before it
     first = project.nodes[path[1]]
-    raise GraphError(f"reference cycle: {' -> '.join(path)}", where=first.where,
-                     hint="a shot cannot depend on itself through its references; drop one of these refs")
+    raise GraphError(
+        f"reference cycle: {' -> '.join(path)}",
+        where=first.where,
+        hint="a shot cannot depend on itself through its references; drop one of these refs",
+    )
 
 
 def order(graph) -> list[str]:
@@ -133,8 +141,11 @@ def to_dot(project: Project, graph, status: dict[str, str] | None = None) -> str
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     colors = {"fresh": "#d7f5dd", "render": "#fff3cd"}
-    lines = [f"digraph {q(project.title or 'storyboard')} {{", "  rankdir=LR;",
-             '  node [shape=box, style="rounded,filled", fillcolor="#ffffff", fontname="Helvetica"];']
+    lines = [
+        f"digraph {q(project.title or 'storyboard')} {{",
+        "  rankdir=LR;",
+        '  node [shape=box, style="rounded,filled", fillcolor="#ffffff", fontname="Helvetica"];',
+    ]
 
     def node_line(n: str) -> str:
         fill = colors.get((status or {}).get(n, ""), "#ffffff")
@@ -164,8 +175,10 @@ def to_svg(dot_source: str) -> str:
 
     exe = shutil.which("dot")
     if exe is None:
-        raise ConfigError("--format svg needs Graphviz's 'dot' on the PATH",
-                          hint="install graphviz (apt install graphviz, brew install graphviz) or use --format dot")
+        raise ConfigError(
+            "--format svg needs Graphviz's 'dot' on the PATH",
+            hint="install graphviz (apt install graphviz, brew install graphviz) or use --format dot",
+        )
     done = subprocess.run([exe, "-Tsvg"], input=dot_source.encode(), capture_output=True, check=False)
     if done.returncode != 0:
         raise ConfigError(f"dot failed: {done.stderr.decode(errors='replace').strip()}")

@@ -123,8 +123,9 @@ def scene_mapping(scene: Scene, scene_id: str, location: str, cast: list[str]) -
     if cast:
         shot["cast"] = cast
     seconds = estimate_seconds(scene)
-    shot.update(prompt=_prompt(scene), camera={"framing": "wide"},
-                duration=int(seconds) if seconds.is_integer() else seconds)
+    shot.update(
+        prompt=_prompt(scene), camera={"framing": "wide"}, duration=int(seconds) if seconds.is_integer() else seconds
+    )
     if scene.action:
         shot["action"] = "\n".join(scene.action)
     if scene.speeches:
@@ -149,8 +150,7 @@ class Draft:
     scenes: list[tuple[Scene, dict[str, Any]]] = field(default_factory=list)
 
 
-def draft(play: Screenplay, *, taken_scenes: set[str] | None = None,
-          characters: dict[str, str] | None = None) -> Draft:
+def draft(play: Screenplay, *, taken_scenes: set[str] | None = None, characters: dict[str, str] | None = None) -> Draft:
     """Scenes, characters and locations of ``play``; ``taken_scenes`` are ids already in use."""
     result = Draft(title=play.title)
     taken = set(taken_scenes or ())
@@ -197,12 +197,14 @@ def to_yaml(d: Draft, *, source: str, name: str) -> str:
         doc["locations"][lid] = CommentedMap(description=description)
     doc["scenes"] = CommentedSeq(_tree(mapping) for _, mapping in d.scenes)
     for i, (scene, _) in enumerate(d.scenes):
-        doc["scenes"].yaml_set_comment_before_after_key(i, before=f"{scene.heading} (script line {scene.line})",
-                                                        indent=2)
+        doc["scenes"].yaml_set_comment_before_after_key(
+            i, before=f"{scene.heading} (script line {scene.line})", indent=2
+        )
     header = HEADER.format(source=source, name=name, count=len(d.scenes), speakers=len(d.characters))
     doc.yaml_set_start_comment(header)
-    doc.yaml_set_comment_before_after_key("characters", before="\nthe speakers of the script, in order of their "
-                                                               "first line")
+    doc.yaml_set_comment_before_after_key(
+        "characters", before="\nthe speakers of the script, in order of their first line"
+    )
     doc.yaml_set_comment_before_after_key("locations", before="\nfrom the scene headings: INT./EXT. and the place")
     doc.yaml_set_comment_before_after_key("scenes", before="\nin the script's order")
     y = YAML()
@@ -246,10 +248,14 @@ class Update:
 
     def lines(self) -> list[str]:
         out = [f"added scene {s}" for s in self.added]
-        out += [f"renamed: scene {old} is '{heading}' in the script (its shots are kept; rename it by hand "
-                "if you like)" for old, heading in self.renamed]
-        out += [f"removed: scene {s} is not in the script any more (kept: delete it, or mark its shots "
-                "omit: true)" for s in self.removed]
+        out += [
+            f"renamed: scene {old} is '{heading}' in the script (its shots are kept; rename it by hand if you like)"
+            for old, heading in self.renamed
+        ]
+        out += [
+            f"removed: scene {s} is not in the script any more (kept: delete it, or mark its shots omit: true)"
+            for s in self.removed
+        ]
         out += [f"added character {c}" for c in self.characters] + [f"added location {loc}" for loc in self.locations]
         out.append(f"{self.kept} scene{'s' if self.kept != 1 else ''} already in the storyboard, untouched")
         return out
@@ -301,16 +307,20 @@ def update(play: Screenplay, storyboard: Path, *, write: bool = True) -> Update:
             continue
         for cid in mapping["shots"][0].get("cast", []):
             if cid in d.characters and cid not in result.characters:
-                editor.add_entry("characters", cid, {"description": ""},
-                                 comment=f"who is {d.characters[cid]}? age, look, wardrobe")
+                editor.add_entry(
+                    "characters", cid, {"description": ""}, comment=f"who is {d.characters[cid]}? age, look, wardrobe"
+                )
                 result.characters.append(cid)
         loc = mapping["location"]
         if loc not in defined_locations:
             editor.add_entry("locations", loc, {"description": d.locations[loc]})
             defined_locations.add(loc)
             result.locations.append(loc)
-        editor.insert_scene(_literal(mapping), after=previous,
-                            comment=f"{scene.heading} (script line {scene.line}, added by shotflow import --update)")
+        editor.insert_scene(
+            _literal(mapping),
+            after=previous,
+            comment=f"{scene.heading} (script line {scene.line}, added by shotflow import --update)",
+        )
         result.added.append(mapping["id"])
         previous = mapping["id"]
     if write:

@@ -174,8 +174,13 @@ def read_source(path: Path) -> Source:
         raise LoadError(f"cannot read {name}: {exc.strerror or exc}") from None
     import hashlib
 
-    source = Source(path=path, data=None, stat=(st.st_size, st.st_mtime_ns, st.st_ino),
-                    sha256=hashlib.sha256(text).hexdigest(), text=text if len(text) <= _KEEP_TEXT else b"")
+    source = Source(
+        path=path,
+        data=None,
+        stat=(st.st_size, st.st_mtime_ns, st.st_ino),
+        sha256=hashlib.sha256(text).hexdigest(),
+        text=text if len(text) <= _KEEP_TEXT else b"",
+    )
     errors: list[ShotflowError] = []
     try:
         data = _build(text, source, errors)
@@ -254,8 +259,11 @@ class _EventReader:
         root = self._values(get)
         event = get()
         if not isinstance(event, events.StreamEndEvent):
-            raise LoadError("the file holds more than one YAML document", where=self.mark(event),
-                            hint="remove the '---' line, or split the file and use include:")
+            raise LoadError(
+                "the file holds more than one YAML document",
+                where=self.mark(event),
+                hint="remove the '---' line, or split the file and use include:",
+            )
         return root
 
     def _values(self, get):
@@ -318,8 +326,13 @@ class _EventReader:
 
     def refuse(self, event, tag: str) -> None:
         tag = tag.replace("tag:yaml.org,2002:", "!!")
-        self.errors.append(LoadError(f"YAML tag {tag} is not allowed: shotflow reads plain YAML only and never "
-                                     "runs code from a file", where=self.mark(event), hint="remove the tag"))
+        self.errors.append(
+            LoadError(
+                f"YAML tag {tag} is not allowed: shotflow reads plain YAML only and never runs code from a file",
+                where=self.mark(event),
+                hint="remove the tag",
+            )
+        )
 
     def tagged(self, event, tag: str) -> Any:
         """A scalar that is not text: a core type constructed by PyYAML, a merge key, or a refused tag."""
@@ -348,8 +361,11 @@ class _EventReader:
         if bad:
             self.refuse(event, tag)
         if depth >= MAX_DEPTH:
-            raise LoadError(f"the data is nested more than {MAX_DEPTH} levels deep", where=self.mark(event),
-                            hint="a storyboard needs a handful of levels; flatten it")
+            raise LoadError(
+                f"the data is nested more than {MAX_DEPTH} levels deep",
+                where=self.mark(event),
+                hint="a storyboard needs a handful of levels; flatten it",
+            )
         container: Any = {} if is_map else []
         if event.anchor is not None:
             self.anchors[event.anchor] = container
@@ -372,19 +388,28 @@ class _EventReader:
         """``*name``: a copy of the anchored value and how many values it holds (bounded: no billion laughs)."""
         anchor = event.anchor
         if anchor in self.open_anchors:
-            self.errors.append(LoadError(f"alias *{anchor} refers to a value that contains it",
-                                         where=self.mark(event), hint="YAML data here must not be recursive"))
+            self.errors.append(
+                LoadError(
+                    f"alias *{anchor} refers to a value that contains it",
+                    where=self.mark(event),
+                    hint="YAML data here must not be recursive",
+                )
+            )
             return None, 1
         if anchor not in self.anchors:
-            self.errors.append(LoadError(f"unknown alias *{anchor}", where=self.mark(event),
-                                         hint="define it first with &" + anchor))
+            self.errors.append(
+                LoadError(f"unknown alias *{anchor}", where=self.mark(event), hint="define it first with &" + anchor)
+            )
             return None, 1
         size = self.sizes[anchor]
         self.copied += size
         if self.copied > ALIAS_LIMIT + 4 * read:  # checked before copying: memory stays flat
-            raise LoadError(f"aliases expand this file to more than {ALIAS_LIMIT + 4 * read} values "
-                            f"(*{anchor} alone copies {size})", where=self.mark(event),
-                            hint="a 'billion laughs' file? write the values out, or alias less")
+            raise LoadError(
+                f"aliases expand this file to more than {ALIAS_LIMIT + 4 * read} values "
+                f"(*{anchor} alone copies {size})",
+                where=self.mark(event),
+                hint="a 'billion laughs' file? write the values out, or alias less",
+            )
         value = _copy(self.anchors[anchor])
         return value, 1 if value is None else size
 
@@ -404,8 +429,9 @@ class _EventReader:
                 key = str(key)
             if key in top.container:
                 first = self.source.mark((*_stack_path(stack), key), key=True)
-                self.errors.append(LoadError(f"duplicate key '{key}' (first at line {first.line})",
-                                             where=self.mark(key_event)))
+                self.errors.append(
+                    LoadError(f"duplicate key '{key}' (first at line {first.line})", where=self.mark(key_event))
+                )
             else:
                 top.container[key] = value
 
@@ -449,8 +475,11 @@ def _bad_scalar(event, tag: str, exc: Exception, where: Mark) -> LoadError:
     short = tag.replace("tag:yaml.org,2002:", "")
     shown = event.value if len(event.value) <= 40 else event.value[:37] + "..."
     if short == "timestamp" and not event.tag:
-        return LoadError(f"'{shown}' looks like a date but is not one ({exc})", where=where,
-                         hint=f"quote it to mean the text: \"{shown}\"")
+        return LoadError(
+            f"'{shown}' looks like a date but is not one ({exc})",
+            where=where,
+            hint=f'quote it to mean the text: "{shown}"',
+        )
     wanted = {"int": "an integer", "float": "a number", "bool": "true or false", "null": "null"}.get(short, short)
     return LoadError(f"'{shown}' is not a valid !!{short}", where=where, hint=f"remove the tag, or write {wanted}")
 
@@ -664,8 +693,12 @@ class _Assembly:
         first = self.defined_in.get((section, name))
         if first is not None:
             kind = section[:-1] if section != "vars" else "var"
-            self.errors.append(LoadError(f"{kind} '{name}' is defined twice: in {first.name} and in {child.name}",
-                                         where=child.mark((section, name), key=True)))
+            self.errors.append(
+                LoadError(
+                    f"{kind} '{name}' is defined twice: in {first.name} and in {child.name}",
+                    where=child.mark((section, name), key=True),
+                )
+            )
             return
         self.defined_in[(section, name)] = child
         self.doc[section][name] = value
@@ -692,8 +725,9 @@ class _Assembly:
                 continue  # the schema check said what is wrong with it
             mark = src.place((*base, i, "id"))
             if sid in self.scene_ids:
-                self.errors.append(LoadError(f"scene id '{sid}' is used twice (first at {self.scene_ids[sid]})",
-                                             where=mark))
+                self.errors.append(
+                    LoadError(f"scene id '{sid}' is used twice (first at {self.scene_ids[sid]})", where=mark)
+                )
             else:
                 self.scene_ids[sid] = mark
 
@@ -713,7 +747,7 @@ def _include(parent: Source, at: Path_, rel: str, stack: tuple[Path, ...], kind:
         errors.append(LoadError(f"include {rel[:80]!r}: {exc}", where=where))
         return None
     if target in stack:
-        chain = " -> ".join(display_path(p) for p in (*stack[stack.index(target):], target))
+        chain = " -> ".join(display_path(p) for p in (*stack[stack.index(target) :], target))
         errors.append(LoadError(f"include cycle: {chain}", where=where))
         return None
     if not os.path.lexists(target):
@@ -789,8 +823,9 @@ def _override_value(key: str, raw: str) -> Any:
     return raw if isinstance(value, (dict, list)) else value
 
 
-def _apply_overrides(base: dict, overrides: dict, *, new: bool = False, path: tuple[str, ...] = (),
-                     root: dict | None = None) -> dict:
+def _apply_overrides(
+    base: dict, overrides: dict, *, new: bool = False, path: tuple[str, ...] = (), root: dict | None = None
+) -> dict:
     """The vars with ``--set`` overrides applied (a nested dict: ``{"look": {"grade": "teal"}}``
     sets the key ``grade`` of the mapping var ``look``).
 
@@ -809,18 +844,30 @@ def _apply_overrides(base: dict, overrides: dict, *, new: bool = False, path: tu
         dotted = ".".join((*path, key))
         if key not in merged and not adds:
             known = _dotted_keys(root)
-            hint = did_you_mean(dotted, known) or (f"its vars: {', '.join(known[:20])}" if known
-                                                   else "the storyboard has no vars")
-            raise ConfigError(f"--set {dotted}: the storyboard has no var '{dotted}'",
-                              hint=f"{hint}; to add a var on purpose: --set-new {dotted}=VALUE")
+            hint = did_you_mean(dotted, known) or (
+                f"its vars: {', '.join(known[:20])}" if known else "the storyboard has no vars"
+            )
+            raise ConfigError(
+                f"--set {dotted}: the storyboard has no var '{dotted}'",
+                hint=f"{hint}; to add a var on purpose: --set-new {dotted}=VALUE",
+            )
         if isinstance(value, dict):  # a key of a mapping: --set look.grade=teal
             current = merged.get(key, {})
             if not isinstance(current, dict):
                 sub = next(iter(value)).removeprefix("+")
-                kind = ("a list" if isinstance(current, list) else "empty" if current is None
-                        else f"text ({current!r})" if isinstance(current, str) else f"{current!r}")
-                raise ConfigError(f"--set {dotted}.{sub}: the var '{dotted}' is {kind}, not a mapping, so it has "
-                                  f"no key '{sub}'", hint=f"set the whole var: --set {dotted}=VALUE")
+                kind = (
+                    "a list"
+                    if isinstance(current, list)
+                    else "empty"
+                    if current is None
+                    else f"text ({current!r})"
+                    if isinstance(current, str)
+                    else f"{current!r}"
+                )
+                raise ConfigError(
+                    f"--set {dotted}.{sub}: the var '{dotted}' is {kind}, not a mapping, so it has no key '{sub}'",
+                    hint=f"set the whole var: --set {dotted}=VALUE",
+                )
             merged[key] = _apply_overrides(current, value, new=adds, path=(*path, key), root=root)
         else:
             merged[key] = value

@@ -209,9 +209,13 @@ def check_frame_names(nodes: dict[str, NodeSpec]) -> None:
         for name in names:
             other = owner.setdefault((folder, name), spec.id)
             if other != spec.id:
-                problems.append(InputError(
-                    f"{other} and {spec.id} would both write renders/{folder}/{name}: ids end up in file names",
-                    where=spec.where, hint="rename one of them"))
+                problems.append(
+                    InputError(
+                        f"{other} and {spec.id} would both write renders/{folder}/{name}: ids end up in file names",
+                        where=spec.where,
+                        hint="rename one of them",
+                    )
+                )
                 break
     raise_all(problems)
 
@@ -219,4 +223,4 @@ def check_frame_names(nodes: dict[str, NodeSpec]) -> None:
 def picked_first(paths: list[Path], pick: int) -> list[Path]:
     """``frame_paths`` with the picked take's file first (what a render reports)."""
     i = min(max(pick, 1), len(paths)) - 1
-    return [paths[i], *paths[:i], *paths[i + 1:]]
+    return [paths[i], *paths[:i], *paths[i + 1 :]]

@@ -53,8 +53,7 @@ class NodeRunner:
         self.team = team  # the remote behind the local cache (shotflow.remote.TeamCache), or None
         self.results: dict[str, Any] = {}  # node id -> Record of every node that ended well
         self.frames = Frames(store, plan.nodes, plan.order)
-        self.references = References(project, store, lock, self.results, self.frames,
-                                     refresh_urls=options.refresh_urls)
+        self.references = References(project, store, lock, self.results, self.frames, refresh_urls=options.refresh_urls)
         self.backend: Backend | None = None  # created on first need
         self.slots: Slots | None = None  # what may send at once, when the backend prepares ahead
         self.stopped: ShotflowError | None = None  # an AccountError that stopped the run
@@ -64,9 +63,15 @@ class NodeRunner:
         if self.backend is None:
             from . import backends
 
-            self.backend = backends.create(self.backend_name, backends.Services(
-                project_dir=self.project.root, journal=self.store.journal, memo=self.store.memo,
-                settings=self.project.settings))
+            self.backend = backends.create(
+                self.backend_name,
+                backends.Services(
+                    project_dir=self.project.root,
+                    journal=self.store.journal,
+                    memo=self.store.memo,
+                    settings=self.project.settings,
+                ),
+            )
         return self.backend
 
     def deterministic(self) -> bool:
@@ -114,8 +119,12 @@ class NodeRunner:
             paths = self.export(node.spec, node.record)
         except CorruptObject:
             if node.status is Status.HELD:
-                return Outcome(node_id, Status.FAILED, error="approved frame damaged in the cache since "
-                               "planning; render --include-approved to render it again")
+                return Outcome(
+                    node_id,
+                    Status.FAILED,
+                    error="approved frame damaged in the cache since "
+                    "planning; render --include-approved to render it again",
+                )
             return None  # damaged since planning: render it
         self.results[node_id] = node.record
         if node.status is Status.HELD:
@@ -138,19 +147,24 @@ class NodeRunner:
         forced = node_id in self.forced
         entry = self.lock.entries.get(node_id)
         if self.options.locked and (entry is None or entry.record.key != key):
-            return Outcome(node_id, Status.FAILED,
-                           error=f"--locked: the request changed since {self.lock.path.name} "
-                                 "(an upstream frame differs)")
+            return Outcome(
+                node_id,
+                Status.FAILED,
+                error=f"--locked: the request changed since {self.lock.path.name} (an upstream frame differs)",
+            )
         if not forced:
             record = await self.lookup(node_id, key)
             if record is not None:  # early cutoff: upstream re-rendered to the same bytes
                 self.results[node_id] = record
                 return Outcome(node_id, Status.CACHED, value=record, outputs=self.export(spec, record))
         if self.options.locked and not self.deterministic():
-            return Outcome(node_id, Status.FAILED,
-                           error="--locked: this frame is not in the cache and --locked never generates; "
-                                 "pull it from the team's remote (shotflow pull, --remote URL), copy the "
-                                 "project's .shotflow/ cache, or run without --locked")
+            return Outcome(
+                node_id,
+                Status.FAILED,
+                error="--locked: this frame is not in the cache and --locked never generates; "
+                "pull it from the team's remote (shotflow pull, --remote URL), copy the "
+                "project's .shotflow/ cache, or run without --locked",
+            )
         try:
             self.create_backend()
         except ShotflowError as exc:
@@ -196,13 +210,13 @@ class NodeRunner:
     async def claim_team(self, node_id: str, key: str):
         """Before paying for ``key``: the team's lease on it (another machine generating it is
         waited for, and its record returned instead). None when no lease is needed."""
-        if self.team is None or self.options.locked or node_id in self.forced \
-                or self.deterministic():
+        if self.team is None or self.options.locked or node_id in self.forced or self.deterministic():
             return None  # nothing to pay for, or a re-roll the user asked for
         return await self.team.claim(key, resuming=self.store.journal.pending(key) is not None)
 
-    async def generate(self, node_id: str, spec, key: str, payload: dict, refs, forced: bool, entry, release,
-                       t0: float) -> Outcome:
+    async def generate(
+        self, node_id: str, spec, key: str, payload: dict, refs, forced: bool, entry, release, t0: float
+    ) -> Outcome:
         """Pay for the request (after the team's lease), then keep what came back."""
         from .errors import AccountError, BackendError
 
@@ -218,10 +232,22 @@ class NodeRunner:
             self.results[node_id] = claimed
             return Outcome(node_id, Status.CACHED, value=claimed, outputs=self.export(spec, claimed))
         request = Request(
-            key=key, node_id=node_id, model=spec.model, prompt=spec.prompt, width=spec.width, height=spec.height,
-            output_format=spec.output_format, output_quality=spec.output_quality, takes=spec.takes,
-            references=tuple(refs), tagged=spec.tagged, seed=seed_for(key, roll), safety=spec.safety,
-            provider_settings=spec.provider_settings, options=dict(spec.options), staging=spec.staging,
+            key=key,
+            node_id=node_id,
+            model=spec.model,
+            prompt=spec.prompt,
+            width=spec.width,
+            height=spec.height,
+            output_format=spec.output_format,
+            output_quality=spec.output_quality,
+            takes=spec.takes,
+            references=tuple(refs),
+            tagged=spec.tagged,
+            seed=seed_for(key, roll),
+            safety=spec.safety,
+            provider_settings=spec.provider_settings,
+            options=dict(spec.options),
+            staging=spec.staging,
         )
         try:
             backend = self.create_backend()
@@ -239,12 +265,16 @@ class NodeRunner:
             return Outcome(node_id, Status.FAILED, error=str(exc), elapsed=time.perf_counter() - t0)
         if len(generation.images) != spec.takes:
             self.abandon(claimed, key)
-            return Outcome(node_id, Status.FAILED,
-                           error=f"{self.backend_name} returned {len(generation.images)} images for {spec.takes} takes")
+            return Outcome(
+                node_id,
+                Status.FAILED,
+                error=f"{self.backend_name} returned {len(generation.images)} images for {spec.takes} takes",
+            )
         return await self.kept(node_id, spec, key, roll, payload, generation, entry, t0)
 
-    async def kept(self, node_id: str, spec, key: str, roll: int, payload: dict, generation, entry,
-                   t0: float) -> Outcome:
+    async def kept(
+        self, node_id: str, spec, key: str, roll: int, payload: dict, generation, entry, t0: float
+    ) -> Outcome:
         """The outcome of a paid generation, once its images are stored and recorded."""
         import asyncio
 
@@ -258,8 +288,14 @@ class NodeRunner:
             record = entry.record
             self.store.put_action(record)
         self.results[node_id] = record
-        return Outcome(node_id, Status.RENDERED, value=record, outputs=paths,
-                       cost=generation.cost or 0.0, elapsed=time.perf_counter() - t0)
+        return Outcome(
+            node_id,
+            Status.RENDERED,
+            value=record,
+            outputs=paths,
+            cost=generation.cost or 0.0,
+            elapsed=time.perf_counter() - t0,
+        )
 
     def abandon(self, claimed, key: str) -> None:
         """Give the team's lease back: nothing was paid for under it."""
@@ -280,14 +316,28 @@ class NodeRunner:
 
         ext = EXTENSIONS[spec.output_format]
         outputs = tuple(
-            Output(sha256=self.store.put(image.data), ext=ext, seed=image.seed, remote_id=image.remote_id,
-                   url=image.url, cost=image.cost)
+            Output(
+                sha256=self.store.put(image.data),
+                ext=ext,
+                seed=image.seed,
+                remote_id=image.remote_id,
+                url=image.url,
+                cost=image.cost,
+            )
             for image in generation.images
         )
         data = {output.sha256: image.data for output, image in zip(outputs, generation.images, strict=True)}
-        record = Record(key=key, backend=self.backend_name, model=spec.model, outputs=outputs,
-                        task_id=generation.task_id, cost=generation.cost, roll=roll,
-                        created=datetime.now(UTC).isoformat(timespec="seconds"), request=payload)
+        record = Record(
+            key=key,
+            backend=self.backend_name,
+            model=spec.model,
+            outputs=outputs,
+            task_id=generation.task_id,
+            cost=generation.cost,
+            roll=roll,
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            request=payload,
+        )
         if generation.sent:
             record = self.keep_as_sent(spec, record, generation.sent)
         if not self.options.locked:

@@ -46,8 +46,10 @@ def check(path: Path | str, project=None, *, given: bool = True, what: str = "ou
     path = Path(text)
     parent = path.parent if str(path.parent) else Path(".")
     if given and not parent.is_dir():
-        raise UsageError(f"cannot write {display_path(path)}: the folder {display_path(parent)} does not exist",
-                         hint="create it first, or write somewhere else")
+        raise UsageError(
+            f"cannot write {display_path(path)}: the folder {display_path(parent)} does not exist",
+            hint="create it first, or write somewhere else",
+        )
     try:
         st = os.stat(path) if os.path.lexists(path) else None
     except OSError as exc:
@@ -59,14 +61,18 @@ def check(path: Path | str, project=None, *, given: bool = True, what: str = "ou
         protected = {os.path.realpath(p): p for p in (*project.inputs, project.lock_path)}
         hit = protected.get(real)
         if hit is not None:
-            raise UsageError(f"refusing to write {display_path(path)}: it is {_role(project, Path(hit))}",
-                             hint="name another file")
+            raise UsageError(
+                f"refusing to write {display_path(path)}: it is {_role(project, Path(hit))}", hint="name another file"
+            )
         if not given:
             root = project_folder(project.root)
             folder = os.path.realpath(parent) if parent.exists() else None
             if (folder is not None and not inside(folder, root)) or not inside(real, root):
-                raise UsageError(f"refusing to write {display_path(path)}: it leads to {real}, outside the "
-                                 f"project folder {root} (a symbolic link?)", hint="pass -o PATH to choose")
+                raise UsageError(
+                    f"refusing to write {display_path(path)}: it leads to {real}, outside the "
+                    f"project folder {root} (a symbolic link?)",
+                    hint="pass -o PATH to choose",
+                )
 
 
 def _role(project, path: Path) -> str:

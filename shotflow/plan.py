@@ -112,12 +112,18 @@ class Plan:
         nodes = []
         for node in self.nodes.values():
             spec = node.spec
-            nodes.append({
-                "id": spec.id, "status": node.status.value, "model": spec.model,
-                "width": spec.width, "height": spec.height,
-                "refs": [r.target if r.kind is not RefKind.FILE else r.label for r in spec.refs],
-                "prompt": spec.prompt, "key": node.key,
-            })
+            nodes.append(
+                {
+                    "id": spec.id,
+                    "status": node.status.value,
+                    "model": spec.model,
+                    "width": spec.width,
+                    "height": spec.height,
+                    "refs": [r.target if r.kind is not RefKind.FILE else r.label for r in spec.refs],
+                    "prompt": spec.prompt,
+                    "key": node.key,
+                }
+            )
             if node.from_remote:
                 nodes[-1]["from_remote"] = True
         return {"nodes": nodes, "order": self.order, "cost": round(self.cost, 6)}
@@ -137,8 +143,9 @@ def key_payload(spec: NodeSpec, backend: str, ref_hashes: list[str]) -> dict[str
         "takes": spec.takes,
         "safety": spec.safety,
         "provider": spec.provider_settings,
-        "refs": [{"sha256": h, "tag": ref.tag if spec.tagged else None}
-                 for ref, h in zip(spec.refs, ref_hashes, strict=True)],
+        "refs": [
+            {"sha256": h, "tag": ref.tag if spec.tagged else None} for ref, h in zip(spec.refs, ref_hashes, strict=True)
+        ],
     }
     if backend == "preview":  # what the panel draws besides the prompt
         payload["staging"] = (spec.staging or Staging("shot")).as_key()
@@ -155,9 +162,16 @@ def estimate(spec: NodeSpec, backend: str) -> tuple[float, float]:
     return (0.0 if backend == "preview" else price), price
 
 
-def make_plan(project: Project, graph, cache: Cache, *, backend: str | None = None,
-              force: Iterable[str] = (), only: Iterable[str] | None = None,
-              hold: Mapping[str, Record] | None = None) -> Plan:
+def make_plan(
+    project: Project,
+    graph,
+    cache: Cache,
+    *,
+    backend: str | None = None,
+    force: Iterable[str] = (),
+    only: Iterable[str] | None = None,
+    hold: Mapping[str, Record] | None = None,
+) -> Plan:
     """Plan a run: each node's key, status and reason; the order; the cost.
 
     ``force`` re-renders nodes even when fresh (their dependents follow); ``only``
@@ -174,20 +188,40 @@ def make_plan(project: Project, graph, cache: Cache, *, backend: str | None = No
     planned: dict[str, PlannedNode] = {}
     for node_id in order:
         spec = project.nodes[node_id]
-        planned[node_id] = _plan_node(spec, backend, cache, planned, node_id in forced,
-                                      None if hold is None or node_id in forced else hold.get(node_id))
+        planned[node_id] = _plan_node(
+            spec,
+            backend,
+            cache,
+            planned,
+            node_id in forced,
+            None if hold is None or node_id in forced else hold.get(node_id),
+        )
     weight = {n: (1.0 if planned[n].status is Status.RENDER else 0.0) for n in order}
     sub = graph.subgraph(order) if selected is not None else graph
     crit = [n for n in graphs.critical_path(sub, order, weight) if weight[n]]
     story = {n: planned[n] for n in project.nodes if n in planned}
     cost = sum(n.cost for n in story.values() if n.status is Status.RENDER)
     runware_cost = sum(estimate(n.spec, "runware")[1] for n in story.values() if n.status is Status.RENDER)
-    return Plan(project=project, graph=graph, backend=backend, nodes=story, order=order,
-                critical_path=crit, cost=cost, runware_cost=runware_cost)
+    return Plan(
+        project=project,
+        graph=graph,
+        backend=backend,
+        nodes=story,
+        order=order,
+        critical_path=crit,
+        cost=cost,
+        runware_cost=runware_cost,
+    )
 
 
-def _plan_node(spec: NodeSpec, backend: str, cache: Cache, planned: dict[str, PlannedNode], forced: bool,
-               held: Record | None = None) -> PlannedNode:
+def _plan_node(
+    spec: NodeSpec,
+    backend: str,
+    cache: Cache,
+    planned: dict[str, PlannedNode],
+    forced: bool,
+    held: Record | None = None,
+) -> PlannedNode:
     cost = estimate(spec, backend)[0]
     hashes: list[str] = []
     waiting: str | None = None
@@ -218,14 +252,17 @@ def _plan_node(spec: NodeSpec, backend: str, cache: Cache, planned: dict[str, Pl
     if record is not None:
         return PlannedNode(spec, Status.FRESH, None, key, record=record, from_remote=cache.remote_hit(key))
     if held is not None and held.key != key:
-        return PlannedNode(spec, Status.HELD, _why(spec, payload, cache.previous(spec.id), key, planned), held.key,
-                           record=held)
-    return PlannedNode(spec, Status.RENDER, _why(spec, payload, cache.previous(spec.id), key, planned), key,
-                       request=payload, cost=cost)
+        return PlannedNode(
+            spec, Status.HELD, _why(spec, payload, cache.previous(spec.id), key, planned), held.key, record=held
+        )
+    return PlannedNode(
+        spec, Status.RENDER, _why(spec, payload, cache.previous(spec.id), key, planned), key, request=payload, cost=cost
+    )
 
 
-def _why(spec: NodeSpec, payload: dict[str, Any], previous: Record | None, key: str,
-         planned: dict[str, PlannedNode]) -> str:
+def _why(
+    spec: NodeSpec, payload: dict[str, Any], previous: Record | None, key: str, planned: dict[str, PlannedNode]
+) -> str:
     """The reason a node with a known key renders, from what the lock pinned before."""
     if previous is None:
         return "new: never rendered"
@@ -234,18 +271,30 @@ def _why(spec: NodeSpec, payload: dict[str, Any], previous: Record | None, key: 
     before = previous.request
     if not before:
         return "request changed"
-    names = {"prompt": "prompt", "model": "model", "width": "size", "height": "size", "format": "output format",
-             "quality": "output quality", "takes": "takes", "safety": "safety settings",
-             "provider": "provider settings", "backend": "backend", "v": "shotflow key version"}
+    names = {
+        "prompt": "prompt",
+        "model": "model",
+        "width": "size",
+        "height": "size",
+        "format": "output format",
+        "quality": "output quality",
+        "takes": "takes",
+        "safety": "safety settings",
+        "provider": "provider settings",
+        "backend": "backend",
+        "v": "shotflow key version",
+    }
     changed = list(dict.fromkeys(f"{names[k]} changed" for k in names if before.get(k) != payload.get(k)))
     old_staging, new_staging = before.get("staging"), payload.get("staging")
     if old_staging != new_staging and new_staging is not None and before.get("backend") == payload["backend"]:
         if old_staging is None or old_staging.get("v") != new_staging.get("v"):
             changed.append("the preview drawing changed (a newer shotflow)")
         else:
-            staged = [f"{what} changed" for key, what in (("cast", "cast or blocking"), ("location", "location"),
-                                                         ("camera", "camera notes"))
-                      if old_staging.get(key) != new_staging.get(key)]
+            staged = [
+                f"{what} changed"
+                for key, what in (("cast", "cast or blocking"), ("location", "location"), ("camera", "camera notes"))
+                if old_staging.get(key) != new_staging.get(key)
+            ]
             changed.extend(staged or ["staging changed"])
     old_refs, new_refs = before.get("refs") or [], payload["refs"]
     if len(old_refs) != len(new_refs):
@@ -261,8 +310,11 @@ def _why(spec: NodeSpec, payload: dict[str, Any], previous: Record | None, key: 
             # re-renders now; its picked frame is another than when this node was rendered
             up = planned.get(ref.target)
             takes = {o.sha256 for o in up.record.outputs} if up is not None and up.record is not None else set()
-            changed.append(f"another take of {ref.label} is picked" if a.get("sha256") in takes
-                           else f"reference {ref.label} has a new frame")
+            changed.append(
+                f"another take of {ref.label} is picked"
+                if a.get("sha256") in takes
+                else f"reference {ref.label} has a new frame"
+            )
     return ", ".join(changed) or "request changed"
 
 
@@ -270,11 +322,18 @@ def select(patterns: tuple[str, ...], ids: list[str], option: str) -> set[str]:
     """Node ids matching ids or glob patterns (``arrival/*``); an unknown one is an error."""
     chosen: set[str] = set()
     for pattern in patterns:
-        hits = [i for i in ids if fnmatch.fnmatchcase(i, pattern)] if any(c in pattern for c in "*?[") else \
-            [pattern] if pattern in ids else []
+        hits = (
+            [i for i in ids if fnmatch.fnmatchcase(i, pattern)]
+            if any(c in pattern for c in "*?[")
+            else [pattern]
+            if pattern in ids
+            else []
+        )
         if not hits:
-            raise ConfigError(f"{option} {pattern}: no such shot or sheet",
-                              hint=did_you_mean(pattern, ids) or "ids look like scene/shot or character:NAME")
+            raise ConfigError(
+                f"{option} {pattern}: no such shot or sheet",
+                hint=did_you_mean(pattern, ids) or "ids look like scene/shot or character:NAME",
+            )
         chosen.update(hits)
     return chosen
 
@@ -295,8 +354,18 @@ def approved_holds(project, lock, store, include_approved: bool = False) -> dict
     return held
 
 
-def prepare(project: Project, *, backend: str | None = None, force=(), only=(), cache_dir=None, store=None,
-            include_approved: bool = False, remote: str | None = None, warn=None) -> Plan:
+def prepare(
+    project: Project,
+    *,
+    backend: str | None = None,
+    force=(),
+    only=(),
+    cache_dir=None,
+    store=None,
+    include_approved: bool = False,
+    remote: str | None = None,
+    warn=None,
+) -> Plan:
     """The one way from a loaded project to its plan against its cache (``shotflow plan``,
     ``api.plan``, the exports, the live board): each node's key, status and reason, the
     order and the cost. ``store``: the cache to look in (default: the project's, or
@@ -314,5 +383,38 @@ def prepare(project: Project, *, backend: str | None = None, force=(), only=(), 
     team = open_team(remote, project, store, warn or (lambda text: None))
     cache = ProjectCache(store, lock, team=team)
     hold = approved_holds(project, lock, store, include_approved)
-    return make_plan(project, g, cache, backend=backend, force=select(tuple(force), ids, "--force"),
-                     only=select(tuple(only), ids, "--only") if only else None, hold=hold)
+    return make_plan(
+        project,
+        g,
+        cache,
+        backend=backend,
+        force=select(tuple(force), ids, "--force"),
+        only=select(tuple(only), ids, "--only") if only else None,
+        hold=hold,
+    )
+
+
+def check_locked(plan: Plan, lock, backend_name: str) -> None:
+    """``--locked``: every node of the plan is in the lock with the same key, and its frame can
+    be had to the byte. Raises LockedError listing what does not hold (nothing is spent)."""
+    problems = []
+    for node in plan.nodes.values():
+        entry = lock.entries.get(node.id)
+        if entry is None:
+            problems.append(f"{node.id}: not in {lock.path.name}")
+        elif node.key is not None and node.key != entry.record.key:
+            problems.append(f"{node.id}: changed since the lock ({node.reason})")
+        elif node.status is Status.RENDER and node.key is not None and backend_name != "preview":
+            # only the preview backend can redraw a frame to the byte: a paid one is lost
+            problems.append(
+                f"{node.id}: its frame is missing or corrupt in the cache (`shotflow verify` says which objects)"
+            )
+    if problems:
+        from .errors import LockedError
+
+        more = f"\n  … and {len(problems) - 15} more" if len(problems) > 15 else ""
+        shown = "\n  ".join(problems[:15]) + more
+        raise LockedError(
+            f"--locked: the storyboard does not match {lock.path.name}:\n  {shown}",
+            hint="run without --locked to render and update the lock",
+        )

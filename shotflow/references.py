@@ -84,8 +84,9 @@ class References:
                 if self.frames.users.get(ref.target, 0) > 1:  # others will read it too: keep it meanwhile
                     self.frames.hold(ref.target, picked.sha256, data)
                 remote = {record.backend: picked.remote_id} if picked.remote_id else {}
-                refs.append(Reference(data=data, sha256=picked.sha256, tag=ref.tag, source=ref.label,
-                                      remote_ids=remote))
+                refs.append(
+                    Reference(data=data, sha256=picked.sha256, tag=ref.tag, source=ref.label, remote_ids=remote)
+                )
             elif ref.kind is RefKind.FILE:
                 data = await asyncio.to_thread(Path(ref.target).read_bytes)
                 digest = hashlib.sha256(data).hexdigest()

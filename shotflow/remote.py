@@ -69,12 +69,16 @@ def check_url(url: str, where: str) -> str:
 
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES or not (parts.netloc or parts.path.strip("/")):
-        raise ConfigError(f"{where}: '{url}' is not a remote shotflow can use",
-                          hint="write s3://bucket/prefix, gs://bucket/prefix, az://container/prefix or file:///folder")
+        raise ConfigError(
+            f"{where}: '{url}' is not a remote shotflow can use",
+            hint="write s3://bucket/prefix, gs://bucket/prefix, az://container/prefix or file:///folder",
+        )
     if "@" in parts.netloc or parts.query or parts.fragment or parts.password:
-        raise ConfigError(f"{where}: a remote URL never holds credentials or options ('{url}')",
-                          hint="credentials come from the provider's environment, e.g. AWS_ACCESS_KEY_ID and "
-                               "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_ENDPOINT_URL")
+        raise ConfigError(
+            f"{where}: a remote URL never holds credentials or options ('{url}')",
+            hint="credentials come from the provider's environment, e.g. AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_ENDPOINT_URL",
+        )
     if parts.scheme == "file" and parts.netloc not in ("", "localhost"):
         raise ConfigError(f"{where}: '{url}' names a host; a folder is file:///absolute/path")
     return url.rstrip("/")
@@ -93,8 +97,9 @@ def resolve_url(cli: str | None, storyboard: str | None = None, project_root: Pa
 
     configured = userconfig.get("remote", str)
     if configured is not None:
-        return None if configured.strip().lower() in OFF else check_url(configured.strip(),
-                                                                        str(userconfig.config_path()))
+        return (
+            None if configured.strip().lower() in OFF else check_url(configured.strip(), str(userconfig.config_path()))
+        )
     if storyboard:
         url = check_url(storyboard, "the storyboard's remote:")
         if url is not None and project_root is not None:
@@ -114,9 +119,11 @@ def _check_storyboard_folder(url: str, project_root: Path) -> None:
     real = os.path.realpath(unquote(parts.path))
     if inside(real, project_folder(project_root)) or any(inside(real, os.fspath(d)) for d in policy().allow_paths):
         return
-    raise ConfigError(f"the storyboard's remote: {url} is a folder outside the project, which a storyboard cannot "
-                      "name (rendering it would write there)",
-                      hint="pass --remote URL or set remote in your user config; or " + how_to_allow("the folder"))
+    raise ConfigError(
+        f"the storyboard's remote: {url} is a folder outside the project, which a storyboard cannot "
+        "name (rendering it would write there)",
+        hint="pass --remote URL or set remote in your user config; or " + how_to_allow("the folder"),
+    )
 
 
 def _open_store(url: str):
@@ -128,8 +135,11 @@ def _open_store(url: str):
 
     parts = urlsplit(url)
     client: Any = {"connect_timeout": "5s", "timeout": "120s"}  # obstore's ClientConfig (a TypedDict)
-    retry: Any = {"max_retries": 3, "retry_timeout": timedelta(seconds=20),
-             "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=5), "base": 2}}
+    retry: Any = {
+        "max_retries": 3,
+        "retry_timeout": timedelta(seconds=20),
+        "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=5), "base": 2},
+    }
     if parts.scheme == "file":
         folder = unquote(parts.path)
         if not os.path.isdir(folder):
@@ -153,15 +163,17 @@ def _open_store(url: str):
 def _first_line(exc: BaseException) -> str:
     """A store's error in a few words (obstore's messages carry whole URLs and XML bodies)."""
     text = str(exc)
-    for needle, reason in (("NoSuchBucket", "the bucket does not exist"),
-                           ("ContainerNotFound", "the container does not exist"),
-                           ("InvalidAccessKeyId", "the access key is not valid (check the credentials)"),
-                           ("SignatureDoesNotMatch", "the secret key does not match (check the credentials)"),
-                           ("AccessDenied", "access denied (check the credentials and permissions)"),
-                           ("403 Forbidden", "access denied (check the credentials and permissions)"),
-                           ("error sending request", "cannot connect"),
-                           ("dns error", "the host name does not resolve"),
-                           ("timed out", "timed out")):
+    for needle, reason in (
+        ("NoSuchBucket", "the bucket does not exist"),
+        ("ContainerNotFound", "the container does not exist"),
+        ("InvalidAccessKeyId", "the access key is not valid (check the credentials)"),
+        ("SignatureDoesNotMatch", "the secret key does not match (check the credentials)"),
+        ("AccessDenied", "access denied (check the credentials and permissions)"),
+        ("403 Forbidden", "access denied (check the credentials and permissions)"),
+        ("error sending request", "cannot connect"),
+        ("dns error", "the host name does not resolve"),
+        ("timed out", "timed out"),
+    ):
         if needle in text:
             return reason
     text = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
@@ -217,8 +229,14 @@ class Remote:
     once. With ``strict`` (push, pull) it raises RemoteError instead.
     """
 
-    def __init__(self, url: str, *, warn: Callable[[str], None] = lambda text: None, strict: bool = False,
-                 lease_ttl: float = LEASE_TTL):
+    def __init__(
+        self,
+        url: str,
+        *,
+        warn: Callable[[str], None] = lambda text: None,
+        strict: bool = False,
+        lease_ttl: float = LEASE_TTL,
+    ):
         self.url = url
         self.warn = warn
         self.strict = strict
@@ -240,8 +258,9 @@ class Remote:
                     try:
                         self._store = _open_store(self.url)
                     except Exception as exc:  # noqa: BLE001 - obstore's own errors, imported lazily
-                        if not isinstance(exc, (ValueError, OSError, ImportError)) \
-                                and not type(exc).__module__.startswith("obstore"):
+                        if not isinstance(exc, (ValueError, OSError, ImportError)) and not type(
+                            exc
+                        ).__module__.startswith("obstore"):
                             raise
                         self._fail(exc)
         return self._store
@@ -251,12 +270,13 @@ class Remote:
         if isinstance(exc, ImportError):
             reason = "the remote needs obstore: pip install 'shotflow[remote]'"
         if self.strict:
-            raise RemoteError(f"cannot use the remote {self.url}: {reason}",
-                              hint="check the URL, the network and the provider's credentials") from None
+            raise RemoteError(
+                f"cannot use the remote {self.url}: {reason}",
+                hint="check the URL, the network and the provider's credentials",
+            ) from None
         if self.offline is None:
             self.offline = reason
-            self.warn(f"warning: the remote {self.url} cannot be used ({reason}); "
-                      f"working from the local cache only")
+            self.warn(f"warning: the remote {self.url} cannot be used ({reason}); working from the local cache only")
         raise Offline(reason)
 
     def _call(self, name: str, *args, **kwargs):
@@ -313,8 +333,10 @@ class Remote:
                 return False
             except (NotImplementedError, NotSupportedError):
                 self.conditional = False
-                self.warn(f"warning: the remote {self.url} does not support conditional writes: "
-                          f"two machines may generate the same frame at the same moment (see README)")
+                self.warn(
+                    f"warning: the remote {self.url} does not support conditional writes: "
+                    f"two machines may generate the same frame at the same moment (see README)"
+                )
         if self._exists(path):  # check, then write: a race remains (README: without conditional writes)
             return False
         self._call("put", path, data)
@@ -382,14 +404,27 @@ class Remote:
             return None
         try:
             raw = json.loads(data)
-            return LeaseInfo(key, generation, str(raw["owner"]), str(raw.get("host", "")), int(raw.get("pid", 0)),
-                             float(raw["expires"]))
+            return LeaseInfo(
+                key,
+                generation,
+                str(raw["owner"]),
+                str(raw.get("host", "")),
+                int(raw.get("pid", 0)),
+                float(raw["expires"]),
+            )
         except (ValueError, KeyError, TypeError):
             return LeaseInfo(key, generation, "?", "", 0, 0.0)  # unreadable: treated as expired
 
     def _lease_body(self, key: str) -> bytes:
-        return json.dumps({"key": key, "owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(),
-                           "expires": time.time() + self.lease_ttl}).encode()
+        return json.dumps(
+            {
+                "key": key,
+                "owner": self.owner,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "expires": time.time() + self.lease_ttl,
+            }
+        ).encode()
 
     def take_lease(self, key: str) -> Lease | LeaseInfo:
         """Take the lease of ``key``, or say who holds it.
@@ -506,8 +541,7 @@ class TeamCache:
     Nothing touches the network until a local miss needs it (obstore is not even imported).
     """
 
-    def __init__(self, url: str, store, *, warn: Callable[[str], None], jobs: int = 4,
-                 lease_ttl: float = LEASE_TTL):
+    def __init__(self, url: str, store, *, warn: Callable[[str], None], jobs: int = 4, lease_ttl: float = LEASE_TTL):
         self.url = url
         self.local = store
         self.remote = Remote(url, warn=warn, lease_ttl=lease_ttl)
@@ -525,8 +559,11 @@ class TeamCache:
 
     def prefetch(self, entries: Iterable[tuple[str, Record]]) -> None:
         """Look up, in parallel, the locked records the local store cannot answer (a fresh clone)."""
-        wanted = [(node_id, record) for node_id, record in entries
-                  if record.key not in self.hits and record.key not in self.misses and not self.local.complete(record)]
+        wanted = [
+            (node_id, record)
+            for node_id, record in entries
+            if record.key not in self.hits and record.key not in self.misses and not self.local.complete(record)
+        ]
         if not wanted:
             return
         with ThreadPoolExecutor(DEFAULT_JOBS, thread_name_prefix="shotflow-remote") as pool:
@@ -540,8 +577,11 @@ class TeamCache:
             return None
         try:
             record = None
-            if locked is not None and locked.key == key \
-                    and all(self.remote.has_object(o.sha256) for o in locked.outputs):
+            if (
+                locked is not None
+                and locked.key == key
+                and all(self.remote.has_object(o.sha256) for o in locked.outputs)
+            ):
                 record = locked
             if record is None:
                 record = self.remote.get_action(key)
@@ -724,8 +764,15 @@ def _lock_transfers(lock) -> tuple[list[Transfer], list[str]]:
     return transfers, sorted(set(lock.urls.values()))
 
 
-def push(store, lock, url: str, *, jobs: int = DEFAULT_JOBS, progress: Callable[[int, int], None] | None = None,
-         warn: Callable[[str], None] = lambda text: None) -> TransferReport:
+def push(
+    store,
+    lock,
+    url: str,
+    *,
+    jobs: int = DEFAULT_JOBS,
+    progress: Callable[[int, int], None] | None = None,
+    warn: Callable[[str], None] = lambda text: None,
+) -> TransferReport:
     """Upload what the lock needs (objects, then records); skip what the remote has."""
     remote = Remote(url, warn=warn, strict=True)
     transfers, url_objects = _lock_transfers(lock)
@@ -756,8 +803,11 @@ def push(store, lock, url: str, *, jobs: int = DEFAULT_JOBS, progress: Callable[
                 with guard:
                     report.failures.append((item.node_id, f"not in the local cache: {', '.join(missing)}"))
                 return
-            sent = sum(remote.put_object(o.sha256, store.read(o.sha256)) for o in record.outputs
-                       if not remote.has_object(o.sha256))
+            sent = sum(
+                remote.put_object(o.sha256, store.read(o.sha256))
+                for o in record.outputs
+                if not remote.has_object(o.sha256)
+            )
             remote.put_action(record)
             with guard:
                 report.uploaded += sent
@@ -784,8 +834,15 @@ def push(store, lock, url: str, *, jobs: int = DEFAULT_JOBS, progress: Callable[
     return report
 
 
-def pull(store, lock, url: str, *, jobs: int = DEFAULT_JOBS, progress: Callable[[int, int], None] | None = None,
-         warn: Callable[[str], None] = lambda text: None) -> TransferReport:
+def pull(
+    store,
+    lock,
+    url: str,
+    *,
+    jobs: int = DEFAULT_JOBS,
+    progress: Callable[[int, int], None] | None = None,
+    warn: Callable[[str], None] = lambda text: None,
+) -> TransferReport:
     """Download what the lock needs into the local cache, every object verified by its hash."""
     remote = Remote(url, warn=warn, strict=True)
     transfers, url_objects = _lock_transfers(lock)
@@ -847,9 +904,16 @@ def _parallel(jobs: int, calls: list[tuple[Callable, Any]]) -> None:
 # -- the commands' wiring -----------------------------------------------------------------------------
 
 
-def transfer(direction: str, storyboard, cli_url: str | None, *, cache_dir=None, jobs: int = DEFAULT_JOBS,
-             progress: Callable[[int, int], None] | None = None,
-             warn: Callable[[str], None] = lambda text: None) -> tuple[str, TransferReport]:
+def transfer(
+    direction: str,
+    storyboard,
+    cli_url: str | None,
+    *,
+    cache_dir=None,
+    jobs: int = DEFAULT_JOBS,
+    progress: Callable[[int, int], None] | None = None,
+    warn: Callable[[str], None] = lambda text: None,
+) -> tuple[str, TransferReport]:
     """``shotflow push`` / ``pull``: (the remote's URL, what moved) for the lock of ``storyboard``."""
     from pathlib import Path
 
@@ -859,14 +923,19 @@ def transfer(direction: str, storyboard, cli_url: str | None, *, cache_dir=None,
     project = load_project(Path(storyboard).resolve())
     url = resolve_url(cli_url, project.remote, project.root)
     if url is None:
-        raise ConfigError("no remote to " + direction + " " + ("to" if direction == "push" else "from"),
-                          hint="pass --remote URL, set SHOTFLOW_REMOTE, put remote = \"URL\" in your shotflow "
-                               "config, or remote: URL in the storyboard")
+        raise ConfigError(
+            "no remote to " + direction + " " + ("to" if direction == "push" else "from"),
+            hint='pass --remote URL, set SHOTFLOW_REMOTE, put remote = "URL" in your shotflow '
+            "config, or remote: URL in the storyboard",
+        )
     lock = LockFile.read(project.lock_path)
     if not lock.entries:
-        raise ConfigError(f"{project.lock_path.name} pins no frames yet: nothing to {direction}",
-                          hint="render the storyboard first" if direction == "push"
-                          else "commit the lock file of a render, or render here")
+        raise ConfigError(
+            f"{project.lock_path.name} pins no frames yet: nothing to {direction}",
+            hint="render the storyboard first"
+            if direction == "push"
+            else "commit the lock file of a render, or render here",
+        )
     store = open_store(project.root, cache_dir)
     if direction == "push":
         return url, push(store, lock, url, jobs=jobs, progress=progress, warn=warn)

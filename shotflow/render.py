@@ -58,10 +58,10 @@ class RenderOptions:
         from ._version import __version__
         from .staging import DRAWING_VERSION  # a newer preview drawing: plan again (its keys changed)
 
-        env = os.environ.get("SHOTFLOW_CACHE")
-        return json.dumps([__version__, DRAWING_VERSION, self.backend, self.overrides or {},
-                           str(self.cache_dir or env or ""), self.locked, self.refresh_urls, self.include_approved],
-                          sort_keys=True, default=str)
+        cache = str(self.cache_dir or os.environ.get("SHOTFLOW_CACHE") or "")
+        made_by = [__version__, DRAWING_VERSION, self.backend, self.overrides or {}, cache]
+        asked = [self.locked, self.refresh_urls, self.include_approved]
+        return json.dumps(made_by + asked, sort_keys=True, default=str)
 
 
 # -- the fast path -------------------------------------------------------------------
@@ -84,8 +84,8 @@ def noop(storyboard: Path, options: RenderOptions, reporter: Reporter) -> Summar
     reporter.run_started(RunStart(total=len(nodes), to_render=0, estimated_cost=0.0, backend=manifest["backend"]))
     summary = Summary(noop=True)
     for node_id, outputs, *held in nodes:  # [id, paths] or [id, paths, what changed] when held
-        outcome = (Outcome(node_id, Status.HELD, outputs=tuple(outputs), note=held[0]) if held
-                   else Outcome(node_id, Status.CACHED, outputs=tuple(outputs)))
+        status, note = (Status.HELD, held[0]) if held else (Status.CACHED, None)
+        outcome = Outcome(node_id, status, outputs=tuple(outputs), note=note)
         summary.add(outcome)
         reporter.node_done(outcome)
     summary.elapsed = time.perf_counter() - started
@@ -121,8 +121,17 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
     return render_loaded(project, graph, store, options, reporter, started=started)
 
 
-def render_loaded(project, graph, store, options: RenderOptions, reporter: Reporter, *, lock=None,
-                  only: set[str] | None = None, started: float | None = None) -> Summary:
+def render_loaded(
+    project,
+    graph,
+    store,
+    options: RenderOptions,
+    reporter: Reporter,
+    *,
+    lock=None,
+    only: set[str] | None = None,
+    started: float | None = None,
+) -> Summary:
     """Render a project already loaded, with its graph and store (``shotflow watch`` keeps
     them warm between rounds, and its lock file when nobody else wrote it: ``lock``).
     ``only`` is a set of node ids (``options.only``'s patterns are used when it is None)."""
@@ -147,8 +156,19 @@ def render_loaded(project, graph, store, options: RenderOptions, reporter: Repor
 class Session:
     """One render of one project: owns the plan, the backend and what gets recorded."""
 
-    def __init__(self, project, graph, store, lock, options: RenderOptions, backend_name: str,
-                 reporter: Reporter, rerolls: Rerolls, only: set[str] | None, team=None):
+    def __init__(
+        self,
+        project,
+        graph,
+        store,
+        lock,
+        options: RenderOptions,
+        backend_name: str,
+        reporter: Reporter,
+        rerolls: Rerolls,
+        only: set[str] | None,
+        team=None,
+    ):
         from .node import NodeRunner
         from .plan import approved_holds, make_plan
         from .store import ProjectCache
@@ -164,8 +184,15 @@ class Session:
         self.state = ProjectState(project.path)
         self.team = team  # the remote behind the local cache (shotflow.remote.TeamCache), or None
         cache = ProjectCache(store, lock, options.refresh_urls, team)
-        self.plan = make_plan(project, graph, cache, backend=backend_name, force=rerolls.forced, only=only,
-                              hold=approved_holds(project, lock, store, options.include_approved))
+        self.plan = make_plan(
+            project,
+            graph,
+            cache,
+            backend=backend_name,
+            force=rerolls.forced,
+            only=only,
+            hold=approved_holds(project, lock, store, options.include_approved),
+        )
         self.full = only is None
         self.summary = Summary()
         self.outcomes: dict[str, Outcome] = {}
@@ -175,27 +202,16 @@ class Session:
 
     def check(self) -> None:
         if self.options.locked:
-            problems = []
-            for node in self.plan.nodes.values():
-                entry = self.lock.entries.get(node.id)
-                if entry is None:
-                    problems.append(f"{node.id}: not in {self.lock.path.name}")
-                elif node.key is not None and node.key != entry.record.key:
-                    problems.append(f"{node.id}: changed since the lock ({node.reason})")
-                elif node.status is Status.RENDER and node.key is not None and self.backend_name != "preview":
-                    # only the preview backend can redraw a frame to the byte: a paid one is lost
-                    problems.append(f"{node.id}: its frame is missing or corrupt in the cache "
-                                    f"(`shotflow verify` says which objects)")
-            if problems:
-                more = f"\n  … and {len(problems) - 15} more" if len(problems) > 15 else ""
-                shown = "\n  ".join(problems[:15]) + more
-                raise LockedError(f"--locked: the storyboard does not match {self.lock.path.name}:\n  {shown}",
-                                  hint="run without --locked to render and update the lock")
+            from .plan import check_locked
+
+            check_locked(self.plan, self.lock, self.backend_name)
         to_render = [n for n in self.plan.nodes.values() if n.status is Status.RENDER]
         if self.options.max_cost is not None and self.plan.cost > self.options.max_cost + 1e-9:
-            raise BudgetError(f"this render would cost about ${self.plan.cost:.2f} ({counted(len(to_render), 'node')}) "
-                              f"and --max-cost is ${self.options.max_cost:.2f}; nothing was spent",
-                              hint="raise --max-cost, render fewer shots with --only, or use fewer takes")
+            raise BudgetError(
+                f"this render would cost about ${self.plan.cost:.2f} ({counted(len(to_render), 'node')}) "
+                f"and --max-cost is ${self.options.max_cost:.2f}; nothing was spent",
+                hint="raise --max-cost, render fewer shots with --only, or use fewer takes",
+            )
 
     # -- running ----------------------------------------------------------------------
 
@@ -204,13 +220,21 @@ class Session:
         to_render = sum(1 for n in self.plan.nodes.values() if n.status is Status.RENDER)
         if to_render:  # before the run starts: a missing API key is the only thing said
             self.nodes.create_backend()
-        self.reporter.run_started(RunStart(total=len(self.plan.nodes), to_render=to_render,
-                                           estimated_cost=self.plan.cost, backend=self.backend_name))
+        self.reporter.run_started(
+            RunStart(
+                total=len(self.plan.nodes),
+                to_render=to_render,
+                estimated_cost=self.plan.cost,
+                backend=self.backend_name,
+            )
+        )
         if self.rerolls.done:
             done = sorted(self.rerolls.done)
             shown = ", ".join(done[:5]) + (f" and {len(done) - 5} more" if len(done) > 5 else "")
-            self.reporter.note(f"not forced again: {shown} (re-rendered by the unfinished run of this same "
-                               "--force; their new takes are kept)")
+            self.reporter.note(
+                f"not forced again: {shown} (re-rendered by the unfinished run of this same "
+                "--force; their new takes are kept)"
+            )
         import asyncio
 
         if to_render:
@@ -238,13 +262,17 @@ class Session:
         stopped = self.nodes.stopped
         if stopped is not None:
             kept = self.summary.rendered
-            raise type(stopped)(stopped.message + (f"; the {kept} shot(s) rendered before it are kept"
-                                                   if kept else "; nothing was generated"))
+            raise type(stopped)(
+                stopped.message
+                + (f"; the {kept} shot(s) rendered before it are kept" if kept else "; nothing was generated")
+            )
         if self.options.locked and (self.summary.failed or self.summary.skipped):
             failed = [f"{node}: {why}" for node, why in self.summary.failures + self.summary.skips]
             shown = "\n  ".join(failed[:15]) + (f"\n  … and {len(failed) - 15} more" if len(failed) > 15 else "")
-            raise LockedError(f"--locked: {len(failed)} node(s) could not use the lock's frames:\n  {shown}",
-                              hint="run without --locked to render them again")
+            raise LockedError(
+                f"--locked: {len(failed)} node(s) could not use the lock's frames:\n  {shown}",
+                hint="run without --locked to render them again",
+            )
 
     async def _run(self) -> None:
         from . import graph as graphs
@@ -255,10 +283,18 @@ class Session:
         deps = {n: list(self.graph.predecessors(n)) for n in self.plan.order}
         # F8: a backend that prepares its requests (references, key, lookup, schema check, durable
         # journal entry) has `jobs` more shots prepare while every send permit is taken
-        scheduler = Scheduler(self.plan.order, deps, self.nodes.render, jobs=max(1, self.options.jobs),
-                              cheap=self.nodes.fresh, priority=priority, fail_fast=self.options.fail_fast,
-                              on_start=self.reporter.node_started, on_done=self._done,
-                              prepare_ahead=self.nodes.backend is not None and self.nodes.backend.prepares)
+        scheduler = Scheduler(
+            self.plan.order,
+            deps,
+            self.nodes.render,
+            jobs=max(1, self.options.jobs),
+            cheap=self.nodes.fresh,
+            priority=priority,
+            fail_fast=self.options.fail_fast,
+            on_start=self.reporter.node_started,
+            on_done=self._done,
+            prepare_ahead=self.nodes.backend is not None and self.nodes.backend.prepares,
+        )
         self.nodes.slots = scheduler.slots
         try:
             await scheduler.run()
@@ -291,10 +327,13 @@ class Session:
             self.lock.prune(self.project.nodes)
             self.lock.prune_urls(used_urls(self.project))
         self.lock.write()
-        self.rerolls.finish({n for n, o in self.outcomes.items() if o.status is Status.RENDERED},
-                            finished=not self.summary.interrupted and self.nodes.stopped is None)
+        self.rerolls.finish(
+            {n for n, o in self.outcomes.items() if o.status is Status.RENDERED},
+            finished=not self.summary.interrupted and self.nodes.stopped is None,
+        )
         self.state.write_status(self.outcomes, keep=self.project.nodes if self.full else None)
         if self.full and self.summary.ok and len(results) == len(self.project.nodes):
-            self.state.record_complete_run(self.project, self.store, self.lock, results, self.outcomes,
-                                           self.options.signature(), self.backend_name)
+            self.state.record_complete_run(
+                self.project, self.store, self.lock, results, self.outcomes, self.options.signature(), self.backend_name
+            )
         self.store.save()

@@ -75,13 +75,24 @@ class Summary:
     def to_json(self) -> dict:
         # "held" only when some were: a run without approved shots prints what it always did
         held = {"held": self.held} if self.held else {}
-        data = {"event": "summary", "rendered": self.rendered, "cached": self.cached, "failed": self.failed,
-                "skipped": self.skipped, **held, "cost": round(self.cost, 6)}
+        data = {
+            "event": "summary",
+            "rendered": self.rendered,
+            "cached": self.cached,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            **held,
+            "cost": round(self.cost, 6),
+        }
         if self.notes:
             data["notes"] = list(self.notes)
         if self.remote is not None:
-            data["remote"] = {"url": self.remote, "downloaded": self.downloaded, "uploaded": self.uploaded,
-                              "failed": [{"id": i, "error": e} for i, e in self.remote_failures]}
+            data["remote"] = {
+                "url": self.remote,
+                "downloaded": self.downloaded,
+                "uploaded": self.uploaded,
+                "failed": [{"id": i, "error": e} for i, e in self.remote_failures],
+            }
         return data
 
 
@@ -142,8 +153,15 @@ class JsonReporter:
         pass
 
     def node_done(self, outcome: Outcome) -> None:
-        self._emit({"event": "node", "id": outcome.id, "status": outcome.status.value,
-                    "outputs": list(outcome.outputs), "error": outcome.error})
+        self._emit(
+            {
+                "event": "node",
+                "id": outcome.id,
+                "status": outcome.status.value,
+                "outputs": list(outcome.outputs),
+                "error": outcome.error,
+            }
+        )
 
     def note(self, text: str) -> None:
         sys.stderr.write(text + "\n")  # stdout is the JSON contract: notes and warnings go beside it
@@ -152,15 +170,22 @@ class JsonReporter:
         self._emit(summary.to_json())
 
 
-_MARKS = {Status.RENDERED: "rendered", Status.CACHED: "cached", Status.FAILED: "FAILED",
-          Status.SKIPPED: "skipped", Status.HELD: "held"}
+_MARKS = {
+    Status.RENDERED: "rendered",
+    Status.CACHED: "cached",
+    Status.FAILED: "FAILED",
+    Status.SKIPPED: "skipped",
+    Status.HELD: "held",
+}
 
 
 def summary_lines(summary: Summary) -> list[str]:
     if summary.stopped:
         # the reason is the run's error line: one clear line, not a failure per shot
-        return [f"stopped: {summary.rendered} rendered, {summary.cached} cached, "
-                f"{summary.failed + summary.skipped} not rendered; cost ${summary.cost:.2f}"]
+        return [
+            f"stopped: {summary.rendered} rendered, {summary.cached} cached, "
+            f"{summary.failed + summary.skipped} not rendered; cost ${summary.cost:.2f}"
+        ]
     parts = [f"{summary.rendered} rendered", f"{summary.cached} cached"]
     if summary.failed:
         parts.append(f"{summary.failed} failed")
@@ -182,8 +207,10 @@ def summary_lines(summary: Summary) -> list[str]:
     if len(summary.holds) > 20:
         lines.append(f"  … and {len(summary.holds) - 20} more held")
     if summary.holds:
-        lines.append("held shots are approved: their frames are kept; render --include-approved "
-                     "(or send them back from the board) to render them")
+        lines.append(
+            "held shots are approved: their frames are kept; render --include-approved "
+            "(or send them back from the board) to render them"
+        )
     lines.extend(remote_lines(summary))
     lines.extend(f"note: {note}" for note in summary.notes)
     return lines  # an interrupted run: the command line says how to continue, once
@@ -198,8 +225,10 @@ def remote_lines(summary: Summary) -> list[str]:
         lines.append(f"remote {summary.remote}: {summary.downloaded} from it, {summary.uploaded} uploaded to it")
     if summary.remote_failures:
         first = summary.remote_failures[0][1]
-        lines.append(f"  {len(summary.remote_failures)} not uploaded to {summary.remote} ({first}); "
-                     f"`shotflow push STORYBOARD` uploads them")
+        lines.append(
+            f"  {len(summary.remote_failures)} not uploaded to {summary.remote} ({first}); "
+            f"`shotflow push STORYBOARD` uploads them"
+        )
         for node_id, _ in summary.remote_failures[:10]:
             lines.append(f"    not uploaded {node_id}")
     return lines
@@ -229,8 +258,11 @@ class PlainReporter:
 
     def node_done(self, outcome: Outcome) -> None:
         self.done += 1
-        if (outcome.status is Status.CACHED and not self.verbose) or outcome.fatal \
-                or (outcome.error or "").endswith("(the run stopped)"):
+        if (
+            (outcome.status is Status.CACHED and not self.verbose)
+            or outcome.fatal
+            or (outcome.error or "").endswith("(the run stopped)")
+        ):
             return
         if outcome.status is Status.HELD:
             detail = f"approved, kept; {outcome.note or 'changed'}"
@@ -278,9 +310,15 @@ class RichReporter(PlainReporter):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         super().run_started(start)
-        progress = self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                            TimeElapsedColumn(), TextColumn("{task.fields[status]}"),
-                                            console=self.console, transient=True)
+        progress = self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=self.console,
+            transient=True,
+        )
         self.task = progress.add_task("render", total=start.total, status="")
         progress.start()
 

@@ -59,8 +59,17 @@ async def resolve(
     With ``fail_fast``, the first failure stops new nodes from starting (running
     ones finish); the rest end SKIPPED. A ``fatal`` failure always does.
     """
-    scheduler = Scheduler(order, deps, run, jobs=jobs, cheap=cheap, priority=priority, on_start=on_start,
-                          on_done=on_done, fail_fast=fail_fast)
+    scheduler = Scheduler(
+        order,
+        deps,
+        run,
+        jobs=jobs,
+        cheap=cheap,
+        priority=priority,
+        on_start=on_start,
+        on_done=on_done,
+        fail_fast=fail_fast,
+    )
     return await scheduler.run()
 
 
@@ -113,10 +122,20 @@ class Scheduler:
     ``Slots.generate``.
     """
 
-    def __init__(self, order: Sequence[str], deps: Mapping[str, Sequence[str]], run: Run, *, jobs: int = 4,
-                 cheap: Callable[[str], Outcome | None] | None = None, priority: Mapping[str, float] | None = None,
-                 on_start: Callable[[str], None] | None = None, on_done: Callable[[Outcome], None] | None = None,
-                 fail_fast: bool = False, prepare_ahead: bool = False):
+    def __init__(
+        self,
+        order: Sequence[str],
+        deps: Mapping[str, Sequence[str]],
+        run: Run,
+        *,
+        jobs: int = 4,
+        cheap: Callable[[str], Outcome | None] | None = None,
+        priority: Mapping[str, float] | None = None,
+        on_start: Callable[[str], None] | None = None,
+        on_done: Callable[[Outcome], None] | None = None,
+        fail_fast: bool = False,
+        prepare_ahead: bool = False,
+    ):
         self.deps = deps
         self.work = run
         self.cheap = cheap
@@ -218,16 +237,16 @@ class Scheduler:
             exc = task.exception()
             if exc is not None:
                 # a bug in shotflow, not a failed shot: say so, keep the others going
-                outcome = Outcome(node, Status.FAILED, error=f"internal error: {type(exc).__name__}: {exc}",
-                                  internal=True)
+                outcome = Outcome(
+                    node, Status.FAILED, error=f"internal error: {type(exc).__name__}: {exc}", internal=True
+                )
             else:
                 outcome = task.result()
             self.finish(outcome)
 
     def finish(self, outcome: Outcome) -> None:
         self.outcomes[outcome.id] = outcome
-        if ((self.fail_fast or outcome.fatal) and outcome.status is Status.FAILED
-                and self.stopped_by is None):
+        if (self.fail_fast or outcome.fatal) and outcome.status is Status.FAILED and self.stopped_by is None:
             self.stopped_by = outcome.id
         if self.on_done:
             self.on_done(outcome)

@@ -26,8 +26,15 @@ from typing import Any
 
 from .errors import InputError, did_you_mean
 
-__all__ = ["ACTIONS", "Decision", "ReviewFileError", "apply", "decision_from_action", "read_review_file",
-           "resolve_storyboard"]
+__all__ = [
+    "ACTIONS",
+    "Decision",
+    "ReviewFileError",
+    "apply",
+    "decision_from_action",
+    "read_review_file",
+    "resolve_storyboard",
+]
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
 MAX_NOTES = 200  # a shot's notes in all (the schema's bound)
@@ -64,7 +71,7 @@ class Decision:
 def decision_from_action(body: Any) -> Decision:
     """A board control's request (``{"shot", "action", "take" | "text"}``) as a Decision."""
     if not isinstance(body, Mapping):
-        raise ReviewFileError("a review request is a JSON object {\"shot\", \"action\", ...}")
+        raise ReviewFileError('a review request is a JSON object {"shot", "action", ...}')
     shot, action = body.get("shot"), body.get("action")
     where = f"request for {shot!r}"
     if not isinstance(shot, str) or action not in ACTIONS:
@@ -82,27 +89,32 @@ def read_review_file(path: Path) -> tuple[str | None, list[Decision]]:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise ReviewFileError(f"{name} is {size // 1024} KiB; a review file is at most "
-                                  f"{MAX_FILE_BYTES // (1024 * 1024)} MiB", where=str(path))
+            raise ReviewFileError(
+                f"{name} is {size // 1024} KiB; a review file is at most {MAX_FILE_BYTES // (1024 * 1024)} MiB",
+                where=str(path),
+            )
         data = json.loads(path.read_bytes())
     except FileNotFoundError:
         raise ReviewFileError(f"{path}: no such file") from None
     except (UnicodeDecodeError, ValueError) as exc:
         line = getattr(exc, "lineno", None)
         at = f"{name}:{line}:{getattr(exc, 'colno', 1)}" if line else name
-        raise ReviewFileError(f"{at}: not valid JSON ({getattr(exc, 'msg', exc)})",
-                              hint="export it again from the board (the export-review button)") from None
+        raise ReviewFileError(
+            f"{at}: not valid JSON ({getattr(exc, 'msg', exc)})",
+            hint="export it again from the board (the export-review button)",
+        ) from None
     return parse_review(data, name)
 
 
 def parse_review(data: Any, name: str = "review.json") -> tuple[str | None, list[Decision]]:
     if not isinstance(data, Mapping) or not isinstance(data.get("shots"), Mapping):
-        raise ReviewFileError(f"{name}: expected {{\"storyboard\": ..., \"shots\": {{\"scene/shot\": {{...}}}}}}",
-                              hint="export it again from the board (the export-review button)")
+        raise ReviewFileError(
+            f'{name}: expected {{"storyboard": ..., "shots": {{"scene/shot": {{...}}}}}}',
+            hint="export it again from the board (the export-review button)",
+        )
     unknown = set(data) - {"storyboard", "shots", "exported", "generator"}
     if unknown:
-        raise ReviewFileError(f"{name}: unknown key {min(unknown)!r}",
-                              hint="a review file has storyboard and shots")
+        raise ReviewFileError(f"{name}: unknown key {min(unknown)!r}", hint="a review file has storyboard and shots")
     storyboard = data.get("storyboard")
     if storyboard is not None and (not isinstance(storyboard, str) or not storyboard or len(storyboard) > 4096):
         raise ReviewFileError(f"{name}: storyboard is not a file name")
@@ -110,16 +122,17 @@ def parse_review(data: Any, name: str = "review.json") -> tuple[str | None, list
     for shot, entry in data["shots"].items():
         where = f"{name}: shots.{shot}"
         if not isinstance(entry, Mapping):
-            raise ReviewFileError(f"{where}: expected {{\"pick\": N, \"review\": {{\"status\", \"notes\"}}}}")
+            raise ReviewFileError(f'{where}: expected {{"pick": N, "review": {{"status", "notes"}}}}')
         extra = set(entry) - {"pick", "review"}
         if extra:
-            raise ReviewFileError(f"{where}: unknown key {min(extra)!r}",
-                                  hint=did_you_mean(min(extra), ["pick", "review"]) or "use pick and review")
+            raise ReviewFileError(
+                f"{where}: unknown key {min(extra)!r}",
+                hint=did_you_mean(min(extra), ["pick", "review"]) or "use pick and review",
+            )
         pick = _take(entry["pick"], where + ".pick") if entry.get("pick") is not None else None
         review = entry.get("review") or {}
         if not isinstance(review, Mapping) or set(review) - {"status", "notes"}:
-            raise ReviewFileError(f"{where}.review: expected "
-                                  '{"status": "approved"|"changes", "notes": [...]}')
+            raise ReviewFileError(f'{where}.review: expected {{"status": "approved"|"changes", "notes": [...]}}')
         status = review.get("status")
         if status is not None and status not in STATUSES:
             raise ReviewFileError(f"{where}.review.status: {status!r} is not approved or changes")
@@ -138,17 +151,22 @@ def resolve_storyboard(review_file: Path, named: str | None, given: Path | None)
             raise ReviewFileError(f"{given}: no such storyboard")
         return given.resolve()
     if not named:
-        raise ReviewFileError(f"{review_file.name} names no storyboard", hint="give it: shotflow review apply "
-                                                                              f"{review_file} STORYBOARD")
+        raise ReviewFileError(
+            f"{review_file.name} names no storyboard", hint=f"give it: shotflow review apply {review_file} STORYBOARD"
+        )
     name = Path(named)
     if name.is_absolute() or ".." in name.parts:
-        raise ReviewFileError(f"{review_file.name}: storyboard {named!r} must be a file name, not a path",
-                              hint=f"give it: shotflow review apply {review_file} STORYBOARD")
+        raise ReviewFileError(
+            f"{review_file.name}: storyboard {named!r} must be a file name, not a path",
+            hint=f"give it: shotflow review apply {review_file} STORYBOARD",
+        )
     for folder in (Path.cwd(), review_file.resolve().parent):
         if (folder / name).is_file():
             return (folder / name).resolve()
-    raise ReviewFileError(f"{review_file.name} is for {named}, which is neither here nor beside it",
-                          hint=f"give the storyboard: shotflow review apply {review_file} path/to/{name.name}")
+    raise ReviewFileError(
+        f"{review_file.name} is for {named}, which is neither here nor beside it",
+        hint=f"give the storyboard: shotflow review apply {review_file} path/to/{name.name}",
+    )
 
 
 def apply(storyboard: Path, decisions: Iterable[Decision], project=None) -> list[Path]:
@@ -170,17 +188,29 @@ def apply(storyboard: Path, decisions: Iterable[Decision], project=None) -> list
     for d in decisions:
         spec = project.nodes.get(d.shot)
         if spec is None or spec.scene is None:
-            problems.append(ReviewFileError(f"no shot '{d.shot}' in {storyboard.name}",
-                                            hint=did_you_mean(d.shot, shots) or "shot ids look like scene/shot"))
+            problems.append(
+                ReviewFileError(
+                    f"no shot '{d.shot}' in {storyboard.name}",
+                    hint=did_you_mean(d.shot, shots) or "shot ids look like scene/shot",
+                )
+            )
             continue
         if d.pick is not None and d.pick > spec.takes:
-            problems.append(ReviewFileError(f"{d.shot}: take {d.pick} was picked but the shot has "
-                                            f"{spec.takes} take{'s' if spec.takes > 1 else ''}",
-                                            hint="pick a take the shot has"))
+            problems.append(
+                ReviewFileError(
+                    f"{d.shot}: take {d.pick} was picked but the shot has "
+                    f"{spec.takes} take{'s' if spec.takes > 1 else ''}",
+                    hint="pick a take the shot has",
+                )
+            )
         held = len(set(spec.review.notes) | set(d.notes))
         if held > MAX_NOTES:
-            problems.append(ReviewFileError(f"{d.shot}: {held} review notes; a shot keeps at most {MAX_NOTES}",
-                                            hint="remove old notes from the storyboard first"))
+            problems.append(
+                ReviewFileError(
+                    f"{d.shot}: {held} review notes; a shot keeps at most {MAX_NOTES}",
+                    hint="remove old notes from the storyboard first",
+                )
+            )
     if problems:
         from .errors import raise_all
 

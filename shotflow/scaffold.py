@@ -1,9 +1,9 @@
 """``shotflow init``: a new project's first files.
 
-    DIR/storyboard.yaml   a small commented storyboard that validates and renders as it is
-                          (two characters, a location, four shots, a Turbo shot), its first
-                          line pointing editors at the schema of this shotflow
-    DIR/.gitignore        the cache and the rendered copies stay out of git (the lock goes in)
+DIR/storyboard.yaml   a small commented storyboard that validates and renders as it is
+                      (two characters, a location, four shots, a Turbo shot), its first
+                      line pointing editors at the schema of this shotflow
+DIR/.gitignore        the cache and the rendered copies stay out of git (the lock goes in)
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ def init_project(folder: Path, *, force: bool = False) -> list[Path]:
     folder = Path(folder)
     story = folder / "storyboard.yaml"
     if story.exists() and not force:
-        raise UsageError(f"{display_path(story)} already exists; nothing was written",
-                         hint="edit it, pass --force to replace it, or init another folder")
+        raise UsageError(
+            f"{display_path(story)} already exists; nothing was written",
+            hint="edit it, pass --force to replace it, or init another folder",
+        )
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{display_path(folder)} is a file, not a folder")
     folder.mkdir(parents=True, exist_ok=True)

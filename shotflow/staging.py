@@ -132,8 +132,11 @@ class Staging:
 
     def as_key(self) -> dict:
         return {
-            "v": DRAWING_VERSION, "kind": self.kind, "cast": [f.as_key() for f in self.cast],
-            "location": self.location, "tone": self.tone,
+            "v": DRAWING_VERSION,
+            "kind": self.kind,
+            "cast": [f.as_key() for f in self.cast],
+            "location": self.location,
+            "tone": self.tone,
             "camera": [self.camera.framing, self.camera.angle, self.camera.lens, self.camera.move],
         }
 
@@ -144,8 +147,9 @@ class SceneBlocking:
     def __init__(self) -> None:
         self.sides: dict[str, str] = {}
 
-    def place(self, cast: list[str], blocking: Mapping[str, Mapping[str, str]],
-              colours: Mapping[str, int]) -> tuple[Figure, ...]:
+    def place(
+        self, cast: list[str], blocking: Mapping[str, Mapping[str, str]], colours: Mapping[str, int]
+    ) -> tuple[Figure, ...]:
         x: dict[str, str] = {}
         for name in cast:
             given = (blocking.get(name) or {}).get("x")

@@ -77,8 +77,11 @@ class ProjectState:
             manifest = json.loads(self.manifest_path.read_bytes())
         except (OSError, ValueError):
             return None
-        if (manifest.get("version") != MANIFEST_VERSION or manifest.get("signature") != signature
-                or manifest.get("storyboard") != str(self.storyboard)):
+        if (
+            manifest.get("version") != MANIFEST_VERSION
+            or manifest.get("signature") != signature
+            or manifest.get("storyboard") != str(self.storyboard)
+        ):
             return None  # another shotflow, other options, or a copied project
         for table in ("inputs", "outputs"):
             for path, was in manifest[table].items():
@@ -100,8 +103,16 @@ class ProjectState:
 
         atomic_write(self.manifest_path, manifest_chunks({"version": MANIFEST_VERSION, **head}, outputs, nodes))
 
-    def record_complete_run(self, project, store, lock, results: Mapping[str, Any], outcomes: Mapping[str, Outcome],
-                            signature: str, backend: str) -> None:
+    def record_complete_run(
+        self,
+        project,
+        store,
+        lock,
+        results: Mapping[str, Any],
+        outcomes: Mapping[str, Outcome],
+        signature: str,
+        backend: str,
+    ) -> None:
         """Write the manifest of a complete run (every node has ``results``); frames the last one
         recorded that this one does not are removed (only those shotflow itself wrote in renders/)."""
         from .load import display_path
@@ -131,8 +142,11 @@ class ProjectState:
             if removable_render(stale, project.renders_dir, store.index):
                 with contextlib.suppress(OSError):
                     os.unlink(stale)
-        self.write_manifest({"storyboard": str(project.path), "signature": signature, "backend": backend,
-                             "inputs": inputs}, outputs, nodes)
+        self.write_manifest(
+            {"storyboard": str(project.path), "signature": signature, "backend": backend, "inputs": inputs},
+            outputs,
+            nodes,
+        )
 
     # -- how each node's last run ended ----------------------------------------------------
 
@@ -170,8 +184,11 @@ class ProjectState:
             return Rerolls(self.storyboard, path, asked, set(), False)
         except (OSError, ValueError):
             return Rerolls(self.storyboard, path, asked, set(), True)
-        same = (isinstance(data, dict) and data.get("storyboard") == str(self.storyboard)
-                and set(data.get("forced") or ()) == asked)
+        same = (
+            isinstance(data, dict)
+            and data.get("storyboard") == str(self.storyboard)
+            and set(data.get("forced") or ()) == asked
+        )
         return Rerolls(self.storyboard, path, asked, set(data.get("done") or ()) & asked if same else set(), True)
 
 
@@ -222,8 +239,12 @@ class Rerolls:
 
         done = self.done | (self.asked & rendered)
         if self.asked and not (finished and done >= self.asked):
-            atomic_write(self.path, json.dumps({"storyboard": str(self.storyboard), "forced": sorted(self.asked),
-                                                "done": sorted(done)}, indent=1).encode())
+            atomic_write(
+                self.path,
+                json.dumps(
+                    {"storyboard": str(self.storyboard), "forced": sorted(self.asked), "done": sorted(done)}, indent=1
+                ).encode(),
+            )
         elif self.recorded:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()

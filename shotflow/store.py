@@ -63,8 +63,9 @@ def sha256_bytes(data: bytes) -> str:
 _tmp_counter = itertools.count()
 
 
-def atomic_write(path: Path | str, data: bytes | Iterable[bytes], *, durable: bool = False,
-                 mode: int | None = None) -> None:
+def atomic_write(
+    path: Path | str, data: bytes | Iterable[bytes], *, durable: bool = False, mode: int | None = None
+) -> None:
     """Write ``data`` (bytes, or chunks of them) to ``path`` so that readers see the old or
     the new file, never half of one.
 
@@ -161,8 +162,13 @@ class Record:
         return self.outputs[min(pick, len(self.outputs)) - 1]
 
     def to_json(self, *, full: bool = True) -> dict[str, Any]:
-        data: dict[str, Any] = {"key": self.key, "backend": self.backend, "model": self.model,
-                                "outputs": [o.to_json() for o in self.outputs], "roll": self.roll}
+        data: dict[str, Any] = {
+            "key": self.key,
+            "backend": self.backend,
+            "model": self.model,
+            "outputs": [o.to_json() for o in self.outputs],
+            "roll": self.roll,
+        }
         if self.task_id is not None:
             data["task_id"] = self.task_id
         if self.cost is not None:
@@ -174,10 +180,17 @@ class Record:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Record:
-        return cls(key=data["key"], backend=data["backend"], model=data.get("model", ""),
-                   outputs=tuple(Output.from_json(o) for o in data["outputs"]), task_id=data.get("task_id"),
-                   cost=data.get("cost"), roll=data.get("roll", 0), created=data.get("created"),
-                   request=data.get("request") or {})
+        return cls(
+            key=data["key"],
+            backend=data["backend"],
+            model=data.get("model", ""),
+            outputs=tuple(Output.from_json(o) for o in data["outputs"]),
+            task_id=data.get("task_id"),
+            cost=data.get("cost"),
+            roll=data.get("roll", 0),
+            created=data.get("created"),
+            request=data.get("request") or {},
+        )
 
 
 class CorruptObject(Exception):
@@ -229,10 +242,12 @@ class StatIndex:
 
 CACHE_MARKER = "CACHEDIR.TAG"
 # the Cache Directory Tagging Specification's signature (backup tools skip such folders), then ours
-_MARKER_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
-                "# This file is a shotflow cache marker: shotflow wrote this folder's objects/, actions/,\n"
-                "# journal/, leases/, memo.json and urls.json. `shotflow clean --cache` removes those and\n"
-                "# nothing else; it refuses a folder without this file.\n")
+_MARKER_TEXT = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a shotflow cache marker: shotflow wrote this folder's objects/, actions/,\n"
+    "# journal/, leases/, memo.json and urls.json. `shotflow clean --cache` removes those and\n"
+    "# nothing else; it refuses a folder without this file.\n"
+)
 CACHE_ENTRIES = ("objects", "actions", "journal", "leases", "memo.json", "urls.json")  # what a cache holds
 
 
@@ -380,15 +395,18 @@ class Store:
         return Record.from_json(data)
 
     def put_action(self, record: Record) -> None:
-        atomic_write(self.action_path(record.key), json.dumps(record.to_json(), indent=1, sort_keys=True).encode(),
-                     durable=self.durable)
+        atomic_write(
+            self.action_path(record.key),
+            json.dumps(record.to_json(), indent=1, sort_keys=True).encode(),
+            durable=self.durable,
+        )
 
     def complete(self, record: Record | None) -> bool:
         """True when every output object of the record is present and verifies."""
         return record is not None and bool(record.outputs) and all(self.has(o.sha256) for o in record.outputs)
 
     def check(self, digest: str) -> str:
-        """"ok", "missing" or "corrupt" for one object, always by hashing its bytes; a corrupt
+        """ "ok", "missing" or "corrupt" for one object, always by hashing its bytes; a corrupt
         object is removed (as ``has`` and ``read`` do), so nothing uses it."""
         path = self._object_file(digest)
         try:
@@ -464,8 +482,9 @@ def _hash_file(path: Path) -> str:
 STATE_DIR = ".shotflow"  # the project's run state; the cache too unless --cache or SHOTFLOW_CACHE moves it
 
 
-def open_store(project_root: Path, cache_dir: Path | None = None, *, durable: bool = False,
-               verify: bool = False) -> Store:
+def open_store(
+    project_root: Path, cache_dir: Path | None = None, *, durable: bool = False, verify: bool = False
+) -> Store:
     state = project_root / STATE_DIR
     env = os.environ.get("SHOTFLOW_CACHE")
     cache = cache_dir or (Path(env) if env else state)
@@ -673,10 +692,8 @@ class Leases:
         except FileNotFoundError:
             return
         if self._read(tomb) != seen:
-            try:
+            with contextlib.suppress(OSError):
                 os.link(tomb, path)  # a live lease taken since: restore it, unless a newer one exists
-            except OSError:
-                pass
         with contextlib.suppress(FileNotFoundError):
             tomb.unlink()
 
@@ -803,8 +820,10 @@ class LockFile:
                 lock.entries[node_id] = LockEntry(Record.from_json(entry), int(entry.get("pick", 1)))
             lock.urls = dict(data.get("urls") or {})
         except (ValueError, KeyError, TypeError) as exc:
-            raise LockedError(f"{path.name} is not a valid shotflow lock file ({exc})",
-                              hint="restore it from git, or delete it to let the next render write a new one") from None
+            raise LockedError(
+                f"{path.name} is not a valid shotflow lock file ({exc})",
+                hint="restore it from git, or delete it to let the next render write a new one",
+            ) from None
         return lock
 
     def set(self, node_id: str, record: Record, pick: int) -> None:
@@ -878,8 +897,10 @@ class ProjectLock:
         try:
             self._lock.acquire()
         except Timeout:
-            raise BusyError(f"another shotflow render of this project is running (it holds {self.path}); "
-                            f"waited {self.timeout:g} s", hint="wait for it to finish, or pass --wait SECONDS") from None
+            raise BusyError(
+                f"another shotflow render of this project is running (it holds {self.path}); waited {self.timeout:g} s",
+                hint="wait for it to finish, or pass --wait SECONDS",
+            ) from None
         return self
 
     def __exit__(self, *exc) -> None:

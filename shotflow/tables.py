@@ -13,10 +13,20 @@ def plan_table(plan: Plan) -> str:
     for node in plan.nodes.values():
         spec = node.spec
         unchanged = node.status is not Status.RENDER
-        why = (f"approved, kept: {node.reason}" if node.status is Status.HELD
-               else "" if unchanged else (node.reason or ""))
-        rows.append((node.status.value, spec.id, spec.model, spec.size, str(spec.takes),
-                     "" if unchanged else f"${node.cost:.2f}", "from the remote" if node.from_remote else why))
+        why = (
+            f"approved, kept: {node.reason}" if node.status is Status.HELD else "" if unchanged else (node.reason or "")
+        )
+        rows.append(
+            (
+                node.status.value,
+                spec.id,
+                spec.model,
+                spec.size,
+                str(spec.takes),
+                "" if unchanged else f"${node.cost:.2f}",
+                "from the remote" if node.from_remote else why,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = []
     title = plan.project.title or plan.project.path.name
@@ -35,6 +45,8 @@ def plan_table(plan: Plan) -> str:
     lines.append(f"{counted(len(plan.nodes), 'node')}: {render} to render, {fresh_text}{kept}; {cost}")
     if plan.critical_path:
         chain = len(plan.critical_path)
-        lines.append(f"critical path ({'1 render' if chain == 1 else f'{chain} renders in a chain'}): "
-                     + " -> ".join(plan.critical_path))
+        lines.append(
+            f"critical path ({'1 render' if chain == 1 else f'{chain} renders in a chain'}): "
+            + " -> ".join(plan.critical_path)
+        )
     return "\n".join(lines)

@@ -84,8 +84,12 @@ def _read_config(path: Path) -> Policy:
     mb = data.get("max_file_mb", DEFAULT_MAX_FILE_BYTES // (1024 * 1024))
     if isinstance(mb, bool) or not isinstance(mb, (int, float)) or mb <= 0:
         raise ConfigError(f"{path}: max_file_mb must be a positive number of megabytes")
-    return Policy(allow_paths=tuple(_folder(p) for p in paths), allow_private_urls=private,
-                  max_file_bytes=int(mb * 1024 * 1024), config=path)
+    return Policy(
+        allow_paths=tuple(_folder(p) for p in paths),
+        allow_private_urls=private,
+        max_file_bytes=int(mb * 1024 * 1024),
+        config=path,
+    )
 
 
 def _folder(text: str) -> Path:
@@ -98,16 +102,20 @@ def policy() -> Policy:
     given = _cli.get()
     if given is None:
         return config
-    return replace(config, allow_paths=config.allow_paths + given.allow_paths,
-                   allow_private_urls=config.allow_private_urls or given.allow_private_urls)
+    return replace(
+        config,
+        allow_paths=config.allow_paths + given.allow_paths,
+        allow_private_urls=config.allow_private_urls or given.allow_private_urls,
+    )
 
 
 @contextlib.contextmanager
 def use(allow_paths=(), allow_private_urls: bool = False) -> Iterator[None]:
     """Loosen the policy for what runs inside (what ``--allow-path`` and
     ``--allow-private-urls`` do for one command)."""
-    token = _cli.set(Policy(allow_paths=tuple(_folder(str(p)) for p in allow_paths),
-                            allow_private_urls=allow_private_urls))
+    token = _cli.set(
+        Policy(allow_paths=tuple(_folder(str(p)) for p in allow_paths), allow_private_urls=allow_private_urls)
+    )
     try:
         yield
     finally:
@@ -115,8 +123,10 @@ def use(allow_paths=(), allow_private_urls: bool = False) -> Iterator[None]:
 
 
 def how_to_allow(what: str) -> str:
-    return (f"allow {what} with --allow-path DIR, or allow_paths in {user_config_path()} "
-            "(a storyboard cannot allow it itself)")
+    return (
+        f"allow {what} with --allow-path DIR, or allow_paths in {user_config_path()} "
+        "(a storyboard cannot allow it itself)"
+    )
 
 
 # -- the project folder and reading ----------------------------------------------------------
@@ -179,8 +189,10 @@ def read_limited(path: Path, what: str = "file") -> bytes:
         if st.st_size > limit:
             limit = policy().max_file_bytes
             if st.st_size > limit:
-                raise Refused(f"{what} is {st.st_size / 1048576:.1f} MB; shotflow reads at most "
-                              f"{limit / 1048576:g} MB", hint=f"raise max_file_mb in {user_config_path()}")
+                raise Refused(
+                    f"{what} is {st.st_size / 1048576:.1f} MB; shotflow reads at most {limit / 1048576:g} MB",
+                    hint=f"raise max_file_mb in {user_config_path()}",
+                )
         data = f.read(limit + 1)
     if len(data) > limit:  # it grew while being read
         raise Refused(f"{what} is larger than {limit / 1048576:g} MB")
@@ -200,10 +212,11 @@ def check_own_folders(project_dir: Path, folders) -> None:
             continue
         real = os.path.realpath(folder)
         if not inside(real, root) and not any(inside(real, p) for p in policy().allow_paths):
-            raise Refused(f"{folder} is a symbolic link to {real}, outside the project folder {root}; "
-                          "shotflow writes only inside the project",
-                          hint="remove the link (--cache DIR puts the cache elsewhere), or "
-                          + how_to_allow("its target"))
+            raise Refused(
+                f"{folder} is a symbolic link to {real}, outside the project folder {root}; "
+                "shotflow writes only inside the project",
+                hint="remove the link (--cache DIR puts the cache elsewhere), or " + how_to_allow("its target"),
+            )
 
 
 def removable_render(path: str, renders_dir: Path, index) -> bool:
@@ -241,11 +254,17 @@ def image_header(data_or_path, what: str = "reference") -> tuple[str, int, int]:
             with Image.open(source, formats=("PNG", "JPEG", "WEBP")) as img:
                 fmt, (w, h) = img.format, img.size
     except Image.DecompressionBombError as exc:
-        raise Refused(f"the {what} is a larger image than Pillow opens ({exc}); at most "
-                      f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels are accepted", hint="scale it down") from None
+        raise Refused(
+            f"the {what} is a larger image than Pillow opens ({exc}); at most "
+            f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels are accepted",
+            hint="scale it down",
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
         raise Refused(f"the {what} is not a PNG, JPEG or WebP image") from None
     if w <= 0 or h <= 0 or w * h > MAX_IMAGE_PIXELS:
-        raise Refused(f"the {what} is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels); at most "
-                      f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels are accepted", hint="scale it down")
+        raise Refused(
+            f"the {what} is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels); at most "
+            f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels are accepted",
+            hint="scale it down",
+        )
     return str(fmt), w, h  # one of the formats asked for: Pillow opened it

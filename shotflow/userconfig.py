@@ -55,8 +55,10 @@ def load_from(path: Path) -> dict[str, Any]:
     if unknown:
         from .errors import did_you_mean
 
-        raise ConfigError(f"{path}: unknown setting '{unknown[0]}'",
-                          hint=did_you_mean(unknown[0], SETTINGS) or "settings: " + ", ".join(SETTINGS))
+        raise ConfigError(
+            f"{path}: unknown setting '{unknown[0]}'",
+            hint=did_you_mean(unknown[0], SETTINGS) or "settings: " + ", ".join(SETTINGS),
+        )
     return data
 
 

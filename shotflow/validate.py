@@ -100,8 +100,9 @@ def check(source: Source, definition: str = "storyboard") -> list[SchemaError]:
     if not errors and cached:
         _usercache.remember("valid", key)
     unique = {(str(e.where), e.message): e for e in errors}
-    return sorted(unique.values(),
-                  key=lambda e: (e.where.line, e.where.column) if isinstance(e.where, Mark) else (0, 0))
+    return sorted(
+        unique.values(), key=lambda e: (e.where.line, e.where.column) if isinstance(e.where, Mark) else (0, 0)
+    )
 
 
 def _check_by_scene(source: Source, definition: str, data: dict, scenes: list) -> list[SchemaError]:
@@ -127,8 +128,9 @@ def _errors(source: Source, validator, data, prefix: tuple = ()) -> list[SchemaE
     the wrong type is one error: what else its schema says of it (keys it must have) is noise."""
     errors = list(_leaf_errors(validator.iter_errors(data)))
     mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
-    return [_translate(source, e, prefix) for e in errors
-            if e.validator == "type" or tuple(e.absolute_path) not in mistyped]
+    return [
+        _translate(source, e, prefix) for e in errors if e.validator == "type" or tuple(e.absolute_path) not in mistyped
+    ]
 
 
 def _leaf_errors(errors):
@@ -193,8 +195,12 @@ def _translate(source: Source, error, prefix_path: tuple = ()) -> SchemaError:
         return SchemaError(f"{prefix}{_show(value)} is not one of {options}", where=where, hint=hint)
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         bound = schema[v]
-        words = {"minimum": "at least", "maximum": "at most",
-                 "exclusiveMinimum": "more than", "exclusiveMaximum": "less than"}
+        words = {
+            "minimum": "at least",
+            "maximum": "at most",
+            "exclusiveMinimum": "more than",
+            "exclusiveMaximum": "less than",
+        }
         return SchemaError(f"{prefix}must be {words[v]} {bound}, got {_show(value)}", where=where)
     if v == "uniqueItems":
         return SchemaError(f"{prefix}lists the same item twice", where=where)
@@ -206,8 +212,15 @@ def _translate(source: Source, error, prefix_path: tuple = ()) -> SchemaError:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "text", bool: "a boolean", int: "a number", float: "a number",
-            type(None): "nothing"}.get(type(value), type(value).__name__)
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "text",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "nothing",
+    }.get(type(value), type(value).__name__)
 
 
 def _show(value: Any) -> str:

@@ -33,8 +33,9 @@ class Findings:
         return not self.problems
 
     def lines(self) -> list[str]:
-        head = (f"checked {self.nodes} nodes of the lock and {self.objects} objects in the cache: "
-                + ("all bytes verify" if self.ok else f"{len(self.problems)} problem(s)"))
+        head = f"checked {self.nodes} nodes of the lock and {self.objects} objects in the cache: " + (
+            "all bytes verify" if self.ok else f"{len(self.problems)} problem(s)"
+        )
         return [head, *(f"  {p}" for p in self.problems), *(f"note: {n}" for n in self.notes)]
 
 
@@ -61,14 +62,22 @@ def verify(storyboard: Path | str, *, cache_dir: Path | None = None) -> Findings
         found.nodes += 1
         outputs = entry.record.outputs
         spec = project.nodes.get(node_id)
-        names = frame_paths(project, replace(spec, takes=len(outputs), output_format=formats.get(
-            outputs[0].ext, spec.output_format))) if spec is not None and outputs else []
+        names = (
+            frame_paths(
+                project,
+                replace(spec, takes=len(outputs), output_format=formats.get(outputs[0].ext, spec.output_format)),
+            )
+            if spec is not None and outputs
+            else []
+        )
         for take, output in enumerate(outputs, 1):
             what = f"{node_id} take {take}" if len(outputs) > 1 else node_id
             status = check(output.sha256)
             if status != "ok":
-                found.problems.append(f"{what}: object {output.sha256[:12]} is {status} in the cache "
-                                      f"({display_path(store.object_path(output.sha256))})")
+                found.problems.append(
+                    f"{what}: object {output.sha256[:12]} is {status} in the cache "
+                    f"({display_path(store.object_path(output.sha256))})"
+                )
             if take <= len(names) and names[take - 1].is_file() and store.file_hash(names[take - 1]) != output.sha256:
                 where = display_path(names[take - 1])
                 fix = "the next render copies it from the cache" if status == "ok" else "it cannot be restored"
@@ -76,8 +85,10 @@ def verify(storyboard: Path | str, *, cache_dir: Path | None = None) -> Findings
     for url, digest in sorted(lock.urls.items()):
         status = check(digest)
         if status != "ok":
-            found.problems.append(f"reference URL {url}: its pinned bytes ({digest[:12]}) are {status} in the cache; "
-                                  "the next render fetches it again")
+            found.problems.append(
+                f"reference URL {url}: its pinned bytes ({digest[:12]}) are {status} in the cache; "
+                "the next render fetches it again"
+            )
     for digest in store.objects():
         status = check(digest)
         if status == "corrupt":
@@ -88,14 +99,19 @@ def verify(storyboard: Path | str, *, cache_dir: Path | None = None) -> Findings
             found.problems.append(f"action record {display_path(path)} cannot be read")
             continue
         gone = [o.sha256[:12] for o in record.outputs if check(o.sha256) != "ok"]
-        if gone and not any(o.sha256 in (x.sha256 for e in lock.entries.values() for x in e.record.outputs)
-                            for o in record.outputs):
-            found.notes.append(f"the action record of key {record.key[:12]} names objects the cache lacks "
-                               f"({', '.join(gone)}): that request renders again when asked for")
+        if gone and not any(
+            o.sha256 in (x.sha256 for e in lock.entries.values() for x in e.record.outputs) for o in record.outputs
+        ):
+            found.notes.append(
+                f"the action record of key {record.key[:12]} names objects the cache lacks "
+                f"({', '.join(gone)}): that request renders again when asked for"
+            )
     pending = store.journal.entries()
     if pending:
-        found.notes.append(f"{len(pending)} task(s) sent to Runware are not recorded yet: the next render of "
-                           "their shots collects them (nothing is paid again)")
+        found.notes.append(
+            f"{len(pending)} task(s) sent to Runware are not recorded yet: the next render of "
+            "their shots collects them (nothing is paid again)"
+        )
     dead = store.leases.break_dead()
     if dead:
         found.notes.append(f"{dead} lease(s) of processes that died were broken")

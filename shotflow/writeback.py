@@ -262,8 +262,11 @@ class Editor:
                 continue
             current = f.path.read_bytes()
             if hashlib.sha256(current).hexdigest() != f.digest:
-                raise WriteBackError(f"{f.path.name} changed on disk while shotflow was editing it",
-                                     where=str(f.path), hint="run the command again")
+                raise WriteBackError(
+                    f"{f.path.name} changed on disk while shotflow was editing it",
+                    where=str(f.path),
+                    hint="run the command again",
+                )
             new = self._render(f)
             if new != f.text:
                 _atomic_write(f.path, new)
@@ -305,8 +308,9 @@ class Editor:
         try:
             return self._scenes[scene_id]
         except KeyError:
-            raise WriteBackError(f"no scene '{scene_id}' in {self.path.name}",
-                                 hint=did_you_mean(scene_id, self._scenes)) from None
+            raise WriteBackError(
+                f"no scene '{scene_id}' in {self.path.name}", hint=did_you_mean(scene_id, self._scenes)
+            ) from None
 
     def _shots(self, scene_id: str) -> list[Any]:
         return list(self._scene(scene_id).node.get("shots") or [])
@@ -321,8 +325,7 @@ class Editor:
             if hasattr(node, "get") and str(node.get("id")) == name:
                 return scene, node
         names = [str(s.get("id")) for s in shots if hasattr(s, "get")]
-        raise WriteBackError(f"no shot '{shot_id}' in {scene.file.path.name}",
-                             hint=did_you_mean(name, names))
+        raise WriteBackError(f"no shot '{shot_id}' in {scene.file.path.name}", hint=did_you_mean(name, names))
 
     def _render(self, f: _File) -> str:
         text = _patch(f.text, f.before, _dump(f.yaml, f.tree))

@@ -49,8 +49,9 @@ class Result(subprocess.CompletedProcess):
         return self.stdout + self.stderr
 
 
-def run_cli_subprocess(*args: Any, cwd: Path | None = None, env: dict | None = None,
-                       timeout: float = SUBPROCESS_TIMEOUT) -> Result:
+def run_cli_subprocess(
+    *args: Any, cwd: Path | None = None, env: dict | None = None, timeout: float = SUBPROCESS_TIMEOUT
+) -> Result:
     """Run ``python -m shotflow ARGS`` as a user would, in a fresh process (no cache folder or
     Runware key from the environment of the tests, unless ``env`` gives one)."""
     full_env = {k: v for k, v in os.environ.items() if k not in ("SHOTFLOW_CACHE", "RUNWARE_API_KEY")}

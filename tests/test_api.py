@@ -27,14 +27,17 @@ def test_the_documented_import_line_gives_the_functions():
         "    assert callable(f) and not isinstance(f, type(shotflow)), f\n"
         "from shotflow.render import RenderOptions as R\n"
         "assert R is RenderOptions\n"
-        "print('ok')\n")
+        "print('ok')\n"
+    )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
 def test_importing_shotflow_imports_nothing_heavy():
-    done = run_python("import sys, shotflow; from shotflow import load_project, plan, render, RenderOptions\n"
-                      "print(sorted(m for m in ('yaml', 'jinja2', 'jsonschema', 'networkx', 'httpx', 'PIL') "
-                      "if m in sys.modules))")
+    done = run_python(
+        "import sys, shotflow; from shotflow import load_project, plan, render, RenderOptions\n"
+        "print(sorted(m for m in ('yaml', 'jinja2', 'jsonschema', 'networkx', 'httpx', 'PIL') "
+        "if m in sys.modules))"
+    )
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
 
 

@@ -77,9 +77,13 @@ def test_generated_storyboard_follows_its_rules(tmp_path):
     for name in ("storyboard.yaml", "cast.yaml"):  # shotflow's one-pass reader gives what PyYAML gives
         assert read_source(tmp_path / name).data == yaml.safe_load((tmp_path / name).read_text())
 
-    plan = subprocess.run([sys.executable, "-m", "shotflow", "plan", "--json", str(tmp_path / "storyboard.yaml")],
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "SHOTFLOW_USER_CACHE": "off"})
+    plan = subprocess.run(
+        [sys.executable, "-m", "shotflow", "plan", "--json", str(tmp_path / "storyboard.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SHOTFLOW_USER_CACHE": "off"},
+    )
     assert plan.returncode == 0, plan.stderr
     nodes = json.loads(plan.stdout)["nodes"]
     assert len(nodes) == meta["nodes"]
@@ -96,9 +100,24 @@ def test_generated_storyboard_follows_its_rules(tmp_path):
         assert sorted(r for r in node["refs"] if r in deps) == sorted(deps[node["id"]]), node["id"]
 
 
-@pytest.mark.parametrize("script", ["commands.py", "startup.py", "stages.py", "scheduling.py", "frames.py",
-                                    "makespan.py", "generate.py", "hotspots.py", "run.py", "soak.py", "live.py",
-                                    "teamcache.py", "remote_stores.py"])
+@pytest.mark.parametrize(
+    "script",
+    [
+        "commands.py",
+        "startup.py",
+        "stages.py",
+        "scheduling.py",
+        "frames.py",
+        "makespan.py",
+        "generate.py",
+        "hotspots.py",
+        "run.py",
+        "soak.py",
+        "live.py",
+        "teamcache.py",
+        "remote_stores.py",
+    ],
+)
 def test_each_script_has_help(script):
     done = _run(str(BENCH / script), "--help", timeout=60)
     assert done.returncode == 0, done.stderr

@@ -22,20 +22,34 @@ from shotflow.render import RenderOptions
 from shotflow.report import RecordingReporter
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-STORY_ORDER = ["character:mara", "arrival/wide", "arrival/lamp", "arrival/door", "arrival/stairs", "radio/console",
-               "radio/station", "radio/reaction", "rescue/gallery", "rescue/trawler", "rescue/signal", "rescue/dawn",
-               "rescue/flare"]
-HOSTILE = '''      - id: flare
+STORY_ORDER = [
+    "character:mara",
+    "arrival/wide",
+    "arrival/lamp",
+    "arrival/door",
+    "arrival/stairs",
+    "radio/console",
+    "radio/station",
+    "radio/reaction",
+    "rescue/gallery",
+    "rescue/trawler",
+    "rescue/signal",
+    "rescue/dawn",
+    "rescue/flare",
+]
+HOSTILE = """      - id: flare
         prompt: a red distress flare arcs over the sea
         duration: 1.25
         dialogue: "MARA: <script>alert('x')</script> & \\"wait\\""
         notes: "<img src=x onerror=alert(1)> — ça brûle"
-'''
+"""
+
 
 def browser(test):
     """A test that drives a real headless Chromium: skipped only where there is none."""
-    skip = pytest.mark.skipif(find_chromium() is None,
-                              reason="no headless browser on this machine (apt-get install chromium)")
+    skip = pytest.mark.skipif(
+        find_chromium() is None, reason="no headless browser on this machine (apt-get install chromium)"
+    )
     return pytest.mark.browser(skip(test))
 
 
@@ -184,11 +198,26 @@ def test_board_screenshot_is_a_real_picture(page, tmp_path):
 def test_board_prints_a_page_per_scene(page, tmp_path):
     pdf = tmp_path / "board.pdf"
     browser_path = find_chromium()
-    done = subprocess.run([browser_path, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
-                           "--no-pdf-header-footer", f"--print-to-pdf={pdf}", page.resolve().as_uri()],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            browser_path,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=5000",
+            "--no-pdf-header-footer",
+            f"--print-to-pdf={pdf}",
+            page.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0 and pdf.is_file(), done.stderr[-2000:]
     pages = len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf.read_bytes()))
     # title and sheets on page 1, then each scene on its own page (the third one has 5 shots: 2 rows)
@@ -202,10 +231,13 @@ def test_the_lineup_shows_every_character_and_location_with_its_picture(page, pr
     from shotflow.staging import colour_rgb, css, tone_rgb
 
     html = page.read_text(encoding="utf-8")
-    lineup = html[html.index('<section class="lineup"'):html.index('<section class="sheets"')]
+    lineup = html[html.index('<section class="lineup"') : html.index('<section class="sheets"')]
     items = re.findall(r'<li class="who is-(\w+)" data-entity="([^"]+)" data-shots="(\d+)">(.*?)</li>', lineup, re.S)
     assert [(kind, entity, int(n)) for kind, entity, n, _ in items] == [
-        ("character", "character:mara", 6), ("character", "character:tom", 1), ("location", "location:lighthouse", 12)]
+        ("character", "character:mara", 6),
+        ("character", "character:tom", 1),
+        ("location", "location:lighthouse", 12),
+    ]
     body = {entity: text for _, entity, _, text in items}
     # mara's picture is her generated sheet, tom's and the lighthouse's the given images, embedded
     assert 'alt="character mara"' in body["character:mara"] and 'href="#sheet-character-mara"' in body["character:mara"]
@@ -215,9 +247,9 @@ def test_the_lineup_shows_every_character_and_location_with_its_picture(page, pr
     # the colour and tone the preview panels give them, and links to the shots they are in
     loaded = api.load_project(project)
     slots = {(e.kind.value, e.name): e.slot for e in loaded.entities}
-    assert f'background:{css(colour_rgb(slots[("character", "mara")]))}' in body["character:mara"]
-    assert f'background:{css(colour_rgb(slots[("character", "tom")]))}' in body["character:tom"]
-    assert f'background:{css(tone_rgb(slots[("location", "lighthouse")]))}' in body["location:lighthouse"]
+    assert f"background:{css(colour_rgb(slots[('character', 'mara')]))}" in body["character:mara"]
+    assert f"background:{css(colour_rgb(slots[('character', 'tom')]))}" in body["character:tom"]
+    assert f"background:{css(tone_rgb(slots[('location', 'lighthouse')]))}" in body["location:lighthouse"]
     assert 'href="#shot-radio-station"' in body["character:tom"]
 
 
@@ -244,11 +276,12 @@ def test_the_prompts_switch_hides_them_on_screen_and_in_print(page, project):
     assert '<input type="checkbox" id="show-prompts" checked>' in html
     # prompts shown by default
     assert re.search(r'<body data-shots="\d+" data-sheets="1" data-storyboard="[^"]+">', html)
-    css = html[html.index("<style>"):html.index("</style>")]
+    css = html[html.index("<style>") : html.index("</style>")]
     screen, print_ = css.split("@media print{", 1)
     assert ".no-prompts .prompt{display:none}" in screen
     assert ".no-prompts .detail{display:none !important}" in print_.replace(",.detail .label", "").replace(
-        ".detail>:not(.prompt),", "")
+        ".detail>:not(.prompt),", ""
+    )
     assert ".detail .prompt{" in print_  # shown, the switch on: printed too
     out = project.parent / "board-no-prompts.html"
     assert run_cli_in_process("board", project, "-o", out, "--hide-prompts").returncode == 0

@@ -35,39 +35,53 @@ def test_the_specs_have_nine_examples():
 
 
 def base(model="runway:4@1", **extra):
-    task = {"taskType": "imageInference", "taskUUID": "399b9ed9-eb64-41a8-b67e-3d40cef5c664", "model": model,
-            "positivePrompt": "a lighthouse", "width": 1360, "height": 768}
+    task = {
+        "taskType": "imageInference",
+        "taskUUID": "399b9ed9-eb64-41a8-b67e-3d40cef5c664",
+        "model": model,
+        "positivePrompt": "a lighthouse",
+        "width": 1360,
+        "height": 768,
+    }
     task.update(extra)
     return task
 
 
-@pytest.mark.parametrize("change,needle", [
-    ({"width": 1000}, "not one of the model's sizes"),
-    ({"outputQuality": 10}, "outputQuality: 10 is less than the minimum of 20"),
-    ({"outputFormat": "TIFF"}, "outputFormat"),
-    ({"numberResults": 21}, "numberResults"),
-    ({"positivePrompt": ""}, "positivePrompt"),
-    ({"positivePrompt": "x" * 1001}, "positivePrompt"),
-    ({"inputs": {"referenceImages": ["a", "b", "c", "d"]}}, "referenceImages"),
-    ({"inputs": {"referenceImages": [{"image": "a", "tag": "x"}]}}, "tag"),
-    ({"ttl": 30}, "ttl"),
-    ({"deliveryMethod": "later"}, "deliveryMethod"),
-    ({"providerSettings": {"runway": {"contentModeration": {"publicFigureThreshold": "high"}}}},
-     "publicFigureThreshold"),
-    ({"taskUUID": "not-a-uuid"}, "taskUUID"),
-    ({"seed": 3}, "seed"),
-])
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        ({"width": 1000}, "not one of the model's sizes"),
+        ({"outputQuality": 10}, "outputQuality: 10 is less than the minimum of 20"),
+        ({"outputFormat": "TIFF"}, "outputFormat"),
+        ({"numberResults": 21}, "numberResults"),
+        ({"positivePrompt": ""}, "positivePrompt"),
+        ({"positivePrompt": "x" * 1001}, "positivePrompt"),
+        ({"inputs": {"referenceImages": ["a", "b", "c", "d"]}}, "referenceImages"),
+        ({"inputs": {"referenceImages": [{"image": "a", "tag": "x"}]}}, "tag"),
+        ({"ttl": 30}, "ttl"),
+        ({"deliveryMethod": "later"}, "deliveryMethod"),
+        (
+            {"providerSettings": {"runway": {"contentModeration": {"publicFigureThreshold": "high"}}}},
+            "publicFigureThreshold",
+        ),
+        ({"taskUUID": "not-a-uuid"}, "taskUUID"),
+        ({"seed": 3}, "seed"),
+    ],
+)
 def test_invalid_tasks_are_caught(change, needle):
     errors = catalog.task_errors(base(**change))
     assert errors and any(needle in e for e in errors), errors
 
 
-@pytest.mark.parametrize("change,needle", [
-    ({"positivePrompt": ""}, "positivePrompt"),
-    ({"positivePrompt": "x" * 1001}, "positivePrompt"),
-    ({"width": 1000}, "not one of the model's sizes"),
-    ({"inputs": {"referenceImages": [{"image": "a", "tag": "x"}]}}, "tag"),
-])
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        ({"positivePrompt": ""}, "positivePrompt"),
+        ({"positivePrompt": "x" * 1001}, "positivePrompt"),
+        ({"width": 1000}, "not one of the model's sizes"),
+        ({"inputs": {"referenceImages": [{"image": "a", "tag": "x"}]}}, "tag"),
+    ],
+)
 def test_a_shape_that_passed_passes_again_without_jsonschema_and_nothing_else_does(change, needle, monkeypatch):
     assert catalog.task_errors(base(), by_shape=True) == []
     calls = []

@@ -8,14 +8,27 @@ import sys
 
 import pytest
 
-HEAVY = ("jsonschema", "networkx", "httpx", "PIL", "jinja2", "yaml", "rich", "opentimelineio", "imageio_ffmpeg",
-         "obstore", "boto3", "botocore")
+HEAVY = (
+    "jsonschema",
+    "networkx",
+    "httpx",
+    "PIL",
+    "jinja2",
+    "yaml",
+    "rich",
+    "opentimelineio",
+    "imageio_ffmpeg",
+    "obstore",
+    "boto3",
+    "botocore",
+)
 
 
 def imported(*args: str, cwd=None) -> set[str]:
     """Top-level modules a shotflow command imports (from python -X importtime)."""
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "shotflow", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "shotflow", *map(str, args)], capture_output=True, text=True, cwd=cwd
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     names = set()
     for line in done.stderr.splitlines():
@@ -66,18 +79,35 @@ def test_the_examples_point_editors_at_the_schema():
 def test_the_public_api_is_small_and_complete():
     import shotflow
 
-    assert set(shotflow.__all__) == {"__version__", "Project", "NodeSpec", "Plan", "RenderOptions", "Summary",
-                                     "ShotflowError", "InputError", "Reporter", "PlainReporter", "JsonReporter",
-                                     "Outcome", "load_project", "plan", "render"}
+    assert set(shotflow.__all__) == {
+        "__version__",
+        "Project",
+        "NodeSpec",
+        "Plan",
+        "RenderOptions",
+        "Summary",
+        "ShotflowError",
+        "InputError",
+        "Reporter",
+        "PlainReporter",
+        "JsonReporter",
+        "Outcome",
+        "load_project",
+        "plan",
+        "render",
+    }
     for name in shotflow.__all__:
         assert getattr(shotflow, name) is not None
 
 
-@pytest.mark.parametrize("args,needle", [
-    (("render", "missing.yaml"), "file not found"),
-    (("render", "missing.yaml", "--jobs", "0"), "Invalid value for '-j' / '--jobs'"),
-    (("plan",), "no storyboard.yaml in this folder"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (("render", "missing.yaml"), "file not found"),
+        (("render", "missing.yaml", "--jobs", "0"), "Invalid value for '-j' / '--jobs'"),
+        (("plan",), "no storyboard.yaml in this folder"),
+    ],
+)
 def test_usage_errors_exit_2(cli, tmp_path, args, needle):
     result = cli(*args, cwd=tmp_path)
     assert result.code == 2 and needle in result.err and "Traceback" not in result.err

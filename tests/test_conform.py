@@ -156,8 +156,14 @@ def test_edl_round_trip_at_25(tmp_path):
     otio.adapters.write_to_file(timeline, str(edited), adapter_name="cmx_3600", rate=25)
 
     def shots(tl):
-        return [(str(c.metadata["cmx_3600"]["comments"]), round(c.range_in_parent().start_time.value),
-                 round(c.duration().value)) for c in tl.find_clips()]
+        return [
+            (
+                str(c.metadata["cmx_3600"]["comments"]),
+                round(c.range_in_parent().start_time.value),
+                round(c.duration().value),
+            )
+            for c in tl.find_clips()
+        ]
 
     expected = shots(otio.adapters.read_from_file(str(edited), rate=25))
     done = run_cli_subprocess("conform", edited, "--storyboard", story, "--write")
@@ -175,8 +181,9 @@ def test_clips_that_are_no_shots_and_moves_across_scenes_are_reported_not_applie
     timeline = otio.adapters.read_from_file(str(cut))
     track = timeline.tracks[0]
     rt = otio.opentime
-    track.append(otio.schema.Clip(name="END CARD", source_range=rt.TimeRange(rt.RationalTime(0, 24),
-                                                                          rt.RationalTime(48, 24))))
+    track.append(
+        otio.schema.Clip(name="END CARD", source_range=rt.TimeRange(rt.RationalTime(0, 24), rt.RationalTime(48, 24)))
+    )
     dawn = track.pop(len(track) - 2)  # rescue/dawn, cut into the arrival scene
     track.insert(1, dawn)
     edited = tmp_path / "edited.otio"
@@ -186,8 +193,10 @@ def test_clips_that_are_no_shots_and_moves_across_scenes_are_reported_not_applie
     assert done.code == 0, done.err
     assert "not a shot: clip 12 'END CARD' (48 frames at 01:00:31:00)" in done.out
     # only the shot that left its scene is blamed, not every shot after it
-    moved = ("moved: rescue/dawn is cut among the shots of scene arrival; a shot stays in its scene, so move it "
-             "in the storyboard by hand")
+    moved = (
+        "moved: rescue/dawn is cut among the shots of scene arrival; a shot stays in its scene, so move it "
+        "in the storyboard by hand"
+    )
     assert [line for line in done.out.splitlines() if line.startswith("moved:")] == [moved]
     assert "note: the storyboard cannot reproduce this cut exactly" in done.out
     assert "nothing to write back" in done.out and story.read_text() == before  # nothing invented, nothing moved
@@ -236,14 +245,17 @@ def test_seconds_for_picks_the_shortest_decimal_that_lands_on_the_frame():
     assert frame_counts(durations, fps) == wanted
 
 
-@pytest.mark.parametrize("fps, frame, text", [
-    (Fraction(24), 86400, "01:00:00:00"),
-    (Fraction(24000, 1001), 86400, "01:00:00:00"),
-    (Fraction(30000, 1001), 107892, "01:00:00;00"),
-    (Fraction(30000, 1001), 1800, "00:01:00;02"),
-    (Fraction(60000, 1001), 215784, "01:00:00;00"),
-    (Fraction(25), 90000 + 24, "01:00:00:24"),
-])
+@pytest.mark.parametrize(
+    "fps, frame, text",
+    [
+        (Fraction(24), 86400, "01:00:00:00"),
+        (Fraction(24000, 1001), 86400, "01:00:00:00"),
+        (Fraction(30000, 1001), 107892, "01:00:00;00"),
+        (Fraction(30000, 1001), 1800, "00:01:00;02"),
+        (Fraction(60000, 1001), 215784, "01:00:00;00"),
+        (Fraction(25), 90000 + 24, "01:00:00:24"),
+    ],
+)
 def test_timecode_both_ways(fps, frame, text):
     from shotflow.editorial import format_timecode, parse_timecode
 
@@ -257,7 +269,7 @@ def test_bad_editorial_values_are_one_line_errors(tmp_path):
     story = tmp_path / "storyboard.yaml"
     base = "shotflow: 1\nscenes:\n  - id: a\n    shots:\n      - id: b\n        prompt: a lighthouse\n"
     for editorial, message in [
-        ('editorial: {fps: 23.98}', "editorial.fps"),
+        ("editorial: {fps: 23.98}", "editorial.fps"),
         ('editorial: {start: "01:00:00:30"}', "not a timecode at 24 fps"),
         ('editorial: {shot_code: "{scene.__class__}"}', "unknown field {scene.__class__}"),
         ('editorial: {shot_code: "{shot_number:>99999d}"}', "is not allowed"),

@@ -54,8 +54,12 @@ def test_animatic_runs_at_the_exact_ntsc_rate(tmp_path):
     import subprocess
 
     # framemd5 lists every frame with its timestamp and the stream's exact time base
-    listing = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(out), "-f", "framemd5", "-"],
-                             capture_output=True, text=True, check=True).stdout.splitlines()
+    listing = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(out), "-f", "framemd5", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     assert "#tb 0: 1001/24000" in listing  # one tick a frame at 24000/1001, not 1/24
     packets = [line.split(",") for line in listing if line and not line.startswith("#")]
     assert len(packets) == 73 and [int(p[2]) for p in packets] == list(range(73))  # a frame on every tick
@@ -103,8 +107,20 @@ def test_contact_sheet_pdf_pages_columns_and_fields(tmp_path):
 
     story = make(tmp_path, "24")
     letter = tmp_path / "letter.pdf"
-    done = run_cli_subprocess("contact-sheet", story, "-o", letter, "--page", "letter", "--orientation", "portrait",
-                   "--columns", "1", "--fields", "code,duration,notes")
+    done = run_cli_subprocess(
+        "contact-sheet",
+        story,
+        "-o",
+        letter,
+        "--page",
+        "letter",
+        "--orientation",
+        "portrait",
+        "--columns",
+        "1",
+        "--fields",
+        "code,duration,notes",
+    )
     assert done.code == 0, done.err
     assert re.search(rb"/MediaBox \[\s*0 0 612(\.0+)? 792(\.0+)?\s*\]", letter.read_bytes())  # 8.5 × 11 in
     a4 = tmp_path / "a4.pdf"
@@ -119,8 +135,9 @@ def test_contact_sheet_pdf_pages_columns_and_fields(tmp_path):
     assert paper.code == 2 and "PDF" in paper.err
     seq = load_sequence(story)
     bare = _Sheet(seq, seq.shots, columns=2, fields=("code",), page=Page())
-    full = _Sheet(seq, seq.shots, columns=2, fields=("code", "duration", "camera", "dialogue", "action", "notes"),
-                  page=Page())
+    full = _Sheet(
+        seq, seq.shots, columns=2, fields=("code", "duration", "camera", "dialogue", "action", "notes"), page=Page()
+    )
     assert full.caption_h > bare.caption_h and full.width == bare.width == Page().size[0]
     portrait = _Sheet(seq, seq.shots, columns=1, page=Page("a4", "portrait"))
     assert portrait.page.size == (1240, 1754) and portrait.cell_w <= 1240

@@ -547,8 +547,9 @@ def test_strict_async_results_arrive_over_several_polls_and_failures_as_data_ite
         while len(seen) < 3 and time.monotonic() < deadline:
             items = post(emu, poll).json()["data"]
             finished = [i for i in items if i.get("status") == "success"]
-            shapes |= {("progress" in i, "status" in i, "imageUUID" in i)
-                       for i in items if i.get("status") != "success"}
+            shapes |= {
+                ("progress" in i, "status" in i, "imageUUID" in i) for i in items if i.get("status") != "success"
+            }
             if finished and len(finished) != len(seen):
                 seen = finished
             time.sleep(0.05)
@@ -558,8 +559,10 @@ def test_strict_async_results_arrive_over_several_polls_and_failures_as_data_ite
 
 
 def test_strict_capacity_answers_429_with_retry_after():
-    with (Emulator(api_key=KEY, strict=True, capacity=1, retry_after=0.5, latency=0.5) as emu,
-          ThreadPoolExecutor(3) as pool):
+    with (
+        Emulator(api_key=KEY, strict=True, capacity=1, retry_after=0.5, latency=0.5) as emu,
+        ThreadPoolExecutor(3) as pool,
+    ):
         answers = list(pool.map(lambda i: post(emu, [task(str(i))]), range(3)))
     throttled = [a for a in answers if a.status_code == 429]
     assert len(throttled) == 2 and all(a.headers["Retry-After"] == "0.5" for a in throttled)
@@ -600,9 +603,25 @@ def test_random_faults_fire_about_as_often_as_asked():
 
 
 def test_cli_strict_flags(tmp_path):
-    process = subprocess.Popen([sys.executable, "-m", "shotflow.testing.emulator", "--port", "0", "--strict",
-                                "--capacity", "3", "--retry-after", "0.2", "--refuse-tags", "--api-key", KEY],
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "shotflow.testing.emulator",
+            "--port",
+            "0",
+            "--strict",
+            "--capacity",
+            "3",
+            "--retry-after",
+            "0.2",
+            "--refuse-tags",
+            "--api-key",
+            KEY,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = process.stdout.readline().strip()
         answer = httpx.post(url, json=[task(seed=1)], headers=AUTH, timeout=10)

@@ -60,14 +60,16 @@ scenes:
         prompt: a door
         camera: {lens: 50, move: static}
 """)
-    assert p.nodes["a/wide"].prompt == ("extreme wide shot, low angle: a lighthouse at dusk, 24mm lens, "
-                                        "camera dolly in. grainy 16mm")
+    assert p.nodes["a/wide"].prompt == (
+        "extreme wide shot, low angle: a lighthouse at dusk, 24mm lens, camera dolly in. grainy 16mm"
+    )
     assert p.nodes["a/still"].prompt == "a door, 50mm lens. grainy 16mm"
     assert p.nodes["character:mara"].prompt == "portrait of a keeper. grainy 16mm"
 
 
 def test_context_has_scene_shot_cast_refs_vars(project):
-    p = project("""
+    p = project(
+        """
 vars: {time: night}
 scenes:
   - id: a
@@ -81,9 +83,12 @@ scenes:
           {{ scene.title }}/{{ shot.id }}/{{ shot.name }} {{ vars.time }}
           {% for name, c in cast.items() %}{{ name }}={{ c.description }};{% endfor %}
           {% for r in refs %}{{ r.position }}:{{ r.tag }}:{{ r.kind }} {% endfor %}
-""", overrides={"time": "dawn"})
-    assert p.nodes["a/one"].prompt == ("Arrival/a/one/one dawn tom=a radio operator;mara=a keeper; "
-                                       "1:tower:file 2:tom:file 3:mara:node")
+""",
+        overrides={"time": "dawn"},
+    )
+    assert p.nodes["a/one"].prompt == (
+        "Arrival/a/one/one dawn tom=a radio operator;mara=a keeper; 1:tower:file 2:tom:file 3:mara:node"
+    )
 
 
 def test_a_project_template_overrides_the_builtin(project, write):
@@ -120,12 +125,15 @@ scenes:
 """)
 
 
-@pytest.mark.parametrize("expr", [
-    "{{ ''.__class__ }}",
-    "{{ cycler.__init__.__globals__ }}",
-    "{{ vars.__class__.__base__.__subclasses__() }}",
-    "{{ (1).__class__.__mro__ }}",
-])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "{{ ''.__class__ }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ vars.__class__.__base__.__subclasses__() }}",
+        "{{ (1).__class__.__mro__ }}",
+    ],
+)
 def test_the_sandbox_blocks_python_internals(project, expr):
     with pytest.raises(TemplateError, match="sandbox forbids|is undefined|has no attribute"):
         project(f"""
@@ -164,8 +172,10 @@ scenes:
 """)
     refs = p.nodes["a/two"].refs
     assert [(r.kind, r.label, r.via) for r in refs] == [
-        (RefKind.FILE, "tower.png", "location"), (RefKind.NODE, "character:mara", "cast"),
-        (RefKind.NODE, "a/one", "refs")]
+        (RefKind.FILE, "tower.png", "location"),
+        (RefKind.NODE, "character:mara", "cast"),
+        (RefKind.NODE, "a/one", "refs"),
+    ]
     assert [r.tag for r in refs] == ["tower", "mara", "one"]
 
 
@@ -253,29 +263,34 @@ def test_the_examples_expand(example):
     assert heist.nodes["escape/tram"].tagged
 
 
-@pytest.mark.parametrize("source", [
-    "plain {{ shot.id }} and {{vars.grade}} then {{ cast.mara.description }}",
-    "{{ shot.takes }} takes, {{ shot.duration }} s, flag {{ vars.flag }}",
-    "{{ vars.items }}",                      # an attribute of dict: Jinja finds the method first
-    "{{ vars.grade | upper }} and {{vars.grade|title|lower}} {{ cast.mara.description | title }}",
-    "{{ vars.grade | replace('t', 'T') }}",  # a filter with arguments
-    "{{ shot.takes | title }}",              # a text filter of a number
-    "{{ vars.none }}",                       # None
-    "{{ vars.list }}",                       # a list
-    "{{- vars.grade -}} x",                  # whitespace control
-    "{{{ vars.grade }}",                     # a brace in the text
-    "{% if vars.flag %}yes{% endif %} {{ vars.grade }}",
-    "{# note #}{{ vars.grade }}",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "plain {{ shot.id }} and {{vars.grade}} then {{ cast.mara.description }}",
+        "{{ shot.takes }} takes, {{ shot.duration }} s, flag {{ vars.flag }}",
+        "{{ vars.items }}",  # an attribute of dict: Jinja finds the method first
+        "{{ vars.grade | upper }} and {{vars.grade|title|lower}} {{ cast.mara.description | title }}",
+        "{{ vars.grade | replace('t', 'T') }}",  # a filter with arguments
+        "{{ shot.takes | title }}",  # a text filter of a number
+        "{{ vars.none }}",  # None
+        "{{ vars.list }}",  # a list
+        "{{- vars.grade -}} x",  # whitespace control
+        "{{{ vars.grade }}",  # a brace in the text
+        "{% if vars.flag %}yes{% endif %} {{ vars.grade }}",
+        "{# note #}{{ vars.grade }}",
+    ],
+)
 def test_simple_lookups_skip_jinja_and_give_what_jinja_gives(source, tmp_path):
     import jinja2
     from jinja2.sandbox import SandboxedEnvironment
 
     from shotflow.expand import _substitute
 
-    context = {"shot": {"id": "a/b", "takes": 2, "duration": 2.5},
-               "vars": {"grade": "teal", "flag": True, "none": None, "list": [1], "items": "shadowed"},
-               "cast": {"mara": {"description": "a keeper"}}}
+    context = {
+        "shot": {"id": "a/b", "takes": 2, "duration": 2.5},
+        "vars": {"grade": "teal", "flag": True, "none": None, "list": [1], "items": "shadowed"},
+        "cast": {"mara": {"description": "a keeper"}},
+    }
     env = SandboxedEnvironment(undefined=jinja2.StrictUndefined)
     fast = _substitute(source, context, lambda: env.filters)
     try:
@@ -290,12 +305,15 @@ def test_simple_lookups_skip_jinja_and_give_what_jinja_gives(source, tmp_path):
 
 def test_a_missing_name_in_a_simple_prompt_is_still_jinjas_error(project):
     with pytest.raises(TemplateError, match=r"a/one: prompt, line 1: vars has no attribute 'nope' \(vars has: grade\)"):
-        project("""
+        project(
+            """
 scenes:
   - id: a
     shots:
       - {id: one, prompt: "{{ vars.nope }} at sea"}
-""", head=HEAD + "vars: {grade: teal}\n")
+""",
+            head=HEAD + "vars: {grade: teal}\n",
+        )
 
 
 def test_the_builtin_template_says_shot_once(project):
@@ -351,15 +369,20 @@ scenes:
       - {id: two, prompt: x, cast: [mara, tom], refs: [one]}
 """)
     message = str(info.value)
-    assert ("a/two has 4 reference images, runway:4@1 takes at most 3: 1. tower.png (the location tower: "
-            "drop_refs: [tower]), 2. character:mara (cast mara: drop_refs: [mara]), 3. tom.png (cast tom: "
-            "drop_refs: [tom]), 4. a/one (refs)") in message
+    assert (
+        "a/two has 4 reference images, runway:4@1 takes at most 3: 1. tower.png (the location tower: "
+        "drop_refs: [tower]), 2. character:mara (cast mara: drop_refs: [mara]), 3. tom.png (cast tom: "
+        "drop_refs: [tom]), 4. a/one (refs)"
+    ) in message
     assert "leave one out: drop_refs: [tower] keeps tower in the prompt but sends no image of it" in message
 
 
 def test_drop_refs_names_the_location_or_the_cast(project):
-    with pytest.raises(RefError, match=r"a/two: drop_refs names 'towr', which is neither the scene's location nor "
-                                       r"in the shot's cast \(did you mean 'tower'\?\)"):
+    with pytest.raises(
+        RefError,
+        match=r"a/two: drop_refs names 'towr', which is neither the scene's location nor "
+        r"in the shot's cast \(did you mean 'tower'\?\)",
+    ):
         project("""
 scenes:
   - id: a
@@ -367,8 +390,9 @@ scenes:
     shots:
       - {id: two, prompt: x, cast: [mara], drop_refs: [towr]}
 """)
-    with pytest.raises(RefError,
-                       match=r"@tom but no reference of the shot has that tag .*drop_refs leaves out tom's image"):
+    with pytest.raises(
+        RefError, match=r"@tom but no reference of the shot has that tag .*drop_refs leaves out tom's image"
+    ):
         project("""
 scenes:
   - id: a

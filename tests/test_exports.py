@@ -31,16 +31,26 @@ from shotflow.render import RenderOptions
 from shotflow.report import RecordingReporter
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-LIGHTHOUSE_SHOTS = ["arrival/wide", "arrival/lamp", "arrival/door", "arrival/stairs", "radio/console",
-                    "radio/station", "radio/reaction", "rescue/gallery", "rescue/trawler", "rescue/signal",
-                    "rescue/dawn"]
+LIGHTHOUSE_SHOTS = [
+    "arrival/wide",
+    "arrival/lamp",
+    "arrival/door",
+    "arrival/stairs",
+    "radio/console",
+    "radio/station",
+    "radio/reaction",
+    "rescue/gallery",
+    "rescue/trawler",
+    "rescue/signal",
+    "rescue/dawn",
+]
 
-FLARE = '''      - id: flare
+FLARE = """      - id: flare
         prompt: a red distress flare arcs over the sea
         duration: 1.25
         dialogue: "MARA: <Hold on> & \\"wait\\", the flare — ça brûle"
         notes: "comma, \\"quotes\\" and <b>tags</b>"
-'''
+"""
 
 
 def copy_example(target: Path, name: str = "lighthouse") -> Path:
@@ -91,8 +101,11 @@ def sequence(story: Path):
 
 def snapshot(root: Path) -> dict[str, str]:
     """sha256 of every file under root (to prove exports write nothing but their output)."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 # -- the reading layer ---------------------------------------------------------------------------
@@ -165,12 +178,15 @@ def test_a_frame_missing_from_renders_is_read_from_the_cache_and_a_changed_one_i
     assert seq.panels["arrival/lamp"].takes  # the lock still names it
 
 
-@pytest.mark.parametrize("durations, fps, expected", [
-    ([1.01, 1.01, 1.01], 24, [24, 24, 25]),
-    ([4, 1.5, 2.5], 24, [96, 36, 60]),
-    ([0.01, 1.0], 24, [0, 24]),
-    ([1 / 3] * 6, 25, [8, 9, 8, 8, 9, 8]),
-])
+@pytest.mark.parametrize(
+    "durations, fps, expected",
+    [
+        ([1.01, 1.01, 1.01], 24, [24, 24, 25]),
+        ([4, 1.5, 2.5], 24, [96, 36, 60]),
+        ([0.01, 1.0], 24, [0, 24]),
+        ([1 / 3] * 6, 25, [8, 9, 8, 8, 9, 8]),
+    ],
+)
 def test_frame_counts_round_cumulative_times_so_the_total_is_exact(durations, fps, expected):
     from shotflow.exports._frames import frame_counts
 
@@ -198,8 +214,9 @@ def test_frame_counts_total_is_exact_for_any_durations():
         assert all(abs(c - d * fps) <= 1 + 1e-9 for c, d in zip(counts, durations, strict=True))
 
 
-@pytest.mark.parametrize("seconds, text", [(0, "0:00"), (31, "0:31"), (16.5, "0:16.5"), (75.25, "1:15.2"),
-                                           (600, "10:00"), (59.96, "1:00")])
+@pytest.mark.parametrize(
+    "seconds, text", [(0, "0:00"), (31, "0:31"), (16.5, "0:16.5"), (75.25, "1:15.2"), (600, "10:00"), (59.96, "1:00")]
+)
 def test_format_duration(seconds, text):
     from shotflow.exports._frames import format_duration
 
@@ -218,8 +235,11 @@ def test_exports_never_generate_nor_touch_the_project(mixed, tmp_path):
     before = snapshot(mixed.parent)
     out = tmp_path / "out"
     out.mkdir()  # an output folder must exist (a missing one is an error, as in a shell)
-    for args in (["board", "-o", out / "b.html"], ["contact-sheet", "-o", out / "s.png"],
-                 ["export", "--csv", out / "s.csv", "--otio", out / "c.otio"]):
+    for args in (
+        ["board", "-o", out / "b.html"],
+        ["contact-sheet", "-o", out / "s.png"],
+        ["export", "--csv", out / "s.csv", "--otio", out / "c.otio"],
+    ):
         done = run_cli_in_process(*args[:1], mixed, *args[1:])
         assert done.returncode == 0, done.stderr
     assert snapshot(mixed.parent) == before  # no frame, lock entry, status or cache object was added
@@ -236,19 +256,58 @@ def test_csv_shot_list_in_story_order_utf8_and_quoted(mixed, tmp_path):
     assert "wrote" in done.stdout and "12 shots" in done.stdout
     rows = list(csv.DictReader(io.StringIO(out.read_bytes().decode("utf-8"))))
     assert [f"{r['scene']}/{r['shot']}" for r in rows] == [*LIGHTHOUSE_SHOTS, "rescue/flare"]
-    assert list(rows[0]) == ["number", "code", "scene", "shot", "duration", "frames", "tc_in", "tc_out", "framing",
-                             "angle", "lens", "move", "dialogue", "action", "notes", "model", "size", "takes", "pick",
-                             "cost", "backend", "state", "frame", "review", "review_notes"]
+    assert list(rows[0]) == [
+        "number",
+        "code",
+        "scene",
+        "shot",
+        "duration",
+        "frames",
+        "tc_in",
+        "tc_out",
+        "framing",
+        "angle",
+        "lens",
+        "move",
+        "dialogue",
+        "action",
+        "notes",
+        "model",
+        "size",
+        "takes",
+        "pick",
+        "cost",
+        "backend",
+        "state",
+        "frame",
+        "review",
+        "review_notes",
+    ]
     wide = rows[0]
-    assert (wide["number"], wide["duration"], wide["framing"], wide["angle"], wide["lens"], wide["move"]) == \
-        ("1.1", "4", "extreme wide", "low angle", "24mm", "slow push in")
-    assert (wide["code"], wide["frames"], wide["tc_in"], wide["tc_out"]) == ("010_0010", "96", "00:00:00:00",
-                                                                             "00:00:04:00")
+    assert (wide["number"], wide["duration"], wide["framing"], wide["angle"], wide["lens"], wide["move"]) == (
+        "1.1",
+        "4",
+        "extreme wide",
+        "low angle",
+        "24mm",
+        "slow push in",
+    )
+    assert (wide["code"], wide["frames"], wide["tc_in"], wide["tc_out"]) == (
+        "010_0010",
+        "96",
+        "00:00:00:00",
+        "00:00:04:00",
+    )
     assert [r["code"] for r in rows[:3]] == ["010_0010", "010_0020", "010_0030"]
     assert rows[1]["tc_in"] == wide["tc_out"]  # end-exclusive, as in an EDL
     assert wide["notes"] == "hold on the beam sweeping once before cutting"
-    assert (wide["model"], wide["size"], wide["takes"], wide["cost"], wide["state"]) == \
-        ("runway:4@1", "1360x768", "1", "0", "fresh")
+    assert (wide["model"], wide["size"], wide["takes"], wide["cost"], wide["state"]) == (
+        "runway:4@1",
+        "1360x768",
+        "1",
+        "0",
+        "fresh",
+    )
     assert wide["frame"] == "renders/arrival/wide.png" and (mixed.parent / wide["frame"]).is_file()
     door = rows[2]
     assert (door["takes"], door["pick"], door["frame"]) == ("3", "2", "renders/arrival/door.png")
@@ -327,8 +386,9 @@ def test_otioz_bundles_the_frames_with_unique_names(mixed, tmp_path):
         assert not url.startswith("file:") and (extracted / url).is_file()
 
 
-@pytest.mark.parametrize("option, adapter, suffix", [("--fcp-xml", "fcp_xml", ".xml"),
-                                                      ("--fcpxml", "fcpx_xml", ".fcpxml")])
+@pytest.mark.parametrize(
+    "option, adapter, suffix", [("--fcp-xml", "fcp_xml", ".xml"), ("--fcpxml", "fcpx_xml", ".fcpxml")]
+)
 def test_final_cut_xml_through_the_otio_adapters(rendered, tmp_path, option, adapter, suffix):
     import opentimelineio as otio
 
@@ -336,8 +396,9 @@ def test_final_cut_xml_through_the_otio_adapters(rendered, tmp_path, option, ada
     done = run_cli_in_process("export", rendered, option, out)
     if adapter not in otio.adapters.available_adapter_names():
         assert done.returncode == 2 and "pip install otio-" in done.stderr
-        pytest.skip(f"OpenTimelineIO's {adapter} adapter is not installed (pip install otio-fcp-adapter "
-                    "otio-fcpx-xml-adapter)")
+        pytest.skip(
+            f"OpenTimelineIO's {adapter} adapter is not installed (pip install otio-fcp-adapter otio-fcpx-xml-adapter)"
+        )
     assert done.returncode == 0, done.stderr
     timeline = otio.adapters.read_from_file(str(out), adapter_name=adapter)
     clips = list(timeline.find_clips())
@@ -416,10 +477,12 @@ def test_set_overrides_reach_the_exports(rendered, tmp_path):
 
 
 def test_help_does_not_import_the_heavy_modules():
-    code = ("import sys; from click.testing import CliRunner; from shotflow.cli import main; "
-            "r = CliRunner().invoke(main, ['--help']); assert r.exit_code == 0, r.output; "
-            "heavy = [m for m in ('PIL', 'opentimelineio', 'imageio_ffmpeg', 'networkx', 'jsonschema') "
-            "if m in sys.modules]; print(heavy)")
+    code = (
+        "import sys; from click.testing import CliRunner; from shotflow.cli import main; "
+        "r = CliRunner().invoke(main, ['--help']); assert r.exit_code == 0, r.output; "
+        "heavy = [m for m in ('PIL', 'opentimelineio', 'imageio_ffmpeg', 'networkx', 'jsonschema') "
+        "if m in sys.modules]; print(heavy)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

@@ -85,7 +85,7 @@ def frames(path: Path, size: tuple[int, int]) -> list[bytes]:
 
 def pixel(frame: bytes, size: tuple[int, int], x: int, y: int) -> tuple[int, int, int]:
     i = (y * size[0] + x) * 3
-    return tuple(frame[i:i + 3])
+    return tuple(frame[i : i + 3])
 
 
 @pytest.mark.slow
@@ -180,13 +180,16 @@ def test_unknown_extension_and_empty_storyboard_are_refused(lighthouse, tmp_path
     done = run_cli_in_process("animatic", lighthouse, "-o", tmp_path / "cut.avi")
     assert done.returncode == 2 and "use .mp4" in done.stderr and "Traceback" not in done.stderr
     empty = tmp_path / "empty.yaml"
-    empty.write_text(textwrap.dedent("""\
+    empty.write_text(
+        textwrap.dedent("""\
         shotflow: 1
         characters:
           mara:
             description: a keeper
             sheet: {prompt: a keeper, size: 1K-1:1}
         scenes: []
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     done = run_cli_in_process("animatic", empty, "-o", tmp_path / "x.mp4")
     assert done.returncode == 2 and "has no shots: there is nothing to put on an animatic" in done.stderr

@@ -20,18 +20,28 @@ def test_the_parser_reads_headings_speakers_dual_dialogue_and_transitions():
     play = read(SCRIPT)
     assert play.title == "The Lighthouse Keeper"
     assert [s.heading for s in play.scenes] == [
-        "EXT. LIGHTHOUSE - DUSK", "INT. LIGHTHOUSE - LAMP ROOM - NIGHT", "INT. COAST GUARD STATION - NIGHT",
-        "EXT. SEA - TRAWLER DECK - NIGHT", "EXT./INT. LIGHTHOUSE - DAWN"]
+        "EXT. LIGHTHOUSE - DUSK",
+        "INT. LIGHTHOUSE - LAMP ROOM - NIGHT",
+        "INT. COAST GUARD STATION - NIGHT",
+        "EXT. SEA - TRAWLER DECK - NIGHT",
+        "EXT./INT. LIGHTHOUSE - DAWN",
+    ]
     assert [(s.setting, s.place, s.time) for s in play.scenes][:2] == [
-        ("EXT", "LIGHTHOUSE", "DUSK"), ("INT", "LIGHTHOUSE - LAMP ROOM", "NIGHT")]
+        ("EXT", "LIGHTHOUSE", "DUSK"),
+        ("INT", "LIGHTHOUSE - LAMP ROOM", "NIGHT"),
+    ]
     assert play.scenes[4].setting == "INT/EXT"
     assert play.characters == ("MARA", "TOM", "CAPTAIN ELLIS", "McBRIDE")  # @McBRIDE: a forced cue
     first = play.scenes[0]
     assert first.opens_on == "FADE IN:" and first.ends_on == "CUT TO:"  # FADE IN: is no scene heading
     assert play.scenes[3].ends_on == "SMASH CUT TO:"  # a forced transition (> …)
     lamp = play.scenes[1].speeches
-    assert [(s.cue, s.dual) for s in lamp] == [("TOM (V.O.)", False), ("MARA", False), ("TOM (V.O.)", True),
-                                                ("MARA", True)]
+    assert [(s.cue, s.dual) for s in lamp] == [
+        ("TOM (V.O.)", False),
+        ("MARA", False),
+        ("TOM (V.O.)", True),
+        ("MARA", True),
+    ]
     assert first.speeches[0].text == "(to herself) Not tonight."
     trawler = play.scenes[3]
     assert trawler.action == ("Waves break over the deck. A FISHERMAN clings to the rail.",)  # no boneyard, no note
@@ -39,12 +49,15 @@ def test_the_parser_reads_headings_speakers_dual_dialogue_and_transitions():
     assert [s.line for s in play.scenes] == [8, 20, 36, 49, 62]
 
 
-@pytest.mark.parametrize("heading, expected", [
-    ("INT. HOUSE - DAY", ("INT", "HOUSE", "DAY")),
-    ("int. house - kitchen - night", ("INT", "house - kitchen", "night")),
-    ("I/E CAR - MOVING", ("INT/EXT", "CAR - MOVING", None)),
-    ("EST. CITY SKYLINE", ("EST", "CITY SKYLINE", None)),
-])
+@pytest.mark.parametrize(
+    "heading, expected",
+    [
+        ("INT. HOUSE - DAY", ("INT", "HOUSE", "DAY")),
+        ("int. house - kitchen - night", ("INT", "house - kitchen", "night")),
+        ("I/E CAR - MOVING", ("INT/EXT", "CAR - MOVING", None)),
+        ("EST. CITY SKYLINE", ("EST", "CITY SKYLINE", None)),
+    ],
+)
 def test_scene_headings_split_into_setting_place_and_time(heading, expected):
     assert split_heading(heading) == expected
 
@@ -53,9 +66,13 @@ def test_the_draft_is_a_commented_valid_storyboard_in_the_scripts_order():
     d = draft(read(SCRIPT))
     text = to_yaml(d, source="lighthouse.fountain", name="storyboard.yaml")
     doc = yaml.safe_load(text)
-    assert [s["id"] for s in doc["scenes"]] == ["lighthouse-dusk", "lighthouse-lamp-room-night",
-                                                "coast-guard-station-night", "sea-trawler-deck-night",
-                                                "lighthouse-dawn"]
+    assert [s["id"] for s in doc["scenes"]] == [
+        "lighthouse-dusk",
+        "lighthouse-lamp-room-night",
+        "coast-guard-station-night",
+        "sea-trawler-deck-night",
+        "lighthouse-dawn",
+    ]
     assert list(doc["characters"]) == ["mara", "tom", "captain-ellis", "mcbride"]
     assert all(c == {"description": ""} for c in doc["characters"].values())
     assert "# who is CAPTAIN ELLIS? age, look, wardrobe" in text and text.startswith("# Imported from")
@@ -65,9 +82,12 @@ def test_the_draft_is_a_commented_valid_storyboard_in_the_scripts_order():
     assert lamp["title"] == "INT. LIGHTHOUSE - LAMP ROOM - NIGHT" and lamp["location"] == "int-lighthouse-lamp-room"
     shot = lamp["shots"][0]
     assert shot["id"] == "master" and shot["cast"] == ["tom", "mara"] and shot["camera"] == {"framing": "wide"}
-    assert shot["dialogue"].splitlines() == ["TOM (V.O.): Lighthouse, this is coast guard. Do you read?",
-                                             "MARA: I read you, Tom.", "TOM (V.O.): There's a trawler on the rocks.",
-                                             "MARA (at the same time): Where?"]
+    assert shot["dialogue"].splitlines() == [
+        "TOM (V.O.): Lighthouse, this is coast guard. Do you read?",
+        "MARA: I read you, Tom.",
+        "TOM (V.O.): There's a trawler on the rocks.",
+        "MARA (at the same time): Where?",
+    ]
     assert shot["action"] == "The great lens turns. MARA trims the wick."
     assert doc["scenes"][0]["notes"] == "opens on FADE IN:; ends on CUT TO:"
     assert 2 <= shot["duration"] <= 120
@@ -102,16 +122,19 @@ Launch!
 def test_update_adds_new_scenes_in_place_reports_renamed_and_removed_and_keeps_user_shots(tmp_path):
     story = tmp_path / "storyboard.yaml"
     story.write_text(to_yaml(draft(read(SCRIPT)), source="a.fountain", name="storyboard.yaml"))
-    mine = story.read_text().replace("        dialogue: 'MARA: (to herself) Not tonight.'\n",
-                                     "        dialogue: 'MARA: (to herself) Not tonight.'\n"
-                                     "      - id: close   # my own shot\n"
-                                     "        prompt: close on MARA's hands on the rail\n")
+    mine = story.read_text().replace(
+        "        dialogue: 'MARA: (to herself) Not tonight.'\n",
+        "        dialogue: 'MARA: (to herself) Not tonight.'\n"
+        "      - id: close   # my own shot\n"
+        "        prompt: close on MARA's hands on the rail\n",
+    )
     story.write_text(mine)
     revised = SCRIPT.read_text()
     revised = revised.replace("INT. COAST GUARD STATION - NIGHT", "INT. COAST GUARD STATION - RADIO ROOM - NIGHT")
-    revised = revised.replace("EXT. SEA - TRAWLER DECK - NIGHT",
-                              REVISED_EXTRA.strip() + "\n\nEXT. SEA - TRAWLER DECK - NIGHT")
-    revised = revised[:revised.index("EXT./INT. LIGHTHOUSE - DAWN")]
+    revised = revised.replace(
+        "EXT. SEA - TRAWLER DECK - NIGHT", REVISED_EXTRA.strip() + "\n\nEXT. SEA - TRAWLER DECK - NIGHT"
+    )
+    revised = revised[: revised.index("EXT./INT. LIGHTHOUSE - DAWN")]
     script = tmp_path / "revised.fountain"
     script.write_text(revised)
     done = run_cli_subprocess("import", script, "--update", story)
@@ -126,9 +149,14 @@ def test_update_adds_new_scenes_in_place_reports_renamed_and_removed_and_keeps_u
     new_lines = iter(after.splitlines())
     assert all(any(line == n for n in new_lines) for line in old_lines)
     doc = yaml.safe_load(after)
-    assert [s["id"] for s in doc["scenes"]] == ["lighthouse-dusk", "lighthouse-lamp-room-night",
-                                                "coast-guard-station-night", "harbour-night",
-                                                "sea-trawler-deck-night", "lighthouse-dawn"]
+    assert [s["id"] for s in doc["scenes"]] == [
+        "lighthouse-dusk",
+        "lighthouse-lamp-room-night",
+        "coast-guard-station-night",
+        "harbour-night",
+        "sea-trawler-deck-night",
+        "lighthouse-dawn",
+    ]
     assert [s["id"] for s in doc["scenes"][0]["shots"]] == ["master", "close"]
     assert "# my own shot" in after and "# who is McBRIDE? age, look, wardrobe" in after
     assert run_cli_subprocess("validate", story).code == 0

@@ -35,8 +35,10 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "shotflow"
 
-PREVIEW = {"backends.preview", *(f"backends.preview.{m}" for m in ("_lru", "_png", "_text", "_camera", "_palette",
-                                                                    "_stage", "_panel"))}
+PREVIEW = {
+    "backends.preview",
+    *(f"backends.preview.{m}" for m in ("_lru", "_png", "_text", "_camera", "_palette", "_stage", "_panel")),
+}
 FLOORS: list[tuple[str, set[str]]] = [  # from the ground up
     ("ground", {"errors", "_version", "_resources", "_usercache", "_text", "_glibc", "status"}),
     ("vocabulary", {"model", "staging", "editorial", "catalog", "userconfig"}),
@@ -51,9 +53,24 @@ FLOORS: list[tuple[str, set[str]]] = [  # from the ground up
     ("backends", {"backends", "backends._base", "backends._runware_http", "backends.runware", *PREVIEW}),
     ("report", {"report"}),
     ("render", {"render", "node", "references", "clean"}),
-    ("exports", {"exports._frames", "exports._draw", "exports._browser", "exports.board", "exports.contact",
-                 "exports.animatic", "exports.timeline", "exports.shotlist", "conform", "live", "live.rounds",
-                 "live.server", "backends.preview.__main__"}),
+    (
+        "exports",
+        {
+            "exports._frames",
+            "exports._draw",
+            "exports._browser",
+            "exports.board",
+            "exports.contact",
+            "exports.animatic",
+            "exports.timeline",
+            "exports.shotlist",
+            "conform",
+            "live",
+            "live.rounds",
+            "live.server",
+            "backends.preview.__main__",
+        },
+    ),
     ("api", {"", "api", "testing", "testing.emulator", "testing.__main__"}),
     ("cli", {"cli", "_cliopts", "_editcli", "exports", "exports._cli", "__main__"}),
 ]
@@ -131,8 +148,12 @@ def test_no_import_cycle():
 def test_no_module_imports_a_floor_above_its_own():
     floor = floor_of()
     names = [name for name, _ in FLOORS]
-    upward = [f"{a or 'shotflow'} ({names[floor[a]]}) imports {b or 'shotflow'} ({names[floor[b]]})"
-              for a, targets in graph().items() for b in targets if floor[b] > floor[a]]
+    upward = [
+        f"{a or 'shotflow'} ({names[floor[a]]}) imports {b or 'shotflow'} ({names[floor[b]]})"
+        for a, targets in graph().items()
+        for b in targets
+        if floor[b] > floor[a]
+    ]
     assert not upward, "imports that run back up:\n  " + "\n  ".join(sorted(upward))
 
 

@@ -37,8 +37,9 @@ def copy_lighthouse(folder: Path) -> Path:
     shutil.copytree(EXAMPLES / "lighthouse", folder, ignore=shutil.ignore_patterns("renders", ".shotflow", "*.lock"))
     story = folder / "storyboard.yaml"
     # a process of its own: playwright's sync API keeps an event loop running in this thread
-    done = subprocess.run([sys.executable, "-m", "shotflow", "render", str(story)], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "shotflow", "render", str(story)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return story
 
@@ -48,9 +49,15 @@ class Watch:
 
     def __init__(self, story: Path, *args: str):
         env = {k: v for k, v in os.environ.items() if k != "SHOTFLOW_CACHE"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "shotflow", "watch", str(story), "--port", "0", "--no-open",
-                                      *args], cwd=story.parent, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "shotflow", "watch", str(story), "--port", "0", "--no-open", *args],
+            cwd=story.parent,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: queue.Queue = queue.Queue()
         self.err: list[str] = []
         threading.Thread(target=self._read, args=(self.proc.stdout, self.lines.put), daemon=True).start()
@@ -158,8 +165,9 @@ def test_live_board_follows_the_file_and_writes_decisions_back(chromium, tmp_pat
         before = page.get_attribute(lamp, "src")
         v = version(page)
         story.write_text(original.replace("the great lamp", "the huge lamp"), encoding="utf-8")
-        page.wait_for_function(f"document.querySelector('{lamp}').getAttribute('src') !== '{before}'",
-                               timeout=LIVE_TIMEOUT)
+        page.wait_for_function(
+            f"document.querySelector('{lamp}').getAttribute('src') !== '{before}'", timeout=LIVE_TIMEOUT
+        )
         v = wait_round(page, v)
         assert "huge lamp" in page.inner_text(PANEL.format("arrival/lamp") + " .prompt")
         assert page.evaluate("document.querySelector('[data-shot-id=\"arrival/wide\"]').__kept") is True
@@ -174,8 +182,10 @@ def test_live_board_follows_the_file_and_writes_decisions_back(chromium, tmp_pat
         assert "wether" in errors
         assert page.evaluate("document.querySelectorAll('img.picked').length") == 12
         story.write_text("shotflow: 1\nscenes: [\n", encoding="utf-8")  # not even YAML
-        page.wait_for_function("document.querySelector('#live-status pre').textContent.includes('storyboard.yaml:3:1')",
-                               timeout=LIVE_TIMEOUT)
+        page.wait_for_function(
+            "document.querySelector('#live-status pre').textContent.includes('storyboard.yaml:3:1')",
+            timeout=LIVE_TIMEOUT,
+        )
         assert page.locator("article.panel").count() == 12
         v = version(page)
         story.write_text(original, encoding="utf-8")  # fixed (and the lamp edit reverted)
@@ -188,8 +198,10 @@ def test_live_board_follows_the_file_and_writes_decisions_back(chromium, tmp_pat
         page.click('[data-action="pick"][data-shot-id="arrival/door"][data-take="3"]')
         text = wait_for_file(story, lambda t: "pick: 3" in t)
         assert changed_lines(original, text) == DECIDED[:2]  # the comment after pick: survived
-        page.wait_for_selector('[data-action="pick"][data-shot-id="arrival/door"][data-take="3"][aria-pressed="true"]',
-                               timeout=LIVE_TIMEOUT)
+        page.wait_for_selector(
+            '[data-action="pick"][data-shot-id="arrival/door"][data-take="3"][aria-pressed="true"]',
+            timeout=LIVE_TIMEOUT,
+        )
         dawn = PANEL.format("rescue/dawn")
         page.click(f'{dawn} [data-action="approve"]')
         wait_for_file(story, lambda t: "status: approved" in t)
@@ -201,9 +213,10 @@ def test_live_board_follows_the_file_and_writes_decisions_back(chromium, tmp_pat
         assert changed_lines(original, text) == DECIDED
         page.wait_for_function(f"document.querySelector('{dawn} .note-text').value === ''", timeout=LIVE_TIMEOUT)
         page.wait_for_selector(f"{dawn}.is-approved .approved-mark", timeout=LIVE_TIMEOUT)
-        page.wait_for_function(f"document.querySelector('{dawn} .review-notes')"
-                               ".textContent.includes('hold the last frame')",
-                               timeout=LIVE_TIMEOUT)
+        page.wait_for_function(
+            f"document.querySelector('{dawn} .review-notes').textContent.includes('hold the last frame')",
+            timeout=LIVE_TIMEOUT,
+        )
 
         # -- the approved shot edited: held on the board and by render ------------------------------
         dawn_src = page.get_attribute(f"{dawn} img.picked", "src")
@@ -211,8 +224,12 @@ def test_live_board_follows_the_file_and_writes_decisions_back(chromium, tmp_pat
         page.wait_for_selector(f"{dawn} .held", timeout=LIVE_TIMEOUT)
         assert "prompt changed" in page.inner_text(f"{dawn} .held")
         assert page.get_attribute(f"{dawn} img.picked", "src") == dawn_src
-        done = subprocess.run([sys.executable, "-m", "shotflow", "render", str(story), "--json"], capture_output=True,
-                              text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "shotflow", "render", str(story), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr
         events = {e["id"]: e for e in map(json.loads, done.stdout.splitlines()) if e["event"] == "node"}
         assert events["rescue/dawn"]["status"] == "held"
@@ -228,8 +245,12 @@ def test_static_board_exports_a_review_that_review_apply_writes_the_same_way(chr
     story = copy_lighthouse(tmp_path / "lighthouse")
     original = story.read_text(encoding="utf-8")
     board = story.parent / "board.html"
-    done = subprocess.run([sys.executable, "-m", "shotflow", "board", str(story), "-o", str(board)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "shotflow", "board", str(story), "-o", str(board)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     context = chromium.new_context(accept_downloads=True)
     page = context.new_page()
@@ -257,14 +278,22 @@ def test_static_board_exports_a_review_that_review_apply_writes_the_same_way(chr
     assert download.value.suggested_filename == "review.json"
     assert json.loads(review.read_text()) == DECISIONS
 
-    done = subprocess.run([sys.executable, "-m", "shotflow", "review", "apply", str(review), str(story)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "shotflow", "review", "apply", str(review), str(story)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert changed_lines(original, story.read_text(encoding="utf-8")) == DECIDED  # as the live board wrote it
 
     # the board made again shows the applied decisions, and the page has nothing pending any more
-    done = subprocess.run([sys.executable, "-m", "shotflow", "board", str(story), "-o", str(board)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "shotflow", "board", str(story), "-o", str(board)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     page = context.new_page()  # the same browser profile: the decisions are still in its storage
     page.goto(board.as_uri())
@@ -322,14 +351,17 @@ def test_watch_guards_its_doors(tmp_path):
     body = {"shot": "arrival/door", "action": "pick", "take": 3}
     token = {"x-shotflow-token": server.token}
     assert local.post("/api/review", json=body).status_code == 403  # no token: another site's form
-    assert local.post("/api/review", content=json.dumps(body), headers={
-        **token, "content-type": "text/plain"}).status_code == 415
+    assert (
+        local.post("/api/review", content=json.dumps(body), headers={**token, "content-type": "text/plain"}).status_code
+        == 415
+    )
     bad = local.post("/api/review", json={**body, "take": 9}, headers=token)
     assert bad.status_code == 400 and "the shot has 3 takes" in bad.json()["error"]
     unknown = local.post("/api/review", json={**body, "shot": "arrival/dor"}, headers=token)
     assert unknown.status_code == 400 and "did you mean 'arrival/door'" in unknown.json()["error"]
-    big = local.post("/api/review", content=b"{" + b" " * 70_000 + b"}",
-                     headers={**token, "content-type": "application/json"})
+    big = local.post(
+        "/api/review", content=b"{" + b" " * 70_000 + b"}", headers={**token, "content-type": "application/json"}
+    )
     assert big.status_code == 413
     ok = local.post("/api/review", json=body, headers=token)
     assert ok.status_code == 200 and ok.json() == {"ok": True, "written": ["storyboard.yaml"]}
@@ -368,8 +400,12 @@ def test_watch_on_another_host_warns_and_prints_its_token(tmp_path):
 
 
 def test_watch_says_what_is_missing(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "shotflow", "watch", str(tmp_path / "nope.yaml"), "--no-open"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "shotflow", "watch", str(tmp_path / "nope.yaml"), "--no-open"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "nope.yaml: no such storyboard" in done.stderr
 
 
@@ -400,8 +436,11 @@ def test_rounds_follow_includes_templates_and_reference_files(tmp_path):
     act2_shot = next(n for n, spec in workspace.project.nodes.items() if spec.where.file.endswith("act2.yaml"))
     text = act2.read_text()
     first_prompt = re.search(r"prompt: (.+)", text).group(1)
-    act2.write_text(text.replace(first_prompt, first_prompt.rstrip('"') + ", at night" +
-                                 ('"' if first_prompt.endswith('"') else ""), 1))
+    act2.write_text(
+        text.replace(
+            first_prompt, first_prompt.rstrip('"') + ", at night" + ('"' if first_prompt.endswith('"') else ""), 1
+        )
+    )
     assert workspace.concerns(act2) and workspace.changed_since_last_round()
     update = off_loop(workspace.round)
     assert act2_shot in update.panels and update.errors == []

@@ -104,13 +104,16 @@ def test_bad_tags_inside_sequences_and_on_mappings_are_all_reported(write):
     assert "2:9: YAML tag !weird is not allowed" in text and "3:4: YAML tag !!python/name:os.system" in text
 
 
-@pytest.mark.parametrize("text, message", [
-    ("shotflow: 1\n---\nshotflow: 1\n", r"2:1: the file holds more than one YAML document"),
-    ("shotflow: 1\na: &x [1, *x]\n", r"alias \*x refers to a value that contains it"),
-    ("shotflow: 1\n? [a, b]\n: c\n", r"2:3: mapping keys must be plain text"),
-    ("shotflow: 1\na: {<<: [1]}\n", r"'<<' merges only mappings"),
-    ("shotflow: 1\na: [1\n", r"YAML syntax error"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("shotflow: 1\n---\nshotflow: 1\n", r"2:1: the file holds more than one YAML document"),
+        ("shotflow: 1\na: &x [1, *x]\n", r"alias \*x refers to a value that contains it"),
+        ("shotflow: 1\n? [a, b]\n: c\n", r"2:3: mapping keys must be plain text"),
+        ("shotflow: 1\na: {<<: [1]}\n", r"'<<' merges only mappings"),
+        ("shotflow: 1\na: [1\n", r"YAML syntax error"),
+    ],
+)
 def test_yaml_shapes_shotflow_refuses(write, text, message):
     with pytest.raises(LoadError, match=message):
         read_source(write(text))
@@ -186,7 +189,12 @@ def test_scene_ids_are_unique_across_includes(write):
 
 def test_overrides_parse_as_yaml_scalars_and_nest():
     assert parse_overrides(["n=3", "flag=true", "name=Mara Lane", "look.grade=teal", "empty="]) == {
-        "n": 3, "flag": True, "name": "Mara Lane", "look": {"grade": "teal"}, "empty": ""}
+        "n": 3,
+        "flag": True,
+        "name": "Mara Lane",
+        "look": {"grade": "teal"},
+        "empty": "",
+    }
     with pytest.raises(ConfigError, match="key=value"):
         parse_overrides(["novalue"])
 
@@ -231,10 +239,13 @@ def test_a_big_file_is_read_again_for_its_marks(write):
     from shotflow import api
     from shotflow.load import _KEEP_TEXT
 
-    shots = "".join(f"      - {{id: s{i:05d}, prompt: \"{'wide shot of the harbour at dusk ' * 4}\"}}\n"
-                    for i in range(_KEEP_TEXT // 140))
-    path = write("shotflow: 1\nscenes:\n  - id: a\n    shots:\n" + shots
-                 + "      - {id: last, prompt: x, refs: [nope]}\n")
+    shots = "".join(
+        f'      - {{id: s{i:05d}, prompt: "{"wide shot of the harbour at dusk " * 4}"}}\n'
+        for i in range(_KEEP_TEXT // 140)
+    )
+    path = write(
+        "shotflow: 1\nscenes:\n  - id: a\n    shots:\n" + shots + "      - {id: last, prompt: x, refs: [nope]}\n"
+    )
     assert path.stat().st_size > _KEEP_TEXT
     line = path.read_text().count("\n")
     with pytest.raises(InputError, match=rf"storyboard.yaml:{line}:\d+: a/last: unknown reference 'nope'"):
@@ -270,8 +281,13 @@ def test_set_of_a_var_the_storyboard_lacks_is_an_error_with_a_did_you_mean(write
         load(path, parse_overrides(["palette.grde=teal"]))
     # on purpose: --set-new KEY=VALUE, written --set +KEY=VALUE too
     doc = load(path, parse_overrides(["+lok=neon", "+palette.tint=cold", "+extra.deep.key=1"])).document
-    assert doc["vars"] == {"look": "noir", "era": "1970s", "palette": {"grade": "amber", "tint": "cold"},
-                           "lok": "neon", "extra": {"deep": {"key": 1}}}
+    assert doc["vars"] == {
+        "look": "noir",
+        "era": "1970s",
+        "palette": {"grade": "amber", "tint": "cold"},
+        "lok": "neon",
+        "extra": {"deep": {"key": 1}},
+    }
 
 
 def test_set_of_a_key_of_a_var_that_is_not_a_mapping_is_an_error(write):
@@ -283,8 +299,10 @@ def test_set_of_a_key_of_a_var_that_is_not_a_mapping_is_an_error(write):
 
 
 def test_set_and_set_new_on_the_command_line(write, cli):
-    path = write("shotflow: 1\nvars: {look: noir}\n"
-                 "scenes: [{id: a, shots: [{id: b, prompt: '{{ vars.look }} {{ vars.get(\"tint\", \"\") }}'}]}]\n")
+    path = write(
+        "shotflow: 1\nvars: {look: noir}\n"
+        'scenes: [{id: a, shots: [{id: b, prompt: \'{{ vars.look }} {{ vars.get("tint", "") }}\'}]}]\n'
+    )
     typo = cli("plan", path, "--set", "lok=neon", "--json")
     assert typo.code == 2 and "no var 'lok'" in typo.err and "did you mean 'look'?" in typo.err
     assert "Traceback" not in typo.err

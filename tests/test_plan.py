@@ -11,9 +11,24 @@ from shotflow.plan import KEY_VERSION, EmptyCache, key_payload, make_plan, reque
 
 
 def spec(**kw) -> NodeSpec:
-    base = dict(id="a/b", kind=NodeKind.SHOT, name="b", scene="a", story_index=0, where=Mark("f", 1, 1),
-                model="runway:4@1", width=1360, height=768, output_format="PNG", output_quality=95, takes=1, pick=1,
-                prompt="a lighthouse at dusk", refs=(), tagged=False)
+    base = dict(
+        id="a/b",
+        kind=NodeKind.SHOT,
+        name="b",
+        scene="a",
+        story_index=0,
+        where=Mark("f", 1, 1),
+        model="runway:4@1",
+        width=1360,
+        height=768,
+        output_format="PNG",
+        output_quality=95,
+        takes=1,
+        pick=1,
+        prompt="a lighthouse at dusk",
+        refs=(),
+        tagged=False,
+    )
     base.update(kw)
     return NodeSpec(**base)
 
@@ -25,19 +40,38 @@ def test_the_key_is_pinned():
     be paid for again); the preview key carries the drawing's staging and version.
     """
     assert KEY_VERSION == 1
-    assert request_key(key_payload(spec(), "runware", [])) == \
-        "f7ffd86e1dcbb959a8847882823b8cf2724ca6f83a42c351553ac001ac8da3c1"
-    assert request_key(key_payload(spec(), "preview", [])) == \
-        "3bc84b52bd2ffaac8e4f2fd06e8045023e64bc84c94b75e8ec9204997f1bc6a8"
+    assert (
+        request_key(key_payload(spec(), "runware", []))
+        == "f7ffd86e1dcbb959a8847882823b8cf2724ca6f83a42c351553ac001ac8da3c1"
+    )
+    assert (
+        request_key(key_payload(spec(), "preview", []))
+        == "3bc84b52bd2ffaac8e4f2fd06e8045023e64bc84c94b75e8ec9204997f1bc6a8"
+    )
 
 
 def test_the_key_ignores_names_and_presentation_but_not_pixels():
     for backend in ("preview", "runware"):
         k = request_key(key_payload(spec(), backend, []))
-        assert request_key(key_payload(spec(id="z/renamed", name="renamed", scene="z", duration=9, notes="n",
-                                            pick=1, options={"ttl": 100}), backend, [])) == k
-        for changed in (spec(prompt="a lighthouse at dawn"), spec(width=1920, height=1080), spec(takes=2),
-                        spec(output_format="JPG"), spec(model="runway:4@2")):
+        assert (
+            request_key(
+                key_payload(
+                    spec(
+                        id="z/renamed", name="renamed", scene="z", duration=9, notes="n", pick=1, options={"ttl": 100}
+                    ),
+                    backend,
+                    [],
+                )
+            )
+            == k
+        )
+        for changed in (
+            spec(prompt="a lighthouse at dawn"),
+            spec(width=1920, height=1080),
+            spec(takes=2),
+            spec(output_format="JPG"),
+            spec(model="runway:4@2"),
+        ):
             assert request_key(key_payload(changed, backend, [])) != k
     assert request_key(key_payload(spec(), "runware", [])) != request_key(key_payload(spec(), "preview", []))
 
@@ -49,11 +83,20 @@ def test_what_the_panel_draws_is_in_the_preview_key_only():
     base = spec(staging=Staging("shot", cast=(Figure("mara", 0, "center", "camera"),), location="harbor", tone=1))
     variants = [
         Staging("shot", cast=(Figure("mara", 0, "left", "right"),), location="harbor", tone=1),  # blocking
-        Staging("shot", cast=(Figure("mara", 0, "center", "camera"), Figure("tom", 1, "right", "left")),
-                location="harbor", tone=1),  # cast
+        Staging(
+            "shot",
+            cast=(Figure("mara", 0, "center", "camera"), Figure("tom", 1, "right", "left")),
+            location="harbor",
+            tone=1,
+        ),  # cast
         Staging("shot", cast=(Figure("mara", 0, "center", "camera"),), location="tavern", tone=2),  # location
-        Staging("shot", cast=(Figure("mara", 0, "center", "camera"),), location="harbor", tone=1,
-                camera=Camera(framing="close-up", angle="low angle", move="pan left")),  # camera notes
+        Staging(
+            "shot",
+            cast=(Figure("mara", 0, "center", "camera"),),
+            location="harbor",
+            tone=1,
+            camera=Camera(framing="close-up", angle="low angle", move="pan left"),
+        ),  # camera notes
     ]
     preview = request_key(key_payload(base, "preview", []))
     runware = request_key(key_payload(base, "runware", []))

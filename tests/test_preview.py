@@ -14,8 +14,15 @@ from shotflow.backends.preview import PreviewBackend
 
 
 def request(**kw) -> Request:
-    base = dict(key="k" * 64, node_id="a/b", model="runway:4@1", prompt="a lighthouse keeper climbs the stairs",
-                width=1360, height=768, seed=1234)
+    base = dict(
+        key="k" * 64,
+        node_id="a/b",
+        model="runway:4@1",
+        prompt="a lighthouse keeper climbs the stairs",
+        width=1360,
+        height=768,
+        seed=1234,
+    )
     base.update(kw)
     return Request(**base)
 
@@ -71,6 +78,7 @@ def test_unicode_prompts_draw_with_the_bundled_font():
 
 # -- thumbnails of frames this backend drew (F9) ---------------------------------------------
 
+
 def png_ref(data: bytes, tag: str | None = None) -> Reference:
     return Reference(data=data, sha256=hashlib.sha256(data).hexdigest(), tag=tag)
 
@@ -95,8 +103,14 @@ def test_same_bytes_whether_or_not_the_references_were_drawn_here_or_thumbnails_
     first = drawer.draw_all(request(prompt="the harbor at dawn", width=1920, height=1080, seed=7))[0].data
     sheet = drawer.draw_all(request(prompt="mara, character sheet", width=1024, height=1024, seed=8))[0].data
     jpg = drawer.draw_all(request(prompt="a photo", output_format="JPG", seed=9))[0].data
-    shot = request(prompt="mara walks to the harbor", width=1920, height=1080, takes=2, tagged=True,
-                   references=(png_ref(first, "harbor"), png_ref(sheet, "mara"), png_ref(jpg, "photo")))
+    shot = request(
+        prompt="mara walks to the harbor",
+        width=1920,
+        height=1080,
+        takes=2,
+        tagged=True,
+        references=(png_ref(first, "harbor"), png_ref(sheet, "mara"), png_ref(jpg, "photo")),
+    )
     warm_drawn = drawer.draw_all(shot)  # first and sheet are held by the backend that drew them
     warm_thumbs = drawer.draw_all(shot)  # now their thumbnails are cached too
     cold = PreviewBackend().draw_all(shot)  # nothing seen: every reference decoded
@@ -124,7 +138,7 @@ def test_the_caches_are_bounded():
     tiny.save(buf, "PNG")
     refs = [Reference(data=buf.getvalue(), sha256=f"fake{i}") for i in range(300)]
     for i in range(0, 300, 3):
-        backend.draw_all(request(width=320, height=180, references=tuple(refs[i:i + 3])))
+        backend.draw_all(request(width=320, height=180, references=tuple(refs[i : i + 3])))
     assert len(backend._thumbs) == backend._thumbs.max_entries == 256
     assert backend._thumbs.nbytes <= backend._thumbs.max_bytes
     asyncio.run(backend.aclose())
@@ -205,6 +219,7 @@ def test_other_pngs_are_left_to_pillow():
     big = bytearray(own)  # a huge IHDR with a right CRC: not read here
     import struct
     import zlib
+
     big[16:24] = struct.pack(">II", 100_000, 100_000)
     big[29:33] = struct.pack(">I", zlib.crc32(bytes(big[12:29])) & 0xFFFFFFFF)
     others.append(bytes(big))
@@ -217,6 +232,7 @@ def test_other_pngs_are_left_to_pillow():
     if _read_own_png(resaved) is not None:
         grey, palette = _read_own_png(resaved)
         from shotflow.backends.preview import _luminance
+
         assert grey.point(_luminance(palette)).tobytes() == Image.open(io.BytesIO(resaved)).convert("L").tobytes()
 
 

@@ -47,18 +47,35 @@ class Blob:
         return (ys[-1] - ys[0] + 1) * 2
 
 
-def draw(staging: Staging | None, *, seed: int = 7, width: int = W, height: int = H,
-         prompt: str = "a shot") -> Image.Image:
-    request = Request(key="k" * 64, node_id="t/t", model="runway:4@1", prompt=prompt, width=width, height=height,
-                      seed=seed, staging=staging)
+def draw(
+    staging: Staging | None, *, seed: int = 7, width: int = W, height: int = H, prompt: str = "a shot"
+) -> Image.Image:
+    request = Request(
+        key="k" * 64,
+        node_id="t/t",
+        model="runway:4@1",
+        prompt=prompt,
+        width=width,
+        height=height,
+        seed=seed,
+        staging=staging,
+    )
     return Image.open(io.BytesIO(PreviewBackend().draw_all(request)[0].data)).convert("RGB")
 
 
-def shot(*names: str, framing: str | None = None, angle: str | None = None, move: str | None = None,
-         blocking: dict | None = None, location: str | None = "harbor", tone: int | None = 1) -> Staging:
+def shot(
+    *names: str,
+    framing: str | None = None,
+    angle: str | None = None,
+    move: str | None = None,
+    blocking: dict | None = None,
+    location: str | None = "harbor",
+    tone: int | None = 1,
+) -> Staging:
     figures = SceneBlocking().place(list(names), blocking or {}, {n: i for i, n in enumerate(["mara", "tom", "ines"])})
-    return Staging("shot", cast=figures, location=location, tone=tone,
-                   camera=Camera(framing=framing, angle=angle, move=move))
+    return Staging(
+        "shot", cast=figures, location=location, tone=tone, camera=Camera(framing=framing, angle=angle, move=move)
+    )
 
 
 def mask(img: Image.Image, rgb: tuple[int, int, int]) -> Image.Image:
@@ -77,7 +94,7 @@ def blobs(img: Image.Image, min_area: int = 40) -> list[Blob]:
             continue
         m = mask(img, rgb)
         w = m.width
-        data = m.tobytes()[:w * top_band]
+        data = m.tobytes()[: w * top_band]
         seen = bytearray(len(data))
         start = data.find(255)
         while start != -1:
@@ -98,8 +115,9 @@ def blobs(img: Image.Image, min_area: int = 40) -> list[Blob]:
                     rows: dict[int, int] = {}
                     for y in ys:
                         rows[y] = rows.get(y, 0) + 1
-                    found.append(Blob(rgb, len(pixels), (min(xs) * 2, min(ys) * 2, max(xs) * 2 + 2, max(ys) * 2 + 2),
-                                      rows))
+                    found.append(
+                        Blob(rgb, len(pixels), (min(xs) * 2, min(ys) * 2, max(xs) * 2 + 2, max(ys) * 2 + 2), rows)
+                    )
             start = data.find(255, start + 1)
     return found
 
@@ -131,8 +149,9 @@ def horizon(img: Image.Image, x: int | None = None) -> int | None:
 # -- cast -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("framing", ["extreme wide", "wide", "medium", "close-up", "medium two shot",
-                                     "over the shoulder", "insert"])
+@pytest.mark.parametrize(
+    "framing", ["extreme wide", "wide", "medium", "close-up", "medium two shot", "over the shoulder", "insert"]
+)
 @pytest.mark.parametrize("cast", [("mara",), ("mara", "tom"), ("mara", "tom", "ines")])
 def test_one_figure_per_cast_member(framing, cast):
     found = blobs(draw(shot(*cast, framing=framing)))
@@ -183,8 +202,10 @@ def test_a_character_has_one_colour_in_every_panel(write):
     """)
     summary = api.render(story)
     assert summary.failed == 0
-    frames = {name: Image.open(story.parent / "renders" / scene / f"{name}.png").convert("RGB")
-              for scene, name in (("one", "a"), ("one", "b"), ("two", "c"))}
+    frames = {
+        name: Image.open(story.parent / "renders" / scene / f"{name}.png").convert("RGB")
+        for scene, name in (("one", "a"), ("one", "b"), ("two", "c"))
+    }
     colours = {name: [b.colour for b in blobs(img)] for name, img in frames.items()}
     assert len(colours["a"]) == len(colours["b"]) == 1 and len(colours["c"]) == 2
     mara, tom = colours["a"][0], colours["b"][0]
@@ -253,8 +274,14 @@ def test_seen_from_below_the_figure_narrows_to_the_head():
 
 
 def test_blocking_places_and_turns_the_figures():
-    img = draw(shot("mara", "tom", framing="medium", blocking={"mara": {"x": "right", "facing": "left"},
-                                                               "tom": {"x": "left", "facing": "right"}}))
+    img = draw(
+        shot(
+            "mara",
+            "tom",
+            framing="medium",
+            blocking={"mara": {"x": "right", "facing": "left"}, "tom": {"x": "left", "facing": "right"}},
+        )
+    )
     by_colour = {b.colour: b for b in blobs(img)}
     mara, tom = by_colour[CHARACTER_COLOURS[0]], by_colour[CHARACTER_COLOURS[1]]
     assert tom.cx < W / 2 < mara.cx
@@ -289,8 +316,20 @@ def test_screen_direction_holds_across_a_scene(example):
 # -- the camera move and what cannot be drawn -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("move", ["slow push in", "pull out", "pan left", "tilt up", "truck right", "crane down",
-                                  "handheld", "arc left", "tracking"])
+@pytest.mark.parametrize(
+    "move",
+    [
+        "slow push in",
+        "pull out",
+        "pan left",
+        "tilt up",
+        "truck right",
+        "crane down",
+        "handheld",
+        "arc left",
+        "tracking",
+    ],
+)
 def test_a_camera_move_is_drawn_and_static_is_not(move):
     still = draw(shot("mara", framing="wide", move="static"))
     moving = draw(shot("mara", framing="wide", move=move))
@@ -303,15 +342,18 @@ def test_a_camera_move_is_drawn_and_static_is_not(move):
 def test_camera_notes_the_panel_cannot_draw_become_a_caption():
     from shotflow.backends.preview._camera import read
 
-    noted = read(Camera(framing="medium close-up, profile", angle="low angle", lens="85mm anamorphic",
-                        move="rack focus"), 1)
+    noted = read(
+        Camera(framing="medium close-up, profile", angle="low angle", lens="85mm anamorphic", move="rack focus"), 1
+    )
     assert noted.scale == "MCU" and noted.camera == "low" and noted.lens == 85.0 and noted.move is None
     assert noted.notes == ("framing: medium close-up, profile", "move: rack focus", "lens: 85mm anamorphic")
     plain = read(Camera(framing="close-up", angle="low angle", lens="85mm", move="slow push in"), 1)
     assert plain.notes == () and plain.move.kind == "in" and plain.slug == "CU · LOW ANGLE · 85mm"
     # the caption is written on the panel: the slug's plate grows by a line
-    assert _slug_height(draw(shot("mara", framing="close-up", move="rack focus"))) > \
-        _slug_height(draw(shot("mara", framing="close-up", move="static"))) * 1.3
+    assert (
+        _slug_height(draw(shot("mara", framing="close-up", move="rack focus")))
+        > _slug_height(draw(shot("mara", framing="close-up", move="static"))) * 1.3
+    )
 
 
 def _slug_height(img: Image.Image) -> int:
@@ -342,8 +384,9 @@ def test_the_slug_and_names_stay_readable_at_board_size():
 
 def test_same_request_same_bytes_and_takes_differ_a_little():
     staging = shot("mara", "tom", framing="medium two shot", angle="dutch angle", move="arc left")
-    request = Request(key="k" * 64, node_id="a/b", model="runway:4@1", prompt="p", width=W, height=H, seed=3,
-                      staging=staging, takes=2)
+    request = Request(
+        key="k" * 64, node_id="a/b", model="runway:4@1", prompt="p", width=W, height=H, seed=3, staging=staging, takes=2
+    )
     first = PreviewBackend().draw_all(request)
     again = PreviewBackend().draw_all(request)
     assert [i.data for i in first] == [i.data for i in again]
@@ -373,9 +416,26 @@ def test_the_strip_command_lays_out_the_examples_panels(tmp_path):
     out = tmp_path / "strip.png"
     renders = (root / "examples/lighthouse/renders").exists()
     story = str(root / "examples/lighthouse/storyboard.yaml")
-    done = subprocess.run([sys.executable, "-m", "shotflow.backends.preview", story,
-                           "--strip", str(out), "--shots", "radio/console", "radio/station", "--columns", "2",
-                           "--width", "400"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shotflow.backends.preview",
+            story,
+            "--strip",
+            str(out),
+            "--shots",
+            "radio/console",
+            "radio/station",
+            "--columns",
+            "2",
+            "--width",
+            "400",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     with Image.open(out) as strip:
         img = strip.convert("RGB")
@@ -384,6 +444,10 @@ def test_the_strip_command_lays_out_the_examples_panels(tmp_path):
     (mara,), (tom,) = blobs(left, min_area=4), blobs(right, min_area=4)
     assert mara.colour != tom.colour and mara.cx < 200 < tom.cx  # the call, across the cut
     assert (root / "examples/lighthouse/renders").exists() == renders  # rendered in a temporary copy
-    bad = subprocess.run([sys.executable, "-m", "shotflow.backends.preview", story,
-                          "--strip", str(out), "--shots", "radio/nope"], capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "shotflow.backends.preview", story, "--strip", str(out), "--shots", "radio/nope"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "no such shot: radio/nope" in bad.stderr

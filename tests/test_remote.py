@@ -39,14 +39,20 @@ class S3:
         self.server.start()
         host, port = self.server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
-        self.env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_ENDPOINT_URL": self.endpoint,
-                    "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}
+        self.env = {
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+        }
 
     def client(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id="test",
-                            aws_secret_access_key="test")
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test"
+        )
 
     def bucket(self, create: bool = True) -> str:
         name = f"team-{uuid.uuid4().hex[:10]}"
@@ -81,12 +87,16 @@ def remote(request, tmp_path):
 
 
 def shotflow(*args, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    full = {k: v for k, v in os.environ.items()
-            if k not in ("SHOTFLOW_CACHE", "RUNWARE_API_KEY", "SHOTFLOW_REMOTE") and not k.startswith("AWS_")}
+    full = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SHOTFLOW_CACHE", "RUNWARE_API_KEY", "SHOTFLOW_REMOTE") and not k.startswith("AWS_")
+    }
     full["SHOTFLOW_CONFIG"] = os.devnull  # never the user's own config
     full.update(env or {})
-    return subprocess.run([sys.executable, "-m", "shotflow", *map(str, args)], env=full, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "shotflow", *map(str, args)], env=full, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def clone(story: Path, where: Path) -> Path:
@@ -203,8 +213,10 @@ def test_two_machines_render_the_same_storyboard_at_once_and_each_key_is_paid_on
         cmd = [sys.executable, "-m", "shotflow", "render", "--backend", "runware", "--json", "--remote", url]
         full = {k: v for k, v in os.environ.items() if k not in ("SHOTFLOW_CACHE",) and not k.startswith("AWS_")}
         full.update(env, SHOTFLOW_CONFIG=os.devnull)
-        procs = [subprocess.Popen([*cmd, str(s)], env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for s in (story, other)]
+        procs = [
+            subprocess.Popen([*cmd, str(s)], env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for s in (story, other)
+        ]
         outs = [p.communicate(timeout=180) for p in procs]
         assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
         results = [summary(out) for out, _ in outs]
@@ -309,14 +321,19 @@ def test_a_corrupt_object_on_the_remote_is_detected_and_never_used(example, remo
         bucket, prefix = url[5:].split("/", 1)
         import boto3
 
-        client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=REGION,
-                              aws_access_key_id="test", aws_secret_access_key="test")
+        client = boto3.client(
+            "s3",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            region_name=REGION,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
         client.put_object(Bucket=bucket, Key=f"{prefix}/{path}", Body=b"not the frame")
 
         def remote_bytes():
             return client.get_object(Bucket=bucket, Key=f"{prefix}/{path}")["Body"].read()
     else:
-        target = Path(url[len("file://"):]) / path
+        target = Path(url[len("file://") :]) / path
         target.chmod(0o644)
         target.write_bytes(b"not the frame")
 
@@ -348,9 +365,26 @@ def test_the_remote_going_away_mid_render_loses_nothing(example, tmp_path):
             env = {**server.env, "RUNWARE_API_URL": emu.url, "RUNWARE_API_KEY": KEY}
             full = {k: v for k, v in os.environ.items() if k not in ("SHOTFLOW_CACHE",) and not k.startswith("AWS_")}
             full.update(env, SHOTFLOW_CONFIG=os.devnull)
-            proc = subprocess.Popen([sys.executable, "-m", "shotflow", "render", str(story), "--backend", "runware",
-                                     "--json", "--jobs", "2", "--remote", url], env=full,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "shotflow",
+                    "render",
+                    str(story),
+                    "--backend",
+                    "runware",
+                    "--json",
+                    "--jobs",
+                    "2",
+                    "--remote",
+                    url,
+                ],
+                env=full,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             deadline = time.monotonic() + 60
             while emu.stats.billed < 3 and time.monotonic() < deadline:
                 time.sleep(0.02)
@@ -400,8 +434,12 @@ def test_failed_uploads_are_in_the_summary_and_push_retries_them(example, s3):
 @pytest.mark.parametrize("command", ["render", "plan"])
 def test_an_unreachable_remote_leaves_the_command_working_with_one_warning(example, command):
     story = example("heist")
-    env = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-           "AWS_REGION": REGION}
+    env = {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "y",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_REGION": REGION,
+    }
     done = shotflow(command, story, "--remote", "s3://nowhere/cache", env=env)
     assert done.returncode == 0, done.stderr
     warnings = [line for line in done.stderr.splitlines() if line.strip()]
@@ -481,11 +519,18 @@ def test_a_damaged_user_config_is_one_clear_error(example, tmp_path):
 def _imports(args, env) -> set[str]:
     full = {k: v for k, v in os.environ.items() if k not in ("SHOTFLOW_CACHE",)}
     full.update(env, SHOTFLOW_CONFIG=os.devnull)
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "shotflow", *map(str, args)], env=full,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "shotflow", *map(str, args)],
+        env=full,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    return {line.rsplit("|", 1)[1].strip().split(".")[0] for line in done.stderr.splitlines()
-            if line.startswith("import time:") and "|" in line}
+    return {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
 
 
 def test_a_remote_is_not_touched_when_the_local_cache_answers(example, tmp_path):

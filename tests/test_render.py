@@ -209,8 +209,13 @@ def test_force_makes_a_new_take_and_its_dependents_follow(example):
 def test_only_renders_the_shot_and_its_upstream(example):
     story = example("lighthouse")
     run = render(story, only=("radio/console",))
-    assert run.by_status(RENDERED) == {"character:mara", "arrival/wide", "arrival/door", "arrival/stairs",
-                                       "radio/console"}
+    assert run.by_status(RENDERED) == {
+        "character:mara",
+        "arrival/wide",
+        "arrival/door",
+        "arrival/stairs",
+        "radio/console",
+    }
     lock = json.loads(story.with_suffix(".lock").read_text())
     assert set(lock["nodes"]) == run.by_status(RENDERED)
     rest = render(story)
@@ -326,15 +331,29 @@ def test_render_exit_codes_and_json_events(example, cli):
         assert set(e) == {"event", "id", "status", "outputs", "error"}
         assert e["status"] == "rendered" and e["error"] is None
         assert all((story.parent.parent / p).is_file() or Path(p).is_file() for p in e["outputs"])
-    assert events[-1] == {"event": "summary", "rendered": len(nodes), "cached": 0, "failed": 0, "skipped": 0,
-                          "cost": 0.0}
+    assert events[-1] == {
+        "event": "summary",
+        "rendered": len(nodes),
+        "cached": 0,
+        "failed": 0,
+        "skipped": 0,
+        "cost": 0.0,
+    }
 
 
 def test_two_concurrent_renders_do_not_corrupt_anything(example):
     story = example("lighthouse")
     env = {k: v for k, v in os.environ.items() if k != "SHOTFLOW_CACHE"}
-    procs = [subprocess.Popen([sys.executable, "-m", "shotflow", "render", str(story), "--json", "--wait", "60"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "shotflow", "render", str(story), "--json", "--wait", "60"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     summaries = [json.loads(out.splitlines()[-1]) for out, _ in outs]
@@ -374,8 +393,13 @@ def test_an_interrupted_render_keeps_its_work_and_resumes(tmp_path):
     story = tmp_path / "storyboard.yaml"
     story.write_text(SLOW.replace("{shots}", shots))
     env = {k: v for k, v in os.environ.items() if k != "SHOTFLOW_CACHE"}
-    proc = subprocess.Popen([sys.executable, "-m", "shotflow", "render", str(story), "--json", "--jobs", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shotflow", "render", str(story), "--json", "--jobs", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     done_before = []
     deadline = time.monotonic() + 60
     while len(done_before) < 3 and time.monotonic() < deadline:
@@ -519,8 +543,13 @@ def test_an_interrupted_force_resumes_without_forcing_again_what_it_rendered(tmp
     story = tmp_path / "storyboard.yaml"
     story.write_text(SLOW.replace("{shots}", shots))
     env = {k: v for k, v in os.environ.items() if k != "SHOTFLOW_CACHE"}
-    proc = subprocess.Popen([sys.executable, "-m", "shotflow", "render", str(story), "--force", "s/*", "--jobs", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shotflow", "render", str(story), "--force", "s/*", "--jobs", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     lines = []
     deadline = time.monotonic() + 60
     while sum(" rendered " in line for line in lines) < 3 and time.monotonic() < deadline:

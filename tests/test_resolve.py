@@ -30,7 +30,9 @@ def test_a_node_starts_as_soon_as_its_own_dependencies_are_done():
     # a (slow) -> c ; b (fast) -> d : d must not wait for a
     deps = {"c": ["a"], "d": ["b"]}
     log: list = []
-    asyncio.run(resolve(["a", "b", "c", "d"], deps, run_with({"a": 0.3, "b": 0.05, "c": 0.0, "d": 0.0}, log=log), jobs=4))
+    asyncio.run(
+        resolve(["a", "b", "c", "d"], deps, run_with({"a": 0.3, "b": 0.05, "c": 0.0, "d": 0.0}, log=log), jobs=4)
+    )
     t = {(kind, node): at for kind, node, at in log}
     assert t[("start", "d")] < t[("end", "a")]
     assert t[("start", "c")] >= t[("end", "a")]

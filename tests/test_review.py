@@ -27,9 +27,13 @@ DECIDED = [
     "+          notes:",
     "+            - 'hold the last frame: end card'",  # quoted: YAML would read ": " as a mapping
 ]
-DECISIONS = {"storyboard": "storyboard.yaml",
-             "shots": {"arrival/door": {"pick": 3},
-                       "rescue/dawn": {"review": {"status": "approved", "notes": ["hold the last frame: end card"]}}}}
+DECISIONS = {
+    "storyboard": "storyboard.yaml",
+    "shots": {
+        "arrival/door": {"pick": 3},
+        "rescue/dawn": {"review": {"status": "approved", "notes": ["hold the last frame: end card"]}},
+    },
+}
 
 
 def write_review(folder: Path, data) -> Path:
@@ -61,14 +65,20 @@ def test_review_apply_writes_picks_approvals_and_notes_keeping_every_other_byte(
 def test_decisions_one_at_a_time_give_the_same_yaml_as_one_file(example):
     """The live board sends one decision per click; review apply sends the file's at once."""
     one = example("lighthouse")
-    for decision in (Decision("arrival/door", pick=3), Decision("rescue/dawn", status="approved"),
-                     Decision("rescue/dawn", notes=("hold the last frame: end card",))):
+    for decision in (
+        Decision("arrival/door", pick=3),
+        Decision("rescue/dawn", status="approved"),
+        Decision("rescue/dawn", notes=("hold the last frame: end card",)),
+    ):
         apply(one, [decision])
     import shutil
 
     two = one.parent.parent / "copy" / "storyboard.yaml"
-    shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "lighthouse", two.parent,
-                    ignore=shutil.ignore_patterns("renders", ".shotflow", "*.lock"))
+    shutil.copytree(
+        Path(__file__).resolve().parent.parent / "examples" / "lighthouse",
+        two.parent,
+        ignore=shutil.ignore_patterns("renders", ".shotflow", "*.lock"),
+    )
     _, decisions = parse_review(DECISIONS)
     apply(two, decisions)
     assert two.read_text(encoding="utf-8") == one.read_text(encoding="utf-8")
@@ -78,11 +88,16 @@ def test_a_shot_defined_in_an_include_is_written_there(example, cli):
     story = example("heist")
     act2 = story.parent / "act2.yaml"
     main_before, act2_before = story.read_text(), act2.read_text()
-    shot_in_act2 = next(n for n, spec in api.load_project(story).nodes.items()
-                        if spec.scene and spec.where.file.endswith("act2.yaml"))
-    review = write_review(story.parent, {"storyboard": "storyboard.yaml",
-                                         "shots": {shot_in_act2: {"review": {"status": "changes",
-                                                                             "notes": ["wider"]}}}})
+    shot_in_act2 = next(
+        n for n, spec in api.load_project(story).nodes.items() if spec.scene and spec.where.file.endswith("act2.yaml")
+    )
+    review = write_review(
+        story.parent,
+        {
+            "storyboard": "storyboard.yaml",
+            "shots": {shot_in_act2: {"review": {"status": "changes", "notes": ["wider"]}}},
+        },
+    )
     done = cli("review", "apply", review, story)
     assert done.code == 0, done.err
     assert "wrote " in done.out and done.out.strip().endswith("act2.yaml")
@@ -90,23 +105,35 @@ def test_a_shot_defined_in_an_include_is_written_there(example, cli):
     assert changed_lines(act2_before, act2.read_text())[:2] == ["+        review:", "+          status: changes"]
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"storyboard": "storyboard.yaml", "shots": {"arrival/dor": {"pick": 1}}},
-     "no shot 'arrival/dor' in storyboard.yaml (did you mean 'arrival/door'?)"),
-    ({"storyboard": "storyboard.yaml", "shots": {"arrival/wide": {"pick": 2}}},
-     "arrival/wide: take 2 was picked but the shot has 1 take"),
-    ({"storyboard": "storyboard.yaml", "shots": {"arrival/wide": {"review": {"status": "great"}}}},
-     "'great' is not approved or changes"),
-    ({"storyboard": "storyboard.yaml", "shots": {"arrival/wide": {"pik": 1}}}, "unknown key 'pik'"),
-    ({"storyboard": "storyboard.yaml", "shots": {"arrival/wide": {"review": {"notes": [""]}}}},
-     "a note is a text that is not empty"),
-    ({"shots": []}, "expected {\"storyboard\""),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (
+            {"storyboard": "storyboard.yaml", "shots": {"arrival/dor": {"pick": 1}}},
+            "no shot 'arrival/dor' in storyboard.yaml (did you mean 'arrival/door'?)",
+        ),
+        (
+            {"storyboard": "storyboard.yaml", "shots": {"arrival/wide": {"pick": 2}}},
+            "arrival/wide: take 2 was picked but the shot has 1 take",
+        ),
+        (
+            {"storyboard": "storyboard.yaml", "shots": {"arrival/wide": {"review": {"status": "great"}}}},
+            "'great' is not approved or changes",
+        ),
+        ({"storyboard": "storyboard.yaml", "shots": {"arrival/wide": {"pik": 1}}}, "unknown key 'pik'"),
+        (
+            {"storyboard": "storyboard.yaml", "shots": {"arrival/wide": {"review": {"notes": [""]}}}},
+            "a note is a text that is not empty",
+        ),
+        ({"shots": []}, 'expected {"storyboard"'),
+    ],
+)
 def test_bad_review_files_are_refused_whole_with_one_clear_line(example, cli, data, message):
     story = example("lighthouse")
     before = story.read_bytes()
-    data = {**data, "shots": {**data["shots"], "arrival/door": {"pick": 3}}} if isinstance(data["shots"], dict) \
-        else data
+    data = (
+        {**data, "shots": {**data["shots"], "arrival/door": {"pick": 3}}} if isinstance(data["shots"], dict) else data
+    )
     done = cli("review", "apply", write_review(story.parent, data), story)
     assert done.code == 2, done.out
     assert message in done.err and "Traceback" not in done.err
@@ -137,9 +164,14 @@ def test_board_requests_are_checked_like_files():
     assert decision_from_action({"shot": "a/b", "action": "pick", "take": 2}) == Decision("a/b", pick=2)
     assert decision_from_action({"shot": "a/b", "action": "reject"}) == Decision("a/b", status="changes")
     assert decision_from_action({"shot": "a/b", "action": "note", "text": " wider "}).notes == ("wider",)
-    for bad in ({"shot": "a/b", "action": "delete"}, {"shot": "a/b", "action": "pick", "take": "2"},
-                {"shot": "a/b", "action": "pick", "take": True}, {"shot": "a/b", "action": "note", "text": "x" * 5000},
-                {"shot": "a/b", "action": "note", "text": "bell\x07"}, ["a/b"]):
+    for bad in (
+        {"shot": "a/b", "action": "delete"},
+        {"shot": "a/b", "action": "pick", "take": "2"},
+        {"shot": "a/b", "action": "pick", "take": True},
+        {"shot": "a/b", "action": "note", "text": "x" * 5000},
+        {"shot": "a/b", "action": "note", "text": "bell\x07"},
+        ["a/b"],
+    ):
         with pytest.raises(ReviewFileError):
             decision_from_action(bad)
     assert issubclass(ReviewFileError, InputError)
@@ -175,8 +207,15 @@ def test_render_holds_an_approved_shot_whose_key_changed(example, cli):
     nodes = {e["id"]: e for e in events if e["event"] == "node"}
     assert nodes["rescue/trawler"]["status"] == "held" and nodes["rescue/trawler"]["error"] is None
     assert set(nodes["rescue/trawler"]) == {"event", "id", "status", "outputs", "error"}  # the contract's fields
-    assert events[-1] == {"event": "summary", "rendered": 0, "cached": 11, "failed": 0, "skipped": 0, "held": 1,
-                          "cost": 0.0}
+    assert events[-1] == {
+        "event": "summary",
+        "rendered": 0,
+        "cached": 11,
+        "failed": 0,
+        "skipped": 0,
+        "held": 1,
+        "cost": 0.0,
+    }
     assert frame.read_bytes() == frame_bytes
     assert json.loads(story.with_suffix(".lock").read_text())["nodes"] == lock_before
     plain = cli("render", story)  # nothing changed since: the fast path says held again
@@ -214,8 +253,13 @@ def test_an_approved_shot_never_rendered_renders(example):
 def test_approved_shots_are_marked_on_the_board_contact_sheet_and_csv(example, cli, tmp_path):
     story = example("lighthouse")
     render(story)
-    apply(story, [Decision("arrival/wide", status="approved", notes=("keep <this> one",)),
-                  Decision("arrival/lamp", status="changes")])
+    apply(
+        story,
+        [
+            Decision("arrival/wide", status="approved", notes=("keep <this> one",)),
+            Decision("arrival/lamp", status="changes"),
+        ],
+    )
     board = tmp_path / "board.html"
     assert cli("board", story, "-o", board).code == 0
     html = board.read_text(encoding="utf-8")

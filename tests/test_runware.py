@@ -138,7 +138,6 @@ def inference_bodies(emu: Emulator) -> list[dict]:
     return [body for body in emu.stats.bodies if body.get("taskType") == "imageInference"]
 
 
-
 def requests_of(emu: Emulator) -> list[list[dict]]:
     """The tasks of each POST, in arrival order."""
     bodies, out, at = emu.stats.bodies, [], 0
@@ -199,18 +198,27 @@ def test_inline_output_types_decode_to_the_same_bytes_as_a_download(emu, tmp_pat
 
 
 def test_request_fields_and_options_reach_the_task(emu, tmp_path):
-    one(backend(tmp_path), request(
-        output_format="JPG",
-        output_quality=80,
-        safety={"checkContent": True, "mode": "fast"},
-        provider_settings={"runway": {"contentModeration": {"publicFigureThreshold": "low"}}},
-        options={"ttl": 3600, "webhookURL": "https://example.com/hook?s=1", "uploadEndpoint": "https://example.com/u"},
-    ))
+    one(
+        backend(tmp_path),
+        request(
+            output_format="JPG",
+            output_quality=80,
+            safety={"checkContent": True, "mode": "fast"},
+            provider_settings={"runway": {"contentModeration": {"publicFigureThreshold": "low"}}},
+            options={
+                "ttl": 3600,
+                "webhookURL": "https://example.com/hook?s=1",
+                "uploadEndpoint": "https://example.com/u",
+            },
+        ),
+    )
     (body,) = inference_bodies(emu)
     assert body["safety"] == {"checkContent": True, "mode": "fast"}
     assert body["providerSettings"]["runway"]["contentModeration"]["publicFigureThreshold"] == "low"
     assert [body[k] for k in ("ttl", "webhookURL", "uploadEndpoint")] == [
-        3600, "https://example.com/hook?s=1", "https://example.com/u"
+        3600,
+        "https://example.com/hook?s=1",
+        "https://example.com/u",
     ]
     assert (body["outputFormat"], body["outputQuality"]) == ("JPG", 80)
 
@@ -414,8 +422,9 @@ def test_a_dropped_connection_is_retried(emu, tmp_path):
     assert emu.stats.tasks["imageInference"] == 2 and emu.stats.billed == 1
 
 
-@pytest.mark.parametrize("fault", [Fault.drop(after_accept=True), Fault.malformed(after_accept=True),
-                                   Fault.conflict(), Fault.slow(1.0)])
+@pytest.mark.parametrize(
+    "fault", [Fault.drop(after_accept=True), Fault.malformed(after_accept=True), Fault.conflict(), Fault.slow(1.0)]
+)
 def test_an_async_task_whose_answer_was_lost_is_asked_about_not_paid_twice(emu, tmp_path, fault):
     emu.inject(fault, task_type="imageInference")
     generation = one(backend(tmp_path, request_timeout=0.4), request())
@@ -424,8 +433,9 @@ def test_an_async_task_whose_answer_was_lost_is_asked_about_not_paid_twice(emu, 
     assert len({b["taskUUID"] for b in inference_bodies(emu)}) == 1
 
 
-@pytest.mark.parametrize("fault", [Fault.drop(after_accept=True), Fault.malformed(after_accept=True),
-                                   Fault.conflict(), Fault.slow(1.0)])
+@pytest.mark.parametrize(
+    "fault", [Fault.drop(after_accept=True), Fault.malformed(after_accept=True), Fault.conflict(), Fault.slow(1.0)]
+)
 def test_a_sync_task_whose_answer_was_lost_is_never_paid_twice(emu, tmp_path, mode, fault):
     """Point 1: Runware documents getResponse for async tasks only. When it does not know what
     became of an accepted sync task, the shot fails and its journal entry stays."""
@@ -787,8 +797,15 @@ def test_the_key_appears_in_no_message_repr_journal_memo_or_body(emu, tmp_path):
     errors = run(b, request("refused"))
     errors += run(b, request("failing"))
     emu.clear_faults()
-    emu.inject(Fault.task_error("leaky", f"provider said {KEY}", code=f"code{KEY}",
-                                parameter=["inputs", f"key={KEY}"], extra={"detail": {"echo": [KEY]}}))
+    emu.inject(
+        Fault.task_error(
+            "leaky",
+            f"provider said {KEY}",
+            code=f"code{KEY}",
+            parameter=["inputs", f"key={KEY}"],
+            extra={"detail": {"echo": [KEY]}},
+        )
+    )
     errors += run(b, request("a leaky shot"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RUNWARE_API_KEY", "wrong-key-456")
@@ -825,8 +842,16 @@ def test_dotenv_parsing(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "settings", [{"delivery": "push"}, {"output_type": "png"}, {"batch": 0}, {"timeout": "soon"}, {"timeout": 0},
-                 {"max_in_flight": 0}, {"poll_min": -1}]
+    "settings",
+    [
+        {"delivery": "push"},
+        {"output_type": "png"},
+        {"batch": 0},
+        {"timeout": "soon"},
+        {"timeout": 0},
+        {"max_in_flight": 0},
+        {"poll_min": -1},
+    ],
 )
 def test_bad_settings_are_config_errors(tmp_path, monkeypatch, settings):
     monkeypatch.setenv("RUNWARE_API_KEY", KEY)

@@ -27,8 +27,9 @@ def strict(request) -> bool:
 def shotflow(*args, emu: Emulator, key: str = KEY, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("SHOTFLOW_CACHE", "RUNWARE_API_KEY")}
     env.update(RUNWARE_API_URL=emu.url, RUNWARE_API_KEY=key)
-    return subprocess.run([sys.executable, "-m", "shotflow", *map(str, args)], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "shotflow", *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def fast(story: Path, **settings) -> None:
@@ -58,12 +59,17 @@ def test_every_example_renders_on_runware_and_nothing_is_paid_twice(example, str
         assert emu.stats.uploads == uploads
         lock = json.loads(story.with_suffix(".lock").read_text())
         generated = {o["remote_id"] for entry in lock["nodes"].values() for o in entry["outputs"]}
-        sent = {ref if isinstance(ref, str) else ref["image"]
-                for body in emu.stats.bodies if body.get("taskType") == "imageInference"
-                for ref in (body.get("inputs") or {}).get("referenceImages", [])}
+        sent = {
+            ref if isinstance(ref, str) else ref["image"]
+            for body in emu.stats.bodies
+            if body.get("taskType") == "imageInference"
+            for ref in (body.get("inputs") or {}).get("referenceImages", [])
+        }
         assert sent & generated  # later shots reference earlier frames by UUID
-        assert all(entry["backend"] == "runware" and entry["outputs"][0]["seed"] is not None
-                   for entry in lock["nodes"].values())
+        assert all(
+            entry["backend"] == "runware" and entry["outputs"][0]["seed"] is not None
+            for entry in lock["nodes"].values()
+        )
         # and again: nothing is generated or paid for
         again = shotflow("render", story, "--backend", "runware", "--json", emu=emu)
         assert again.returncode == 0 and events(again.stdout)[-1]["cached"] == nodes
@@ -113,8 +119,13 @@ def test_insufficient_balance_is_one_clear_line_and_keeps_what_was_paid(example,
 def test_a_missing_key_is_one_clear_line(example, tmp_path):
     story = example("lighthouse")
     env = {k: v for k, v in os.environ.items() if k != "RUNWARE_API_KEY"}
-    result = subprocess.run([sys.executable, "-m", "shotflow", "render", str(story), "--backend", "runware"],
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "shotflow", "render", str(story), "--backend", "runware"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "no Runware API key" in lines[0] and "RUNWARE_API_KEY" in lines[0]
@@ -131,25 +142,55 @@ def test_the_key_from_dotenv_and_it_appears_nowhere(example, strict):
         env = {k: v for k, v in os.environ.items() if k not in ("RUNWARE_API_KEY", "SHOTFLOW_CACHE")}
         env["RUNWARE_API_URL"] = emu.url
         outputs = []
-        for args in (["render", story, "--backend", "runware", "--json"], ["plan", story, "--backend", "runware"],
-                     ["board", story], ["export", story, "--csv", story.parent / "shots.csv"]):
-            done = subprocess.run([sys.executable, "-m", "shotflow", *map(str, args)], env=env,
-                                  capture_output=True, text=True, timeout=120)
+        for args in (
+            ["render", story, "--backend", "runware", "--json"],
+            ["plan", story, "--backend", "runware"],
+            ["board", story],
+            ["export", story, "--csv", story.parent / "shots.csv"],
+        ):
+            done = subprocess.run(
+                [sys.executable, "-m", "shotflow", *map(str, args)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert done.returncode == 0, done.stderr
             outputs.append(done.stdout + done.stderr)
         emu.inject(Fault.status(500), times=None)
         story.write_text(story.read_text().replace("rain on the cobbles", "rain on the roofs"))
-        failing = subprocess.run([sys.executable, "-m", "shotflow", "render", str(story), "--backend", "runware"],
-                                 env=env, capture_output=True, text=True, timeout=120)
+        failing = subprocess.run(
+            [sys.executable, "-m", "shotflow", "render", str(story), "--backend", "runware"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         outputs.append(failing.stdout + failing.stderr)
         assert failing.returncode == 1
         emu.clear_faults()  # a task error that echoes the key in every field it has
-        emu.inject(Fault.task_error("roofs", f"refused for key {KEY}", code=f"bad{KEY}",
-                                    parameter=["positivePrompt", KEY], extra={"detail": {"apiKey": KEY}}), times=None)
-        for args in (["render", story, "--backend", "runware", "--json"], ["render", story, "--backend", "runware"],
-                     ["board", story]):
-            done = subprocess.run([sys.executable, "-m", "shotflow", *map(str, args)], env=env,
-                                  capture_output=True, text=True, timeout=120)
+        emu.inject(
+            Fault.task_error(
+                "roofs",
+                f"refused for key {KEY}",
+                code=f"bad{KEY}",
+                parameter=["positivePrompt", KEY],
+                extra={"detail": {"apiKey": KEY}},
+            ),
+            times=None,
+        )
+        for args in (
+            ["render", story, "--backend", "runware", "--json"],
+            ["render", story, "--backend", "runware"],
+            ["board", story],
+        ):
+            done = subprocess.run(
+                [sys.executable, "-m", "shotflow", *map(str, args)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             outputs.append(done.stdout + done.stderr)
         assert "refused for key ***" in outputs[-3] and '"status": "failed"' in outputs[-3]
     assert not any(KEY in text for text in outputs)
@@ -165,9 +206,13 @@ def test_a_killed_render_resumes_by_polling_and_pays_nothing_twice(example, stri
     with Emulator(api_key=KEY, latency=0.8, strict=strict) as emu:
         env = {k: v for k, v in os.environ.items() if k not in ("SHOTFLOW_CACHE",)}
         env.update(RUNWARE_API_URL=emu.url, RUNWARE_API_KEY=KEY)
-        proc = subprocess.Popen([sys.executable, "-m", "shotflow", "render", str(story), "--backend", "runware",
-                                 "--json", "--jobs", "4"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shotflow", "render", str(story), "--backend", "runware", "--json", "--jobs", "4"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         journal = story.parent / ".shotflow" / "journal"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -182,8 +227,13 @@ def test_a_killed_render_resumes_by_polling_and_pays_nothing_twice(example, stri
         assert in_flight >= 1  # tasks were sent and not yet recorded when it died
         time.sleep(1.0)  # let the emulator finish (and bill) what the dead run had sent
         billed_before = emu.stats.billed
-        again = subprocess.run([sys.executable, "-m", "shotflow", "render", str(story), "--backend", "runware",
-                                "--json"], env=env, capture_output=True, text=True, timeout=120)
+        again = subprocess.run(
+            [sys.executable, "-m", "shotflow", "render", str(story), "--backend", "runware", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert again.returncode == 0, again.stderr
         summary = events(again.stdout)[-1]
         assert summary["failed"] == 0 and summary["rendered"] + summary["cached"] == 12
@@ -229,8 +279,11 @@ def test_a_journal_entry_left_after_recording_does_not_fake_a_new_take(example, 
         entry = lock["nodes"]["arrival/wide"]
         journal = story.parent / ".shotflow" / "journal"
         journal.mkdir(exist_ok=True)
-        (journal / f"{entry['key']}.json").write_text(json.dumps(
-            {"key": entry["key"], "task_uuid": entry["task_id"], "model": entry["model"], "delivery": "async"}))
+        (journal / f"{entry['key']}.json").write_text(
+            json.dumps(
+                {"key": entry["key"], "task_uuid": entry["task_id"], "model": entry["model"], "delivery": "async"}
+            )
+        )
         billed = emu.stats.billed
         forced = shotflow("render", story, "--backend", "runware", "--force", "arrival/wide", "--json", emu=emu)
         assert forced.returncode == 0, forced.stderr
@@ -266,8 +319,9 @@ def test_bit_rot_is_caught_by_locked_verify_and_the_exports(example, strict):
         import hashlib
 
         html = (story.parent / "board.html").read_text()
-        embedded = [hashlib.sha256(base64.b64decode(chunk.split('"', 1)[0])).hexdigest()
-                    for chunk in html.split("base64,")[1:]]
+        embedded = [
+            hashlib.sha256(base64.b64decode(chunk.split('"', 1)[0])).hexdigest() for chunk in html.split("base64,")[1:]
+        ]
         assert embedded and hashlib.sha256(bytes(data)).hexdigest() not in embedded  # the rotten bytes are not shown
         locked = shotflow("render", story, "--backend", "runware", "--locked", emu=emu)
         assert locked.returncode == 2, locked.stdout + locked.stderr
@@ -287,9 +341,16 @@ def test_two_processes_sharing_one_cache_pay_once_per_key(example, strict, tmp_p
     shutil.copytree(first.parent, second.parent)
     with Emulator(api_key=KEY, latency=0.3, strict=strict) as emu:
         env = render_env(emu, SHOTFLOW_CACHE=str(tmp_path / "shared-cache"))
-        procs = [subprocess.Popen([sys.executable, "-m", "shotflow", "render", str(story), "--backend", "runware",
-                                   "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for story in (first, second)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "shotflow", "render", str(story), "--backend", "runware", "--json"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for story in (first, second)
+        ]
         outs = [proc.communicate(timeout=180) for proc in procs]
         assert [proc.returncode for proc in procs] == [0, 0], [err for _, err in outs]
         summaries = [events(out)[-1] for out, _ in outs]

@@ -51,6 +51,7 @@ def png(path: Path, size=(8, 8)) -> Path:
 
 def fake_png_header(path: Path, width: int, height: int) -> Path:
     """A PNG whose header claims width x height (no pixel data: nothing to decode)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -88,7 +89,8 @@ def test_billion_laughs_is_refused_at_load_quickly(write):
 def test_a_billion_laughs_with_merge_keys_is_refused_too(write, cli):
     lines = ["  l0: &l0 {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8}"]
     for i in range(1, 12):
-        lines.append(f"  l{i}: &l{i} {{x: [*l{i-1}, *l{i-1}, *l{i-1}, *l{i-1}, *l{i-1}, *l{i-1}, *l{i-1}, *l{i-1}]}}")
+        eight = ", ".join([f"*l{i - 1}"] * 8)
+        lines.append(f"  l{i}: &l{i} {{x: [{eight}]}}")
     path = write("shotflow: 1\nvars:\n" + "\n".join(lines) + "\nscenes: []\n")
     expect_2(cli("validate", path, timeout=30), r"storyboard\.yaml:\d+:\d+: aliases expand this file")
 
@@ -113,26 +115,35 @@ TEMPLATE_BOMBS = {
     "power": ("{{ 9 ** 99999999 }}", r"9 \*\* 99999999 is too large a number"),
     "repetition": ("{{ 'ab' * 1000000000 }}", r"builds a value of 2000000000 items or characters"),
     "list repetition": ("{{ ([1] * 100000000) | length }}", r"builds a value of 100000000"),
-    "doubling": ("{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}x",
-                 r"builds a value of 131072"),
+    "doubling": (
+        "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}x",
+        r"builds a value of 131072",
+    ),
     "range joined": ("{{ range(100000) | join('x' * 1000) }}", r"builds a value of"),
     "lipsum": ("{{ lipsum(100000) }}", r"lipsum\(\) takes at most 20 paragraphs"),
     "percent width": ("{{ '%999999999d' % 1 }}", r"a format width of 999999999"),
     "format width": ("{{ '{:>999999999}'.format(1) }}", r"a format width in .* is too large"),
     "ljust": ("{{ 'a'.ljust(999999999) }}", r"ljust\(999999999\) pads too wide"),
     "center filter": ("{{ 'a' | center(999999999) }}", r"a width of 999999999"),
-    "replace growth": ("{% set ns = namespace(s='abcd') %}{% for i in range(9) %}"
-                       "{% set ns.s = ns.s.replace('', ns.s) %}{% endfor %}x", r"builds a value of"),
-    "output": ("{% for a in range(100000) %}{% for b in range(100) %}xxxxxxxxxx{% endfor %}{% endfor %}",
-               r"the expansion is longer than 100000 characters"),
-    "time": ("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}x",
-             r"the expansion took more than 2 s"),
-    "recursive macro": ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}",
-                        r"calls or includes nest too deeply"),
+    "replace growth": (
+        "{% set ns = namespace(s='abcd') %}{% for i in range(9) %}{% set ns.s = ns.s.replace('', ns.s) %}{% endfor %}x",
+        r"builds a value of",
+    ),
+    "output": (
+        "{% for a in range(100000) %}{% for b in range(100) %}xxxxxxxxxx{% endfor %}{% endfor %}",
+        r"the expansion is longer than 100000 characters",
+    ),
+    "time": (
+        "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}x",
+        r"the expansion took more than 2 s",
+    ),
+    "recursive macro": ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", r"calls or includes nest too deeply"),
     "nested parentheses": ("{{ " + "(" * 100 + "1" + ")" * 100 + " }}", r"brackets are nested 10\d deep"),
     "nested braces": ("{{ " + "{'a': " * 100 + "1" + "}" * 100 + " }}", r"brackets are nested 10\d deep"),
-    "nested loops": ("".join(f"{{% for x{i} in [1] %}}" for i in range(25)) + "x" + "{% endfor %}" * 25,
-                     r"nests too deeply"),
+    "nested loops": (
+        "".join(f"{{% for x{i} in [1] %}}" for i in range(25)) + "x" + "{% endfor %}" * 25,
+        r"nests too deeply",
+    ),
 }
 
 
@@ -154,51 +165,84 @@ def test_a_reference_that_is_not_an_image_is_a_validate_error(write, cli):
     path = write(board(extra="        refs: [{file: refs/notes.png}]"))
     (path.parent / "refs").mkdir()
     (path.parent / "refs" / "notes.png").write_text("meeting notes, not a picture")
-    expect_2(cli("validate", path), r"storyboard\.yaml:10:16: arrival/wide: reference refs/notes\.png: "
-                                    r"the file is not a PNG, JPEG or WebP image")
+    expect_2(
+        cli("validate", path),
+        r"storyboard\.yaml:10:16: arrival/wide: reference refs/notes\.png: "
+        r"the file is not a PNG, JPEG or WebP image",
+    )
 
 
 def test_a_reference_over_the_pixel_limit_is_a_validate_error_never_decoded(write, cli):
     path = write(board(extra="        refs: [{file: refs/bomb.png}]"))
     (path.parent / "refs").mkdir()
     fake_png_header(path.parent / "refs" / "bomb.png", 20_000, 20_000)  # 400 megapixels in 57 bytes
-    expect_2(cli("validate", path), r"storyboard\.yaml:10:16: arrival/wide: reference refs/bomb\.png: the file is a "
-                                    r"larger image than Pillow opens .*at most 50 megapixels")
+    expect_2(
+        cli("validate", path),
+        r"storyboard\.yaml:10:16: arrival/wide: reference refs/bomb\.png: the file is a "
+        r"larger image than Pillow opens .*at most 50 megapixels",
+    )
     fake_png_header(path.parent / "refs" / "bomb.png", 10_000, 6_000)  # under Pillow's own limit, over ours
-    expect_2(cli("validate", path), r"arrival/wide: reference refs/bomb\.png: the file is 10000x6000 pixels "
-                                    r"\(60 megapixels\); at most 50 megapixels")
+    expect_2(
+        cli("validate", path),
+        r"arrival/wide: reference refs/bomb\.png: the file is 10000x6000 pixels "
+        r"\(60 megapixels\); at most 50 megapixels",
+    )
 
 
 # -- 2. no exit 3 from bad input ---------------------------------------------------------------------------
 
 BAD = {
-    "id is a list": (board(extra="      - id: [a, b]\n        prompt: x"),
-                     r"storyboard\.yaml:10:13: .*shots\[1\]\.id: must be a string"),
-    "scene id is a map": ("shotflow: 1\nscenes:\n  - id: {a: 1}\n    shots: []\n",
-                          r"storyboard\.yaml:3:9: scenes\[0\]\.id: must be a string"),
-    "!!int on text": (board(extra="        takes: !!int three"),
-                      r"storyboard\.yaml:10:16: 'three' is not a valid !!int"),
-    "!!float on text": (board(extra="        duration: !!float long"),
-                        r"storyboard\.yaml:10:19: 'long' is not a valid !!float"),
-    "!!bool on text": (board(extra="        takes: !!bool maybe"),
-                       r"storyboard\.yaml:10:16: 'maybe' is not a valid !!bool"),
-    "impossible date": (board(extra="        notes: 2024-02-30"),
-                        r"storyboard\.yaml:10:16: '2024-02-30' looks like a date but is not one"),
-    "300-character path": (board(extra="        refs: [{file: " + "a" * 300 + ".png}]"),
-                           r"storyboard\.yaml:10:16: arrival/wide: reference file not found: a{77}\.\.\."),
-    "NUL in a path": (board(extra='        refs: [{file: "refs/a\\0.png"}]'),
-                      r"storyboard\.yaml:10:16: arrival/wide: reference refs/a\x00\.png: the path contains a NUL"),
-    "NUL in an include": ('shotflow: 1\ninclude: ["cast\\0.yaml"]\nscenes: []\n',
-                          r"storyboard\.yaml:2:\d+: include 'cast\\x00\.yaml': the path contains a NUL"),
-    "recursive alias and duplicate key": ("shotflow: 1\nvars: &v\n  me: *v\n  a: 1\n  a: 2\nscenes: []\n",
-                                          r"storyboard\.yaml:3:7: alias \*v refers to a value that contains it"),
-    "id with a trailing newline": (board(extra='      - id: "door\\n"\n        prompt: x'),
-                                   r"storyboard\.yaml:10:13: .*\"door\\n\" is not a valid id"),
+    "id is a list": (
+        board(extra="      - id: [a, b]\n        prompt: x"),
+        r"storyboard\.yaml:10:13: .*shots\[1\]\.id: must be a string",
+    ),
+    "scene id is a map": (
+        "shotflow: 1\nscenes:\n  - id: {a: 1}\n    shots: []\n",
+        r"storyboard\.yaml:3:9: scenes\[0\]\.id: must be a string",
+    ),
+    "!!int on text": (
+        board(extra="        takes: !!int three"),
+        r"storyboard\.yaml:10:16: 'three' is not a valid !!int",
+    ),
+    "!!float on text": (
+        board(extra="        duration: !!float long"),
+        r"storyboard\.yaml:10:19: 'long' is not a valid !!float",
+    ),
+    "!!bool on text": (
+        board(extra="        takes: !!bool maybe"),
+        r"storyboard\.yaml:10:16: 'maybe' is not a valid !!bool",
+    ),
+    "impossible date": (
+        board(extra="        notes: 2024-02-30"),
+        r"storyboard\.yaml:10:16: '2024-02-30' looks like a date but is not one",
+    ),
+    "300-character path": (
+        board(extra="        refs: [{file: " + "a" * 300 + ".png}]"),
+        r"storyboard\.yaml:10:16: arrival/wide: reference file not found: a{77}\.\.\.",
+    ),
+    "NUL in a path": (
+        board(extra='        refs: [{file: "refs/a\\0.png"}]'),
+        r"storyboard\.yaml:10:16: arrival/wide: reference refs/a\x00\.png: the path contains a NUL",
+    ),
+    "NUL in an include": (
+        'shotflow: 1\ninclude: ["cast\\0.yaml"]\nscenes: []\n',
+        r"storyboard\.yaml:2:\d+: include 'cast\\x00\.yaml': the path contains a NUL",
+    ),
+    "recursive alias and duplicate key": (
+        "shotflow: 1\nvars: &v\n  me: *v\n  a: 1\n  a: 2\nscenes: []\n",
+        r"storyboard\.yaml:3:7: alias \*v refers to a value that contains it",
+    ),
+    "id with a trailing newline": (
+        board(extra='      - id: "door\\n"\n        prompt: x'),
+        r"storyboard\.yaml:10:13: .*\"door\\n\" is not a valid id",
+    ),
     "100 nested braces in YAML": ("shotflow: 1\ntitle: " + "{" * 100 + "\n", r"storyboard\.yaml:2:\d+: "),
-    "tag with trailing newline": (board(extra="        cast: [mara]\n        refs: []") .replace(
-        "    description: a keeper", '    description: a keeper\n    tag: "mara\\n"') .replace(
-        '"a lighthouse at dusk"', '"@mara at dusk"'),
-        r"storyboard\.yaml:5:10: characters\.mara\.tag: \"mara\\n\" is not a valid tag"),
+    "tag with trailing newline": (
+        board(extra="        cast: [mara]\n        refs: []")
+        .replace("    description: a keeper", '    description: a keeper\n    tag: "mara\\n"')
+        .replace('"a lighthouse at dusk"', '"@mara at dusk"'),
+        r"storyboard\.yaml:5:10: characters\.mara\.tag: \"mara\\n\" is not a valid tag",
+    ),
 }
 
 
@@ -217,16 +261,21 @@ def test_recursive_macros_and_non_utf8_templates_exit_2(write, cli):
 
 def test_proc_self_mem_is_refused_even_when_its_folder_is_allowed(write, cli):
     path = write(board(extra="        refs: [{file: /proc/self/mem}]"))
-    expect_2(cli("validate", path),
-             r"storyboard\.yaml:10:16: arrival/wide: reference /proc/self/mem: .*system pseudo-file")
-    expect_2(cli("validate", path, "--allow-path", "/proc"),
-             r"arrival/wide: reference /proc/self/mem: reference file /proc/\d+/mem is a system pseudo-file")
+    expect_2(
+        cli("validate", path), r"storyboard\.yaml:10:16: arrival/wide: reference /proc/self/mem: .*system pseudo-file"
+    )
+    expect_2(
+        cli("validate", path, "--allow-path", "/proc"),
+        r"arrival/wide: reference /proc/self/mem: reference file /proc/\d+/mem is a system pseudo-file",
+    )
 
 
 def test_impossible_set_values_exit_2(write, cli):
     path = write(board())
-    expect_2(cli("validate", path, "--set", "date=2024-02-30"),
-             r"--set date=2024-02-30: '2024-02-30' looks like a date but is not one")
+    expect_2(
+        cli("validate", path, "--set", "date=2024-02-30"),
+        r"--set date=2024-02-30: '2024-02-30' looks like a date but is not one",
+    )
     expect_2(cli("validate", path, "--set", "n=!!int many"), r"--set n=!!int many: 'many' is not a valid !!int")
     assert cli("validate", path, "--set-new", "date=2024-02-28").code == 0
 
@@ -263,8 +312,7 @@ def test_an_api_key_with_a_newline_or_non_ascii_is_refused_before_any_request(ke
 
     path = write(board())
     with Emulator(api_key="whatever") as emu:
-        result = cli("render", path, "--backend", "runware",
-                     env={"RUNWARE_API_KEY": key, "RUNWARE_API_URL": emu.url})
+        result = cli("render", path, "--backend", "runware", env={"RUNWARE_API_KEY": key, "RUNWARE_API_URL": emu.url})
         assert emu.stats.requests == 0
     expect_2(result, r"the Runware API key holds a line break, a control or a non-ASCII character; nothing was sent")
 
@@ -276,8 +324,11 @@ def test_a_templates_link_to_the_root_reads_nothing(write, cli):
     path = write(board("x", extra="        template: root/etc/hostname"))
     (path.parent / "templates").mkdir()
     (path.parent / "templates" / "root").symlink_to("/")
-    expect_2(cli("validate", path), r"arrival/wide: template root/etc/hostname: template 'root/etc/hostname' leads to "
-                                    r"/etc/hostname, outside the templates folders")
+    expect_2(
+        cli("validate", path),
+        r"arrival/wide: template root/etc/hostname: template 'root/etc/hostname' leads to "
+        r"/etc/hostname, outside the templates folders",
+    )
     (path.parent / "templates" / "ok.j2").write_text("{% include 'root/etc/hostname' %}")
     path.write_text(board("x", extra="        template: ok.j2"))
     expect_2(cli("validate", path), r"template ok\.j2, line 1: template 'root/etc/hostname' leads to /etc/hostname")
@@ -289,16 +340,22 @@ def test_a_templates_folder_that_links_out_of_the_project_is_refused(write, cli,
     (elsewhere / "shot.j2").write_text("{{ prompt }} from elsewhere")
     path = write(board("x"), name="project/storyboard.yaml")
     (path.parent / "templates").symlink_to(elsewhere)
-    expect_2(cli("validate", path), r"arrival/wide: template shot\.j2: template 'shot\.j2': .*templates/ leads to "
-                                    r".*elsewhere, outside the project folder")
+    expect_2(
+        cli("validate", path),
+        r"arrival/wide: template shot\.j2: template 'shot\.j2': .*templates/ leads to "
+        r".*elsewhere, outside the project folder",
+    )
 
 
 def test_reference_files_outside_the_project_need_the_users_permission(write, cli, tmp_path):
     library = tmp_path / "library"
     png(library / "face.png")
     path = write(board(extra=f"        refs: [{{file: {library / 'face.png'}}}]"), name="project/storyboard.yaml")
-    expect_2(cli("validate", path), r"storyboard\.yaml:10:16: arrival/wide: reference .*: reference file "
-                                    r".*library/face\.png is outside the project folder .*--allow-path DIR")
+    expect_2(
+        cli("validate", path),
+        r"storyboard\.yaml:10:16: arrival/wide: reference .*: reference file "
+        r".*library/face\.png is outside the project folder .*--allow-path DIR",
+    )
     assert cli("validate", path, "--allow-path", library).code == 0
     assert cli("--allow-path", library, "validate", path).code == 0  # before the command too
     config = tmp_path / "config.toml"
@@ -324,8 +381,11 @@ def test_the_project_folder_is_the_top_of_the_git_repository(write, cli, tmp_pat
 def test_includes_outside_the_project_are_refused(write, cli, tmp_path):
     (tmp_path / "shared.yaml").write_text("characters:\n  tom: {description: a radio operator}\n")
     path = write("shotflow: 1\ninclude: [../shared.yaml]\nscenes: []\n", name="project/storyboard.yaml")
-    expect_2(cli("validate", path), r"storyboard\.yaml:2:\d+: include \.\./shared\.yaml: included file .* is outside "
-                                    r"the project folder")
+    expect_2(
+        cli("validate", path),
+        r"storyboard\.yaml:2:\d+: include \.\./shared\.yaml: included file .* is outside "
+        r"the project folder",
+    )
     assert cli("validate", path, "--allow-path", tmp_path).code == 0
 
 
@@ -343,8 +403,10 @@ def test_devices_fifos_and_folders_are_refused_clearly(kind, write, cli, tmp_pat
     else:
         target.mkdir()
         pattern = r"is a folder, not a file"
-    expect_2(cli("validate", path, "--allow-path", "/dev", timeout=30),
-             r"arrival/wide: reference refs/x\.png: " + ".*" + pattern)
+    expect_2(
+        cli("validate", path, "--allow-path", "/dev", timeout=30),
+        r"arrival/wide: reference refs/x\.png: " + ".*" + pattern,
+    )
 
 
 def test_a_crafted_state_file_deletes_nothing_shotflow_did_not_write(example, cli, tmp_path):
@@ -407,19 +469,25 @@ def test_an_output_symlink_is_written_through_not_replaced(write, cli, tmp_path)
     assert link.is_symlink() and "<!doctype html>" in real.read_text().lower()
 
 
-@pytest.mark.parametrize("victim", ["storyboard.yaml", "storyboard.lock", "refs/face.png", "cast.yaml",
-                                    "templates/shot.j2"])
+@pytest.mark.parametrize(
+    "victim", ["storyboard.yaml", "storyboard.lock", "refs/face.png", "cast.yaml", "templates/shot.j2"]
+)
 def test_outputs_never_overwrite_the_storyboard_its_lock_includes_or_references(victim, write, cli):
-    path = write("shotflow: 1\ninclude: [cast.yaml]\nscenes:\n  - id: arrival\n    shots:\n      - id: wide\n"
-                 "        refs: [{file: refs/face.png}]\n        prompt: x\n")
+    path = write(
+        "shotflow: 1\ninclude: [cast.yaml]\nscenes:\n  - id: arrival\n    shots:\n      - id: wide\n"
+        "        refs: [{file: refs/face.png}]\n        prompt: x\n"
+    )
     (path.parent / "cast.yaml").write_text("characters:\n  tom: {description: a radio operator}\n")
     (path.parent / "templates").mkdir()
     (path.parent / "templates" / "shot.j2").write_text("{{ prompt }}")
     png(path.parent / "refs" / "face.png")
     assert cli("render", path).code == 0
     before = (path.parent / victim).read_bytes()
-    for args in (["board", path, "-o", path.parent / victim], ["export", path, "--csv", path.parent / victim],
-                 ["graph", path, "-o", path.parent / victim]):
+    for args in (
+        ["board", path, "-o", path.parent / victim],
+        ["export", path, "--csv", path.parent / victim],
+        ["graph", path, "-o", path.parent / victim],
+    ):
         expect_2(cli(*args), r"refusing to write .*: it is (the storyboard|a file the storyboard|a template)")
     assert (path.parent / victim).read_bytes() == before
 
@@ -430,17 +498,22 @@ def test_a_default_output_that_links_out_of_the_project_is_refused(write, cli, t
     path = write(board(), name="project/storyboard.yaml")
     (path.parent / "renders").mkdir()
     (path.parent / "renders" / "board.html").symlink_to(outside)
-    expect_2(cli("board", path),
-             r"refusing to write .*renders/board\.html: it leads to .*outside\.html, outside the project")
+    expect_2(
+        cli("board", path), r"refusing to write .*renders/board\.html: it leads to .*outside\.html, outside the project"
+    )
     assert outside.read_text() == "mine"
 
 
 def test_the_template_context_is_read_only(write, cli):
-    path = write(board("{{ vars.update({'look': 'hacked'}) }}x").replace("shotflow: 1",
-                                                                         "shotflow: 1\nvars: {look: calm}")
-                 + "      - id: door\n        prompt: \"{{ vars.look }}\"\n")
-    expect_2(cli("validate", path), r"arrival/wide: prompt, line 1: the template tried something the sandbox forbids "
-                                    r"\(access to attribute 'update' of 'dict' object is unsafe")
+    path = write(
+        board("{{ vars.update({'look': 'hacked'}) }}x").replace("shotflow: 1", "shotflow: 1\nvars: {look: calm}")
+        + '      - id: door\n        prompt: "{{ vars.look }}"\n'
+    )
+    expect_2(
+        cli("validate", path),
+        r"arrival/wide: prompt, line 1: the template tried something the sandbox forbids "
+        r"\(access to attribute 'update' of 'dict' object is unsafe",
+    )
     path = write(board("{{ vars.names.append('x') }}x").replace("shotflow: 1", "shotflow: 1\nvars: {names: [a]}"))
     expect_2(cli("validate", path), r"attribute 'append' of 'list' object is unsafe")
 
@@ -464,8 +537,10 @@ def test_a_tampered_compiled_template_is_rebuilt_never_run(write, cli, tmp_path)
     pwned = tmp_path / "pwned"
     evil = compile(f"open({str(pwned)!r}, 'w').write('ran')", "<template>", "exec")
     key = hashlib.sha256(source.encode()).hexdigest()
-    for forged in (marshal.dumps({key: marshal.dumps(evil)}),  # the unauthenticated format
-                   cache_file.read_bytes()[:32] + marshal.dumps({key: marshal.dumps(evil)})):  # a stolen MAC
+    for forged in (
+        marshal.dumps({key: marshal.dumps(evil)}),  # the unauthenticated format
+        cache_file.read_bytes()[:32] + marshal.dumps({key: marshal.dumps(evil)}),
+    ):  # a stolen MAC
         cache_file.write_bytes(forged)
         result = cli("plan", path, "--json", env=env)
         assert result.code == 0, result.text
@@ -490,7 +565,7 @@ def test_a_forged_check_marker_does_not_skip_the_schema_check(write, cli, tmp_pa
 
 
 def test_a_key_others_can_read_turns_the_user_cache_off(tmp_path):
-    code = ("import os; from shotflow import _usercache as u; print(u.user_cache_dir())")
+    code = "import os; from shotflow import _usercache as u; print(u.user_cache_dir())"
     env = {**os.environ, **_user_env(tmp_path)}
     key = tmp_path / "key" / "k"
     key.parent.mkdir()
@@ -524,7 +599,7 @@ class _Server:
                 outer.hits.append(self.path)
                 if self.path.startswith("/to?url="):
                     self.send_response(302)
-                    self.send_header("Location", self.path[len("/to?url="):])
+                    self.send_header("Location", self.path[len("/to?url=") :])
                     self.end_headers()
                 elif self.path == "/slow":
                     self.send_response(200)
@@ -582,8 +657,10 @@ def test_a_redirect_to_a_private_address_is_refused(server, monkeypatch):
             asyncio.run(fetch.fetch(f"{server.url}/to?url={target}", allow_private=False))
         assert str(caught.value).startswith(f"reference URL {server.url}/to?url={target} (redirected to ")
     assert "169.254.169.254 is a private, loopback or link-local address" in str(
-        pytest.raises(RefError, asyncio.run, fetch.fetch(f"{server.url}/to?url=http://169.254.169.254/x",
-                                                         allow_private=False)).value)
+        pytest.raises(
+            RefError, asyncio.run, fetch.fetch(f"{server.url}/to?url=http://169.254.169.254/x", allow_private=False)
+        ).value
+    )
 
 
 def test_one_fetch_has_an_overall_deadline(server):

@@ -57,7 +57,10 @@ def test_without_blocking_figures_spread_evenly_facing_the_centre():
     assert _spread(5) == ("left", "left", "center", "right", "right")
     scene = SceneBlocking()
     assert placed(scene.place(["mara", "tom", "ines"], {}, {})) == {
-        "mara": ("left", "right"), "tom": ("center", "camera"), "ines": ("right", "left")}
+        "mara": ("left", "right"),
+        "tom": ("center", "camera"),
+        "ines": ("right", "left"),
+    }
 
 
 def test_a_character_keeps_their_side_of_the_frame_within_a_scene():
@@ -100,8 +103,9 @@ def test_the_example_is_staged(example):
     tom = {f.colour for n in project.nodes.values() for f in n.staging.cast if f.name == "tom"}
     assert len(mara) == len(tom) == 1 and mara != tom  # one colour each, in every panel
     # the radio call: Mara left looking right, Tom right looking left, across the cut
-    console, station, reaction = (project.nodes[f"radio/{s}"].staging.cast[0]
-                                  for s in ("console", "station", "reaction"))
+    console, station, reaction = (
+        project.nodes[f"radio/{s}"].staging.cast[0] for s in ("console", "station", "reaction")
+    )
     assert (console.x, console.facing) == ("left", "right")
     assert (station.x, station.facing) == ("right", "left")
     assert (reaction.x, reaction.facing) == ("left", "right")  # she keeps her side: nothing moved her
@@ -127,17 +131,22 @@ def test_blocking_a_character_who_is_not_in_the_shot_is_an_error(write, cli):
     """)
     result = cli("validate", story)
     assert result.code == 2, result.text
-    assert ("storyboard.yaml:10:16: a/b: blocking places 'tom', who is not in the shot's cast (cast: mara) "
-            "(add tom to cast, or remove the blocking entry)") in result.err
+    assert (
+        "storyboard.yaml:10:16: a/b: blocking places 'tom', who is not in the shot's cast (cast: mara) "
+        "(add tom to cast, or remove the blocking entry)"
+    ) in result.err
     assert "Traceback" not in result.text
 
 
-@pytest.mark.parametrize("entry,message", [
-    ("{mara: {x: middle}}", 'blocking.mara.x: "middle" is not one of left, center, right'),
-    ("{mara: {facing: north}}", 'blocking.mara.facing: "north" is not one of left, right, camera, away'),
-    ("{mara: {side: left}}", "unknown key 'side'"),
-    ("[mara]", "blocking"),
-])
+@pytest.mark.parametrize(
+    "entry,message",
+    [
+        ("{mara: {x: middle}}", 'blocking.mara.x: "middle" is not one of left, center, right'),
+        ("{mara: {facing: north}}", 'blocking.mara.facing: "north" is not one of left, right, camera, away'),
+        ("{mara: {side: left}}", "unknown key 'side'"),
+        ("[mara]", "blocking"),
+    ],
+)
 def test_blocking_values_are_checked_by_the_schema(write, cli, entry, message):
     story = write(f"""
         shotflow: 1
@@ -157,8 +166,9 @@ def test_the_plan_says_why_a_preview_frame_renders_after_a_blocking_change(examp
     story = example("lighthouse")
     assert cli("render", story).code == 0
     text = story.read_text()
-    story.write_text(text.replace("blocking: {tom: {x: right, facing: left}}",
-                                  "blocking: {tom: {x: right, facing: away}}"))
+    story.write_text(
+        text.replace("blocking: {tom: {x: right, facing: left}}", "blocking: {tom: {x: right, facing: away}}")
+    )
     table = cli("plan", story).out
     assert "render  radio/station" in table and "cast or blocking changed" in table, table
     assert "fresh   radio/console" in table

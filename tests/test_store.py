@@ -59,9 +59,17 @@ def test_file_hashes_are_remembered_by_stat(store, tmp_path):
 
 
 def test_action_records_round_trip(store):
-    record = Record(key="k" * 64, backend="runware", model="runway:4@1",
-                    outputs=(Output("a" * 64, "png", seed=7, remote_id="uuid-1", url="https://x/y.png", cost=0.08),),
-                    task_id="task-1", cost=0.08, roll=2, created="2026-01-01T00:00:00+00:00", request={"prompt": "p"})
+    record = Record(
+        key="k" * 64,
+        backend="runware",
+        model="runway:4@1",
+        outputs=(Output("a" * 64, "png", seed=7, remote_id="uuid-1", url="https://x/y.png", cost=0.08),),
+        task_id="task-1",
+        cost=0.08,
+        roll=2,
+        created="2026-01-01T00:00:00+00:00",
+        request={"prompt": "p"},
+    )
     store.put_action(record)
     assert store.get_action(record.key) == record
     assert store.get_action("missing") is None
@@ -87,7 +95,6 @@ def test_the_lock_file_is_sorted_stable_and_only_rewritten_on_change(tmp_path):
     assert not again.write() and path.stat().st_mtime_ns == mtime
 
 
-
 @pytest.mark.parametrize("urls", [{}, {"https://example.com/ä.png": "d" * 64, "https://a.example/x.jpg": "e" * 64}])
 @pytest.mark.parametrize("count", [0, 1, 3])
 def test_the_lock_is_written_in_pieces_exactly_as_one_json_dump(tmp_path, count, urls):
@@ -95,9 +102,17 @@ def test_the_lock_is_written_in_pieces_exactly_as_one_json_dump(tmp_path, count,
 
     lock = LockFile(tmp_path / "storyboard.lock")
     for i in range(count):
-        outputs = tuple(Output(f"{i}{t}".ljust(64, "f"), "png", seed=i, remote_id=f"uuid-ü-{t}" if t else None,
-                               cost=0.0123 if t else None) for t in range(2))
-        lock.set(f"scene {i}/shot \"{i}\"", Record(f"k{i}", "runware", "runway:4@1", outputs, task_id="t", cost=0.5), 2)
+        outputs = tuple(
+            Output(
+                f"{i}{t}".ljust(64, "f"),
+                "png",
+                seed=i,
+                remote_id=f"uuid-ü-{t}" if t else None,
+                cost=0.0123 if t else None,
+            )
+            for t in range(2)
+        )
+        lock.set(f'scene {i}/shot "{i}"', Record(f"k{i}", "runware", "runway:4@1", outputs, task_id="t", cost=0.5), 2)
     lock.urls = dict(urls)
     nodes = {}
     for node_id, entry in lock.entries.items():
@@ -106,6 +121,7 @@ def test_the_lock_is_written_in_pieces_exactly_as_one_json_dump(tmp_path, count,
     expected = (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
     assert b"".join(lock.render()) == expected
     assert lock.write() and lock.path.read_bytes() == expected
+
 
 def test_a_broken_lock_file_is_a_clear_error(tmp_path):
     from shotflow.errors import LockedError
@@ -176,8 +192,10 @@ def _holder_process(root, key):
     import subprocess
     import sys
 
-    code = ("import sys, time; from pathlib import Path; from shotflow.store import Leases; "
-            f"Leases(Path({str(root)!r})).take({key!r}); print('held', flush=True); time.sleep(60)")
+    code = (
+        "import sys, time; from pathlib import Path; from shotflow.store import Leases; "
+        f"Leases(Path({str(root)!r})).take({key!r}); print('held', flush=True); time.sleep(60)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
     return proc

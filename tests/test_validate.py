@@ -56,7 +56,7 @@ def test_a_file_that_is_not_a_mapping(tmp_path):
 
 
 def test_a_mapping_without_the_format_version_is_not_a_storyboard(tmp_path):
-    (where, message, _), = errors(tmp_path, "title: x\n")
+    ((where, message, _),) = errors(tmp_path, "title: x\n")
     assert where == "1:1" and message.startswith("not a shotflow storyboard") and "'shotflow: 1'" in message
 
 
@@ -68,8 +68,11 @@ def test_a_library_file_needs_no_format_version(tmp_path):
 
 
 def test_unknown_key_is_reported_at_the_key_with_did_you_mean(tmp_path):
-    assert one(tmp_path, shot("promt: x\n")) == ("7:9", "scenes[0].shots[0]: unknown key 'promt'",
-                                                 "did you mean 'prompt'?")
+    assert one(tmp_path, shot("promt: x\n")) == (
+        "7:9",
+        "scenes[0].shots[0]: unknown key 'promt'",
+        "did you mean 'prompt'?",
+    )
 
 
 def test_unknown_key_with_no_close_match_lists_the_allowed_keys(tmp_path):
@@ -80,7 +83,10 @@ def test_unknown_key_with_no_close_match_lists_the_allowed_keys(tmp_path):
 
 def test_unknown_key_in_a_nested_object(tmp_path):
     assert one(tmp_path, shot("camera: {framng: wide}\n")) == (
-        "7:18", "scenes[0].shots[0].camera: unknown key 'framng'", "did you mean 'framing'?")
+        "7:18",
+        "scenes[0].shots[0].camera: unknown key 'framng'",
+        "did you mean 'framing'?",
+    )
 
 
 def test_unknown_key_beside_a_scene_include(tmp_path):
@@ -99,18 +105,27 @@ def test_missing_required_key(tmp_path):
 
 def test_width_without_height(tmp_path):
     assert one(tmp_path, shot("width: 1920\n")) == (
-        "5:9", "scenes[0].shots[0]: width and height go together: give both, or a named size", None)
+        "5:9",
+        "scenes[0].shots[0]: width and height go together: give both, or a named size",
+        None,
+    )
 
 
 def test_size_and_width_together(tmp_path):
     assert one(tmp_path, shot("size: 1K-16:9\nwidth: 1920\nheight: 1080\n")) == (
-        "5:9", "scenes[0].shots[0]: give either size or width + height, not both", None)
+        "5:9",
+        "scenes[0].shots[0]: give either size or width + height, not both",
+        None,
+    )
 
 
 def test_an_entity_with_both_a_sheet_and_an_image(tmp_path):
     text = "shotflow: 1\ncharacters:\n  mara: {image: a.png, sheet: {prompt: x}}\n"
     assert one(tmp_path, text) == (
-        "3:9", "characters.mara: give either sheet (generated) or image (existing), not both", None)
+        "3:9",
+        "characters.mara: give either sheet (generated) or image (existing), not both",
+        None,
+    )
 
 
 # -- pattern: a model, an x-message, ECMA's $ ------------------------------------------------
@@ -148,7 +163,8 @@ def test_max_length_with_its_own_message(tmp_path):
 
 def test_a_timecode(tmp_path):
     assert one(tmp_path, "shotflow: 1\neditorial: {start: '1:00'}\n")[1] == (
-        'editorial.start: "1:00" is not a timecode: write HH:MM:SS:FF in quotes, e.g. "01:00:00:00"')
+        'editorial.start: "1:00" is not a timecode: write HH:MM:SS:FF in quotes, e.g. "01:00:00:00"'
+    )
 
 
 # -- const, oneOf and if/then of references ---------------------------------------------------
@@ -156,14 +172,19 @@ def test_a_timecode(tmp_path):
 
 def test_const_with_its_own_message(tmp_path):
     assert one(tmp_path, "shotflow: 2\n") == (
-        "1:11", "shotflow: 2 is not a format this shotflow reads: write 'shotflow: 1'", None)
+        "1:11",
+        "shotflow: 2 is not a format this shotflow reads: write 'shotflow: 1'",
+        None,
+    )
 
 
 def test_a_reference_object_naming_two_targets(tmp_path):
     """oneOf with an x-message: the schema's words, not jsonschema's best guess at a branch."""
     assert one(tmp_path, shot("refs: [{shot: a, file: b.png}]\n")) == (
-        "7:16", "scenes[0].shots[0].refs[0]: a reference object names exactly one of shot, file or url "
-        "(and optionally a tag)", None)
+        "7:16",
+        "scenes[0].shots[0].refs[0]: a reference object names exactly one of shot, file or url (and optionally a tag)",
+        None,
+    )
 
 
 def test_an_empty_reference_string(tmp_path):
@@ -186,12 +207,15 @@ def test_a_bad_tag_in_a_reference_object(tmp_path):
 # -- type ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("extra", "where", "words"), [
-    ("takes: two\n", "7:16", "takes: must be an integer, got text \"two\""),
-    ("takes:\n", "7:15", "takes: must be an integer, got nothing"),
-    ("camera: {lens: [1]}\n", "7:24", "camera.lens: must be a string or number, got a list"),
-    ("camera: wide\n", "7:17", "camera: must be an object, got text \"wide\""),
-])
+@pytest.mark.parametrize(
+    ("extra", "where", "words"),
+    [
+        ("takes: two\n", "7:16", 'takes: must be an integer, got text "two"'),
+        ("takes:\n", "7:15", "takes: must be an integer, got nothing"),
+        ("camera: {lens: [1]}\n", "7:24", "camera.lens: must be a string or number, got a list"),
+        ("camera: wide\n", "7:17", 'camera: must be an object, got text "wide"'),
+    ],
+)
 def test_a_value_of_the_wrong_type(tmp_path, extra, where, words):
     assert one(tmp_path, shot(extra)) == (where, f"scenes[0].shots[0].{words}", None)
 
@@ -201,12 +225,18 @@ def test_a_value_of_the_wrong_type(tmp_path, extra, where, words):
 
 def test_enum_in_the_wrong_case_suggests_the_right_one(tmp_path):
     assert one(tmp_path, shot("output: {format: png}\n")) == (
-        "7:26", 'scenes[0].shots[0].output.format: "png" is not one of PNG, JPG, WEBP', "did you mean 'PNG'?")
+        "7:26",
+        'scenes[0].shots[0].output.format: "png" is not one of PNG, JPG, WEBP',
+        "did you mean 'PNG'?",
+    )
 
 
 def test_enum_with_a_typo_suggests_the_closest(tmp_path):
     assert one(tmp_path, "shotflow: 1\nbackend: runwar\n") == (
-        "2:10", 'backend: "runwar" is not one of preview, runware', "did you mean 'runware'?")
+        "2:10",
+        'backend: "runwar" is not one of preview, runware',
+        "did you mean 'runware'?",
+    )
 
 
 def test_enum_with_nothing_close_has_no_hint(tmp_path):
@@ -216,11 +246,14 @@ def test_enum_with_nothing_close_has_no_hint(tmp_path):
 # -- bounds, unique items -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("extra", "words"), [
-    ("takes: 0\n", "takes: must be at least 1, got 0"),
-    ("takes: 21\n", "takes: must be at most 20, got 21"),
-    ("duration: 0\n", "duration: must be more than 0, got 0"),
-])
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ("takes: 0\n", "takes: must be at least 1, got 0"),
+        ("takes: 21\n", "takes: must be at most 20, got 21"),
+        ("duration: 0\n", "duration: must be more than 0, got 0"),
+    ],
+)
 def test_a_number_out_of_bounds(tmp_path, extra, words):
     assert one(tmp_path, shot(extra))[1] == f"scenes[0].shots[0].{words}"
 
@@ -235,8 +268,10 @@ def test_a_list_with_an_item_twice(tmp_path):
 def test_an_error_in_a_later_scene_keeps_its_path_when_checked_scene_by_scene(tmp_path):
     """With the user cache on (as in the tests), a storyboard of several scenes is checked one
     scene at a time: the error's path and place are those of the whole file."""
-    text = ("shotflow: 1\nscenes:\n  - id: s\n    shots: [{id: a, prompt: x}]\n"
-            "  - id: t\n    shots: [{id: b, prompt: x, takes: 0}]\n")
+    text = (
+        "shotflow: 1\nscenes:\n  - id: s\n    shots: [{id: a, prompt: x}]\n"
+        "  - id: t\n    shots: [{id: b, prompt: x, takes: 0}]\n"
+    )
     assert one(tmp_path, text) == ("6:39", "scenes[1].shots[0].takes: must be at least 1, got 0", None)
 
 
@@ -249,12 +284,15 @@ def test_errors_come_in_file_order(tmp_path):
 # -- branches no keyword of the storyboard schema reaches --------------------------------------
 
 
-@pytest.mark.parametrize(("schema", "data", "words"), [
-    ({"const": 3}, 4, "must be 3, got 4"),
-    ({"exclusiveMaximum": 10}, 10, "must be less than 10, got 10"),
-    ({"type": "string", "minLength": 1}, "", "must not be empty"),
-    ({"maxItems": 1}, [1, 2], "[1, 2] is too long"),  # no words of ours: jsonschema's
-])
+@pytest.mark.parametrize(
+    ("schema", "data", "words"),
+    [
+        ({"const": 3}, 4, "must be 3, got 4"),
+        ({"exclusiveMaximum": 10}, 10, "must be less than 10, got 10"),
+        ({"type": "string", "minLength": 1}, "", "must not be empty"),
+        ({"maxItems": 1}, [1, 2], "[1, 2] is too long"),  # no words of ours: jsonschema's
+    ],
+)
 def test_other_keywords_on_a_tiny_schema(tmp_path, schema, data, words):
     path = tmp_path / "x.yaml"
     path.write_text("x: 1\n", encoding="utf-8")

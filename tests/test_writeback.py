@@ -25,8 +25,9 @@ def changed_lines(before: str, after: str) -> list[str]:
 
 @pytest.fixture
 def heist(tmp_path):
-    shutil.copytree(ROOT / "examples" / "heist", tmp_path / "heist",
-                    ignore=shutil.ignore_patterns("renders", ".shotflow", "*.lock"))
+    shutil.copytree(
+        ROOT / "examples" / "heist", tmp_path / "heist", ignore=shutil.ignore_patterns("renders", ".shotflow", "*.lock")
+    )
     return tmp_path / "heist" / "storyboard.yaml"
 
 
@@ -73,9 +74,11 @@ def test_an_existing_value_changes_in_place(tmp_path):
     editor.set_shot("two/c", "duration", 4)
     editor.save()
     diff = changed_lines(ODD, path.read_text())
-    assert diff == ['-  - {id: b, prompt: "flow style shot", takes: 2}',
-                    '+  - {id: b, prompt: "flow style shot", takes: 3}',
-                    "+    duration: 4"]
+    assert diff == [
+        '-  - {id: b, prompt: "flow style shot", takes: 2}',
+        '+  - {id: b, prompt: "flow style shot", takes: 3}',
+        "+    duration: 4",
+    ]
 
 
 def test_a_review_goes_under_the_shot_before_the_blank_line(tmp_path):
@@ -165,8 +168,12 @@ def test_update_review_edits_in_place_and_appends_notes_once(tmp_path):
     assert editor.update_review("one/a", status="approved", notes=["tighter: 'a'"])
     editor.save()
     first = path.read_text()
-    assert changed_lines(ODD, first) == ["+    review:", "+      status: approved", "+      notes:",
-                                         "+      - \"tighter: 'a'\""]
+    assert changed_lines(ODD, first) == [
+        "+    review:",
+        "+      status: approved",
+        "+      notes:",
+        "+      - \"tighter: 'a'\"",
+    ]
     assert "\n\n  # the second scene" in first  # the blank line and comment stay after the shot
     editor = Editor(path)
     assert editor.update_review("one/a", status="changes", notes=["tighter: 'a'", "second"])
@@ -175,14 +182,16 @@ def test_update_review_edits_in_place_and_appends_notes_once(tmp_path):
     editor.update_review("one/b", notes=["flow shot"])
     editor.save()
     second = path.read_text()
-    assert sorted(changed_lines(first, second)) == sorted([
-        "+    pick: 1",
-        "-      status: approved",
-        "+      status: changes",
-        "+      - second",
-        "-  - {id: b, prompt: \"flow style shot\", takes: 2}",
-        "+  - {id: b, prompt: \"flow style shot\", takes: 2, review: {notes: [flow shot]}}",
-    ])
+    assert sorted(changed_lines(first, second)) == sorted(
+        [
+            "+    pick: 1",
+            "-      status: approved",
+            "+      status: changes",
+            "+      - second",
+            '-  - {id: b, prompt: "flow style shot", takes: 2}',
+            '+  - {id: b, prompt: "flow style shot", takes: 2, review: {notes: [flow shot]}}',
+        ]
+    )
     import yaml
 
     data = yaml.safe_load(second)["scenes"][0]["shots"]
@@ -191,8 +200,10 @@ def test_update_review_edits_in_place_and_appends_notes_once(tmp_path):
 
 
 def test_notes_appended_before_what_followed_the_list(tmp_path):
-    text = ("shotflow: 1\nscenes:\n  - id: s\n    shots:\n      - id: a\n        review:\n          notes:\n"
-            "            - first\n\n  # next scene\n  - id: t\n    shots:\n      - id: b\n")
+    text = (
+        "shotflow: 1\nscenes:\n  - id: s\n    shots:\n      - id: a\n        review:\n          notes:\n"
+        "            - first\n\n  # next scene\n  - id: t\n    shots:\n      - id: b\n"
+    )
     path = tmp_path / "storyboard.yaml"
     path.write_text(text)
     editor = Editor(path)

@@ -11,17 +11,7 @@ journal of submitted tasks and a key-value memo (for upload UUIDs).
 
 from __future__ import annotations
 
-from ._base import (
-    Backend,
-    Generation,
-    Image,
-    Journal,
-    Memo,
-    Reference,
-    Request,
-    Services,
-    Start,
-)
+from ._base import Backend, Generation, Image, Journal, Memo, Reference, Request, Services, Start
 
 __all__ = [
     "Backend",

@@ -153,6 +153,7 @@ class _Gate:
         pause = self._resume_at - loop.time()
         if pause > 0:
             if self._timer is None:
+
                 def resume() -> None:
                     self._timer = None
                     self._wake()
@@ -212,8 +213,11 @@ class Transport:
         elif slow not in self._timers:
             window = self._settings.batch_window
             # with no window, what the resolver starts in this tick goes out together, at once
-            self._timers[slow] = (self.loop.call_later(window, self._flush, slow) if window > 0
-                                  else self.loop.call_soon(self._flush, slow))
+            self._timers[slow] = (
+                self.loop.call_later(window, self._flush, slow)
+                if window > 0
+                else self.loop.call_soon(self._flush, slow)
+            )
         return await future
 
     async def send(self, tasks: list[dict[str, Any]]) -> dict[str, Answer]:
@@ -348,7 +352,9 @@ async def _body(response: httpx.Response, url: str) -> bytes | _Again:
     return data
 
 
-def split(status: int, body: dict[str, Any], tasks: list[dict[str, Any]], scrub: Callable[[Any], Any]) -> dict[str, Answer]:
+def split(
+    status: int, body: dict[str, Any], tasks: list[dict[str, Any]], scrub: Callable[[Any], Any]
+) -> dict[str, Answer]:
     """Each task's items and errors, by taskUUID; errors naming no task of ours concern them all.
 
     Errors, and items that are not images, pass through ``scrub`` (a server may echo the key)."""
@@ -362,8 +368,9 @@ def split(status: int, body: dict[str, Any], tasks: list[dict[str, Any]], scrub:
     answers = {}
     for task in tasks:
         task_uuid = task["taskUUID"]
-        items = tuple(i if _is_image(i) else scrub(i) for i in data
-                      if isinstance(i, dict) and i.get("taskUUID") == task_uuid)
+        items = tuple(
+            i if _is_image(i) else scrub(i) for i in data if isinstance(i, dict) and i.get("taskUUID") == task_uuid
+        )
         own = tuple(e for e in errors if e.get("taskUUID") == task_uuid)
         answers[task_uuid] = Answer(status, items, own or (tuple(general) if not items else ()))
     return answers
@@ -457,15 +464,16 @@ class Poller:
         settings = self._settings
         estimate = self.estimate(watch.model)
         if estimate is None:
-            return min(settings.poll_max, max(settings.poll_min, settings.poll_initial) * UNKNOWN_GROWTH ** watch.polls)
+            return min(settings.poll_max, max(settings.poll_min, settings.poll_initial) * UNKNOWN_GROWTH**watch.polls)
         base = max(settings.poll_min, STEP * estimate)
         return min(settings.poll_max, base * 1.1 ** max(0, watch.timed_polls - 1))
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            waiting = [w for w in self._watches.values()
-                       if w.future is not None and not w.future.done() and not w.asking]
+            waiting = [
+                w for w in self._watches.values() if w.future is not None and not w.future.done() and not w.asking
+            ]
             if not waiting:
                 if not await self._sleep(loop.time() + 5.0):
                     return  # idle: the next call starts a new runner

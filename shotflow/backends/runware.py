@@ -92,8 +92,16 @@ from ..errors import AccountError, BackendError, ConfigError, RequestRejected, T
 from ._base import Backend, Generation, Image, Reference, Request, Services, Start
 from ._runware_http import MAX_DOWNLOAD, REJECTED, Answer, Transport
 
-__all__ = ["DEFAULT_URL", "MAX_DOWNLOAD", "MAX_UPLOAD_SIDE", "RunwareBackend", "Settings", "UPLOAD_MEMO_PREFIX",
-           "UPLOAD_TTL", "api_key"]
+__all__ = [
+    "DEFAULT_URL",
+    "MAX_DOWNLOAD",
+    "MAX_UPLOAD_SIDE",
+    "RunwareBackend",
+    "Settings",
+    "UPLOAD_MEMO_PREFIX",
+    "UPLOAD_TTL",
+    "api_key",
+]
 
 DEFAULT_URL = "https://api.runware.ai/v1"
 UPLOAD_MEMO_PREFIX = "runware-upload:"
@@ -154,8 +162,16 @@ class Settings:
             value, least = settings.get(name, getattr(values, name)), 0 if name == "retries" else 1
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ConfigError(f"runware.{name} must be a whole number of at least {least}, not {value!r}")
-        numbers = ("timeout", "request_timeout", "batch_window", "retry_base", "retry_cap", "poll_initial",
-                   "poll_min", "poll_max")
+        numbers = (
+            "timeout",
+            "request_timeout",
+            "batch_window",
+            "retry_base",
+            "retry_cap",
+            "poll_initial",
+            "poll_min",
+            "poll_max",
+        )
         for name in numbers:
             value = settings.get(name, getattr(values, name))
             bound = "above 0" if name in ("timeout", "request_timeout") else "at least 0"
@@ -175,8 +191,10 @@ def api_key(project_dir: Path) -> str:
         raise ConfigError(f"no Runware API key: set RUNWARE_API_KEY or put it in {project_dir / '.env'}")
     if not key.isascii() or not key.isprintable():
         # it goes in an HTTP header: a newline or a non-ASCII letter would fail (or split) the request
-        raise ConfigError("the Runware API key holds a line break, a control or a non-ASCII character; "
-                          "nothing was sent", hint="copy the key again from your Runware dashboard")
+        raise ConfigError(
+            "the Runware API key holds a line break, a control or a non-ASCII character; nothing was sent",
+            hint="copy the key again from your Runware dashboard",
+        )
     return key
 
 
@@ -273,8 +291,9 @@ def _read(answer: Answer) -> _Reading:
 def _finished(item: dict[str, Any]) -> bool:
     if not isinstance(item.get("imageUUID"), str) or not item["imageUUID"]:
         return False
-    return any(isinstance(item.get(name), str) and item[name]
-               for name in ("imageBase64Data", "imageDataURI", "imageURL"))
+    return any(
+        isinstance(item.get(name), str) and item[name] for name in ("imageBase64Data", "imageDataURI", "imageURL")
+    )
 
 
 _MISSING = ("not found", "notfound", "unknown", "expired", "missing", "invalid", "does not exist", "no longer")
@@ -317,8 +336,10 @@ def _costs(items: list[dict[str, Any]], model: str) -> tuple[list[float | None],
     """(cost of each image, cost of the task) from the items' ``cost``, which Runware gives per
     image or per task: all equal and nearer the task's price than an image's means per task;
     on some items only, it is the task's, shared out."""
-    raw = [float(i["cost"]) if isinstance(i.get("cost"), (int, float)) and not isinstance(i.get("cost"), bool)
-           else None for i in items]
+    raw = [
+        float(i["cost"]) if isinstance(i.get("cost"), (int, float)) and not isinstance(i.get("cost"), bool) else None
+        for i in items
+    ]
     known = [c for c in raw if c is not None]
     if not known:
         return raw, None
@@ -406,7 +427,9 @@ class RunwareBackend(Backend):
                     return await call.run()
             except TimeoutError as exc:
                 got = f"{len(call.results)} of {request.takes} images" if request.takes > 1 else "no image"
-                later = "; the next run asks for it instead of paying again" if self.services.journal is not None else ""
+                later = (
+                    "; the next run asks for it instead of paying again" if self.services.journal is not None else ""
+                )
                 raise TransientError(
                     f"Runware gave {got} within {self.settings.timeout:g} s (task {call.task_uuid}){later}"
                 ) from exc
@@ -455,10 +478,19 @@ class RunwareBackend(Backend):
             self._untagged.add(model)
             self.notes.append(
                 f"Runware refused tagged reference images for {model} (a 400 about referenceImages): its shots were "
-                "sent with plain references and their @tags written as positions (\"the subject of reference 2\")")
+                'sent with plain references and their @tags written as positions ("the subject of reference 2")'
+            )
 
-    def task(self, request: Request, task_uuid: str, references: list[str], *, tagged: bool | None = None,
-             prompt: str | None = None, delivery: str | None = None) -> dict[str, Any]:
+    def task(
+        self,
+        request: Request,
+        task_uuid: str,
+        references: list[str],
+        *,
+        tagged: bool | None = None,
+        prompt: str | None = None,
+        delivery: str | None = None,
+    ) -> dict[str, Any]:
         tagged = request.tagged if tagged is None else tagged
         task: dict[str, Any] = {
             "taskType": "imageInference",
@@ -473,7 +505,11 @@ class RunwareBackend(Backend):
             "includeCost": True,
         }
         settings = self.settings
-        options = {"outputType": settings.output_type, "deliveryMethod": delivery or settings.delivery, **request.options}
+        options = {
+            "outputType": settings.output_type,
+            "deliveryMethod": delivery or settings.delivery,
+            **request.options,
+        }
         task.update((name, value) for name, value in options.items() if name not in task and value is not None)
         if request.safety:
             task["safety"] = request.safety
@@ -572,8 +608,7 @@ class _Call:
     of it carries the same UUID, so that Runware answers ``conflictTaskUUID`` instead of billing.
     """
 
-    def __init__(self, backend: RunwareBackend, request: Request,
-                 start: Start | None = None):
+    def __init__(self, backend: RunwareBackend, request: Request, start: Start | None = None):
         self.backend = backend
         self.request = request
         self._start = start
@@ -589,8 +624,11 @@ class _Call:
     @property
     def prompt(self) -> str | None:
         """The prompt sent instead of the request's: @tags as positions once tags are refused."""
-        return positional_prompt(self.request.prompt, self.request.references) \
-            if self.request.tagged and not self.tagged else None
+        return (
+            positional_prompt(self.request.prompt, self.request.references)
+            if self.request.tagged and not self.tagged
+            else None
+        )
 
     async def run(self) -> Generation:
         request = self.request
@@ -611,8 +649,9 @@ class _Call:
         sent: dict[str, Any] = {}
         if self.prompt is not None:
             sent = {"prompt": self.prompt, "tagged": False}
-        return Generation(images=tuple(images), task_id=self.task_uuid, cost=total, backend=self.backend.name,
-                          sent=sent)
+        return Generation(
+            images=tuple(images), task_id=self.task_uuid, cost=total, backend=self.backend.name, sent=sent
+        )
 
     async def _slot(self) -> None:
         """Wait for the caller's slot, once, before the first task or poll goes out."""
@@ -652,8 +691,9 @@ class _Call:
             uuids = list(await asyncio.gather(*(backend.reference(ref, fresh=fresh) for ref in request.references)))
             if self.prompt is not None:
                 backend._check(request, tagged=False, prompt=self.prompt)
-            task = backend.task(request, self.task_uuid, uuids, tagged=self.tagged, prompt=self.prompt,
-                                delivery=self.delivery)
+            task = backend.task(
+                request, self.task_uuid, uuids, tagged=self.tagged, prompt=self.prompt, delivery=self.delivery
+            )
             await self._journal()
             try:
                 await self._slot()
@@ -676,8 +716,12 @@ class _Call:
             # an error entry for a submitted task is a refusal, not billed (HTTP 400 alone, or 200
             # when other tasks of the same request went through)
             refused = bool(request.references)
-            stale = refused and not fresh and _mentions_images(reading.error) \
+            stale = (
+                refused
+                and not fresh
+                and _mentions_images(reading.error)
                 and not all(backend.known_this_run(u) for u in uuids)
+            )
             untag = refused and self.tagged and _about_reference_images(reading.error)
             if not (stale or untag):
                 if not self.claimed:
@@ -699,14 +743,18 @@ class _Call:
             return
         # in a thread: two fsyncs take milliseconds on a busy disk, and on the event loop they
         # would hold back every poll and answer of the other tasks in flight
-        await asyncio.to_thread(self.journal.begin, self.request.key, {
-            "task_uuid": self.task_uuid,
-            "model": self.request.model,
-            "sent_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "delivery": self.delivery,
-            "tagged": self.tagged,
-            **more,
-        })
+        await asyncio.to_thread(
+            self.journal.begin,
+            self.request.key,
+            {
+                "task_uuid": self.task_uuid,
+                "model": self.request.model,
+                "sent_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "delivery": self.delivery,
+                "tagged": self.tagged,
+                **more,
+            },
+        )
 
     # waiting
 
@@ -731,13 +779,16 @@ class _Call:
                     self._forget()
                     raise TransientError(
                         f"Runware no longer holds the results of task {self.task_uuid} (taskExpired): they were paid "
-                        "for and cannot be fetched; the next run generates this shot anew")
+                        "for and cannot be fetched; the next run generates this shot anew"
+                    )
                 if resent >= 2:
                     if verdict is _Verdict.GONE:  # it knows the UUID (conflict) but has no result: it failed
                         self._forget()
                         raise self.backend.rejection(reading, "the task")
-                    raise TransientError(f"Runware lost task {self.task_uuid}: it neither knows it nor takes it "
-                                         "again; its journal entry is kept, the next run asks again")
+                    raise TransientError(
+                        f"Runware lost task {self.task_uuid}: it neither knows it nor takes it "
+                        "again; its journal entry is kept, the next run asks again"
+                    )
                 resent += 1
                 poller.done(self.task_uuid, finished=False)
                 again = await self._submit()  # same UUID: never billed twice
@@ -788,7 +839,8 @@ class _Call:
             f"the answer to sync task {self.task_uuid} was lost after Runware accepted it, and Runware keeps no "
             "result of a sync task to ask for: it may have been paid for. It is not sent again (that could pay "
             "twice); its journal entry is kept. Async delivery (the default) recovers from this; "
-            f"`shotflow render --force {self.request.node_id}` sends it anew, knowing it may pay twice")
+            f"`shotflow render --force {self.request.node_id}` sends it anew, knowing it may pay twice"
+        )
 
     def _forget(self) -> None:
         """The task was refused or failed for good: nothing is pending for this key any more."""

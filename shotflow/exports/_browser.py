@@ -17,9 +17,18 @@ NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"
 
 # Offline and quiet: nothing may reach the network, so a page that needs it shows it.
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--mute-audio",
+    "--hide-scrollbars",
 )
 
 
@@ -35,11 +44,18 @@ def find_chromium() -> str | None:
 def _run(page: Path, extra: list[str], *, budget_ms: int, timeout: float) -> str:
     browser = find_chromium()
     if browser is None:
-        raise ConfigError("no headless browser found (looked for " + ", ".join(NAMES) + ")",
-                          hint="apt-get install chromium")
+        raise ConfigError(
+            "no headless browser found (looked for " + ", ".join(NAMES) + ")", hint="apt-get install chromium"
+        )
     with tempfile.TemporaryDirectory(prefix="shotflow-chromium-") as profile:
-        cmd = [browser, *FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", *extra,
-               Path(page).resolve().as_uri()]
+        cmd = [
+            browser,
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            f"--virtual-time-budget={budget_ms}",
+            *extra,
+            Path(page).resolve().as_uri(),
+        ]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:
@@ -55,8 +71,9 @@ def dump_dom(page: Path, *, budget_ms: int = 5000, timeout: float = 90) -> str:
     return _run(page, ["--dump-dom"], budget_ms=budget_ms, timeout=timeout)
 
 
-def screenshot(page: Path, png: Path, *, width: int = 1280, height: int = 2000, budget_ms: int = 5000,
-               timeout: float = 90) -> Path:
+def screenshot(
+    page: Path, png: Path, *, width: int = 1280, height: int = 2000, budget_ms: int = 5000, timeout: float = 90
+) -> Path:
     """A PNG of the page's first ``width`` × ``height`` pixels."""
     png = Path(png).resolve()
     png.parent.mkdir(parents=True, exist_ok=True)

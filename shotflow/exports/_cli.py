@@ -20,9 +20,13 @@ from .._cliopts import ShotflowCommand, backend_opt, cache_opt, overrides, set_o
 from .._text import counted
 
 FPS_NAMES = ("23.976", "24", "25", "29.97", "30", "50", "59.94", "60")
-fps_opt = click.option("--fps", default=None, metavar="RATE",
-                       help="Frame rate: " + ", ".join(FPS_NAMES) + " (23.976 is 24000/1001; "
-                            "default: the storyboard's editorial.fps, else 24).")
+fps_opt = click.option(
+    "--fps",
+    default=None,
+    metavar="RATE",
+    help="Frame rate: " + ", ".join(FPS_NAMES) + " (23.976 is 24000/1001; "
+    "default: the storyboard's editorial.fps, else 24).",
+)
 
 
 def _fps(value: str | None):
@@ -77,20 +81,49 @@ def shown(path: Path) -> str:
 
 @click.command(cls=ShotflowCommand, name="export")
 @common
-@click.option("--otio", "otio_path", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
-              help="An OpenTimelineIO timeline: .otio (frames linked by absolute file URL) "
-                   "or .otioz (a zip bundling the frames).")
-@click.option("--fcp-xml", "fcp_path", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
-              help="Final Cut Pro 7 XML (.xml) for Premiere Pro, Resolve and Avid (needs otio-fcp-adapter).")
-@click.option("--fcpxml", "fcpx_path", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
-              help="Final Cut Pro X XML (.fcpxml) (needs otio-fcpx-xml-adapter).")
-@click.option("--edl", "edl_path", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
-              help="A CMX 3600 EDL (.edl) for any editor (needs otio-cmx3600-adapter).")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
-              help="A shot list: one row per shot, in story order (UTF-8 CSV).")
+@click.option(
+    "--otio",
+    "otio_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="PATH",
+    help="An OpenTimelineIO timeline: .otio (frames linked by absolute file URL) "
+    "or .otioz (a zip bundling the frames).",
+)
+@click.option(
+    "--fcp-xml",
+    "fcp_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="PATH",
+    help="Final Cut Pro 7 XML (.xml) for Premiere Pro, Resolve and Avid (needs otio-fcp-adapter).",
+)
+@click.option(
+    "--fcpxml",
+    "fcpx_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="PATH",
+    help="Final Cut Pro X XML (.fcpxml) (needs otio-fcpx-xml-adapter).",
+)
+@click.option(
+    "--edl",
+    "edl_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="PATH",
+    help="A CMX 3600 EDL (.edl) for any editor (needs otio-cmx3600-adapter).",
+)
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="PATH",
+    help="A shot list: one row per shot, in story order (UTF-8 CSV).",
+)
 @fps_opt
-def export(storyboard: Path, sets, backend, cache_dir, otio_path, fcp_path, fcpx_path, edl_path, csv_path,
-           fps) -> None:
+def export(storyboard: Path, sets, backend, cache_dir, otio_path, fcp_path, fcpx_path, edl_path, csv_path, fps) -> None:
     """Export the cut for editors: --otio / --fcp-xml / --fcpxml / --edl timelines, --csv shot list.
 
     \b
@@ -105,8 +138,10 @@ def export(storyboard: Path, sets, backend, cache_dir, otio_path, fcp_path, fcpx
     from ..errors import UsageError
 
     if not any((otio_path, fcp_path, fcpx_path, edl_path, csv_path)):
-        raise UsageError("export needs at least one of --otio PATH, --fcp-xml PATH, --fcpxml PATH, --edl PATH, "
-                         "--csv PATH", hint="e.g. shotflow export storyboard.yaml --otio cut.otio --csv shots.csv")
+        raise UsageError(
+            "export needs at least one of --otio PATH, --fcp-xml PATH, --fcpxml PATH, --edl PATH, --csv PATH",
+            hint="e.g. shotflow export storyboard.yaml --otio cut.otio --csv shots.csv",
+        )
     rate = _fps(fps)
     seq = sequence(storyboard, sets, backend, cache_dir)
     for path in (csv_path, otio_path, fcp_path, fcpx_path, edl_path):
@@ -121,8 +156,12 @@ def export(storyboard: Path, sets, backend, cache_dir, otio_path, fcp_path, fcpx
     if otio_path or fcp_path or fcpx_path or edl_path:
         from .timeline import write_timeline
 
-        for path, adapter in ((otio_path, None), (fcp_path, "fcp_xml"), (fcpx_path, "fcpx_xml"),
-                              (edl_path, "cmx_3600")):
+        for path, adapter in (
+            (otio_path, None),
+            (fcp_path, "fcp_xml"),
+            (fcpx_path, "fcpx_xml"),
+            (edl_path, "cmx_3600"),
+        ):
             if path:
                 summary = write_timeline(seq, path, editorial=editorial, adapter=adapter)
                 say(f"wrote {shown(path)} ({summary})", path)
@@ -130,15 +169,30 @@ def export(storyboard: Path, sets, backend, cache_dir, otio_path, fcp_path, fcpx
 
 @click.command(cls=ShotflowCommand, name="board")
 @common
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
-              help="Where to write the page (default: renders/board.html beside the storyboard).")
-@click.option("--relative", is_flag=True,
-              help="Link the frames in renders/ by relative path instead of embedding them (a smaller page "
-                   "that must stay beside renders/).")
-@click.option("--full-res", is_flag=True,
-              help="Embed every frame byte for byte (default: frames over 400 KiB are scaled to 1600 px JPEG).")
-@click.option("--hide-prompts", is_flag=True,
-              help="Write the page with prompts hidden (a director reads pictures); its switch shows them again.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="PATH",
+    help="Where to write the page (default: renders/board.html beside the storyboard).",
+)
+@click.option(
+    "--relative",
+    is_flag=True,
+    help="Link the frames in renders/ by relative path instead of embedding them (a smaller page "
+    "that must stay beside renders/).",
+)
+@click.option(
+    "--full-res",
+    is_flag=True,
+    help="Embed every frame byte for byte (default: frames over 400 KiB are scaled to 1600 px JPEG).",
+)
+@click.option(
+    "--hide-prompts",
+    is_flag=True,
+    help="Write the page with prompts hidden (a director reads pictures); its switch shows them again.",
+)
 def board(storyboard: Path, sets, backend, cache_dir, output, relative, full_res, hide_prompts) -> None:
     """Write a self-contained HTML storyboard of the frames (opens from disk, prints as sheets).
 
@@ -151,8 +205,9 @@ def board(storyboard: Path, sets, backend, cache_dir, output, relative, full_res
     from .board import default_output, write_board
 
     seq = sequence(storyboard, sets, backend, cache_dir)
-    path = write_board(seq, checked(output, seq, default_output), relative=relative, full_res=full_res,
-                       hide_prompts=hide_prompts)
+    path = write_board(
+        seq, checked(output, seq, default_output), relative=relative, full_res=full_res, hide_prompts=hide_prompts
+    )
     missing = sum(1 for p in seq.panels.values() if p.picked is None)
     note = f"; {missing} without a frame" if missing else ""
     say(f"wrote {shown(path)} ({counted(len(seq.shots), 'shot')}, {_duration(seq.duration)}{note})", path)
@@ -160,21 +215,44 @@ def board(storyboard: Path, sets, backend, cache_dir, output, relative, full_res
 
 @click.command(cls=ShotflowCommand, name="contact-sheet")
 @common
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
-              help="Where to write it: .png, .pdf (paginated) or .jpg (default: renders/contact-sheet.png).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="PATH",
+    help="Where to write it: .png, .pdf (paginated) or .jpg (default: renders/contact-sheet.png).",
+)
 @click.option("--columns", type=click.IntRange(1, 12), default=4, show_default=True, help="Frames per row.")
-@click.option("--width", "cell_width", type=click.IntRange(120, 2000), default=480, show_default=True,
-              metavar="PX", help="Width of each frame.")
+@click.option(
+    "--width",
+    "cell_width",
+    type=click.IntRange(120, 2000),
+    default=480,
+    show_default=True,
+    metavar="PX",
+    help="Width of each frame.",
+)
 @click.option("--shots-only", is_flag=True, help="Leave the reference sheets out.")
-@click.option("--page", type=click.Choice(["a4", "letter"]), default=None,
-              help="PDF paper (default a4); 1 to 4 columns a page.")
-@click.option("--orientation", type=click.Choice(["landscape", "portrait"]), default=None,
-              help="PDF page orientation (default landscape).")
-@click.option("--fields", default=None, metavar="LIST",
-              help="What to print under each frame, comma-separated, in order: code, duration, camera, dialogue, "
-                   "action, notes (default: code,duration,camera,dialogue).")
-def contact_sheet(storyboard: Path, sets, backend, cache_dir, output, columns, cell_width, shots_only, page,
-                  orientation, fields) -> None:
+@click.option(
+    "--page", type=click.Choice(["a4", "letter"]), default=None, help="PDF paper (default a4); 1 to 4 columns a page."
+)
+@click.option(
+    "--orientation",
+    type=click.Choice(["landscape", "portrait"]),
+    default=None,
+    help="PDF page orientation (default landscape).",
+)
+@click.option(
+    "--fields",
+    default=None,
+    metavar="LIST",
+    help="What to print under each frame, comma-separated, in order: code, duration, camera, dialogue, "
+    "action, notes (default: code,duration,camera,dialogue).",
+)
+def contact_sheet(
+    storyboard: Path, sets, backend, cache_dir, output, columns, cell_width, shots_only, page, orientation, fields
+) -> None:
     """Write a contact sheet: the picked frames in story order, with captions (PNG or PDF).
 
     \b
@@ -189,22 +267,43 @@ def contact_sheet(storyboard: Path, sets, backend, cache_dir, output, columns, c
     chosen = parse_fields(fields)
     paper = Page(page or "a4", orientation or "landscape") if (page or orientation) else None
     seq = sequence(storyboard, sets, backend, cache_dir)
-    path = write_contact_sheet(seq, checked(output, seq, default_output), columns=columns, width=cell_width,
-                               shots_only=shots_only, fields=chosen, page=paper)
+    path = write_contact_sheet(
+        seq,
+        checked(output, seq, default_output),
+        columns=columns,
+        width=cell_width,
+        shots_only=shots_only,
+        fields=chosen,
+        page=paper,
+    )
     count = len(seq.shots) if shots_only else len([p for p in seq.panels.values() if not p.spec.omit])
     say(f"wrote {shown(path)} ({count} frames, {columns} a row)", path)
 
 
 @click.command(cls=ShotflowCommand, name="animatic")
 @common
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
-              help="Where to write it: .mp4 (H.264), .mov, .m4v or .gif (default: renders/animatic.mp4).")
-@click.option("--fps", default=None, metavar="RATE",
-              help="Frame rate: " + ", ".join(FPS_NAMES) + " or a whole number up to 120 "
-                   "(default: the storyboard's editorial.fps, else 24).")
-@click.option("--size", default=None, metavar="WxH",
-              help="Frame size, e.g. 1280x720; other aspects are letterboxed (default: the first shot's size, "
-                   "at most 960 wide for a GIF).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="PATH",
+    help="Where to write it: .mp4 (H.264), .mov, .m4v or .gif (default: renders/animatic.mp4).",
+)
+@click.option(
+    "--fps",
+    default=None,
+    metavar="RATE",
+    help="Frame rate: " + ", ".join(FPS_NAMES) + " or a whole number up to 120 "
+    "(default: the storyboard's editorial.fps, else 24).",
+)
+@click.option(
+    "--size",
+    default=None,
+    metavar="WxH",
+    help="Frame size, e.g. 1280x720; other aspects are letterboxed (default: the first shot's size, "
+    "at most 960 wide for a GIF).",
+)
 @click.option("--captions", is_flag=True, help="Burn in each shot's number, id and duration, and its dialogue.")
 def animatic(storyboard: Path, sets, backend, cache_dir, output, fps, size, captions) -> None:
     """Write an animatic: each shot held for its duration, in story order (MP4 or GIF).
@@ -224,7 +323,9 @@ def animatic(storyboard: Path, sets, backend, cache_dir, output, fps, size, capt
     seq = sequence(storyboard, sets, backend, cache_dir)
     rate = rate or seq.editorial.fps
     result = write_animatic(seq, checked(output, seq, default_output), fps=rate, size=wanted, captions=captions)
-    say(f"wrote {shown(result.path)} ({counted(result.shots, 'shot')}, {_duration(result.seconds)}, "
+    say(
+        f"wrote {shown(result.path)} ({counted(result.shots, 'shot')}, {_duration(result.seconds)}, "
         f"{result.width}x{result.height}"
         + (f", {result.frames} frames at {fps_label(rate)} fps" if result.frames else "")
-        + f"; {result.elapsed:.1f} s)")
+        + f"; {result.elapsed:.1f} s)"
+    )

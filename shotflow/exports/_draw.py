@@ -50,12 +50,14 @@ def fit(img: Image.Image, box: tuple[int, int], background=(0, 0, 0)) -> Image.I
     return canvas
 
 
-def placeholder(box: tuple[int, int], label: str, detail: str | None = None, *, dark: bool = True,
-                accent=(123, 132, 148)) -> Image.Image:
+def placeholder(
+    box: tuple[int, int], label: str, detail: str | None = None, *, dark: bool = True, accent=(123, 132, 148)
+) -> Image.Image:
     """A hatched box that says why there is no frame ("NOT RENDERED", "FAILED" …)."""
     w, h = box
-    bg, stripe, ink = ((20, 22, 26), (30, 33, 38), (205, 210, 218)) if dark else \
-        ((248, 248, 246), (232, 232, 228), (40, 40, 40))
+    bg, stripe, ink = (
+        ((20, 22, 26), (30, 33, 38), (205, 210, 218)) if dark else ((248, 248, 246), (232, 232, 228), (40, 40, 40))
+    )
     img = Image.new("RGB", box, bg)
     draw = ImageDraw.Draw(img)
     step = max(8, w // 24)

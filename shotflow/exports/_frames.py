@@ -167,8 +167,46 @@ class Sequence:
         return sum(1 for p in self.panels.values() if p.state is state)
 
 
-def read_sequence(project: Project, *, cache_dir: Path | None = None, backend: str | None = None, plan=None,
-                  lock=None, store=None, remote: str | None = None) -> Sequence:
+def _usual_backend(project: Project, lock) -> str | None:
+    """The backend that made most of the lock's frames (the storyboard's own first on a tie)."""
+    made: dict[str, int] = {}
+    for node_id, entry in lock.entries.items():
+        if node_id in project.nodes:
+            made[entry.record.backend] = made.get(entry.record.backend, 0) + 1
+    ranked = sorted(made.items(), key=lambda item: (-item[1], item[0] != project.backend))
+    return ranked[0][0] if ranked else None
+
+
+def _state(
+    planned, entry, takes: tuple[Take, ...], held: str | None, last: dict[str, Any]
+) -> tuple[Status, str | None]:
+    """A panel's state and what to say of it: fresh, failed or skipped last time, stale, not rendered."""
+    current = planned is not None and (
+        planned.status is Status.FRESH
+        or (held is not None and all(t.path for t in takes))
+        or (entry is not None and planned.key == entry.record.key and all(t.path for t in takes))
+    )
+    if current:
+        return Status.FRESH, None
+    if Status.read(last.get("status")) is Status.FAILED:
+        return Status.FAILED, last.get("error") or "the last render of this shot failed"
+    if Status.read(last.get("status")) is Status.SKIPPED:
+        return Status.SKIPPED, (last.get("error") or "an upstream shot failed").removeprefix("skipped: ")
+    if entry is not None:
+        return Status.STALE, planned.reason if planned is not None else None
+    return Status.NOT_RENDERED, None
+
+
+def read_sequence(
+    project: Project,
+    *,
+    cache_dir: Path | None = None,
+    backend: str | None = None,
+    plan=None,
+    lock=None,
+    store=None,
+    remote: str | None = None,
+) -> Sequence:
     """Read what the last renders left for ``project``. Never generates and never writes, but
     for what planning itself does: a cache object whose bytes no longer match its hash is
     dropped (as ``shotflow plan`` would), so that no export ever shows a corrupt frame.
@@ -188,12 +226,7 @@ def read_sequence(project: Project, *, cache_dir: Path | None = None, backend: s
     lock = lock if lock is not None else LockFile.read(project.lock_path)
     if plan is None:
         if backend is None:
-            made: dict[str, int] = {}
-            for node_id, entry in lock.entries.items():
-                if node_id in project.nodes:
-                    made[entry.record.backend] = made.get(entry.record.backend, 0) + 1
-            ranked = sorted(made.items(), key=lambda item: (-item[1], item[0] != project.backend))
-            backend = ranked[0][0] if ranked else None
+            backend = _usual_backend(project, lock)
         plan = make_plan(project, cache_dir=cache_dir, store=store, backend=backend, remote=remote)
     status = ProjectState(project.path).read_status()
     numbers = _numbers(project)
@@ -209,38 +242,41 @@ def read_sequence(project: Project, *, cache_dir: Path | None = None, backend: s
             key, cost, backend = entry.record.key, entry.record.cost, entry.record.backend
         pick = max(1, min(spec.pick, len(takes))) if takes else spec.pick
         held = planned.reason if planned is not None and planned.status is Status.HELD else None
-        current = planned is not None and (
-            planned.status is Status.FRESH or (held is not None and all(t.path for t in takes))
-            or (entry is not None and planned.key == entry.record.key and all(t.path for t in takes)))
-        if current:
-            state, message = Status.FRESH, None
-        elif Status.read(last.get("status")) is Status.FAILED:
-            state, message = Status.FAILED, last.get("error") or "the last render of this shot failed"
-        elif Status.read(last.get("status")) is Status.SKIPPED:
-            message = (last.get("error") or "an upstream shot failed").removeprefix("skipped: ")
-            state = Status.SKIPPED
-        elif entry is not None:
-            state, message = Status.STALE, planned.reason if planned is not None else None
-        else:
-            state, message = Status.NOT_RENDERED, None
-        panels[node_id] = Panel(spec=spec, state=state, message=message, takes=takes, pick=pick, key=key,
-                                cost=cost, backend=backend, number=numbers[node_id],
-                                code=project.codes.get(node_id), held=held)
-    scenes = tuple(SceneView(info, i, tuple(panels[s] for s in info.shots if s in panels))
-                   for i, info in enumerate(project.scenes, 1))
+        state, message = _state(planned, entry, takes, held, last)
+        panels[node_id] = Panel(
+            spec=spec,
+            state=state,
+            message=message,
+            takes=takes,
+            pick=pick,
+            key=key,
+            cost=cost,
+            backend=backend,
+            number=numbers[node_id],
+            code=project.codes.get(node_id),
+            held=held,
+        )
+    scenes = tuple(
+        SceneView(info, i, tuple(panels[s] for s in info.shots if s in panels))
+        for i, info in enumerate(project.scenes, 1)
+    )
     estimate = sum(catalog.get(spec.model).price_per_image * spec.takes for spec in project.nodes.values())
     return Sequence(project=project, panels=panels, scenes=scenes, backend=plan.backend, runware_estimate=estimate)
 
 
-def load_sequence(path: Path | str, overrides: dict[str, Any] | None = None, backend: str | None = None,
-                  cache_dir: Path | None = None, remote: str | None = None) -> Sequence:
+def load_sequence(
+    path: Path | str,
+    overrides: dict[str, Any] | None = None,
+    backend: str | None = None,
+    cache_dir: Path | None = None,
+    remote: str | None = None,
+) -> Sequence:
     """Load a storyboard and read its frames (what every export command starts with).
     ``remote``: the team cache to plan against (None: $SHOTFLOW_REMOTE, the user config, the
     storyboard's; "off": none)."""
     from ..expand import load_project
 
-    return read_sequence(load_project(path, overrides, backend), cache_dir=cache_dir, backend=backend,
-                         remote=remote)
+    return read_sequence(load_project(path, overrides, backend), cache_dir=cache_dir, backend=backend, remote=remote)
 
 
 def _numbers(project: Project) -> dict[str, str]:
@@ -274,8 +310,7 @@ def _takes(project: Project, spec: NodeSpec, outputs, pick: int, store) -> tuple
     """
     if not outputs:
         return ()
-    shape = replace(spec, takes=len(outputs), pick=pick,
-                    output_format=_FORMATS.get(outputs[0].ext, spec.output_format))
+    shape = replace(spec, takes=len(outputs), pick=pick, output_format=_FORMATS.get(outputs[0].ext, spec.output_format))
     names = frame_paths(project, shape)
     takes = []
     for i, (output, name) in enumerate(zip(outputs, names, strict=True), 1):

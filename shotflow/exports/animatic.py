@@ -68,9 +68,10 @@ def find_ffmpeg() -> str:
     found = shutil.which("ffmpeg")
     if found:
         return found
-    raise ConfigError("the MP4 animatic needs ffmpeg, and none was found",
-                      hint="pip install 'shotflow[video]' (imageio-ffmpeg ships one), install ffmpeg, "
-                           "or write a .gif instead")
+    raise ConfigError(
+        "the MP4 animatic needs ffmpeg, and none was found",
+        hint="pip install 'shotflow[video]' (imageio-ffmpeg ships one), install ffmpeg, or write a .gif instead",
+    )
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -82,8 +83,14 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
-def write_animatic(seq: Sequence, output: Path, *, fps: Fraction | int | None = None,
-                   size: tuple[int, int] | None = None, captions: bool = False) -> Animatic:
+def write_animatic(
+    seq: Sequence,
+    output: Path,
+    *,
+    fps: Fraction | int | None = None,
+    size: tuple[int, int] | None = None,
+    captions: bool = False,
+) -> Animatic:
     """Write the animatic of ``seq`` to ``output`` (.mp4/.mov/.m4v or .gif).
 
     ``fps`` (default: the storyboard's ``editorial.fps``) is exact: 23.976 is 24000/1001,
@@ -98,8 +105,10 @@ def write_animatic(seq: Sequence, output: Path, *, fps: Fraction | int | None = 
     if str(output) == "-":
         raise UsageError("the animatic is not written to standard output: name a file (.mp4, .mov, .m4v or .gif)")
     if suffix not in VIDEO and suffix != ".gif":
-        raise UsageError(f"animatic: cannot write {suffix or 'a file without extension'} ({output.name}); "
-                         "use .mp4 (H.264), .mov, .m4v or .gif")
+        raise UsageError(
+            f"animatic: cannot write {suffix or 'a file without extension'} ({output.name}); "
+            "use .mp4 (H.264), .mov, .m4v or .gif"
+        )
     shots = seq.shots
     if not shots:
         raise UsageError(f"{seq.project.path.name} has no shots: there is nothing to put on an animatic")
@@ -114,8 +123,16 @@ def write_animatic(seq: Sequence, output: Path, *, fps: Fraction | int | None = 
     else:
         _write_video(shots, counts, fps, (width, height), captions, output)
         frames = total
-    return Animatic(path=output, width=width, height=height, fps=fps, frames=frames, seconds=float(total / fps),
-                    shots=sum(1 for c in counts if c), elapsed=time.perf_counter() - started)
+    return Animatic(
+        path=output,
+        width=width,
+        height=height,
+        fps=fps,
+        frames=frames,
+        seconds=float(total / fps),
+        shots=sum(1 for c in counts if c),
+        elapsed=time.perf_counter() - started,
+    )
 
 
 def _default_size(first: Panel, *, gif: bool) -> tuple[int, int]:
@@ -136,8 +153,9 @@ def _stills(shots: list[Panel], counts: list[int], size: tuple[int, int], captio
         if frame is None:
             label, detail = _draw.state_label(panel)
             title = f"{panel.number}  {panel.id}"  # without captions, the card still says which shot it stands for
-            image = _draw.placeholder(size, label, f"{title} — {detail}" if detail else title,
-                                      accent=_draw.STATE_COLOURS[panel.state])
+            image = _draw.placeholder(
+                size, label, f"{title} — {detail}" if detail else title, accent=_draw.STATE_COLOURS[panel.state]
+            )
         else:
             image = _draw.fit(frame, size)
         if captions:
@@ -200,12 +218,37 @@ def _write_video(shots, counts, fps, size, captions, output: Path) -> None:
         lines.append(f"file {name}")  # the demuxer drops the last duration unless the file is listed again
         (Path(tmp) / "list.ffconcat").write_text("\n".join(lines) + "\n", encoding="ascii")
         video = Path(tmp) / f"animatic{output.suffix}"
-        cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-               "-f", "concat", "-safe", "0", "-i", str(Path(tmp) / "list.ffconcat"),
-               "-vf", f"format=yuv420p,fps={fps.numerator}/{fps.denominator}", "-frames:v", str(total), "-an",
-               # ultrafast: each repeat costs the least, and at crf 20 a still keeps ~55 dB PSNR
-               "-c:v", "libx264", "-preset", "ultrafast", "-crf", "20",
-               "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(video)]
+        cmd = [
+            ffmpeg,
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-y",
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            str(Path(tmp) / "list.ffconcat"),
+            "-vf",
+            f"format=yuv420p,fps={fps.numerator}/{fps.denominator}",
+            "-frames:v",
+            str(total),
+            "-an",
+            # ultrafast: each repeat costs the least, and at crf 20 a still keeps ~55 dB PSNR
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            "20",
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+            str(video),
+        ]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         except OSError as exc:
@@ -232,6 +275,7 @@ def _write_gif(shots, counts, fps, size, captions, output: Path) -> None:
         durations.append((end_cs - done_cs) * 10)
         done_cs = end_cs
     buffer = io.BytesIO()
-    images[0].save(buffer, "GIF", save_all=True, append_images=images[1:], duration=durations, loop=0,
-                   optimize=False, disposal=1)
+    images[0].save(
+        buffer, "GIF", save_all=True, append_images=images[1:], duration=durations, loop=0, optimize=False, disposal=1
+    )
     outputs.write(output, buffer.getvalue())

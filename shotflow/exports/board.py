@@ -56,8 +56,9 @@ def default_output(seq: Sequence) -> Path:
     return seq.project.renders_dir / "board.html"
 
 
-def write_board(seq: Sequence, output: Path, *, relative: bool = False, full_res: bool = False,
-                hide_prompts: bool = False) -> Path:
+def write_board(
+    seq: Sequence, output: Path, *, relative: bool = False, full_res: bool = False, hide_prompts: bool = False
+) -> Path:
     """Write the board of ``seq`` to ``output`` (atomically) and return it."""
     from .. import outputs
 
@@ -154,17 +155,24 @@ def render_html(seq: Sequence, images, *, head: str = "", script: str = "", hide
     if seq.sheets:
         body.append(view.sheets())
     body.extend(view.scene(scene) for scene in seq.scenes)
-    body.append('<footer class="foot">Made by shotflow ' + escape(__version__) + " from "
-                + escape(seq.project.path.name) + " and " + escape(seq.project.lock_path.name)
-                + ". Exports never generate: run <code>shotflow render</code> to fill the gaps.</footer>")
+    body.append(
+        '<footer class="foot">Made by shotflow '
+        + escape(__version__)
+        + " from "
+        + escape(seq.project.path.name)
+        + " and "
+        + escape(seq.project.lock_path.name)
+        + ". Exports never generate: run <code>shotflow render</code> to fill the gaps.</footer>"
+    )
     return (
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f'<meta name="generator" content="shotflow {escape(__version__)}">\n'
         f"<title>{title} — storyboard</title>\n<style>{CSS}{REVIEW_CSS}</style>\n{head}</head>\n"
         f'<body data-shots="{len(seq.shots)}" data-sheets="{len(seq.sheets)}" '
         f'data-storyboard="{escape(seq.project.path.name)}"'
-        + (' class="no-prompts"' if hide_prompts else "") + ">\n"
+        + (' class="no-prompts"' if hide_prompts else "")
+        + ">\n"
         + "\n".join(body)
         + '\n<div id="lightbox" hidden><img alt=""><p></p></div>\n'
         + f"<script>{SCRIPT}\n{review_script()}\n{script}</script>\n"
@@ -183,7 +191,8 @@ class _View:
         seq = self.seq
         shots, sheets = len(seq.shots), len(seq.sheets)
         facts = [
-            _plural(shots, "shot"), _plural(len(seq.scenes), "scene"),
+            _plural(shots, "shot"),
+            _plural(len(seq.scenes), "scene"),
             *([_plural(sheets, "reference sheet")] if sheets else []),
             f"<strong>{format_duration(seq.duration)}</strong> running time",
             f"frames cost <strong>${seq.cost:.2f}</strong> (made on {escape(seq.made_on)})",
@@ -193,11 +202,14 @@ class _View:
         states = "".join(
             f'<li class="badge is-{state.css}" data-state="{state.css}" data-count="{seq.count(state)}">'
             f"{seq.count(state)} {BADGE[state]}</li>"
-            for state in BADGE if seq.count(state) or state is Status.FRESH)
+            for state in BADGE
+            if seq.count(state) or state is Status.FRESH
+        )
         index = "".join(
             f'<li><a href="#scene-{escape(s.info.id)}"><span class="num">{s.number}</span> '
-            f"{escape(s.info.title or s.info.id)} <span class=\"muted\">{format_duration(s.duration)}</span></a></li>"
-            for s in seq.scenes)
+            f'{escape(s.info.title or s.info.id)} <span class="muted">{format_duration(s.duration)}</span></a></li>'
+            for s in seq.scenes
+        )
         return (
             '<header class="top">\n<p class="kicker">Storyboard</p>\n'
             f"<h1>{escape(seq.title)}</h1>\n"
@@ -222,10 +234,12 @@ class _View:
             if staging.location:
                 seen.setdefault(("location", staging.location), []).append(panel)
         items = "\n".join(self.who(e, seen.get((e.kind.value, e.name), [])) for e in self.seq.project.entities)
-        return ('<section class="lineup" id="lineup">\n<header class="scene-head"><h2>Cast and locations</h2>'
-                '<p class="muted">who and where: each one\'s picture, and the colour or tone the preview panels give '
-                'them</p></header>\n'
-                f'<ul class="who-list">\n{items}\n</ul>\n</section>')
+        return (
+            '<section class="lineup" id="lineup">\n<header class="scene-head"><h2>Cast and locations</h2>'
+            '<p class="muted">who and where: each one\'s picture, and the colour or tone the preview panels give '
+            "them</p></header>\n"
+            f'<ul class="who-list">\n{items}\n</ul>\n</section>'
+        )
 
     def who(self, entity, panels: list[Panel]) -> str:
         from ..staging import colour_rgb, css, tone_rgb
@@ -234,19 +248,24 @@ class _View:
         colour = css(colour_rgb(entity.slot) if entity.kind is NodeKind.CHARACTER else tone_rgb(entity.slot))
         picture, source = self.picture(entity)
         what = "colour" if entity.kind is NodeKind.CHARACTER else "tone"
-        parts = [f'<h3><span class="swatch" style="background:{colour}" title="its {what} on preview panels">'
-                 f"</span>{escape(entity.name)} <span class=\"muted\">{kind}</span></h3>"]
+        parts = [
+            f'<h3><span class="swatch" style="background:{colour}" title="its {what} on preview panels">'
+            f'</span>{escape(entity.name)} <span class="muted">{kind}</span></h3>'
+        ]
         if entity.description:
             parts.append(f'<p class="who-desc">{escape(entity.description)}</p>')
         parts.append(f'<p class="who-src">{source}</p>')
         if panels:
-            links = " ".join(f'<a class="ref" href="#{self.ids[p.id]}" title="{escape(p.id)}">{escape(p.number)}</a>'
-                             for p in panels)
+            links = " ".join(
+                f'<a class="ref" href="#{self.ids[p.id]}" title="{escape(p.id)}">{escape(p.number)}</a>' for p in panels
+            )
             parts.append(f'<p class="who-shots"><span class="label">In</span> {links}</p>')
         else:
             parts.append('<p class="who-shots muted">in no shot</p>')
-        return (f'<li class="who is-{kind}" data-entity="{kind}:{escape(entity.name)}" data-shots="{len(panels)}">'
-                f'<div class="who-pic">{picture}</div><div class="who-text">{"".join(parts)}</div></li>')
+        return (
+            f'<li class="who is-{kind}" data-entity="{kind}:{escape(entity.name)}" data-shots="{len(panels)}">'
+            f'<div class="who-pic">{picture}</div><div class="who-text">{"".join(parts)}</div></li>'
+        )
 
     def picture(self, entity) -> tuple[str, str]:
         """The entity's picture (an img, or a placeholder saying why there is none) and where it comes from."""
@@ -256,18 +275,21 @@ class _View:
             return '<div class="who-none">described in words</div>', "no picture: described in words"
         if ref.kind is RefKind.NODE:
             panel = self.seq.panels.get(ref.target)
-            link = (f'sheet <a class="ref" href="#{self.ids[ref.target]}">{escape(panel.number)}</a>'
-                    if panel else f"sheet {escape(ref.target)}")
+            link = (
+                f'sheet <a class="ref" href="#{self.ids[ref.target]}">{escape(panel.number)}</a>'
+                if panel
+                else f"sheet {escape(ref.target)}"
+            )
             if panel is not None and panel.picked is not None:
                 return f'<img src="{self.images.src(panel.picked, LINEUP_EDGE)}" alt="{alt}">', f"generated {link}"
             return '<div class="who-none">sheet not rendered</div>', f"generated {link}"
         if ref.kind is RefKind.FILE:
-            source = f'image <code>{escape(ref.label)}</code>'
+            source = f"image <code>{escape(ref.label)}</code>"
             try:
                 return f'<img src="{self.images.file_src(Path(ref.target), LINEUP_EDGE)}" alt="{alt}">', source
             except OSError:
                 return '<div class="who-none">image missing</div>', source
-        source = f'image <code>{escape(ref.label)}</code>'
+        source = f"image <code>{escape(ref.label)}</code>"
         path = self.url_object(ref.target)
         if path is not None:
             try:
@@ -292,18 +314,22 @@ class _View:
         shots = self.seq.shots
         approved = sum(1 for p in shots if p.approved)
         changes = sum(1 for p in shots if p.spec.review.status is ReviewStatus.CHANGES)
-        return (f'<div class="review-bar" id="review-bar"><span class="review-count" data-approved="{approved}" '
-                f'data-changes="{changes}"><strong>{approved}</strong> approved · <strong>{changes}</strong> '
-                f'sent back</span> <span class="review-pending" id="review-pending" aria-live="polite"></span> '
-                '<button type="button" class="review-export" data-action="export-review" '
-                'title="Download the picks, approvals and notes made on this page; apply them with: '
-                'shotflow review apply review.json">Export review.json</button></div>\n')
+        return (
+            f'<div class="review-bar" id="review-bar"><span class="review-count" data-approved="{approved}" '
+            f'data-changes="{changes}"><strong>{approved}</strong> approved · <strong>{changes}</strong> '
+            f'sent back</span> <span class="review-pending" id="review-pending" aria-live="polite"></span> '
+            '<button type="button" class="review-export" data-action="export-review" '
+            'title="Download the picks, approvals and notes made on this page; apply them with: '
+            'shotflow review apply review.json">Export review.json</button></div>\n'
+        )
 
     def sheets(self) -> str:
         panels = "\n".join(self.panel(p) for p in self.seq.sheets)
-        return (f'<section class="sheets" id="sheets">\n<header class="scene-head"><h2>Reference sheets</h2>'
-                f'<p class="muted">characters and locations generated to keep shots consistent</p></header>\n'
-                f'<div class="grid">\n{panels}\n</div>\n</section>')
+        return (
+            f'<section class="sheets" id="sheets">\n<header class="scene-head"><h2>Reference sheets</h2>'
+            f'<p class="muted">characters and locations generated to keep shots consistent</p></header>\n'
+            f'<div class="grid">\n{panels}\n</div>\n</section>'
+        )
 
     def scene(self, scene: SceneView) -> str:
         info = scene.info
@@ -341,11 +367,19 @@ class _View:
             return ""
         sid = escape(panel.id)
         review = panel.spec.review
-        labels: dict[ReviewStatus | None, str] = {ReviewStatus.APPROVED: "approved",
-                                                  ReviewStatus.CHANGES: "changes requested"}
+        labels: dict[ReviewStatus | None, str] = {
+            ReviewStatus.APPROVED: "approved",
+            ReviewStatus.CHANGES: "changes requested",
+        }
         status = labels.get(review.status, "")
-        held = (f'<p class="held" title="render --include-approved, or send it back, to render it">kept as approved; '
-                f"since then: {escape(panel.held)}</p>") if panel.held else ""
+        held = (
+            (
+                f'<p class="held" title="render --include-approved, or send it back, to render it">kept as approved; '
+                f"since then: {escape(panel.held)}</p>"
+            )
+            if panel.held
+            else ""
+        )
         notes = "".join(f"<li>{escape(note)}</li>" for note in review.notes)
         approved = "true" if review.approved else "false"
         changes = "true" if review.status is ReviewStatus.CHANGES else "false"
@@ -371,16 +405,20 @@ class _View:
         picked = panel.picked
         if picked is not None:
             label = f"{panel.id}, take {picked.index}" if len(panel.takes) > 1 else panel.id
-            html = (f'<img class="picked" src="{self.images.src(picked, FRAME_EDGE)}" '
-                    f'alt="{escape(label)}" width="{spec.width}" height="{spec.height}">')
+            html = (
+                f'<img class="picked" src="{self.images.src(picked, FRAME_EDGE)}" '
+                f'alt="{escape(label)}" width="{spec.width}" height="{spec.height}">'
+            )
             if state is not Status.FRESH:
                 html += f'<span class="ribbon">{badge}</span>'
         else:
             why = {Status.FAILED: "render failed", Status.SKIPPED: "skipped"}.get(state, "not rendered")
             if panel.takes and state in (Status.FRESH, Status.STALE):
                 why = "frame missing from renders/ and the cache"
-            html = (f'<div class="placeholder" role="img" aria-label="{escape(panel.id)}: {escape(why)}">'
-                    f"<span>{escape(why)}</span></div>")
+            html = (
+                f'<div class="placeholder" role="img" aria-label="{escape(panel.id)}: {escape(why)}">'
+                f"<span>{escape(why)}</span></div>"
+            )
         html += f'<span class="badge is-{state.css}">{badge}</span>'
         if panel.approved:
             html += '<span class="approved-mark" title="approved">✓ approved</span>'
@@ -398,24 +436,30 @@ class _View:
             if take.path is None:
                 thumb = '<span class="take-missing">missing</span>'
             else:
-                thumb = (f'<img src="{self.images.src(take, TAKE_EDGE)}" '
-                         f'alt="{escape(panel.id)}, take {take.index}">')
+                thumb = f'<img src="{self.images.src(take, TAKE_EDGE)}" alt="{escape(panel.id)}, take {take.index}">'
             caption = f"take {take.index}" + (" · picked" if picked else "")
             control = ""
             if panel.is_shot:
-                control = (f'<button type="button" class="pick" data-action="pick" data-shot-id="{escape(panel.id)}" '
-                           f'data-take="{take.index}" aria-pressed="{"true" if picked else "false"}">'
-                           f'{"picked" if picked else "pick"}</button>')
-            items.append(f'<li class="take{" is-picked" if picked else ""}" data-take="{take.index}">'
-                         f"{thumb}<span>{caption}</span>{control}</li>")
+                control = (
+                    f'<button type="button" class="pick" data-action="pick" data-shot-id="{escape(panel.id)}" '
+                    f'data-take="{take.index}" aria-pressed="{"true" if picked else "false"}">'
+                    f"{'picked' if picked else 'pick'}</button>"
+                )
+            items.append(
+                f'<li class="take{" is-picked" if picked else ""}" data-take="{take.index}">'
+                f"{thumb}<span>{caption}</span>{control}</li>"
+            )
         return f'<ul class="takes">{"".join(items)}</ul>'
 
     def caption(self, panel: Panel) -> str:
         """What a storyboard sheet prints under the frame: number, camera, action, dialogue, notes."""
         spec, state = panel.spec, panel.state
         title = escape(spec.name if panel.is_shot else spec.id)
-        parts = [f'<h3><span class="num">{escape(panel.number)}</span> {title}'
-                 + (f' <span class="sid">{escape(panel.id)}</span>' if panel.is_shot else "") + "</h3>"]
+        parts = [
+            f'<h3><span class="num">{escape(panel.number)}</span> {title}'
+            + (f' <span class="sid">{escape(panel.id)}</span>' if panel.is_shot else "")
+            + "</h3>"
+        ]
         camera = [escape(v) for v in (spec.camera.framing, spec.camera.angle, spec.camera.lens, spec.camera.move) if v]
         if camera:
             parts.append(f'<p class="camera">{" · ".join(camera)}</p>')
@@ -426,8 +470,10 @@ class _View:
         if spec.notes:
             parts.append(f'<p class="notes"><strong>Note:</strong> {escape(spec.notes)}</p>')
         if panel.message and state is not Status.FRESH:
-            parts.append(f'<p class="message is-{state.css}"><strong>{escape(BADGE[state])}:</strong> '
-                         f"{escape(panel.message)}</p>")
+            parts.append(
+                f'<p class="message is-{state.css}"><strong>{escape(BADGE[state])}:</strong> '
+                f"{escape(panel.message)}</p>"
+            )
         return "".join(parts)
 
     def detail(self, panel: Panel) -> str:
@@ -459,8 +505,7 @@ class _View:
         if ref.kind is RefKind.NODE:
             return f'<a class="ref" href="#{self.ids[ref.target]}">{tag}{escape(ref.target)}</a>'
         kind = "file" if ref.kind is RefKind.FILE else "url"
-        return (f'<span class="ref is-{kind}" title="{escape(ref.via)}">{tag}'
-                f'<code>{escape(ref.label)}</code></span>')
+        return f'<span class="ref is-{kind}" title="{escape(ref.via)}">{tag}<code>{escape(ref.label)}</code></span>'
 
 
 def _plural(n: int, word: str) -> str:
@@ -734,8 +779,9 @@ def _main(argv: list[str] | None = None) -> None:
     width, height = (int(v) for v in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory(prefix="shotflow-board-") as tmp:
         copy = Path(tmp) / "project"
-        shutil.copytree(args.storyboard.resolve().parent, copy,
-                        ignore=shutil.ignore_patterns(".shotflow", "renders", "*.html"))
+        shutil.copytree(
+            args.storyboard.resolve().parent, copy, ignore=shutil.ignore_patterns(".shotflow", "renders", "*.html")
+        )
         story = copy / args.storyboard.name
         run(story, RenderOptions(), RecordingReporter())
         page = write_board(read_sequence(load_project(story)), copy / "board.html")

@@ -66,14 +66,22 @@ def parse_fields(text: str | None) -> tuple[str, ...]:
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
     for name in names:
         if name not in FIELDS:
-            raise UsageError(f"--fields: unknown field '{name}'",
-                             hint=did_you_mean(name, FIELDS) or "fields: " + ",".join(FIELDS))
+            raise UsageError(
+                f"--fields: unknown field '{name}'", hint=did_you_mean(name, FIELDS) or "fields: " + ",".join(FIELDS)
+            )
     return tuple(dict.fromkeys(names))
 
 
-def write_contact_sheet(seq: Sequence, output: Path, *, columns: int = 4, width: int = 480,
-                        shots_only: bool = False, fields: tuple[str, ...] = DEFAULT_FIELDS,
-                        page: Page | None = None) -> Path:
+def write_contact_sheet(
+    seq: Sequence,
+    output: Path,
+    *,
+    columns: int = 4,
+    width: int = 480,
+    shots_only: bool = False,
+    fields: tuple[str, ...] = DEFAULT_FIELDS,
+    page: Page | None = None,
+) -> Path:
     """Draw the sheet and save it; the format follows the extension (.png, .pdf, .jpg).
 
     ``page`` (PDF only; default A4 landscape) sets the paper; ``width`` is for images only.
@@ -84,14 +92,19 @@ def write_contact_sheet(seq: Sequence, output: Path, *, columns: int = 4, width:
     output = Path(output)
     fmt = FORMATS.get(output.suffix.lower())
     if fmt is None:
-        raise UsageError(f"contact sheet: cannot write {output.suffix or 'a file without extension'} "
-                         f"({output.name}); use .png, .pdf or .jpg")
+        raise UsageError(
+            f"contact sheet: cannot write {output.suffix or 'a file without extension'} "
+            f"({output.name}); use .png, .pdf or .jpg"
+        )
     if fmt == "PDF" and columns not in PDF_COLUMNS:
-        raise UsageError(f"--columns {columns}: a PDF page holds 1 to 4 columns",
-                         hint="use --columns 4 or fewer, or write a .png")
+        raise UsageError(
+            f"--columns {columns}: a PDF page holds 1 to 4 columns", hint="use --columns 4 or fewer, or write a .png"
+        )
     if fmt != "PDF" and page is not None:
-        raise UsageError(f"--page and --orientation set the paper of a PDF; {output.name} is an image",
-                         hint="write a .pdf, or leave --page out")
+        raise UsageError(
+            f"--page and --orientation set the paper of a PDF; {output.name} is an image",
+            hint="write a .pdf, or leave --page out",
+        )
     panels = seq.shots if shots_only else [p for p in seq.panels.values() if not p.spec.omit]
     if fmt == "PDF":
         sheet = _Sheet(seq, panels, columns=columns, fields=fields, page=page or Page())
@@ -100,8 +113,15 @@ def write_contact_sheet(seq: Sequence, output: Path, *, columns: int = 4, width:
     pages = sheet.pages(paginate=fmt == "PDF")
     buffer = io.BytesIO()
     if fmt == "PDF":
-        pages[0].save(buffer, "PDF", save_all=True, append_images=pages[1:], resolution=float(DPI),
-                      title=seq.title, author="shotflow")
+        pages[0].save(
+            buffer,
+            "PDF",
+            save_all=True,
+            append_images=pages[1:],
+            resolution=float(DPI),
+            title=seq.title,
+            author="shotflow",
+        )
     elif fmt == "JPEG":
         pages[0].save(buffer, "JPEG", quality=90)
     else:
@@ -115,8 +135,16 @@ class _Sheet:
     MUTED = (110, 110, 110)
     PAPER = (255, 255, 255)
 
-    def __init__(self, seq: Sequence, panels: list[Panel], *, columns: int, cell_width: int | None = None,
-                 fields: tuple[str, ...] = DEFAULT_FIELDS, page: Page | None = None):
+    def __init__(
+        self,
+        seq: Sequence,
+        panels: list[Panel],
+        *,
+        columns: int,
+        cell_width: int | None = None,
+        fields: tuple[str, ...] = DEFAULT_FIELDS,
+        page: Page | None = None,
+    ):
         from . import _draw
 
         self.d = _draw
@@ -174,8 +202,10 @@ class _Sheet:
             per_page = max(1, (page_h - self.header_h - self.margin * 2) // self.row_h)
         else:
             per_page = rows
-        chunks = [self.panels[i:i + per_page * self.columns] for i in range(0, max(1, len(self.panels)),
-                                                                          per_page * self.columns)]
+        chunks = [
+            self.panels[i : i + per_page * self.columns]
+            for i in range(0, max(1, len(self.panels)), per_page * self.columns)
+        ]
         total = len(chunks)
         result = []
         for number, chunk in enumerate(chunks, 1):
@@ -191,8 +221,13 @@ class _Sheet:
         seq = self.seq
         x0, y = self.margin, self.margin
         draw.text((x0, y), seq.title, font=self.title_f, fill=self.INK)
-        facts = [counted(len(seq.shots), "shot"), counted(len(seq.scenes), "scene"), format_duration(seq.duration),
-                 seq.project.path.name, f"frames made on {seq.made_on}"]
+        facts = [
+            counted(len(seq.shots), "shot"),
+            counted(len(seq.scenes), "scene"),
+            format_duration(seq.duration),
+            seq.project.path.name,
+            f"frames made on {seq.made_on}",
+        ]
         if total > 1:
             facts.append(f"page {number}/{total}")
         missing = sum(1 for p in seq.panels.values() if p.picked is None)
@@ -222,8 +257,10 @@ class _Sheet:
             tag = panel.state.value.upper()
             tw = self.small_f.getlength(tag)
             pad = 5
-            draw.rectangle([x + box[0] - tw - 3 * pad, y + pad, x + box[0] - pad, y + pad * 2 + self.small_f.size],
-                           fill=d.STATE_COLOURS[panel.state])
+            draw.rectangle(
+                [x + box[0] - tw - 3 * pad, y + pad, x + box[0] - pad, y + pad * 2 + self.small_f.size],
+                fill=d.STATE_COLOURS[panel.state],
+            )
             draw.text((x + box[0] - tw - 2 * pad, y + pad * 1.5), tag, font=self.small_f, fill=(0, 0, 0))
         if panel.approved:
             self._approved(draw, x, y)
@@ -237,8 +274,9 @@ class _Sheet:
             right = f"{panel.duration:g} s" + (f" · {frames} fr" if frames is not None else "")
         rw = self.cap_f.getlength(right) if right else 0
         code = panel.code if "code" in self.fields and panel.code else None
-        title = d.ellipsize(" ".join(t for t in (code, panel.id) if t), self.cap_f,
-                            self.cell_w - rw - (self.gap if right else 0))
+        title = d.ellipsize(
+            " ".join(t for t in (code, panel.id) if t), self.cap_f, self.cell_w - rw - (self.gap if right else 0)
+        )
         draw.text((x, cy), title, font=self.cap_f, fill=self.INK)
         if right:
             draw.text((x + self.cell_w - rw, cy), right, font=self.cap_f, fill=self.INK)
@@ -247,16 +285,19 @@ class _Sheet:
             if name == "camera":
                 text = camera_line(panel, with_backend=len(self.seq.frame_backends) > 1)
                 if text:
-                    draw.text((x, cy), d.ellipsize(text, self.small_f, self.cell_w), font=self.small_f,
-                              fill=self.MUTED)
+                    draw.text((x, cy), d.ellipsize(text, self.small_f, self.cell_w), font=self.small_f, fill=self.MUTED)
                 cy += self.small_line
             elif name in TEXT_FIELDS:
                 text = getattr(spec, name)
                 if text:
                     label = "" if name == "dialogue" else f"{name}: "
                     for i, line in enumerate(d.wrap(label + text, self.small_f, self.cell_w, max_lines=2)):
-                        draw.text((x, cy + i * self.small_line), line, font=self.small_f,
-                                  fill=self.INK if name == "dialogue" else self.MUTED)
+                        draw.text(
+                            (x, cy + i * self.small_line),
+                            line,
+                            font=self.small_f,
+                            fill=self.INK if name == "dialogue" else self.MUTED,
+                        )
                 cy += 2 * self.small_line
 
     APPROVED = (63, 178, 127)

@@ -26,9 +26,33 @@ from pathlib import Path
 from ..editorial import Editorial, format_timecode
 from ._frames import Panel, Sequence, frame_counts
 
-COLUMNS = ("number", "code", "scene", "shot", "duration", "frames", "tc_in", "tc_out", "framing", "angle", "lens",
-           "move", "dialogue", "action", "notes", "model", "size", "takes", "pick", "cost", "backend", "state", "frame",
-           "review", "review_notes")
+COLUMNS = (
+    "number",
+    "code",
+    "scene",
+    "shot",
+    "duration",
+    "frames",
+    "tc_in",
+    "tc_out",
+    "framing",
+    "angle",
+    "lens",
+    "move",
+    "dialogue",
+    "action",
+    "notes",
+    "model",
+    "size",
+    "takes",
+    "pick",
+    "cost",
+    "backend",
+    "state",
+    "frame",
+    "review",
+    "review_notes",
+)
 
 
 def rows(seq: Sequence, editorial: Editorial | None = None) -> list[dict[str, str]]:
@@ -47,14 +71,31 @@ def _row(seq: Sequence, panel: Panel, frames: int, tc_in: str, tc_out: str) -> d
     picked = panel.picked
     frame = os.path.relpath(picked.file, seq.project.root) if picked is not None else ""
     return {
-        "number": panel.number, "code": panel.code or "", "scene": spec.scene or "", "shot": spec.name,
-        "duration": f"{spec.duration:g}", "frames": str(frames), "tc_in": tc_in, "tc_out": tc_out,
-        "framing": cam.framing or "", "angle": cam.angle or "", "lens": cam.lens or "", "move": cam.move or "",
-        "dialogue": spec.dialogue or "", "action": spec.action or "", "notes": spec.notes or "",
-        "model": spec.model, "size": spec.size, "takes": str(spec.takes), "pick": str(panel.pick),
-        "cost": _money(panel.cost), "backend": (panel.backend or "") if panel.takes else "",
-        "state": panel.state.value, "frame": Path(frame).as_posix() if frame else "",
-        "review": spec.review.status.value if spec.review.status else "", "review_notes": "\n".join(spec.review.notes),
+        "number": panel.number,
+        "code": panel.code or "",
+        "scene": spec.scene or "",
+        "shot": spec.name,
+        "duration": f"{spec.duration:g}",
+        "frames": str(frames),
+        "tc_in": tc_in,
+        "tc_out": tc_out,
+        "framing": cam.framing or "",
+        "angle": cam.angle or "",
+        "lens": cam.lens or "",
+        "move": cam.move or "",
+        "dialogue": spec.dialogue or "",
+        "action": spec.action or "",
+        "notes": spec.notes or "",
+        "model": spec.model,
+        "size": spec.size,
+        "takes": str(spec.takes),
+        "pick": str(panel.pick),
+        "cost": _money(panel.cost),
+        "backend": (panel.backend or "") if panel.takes else "",
+        "state": panel.state.value,
+        "frame": Path(frame).as_posix() if frame else "",
+        "review": spec.review.status.value if spec.review.status else "",
+        "review_notes": "\n".join(spec.review.notes),
     }
 
 

@@ -48,8 +48,11 @@ from typing import Any
 from ..editorial import Editorial, fps_label, is_drop_frame
 from ._frames import Panel, Sequence, anchors, frame_counts
 
-ADAPTER_PACKAGES = {"fcp_xml": "otio-fcp-adapter", "fcpx_xml": "otio-fcpx-xml-adapter",
-                    "cmx_3600": "otio-cmx3600-adapter"}
+ADAPTER_PACKAGES = {
+    "fcp_xml": "otio-fcp-adapter",
+    "fcpx_xml": "otio-fcpx-xml-adapter",
+    "cmx_3600": "otio-cmx3600-adapter",
+}
 EDL_LINE = 80  # CMX 3600 lines, comments included
 EDL_REEL = 8  # characters of a reel name
 
@@ -60,8 +63,9 @@ def _otio():
     try:
         import opentimelineio
     except ImportError as exc:
-        raise ConfigError("OpenTimelineIO export needs the opentimelineio package",
-                          hint="pip install 'shotflow[otio]'") from exc
+        raise ConfigError(
+            "OpenTimelineIO export needs the opentimelineio package", hint="pip install 'shotflow[otio]'"
+        ) from exc
     return opentimelineio
 
 
@@ -80,9 +84,14 @@ def build_timeline(seq: Sequence, *, editorial: Editorial | None = None, media: 
     timeline = otio.schema.Timeline(name=seq.title)
     timeline.global_start_time = otio.opentime.RationalTime(ed.start, rate)
     timeline.metadata["shotflow"] = {
-        "storyboard": str(seq.project.path), "lock": str(seq.project.lock_path), "fps": fps_label(ed.fps),
-        "rate": f"{ed.fps.numerator}/{ed.fps.denominator}", "start": ed.start_timecode,
-        "backend": seq.backend, "shots": len(shots), "frames": sum(counts),
+        "storyboard": str(seq.project.path),
+        "lock": str(seq.project.lock_path),
+        "fps": fps_label(ed.fps),
+        "rate": f"{ed.fps.numerator}/{ed.fps.denominator}",
+        "start": ed.start_timecode,
+        "backend": seq.backend,
+        "shots": len(shots),
+        "frames": sum(counts),
         "seconds": float(sum(counts) / ed.fps),
     }
     track = otio.schema.Track(name="Storyboard", kind=otio.schema.TrackKind.Video)
@@ -100,36 +109,60 @@ def _clip(otio, panel: Panel, count: int, rate: float, name: str, media: dict[st
     spec = panel.spec
     picked = panel.picked
     info: dict[str, Any] = {
-        "id": panel.id, "code": panel.code, "number": panel.number, "scene": spec.scene, "shot": spec.name,
-        "state": panel.state.value, "message": panel.message, "prompt": spec.prompt,
-        "camera": {k: v for k, v in spec.camera.as_dict().items() if v}, "duration": spec.duration,
+        "id": panel.id,
+        "code": panel.code,
+        "number": panel.number,
+        "scene": spec.scene,
+        "shot": spec.name,
+        "state": panel.state.value,
+        "message": panel.message,
+        "prompt": spec.prompt,
+        "camera": {k: v for k, v in spec.camera.as_dict().items() if v},
+        "duration": spec.duration,
         "frames": count,
-        "request_key": panel.key, "model": spec.model, "size": spec.size, "takes": spec.takes, "pick": panel.pick,
-        "cost": panel.cost, "backend": panel.backend, "frame": str(picked.path) if picked else None,
-        "action": spec.action, "dialogue": spec.dialogue, "notes": spec.notes,
+        "request_key": panel.key,
+        "model": spec.model,
+        "size": spec.size,
+        "takes": spec.takes,
+        "pick": panel.pick,
+        "cost": panel.cost,
+        "backend": panel.backend,
+        "frame": str(picked.path) if picked else None,
+        "action": spec.action,
+        "dialogue": spec.dialogue,
+        "notes": spec.notes,
     }
     info = {k: v for k, v in info.items() if v is not None}
     if picked is None:
-        reference = otio.schema.MissingReference(name=panel.id, available_range=span,
-                                                 metadata={"shotflow": {"state": panel.state.value}})
+        reference = otio.schema.MissingReference(
+            name=panel.id, available_range=span, metadata={"shotflow": {"state": panel.state.value}}
+        )
     else:
         url = (media or {}).get(panel.id) or picked.file.resolve().as_uri()
         reference = otio.schema.ExternalReference(target_url=url, available_range=span)
         reference.name = os.path.basename(picked.file) if picked.in_renders else f"{picked.sha256[:16]}.{picked.ext}"
     clip = otio.schema.Clip(name=name, media_reference=reference, source_range=span)
     clip.metadata["shotflow"] = info
-    for kind, text, colour in (("dialogue", spec.dialogue, otio.schema.MarkerColor.YELLOW),
-                               ("notes", spec.notes, otio.schema.MarkerColor.CYAN)):
+    for kind, text, colour in (
+        ("dialogue", spec.dialogue, otio.schema.MarkerColor.YELLOW),
+        ("notes", spec.notes, otio.schema.MarkerColor.CYAN),
+    ):
         if text:
             # the text is in the name too: the Final Cut XML adapters keep a marker's name, not its comment
-            marker = otio.schema.Marker(name=f"{kind}: {text}", marked_range=span, color=colour, comment=text,
-                                        metadata={"shotflow": {"kind": kind, "text": text}})
+            marker = otio.schema.Marker(
+                name=f"{kind}: {text}",
+                marked_range=span,
+                color=colour,
+                comment=text,
+                metadata={"shotflow": {"kind": kind, "text": text}},
+            )
             clip.markers.append(marker)
     return clip
 
 
-def write_timeline(seq: Sequence, output: Path, *, editorial: Editorial | None = None,
-                   adapter: str | None = None) -> str:
+def write_timeline(
+    seq: Sequence, output: Path, *, editorial: Editorial | None = None, adapter: str | None = None
+) -> str:
     """Write the timeline; ``adapter`` None picks by extension (.otio, .otioz). Returns a summary.
 
     ``editorial`` (default: the storyboard's) sets the rate, the start timecode and clip names.
@@ -145,8 +178,10 @@ def write_timeline(seq: Sequence, output: Path, *, editorial: Editorial | None =
     if adapter is None and suffix not in (".otio", ".otioz"):
         raise UsageError(f"--otio {output.name}: the extension must be .otio or .otioz")
     if adapter is not None and adapter not in otio.adapters.available_adapter_names():
-        raise ConfigError(f"writing {output.name} needs OpenTimelineIO's {adapter} adapter, which is not installed",
-                          hint=f"pip install {ADAPTER_PACKAGES.get(adapter, adapter)}")
+        raise ConfigError(
+            f"writing {output.name} needs OpenTimelineIO's {adapter} adapter, which is not installed",
+            hint=f"pip install {ADAPTER_PACKAGES.get(adapter, adapter)}",
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=outputs.temp_dir(output), prefix=".tmp-", suffix=suffix)
     os.close(fd)
@@ -170,9 +205,10 @@ def write_timeline(seq: Sequence, output: Path, *, editorial: Editorial | None =
     missing = sum(1 for c in clips if isinstance(c.media_reference, otio.schema.MissingReference))
     frames = sum(c.source_range.duration.to_frames() for c in clips)
     seconds = float(frames / ed.fps)
-    return (f"{len(clips)} clips, {frames} frames ({_seconds(seconds)} s) at {fps_label(ed.fps)} fps "
-            f"from {ed.start_timecode}"
-            + (f", {missing} without a frame" if missing else ""))
+    return (
+        f"{len(clips)} clips, {frames} frames ({_seconds(seconds)} s) at {fps_label(ed.fps)} fps "
+        f"from {ed.start_timecode}" + (f", {missing} without a frame" if missing else "")
+    )
 
 
 def _seconds(value: float) -> str:
@@ -204,7 +240,7 @@ def _ascii(text: str, limit: int) -> str:
     """One EDL comment: ASCII (accents dropped, not the letters), one line, at most ``limit``."""
     flat = unicodedata.normalize("NFKD", " ".join(str(text).split()))
     flat = flat.encode("ascii", "ignore").decode("ascii")
-    return flat if len(flat) <= limit else flat[:limit - 3].rstrip() + "..."
+    return flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "..."
 
 
 def edl_text(otio, timeline, seq: Sequence, ed: Editorial) -> str:
@@ -212,8 +248,10 @@ def edl_text(otio, timeline, seq: Sequence, ed: Editorial) -> str:
     from ..errors import ConfigError
 
     if "cmx_3600" not in otio.adapters.available_adapter_names():
-        raise ConfigError("writing an EDL needs OpenTimelineIO's cmx_3600 adapter, which is not installed",
-                          hint="pip install otio-cmx3600-adapter (or 'shotflow[otio]')")
+        raise ConfigError(
+            "writing an EDL needs OpenTimelineIO's cmx_3600 adapter, which is not installed",
+            hint="pip install otio-cmx3600-adapter (or 'shotflow[otio]')",
+        )
     edl = timeline.deepcopy()
     edl.name = _ascii(timeline.name, EDL_LINE - len("TITLE: "))
     track = edl.tracks[0]
@@ -232,8 +270,9 @@ def edl_text(otio, timeline, seq: Sequence, ed: Editorial) -> str:
         # and puts the first cut at the start timecode
         rt = otio.opentime
         track.insert(0, otio.schema.Gap(source_range=rt.TimeRange(duration=rt.RationalTime(ed.start, float(ed.fps)))))
-    text = otio.adapters.write_to_string(edl, adapter_name="cmx_3600", rate=float(ed.fps), style="avid",
-                                         reelname_len=EDL_REEL)
+    text = otio.adapters.write_to_string(
+        edl, adapter_name="cmx_3600", rate=float(ed.fps), style="avid", reelname_len=EDL_REEL
+    )
     fcm = "FCM: DROP FRAME" if is_drop_frame(ed.fps) else "FCM: NON-DROP FRAME"
     head, sep, rest = text.partition("\n\n")
     text = f"{head}\n{fcm}\n\n{rest}" if sep and head.startswith("TITLE:") else f"{fcm}\n\n{text}"

@@ -50,8 +50,15 @@ class Update:
     elapsed: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": self.version, "errors": self.errors, "panels": self.panels, "sections": self.sections,
-                "header": self.header, "summary": self.summary, "elapsed": round(self.elapsed, 4)}
+        return {
+            "version": self.version,
+            "errors": self.errors,
+            "panels": self.panels,
+            "sections": self.sections,
+            "header": self.header,
+            "summary": self.summary,
+            "elapsed": round(self.elapsed, 4),
+        }
 
 
 class LiveImages:
@@ -71,8 +78,14 @@ class LiveImages:
 class Workspace:
     """One storyboard watched: its last good state and the board drawn from it."""
 
-    def __init__(self, storyboard: Path, options, *, progress: Callable[[str], None] | None = None,
-                 early: Callable[[dict[str, str]], None] | None = None):
+    def __init__(
+        self,
+        storyboard: Path,
+        options,
+        *,
+        progress: Callable[[str], None] | None = None,
+        early: Callable[[dict[str, str]], None] | None = None,
+    ):
         self.storyboard = Path(storyboard).resolve()
         self.options = options  # render.RenderOptions: backend, jobs, max cost, --set, cache
         self.progress = progress or (lambda text: None)
@@ -153,9 +166,13 @@ class Workspace:
             except Exception as exc:  # noqa: BLE001 - the server survives a bug; the board says it
                 if os.environ.get("SHOTFLOW_DEBUG"):
                     raise
-                update.errors = [f"internal error: {type(exc).__name__}: {exc}",
-                                 ("this is a bug in shotflow; run the same command with SHOTFLOW_DEBUG=1 "
-                                  "to see the traceback, and please report it")]
+                update.errors = [
+                    f"internal error: {type(exc).__name__}: {exc}",
+                    (
+                        "this is a bug in shotflow; run the same command with SHOTFLOW_DEBUG=1 "
+                        "to see the traceback, and please report it"
+                    ),
+                ]
                 update.summary = "shotflow broke during this round: the board keeps the last good frames"
             self.errors = update.errors
             update.elapsed = time.perf_counter() - started
@@ -204,11 +221,22 @@ class Workspace:
         record = outcome.value
         if old is None or spec is None or self._view is None or record is None or not record.outputs:
             return  # a new shot: it comes with the round's redraw
-        takes = tuple(Take(index=i, sha256=o.sha256, ext=o.ext, path=store.object_path(o.sha256), in_renders=False)
-                      for i, o in enumerate(record.outputs, 1))
-        panel = replace(old, spec=spec, state=Status.FRESH, message=None, takes=takes,
-                        pick=max(1, min(spec.pick, len(takes))), key=record.key, cost=record.cost,
-                        backend=record.backend, held=None)
+        takes = tuple(
+            Take(index=i, sha256=o.sha256, ext=o.ext, path=store.object_path(o.sha256), in_renders=False)
+            for i, o in enumerate(record.outputs, 1)
+        )
+        panel = replace(
+            old,
+            spec=spec,
+            state=Status.FRESH,
+            message=None,
+            takes=takes,
+            pick=max(1, min(spec.pick, len(takes))),
+            key=record.key,
+            cost=record.cost,
+            backend=record.backend,
+            held=None,
+        )
         for take in takes:
             self.frames[take.sha256] = take.file
         self.early({outcome.id: self._view.panel(panel)})
@@ -232,8 +260,13 @@ class Workspace:
         from ..store import ProjectCache
 
         cache = ProjectCache(store, lock, self.options.refresh_urls)
-        return make_plan(project, graph, cache, backend=self.options.backend or project.backend,
-                         hold=approved_holds(project, lock, store, self.options.include_approved))
+        return make_plan(
+            project,
+            graph,
+            cache,
+            backend=self.options.backend or project.backend,
+            hold=approved_holds(project, lock, store, self.options.include_approved),
+        )
 
     # -- the board ------------------------------------------------------------------------------
 
@@ -246,8 +279,10 @@ class Workspace:
         seq = read_sequence(project, plan=plan, lock=lock, store=store)
         images = LiveImages()
         view = view_of(seq, images)
-        structure = (tuple(p.id for p in seq.sheets),
-                     tuple((s.info, tuple(p.id for p in s.panels)) for s in seq.scenes))
+        structure = (
+            tuple(p.id for p in seq.sheets),
+            tuple((s.info, tuple(p.id for p in s.panels)) for s in seq.scenes),
+        )
         panels: dict[str, tuple[tuple, str]] = {}
         for panel in seq.panels.values():
             shown = _shown(panel, view)
@@ -260,8 +295,9 @@ class Workspace:
             panels[panel.id] = (shown, html)
         header = view.header()
         if structure != self._structure:
-            update.sections = "\n".join(([view.sheets()] if seq.sheets else []) +
-                                         [view.scene(scene) for scene in seq.scenes])
+            update.sections = "\n".join(
+                ([view.sheets()] if seq.sheets else []) + [view.scene(scene) for scene in seq.scenes]
+            )
             update.panels = {}
         if header != self._header:
             update.header = header
@@ -328,9 +364,13 @@ def _shown(panel, view) -> tuple:
     if not _SPEC_FIELDS:
         _SPEC_FIELDS = tuple(f.name for f in fields(panel.spec) if f.name != "where")
     spec = panel.spec
-    return (tuple(getattr(spec, name) for name in _SPEC_FIELDS), replace(panel, spec=None),
-            view.ids[panel.id], tuple(view.users.get(panel.id, ())),
-            tuple(view.ids.get(r.target, "") for r in spec.refs))
+    return (
+        tuple(getattr(spec, name) for name in _SPEC_FIELDS),
+        replace(panel, spec=None),
+        view.ids[panel.id],
+        tuple(view.users.get(panel.id, ())),
+        tuple(view.ids.get(r.target, "") for r in spec.refs),
+    )
 
 
 def _stat(path: Path) -> tuple | None:
@@ -347,9 +387,11 @@ def _empty_page(storyboard: Path, head: str, script: str) -> str:
 
     from ..exports.board import CSS, REVIEW_CSS
 
-    return ("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{escape(storyboard.name)} — storyboard</title>\n<style>{CSS}{REVIEW_CSS}</style>\n{head}</head>\n"
-            f'<body data-shots="0" data-sheets="0" data-storyboard="{escape(storyboard.name)}">\n'
-            f'<header class="top"><p class="kicker">Storyboard</p><h1>{escape(storyboard.name)}</h1>'
-            '<p class="facts">the storyboard has not loaded yet</p></header>\n'
-            f"<script>{script}</script>\n</body>\n</html>\n")
+    return (
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{escape(storyboard.name)} — storyboard</title>\n<style>{CSS}{REVIEW_CSS}</style>\n{head}</head>\n"
+        f'<body data-shots="0" data-sheets="0" data-storyboard="{escape(storyboard.name)}">\n'
+        f'<header class="top"><p class="kicker">Storyboard</p><h1>{escape(storyboard.name)}</h1>'
+        '<p class="facts">the storyboard has not loaded yet</p></header>\n'
+        f"<script>{script}</script>\n</body>\n</html>\n"
+    )

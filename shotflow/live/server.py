@@ -51,8 +51,9 @@ class ServeOptions:
     settle_ms: int = 30
 
 
-def serve(storyboard: Path, render_options, options: ServeOptions, *, out: TextIO | None = None,
-          err: TextIO | None = None) -> None:
+def serve(
+    storyboard: Path, render_options, options: ServeOptions, *, out: TextIO | None = None, err: TextIO | None = None
+) -> None:
     """Serve the live board until interrupted (what ``shotflow watch`` runs)."""
     _require_extra()
     server = LiveServer(Path(storyboard), render_options, options, out=out or sys.stdout, err=err or sys.stderr)
@@ -69,8 +70,7 @@ def _require_extra() -> None:
         except ImportError:
             missing.append(module)
     if missing:
-        raise ConfigError(f"shotflow watch needs {', '.join(missing)}",
-                          hint="pip install 'shotflow[live]'")
+        raise ConfigError(f"shotflow watch needs {', '.join(missing)}", hint="pip install 'shotflow[live]'")
 
 
 class Hub:
@@ -129,17 +129,20 @@ class LiveServer:
         first = await self.loop.run_in_executor(self.pool, lambda: self.workspace.round(render=False))
         self._say(f"serving {url}")
         if not self.loopback:
-            self._warn(f"warning: the board is served on {self.options.host}, not only on this machine: anyone "
-                       f"who can reach port {port} and has the token in the URL above can see every frame and "
-                       f"write picks, approvals and notes into {self.workspace.storyboard.name}")
+            self._warn(
+                f"warning: the board is served on {self.options.host}, not only on this machine: anyone "
+                f"who can reach port {port} and has the token in the URL above can see every frame and "
+                f"write picks, approvals and notes into {self.workspace.storyboard.name}"
+            )
         for line in first.errors:
             self._warn(line)
         if self.options.open_browser:
             import webbrowser
 
             threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            self.app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
+        )
         server = self.uvicorn = uvicorn.Server(config)
         helpers = [asyncio.ensure_future(self._rounds()), asyncio.ensure_future(self._watch())]
         self.wake.set()  # the first round renders what changed since the last render
@@ -170,11 +173,19 @@ class LiveServer:
         while True:
             self.watched = self.workspace.folders
             self.restart_watch = asyncio.Event()
-            async for changes in awatch(*self.watched, stop_event=self.restart_watch, recursive=False,
-                                        step=self.options.settle_ms, rust_timeout=1000, yield_on_timeout=False):
+            async for changes in awatch(
+                *self.watched,
+                stop_event=self.restart_watch,
+                recursive=False,
+                step=self.options.settle_ms,
+                rust_timeout=1000,
+                yield_on_timeout=False,
+            ):
                 paths = [Path(p) for _, p in changes]
-                if any(self.workspace.concerns(p) or self.workspace.concerns(p.resolve()) for p in paths) \
-                        and self.workspace.changed_since_last_round():
+                if (
+                    any(self.workspace.concerns(p) or self.workspace.concerns(p.resolve()) for p in paths)
+                    and self.workspace.changed_since_last_round()
+                ):
                     self.wake.set()
 
     def _progress(self, text: str) -> None:
@@ -201,12 +212,14 @@ class LiveServer:
         from starlette.applications import Starlette
         from starlette.routing import Route
 
-        return Starlette(routes=[
-            Route("/", self._page),
-            Route("/events", self._events),
-            Route("/frames/{name}", self._frame),
-            Route("/api/review", self._review, methods=["POST"]),
-        ])
+        return Starlette(
+            routes=[
+                Route("/", self._page),
+                Route("/events", self._events),
+                Route("/frames/{name}", self._frame),
+                Route("/api/review", self._review, methods=["POST"]),
+            ]
+        )
 
     def _denied(self, request, *, write: bool = False):
         """None when the request may go on, else the response that refuses it."""
@@ -216,11 +229,16 @@ class LiveServer:
             if _hostname(request.headers.get("host", "")) not in LOOPBACK_NAMES:
                 return PlainTextResponse("this board answers on its loopback address only", status_code=403)
         else:
-            given = (request.query_params.get("token") or request.headers.get("x-shotflow-token")
-                     or request.cookies.get(COOKIE) or "")
+            given = (
+                request.query_params.get("token")
+                or request.headers.get("x-shotflow-token")
+                or request.cookies.get(COOKIE)
+                or ""
+            )
             if not hmac.compare_digest(given.encode(), self.token.encode()):
-                return PlainTextResponse("this board needs its token: open the URL that shotflow watch printed",
-                                         status_code=403)
+                return PlainTextResponse(
+                    "this board needs its token: open the URL that shotflow watch printed", status_code=403
+                )
         if write:
             header = request.headers.get("x-shotflow-token", "")
             if not hmac.compare_digest(header.encode(), self.token.encode()):
@@ -272,8 +290,9 @@ class LiveServer:
             finally:
                 self.hub.unsubscribe(queue)
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
 
     async def _frame(self, request):
         from starlette.responses import FileResponse, PlainTextResponse
@@ -297,8 +316,9 @@ class LiveServer:
             return denied
         body = await _read_body(request)
         if body is None:
-            return JSONResponse({"error": f"a review request is at most {MAX_REQUEST_BYTES // 1024} KiB"},
-                                status_code=413)
+            return JSONResponse(
+                {"error": f"a review request is at most {MAX_REQUEST_BYTES // 1024} KiB"}, status_code=413
+            )
         from ..load import display_path
         from ..review import apply, decision_from_action
 
@@ -315,8 +335,10 @@ class LiveServer:
             return JSONResponse({"error": str(exc)}, status_code=400)
         if written:
             self.wake.set()  # no need to wait for the watcher to notice our own write
-        self._say(f"review: {decision.shot}: {', '.join(decision.describe())}"
-                  + (f" -> {', '.join(display_path(p) for p in written)}" if written else " (already so)"))
+        self._say(
+            f"review: {decision.shot}: {', '.join(decision.describe())}"
+            + (f" -> {', '.join(display_path(p) for p in written)}" if written else " (already so)")
+        )
         return JSONResponse({"ok": True, "written": [p.name for p in written]})
 
 
@@ -347,8 +369,9 @@ def _bind(host: str, port: int) -> tuple[socket.socket, bool]:
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}",
-                          hint="choose another --port (0 picks a free one)") from None
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror}", hint="choose another --port (0 picks a free one)"
+        ) from None
     sock.listen(128)
     sock.set_inheritable(True)
     try:
@@ -365,7 +388,6 @@ def _url(host: str, port: int, token: str | None) -> str:
     elif ":" in host:
         name = f"[{host}]"
     return f"http://{name}:{port}/" + (f"?token={token}" if token else "")
-
 
 
 def _hostname(header: str) -> str:

@@ -514,8 +514,9 @@ class Emulator:
         with self._lock:
             return None if self._balance is None else round(self._balance - self._spent, 6)
 
-    def inject(self, fault: Fault, *, times: int | None = 1, task_type: str | None = None,
-               probability: float = 1.0) -> None:
+    def inject(
+        self, fault: Fault, *, times: int | None = 1, task_type: str | None = None, probability: float = 1.0
+    ) -> None:
         """Arm ``fault`` for the next ``times`` matching requests (or tasks; None: until cleared).
 
         Request faults match any ``POST /v1`` (``task_type=None``), only requests holding a task of
@@ -573,9 +574,11 @@ class Emulator:
 
     def _request_fault(self, task_types: set[str]) -> Fault | None:
         return self._take_fault(
-            lambda a: not a.fault.kind.per_task
-            and a.task_type != "download"
-            and (a.task_type is None or a.task_type in task_types)
+            lambda a: (
+                not a.fault.kind.per_task
+                and a.task_type != "download"
+                and (a.task_type is None or a.task_type in task_types)
+            )
         )
 
     def _task_fault(self, task: dict[str, Any]) -> Fault | None:
@@ -585,7 +588,8 @@ class Emulator:
                 return False
             if fault.kind is FaultKind.TASK_ERROR:
                 return fault.match == task.get("taskUUID") or (
-                    fault.match is not None and fault.match in str(task.get("positivePrompt", "")))
+                    fault.match is not None and fault.match in str(task.get("positivePrompt", ""))
+                )
             return True
 
         return self._take_fault(matches)
@@ -604,8 +608,12 @@ class Emulator:
                     self._counters.requests += 1
                     self._counters.throttled += 1
                 message = f"too many requests in flight (at most {self.capacity}): retry after {self.retry_after:g} s"
-                return _reply_json(handler, 429, {"errors": [_error_entry("tooManyRequests", message, None, None)]},
-                                   {"Retry-After": f"{self.retry_after:g}"})
+                return _reply_json(
+                    handler,
+                    429,
+                    {"errors": [_error_entry("tooManyRequests", message, None, None)]},
+                    {"Retry-After": f"{self.retry_after:g}"},
+                )
             self._handle_post(handler)
         finally:
             with self._lock:
@@ -994,14 +1002,43 @@ def _tags_refused() -> _Refused:
 # ── strict mode: Runware's rules, written from the model specs (not from shotflow's schemas) ──
 
 _STRICT_SIZES = {
-    (1920, 1080), (1080, 1920), (1024, 1024), (1360, 768), (1080, 1080), (1168, 880), (1440, 1080), (1080, 1440),
-    (1808, 768), (2112, 912), (1280, 720), (720, 1280), (720, 720), (960, 720), (720, 960), (1680, 720),
+    (1920, 1080),
+    (1080, 1920),
+    (1024, 1024),
+    (1360, 768),
+    (1080, 1080),
+    (1168, 880),
+    (1440, 1080),
+    (1080, 1440),
+    (1808, 768),
+    (2112, 912),
+    (1280, 720),
+    (720, 1280),
+    (720, 720),
+    (960, 720),
+    (720, 960),
+    (1680, 720),
 }  # the same 16 for both models (runway-gen-4-image.md, runway-gen-4-image-turbo.md)
 _STRICT_MODELS = {"runway:4@1": (0, 3), "runway:4@2": (1, 3)}  # (least, most) reference images
 _STRICT_PARAMETERS = {
-    "taskType", "taskUUID", "outputType", "outputFormat", "outputQuality", "webhookURL", "deliveryMethod",
-    "uploadEndpoint", "safety", "ttl", "includeCost", "numberResults", "inputs", "model", "positivePrompt",
-    "width", "height", "providerSettings",
+    "taskType",
+    "taskUUID",
+    "outputType",
+    "outputFormat",
+    "outputQuality",
+    "webhookURL",
+    "deliveryMethod",
+    "uploadEndpoint",
+    "safety",
+    "ttl",
+    "includeCost",
+    "numberResults",
+    "inputs",
+    "model",
+    "positivePrompt",
+    "width",
+    "height",
+    "providerSettings",
     "referenceImages",  # the spec's own examples for runway:4@1 put it at the top level (API-NOTES.md)
 }
 _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.IGNORECASE)
@@ -1039,26 +1076,41 @@ def _strict_core(task: dict[str, Any], problems: _Problems) -> None:
     for name in sorted(set(task) - _STRICT_PARAMETERS):
         problems.append((name, f"unknown parameter {name}"))
     problems.need(task.get("model") in _STRICT_MODELS, "model", f"model must be one of {', '.join(_STRICT_MODELS)}")
-    problems.need(isinstance(task.get("taskUUID"), str) and bool(_UUID4.match(task.get("taskUUID") or "")),
-                  "taskUUID", "taskUUID must be a UUID v4")
+    problems.need(
+        isinstance(task.get("taskUUID"), str) and bool(_UUID4.match(task.get("taskUUID") or "")),
+        "taskUUID",
+        "taskUUID must be a UUID v4",
+    )
     prompt = task.get("positivePrompt")
-    problems.need(isinstance(prompt, str) and 1 <= len(prompt) <= 1000, "positivePrompt",
-                  "positivePrompt must be a string of 1 to 1000 characters")
+    problems.need(
+        isinstance(prompt, str) and 1 <= len(prompt) <= 1000,
+        "positivePrompt",
+        "positivePrompt must be a string of 1 to 1000 characters",
+    )
     if "width" in task or "height" in task:
         size = (task.get("width"), task.get("height"))
-        problems.need(all(_integer(v) for v in size) and size in _STRICT_SIZES, "width",
-                      "width and height must be used together and be one of the supported dimensions")
+        problems.need(
+            all(_integer(v) for v in size) and size in _STRICT_SIZES,
+            "width",
+            "width and height must be used together and be one of the supported dimensions",
+        )
 
 
 def _strict_output(task: dict[str, Any], problems: _Problems) -> None:
     """How the result is delivered: output type, format and quality, webhook, ttl, cost, count."""
-    for name, allowed in (("outputType", ("URL", "base64Data", "dataURI")), ("outputFormat", ("JPG", "PNG", "WEBP")),
-                          ("deliveryMethod", ("sync", "async"))):
+    for name, allowed in (
+        ("outputType", ("URL", "base64Data", "dataURI")),
+        ("outputFormat", ("JPG", "PNG", "WEBP")),
+        ("deliveryMethod", ("sync", "async")),
+    ):
         if name in task:
             problems.need(task[name] in allowed, name, f"{name} must be one of {', '.join(allowed)}")
     if "outputQuality" in task:
-        problems.need(_integer(task["outputQuality"]) and 20 <= task["outputQuality"] <= 99, "outputQuality",
-                      "outputQuality must be an integer from 20 to 99")
+        problems.need(
+            _integer(task["outputQuality"]) and 20 <= task["outputQuality"] <= 99,
+            "outputQuality",
+            "outputQuality must be an integer from 20 to 99",
+        )
     for name in ("webhookURL", "uploadEndpoint"):
         if name in task:
             problems.need(_uri(task[name]), name, f"{name} must be a URI")
@@ -1067,35 +1119,53 @@ def _strict_output(task: dict[str, Any], problems: _Problems) -> None:
     if "includeCost" in task:
         problems.need(isinstance(task["includeCost"], bool), "includeCost", "includeCost must be a boolean")
     if "numberResults" in task:
-        problems.need(_integer(task["numberResults"]) and 1 <= task["numberResults"] <= 20, "numberResults",
-                      "numberResults must be an integer from 1 to 20")
+        problems.need(
+            _integer(task["numberResults"]) and 1 <= task["numberResults"] <= 20,
+            "numberResults",
+            "numberResults must be an integer from 1 to 20",
+        )
 
 
 def _strict_settings(task: dict[str, Any], problems: _Problems) -> None:
     """The nested settings objects: ``safety`` and ``providerSettings.runway``."""
     if "safety" in task:
         safety = task["safety"]
-        ok = isinstance(safety, dict) and set(safety) <= {"checkContent", "mode"} \
-            and isinstance(safety.get("checkContent", False), bool) and safety.get("mode", "none") in ("none", "fast")
+        ok = (
+            isinstance(safety, dict)
+            and set(safety) <= {"checkContent", "mode"}
+            and isinstance(safety.get("checkContent", False), bool)
+            and safety.get("mode", "none") in ("none", "fast")
+        )
         problems.need(ok, "safety", "safety takes checkContent (a boolean) and mode (none or fast)")
     if "providerSettings" in task:
         settings = task["providerSettings"]
         runway = settings.get("runway") if isinstance(settings, dict) else None
         moderation = runway.get("contentModeration") if isinstance(runway, dict) else None
-        ok = isinstance(settings, dict) and set(settings) <= {"runway"} and isinstance(runway, dict) \
-            and set(runway) <= {"contentModeration"} and isinstance(moderation, dict) \
-            and set(moderation) <= {"publicFigureThreshold"} \
+        ok = (
+            isinstance(settings, dict)
+            and set(settings) <= {"runway"}
+            and isinstance(runway, dict)
+            and set(runway) <= {"contentModeration"}
+            and isinstance(moderation, dict)
+            and set(moderation) <= {"publicFigureThreshold"}
             and moderation.get("publicFigureThreshold", "auto") in ("auto", "low")
-        problems.need(ok, "providerSettings.runway.contentModeration.publicFigureThreshold",
-                      "providerSettings.runway.contentModeration.publicFigureThreshold must be auto or low")
+        )
+        problems.need(
+            ok,
+            "providerSettings.runway.contentModeration.publicFigureThreshold",
+            "providerSettings.runway.contentModeration.publicFigureThreshold must be auto or low",
+        )
 
 
 def _strict_references(task: dict[str, Any], problems: _Problems, *, refuse_tags: bool) -> None:
     """``inputs`` and the reference images (top level or in ``inputs``): their form and how many the model takes."""
     inputs = task.get("inputs")
     if inputs is not None:
-        problems.need(isinstance(inputs, dict) and set(inputs) <= {"referenceImages"}, "inputs",
-                      "inputs takes referenceImages only")
+        problems.need(
+            isinstance(inputs, dict) and set(inputs) <= {"referenceImages"},
+            "inputs",
+            "inputs takes referenceImages only",
+        )
     top = task.get("referenceImages")
     refs = top if top is not None else (inputs or {}).get("referenceImages") if isinstance(inputs, dict) else None
     parameter = "referenceImages" if top is not None else "inputs.referenceImages"
@@ -1108,10 +1178,18 @@ def _strict_references(task: dict[str, Any], problems: _Problems, *, refuse_tags
                 if refuse_tags:
                     problems.append((parameter, _tags_refused().message))
                     break
-                ok = set(ref) <= {"image", "tag"} and isinstance(ref.get("image"), str) and bool(ref.get("image")) \
+                ok = (
+                    set(ref) <= {"image", "tag"}
+                    and isinstance(ref.get("image"), str)
+                    and bool(ref.get("image"))
                     and ("tag" not in ref or (isinstance(ref["tag"], str) and bool(_TAG.match(ref["tag"]))))
-                problems.need(ok, parameter, f"{parameter}: a tagged reference is {{image, tag}}, "
-                                             "the tag 3 to 16 letters and digits starting with a letter")
+                )
+                problems.need(
+                    ok,
+                    parameter,
+                    f"{parameter}: a tagged reference is {{image, tag}}, "
+                    "the tag 3 to 16 letters and digits starting with a letter",
+                )
             else:
                 problems.need(isinstance(ref, str) and bool(ref), parameter, f"{parameter} must be an array of strings")
     model = task.get("model")
@@ -1312,10 +1390,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", default=None, help="the only key accepted (default: any non-empty key)")
     parser.add_argument("--concurrency", type=int, default=None, help="inference tasks in flight; more queue")
     parser.add_argument("--balance", type=float, default=None, help="USD that may be spent; then 402")
-    parser.add_argument("--strict", action="store_true",
-                        help="follow Runware's documentation, not shotflow's assumptions (see the module docstring)")
-    parser.add_argument("--capacity", type=int, default=None,
-                        help=f"requests handled at once, then 429 (default: none; --strict: {STRICT_CAPACITY})")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="follow Runware's documentation, not shotflow's assumptions (see the module docstring)",
+    )
+    parser.add_argument(
+        "--capacity",
+        type=int,
+        default=None,
+        help=f"requests handled at once, then 429 (default: none; --strict: {STRICT_CAPACITY})",
+    )
     parser.add_argument("--retry-after", type=float, default=1.0, help="seconds a 429 asks to wait (default 1)")
     parser.add_argument("--refuse-tags", action="store_true", help="refuse {image, tag} references with a 400")
     args = parser.parse_args(argv)

@@ -36,8 +36,11 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="shotflow-strip-") as tmp:
         copy = Path(tmp) / "project"
-        shutil.copytree(args.storyboard.resolve().parent, copy,
-                        ignore=shutil.ignore_patterns(".shotflow", "renders", "*.lock", "*.html"))
+        shutil.copytree(
+            args.storyboard.resolve().parent,
+            copy,
+            ignore=shutil.ignore_patterns(".shotflow", "renders", "*.lock", "*.html"),
+        )
         story = copy / args.storyboard.name
         summary = run(story, RenderOptions(backend="preview"), RecordingReporter())
         if summary.failed:

@@ -50,12 +50,12 @@ def palette(tone: int | None) -> bytes:
     out = bytearray(768)
     for i in range(256):
         rgb = [round(b + (p - b) * i / FG) for b, p in zip(bg, PAPER, strict=True)] if i <= FG else list(PAPER)
-        out[3 * i:3 * i + 3] = bytes(rgb)
+        out[3 * i : 3 * i + 3] = bytes(rgb)
     for k, colour in enumerate(CHARACTER_COLOURS):
         base = HUES + 3 * k
-        out[3 * base:3 * base + 3] = bytes(colour)
-        out[3 * base + 3:3 * base + 6] = bytes(round(c * 0.55) for c in colour)
-        out[3 * base + 6:3 * base + 9] = bytes(round(c + (p - c) * 0.45) for c, p in zip(colour, PAPER, strict=True))
+        out[3 * base : 3 * base + 3] = bytes(colour)
+        out[3 * base + 3 : 3 * base + 6] = bytes(round(c * 0.55) for c in colour)
+        out[3 * base + 6 : 3 * base + 9] = bytes(round(c + (p - c) * 0.45) for c, p in zip(colour, PAPER, strict=True))
     return bytes(out)
 
 

@@ -107,8 +107,9 @@ def draw_grey(request, take: int, seed: int, thumbnail):
         _eyelines(draw, view, heads, unit)
         if shot.layout == "POV":  # the edges of someone's sight
             r = int(unit * 0.07)
-            draw.rounded_rectangle([-r // 2, -r // 2, w + r // 2, bottom + r // 2], radius=r * 4, outline=P.PLATE,
-                                   width=r)
+            draw.rounded_rectangle(
+                [-r // 2, -r // 2, w + r // 2, bottom + r // 2], radius=r * 4, outline=P.PLATE, width=r
+            )
 
     if move is not None:
         overlay.move(move, placed, over=True)
@@ -140,8 +141,10 @@ def _place(staging: Staging, shot: Shot, w: int, h: int, bottom: int, rng) -> li
     if staging.kind == "character":
         figure = staging.cast[0]
         hf = bottom * 0.64
-        return [Placed(Figure(figure.name, figure.colour, "center", facing), w * x, bottom * 0.2, hf, facing)
-                for (facing, _), x in zip(_SHEET_VIEWS, (0.2, 0.5, 0.8), strict=True)]
+        return [
+            Placed(Figure(figure.name, figure.colour, "center", facing), w * x, bottom * 0.2, hf, facing)
+            for (facing, _), x in zip(_SHEET_VIEWS, (0.2, 0.5, 0.8), strict=True)
+        ]
     if staging.kind == "location" or not staging.cast:
         return []
     figures = list(staging.cast)
@@ -161,15 +164,25 @@ def _place(staging: Staging, shot: Shot, w: int, h: int, bottom: int, rng) -> li
     if shot.layout == "POV":
         viewer, figures = figures[0], figures[1:]
         side = 1 if viewer.x == "right" else -1
-        placed.append(Placed(viewer, w * (0.5 + side * 0.40), 0.0, min(w, h) * 0.12, "camera", role="hand",
-                             target=(w * (0.5 + side * 0.14), bottom * 0.66)))
+        placed.append(
+            Placed(
+                viewer,
+                w * (0.5 + side * 0.40),
+                0.0,
+                min(w, h) * 0.12,
+                "camera",
+                role="hand",
+                target=(w * (0.5 + side * 0.14), bottom * 0.66),
+            )
+        )
     near = None
     if shot.layout == "OTS":
         near = next((f for f in figures if f.facing == "away"), figures[0])
         figures = [f for f in figures if f is not near]
         near_side = "right" if near.x == "right" else "left"
-        placed.append(Placed(near, w * (0.12 if near_side == "left" else 0.88), h * 0.10, size * 3.5, "away",
-                             role="near"))
+        placed.append(
+            Placed(near, w * (0.12 if near_side == "left" else 0.88), h * 0.10, size * 3.5, "away", role="near")
+        )
         interval = (0.48, 0.86) if near_side == "left" else (0.14, 0.52)
         for i, f in enumerate(figures):
             x = interval[0] + (interval[1] - interval[0]) * (i + 1) / (len(figures) + 1)
@@ -232,8 +245,16 @@ class _Overlay:
         self.right_h = self.margin
         if staging.kind == "shot" and staging.location:
             loc = font(max(10, self.unit // 18), bold=True)
-            box = plate(self.draw, self.w - self.margin, self.margin, [(staging.location.upper(), loc)],
-                        P.LOCATION_CHIP, P.FG, self.pad * 2, right=True)
+            box = plate(
+                self.draw,
+                self.w - self.margin,
+                self.margin,
+                [(staging.location.upper(), loc)],
+                P.LOCATION_CHIP,
+                P.FG,
+                self.pad * 2,
+                right=True,
+            )
             self.right_h = box[3]
 
     # -- names --------------------------------------------------------------------------------
@@ -333,8 +354,7 @@ class _Overlay:
     def move_label(self, move) -> None:
         """What the storyboard says of the move, in the top right corner under the location."""
         label = font(max(10, self.unit // 19), bold=True)
-        self._label(move.label, label, self.w - self.margin, self.right_h + self.pad * 2,
-                    right=True)
+        self._label(move.label, label, self.w - self.margin, self.right_h + self.pad * 2, right=True)
 
     def _dashes(self, a, z, width: float, dash: float) -> None:
         (x0, y0), (x1, y1) = a, z
@@ -359,8 +379,11 @@ class _Overlay:
             ux, uy = dx / norm, dy / norm
             tip = (x1 + ux * head * 0.5, y1 + uy * head * 0.5)
             back = (x1 - ux * head * 0.7, y1 - uy * head * 0.7)
-            tri = [tip, (back[0] - uy * head * 0.6, back[1] + ux * head * 0.6),
-                   (back[0] + uy * head * 0.6, back[1] - ux * head * 0.6)]
+            tri = [
+                tip,
+                (back[0] - uy * head * 0.6, back[1] + ux * head * 0.6),
+                (back[0] + uy * head * 0.6, back[1] - ux * head * 0.6),
+            ]
             self.draw.polygon(tri, fill=P.FG, outline=P.PLATE, width=max(1, int(width * 0.6)))
 
     def _label(self, words: str, fnt, x: float, y: float, right: bool = False, left: bool = False) -> None:

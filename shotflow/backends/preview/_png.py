@@ -35,14 +35,19 @@ def png_palette(img, palette: bytes) -> bytes:
 
     w, h = img.size
     raw = img.tobytes()
-    rows = b"".join(b"\x00" + raw[y * w:(y + 1) * w] for y in range(h))
+    rows = b"".join(b"\x00" + raw[y * w : (y + 1) * w] for y in range(h))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", w, h, 8, 3, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"PLTE", bytes(palette))
-            + chunk(b"IDAT", zlib.compress(rows, 1)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"PLTE", bytes(palette))
+        + chunk(b"IDAT", zlib.compress(rows, 1))
+        + chunk(b"IEND", b"")
+    )
 
 
 def read_own_png(data: bytes):
@@ -68,7 +73,7 @@ def read_own_png(data: bytes):
         end = pos + 12 + size
         if end > len(data):
             return None
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:end - 4]
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : end - 4]
         if struct.unpack_from(">I", data, end - 4)[0] != zlib.crc32(kind + body) & 0xFFFFFFFF:
             return None
         chunks.append((kind, body))
@@ -86,7 +91,7 @@ def read_own_png(data: bytes):
         rows = inflate.decompress(chunks[2][1], h * (w + 1) + 1)
     except zlib.error:
         return None
-    if not inflate.eof or inflate.unused_data or len(rows) != h * (w + 1) or rows[::w + 1].count(0) != h:
+    if not inflate.eof or inflate.unused_data or len(rows) != h * (w + 1) or rows[:: w + 1].count(0) != h:
         return None
     grey = PILImage.frombuffer("L", (w + 1, h), rows, "raw", "L", 0, 1).crop((1, 0, w + 1, h))
     return grey, palette

@@ -137,15 +137,44 @@ def draw_set(draw, view: View, horizon: float | None, camera: str, lens: float |
 
 # parts of a standing figure, in figure heights: x right of the centre line, y down from the head's top;
 # drawn facing the camera (or screen right, for a profile), mirrored for the other side
-_TORSO_FRONT = [(-0.06, 0.172), (0.06, 0.172), (0.115, 0.185), (0.135, 0.205), (0.138, 0.235), (0.122, 0.36),
-                (0.108, 0.53), (-0.108, 0.53), (-0.122, 0.36), (-0.138, 0.235), (-0.135, 0.205), (-0.115, 0.185)]
-_ARM_FRONT = [(-0.128, 0.2), (-0.158, 0.215), (-0.176, 0.35), (-0.170, 0.49), (-0.139, 0.49), (-0.141, 0.36),
-              (-0.126, 0.27)]
+_TORSO_FRONT = [
+    (-0.06, 0.172),
+    (0.06, 0.172),
+    (0.115, 0.185),
+    (0.135, 0.205),
+    (0.138, 0.235),
+    (0.122, 0.36),
+    (0.108, 0.53),
+    (-0.108, 0.53),
+    (-0.122, 0.36),
+    (-0.138, 0.235),
+    (-0.135, 0.205),
+    (-0.115, 0.185),
+]
+_ARM_FRONT = [
+    (-0.128, 0.2),
+    (-0.158, 0.215),
+    (-0.176, 0.35),
+    (-0.170, 0.49),
+    (-0.139, 0.49),
+    (-0.141, 0.36),
+    (-0.126, 0.27),
+]
 _HAND_FRONT = (-0.155, 0.505, 0.021)
 _LEG_FRONT = [(-0.105, 0.52), (-0.006, 0.52), (-0.018, 0.75), (-0.026, 0.972), (-0.080, 0.972), (-0.094, 0.75)]
 _FOOT_FRONT = [(-0.086, 0.962), (-0.018, 0.962), (-0.012, 1.0), (-0.096, 1.0)]
-_TORSO_SIDE = [(-0.055, 0.175), (0.04, 0.172), (0.07, 0.195), (0.078, 0.26), (0.068, 0.36), (0.062, 0.53),
-               (-0.062, 0.53), (-0.072, 0.36), (-0.076, 0.25), (-0.07, 0.2)]
+_TORSO_SIDE = [
+    (-0.055, 0.175),
+    (0.04, 0.172),
+    (0.07, 0.195),
+    (0.078, 0.26),
+    (0.068, 0.36),
+    (0.062, 0.53),
+    (-0.062, 0.53),
+    (-0.072, 0.36),
+    (-0.076, 0.25),
+    (-0.07, 0.2),
+]
 _ARM_SIDE = [(-0.026, 0.19), (0.03, 0.19), (0.047, 0.35), (0.062, 0.48), (0.024, 0.49), (0.0, 0.35)]
 _HAND_SIDE = (0.046, 0.5, 0.021)
 _LEG_SIDE_A = [(-0.04, 0.52), (0.05, 0.52), (0.085, 0.75), (0.105, 0.972), (0.058, 0.975), (0.028, 0.76)]
@@ -252,13 +281,20 @@ def draw_eyeline(draw, view: View, p: Placed, head: tuple[float, float, float], 
     head_len = min(max(width * 3.0, length * 0.18), length * 0.35)
     run = 0.0
     while run + dash <= length - head_len:
-        draw.line([(x0 + ux * run, y0 + uy * run), (x0 + ux * (run + dash), y0 + uy * (run + dash))],
-                  fill=colour, width=width)
+        draw.line(
+            [(x0 + ux * run, y0 + uy * run), (x0 + ux * (run + dash), y0 + uy * (run + dash))], fill=colour, width=width
+        )
         run += dash * 1.6
     tip = (x0 + ux * length, y0 + uy * length)
     back = (tip[0] - ux * head_len, tip[1] - uy * head_len)
-    draw.polygon([tip, (back[0] - uy * head_len * 0.6, back[1] + ux * head_len * 0.6),
-                  (back[0] + uy * head_len * 0.6, back[1] - ux * head_len * 0.6)], fill=colour)
+    draw.polygon(
+        [
+            tip,
+            (back[0] - uy * head_len * 0.6, back[1] + ux * head_len * 0.6),
+            (back[0] + uy * head_len * 0.6, back[1] - ux * head_len * 0.6),
+        ],
+        fill=colour,
+    )
 
 
 def draw_from_above(draw, view: View, p: Placed) -> tuple[float, float, float]:
@@ -269,13 +305,18 @@ def draw_from_above(draw, view: View, p: Placed) -> tuple[float, float, float]:
     cx, cy = p.cx, p.top
     # shoulders: an ellipse across the facing direction
     half_across, half_along = s * 0.5, s * 0.2
-    pts = [(cx + (-dy) * half_across * c + dx * half_along * si, cy + dx * half_across * c + dy * half_along * si)
-           for c, si in _CIRCLE]
+    pts = [
+        (cx + (-dy) * half_across * c + dx * half_along * si, cy + dx * half_across * c + dy * half_along * si)
+        for c, si in _CIRCLE
+    ]
     draw.polygon(view.poly(pts), fill=P.body(slot))
     hx, hy = view.pt(cx + dx * s * 0.05, cy + dy * s * 0.05)
     r = s * 0.19
-    nose = [(hx + dx * r * 1.5, hy + dy * r * 1.5), (hx - dy * r * 0.6, hy + dx * r * 0.6),
-            (hx + dy * r * 0.6, hy - dx * r * 0.6)]
+    nose = [
+        (hx + dx * r * 1.5, hy + dy * r * 1.5),
+        (hx - dy * r * 0.6, hy + dx * r * 0.6),
+        (hx + dy * r * 0.6, hy - dx * r * 0.6),
+    ]
     draw.polygon(nose, fill=P.body(slot))
     draw.ellipse([hx - r, hy - r, hx + r, hy + r], fill=P.shade(slot))
     return hx, hy, r
@@ -291,8 +332,12 @@ def draw_hand(draw, view: View, p: Placed, target: tuple[float, float]) -> tuple
     half = p.hf * 0.5
     end = 0.82
     ex, ey = x0 + (tx - x0) * end, y0 + (ty - y0) * end
-    arm = [(x0 - uy * half * 1.2, y0 + ux * half * 1.2), (x0 + uy * half * 1.2, y0 - ux * half * 1.2),
-           (ex + uy * half, ey - ux * half), (ex - uy * half, ey + ux * half)]
+    arm = [
+        (x0 - uy * half * 1.2, y0 + ux * half * 1.2),
+        (x0 + uy * half * 1.2, y0 - ux * half * 1.2),
+        (ex + uy * half, ey - ux * half),
+        (ex - uy * half, ey + ux * half),
+    ]
     draw.polygon(view.poly(arm), fill=P.body(slot))
     hx, hy = view.pt(ex, ey)
     r = half * 1.45
@@ -300,13 +345,18 @@ def draw_hand(draw, view: View, p: Placed, target: tuple[float, float]) -> tuple
     # a thumb, on the side towards the middle of the frame
     side = 1 if tx < x0 else -1
     tb = (ex + side * uy * r * 0.8 - ux * r * 0.1, ey - side * ux * r * 0.8 - uy * r * 0.1)
-    thumb = [view.pt(tb[0] - ux * r * 0.35, tb[1] - uy * r * 0.35),
-             view.pt(tb[0] + ux * r * 0.75, tb[1] + uy * r * 0.75),
-             view.pt(tb[0] + side * uy * r * 0.45, tb[1] - side * ux * r * 0.45)]
+    thumb = [
+        view.pt(tb[0] - ux * r * 0.35, tb[1] - uy * r * 0.35),
+        view.pt(tb[0] + ux * r * 0.75, tb[1] + uy * r * 0.75),
+        view.pt(tb[0] + side * uy * r * 0.45, tb[1] - side * ux * r * 0.45),
+    ]
     draw.polygon(thumb, fill=P.body(slot))
-    cuff = [(x0 - uy * half * 1.25, y0 + ux * half * 1.25), (x0 + uy * half * 1.25, y0 - ux * half * 1.25),
-            (x0 + (ex - x0) * 0.45 + uy * half * 1.1, y0 + (ey - y0) * 0.45 - ux * half * 1.1),
-            (x0 + (ex - x0) * 0.45 - uy * half * 1.1, y0 + (ey - y0) * 0.45 + ux * half * 1.1)]
+    cuff = [
+        (x0 - uy * half * 1.25, y0 + ux * half * 1.25),
+        (x0 + uy * half * 1.25, y0 - ux * half * 1.25),
+        (x0 + (ex - x0) * 0.45 + uy * half * 1.1, y0 + (ey - y0) * 0.45 - ux * half * 1.1),
+        (x0 + (ex - x0) * 0.45 - uy * half * 1.1, y0 + (ey - y0) * 0.45 + ux * half * 1.1),
+    ]
     draw.polygon(view.poly(cuff), fill=P.shade(slot))
     return hx, hy, r
 

@@ -56,8 +56,9 @@ def fit(line: str, fnt, width: float) -> str:
     return line.rstrip() + "…" if line else ""
 
 
-def plate(draw, x: float, y: float, lines: list[tuple[str, Any]], level: int, fill: int, pad: int,
-          right: bool = False) -> tuple[int, int, int, int]:
+def plate(
+    draw, x: float, y: float, lines: list[tuple[str, Any]], level: int, fill: int, pad: int, right: bool = False
+) -> tuple[int, int, int, int]:
     """Lines of text on a solid plate at (x, y) (its top-right corner when ``right``); the plate's box."""
     widths = [fnt.getlength(s) for s, fnt in lines]
     heights = [fnt.size for _, fnt in lines]
