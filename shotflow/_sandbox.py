@@ -53,7 +53,14 @@ class _Expired(BaseException):
 
 
 class _Generator(CodeGenerator):
-    """Jinja's code generator, with ``~`` going through the environment's bounded join."""
+    """Jinja's code generator, with ``~`` going through the environment's bounded join, and
+    the time budget checked at the start of every block: each pass of a loop ticks, so a loop
+    that calls nothing (``{% for a in x %}{% for b in x %}…``) is stopped on any thread, not
+    only where the main thread's real-time timer can interrupt it."""
+
+    def blockvisit(self, nodes, frame) -> None:
+        self.writeline("environment.tick()")
+        super().blockvisit(nodes, frame)
 
     def visit_Concat(self, node, frame) -> None:
         self.write("environment.bounded_join((")
@@ -153,8 +160,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
 
 class _timer:
-    """The deadline of one expansion; on the main thread also a real-time timer, so that
-    a loop that calls nothing (``{% for a in x %}{% for b in x %}…``) is stopped too."""
+    """The deadline of one expansion (every block ticks against it); on the main thread also a
+    real-time timer, a second net for a single Python-level operation that runs long."""
 
     def __init__(self, env: BoundedSandbox):
         self.env = env

@@ -895,7 +895,7 @@ class _Templates:
             raise error from None
 
 
-_SANDBOX_VERSION = 2  # of the code _sandbox's generator writes: in the cache file's name
+_SANDBOX_VERSION = 3  # of the code _sandbox's generator writes: in the cache file's name
 
 
 class _CodeCache:

@@ -154,6 +154,31 @@ def test_template_bombs_are_refused_naming_the_shot_and_line(name, write, cli):
     expect_2(result, r"storyboard\.yaml:9:17: arrival/wide: prompt(, line 1)?: (the template )?" + message)
 
 
+def test_a_loop_that_calls_nothing_is_stopped_on_a_worker_thread_too(write):
+    """``shotflow watch`` and the Python API may expand prompts off the main thread, where no
+    real-time timer can interrupt: every pass of a loop checks the budget itself."""
+    import threading
+
+    from shotflow.errors import ShotflowError
+    from shotflow.expand import load_project
+
+    loops = "{% set x = range(10000) | list %}{% for a in x %}{% for b in x %}{% for c in x %}"
+    path = write(board(loops + "{% endfor %}{% endfor %}{% endfor %}x"))
+    caught: list[BaseException] = []
+
+    def expand() -> None:
+        try:
+            load_project(path)
+        except ShotflowError as exc:
+            caught.append(exc)
+
+    worker = threading.Thread(target=expand, daemon=True)
+    worker.start()
+    worker.join(30)  # 10^12 passes: without the check it would run for days
+    assert not worker.is_alive()
+    assert caught and "the expansion took more than 2 s" in str(caught[0])
+
+
 def test_a_template_that_includes_itself_is_refused_with_its_line(write, cli):
     path = write(board("x", extra="        template: loop.j2"))
     (path.parent / "templates").mkdir()
