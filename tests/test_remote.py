@@ -3,7 +3,9 @@ ThreadedMotoServer) and file:// folders, shotflow run as a user runs it."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -492,6 +494,24 @@ def test_the_storyboard_names_a_default_remote_and_the_global_flag_overrides_it(
     shutil.rmtree(story.parent / ".shotflow")
     assert "8 to render, 0 fresh" in shotflow("--remote", flag.as_uri(), "plan", story).stdout
     assert "8 fresh (8 from the remote)" in shotflow("plan", story).stdout
+
+
+def test_an_export_on_a_fresh_clone_shows_the_frames_the_remote_holds(example, tmp_path):
+    """No `pull` first: a board or a shot list of a clone fetches what it shows into the cache."""
+    story = example("heist")
+    team = tmp_path / "team"
+    team.mkdir()
+    assert shotflow("render", story, "--remote", team.as_uri()).returncode == 0
+    shutil.rmtree(story.parent / ".shotflow")
+    shutil.rmtree(story.parent / "renders")
+    done = shotflow("--remote", team.as_uri(), "export", story, "--csv", "-")
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert len(rows) == 7 and {r["state"] for r in rows} == {"fresh"}  # the shots (the sheet is not in the cut)
+    assert all(r["frame"] and Path(story.parent, r["frame"]).is_file() for r in rows)
+    assert not (story.parent / "renders").exists()  # the cache, never renders/
+    offline = shotflow("--remote", "off", "plan", story)
+    assert "8 fresh" in offline.stdout  # kept: the next command needs no remote
 
 
 def test_a_remote_url_never_holds_credentials(example):

@@ -197,6 +197,21 @@ def _state(
     return Status.NOT_RENDERED, None
 
 
+def _download_from_remote(project: Project, plan, store, remote: str | None) -> None:
+    """The frames of fresh nodes that only the team's remote holds, into the local cache
+    (each verified; never into renders/): a fresh clone's board shows them, as render would."""
+    wanted = [n.record for n in plan.nodes.values() if n.from_remote and n.record is not None]
+    if not wanted:
+        return
+    import sys
+
+    from ..remote import open_team
+
+    team = open_team(remote, project, store, lambda text: print(text, file=sys.stderr))
+    if team is not None:
+        team.fetch_many(wanted)
+
+
 def read_sequence(
     project: Project,
     *,
@@ -208,8 +223,9 @@ def read_sequence(
     remote: str | None = None,
 ) -> Sequence:
     """Read what the last renders left for ``project``. Never generates and never writes, but
-    for what planning itself does: a cache object whose bytes no longer match its hash is
-    dropped (as ``shotflow plan`` would), so that no export ever shows a corrupt frame.
+    for what planning itself does (a cache object whose bytes no longer match its hash is
+    dropped, as ``shotflow plan`` would, so that no export ever shows a corrupt frame) and
+    for the frames of fresh nodes only the team's remote holds, downloaded into the cache.
 
     Frames are compared with what the storyboard asks of ``backend``; when none is given
     (no ``--backend``), of the backend that made most frames of the lock: the frames of a
@@ -228,6 +244,7 @@ def read_sequence(
         if backend is None:
             backend = _usual_backend(project, lock)
         plan = make_plan(project, cache_dir=cache_dir, store=store, backend=backend, remote=remote)
+    _download_from_remote(project, plan, store, remote)
     status = ProjectState(project.path).read_status()
     numbers = _numbers(project)
     panels: dict[str, Panel] = {}
