@@ -254,3 +254,40 @@ def test_text_masks_kept_give_the_same_pixels():
         alone.append(preview._encode(grey, palette, shot.output_format, shot.output_quality))
     assert first == again == alone
     assert preview._MASKS.nbytes <= preview._MASKS.max_bytes
+
+
+def test_foreign_references_are_decoded_one_at_a_time_whatever_the_threads(monkeypatch):
+    """Up to 50 megapixels a reference: decoding is what could take memory, so it is serial
+    even when many shots draw at once (--jobs threads of the preview backend)."""
+    import threading
+    import time
+
+    backend = PreviewBackend()
+    inside, most, guard = 0, 0, threading.Lock()
+    real_open = Image.open
+
+    def counting_open(*args, **kwargs):
+        nonlocal inside, most
+        with guard:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.02)  # long enough for the other threads to arrive
+        with guard:
+            inside -= 1
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", counting_open)  # the backend looks it up at each decode
+    photos = []
+    for i in range(6):
+        buffer = io.BytesIO()
+        Image.new("RGB", (64, 48), (i * 40, 90, 200 - i * 30)).save(buffer, "JPEG")
+        photos.append(buffer.getvalue())
+    threads = [
+        threading.Thread(target=backend._thumbnail, args=(data, hashlib.sha256(data).hexdigest(), (32, 24)))
+        for data in photos
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert most == 1
