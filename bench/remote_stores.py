@@ -7,8 +7,8 @@ started here; each library then runs in a fresh process that
 
 - imports what a remote needs (``obstore.store`` / ``s3fs``): the time a command pays for it,
 - uploads ``--objects`` objects of ``--size`` incompressible bytes under a fresh prefix,
-  ``--concurrency`` requests in flight (obstore: ``put_async`` under a semaphore; s3fs: its
-  own batched ``pipe``),
+  ``--concurrency`` requests in flight (obstore: its blocking calls in a thread pool, as
+  shotflow makes them; s3fs: its own batched ``pipe``),
 - downloads them all again and checks each one's sha256,
 - and reports its own peak RSS (GNU time, as every shotflow benchmark).
 
@@ -43,23 +43,18 @@ CHILD = textwrap.dedent("""
         import s3fs
     t_import = time.perf_counter() - t0
     if lib == "obstore":
+        # as shotflow uses it (remote.py): the blocking calls, `conc` of them in a thread pool
+        from concurrent.futures import ThreadPoolExecutor
         store = from_url(url, client_options={"allow_http": True})
-        async def up():
-            sem = asyncio.Semaphore(conc)
-            async def one(d, p):
-                async with sem:
-                    await obstore.put_async(store, f"objects/{d[:2]}/{d[2:]}", p)
-            await asyncio.gather(*(one(d, p) for d, p in zip(digests, payloads)))
-        async def down():
-            sem = asyncio.Semaphore(conc)
-            async def one(d):
-                async with sem:
-                    got = await obstore.get_async(store, f"objects/{d[:2]}/{d[2:]}")
-                    data = await got.bytes_async()
-                    assert hashlib.sha256(data).hexdigest() == d
-            await asyncio.gather(*(one(d) for d in digests))
-        t1 = time.perf_counter(); asyncio.run(up()); t_up = time.perf_counter() - t1
-        t1 = time.perf_counter(); asyncio.run(down()); t_down = time.perf_counter() - t1
+        def put(item):
+            d, p = item
+            obstore.put(store, f"objects/{d[:2]}/{d[2:]}", p)
+        def get(d):
+            data = bytes(obstore.get(store, f"objects/{d[:2]}/{d[2:]}").bytes())
+            assert hashlib.sha256(data).hexdigest() == d
+        with ThreadPoolExecutor(conc) as pool:
+            t1 = time.perf_counter(); list(pool.map(put, zip(digests, payloads))); t_up = time.perf_counter() - t1
+            t1 = time.perf_counter(); list(pool.map(get, digests)); t_down = time.perf_counter() - t1
     else:
         fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": os.environ["AWS_ENDPOINT_URL"]}, skip_instance_cache=True)
         root = url[len("s3://"):]
