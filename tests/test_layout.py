@@ -68,7 +68,7 @@ FLOORS: list[tuple[str, set[str]]] = [  # from the ground up
             "live",
             "live.rounds",
             "live.server",
-            "backends.preview.__main__",
+            "exports.strip",
         },
     ),
     ("api", {"", "api", "testing", "testing.emulator", "testing.__main__"}),

@@ -420,7 +420,7 @@ def test_the_strip_command_lays_out_the_examples_panels(tmp_path):
         [
             sys.executable,
             "-m",
-            "shotflow.backends.preview",
+            "shotflow.exports.strip",
             story,
             "--strip",
             str(out),
@@ -445,7 +445,7 @@ def test_the_strip_command_lays_out_the_examples_panels(tmp_path):
     assert mara.colour != tom.colour and mara.cx < 200 < tom.cx  # the call, across the cut
     assert (root / "examples/lighthouse/renders").exists() == renders  # rendered in a temporary copy
     bad = subprocess.run(
-        [sys.executable, "-m", "shotflow.backends.preview", story, "--strip", str(out), "--shots", "radio/nope"],
+        [sys.executable, "-m", "shotflow.exports.strip", story, "--strip", str(out), "--shots", "radio/nope"],
         capture_output=True,
         text=True,
         timeout=120,

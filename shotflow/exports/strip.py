@@ -1,6 +1,6 @@
-"""``python -m shotflow.backends.preview STORYBOARD --strip PNG``: a strip of preview panels.
+"""``python -m shotflow.exports.strip STORYBOARD --strip PNG``: a strip of preview panels.
 
-    python -m shotflow.backends.preview examples/lighthouse/storyboard.yaml --strip docs/previs.png \\
+    python -m shotflow.exports.strip examples/lighthouse/storyboard.yaml --strip docs/previs.png \\
         --shots arrival/wide arrival/door radio/console radio/station radio/reaction rescue/signal
 
 renders the storyboard into a temporary copy on the preview backend (as a user's
@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shotflow.backends.preview", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m shotflow.exports.strip", description=__doc__.split("\n\n")[0])
     parser.add_argument("storyboard", type=Path)
     parser.add_argument("--strip", type=Path, required=True, metavar="PNG", help="where to write the strip")
     parser.add_argument("--shots", nargs="+", default=None, metavar="ID", help="shot ids, in this order (default: all)")
@@ -27,12 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=420, metavar="PX", help="width of a panel (default 420)")
     args = parser.parse_args(argv)
 
-    from ...expand import load_project
-    from ...exports import _draw
-    from ...model import frame_paths
-    from ...render import RenderOptions
-    from ...render import render as run
-    from ...report import RecordingReporter
+    from ..expand import load_project
+    from ..model import frame_paths
+    from ..render import RenderOptions
+    from ..render import render as run
+    from ..report import RecordingReporter
+    from . import _draw
 
     with tempfile.TemporaryDirectory(prefix="shotflow-strip-") as tmp:
         copy = Path(tmp) / "project"
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _lay_out(frames, *, columns: int, width: int):
     """Panels in rows, each with its shot id under it, on the board's dark background."""
-    from ...exports import _draw
+    from . import _draw
 
     gap = max(8, width // 30)
     label = _draw.font(max(11, width // 28), bold=True)
