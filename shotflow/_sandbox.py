@@ -23,12 +23,14 @@ Why by hand: no library bounds a Jinja render, and Jinja exposes exactly these h
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import stat as stat_module
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import jinja2
@@ -77,6 +79,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.deadline = float("inf")
+        self.watching = False  # a real-time timer watches every expansion (see watch)
         self.globals["lipsum"] = _lipsum
         for name, check in _FILTER_CHECKS.items():
             self.filters[name] = _bounded_filter(self.filters[name], check, self)
@@ -131,17 +134,48 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     # -- running one expansion ------------------------------------------------------------
 
     def render(self, template, context: dict) -> str:
-        """``template.render(context)``, within the size and time budget."""
+        """``template.render(context)``, within the size and time budget: Jinja's own render
+        (its root function, its traceback rewriting), the output measured as it is made."""
         with _timer(self):
             out: list[str] = []
             size = 0
-            for piece in template.generate(context):
-                size += len(piece)
-                if size > MAX_TEXT:
-                    raise Exhausted(f"the expansion is longer than {MAX_TEXT} characters")
-                out.append(piece)
-                self.tick()
+            try:
+                for piece in template.root_render_func(template.new_context(context)):
+                    size += len(piece)
+                    if size > MAX_TEXT:
+                        break
+                    out.append(piece)
+            except Exception:
+                self.handle_exception()  # as Template.render: the traceback told in template lines
+            if size > MAX_TEXT:
+                raise Exhausted(f"the expansion is longer than {MAX_TEXT} characters")
             return "".join(out)
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[None]:
+        """Many expansions in a row on the main thread: one real-time timer for all of them,
+        looking at the running expansion's deadline every quarter second, rather than one
+        armed and disarmed per prompt (four system calls each, 8 % of expanding 1000 shots).
+        Elsewhere (another thread, no setitimer) the blocks' ticks are the budget."""
+        if self.watching or not _alarm_possible():
+            yield
+            return
+
+        def on_alarm(signum, frame):
+            if time.monotonic() > self.deadline:
+                raise _Expired()
+
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, 0.25, 0.25)
+        self.watching = True
+        try:
+            yield
+        except _Expired:  # it landed as an expansion that ran out was leaving its timer: out all the same
+            raise Exhausted(f"the expansion took more than {BUDGET:g} s") from None
+        finally:
+            self.watching = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
 
     def compile(self, source, name=None, filename=None, raw=False, defer_init=False):
         """Jinja's compile, refusing what would overflow the parser first."""
@@ -166,9 +200,7 @@ class _timer:
     def __init__(self, env: BoundedSandbox):
         self.env = env
         self.outer = env.deadline == float("inf")  # an include compiled while rendering: the render's timer runs
-        self.alarm = (
-            self.outer and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-        )
+        self.alarm = self.outer and not env.watching and _alarm_possible()  # watching: its timer serves
 
     def __enter__(self):
         if not self.outer:
@@ -211,6 +243,10 @@ def _template_line(tb) -> int | None:
 
 def _on_alarm(signum, frame):
     raise _Expired()
+
+
+def _alarm_possible() -> bool:
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
 # -- the checks -------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -98,11 +99,12 @@ class _Expander:
         self.style = self._style()
         nodes: dict[str, NodeSpec] = {}
         failed: list[tuple[str, ShotflowError]] = []
-        for index, item in enumerate(plans):
-            try:
-                nodes[item.id] = self.node(index, item)
-            except ShotflowError as exc:
-                failed.append((item.id, exc))
+        with self.templates.session():
+            for index, item in enumerate(plans):
+                try:
+                    nodes[item.id] = self.node(index, item)
+                except ShotflowError as exc:
+                    failed.append((item.id, exc))
         self.errors.extend(_once(failed))
         self.templates.save()
         raise_all(self.errors)
@@ -793,6 +795,18 @@ class _Templates:
         self._compiled: dict[str, Any] = {}
         self._used: dict[Path, None] = {}
         self._codes: _CodeCache | None = None
+        self._session: contextlib.ExitStack | None = None
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Every expansion of one load under one watch of the sandbox's time budget
+        (``BoundedSandbox.watch``), begun when the sandbox is first needed."""
+        self._session = contextlib.ExitStack()
+        try:
+            with self._session:
+                yield
+        finally:
+            self._session = None
 
     @property
     def env(self):
@@ -820,6 +834,8 @@ class _Templates:
                 autoescape=False,
                 auto_reload=False,
             )
+            if self._session is not None:
+                self._session.enter_context(self._env.watch())
         return self._env
 
     def used(self) -> tuple[Path, ...]:
