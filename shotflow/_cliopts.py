@@ -188,6 +188,16 @@ cache_opt = click.option(
     default=None,
     help="Cache folder (default: .shotflow/ beside the storyboard, or $SHOTFLOW_CACHE).",
 )
+
+
+def output_opt(*names: str, help: str):
+    """An option naming a file to write (``-o/--output``, ``--csv``, …): a path, never a folder;
+    what may be written there is checked by ``shotflow.outputs`` before any work."""
+    return click.option(
+        *names, type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH", help=help
+    )
+
+
 json_opt = click.option("--json", "as_json", is_flag=True, help="Machine-readable output (see README).")
 remote_opt = click.option(
     "--remote",

@@ -13,19 +13,12 @@ from pathlib import Path
 
 import click
 
-from ._cliopts import ShotflowCommand
+from ._cliopts import ShotflowCommand, output_opt
 
 
 @click.command(cls=ShotflowCommand, name="import")
 @click.argument("script", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    metavar="PATH",
-    help="Where to write the new storyboard (default: SCRIPT's name with .yaml, beside it).",
-)
+@output_opt("-o", "--output", help="Where to write the new storyboard (default: SCRIPT's name with .yaml, beside it).")
 @click.option(
     "--update",
     "update_path",

@@ -20,6 +20,7 @@ from ._cliopts import (
     default_storyboard,
     echo_error,
     json_opt,
+    output_opt,
     remote_of,
     remote_opt,
     set_opt,
@@ -291,13 +292,7 @@ def _reporter(as_json: bool, verbose: bool):
 @storyboard_arg
 @set_opt
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "svg"]), default="mermaid", show_default=True)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write to a file instead of standard output.",
-)
+@output_opt("-o", "--output", help="Write to a file instead of standard output.")
 def graph(storyboard: Path, sets, fmt, output) -> None:
     """Print the DAG of shots and sheets as Mermaid, DOT or SVG."""
 

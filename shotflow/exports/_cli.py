@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from .._cliopts import ShotflowCommand, backend_opt, cache_opt, overrides, set_opt, storyboard_arg
+from .._cliopts import ShotflowCommand, backend_opt, cache_opt, output_opt, overrides, set_opt, storyboard_arg
 from .._text import counted
 
 FPS_NAMES = ("23.976", "24", "25", "29.97", "30", "50", "59.94", "60")
@@ -81,47 +81,19 @@ def shown(path: Path) -> str:
 
 @click.command(cls=ShotflowCommand, name="export")
 @common
-@click.option(
+@output_opt(
     "--otio",
     "otio_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    metavar="PATH",
-    help="An OpenTimelineIO timeline: .otio (frames linked by absolute file URL) "
-    "or .otioz (a zip bundling the frames).",
+    help="An OpenTimelineIO timeline: .otio (frames linked by absolute file URL) or .otioz (a zip with the frames).",
 )
-@click.option(
+@output_opt(
     "--fcp-xml",
     "fcp_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    metavar="PATH",
     help="Final Cut Pro 7 XML (.xml) for Premiere Pro, Resolve and Avid (needs otio-fcp-adapter).",
 )
-@click.option(
-    "--fcpxml",
-    "fcpx_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    metavar="PATH",
-    help="Final Cut Pro X XML (.fcpxml) (needs otio-fcpx-xml-adapter).",
-)
-@click.option(
-    "--edl",
-    "edl_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    metavar="PATH",
-    help="A CMX 3600 EDL (.edl) for any editor (needs otio-cmx3600-adapter).",
-)
-@click.option(
-    "--csv",
-    "csv_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    metavar="PATH",
-    help="A shot list: one row per shot, in story order (UTF-8 CSV).",
-)
+@output_opt("--fcpxml", "fcpx_path", help="Final Cut Pro X XML (.fcpxml) (needs otio-fcpx-xml-adapter).")
+@output_opt("--edl", "edl_path", help="A CMX 3600 EDL (.edl) for any editor (needs otio-cmx3600-adapter).")
+@output_opt("--csv", "csv_path", help="A shot list: one row per shot, in story order (UTF-8 CSV).")
 @fps_opt
 def export(storyboard: Path, sets, backend, cache_dir, otio_path, fcp_path, fcpx_path, edl_path, csv_path, fps) -> None:
     """Export the cut for editors: --otio / --fcp-xml / --fcpxml / --edl timelines, --csv shot list.
@@ -169,14 +141,7 @@ def export(storyboard: Path, sets, backend, cache_dir, otio_path, fcp_path, fcpx
 
 @click.command(cls=ShotflowCommand, name="board")
 @common
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    metavar="PATH",
-    help="Where to write the page (default: renders/board.html beside the storyboard).",
-)
+@output_opt("-o", "--output", help="Where to write the page (default: renders/board.html beside the storyboard).")
 @click.option(
     "--relative",
     is_flag=True,
@@ -215,13 +180,8 @@ def board(storyboard: Path, sets, backend, cache_dir, output, relative, full_res
 
 @click.command(cls=ShotflowCommand, name="contact-sheet")
 @common
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    metavar="PATH",
-    help="Where to write it: .png, .pdf (paginated) or .jpg (default: renders/contact-sheet.png).",
+@output_opt(
+    "-o", "--output", help="Where to write it: .png, .pdf (paginated) or .jpg (default: renders/contact-sheet.png)."
 )
 @click.option("--columns", type=click.IntRange(1, 12), default=4, show_default=True, help="Frames per row.")
 @click.option(
@@ -282,13 +242,8 @@ def contact_sheet(
 
 @click.command(cls=ShotflowCommand, name="animatic")
 @common
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    metavar="PATH",
-    help="Where to write it: .mp4 (H.264), .mov, .m4v or .gif (default: renders/animatic.mp4).",
+@output_opt(
+    "-o", "--output", help="Where to write it: .mp4 (H.264), .mov, .m4v or .gif (default: renders/animatic.mp4)."
 )
 @click.option(
     "--fps",
