@@ -15,9 +15,9 @@ Its parts: ``Scheduler`` (the run: who waits on whom, what runs, what failed), `
 (longest chain first when urgent, else story order) and ``Slots`` (prepare ahead: when the
 backend prepares its requests, twice ``jobs`` nodes run and prepare — references, key,
 lookup, journal entry — while only ``jobs`` hold a permit to send, handed out longest chain
-first). A backend may limit itself below that: the Runware backend's adaptive in-flight
-limit (``backends.Services.jobs``, halved on HTTP 429) is its load limiting against the
-API, not scheduling, and never lets more than ``jobs`` be in flight.
+first). The backend is told only whether it may send (``start``): it never reads ``jobs``.
+Its own limits are load against its service, not scheduling (Runware's ``max_in_flight``
+HTTP requests, halved on HTTP 429).
 
 Outcomes are values: each node ends RENDERED, CACHED, FAILED or SKIPPED (or HELD,
 which the caller's ``cheap`` decides: an approved frame kept).

@@ -1,4 +1,6 @@
-"""The backend interface and the registry of backends."""
+"""What a backend is: ``Backend``, the whole contract with the run, and the values that cross it
+(``Request`` and its ``Reference``s in; ``Generation`` and its ``Image``s out; the ``Services``
+a run hands over: journal, memo, settings). The registry is in ``backends/__init__.py``."""
 
 from __future__ import annotations
 
