@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,29 @@ def test_turbo_needs_a_reference_and_accepts_both_forms():
 
 def test_unknown_model_is_named():
     assert catalog.task_errors(base("runway:9@9")) and "unknown model" in catalog.task_errors(base("runway:9@9"))[0]
+
+
+def test_a_shape_that_passed_in_an_earlier_process_passes_without_importing_jsonschema(tmp_path):
+    """The user cache remembers a passed shape (authenticated): the next run's first tasks do
+    not import jsonschema. Another user's key (a forged marker) is not trusted."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SHOTFLOW_USER_CACHE": str(tmp_path / "cache"), "SHOTFLOW_USER_KEY": str(tmp_path / "key")}
+    probe = (
+        "import json, sys; from shotflow import catalog; "
+        "task = json.loads(sys.argv[1]); "
+        "print(json.dumps([catalog.task_errors(task, by_shape=True), 'jsonschema' in sys.modules]))"
+    )
+
+    def run(task, **extra):
+        done = subprocess.run(
+            [sys.executable, "-c", probe, json.dumps(task)], env={**env, **extra}, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    assert run(base()) == [[], True]  # the first time: checked by jsonschema
+    assert run(base(positivePrompt="another prompt, same shape")) == [[], False]  # remembered
+    assert run(base(width=1000))[1] is True  # another shape: checked (and refused)
+    assert run(base(), SHOTFLOW_USER_KEY=str(tmp_path / "other-key")) == [[], True]  # not this user's marker
