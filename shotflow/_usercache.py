@@ -1,8 +1,9 @@
 """A per-user cache of pure results keyed by content (like ``__pycache__``).
 
-It holds compiled prompt templates and the fact that a file's exact bytes passed the
-schema check, so an unchanged storyboard is not parsed by Jinja or checked by
-jsonschema again. Everything in it is derived and safe to delete. It lives in
+It holds compiled prompt templates, the fact that a file's exact bytes passed the schema
+check, and the shapes of Runware tasks that passed their model's schema, so an unchanged
+storyboard is not parsed by Jinja or checked by jsonschema again, and a render's first
+requests leave without loading jsonschema. Everything in it is derived and safe to delete. It lives in
 ``$SHOTFLOW_USER_CACHE``, else ``$XDG_CACHE_HOME/shotflow``, else ``~/.cache/shotflow``;
 ``SHOTFLOW_USER_CACHE=off`` turns it off. A cache that cannot be written is skipped.
 
