@@ -331,14 +331,17 @@ def test_bit_rot_is_caught_by_locked_verify_and_the_exports(example, strict):
         assert emu.stats.billed == 12  # --locked and verify never generate
 
 
-def test_two_processes_sharing_one_cache_pay_once_per_key(example, strict, tmp_path):
-    """Point 6: two copies of a project (same request keys) render at once into one cache."""
+def test_three_processes_sharing_one_cache_pay_once_per_key(example, strict, tmp_path):
+    """Point 6: three copies of a project (same request keys) render at once into one cache:
+    every key's lease is raced three ways, and each is paid for once."""
     import shutil
 
     first = example("lighthouse")
     fast(first)
-    second = tmp_path / "copy" / "storyboard.yaml"
-    shutil.copytree(first.parent, second.parent)
+    stories = [first]
+    for name in ("copy", "another"):
+        stories.append(tmp_path / name / "storyboard.yaml")
+        shutil.copytree(first.parent, stories[-1].parent)
     with Emulator(api_key=KEY, latency=0.3, strict=strict) as emu:
         env = render_env(emu, SHOTFLOW_CACHE=str(tmp_path / "shared-cache"))
         procs = [
@@ -349,14 +352,15 @@ def test_two_processes_sharing_one_cache_pay_once_per_key(example, strict, tmp_p
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            for story in (first, second)
+            for story in stories
         ]
         outs = [proc.communicate(timeout=180) for proc in procs]
-        assert [proc.returncode for proc in procs] == [0, 0], [err for _, err in outs]
+        assert [proc.returncode for proc in procs] == [0, 0, 0], [err for _, err in outs]
         summaries = [events(out)[-1] for out, _ in outs]
-        assert emu.stats.billed == 12  # unique keys, not 24
+        assert emu.stats.billed == 12  # unique keys, not 36
         assert sum(s["rendered"] for s in summaries) == 12
         assert sum(s["cost"] for s in summaries) == pytest.approx(emu.stats.cost)
-        locks = [json.loads(story.with_suffix(".lock").read_text())["nodes"] for story in (first, second)]
-        assert {n: e["picked"] for n, e in locks[0].items()} == {n: e["picked"] for n, e in locks[1].items()}
+        locks = [json.loads(story.with_suffix(".lock").read_text())["nodes"] for story in stories]
+        picked = [{n: e["picked"] for n, e in lock.items()} for lock in locks]
+        assert picked[0] == picked[1] == picked[2]
         assert not list((tmp_path / "shared-cache" / "leases").glob("*.lease"))
