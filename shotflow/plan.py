@@ -365,13 +365,15 @@ def prepare(
     include_approved: bool = False,
     remote: str | None = None,
     warn=None,
+    team=None,
 ) -> Plan:
     """The one way from a loaded project to its plan against its cache (``shotflow plan``,
     ``api.plan``, the exports, the live board): each node's key, status and reason, the
     order and the cost. ``store``: the cache to look in (default: the project's, or
     ``cache_dir``). ``remote`` is a team cache URL ("off": none; None: $SHOTFLOW_REMOTE,
     the user config, the storyboard's): a node it holds is fresh "from the remote".
-    ``warn`` gets its one warning."""
+    ``warn`` gets its one warning. ``team``: the remote already opened (then ``remote`` and
+    ``warn`` are not used)."""
     from . import graph as graphs
     from .remote import open_team
     from .store import LockFile, ProjectCache, open_store
@@ -380,7 +382,8 @@ def prepare(
     ids = list(project.nodes)
     store = store or open_store(project.root, cache_dir)
     lock = LockFile.read(project.lock_path)
-    team = open_team(remote, project, store, warn or (lambda text: None))
+    if team is None:
+        team = open_team(remote, project, store, warn or (lambda text: None))
     cache = ProjectCache(store, lock, team=team)
     hold = approved_holds(project, lock, store, include_approved)
     return make_plan(

@@ -15,6 +15,7 @@ caught even when its mtime was restored), in renders/ first, else in the cache.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -197,18 +198,11 @@ def _state(
     return Status.NOT_RENDERED, None
 
 
-def _download_from_remote(project: Project, plan, store, remote: str | None) -> None:
+def _download_from_remote(plan, team) -> None:
     """The frames of fresh nodes that only the team's remote holds, into the local cache
     (each verified; never into renders/): a fresh clone's board shows them, as render would."""
     wanted = [n.record for n in plan.nodes.values() if n.from_remote and n.record is not None]
-    if not wanted:
-        return
-    import sys
-
-    from ..remote import open_team
-
-    team = open_team(remote, project, store, lambda text: print(text, file=sys.stderr))
-    if team is not None:
+    if wanted and team is not None:
         team.fetch_many(wanted)
 
 
@@ -234,17 +228,20 @@ def read_sequence(
     watch`` keeps them between rounds)."""
     from .. import catalog
     from ..plan import prepare as make_plan
+    from ..remote import open_team
     from ..state import ProjectState
     from ..store import LockFile, open_store
 
     # every frame an export uses is hashed, not trusted by its size and mtime (bit rot)
     store = store if store is not None else open_store(project.root, cache_dir, verify=True)
     lock = lock if lock is not None else LockFile.read(project.lock_path)
+    # one team cache for the plan's lookups and the downloads (its warning said once)
+    team = open_team(remote, project, store, lambda text: print(text, file=sys.stderr))
     if plan is None:
         if backend is None:
             backend = _usual_backend(project, lock)
-        plan = make_plan(project, cache_dir=cache_dir, store=store, backend=backend, remote=remote)
-    _download_from_remote(project, plan, store, remote)
+        plan = make_plan(project, cache_dir=cache_dir, store=store, backend=backend, team=team)
+    _download_from_remote(plan, team)
     status = ProjectState(project.path).read_status()
     numbers = _numbers(project)
     panels: dict[str, Panel] = {}
