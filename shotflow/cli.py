@@ -48,6 +48,10 @@ def main(remote) -> None:
     shotflow watch storyboard.yaml           a live board: save the file, see the frames change
     shotflow pull storyboard.yaml            the lock's frames from the team cache (--remote URL)
     """
+    # `import httpx` also imports httpx's own command-line client (rich, pygments, click: ~60 ms
+    # measured here) whenever those are installed, and rich is one of ours. shotflow never runs
+    # httpx's CLI: a None entry makes that one optional import fail, as httpx allows for
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
 
 
 @main.command()

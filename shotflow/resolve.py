@@ -269,20 +269,13 @@ class Slots:
         self.waiting: list[tuple[tuple[float, int], Any]] = []  # heap of (rank, future)
 
     async def generate(self, backend, request, node_id: str, check) -> Any:
-        """``backend.generate(request)`` holding a permit from its first send to its return."""
-        held = False
-
-        async def start() -> None:
-            nonlocal held
-            await self._acquire(self.rank[node_id])
-            held = True
-            check()
-
+        """``backend.generate(request)`` holding a permit from its first send until the service
+        has answered with every take (``Permit.release``), or until it returns."""
+        permit = Permit(self, self.rank[node_id], check)
         try:
-            return await backend.generate(request, start=start)
+            return await backend.generate(request, start=permit)
         finally:
-            if held:
-                self._release()
+            permit.release()
 
     async def _acquire(self, rank: tuple[float, int]) -> None:
         import asyncio
@@ -309,3 +302,24 @@ class Slots:
                 future.set_result(None)
                 return
         self.free += 1
+
+
+class Permit:
+    """One shot's permit to send (``backends.Start``): awaited before its first request,
+    released when the service is done with it; releasing twice, or unheld, does nothing."""
+
+    def __init__(self, slots: Slots, rank: tuple[float, int], check: Callable[[], None]):
+        self.slots = slots
+        self.rank = rank
+        self.check = check
+        self.held = False
+
+    async def __call__(self) -> None:
+        await self.slots._acquire(self.rank)
+        self.held = True
+        self.check()
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.slots._release()

@@ -214,3 +214,36 @@ def test_the_scheduler_ends_with_nothing_left_running_or_held():
     assert scheduler.left == 0 and not scheduler.running and not scheduler.holding and not scheduler.ready
     assert scheduler.stopped_by == "b" and out["c"].error == "skipped: upstream b failed"
     assert all(out[n].status is Status.SKIPPED for n in ("c", "d", "e"))
+
+
+def test_a_permit_released_when_the_service_answered_lets_the_next_shot_send_before_the_first_returns():
+    from shotflow.resolve import Slots
+
+    log: list[str] = []
+    fetched = None  # set once the second shot has sent: the first one's "download" may end
+
+    class Backend:
+        async def generate(self, request, start):
+            await start()
+            log.append(f"send {request}")
+            if request == "a":
+                start.release()  # its takes are known; the images are fetched without the permit
+                start.release()  # twice does nothing (else a third permit would appear)
+                await fetched.wait()
+            log.append(f"return {request}")
+            return request
+
+    async def main():
+        nonlocal fetched
+        fetched = asyncio.Event()
+        slots = Slots(1, {"a": (0.0, 0), "b": (0.0, 1)})
+        first = asyncio.ensure_future(slots.generate(Backend(), "a", "a", lambda: None))
+        await asyncio.sleep(0)
+        # without the release, "b" would wait for a permit that "a" holds until its fetch ends
+        second = await asyncio.wait_for(slots.generate(Backend(), "b", "b", lambda: None), 10)
+        fetched.set()
+        assert await first == "a" and second == "b"
+        return slots.free
+
+    assert asyncio.run(main()) == 1
+    assert log == ["send a", "send b", "return b", "return a"]

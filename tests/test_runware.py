@@ -469,6 +469,27 @@ def test_a_failed_download_is_retried(emu, tmp_path, fault):
     assert emu.stats.downloads == 1 and emu.stats.billed == 1
 
 
+def test_the_send_permit_is_released_once_every_take_is_known_before_the_images_are_fetched(emu, tmp_path):
+    downloads_at_release: list[int] = []
+
+    class Permit:
+        async def __call__(self):
+            pass
+
+        def release(self):
+            downloads_at_release.append(emu.stats.downloads)
+
+    async def main(b):
+        try:
+            return await b.generate(request(), start=Permit())
+        finally:
+            await b.aclose()
+
+    generation = asyncio.run(main(backend(tmp_path, output_type="URL")))
+    assert len(generation.images) == 1 and emu.stats.downloads == 1
+    assert downloads_at_release == [0]  # released before the image was fetched
+
+
 @pytest.mark.parametrize(
     ("status", "line"),
     [

@@ -4,7 +4,6 @@ a run hands over: journal, memo, settings). The registry is in ``backends/__init
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -121,7 +120,16 @@ class Services:
     settings: dict[str, Any] = field(default_factory=dict)  # the storyboard's backend section, CLI overrides
 
 
-Start = Callable[[], Awaitable[None]]
+class Start(Protocol):
+    """The permit to send that the scheduler hands a backend that prepares (see ``Backend``)."""
+
+    async def __call__(self) -> None:
+        """Wait for the permit; awaited exactly once, just before the first request leaves."""
+
+    def release(self) -> None:
+        """The service's part of the request is over (every take is known; fetching the images
+        is not the service's work): the next shot may send meanwhile. Once is enough; the
+        scheduler releases a permit still held when ``generate`` returns."""
 
 
 class Backend:
@@ -148,7 +156,9 @@ class Backend:
         ``prepares`` — ``generate`` has work worth doing before it sends (checks, the references'
         upload ids, a durable journal entry). The scheduler then runs twice ``--jobs`` nodes and
         passes ``start``: the permit to send, awaited exactly once, just before the first request
-        leaves. A backend that does not prepare is called holding its permit (``start`` is None).
+        leaves, and released (``start.release()``) as soon as the service has answered with every
+        take, before the images are fetched. A backend that does not prepare is called holding its
+        permit (``start`` is None).
         ``notes`` — things the run's summary says once, at the end (filled while running).
 
     A backend never reads ``--jobs``: it may limit its own load against its service (Runware's

@@ -612,6 +612,7 @@ class _Call:
         self.backend = backend
         self.request = request
         self._start = start
+        self._permit = start  # released once every take is known, before the images are fetched
         self.settings = backend.settings
         self.journal = backend.services.journal
         self.task_uuid = str(uuid.uuid4())
@@ -643,6 +644,8 @@ class _Call:
             await self._recover()
         else:
             await self._send()
+        if self._permit is not None:  # Runware's part is over: the next shot may send while these download
+            self._permit.release()
         items = list(self.results.values())[: request.takes]
         costs, total = _costs(items, request.model)
         images = await asyncio.gather(*(self._image(item, cost) for item, cost in zip(items, costs, strict=True)))
