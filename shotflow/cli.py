@@ -51,7 +51,7 @@ def main(remote) -> None:
     # `import httpx` also imports httpx's own command-line client (rich, pygments, click: ~60 ms
     # measured here) whenever those are installed, and rich is one of ours. shotflow never runs
     # httpx's CLI: a None entry makes that one optional import fail, as httpx allows for
-    sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
 @main.command()
