@@ -1,7 +1,8 @@
 """A per-user cache of pure results keyed by content (like ``__pycache__``).
 
 It holds compiled prompt templates, the fact that a file's exact bytes passed the schema
-check, and the shapes of Runware tasks that passed their model's schema, so an unchanged
+check, the shapes of Runware tasks that passed their model's schema and how long a model's
+tasks took at an API host (when to ask about the next ones), so an unchanged
 storyboard is not parsed by Jinja or checked by jsonschema again, and a render's first
 requests leave without loading jsonschema. Everything in it is derived and safe to delete. It lives in
 ``$SHOTFLOW_USER_CACHE``, else ``$XDG_CACHE_HOME/shotflow``, else ``~/.cache/shotflow``;
@@ -22,6 +23,7 @@ off, with everything still correct, only slower).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -125,3 +127,34 @@ def remember(kind: str, key: str) -> None:
         path.touch()
     except OSError:
         pass
+
+
+def load(name: str, limit: int = 1 << 20) -> bytes | None:
+    """The payload of the sealed file ``name`` of the cache; None when it is absent, larger than
+    ``limit``, the cache is off, or this user did not write it."""
+    root = user_cache_dir()
+    if root is None:
+        return None
+    try:
+        with open(root / name, "rb") as f:
+            blob = f.read(limit + _MAC + 1)
+    except OSError:
+        return None
+    return None if len(blob) > limit + _MAC else unseal(blob)
+
+
+def store(name: str, payload: bytes) -> None:
+    """Write ``payload`` sealed as the file ``name`` of the cache, whole or not at all (a cache
+    that cannot be written is skipped)."""
+    root = user_cache_dir()
+    if root is None:
+        return
+    path = root / name
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        temp.write_bytes(seal(payload))
+        os.replace(temp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temp.unlink()

@@ -300,6 +300,60 @@ def test_the_poll_schedule_before_and_after_learning():
     assert poller._step(_Watch("t", "runway:4@1", 0)) == 0.0025  # never below poll_min
 
 
+def test_a_remembered_time_is_polled_on_as_well_never_later_than_not_knowing_it():
+    from shotflow.backends._runware_http import FIRST, STEP, Poller, _Watch
+    from shotflow.backends.runware import Settings
+
+    settings = Settings(poll_initial=0.05, poll_min=0.0025, poll_max=10)
+    blank = Poller(transport=None, settings=settings)
+    hinted = Poller(transport=None, settings=settings, hints={"m": 0.3})
+    # the first poll: the unknown schedule's (sooner than 0.9 × 0.3 s)
+    assert hinted._first_due(_Watch("t", "m", since=0.0)) == pytest.approx(0.05)
+    # before the remembered time: whichever is sooner, the unknown step or the remembered time
+    early = _Watch("t", "m", since=0.0, polls=2, last=0.1125)
+    assert blank._step(early) == pytest.approx(0.078125)
+    assert hinted._step(early) == pytest.approx(0.078125)  # 0.19 comes before 0.27
+    later = _Watch("t", "m", since=0.0, polls=3, last=0.19)
+    assert blank._step(later) == pytest.approx(0.09765625)  # would ask at 0.29
+    assert hinted._step(later) == pytest.approx(FIRST * 0.3 - 0.19)  # asks at 0.27
+    # from the remembered time on, small steps, as for a known time
+    there = _Watch("t", "m", since=0.0, polls=4, last=0.27, timed_polls=1)
+    assert hinted._step(there) == pytest.approx(STEP * 0.3)
+    # a remembered time far too long is never waited for: the unknown schedule still asks
+    wrong = Poller(transport=None, settings=settings, hints={"m": 60.0})
+    for polls, last in ((0, 0.0), (3, 0.19), (6, 0.8)):
+        w = _Watch("t", "m", since=0.0, polls=polls, last=last)
+        assert wrong._step(w) == pytest.approx(blank._step(w))
+    # once this run has timed a task of the model, the remembered time is not used
+    hinted._durations["m"] = __import__("collections").deque([0.5])
+    assert hinted._first_due(_Watch("t", "m", since=0.0)) == pytest.approx(FIRST * 0.5)
+
+
+def test_the_times_a_run_learned_are_the_next_runs_first_estimate(serve, tmp_path):
+    from shotflow.backends.runware import TASK_TIMES
+
+    serve(latency=0.1)
+
+    one(backend(tmp_path), request("one"))
+    times = json.loads(_usercache_payload(TASK_TIMES))["127.0.0.1"]["runway:4@1"]
+    assert len(times) == 1 and 0.05 < times[0] < 2  # this run's: what an earlier one learned is replaced
+
+    async def hints_of_a_new_run():
+        b = backend(tmp_path)
+        try:
+            return dict(b.transport().poller._hints)
+        finally:
+            await b.aclose()
+
+    assert asyncio.run(hints_of_a_new_run())["runway:4@1"] == pytest.approx(times[0])
+
+
+def _usercache_payload(name):
+    from shotflow import _usercache
+
+    return _usercache.load(name)
+
+
 def test_a_tasks_duration_is_learned_from_the_polls_around_its_end():
     from shotflow.backends._runware_http import Poller, _Watch
     from shotflow.backends.runware import Settings

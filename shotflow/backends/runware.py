@@ -401,6 +401,7 @@ class RunwareBackend(Backend):
         self._key = api_key(Path(services.project_dir))
         self._secrets = tuple({self._key, urllib.parse.quote(self._key, safe=""), json.dumps(self._key)[1:-1]})
         self._transport: Transport | None = None
+        self._host = urllib.parse.urlsplit(self.url).hostname or ""  # task times are remembered per host
         self._uploaded: dict[str, str] = {}  # sha256 → imageUUID, this run
         self._seen: set[str] = set()  # imageUUIDs Runware gave this run (uploads, results): not stale
         self._untagged: set[str] = set()  # models that refused tagged references this run
@@ -443,6 +444,9 @@ class RunwareBackend(Backend):
         if self._transport is not None:
             transport, self._transport = self._transport, None
             await transport.aclose()
+            learned = transport.poller.durations()
+            if learned:
+                _remember_task_times(self._host, learned)
 
     # the parts a call uses
 
@@ -450,7 +454,8 @@ class RunwareBackend(Backend):
         """The transport of the running event loop (a new loop gets a new client)."""
         loop = asyncio.get_running_loop()
         if self._transport is None or self._transport.loop is not loop:
-            self._transport = Transport(self.url, self._key, self.settings, self.scrub, self.limit)
+            hints = _task_times().get(self._host, {})
+            self._transport = Transport(self.url, self._key, self.settings, self.scrub, self.limit, _estimates(hints))
         return self._transport
 
     def scrub(self, value: Any) -> Any:
@@ -873,3 +878,47 @@ class _Call:
             url=item.get("imageURL"),
             cost=cost,
         )
+
+
+# -- how long a model's tasks take, remembered between runs (the poller's first estimate) ------
+
+TASK_TIMES = "runware-task-times.json"  # in the user cache, sealed: {host: {model: [seconds, ...]}}
+
+
+def _task_times() -> dict[str, dict[str, list[float]]]:
+    """What earlier runs learned; anything malformed is ignored (it is only a hint)."""
+    from .. import _usercache
+
+    payload = _usercache.load(TASK_TIMES, limit=64 * 1024)
+    try:
+        data = json.loads(payload) if payload else {}
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        host: {
+            model: [float(t) for t in times if isinstance(t, (int, float)) and 0 < t < 86400][-16:]
+            for model, times in models.items()
+            if isinstance(times, list)
+        }
+        for host, models in data.items()
+        if isinstance(host, str) and isinstance(models, dict)
+    }
+
+
+def _estimates(times: dict[str, list[float]]) -> dict[str, float]:
+    """model → the first quartile of its remembered times (as the poller estimates)."""
+    return {model: sorted(t)[len(t) // 4] for model, t in times.items() if t}
+
+
+def _remember_task_times(host: str, learned: dict[str, list[float]]) -> None:
+    from .. import _usercache
+
+    data = _task_times()
+    models = data.pop(host, {})
+    for model, times in learned.items():
+        models[model] = [round(t, 4) for t in times[-16:]]
+    data[host] = dict(list(models.items())[-32:])
+    data = dict(list(data.items())[-16:])  # a bound on what the user cache holds: the hosts used last
+    _usercache.store(TASK_TIMES, json.dumps(data, sort_keys=True).encode())
