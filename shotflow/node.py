@@ -84,6 +84,11 @@ class NodeRunner:
 
     # -- the team's remote around the run ------------------------------------------------
 
+    def replan(self, plan) -> None:
+        """The whole plan, once it is known (a render's head start ran on its roots' plan)."""
+        self.plan = plan
+        self.frames.replan(plan.nodes, plan.order)
+
     def download_fresh(self, note) -> None:
         """Fresh nodes the remote has: their frames, downloaded at once (in parallel) and kept."""
         if self.team is None:

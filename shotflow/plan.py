@@ -171,12 +171,14 @@ def make_plan(
     force: Iterable[str] = (),
     only: Iterable[str] | None = None,
     hold: Mapping[str, Record] | None = None,
+    known: Mapping[str, PlannedNode] | None = None,
 ) -> Plan:
     """Plan a run: each node's key, status and reason; the order; the cost.
 
     ``force`` re-renders nodes even when fresh (their dependents follow); ``only``
     restricts the plan to those nodes and everything upstream of them; ``hold`` maps
-    nodes that must not render (unless forced) to the record whose frames they keep.
+    nodes that must not render (unless forced) to the record whose frames they keep;
+    ``known`` holds nodes planned already (``plan_roots``: a render sent them meanwhile).
     """
     from . import graph as graphs
 
@@ -187,6 +189,9 @@ def make_plan(
     order = [n for n in full_order if selected is None or n in selected]
     planned: dict[str, PlannedNode] = {}
     for node_id in order:
+        if known and node_id in known:
+            planned[node_id] = known[node_id]
+            continue
         spec = project.nodes[node_id]
         planned[node_id] = _plan_node(
             spec,
@@ -212,6 +217,20 @@ def make_plan(
         cost=cost,
         runware_cost=runware_cost,
     )
+
+
+def plan_roots(
+    project: Project, cache: Cache, *, backend: str | None = None, hold: Mapping[str, Record] | None = None
+) -> dict[str, PlannedNode]:
+    """The nodes that reference no other node, planned before the graph is built (story order).
+    Their keys need nothing upstream, so a render can send them while the rest is planned;
+    ``make_plan(known=...)`` takes them over unchanged."""
+    backend = backend or project.backend
+    return {
+        node_id: _plan_node(spec, backend, cache, {}, False, None if hold is None else hold.get(node_id))
+        for node_id, spec in project.nodes.items()
+        if not any(ref.kind is RefKind.NODE for ref in spec.refs)
+    }
 
 
 def _plan_node(

@@ -23,6 +23,12 @@ class Frames:
 
     def __init__(self, store, nodes: Mapping[str, Any], order):
         self.store = store
+        self.held: dict[str, str] = {}  # node id → digest of its frame held for its users
+        self.replan(nodes, order)
+
+    def replan(self, nodes: Mapping[str, Any], order) -> None:
+        """Count the users of each frame in a plan (again, when the whole plan follows its roots':
+        a root references nothing, so no count of the first plan is lost)."""
         self.nodes = nodes  # node id → PlannedNode (its spec's references)
         # node id → how many planned nodes that reference its frame have not finished: its
         # picked frame's bytes stay in memory (Store.hold) only while this is above 0
@@ -30,7 +36,6 @@ class Frames:
         for node_id in order:
             for target in self.upstream(node_id):
                 self.users[target] = self.users.get(target, 0) + 1
-        self.held: dict[str, str] = {}  # node id → digest of its frame held for its users
 
     def upstream(self, node_id: str) -> list[str]:
         """The nodes whose frames ``node_id`` references (one per reference)."""

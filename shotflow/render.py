@@ -4,94 +4,29 @@
                                        │                                                   │
                          fresh nodes ◄─┘              renders/…  NAME.lock  .shotflow/  ◄──┘
 
-``render()`` is what ``shotflow render`` calls. Before any of that, ``noop()`` asks the
-project's state (``state.ProjectState``) whether the last complete run saw exactly these
-inputs, outputs and options: then the run is answered from its record without loading
-YAML, Jinja, jsonschema or networkx. Otherwise a ``Session`` checks the plan (``--locked``,
-``--max-cost``), runs it through the scheduler (``resolve``), one node at a time through
-``node.NodeRunner``, and records what it produced: the lock file (always: finished work is
-never lost), the status file, the re-roll record, the manifest of a complete run.
+``render()`` is what ``shotflow render`` calls. Before any of that, ``noop.noop()`` asks the
+project's state whether the last complete run saw exactly these inputs, outputs and options:
+then the run is answered from its record without loading YAML, Jinja, jsonschema or networkx.
+Otherwise a ``Session`` checks the plan (``--locked``, ``--max-cost``), runs it through the
+scheduler (``resolve``), one node at a time through ``node.NodeRunner``, and records what it
+produced: the lock file (always: finished work is never lost), the status file, the re-roll
+record, the manifest of a complete run. A plain render starts its first shots before its
+graph is built (``Session``'s head start): networkx loads while they render.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ._text import counted
 from .errors import BudgetError, LockedError
+from .noop import noop
+from .options import RenderOptions
 from .report import Reporter, RunStart, Summary
 from .state import ProjectState, Rerolls, check_write_folders
 from .status import Outcome, Status
-
-
-@dataclass(frozen=True)
-class RenderOptions:
-    """Everything the CLI can ask of a render (a frozen value, not **kwargs)."""
-
-    backend: str | None = None  # None: the storyboard's backend: key
-    jobs: int = 4
-    force: tuple[str, ...] = ()  # node ids or glob patterns
-    only: tuple[str, ...] = ()  # node ids or glob patterns; their upstream comes along
-    locked: bool = False
-    max_cost: float | None = None
-    overrides: dict[str, Any] | None = None  # --set
-    cache_dir: Path | None = None
-    wait: float = 10.0  # seconds to wait for another render's project lock
-    refresh_urls: bool = False
-    fail_fast: bool = False  # after a failure, start nothing new
-    include_approved: bool = False  # render approved shots whose key changed (default: hold them)
-    # the process is the render's own (the CLI): glibc may be told to share one heap among
-    # the worker threads and to give freed memory back before the lock is written. A
-    # program that embeds shotflow keeps its own malloc settings.
-    own_process: bool = False
-    # the team cache: a URL, "off", or None for $SHOTFLOW_REMOTE / the user config / the
-    # storyboard's remote:. Not in the signature: a no-op render never needs the remote
-    remote: str | None = None
-
-    def signature(self) -> str:
-        """What must equal the last run's for the no-op fast path to apply."""
-        from ._version import __version__
-        from .staging import DRAWING_VERSION  # a newer preview drawing: plan again (its keys changed)
-
-        cache = str(self.cache_dir or os.environ.get("SHOTFLOW_CACHE") or "")
-        made_by = [__version__, DRAWING_VERSION, self.backend, self.overrides or {}, cache]
-        asked = [self.locked, self.refresh_urls, self.include_approved]
-        return json.dumps(made_by + asked, sort_keys=True, default=str)
-
-
-# -- the fast path -------------------------------------------------------------------
-
-
-def noop(storyboard: Path, options: RenderOptions, reporter: Reporter) -> Summary | None:
-    """Answer a render from the last complete run when nothing changed; else None.
-
-    Nothing changed means: same options, and every input file (storyboard, includes,
-    templates, reference files, lock, the project's templates/ folder) and every output
-    (frames in renders/, objects in the cache) has the size, mtime and inode it had.
-    """
-    if options.force or options.only:
-        return None
-    started = time.perf_counter()
-    manifest = ProjectState(storyboard).unchanged(options.signature())
-    if manifest is None:
-        return None
-    nodes = manifest["nodes"]
-    reporter.run_started(RunStart(total=len(nodes), to_render=0, estimated_cost=0.0, backend=manifest["backend"]))
-    summary = Summary(noop=True)
-    for node_id, outputs, *held in nodes:  # [id, paths] or [id, paths, what changed] when held
-        status, note = (Status.HELD, held[0]) if held else (Status.CACHED, None)
-        outcome = Outcome(node_id, status, outputs=tuple(outputs), note=note)
-        summary.add(outcome)
-        reporter.node_done(outcome)
-    summary.elapsed = time.perf_counter() - started
-    reporter.run_finished(summary)
-    return summary
-
 
 # -- the full path ---------------------------------------------------------------------
 
@@ -112,7 +47,12 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
 
         one_malloc_arena()
     project = load_project(storyboard, options.overrides, options.backend)
-    graph = graphs.build(project)
+    # a plain render builds its graph while its first shots go out (Session.head): a cycle is
+    # found first, without networkx, so that nothing is sent for a storyboard that cannot render
+    early = not (options.force or options.only or options.locked or options.max_cost is not None)
+    graph = None if early else graphs.build(project)
+    if graph is None:
+        graphs.check_acyclic(project)
     backend_name = options.backend or project.backend
     moved = options.cache_dir is not None or bool(os.environ.get("SHOTFLOW_CACHE"))
     check_write_folders(project, cache_moved=moved)
@@ -132,8 +72,8 @@ def render_loaded(
     only: set[str] | None = None,
     started: float | None = None,
 ) -> Summary:
-    """Render a project already loaded, with its graph and store (``shotflow watch`` keeps
-    them warm between rounds, and its lock file when nobody else wrote it: ``lock``).
+    """Render a project already loaded, with its graph (None: built meanwhile) and store
+    (``shotflow watch`` keeps them warm between rounds, and its lock file when nobody else wrote it: ``lock``).
     ``only`` is a set of node ids (``options.only``'s patterns are used when it is None)."""
     from .plan import select
     from .remote import open_team
@@ -154,7 +94,15 @@ def render_loaded(
 
 
 class Session:
-    """One render of one project: owns the plan, the backend and what gets recorded."""
+    """One render of one project: owns the plan, the backend and what gets recorded.
+
+    The head start: a plain render (no --only, --force, --locked or --max-cost) on a backend
+    that prepares its requests, handed no graph, plans the nodes that reference no other node
+    first (their keys need nothing upstream) and sends those that render at once; networkx
+    loads and builds the graph in a thread meanwhile, the rest is planned, and the scheduler
+    takes the nodes already sent over. What is sent is what the whole plan would have sent
+    first: the storyboard was validated whole and has no cycle before anything leaves.
+    """
 
     def __init__(
         self,
@@ -170,7 +118,7 @@ class Session:
         team=None,
     ):
         from .node import NodeRunner
-        from .plan import approved_holds, make_plan
+        from .plan import Plan, approved_holds, plan_roots
         from .store import ProjectCache
 
         self.project = project
@@ -181,22 +129,53 @@ class Session:
         self.backend_name = backend_name
         self.reporter = reporter
         self.rerolls = rerolls
+        self.only = only
         self.state = ProjectState(project.path)
         self.team = team  # the remote behind the local cache (shotflow.remote.TeamCache), or None
-        cache = ProjectCache(store, lock, options.refresh_urls, team)
-        self.plan = make_plan(
-            project,
-            graph,
-            cache,
-            backend=backend_name,
-            force=rerolls.forced,
-            only=only,
-            hold=approved_holds(project, lock, store, options.include_approved),
-        )
+        self.cache = ProjectCache(store, lock, options.refresh_urls, team)
+        self.hold = approved_holds(project, lock, store, options.include_approved)
+        self.roots = plan_roots(project, self.cache, backend=backend_name, hold=self.hold) if graph is None else {}
+        self.head = self._head()  # the roots sent before the graph is built (the head start)
+        if self.head:
+            self.plan = Plan(project, None, backend_name, self.roots, list(self.roots), [], 0.0, 0.0)
+        else:
+            self._plan_all(graph)
         self.full = only is None
         self.summary = Summary()
         self.outcomes: dict[str, Outcome] = {}
-        self.nodes = NodeRunner(project, self.plan, store, lock, cache, options, backend_name, rerolls.forced, team)
+        self.nodes = NodeRunner(
+            project, self.plan, store, lock, self.cache, options, backend_name, rerolls.forced, team
+        )
+
+    def _head(self) -> list[str]:
+        options = self.options
+        if not self.roots or self.only is not None or self.rerolls.forced or options.locked:
+            return []
+        if options.max_cost is not None:  # the whole plan's cost is checked before anything is spent
+            return []
+        head = [n for n, planned in self.roots.items() if planned.status is Status.RENDER]
+        if not head:
+            return []
+        from .backends import backend_class
+
+        # a backend that prepares has twice --jobs shots under way (resolve.Slots): as many here
+        return head[: 2 * max(1, options.jobs)] if backend_class(self.backend_name).prepares else []
+
+    def _plan_all(self, graph) -> None:
+        from . import graph as graphs
+        from .plan import make_plan
+
+        self.graph = graph if graph is not None else graphs.build(self.project)
+        self.plan = make_plan(
+            self.project,
+            self.graph,
+            self.cache,
+            backend=self.backend_name,
+            force=self.rerolls.forced,
+            only=self.only,
+            hold=self.hold,
+            known=self.roots,
+        )
 
     # -- checks before anything is spent --------------------------------------------
 
@@ -216,25 +195,13 @@ class Session:
     # -- running ----------------------------------------------------------------------
 
     def run(self, started: float) -> Summary:
-        self.check()
+        if not self.head:
+            self.check()
         to_render = sum(1 for n in self.plan.nodes.values() if n.status is Status.RENDER)
         if to_render:  # before the run starts: a missing API key is the only thing said
             self.nodes.create_backend()
-        self.reporter.run_started(
-            RunStart(
-                total=len(self.plan.nodes),
-                to_render=to_render,
-                estimated_cost=self.plan.cost,
-                backend=self.backend_name,
-            )
-        )
-        if self.rerolls.done:
-            done = sorted(self.rerolls.done)
-            shown = ", ".join(done[:5]) + (f" and {len(done) - 5} more" if len(done) > 5 else "")
-            self.reporter.note(
-                f"not forced again: {shown} (re-rendered by the unfinished run of this same "
-                "--force; their new takes are kept)"
-            )
+        if not self.head:
+            self._announce()
         import asyncio
 
         if to_render:
@@ -242,7 +209,8 @@ class Session:
             if self.store.durable:
                 self.store.reconcile()  # the journal never lies: entries already recorded are cleared
         try:
-            self.nodes.download_fresh(self.reporter.note)
+            if not self.head:
+                self.nodes.download_fresh(self.reporter.note)
             asyncio.run(self._run())
         except KeyboardInterrupt:
             self.summary.interrupted = True
@@ -256,6 +224,24 @@ class Session:
             self.reporter.run_finished(self.summary)
         self._raise_after()
         return self.summary
+
+    def _announce(self) -> None:
+        """The run's start, once the whole plan is known."""
+        self.reporter.run_started(
+            RunStart(
+                total=len(self.plan.nodes),
+                to_render=sum(1 for n in self.plan.nodes.values() if n.status is Status.RENDER),
+                estimated_cost=self.plan.cost,
+                backend=self.backend_name,
+            )
+        )
+        if self.rerolls.done:
+            done = sorted(self.rerolls.done)
+            shown = ", ".join(done[:5]) + (f" and {len(done) - 5} more" if len(done) > 5 else "")
+            self.reporter.note(
+                f"not forced again: {shown} (re-rendered by the unfinished run of this same "
+                "--force; their new takes are kept)"
+            )
 
     def _raise_after(self) -> None:
         """A run an account error stopped, or a --locked run that could not use the lock, fails."""
@@ -275,30 +261,45 @@ class Session:
             )
 
     async def _run(self) -> None:
-        from . import graph as graphs
-        from .resolve import Scheduler
+        import asyncio
 
-        weight = {n: (1.0 if self.plan.nodes[n].status is Status.RENDER else 0.0) for n in self.plan.order}
-        priority = graphs.heights(self.graph.subgraph(self.plan.order), self.plan.order, weight)
-        deps = {n: list(self.graph.predecessors(n)) for n in self.plan.order}
-        # F8: a backend that prepares its requests (references, key, lookup, schema check, durable
-        # journal entry) has `jobs` more shots prepare while every send permit is taken
-        scheduler = Scheduler(
-            self.plan.order,
-            deps,
-            self.nodes.render,
-            jobs=max(1, self.options.jobs),
-            cheap=self.nodes.fresh,
-            priority=priority,
-            fail_fast=self.options.fail_fast,
-            on_start=self.reporter.node_started,
-            on_done=self._done,
-            prepare_ahead=self.nodes.backend is not None and self.nodes.backend.prepares,
-        )
-        self.nodes.slots = scheduler.slots
+        from . import graph as graphs
+        from .resolve import Scheduler, Slots
+
+        slots, adopted = None, {}
         try:
+            if self.head:  # send the roots, then plan the rest while they render
+                slots = Slots(max(1, self.options.jobs), {n: (0.0, i) for i, n in enumerate(self.head)})
+                self.nodes.slots = slots
+                adopted = {n: asyncio.ensure_future(self.nodes.render(n, {})) for n in self.head}
+                self._plan_all(await asyncio.to_thread(graphs.build, self.project))
+                self.nodes.replan(self.plan)
+                self._announce()
+                self.nodes.download_fresh(self.reporter.note)
+            weight = {n: (1.0 if self.plan.nodes[n].status is Status.RENDER else 0.0) for n in self.plan.order}
+            # F8: a backend that prepares its requests (references, key, lookup, schema check, durable
+            # journal entry) has `jobs` more shots prepare while every send permit is taken
+            scheduler = Scheduler(
+                self.plan.order,
+                {n: list(self.graph.predecessors(n)) for n in self.plan.order},
+                self.nodes.render,
+                jobs=max(1, self.options.jobs),
+                cheap=self.nodes.fresh,
+                priority=graphs.heights(self.graph.subgraph(self.plan.order), self.plan.order, weight),
+                fail_fast=self.options.fail_fast,
+                on_start=self.reporter.node_started,
+                on_done=self._done,
+                prepare_ahead=self.nodes.backend is not None and self.nodes.backend.prepares,
+                slots=slots,
+                adopted=adopted,
+            )
+            self.nodes.slots = scheduler.slots
+            adopted = {}  # the scheduler's now: it cancels what runs when it is cancelled
             await scheduler.run()
         finally:
+            for task in adopted.values():  # planning the rest failed: what was sent is asked about next run
+                task.cancel()
+            await asyncio.gather(*adopted.values(), return_exceptions=True)
             backend = self.nodes.backend
             if backend is not None:
                 await backend.aclose()

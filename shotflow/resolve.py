@@ -119,7 +119,9 @@ class Scheduler:
 
     With ``prepare_ahead`` (a backend that prepares its requests), twice ``jobs`` nodes run
     at once and ``slots`` holds the ``jobs`` permits to send, which ``run`` takes through
-    ``Slots.generate``.
+    ``Slots.generate``. A run whose first nodes were started before their graph was known (a
+    render's head start) hands over the ``slots`` they were sent under and their tasks
+    (``adopted``: node → task): they count as started, and their outcomes are collected as any.
     """
 
     def __init__(
@@ -135,6 +137,8 @@ class Scheduler:
         on_done: Callable[[Outcome], None] | None = None,
         fail_fast: bool = False,
         prepare_ahead: bool = False,
+        slots: Slots | None = None,
+        adopted: Mapping[str, Any] | None = None,
     ):
         self.deps = deps
         self.work = run
@@ -144,8 +148,13 @@ class Scheduler:
         self.fail_fast = fail_fast
         heights = priority or {}
         position = {node: i for i, node in enumerate(order)}
-        self.slots = Slots(jobs, {n: (-heights.get(n, 0.0), i) for n, i in position.items()}) if prepare_ahead else None
-        self.jobs = jobs * 2 if prepare_ahead else jobs  # nodes running at once
+        rank = {n: (-heights.get(n, 0.0), i) for n, i in position.items()}
+        if slots is not None:  # the permits the adopted nodes were sent under: ranked by this run from now on
+            slots.rank.update(rank)
+        self.slots = slots if slots is not None else Slots(jobs, rank) if prepare_ahead else None
+        self.jobs = jobs * 2 if self.slots is not None else jobs  # nodes running at once
+        # nodes started before the run knew its whole graph (a render's head start): node → its task
+        self.adopted = dict(adopted or {})
         self.users: dict[str, list[str]] = {node: [] for node in order}  # node → the nodes that depend on it
         self.waiting: dict[str, int] = {}  # node → its dependencies not finished yet
         for node in order:
@@ -155,7 +164,9 @@ class Scheduler:
                 self.users[d].append(node)
         self.ready = ReadyQueue(position, heights, self.jobs)
         self.left = len(order)  # nodes neither started nor finished
-        self.unblocked: deque[str] = deque(node for node in order if self.waiting[node] == 0)
+        self.unblocked: deque[str] = deque(
+            node for node in order if self.waiting[node] == 0 and node not in self.adopted
+        )
         self.outcomes: dict[str, Outcome] = {}
         self.running: dict[Any, str] = {}  # task → node
         self.holding: set[str] = set()  # nodes that hold a slot
@@ -169,6 +180,13 @@ class Scheduler:
 
         self.wake = asyncio.Event()
         try:
+            for node, task in self.adopted.items():
+                self.left -= 1
+                self.holding.add(node)
+                if self.on_start:
+                    self.on_start(node)
+                self.running[task] = node
+                task.add_done_callback(lambda _: self.wake.set())
             self.triage()
             while self.ready or self.running:
                 self.skip_stopped()

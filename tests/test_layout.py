@@ -7,7 +7,7 @@ from the ground up::
     cli  _cliopts  _editcli  exports._cli  __main__              the command line: parses and wires
     shotflow (the public face)  api  testing                      what a Python user calls
     exports.*  conform  live.*                                    read what a render left; the live board
-    render  node  references  clean                               run a plan, record what it produced
+    render  noop  node  references  clean                         run a plan, record what it produced
     report                                                        the events of a run, and their reporters
     backends.*                                                    one request → images
     resolve                                                       the scheduler: many nodes in flight
@@ -18,7 +18,7 @@ from the ground up::
     load  _sandbox  fetch  outputs  fountain  importing  scaffold read (and write) the user's files
     validate                                                      the JSON Schema check
     store  trust  writeback                                       the project's memory; the trust model
-    model  staging  editorial  catalog  userconfig                the typed vocabulary every stage shares
+    model  staging  editorial  catalog  userconfig  options       the typed vocabulary every stage shares
     errors  _version  _resources  _usercache  _text  _glibc  status   the ground
 
 ``store`` sits low, not after the backends as in the flow of data: planning reads it
@@ -41,7 +41,7 @@ PREVIEW = {
 }
 FLOORS: list[tuple[str, set[str]]] = [  # from the ground up
     ("ground", {"errors", "_version", "_resources", "_usercache", "_text", "_glibc", "status"}),
-    ("vocabulary", {"model", "staging", "editorial", "catalog", "userconfig"}),
+    ("vocabulary", {"model", "staging", "editorial", "catalog", "userconfig", "options"}),
     ("memory", {"store", "trust", "writeback"}),
     ("validate", {"validate"}),
     ("load", {"load", "_sandbox", "fetch", "outputs", "fountain", "importing", "scaffold"}),
@@ -52,7 +52,7 @@ FLOORS: list[tuple[str, set[str]]] = [  # from the ground up
     ("resolve", {"resolve"}),
     ("backends", {"backends", "backends._base", "backends._runware_http", "backends.runware", *PREVIEW}),
     ("report", {"report"}),
-    ("render", {"render", "node", "references", "clean"}),
+    ("render", {"render", "noop", "node", "references", "clean"}),
     (
         "exports",
         {
