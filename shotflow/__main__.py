@@ -1,4 +1,4 @@
-from shotflow.cli import main
+from shotflow.cli import run
 
 if __name__ == "__main__":
-    main()
+    run()

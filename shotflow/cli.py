@@ -513,3 +513,31 @@ def _register_editorial() -> None:
 
 
 _register_editorial()
+
+
+def run() -> None:
+    """The ``shotflow`` command: ``main``, then the process ends as soon as its work is done.
+
+    A Python process spends 0.1-0.3 s after its last line freeing every object one by one
+    (measured here after a 400-shot render: a final garbage collection, then the modules torn
+    down), memory that the system takes back at once anyway. When no thread is still working,
+    the exit handlers run, the standard streams are flushed, and the process ends there.
+    """
+    import atexit
+    import threading
+
+    try:
+        main()
+        code: str | int | None = 0
+    except SystemExit as exc:
+        code = exc.code
+    working = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if working or not (code is None or isinstance(code, int)):
+        sys.exit(code)  # a thread is still busy, or a message to print: the usual way out
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(code)  # a closed or broken pipe: let the interpreter report it as it does
+    os._exit(code or 0)

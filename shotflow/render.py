@@ -310,6 +310,9 @@ class Session:
         self.summary.add(outcome)
         self.reporter.node_done(outcome)
         self.nodes.frames.done(outcome.id)  # its references are read: their frames have one user less
+        record = self.nodes.results.get(outcome.id)
+        if record is not None:  # its lock entry is encoded now, in the shadow of the nodes still running
+            self.lock.prepare(outcome.id, record, self.project.nodes[outcome.id].pick)
 
     # -- recording ------------------------------------------------------------------------
 

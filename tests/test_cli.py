@@ -141,3 +141,40 @@ def test_the_readme_counts_the_examples_shots_right():
         shots = sum(1 for n in project.nodes.values() if n.scene is not None)
         said = re.search(rf"`examples/{name}`\]\([^)]*\) \| an? (\d+)-shot", readme)
         assert said and int(said[1]) == shots, (said and said[0], shots)
+
+
+@pytest.mark.parametrize(("args", "code"), [(["validate", "{story}"], 0), (["validate", "missing.yaml"], 2)])
+def test_the_command_ends_its_process_quickly_yet_runs_exit_handlers_and_waits_for_working_threads(example, args, code):
+    """``cli.run`` skips the interpreter's teardown, not what a program asked for at exit: exit
+    handlers run, the output is all there, a thread still working is waited for."""
+    story = example("lighthouse")
+    program = (
+        "import atexit, sys, threading, time\n"
+        "atexit.register(lambda: print('exit handler ran', flush=True))\n"
+        "threading.Thread(target=lambda: (time.sleep(0.5), print('thread done', flush=True))).start()\n"
+        f"sys.argv = ['shotflow', *{[a.format(story=story) for a in args]!r}]\n"
+        "from shotflow.cli import run\n"
+        "run()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert done.returncode == code, done.stderr
+    assert "thread done" in done.stdout and done.stdout.rstrip().endswith("exit handler ran")
+    if code == 0:
+        assert done.stdout.startswith("ok: ")
+    else:
+        assert "file not found" in done.stderr
+
+
+def test_without_a_working_thread_the_command_ends_with_its_code_and_all_its_output(example):
+    story = example("lighthouse")
+    program = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('exit handler ran', flush=True))\n"
+        f"sys.argv = ['shotflow', 'plan', {str(story)!r}, '--json']\n"
+        "from shotflow.cli import run\n"
+        "run()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    body, _, tail = done.stdout.rpartition("}")
+    assert json.loads(body + "}")["order"] and tail.strip() == "exit handler ran"

@@ -270,7 +270,11 @@ def test_static_board_exports_a_review_that_review_apply_writes_the_same_way(chr
     assert original == story.read_text(encoding="utf-8")  # a static page writes nothing
 
     page.reload()  # the decisions stay with the page until exported
-    assert page.get_attribute(f'{door} [data-take="3"] [data-action="pick"]', "aria-pressed") == "true"
+    # (waited for: on a busy machine the reloaded page may still be drawing when asked)
+    restored = page.wait_for_selector(
+        f'{door} [data-take="3"] [data-action="pick"][aria-pressed="true"]', timeout=30000
+    )
+    assert restored is not None
     with page.expect_download() as download:
         page.click('[data-action="export-review"]')
     review = story.parent / "downloads" / "review.json"

@@ -123,6 +123,23 @@ def test_the_lock_is_written_in_pieces_exactly_as_one_json_dump(tmp_path, count,
     assert lock.write() and lock.path.read_bytes() == expected
 
 
+def test_entries_encoded_ahead_write_the_same_bytes_and_a_stale_one_is_not_used(tmp_path):
+    def record(i, cost=0.5):
+        return Record(f"k{i}", "runware", "runway:4@1", (Output(f"{i}".ljust(64, "a"), "png", seed=i),), cost=cost)
+
+    plain, ahead = LockFile(tmp_path / "a.lock"), LockFile(tmp_path / "b.lock")
+    records = [record(i) for i in range(5)]
+    for i, r in enumerate(records):
+        ahead.prepare(f"n{i}", r, 1)  # while the run goes on
+    newer = record(3, cost=0.75)  # node 3 got another record after it was encoded
+    for i, r in enumerate(records):
+        plain.set(f"n{i}", newer if i == 3 else r, 1)
+        ahead.set(f"n{i}", newer if i == 3 else r, 2 if i == 4 else 1)  # and node 4 another pick
+    plain.set("n4", records[4], 2)
+    assert b"".join(ahead.render()) == b"".join(plain.render())
+    assert b'"cost": 0.75' in b"".join(ahead.render())
+
+
 def test_a_broken_lock_file_is_a_clear_error(tmp_path):
     from shotflow.errors import LockedError
 
