@@ -833,6 +833,7 @@ class _Templates:
                 undefined=jinja2.StrictUndefined,
                 autoescape=False,
                 auto_reload=False,
+                bytecode_cache=_file_codes(self.codes),  # template files: compiled once, as prompts are
             )
             if self._session is not None:
                 self._session.enter_context(self._env.watch())
@@ -909,6 +910,30 @@ class _Templates:
                 ": calls or includes nest too deeply (does a macro call itself, or a template include itself?)"
             )
             raise error from None
+
+
+def _file_codes(codes: _CodeCache):
+    """Jinja's bytecode cache hook (``jinja2.BytecodeCache``) over the user cache's compiled
+    templates, for template files: their code is kept with the prompts', under the same key
+    (``_CodeCache``: authenticated, named by the Jinja, Python and sandbox versions), by the
+    file's name and the hash of its source (Jinja's bucket key and checksum). ~20 ms a run."""
+    import jinja2
+
+    class FileCodes(jinja2.BytecodeCache):
+        def load_bytecode(self, bucket) -> None:
+            raw = codes.codes.get(f"file:{bucket.key}:{bucket.checksum}")
+            if raw is not None:
+                import marshal
+
+                bucket.code = marshal.loads(raw)
+
+        def dump_bytecode(self, bucket) -> None:
+            import marshal
+
+            codes.codes[f"file:{bucket.key}:{bucket.checksum}"] = marshal.dumps(bucket.code)
+            codes.dirty = True
+
+    return FileCodes()
 
 
 _SANDBOX_VERSION = 3  # of the code _sandbox's generator writes: in the cache file's name

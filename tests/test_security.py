@@ -573,6 +573,23 @@ def test_a_tampered_compiled_template_is_rebuilt_never_run(write, cli, tmp_path)
         assert json.loads(result.out)["nodes"][0]["prompt"] == "one frame"
 
 
+def test_template_files_are_compiled_once_and_kept_with_the_prompts_under_the_same_seal(write, cli, tmp_path):
+    env = _user_env(tmp_path)
+    path = write(board("{% if shot.takes > 1 %}many{% else %}one{% endif %} frame"))
+    assert cli("validate", path, env=env).code == 0
+    read = "from shotflow import expand; print(sum(k.startswith('file:') for k in expand._CodeCache().codes))"
+    kept = subprocess.run([sys.executable, "-c", read], env={**os.environ, **env}, capture_output=True, text=True)
+    assert kept.stdout.strip() == "1", kept.stdout + kept.stderr  # the built-in shot template
+    # a second run compiles nothing: every template, file or prompt, comes from the cache
+    count = (
+        "import sys; from shotflow import _sandbox, expand; n = []; real = _sandbox.BoundedSandbox.compile\n"
+        "_sandbox.BoundedSandbox.compile = lambda self, *a, **k: (n.append(1), real(self, *a, **k))[1]\n"
+        f"expand.load_project({str(path)!r}); print(len(n))"
+    )
+    again = subprocess.run([sys.executable, "-c", count], env={**os.environ, **env}, capture_output=True, text=True)
+    assert again.stdout.strip() == "0", again.stdout + again.stderr
+
+
 def test_a_forged_check_marker_does_not_skip_the_schema_check(write, cli, tmp_path):
     import hashlib
 
