@@ -440,3 +440,16 @@ def check_locked(plan: Plan, lock, backend_name: str) -> None:
             f"--locked: the storyboard does not match {lock.path.name}:\n  {shown}",
             hint="run without --locked to render and update the lock",
         )
+
+
+def check_budget(plan: Plan, max_cost: float) -> None:
+    """``--max-cost``: raises BudgetError when the plan would cost more (nothing is spent)."""
+    if plan.cost > max_cost + 1e-9:
+        from ._text import counted
+        from .errors import BudgetError
+
+        raise BudgetError(
+            f"this render would cost about ${plan.cost:.2f} ({counted(len(plan.to_render()), 'node')}) "
+            f"and --max-cost is ${max_cost:.2f}; nothing was spent",
+            hint="raise --max-cost, render fewer shots with --only, or use fewer takes",
+        )

@@ -20,8 +20,7 @@ import os
 import time
 from pathlib import Path
 
-from ._text import counted
-from .errors import BudgetError, LockedError
+from .errors import LockedError
 from .noop import noop
 from .options import RenderOptions
 from .report import Reporter, RunStart, Summary
@@ -43,9 +42,9 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
 
     started = time.perf_counter()
     if options.own_process:
-        from ._glibc import one_malloc_arena
+        from ._process import begin
 
-        one_malloc_arena()
+        begin()  # one malloc arena; no garbage collection until the plan is made (_process)
     project = load_project(storyboard, options.overrides, options.backend)
     # a plain render builds its graph while its first shots go out (Session.head): a cycle is
     # found first, without networkx, so that nothing is sent for a storyboard that cannot render
@@ -149,9 +148,10 @@ class Session:
 
     def _head(self) -> list[str]:
         options = self.options
+        # not with --max-cost (the whole plan's cost is checked before anything is spent), nor --locked
         if not self.roots or self.only is not None or self.rerolls.forced or options.locked:
             return []
-        if options.max_cost is not None:  # the whole plan's cost is checked before anything is spent
+        if options.max_cost is not None:
             return []
         head = [n for n, planned in self.roots.items() if planned.status is Status.RENDER]
         if not head:
@@ -180,17 +180,12 @@ class Session:
     # -- checks before anything is spent --------------------------------------------
 
     def check(self) -> None:
-        if self.options.locked:
-            from .plan import check_locked
+        from .plan import check_budget, check_locked
 
+        if self.options.locked:
             check_locked(self.plan, self.lock, self.backend_name)
-        to_render = [n for n in self.plan.nodes.values() if n.status is Status.RENDER]
-        if self.options.max_cost is not None and self.plan.cost > self.options.max_cost + 1e-9:
-            raise BudgetError(
-                f"this render would cost about ${self.plan.cost:.2f} ({counted(len(to_render), 'node')}) "
-                f"and --max-cost is ${self.options.max_cost:.2f}; nothing was spent",
-                hint="raise --max-cost, render fewer shots with --only, or use fewer takes",
-            )
+        if self.options.max_cost is not None:
+            check_budget(self.plan, self.options.max_cost)
 
     # -- running ----------------------------------------------------------------------
 
@@ -210,6 +205,7 @@ class Session:
                 self.store.reconcile()  # the journal never lies: entries already recorded are cleared
         try:
             if not self.head:
+                self._planned()
                 self.nodes.download_fresh(self.reporter.note)
             asyncio.run(self._run())
         except KeyboardInterrupt:
@@ -224,6 +220,12 @@ class Session:
             self.reporter.run_finished(self.summary)
         self._raise_after()
         return self.summary
+
+    def _planned(self) -> None:
+        if self.options.own_process:
+            from ._process import planned
+
+            planned()
 
     def _announce(self) -> None:
         """The run's start, once the whole plan is known."""
@@ -273,6 +275,7 @@ class Session:
                 self.nodes.slots = slots
                 adopted = {n: asyncio.ensure_future(self.nodes.render(n, {})) for n in self.head}
                 self._plan_all(await asyncio.to_thread(graphs.build, self.project))
+                self._planned()
                 self.nodes.replan(self.plan)
                 self._announce()
                 self.nodes.download_fresh(self.reporter.note)
