@@ -840,7 +840,7 @@ class LockFile:
     def set(self, node_id: str, record: Record, pick: int) -> None:
         self.entries[node_id] = LockEntry(record, pick)
 
-    PREPARED_CHARS = 2_000_000  # text kept encoded ahead at most (~3000 entries; 10 000 shots stay under 150 MB)
+    PREPARED_CHARS = 512_000  # text kept encoded ahead at most: ~800 entries (a peak of 10 000 shots is at its target)
 
     def prepare(self, node_id: str, record: Record, pick: int) -> None:
         """Encode the entry that ``set`` will be given at the end of a run now, while other
