@@ -369,6 +369,30 @@ def test_a_tasks_duration_is_learned_from_the_polls_around_its_end():
     assert list(poller._durations["m"]) == [pytest.approx(0.20), pytest.approx(0.27)]
 
 
+def test_an_estimate_far_too_long_comes_down_in_a_few_tasks_not_dozens():
+    from shotflow.backends._runware_http import EARLY_STREAK, FIRST, Poller, _Watch
+    from shotflow.backends.runware import Settings
+
+    poller = Poller(transport=None, settings=Settings())
+    true, estimates = 0.05, []
+    for i in range(6):  # a slow first task, then tasks of 0.05 s polled at 0.9 x the estimate
+        first_poll = 0.19 if i == 0 else FIRST * poller.estimate("m")
+        before = None if first_poll >= true else first_poll
+        last = first_poll if first_poll >= true else true + 0.001
+        poller._watches[f"t{i}"] = _Watch(
+            f"t{i}", "m", since=0.0, polls=1 if before is None else 2, before=before, last=last
+        )
+        poller.done(f"t{i}", finished=True)
+        estimates.append(poller.estimate("m"))
+    assert estimates[EARLY_STREAK] < 0.1  # the streak of tasks done at their first poll halves it
+    # a task found running again (bracketed) ends the streak: the gentle tenth again
+    poller._watches["b"] = _Watch("b", "m", since=0.0, polls=2, before=0.04, last=0.06)
+    poller.done("b", finished=True)
+    poller._watches["c"] = _Watch("c", "m", since=0.0, polls=1, last=0.3)
+    poller.done("c", finished=True)
+    assert poller._durations["m"][-1] == pytest.approx(0.27)
+
+
 def test_submissions_share_requests_up_to_the_batch_size(emu, tmp_path):
     results = run(backend(tmp_path, batch=4, max_in_flight=8), *(request(f"shot {i}") for i in range(6)))
     assert all(isinstance(r, Generation) for r in results)

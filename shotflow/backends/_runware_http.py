@@ -44,6 +44,7 @@ POLL_CHUNK = 100  # getResponse tasks per request at most
 FIRST = 0.9  # a task is first asked about at this fraction of its model's time…
 STEP = 0.015  # …then after this fraction of it, each pause a tenth longer than the last
 UNKNOWN_GROWTH = 1.25  # pauses while a model's time is not known yet
+EARLY_STREAK = 4  # tasks in a row done at their first poll: the estimate is too long, come down faster
 REJECTED = {
     401: "Runware rejected the API key (401): check RUNWARE_API_KEY",
     402: "insufficient Runware balance (402): top up at https://my.runware.ai/wallet",
@@ -420,6 +421,7 @@ class Poller:
         self._settings = settings
         self._watches: dict[str, _Watch] = {}
         self._durations: dict[str, deque[float]] = {}
+        self._early: dict[str, int] = {}  # model → its tasks done at their first poll, in a row
         # a model's time remembered from earlier runs: until a task of this run has told its
         # time, a task is also asked about as if it were known (whichever poll comes sooner),
         # so a remembered time that is now too long costs nothing over not knowing it
@@ -455,10 +457,15 @@ class Poller:
         if watch is not None and finished and watch.polls:
             # it ended between the poll before the last (not done) and the last (done); done at the
             # first poll, it may have ended long before: guess a tenth earlier, so that an estimate
-            # too long comes down until first polls find tasks running (and bracket them again)
+            # too long comes down until first polls find tasks running (and bracket them again).
+            # After EARLY_STREAK tasks in a row done at their first poll the estimate is plainly too
+            # long (a slow first wave, a service that got faster): the middle of [sent, first poll]
             if watch.before is None:
-                ended = watch.last - 0.1 * (watch.last - watch.since)
+                streak = self._early[watch.model] = self._early.get(watch.model, 0) + 1
+                share = 0.5 if streak >= EARLY_STREAK else 0.9
+                ended = watch.since + share * (watch.last - watch.since)
             else:
+                self._early[watch.model] = 0
                 ended = (watch.before + watch.last) / 2
             durations = self._durations.setdefault(watch.model, deque(maxlen=16))
             durations.append(max(0.0, ended - watch.since))
