@@ -14,7 +14,9 @@ finished, a task is first asked after ``poll_initial`` and then ×1.25 (up to ``
 Once tasks have finished, the first quartile of their last 16 durations is the model's
 estimate (a duration is the middle of the polls that saw the task running and done): a task is
 first asked a little before it (0.9 ×), then after 1.5 % of it (at least ``poll_min``), each
-pause a tenth longer than the last (at most ``poll_max``). Every task due within half a step
+pause a tenth longer than the last (at most ``poll_max``). A task done at its first poll counts
+as ended a tenth before it; four in a row, as ended halfway (an estimate far too long comes
+down in a wave or two). Every task due within half a step
 goes in the same request. For a service whose tasks take 10 s that is a request every 0.15 s
 around the time tasks end, and fewer as they run late; for the emulator's 0.2 s, every 3 ms.
 A model's estimate is remembered between runs (the user cache, per API host): until a task of
