@@ -46,12 +46,9 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
 
         begin()  # one malloc arena; no garbage collection until the plan is made (_process)
     project = load_project(storyboard, options.overrides, options.backend)
-    # a plain render builds its graph while its first shots go out (Session.head): a cycle is
-    # found first, without networkx, so that nothing is sent for a storyboard that cannot render
+    # a plain render may build its graph while its first shots go out (Session's head start)
     early = not (options.force or options.only or options.locked or options.max_cost is not None)
     graph = None if early else graphs.build(project)
-    if graph is None:
-        graphs.check_acyclic(project)
     backend_name = options.backend or project.backend
     moved = options.cache_dir is not None or bool(os.environ.get("SHOTFLOW_CACHE"))
     check_write_folders(project, cache_moved=moved)
@@ -156,10 +153,13 @@ class Session:
         head = [n for n, planned in self.roots.items() if planned.status is Status.RENDER]
         if not head:
             return []
+        from . import graph as graphs
         from .backends import backend_class
 
-        # a backend that prepares has twice --jobs shots under way (resolve.Slots): as many here
-        return head[: 2 * max(1, options.jobs)] if backend_class(self.backend_name).prepares else []
+        if not backend_class(self.backend_name).prepares:
+            return []
+        graphs.check_acyclic(self.project)  # without networkx: nothing is sent for a storyboard with a cycle
+        return head[: 2 * max(1, options.jobs)]  # twice --jobs shots under way, as resolve.Slots has
 
     def _plan_all(self, graph) -> None:
         from . import graph as graphs
