@@ -131,7 +131,10 @@ class Session:
         self.cache = ProjectCache(store, lock, options.refresh_urls, team)
         self.hold = approved_holds(project, lock, store, options.include_approved)
         self.roots = plan_roots(project, self.cache, backend=backend_name, hold=self.hold) if graph is None else {}
-        self.head = self._head()  # the roots sent before the graph is built (the head start)
+        from .resolve import head_start
+
+        # the roots sent before the graph is built (the head start), and the permits they go under
+        self.head, self.head_slots = head_start(self._head(), options.jobs)
         if self.head:
             self.plan = Plan(project, None, backend_name, self.roots, list(self.roots), [], 0.0, 0.0)
         else:
@@ -159,7 +162,7 @@ class Session:
         if not backend_class(self.backend_name).prepares:
             return []
         graphs.check_acyclic(self.project)  # without networkx: nothing is sent for a storyboard with a cycle
-        return head[: 2 * max(1, options.jobs)]  # twice --jobs shots under way, as resolve.Slots has
+        return head
 
     def _plan_all(self, graph) -> None:
         from . import graph as graphs
@@ -266,13 +269,12 @@ class Session:
         import asyncio
 
         from . import graph as graphs
-        from .resolve import Scheduler, Slots
+        from .resolve import Scheduler
 
         slots, adopted = None, {}
         try:
             if self.head:  # send the roots, then plan the rest while they render
-                slots = Slots(max(1, self.options.jobs), {n: (0.0, i) for i, n in enumerate(self.head)})
-                self.nodes.slots = slots
+                slots = self.nodes.slots = self.head_slots
                 adopted = {n: asyncio.ensure_future(self.nodes.render(n, {})) for n in self.head}
                 self._plan_all(await asyncio.to_thread(graphs.build, self.project))
                 self._planned()

@@ -73,6 +73,16 @@ async def resolve(
     return await scheduler.run()
 
 
+def head_start(ready: Sequence[str], jobs: int) -> tuple[list[str], Slots | None]:
+    """Of the nodes ``ready`` before their run's graph is known (a render's head start), those that
+    may start at once — as many as a run that prepares ahead has under way, twice ``jobs`` — and
+    the ``jobs`` send permits they take, in their order; ``Scheduler(slots=…, adopted=…)`` then
+    takes them over. Nothing ready: ``([], None)``."""
+    jobs = max(1, jobs)
+    head = list(ready)[: 2 * jobs]
+    return head, (Slots(jobs, {n: (0.0, i) for i, n in enumerate(head)}) if head else None)
+
+
 class ReadyQueue:
     """The nodes ready to start that need a slot, and which starts next.
 

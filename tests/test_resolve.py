@@ -247,3 +247,12 @@ def test_a_permit_released_when_the_service_answered_lets_the_next_shot_send_bef
 
     assert asyncio.run(main()) == 1
     assert log == ["send a", "send b", "return b", "return a"]
+
+
+def test_a_head_start_takes_twice_jobs_nodes_and_jobs_send_permits_in_their_order():
+    from shotflow.resolve import head_start
+
+    head, slots = head_start([f"n{i}" for i in range(10)], jobs=3)
+    assert head == ["n0", "n1", "n2", "n3", "n4", "n5"]
+    assert slots.free == 3 and [slots.rank[n] for n in head] == [(0.0, i) for i in range(6)]
+    assert head_start([], jobs=3) == ([], None)
