@@ -348,6 +348,38 @@ def test_the_times_a_run_learned_are_the_next_runs_first_estimate(serve, tmp_pat
     assert asyncio.run(hints_of_a_new_run())["runway:4@1"] == pytest.approx(times[0])
 
 
+def test_a_task_times_file_that_is_forged_malformed_or_absurd_is_only_a_missing_hint(monkeypatch, tmp_path):
+    from shotflow import _usercache
+    from shotflow.backends import runware
+    from shotflow.backends._runware_http import Poller, _Watch
+
+    cache, key = tmp_path / "usercache", tmp_path / "key" / "k"
+    monkeypatch.setenv("SHOTFLOW_USER_CACHE", str(cache))
+    monkeypatch.setenv("SHOTFLOW_USER_KEY", str(key))
+    _usercache.user_cache_dir.cache_clear()
+    _usercache._key.cache_clear()
+    try:
+        assert runware._task_times() == {}  # no file
+        cache.mkdir(parents=True)
+        (cache / runware.TASK_TIMES).write_text('{"127.0.0.1": {"runway:4@1": [0.001]}}')  # not sealed: forged
+        assert runware._task_times() == {}
+        (cache / runware.TASK_TIMES).write_bytes(b"\0" * (200 * 1024))  # over the 64 KB bound
+        assert runware._task_times() == {}
+        for payload in (b"not json", b"[1, 2]", b'{"h": 5}', b'{"h": {"m": "x"}}'):
+            _usercache.store(runware.TASK_TIMES, payload)
+            assert runware._task_times() in ({}, {"h": {}})
+        hostile = {"h": {"m": [-1, 0, 1e12, "7", None, 0.3] + [0.2] * 40}}
+        _usercache.store(runware.TASK_TIMES, json.dumps(hostile).encode())
+        times = runware._task_times()["h"]["m"]
+        assert len(times) == 16 and all(0 < t < 86400 for t in times)  # kept: the last 16 plausible ones
+        # even a sealed hint far off bounds only when the first polls go: never later than poll_max
+        poller = Poller(transport=None, settings=runware.Settings(poll_max=10), hints={"m": 86_000.0})
+        assert poller._first_due(_Watch("t", "m", since=0.0)) <= 10
+    finally:
+        _usercache.user_cache_dir.cache_clear()
+        _usercache._key.cache_clear()
+
+
 def _usercache_payload(name):
     from shotflow import _usercache
 
