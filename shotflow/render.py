@@ -36,7 +36,6 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
     hit = noop(storyboard, options, reporter)
     if hit is not None:
         return hit
-    from . import graph as graphs
     from .expand import load_project
     from .store import open_store
 
@@ -46,15 +45,13 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
 
         begin()  # one malloc arena; no garbage collection until the plan is made (_process)
     project = load_project(storyboard, options.overrides, options.backend)
-    # a plain render may build its graph while its first shots go out (Session's head start)
-    early = not (options.force or options.only or options.locked or options.max_cost is not None)
-    graph = None if early else graphs.build(project)
     backend_name = options.backend or project.backend
     moved = options.cache_dir is not None or bool(os.environ.get("SHOTFLOW_CACHE"))
     check_write_folders(project, cache_moved=moved)
     # --locked uses exactly the lock's frames: every object it uses is hashed, not trusted by its stat
     store = open_store(project.root, options.cache_dir, durable=backend_name != "preview", verify=options.locked)
-    return render_loaded(project, graph, store, options, reporter, started=started)
+    # no graph yet: the session builds it, while its first shots go out when it may (its head start)
+    return render_loaded(project, None, store, options, reporter, started=started)
 
 
 def render_loaded(
@@ -130,7 +127,12 @@ class Session:
         self.team = team  # the remote behind the local cache (shotflow.remote.TeamCache), or None
         self.cache = ProjectCache(store, lock, options.refresh_urls, team)
         self.hold = approved_holds(project, lock, store, options.include_approved)
-        self.roots = plan_roots(project, self.cache, backend=backend_name, hold=self.hold) if graph is None else {}
+        # a plain render (no --only, --force, --locked, --max-cost: those check the whole plan before
+        # anything is spent) not handed its graph plans the nodes that reference nothing first
+        plain = only is None and not rerolls.forced and not options.locked and options.max_cost is None
+        self.roots = (
+            plan_roots(project, self.cache, backend=backend_name, hold=self.hold) if plain and graph is None else {}
+        )
         from .resolve import head_start
 
         # the roots sent before the graph is built (the head start), and the permits they go under
@@ -147,12 +149,6 @@ class Session:
         )
 
     def _head(self) -> list[str]:
-        options = self.options
-        # not with --max-cost (the whole plan's cost is checked before anything is spent), nor --locked
-        if not self.roots or self.only is not None or self.rerolls.forced or options.locked:
-            return []
-        if options.max_cost is not None:
-            return []
         head = [n for n, planned in self.roots.items() if planned.status is Status.RENDER]
         if not head:
             return []
