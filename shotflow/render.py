@@ -155,8 +155,10 @@ class Session:
         from . import graph as graphs
         from .backends import backend_class
 
-        if not backend_class(self.backend_name).prepares:
+        kind = backend_class(self.backend_name)
+        if not kind.prepares:
             return []
+        kind.warm_up()  # something will be sent: its one-time setup runs beside the rest of the start
         graphs.check_acyclic(self.project)  # without networkx: nothing is sent for a storyboard with a cycle
         return head
 
@@ -193,7 +195,7 @@ class Session:
             self.check()
         to_render = sum(1 for n in self.plan.nodes.values() if n.status is Status.RENDER)
         if to_render:  # before the run starts: a missing API key is the only thing said
-            self.nodes.create_backend()
+            self.nodes.create_backend().warm_up()
         if not self.head:
             self._announce()
         import asyncio
@@ -312,8 +314,10 @@ class Session:
         self.reporter.node_done(outcome)
         self.nodes.frames.done(outcome.id)  # its references are read: their frames have one user less
         record = self.nodes.results.get(outcome.id)
-        if record is not None:  # its lock entry is encoded now, in the shadow of the nodes still running
+        if record is not None:  # its lock entry and manifest part now, in the shadow of the nodes still running
             self.lock.prepare(outcome.id, record, self.project.nodes[outcome.id].pick)
+            if self.full:
+                self.state.prepare(self.project, self.store, outcome, record)
 
     # -- recording ------------------------------------------------------------------------
 

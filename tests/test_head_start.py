@@ -122,3 +122,25 @@ def test_when_planning_the_rest_fails_after_the_head_start_the_next_run_pays_not
     assert second.code == 0, second.err
     assert events(second.out)[-1]["rendered"] + events(second.out)[-1]["cached"] == 12
     assert runware.stats.billed == 12  # the tasks sent before the failure were asked about, not sent again
+
+
+@pytest.mark.parametrize("flag", [[], ["--max-cost", "100"]])
+def test_the_backend_warms_up_once_before_anything_is_sent(example, runware, monkeypatch, flag):
+    from shotflow.backends.runware import RunwareBackend
+
+    real, calls = RunwareBackend.warm_up.__func__, []
+
+    def warm_up(cls):
+        calls.append(sent(runware))
+        real(cls)
+
+    monkeypatch.setattr(RunwareBackend, "warm_up", classmethod(warm_up))
+    story = example("lighthouse")
+    fast(story)
+    result = run_cli_in_process("render", story, "--backend", "runware", "--json", *flag)
+    assert result.code == 0, result.err
+    # before the first task left, with or without a head start (where the run asks again: it is
+    # idempotent, and a run handed its graph has no head start to ask first)
+    assert calls == [0] * (1 if flag else 2)
+    again = run_cli_in_process("render", story, "--backend", "runware", "--json")
+    assert again.code == 0 and len(calls) == (1 if flag else 2)  # nothing to send: no warm-up

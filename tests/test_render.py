@@ -105,6 +105,44 @@ def test_noop_render_leaves_the_lock_byte_identical(example):
     assert list(data["nodes"]) == sorted(data["nodes"])
 
 
+def test_the_manifest_worked_out_while_nodes_finish_is_the_one_worked_out_at_the_end(example, monkeypatch):
+    import shotflow.state as state
+    from shotflow.state import ProjectState
+
+    story = example("lighthouse")
+    manifest = story.parent / ".shotflow" / "storyboard.last-run.json"
+    calls: list[bool] = []  # one a node's part worked out: True while the run goes on, False at its end
+    real = state._manifest_part
+    recording = ProjectState.record_complete_run
+
+    def part(*args):
+        calls.append(not ending)
+        return real(*args)
+
+    def record(self, *args):
+        nonlocal ending
+        ending = True
+        return recording(self, *args)
+
+    monkeypatch.setattr(state, "_manifest_part", part)
+    monkeypatch.setattr(ProjectState, "record_complete_run", record)
+    manifests = []
+    for cap in (ProjectState.PREPARED_CHARS, 0, 500):
+        ending, calls[:] = False, []
+        monkeypatch.setattr(ProjectState, "PREPARED_CHARS", cap)
+        full_path(story)
+        render(story)
+        manifests.append(manifest.read_bytes())
+        if cap == 0:
+            assert calls == [False] * 12  # all of it after the last node
+        elif cap == 500:
+            assert 0 < calls.count(True) < 12 and len(calls) == 12  # the first ones ahead, the rest after
+        else:
+            assert calls == [True] * 12  # all of it while the nodes finished
+    assert manifests[0] == manifests[1] == manifests[2]
+    assert render(story).events[-1][1].noop  # and the no-op fast path trusts it
+
+
 def test_editing_one_prompt_renders_exactly_its_downstream_closure(example):
     story = example("lighthouse")
     render(story)

@@ -452,6 +452,53 @@ def test_one_failing_task_of_a_batch_fails_only_its_own_call(emu, tmp_path, deli
     assert emu.stats.billed == 2
 
 
+# ── the TLS context, made ahead ─────────────────────────────────────────────────────────────
+
+
+@pytest.fixture
+def fresh_tls(monkeypatch):
+    """The process's TLS context not made yet, and every TLS context made counted (by the thread
+    it was made on): httpx's own, for a client not handed one, included."""
+    import ssl
+    import threading
+
+    from shotflow.backends import _runware_http
+
+    made: list[str] = []
+    real = ssl.create_default_context
+
+    def create(*args, **kwargs):
+        made.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", create)
+    monkeypatch.setattr(_runware_http, "_tls_thread", None)
+    monkeypatch.setattr(_runware_http, "_tls_made", [])
+    monkeypatch.setattr(_runware_http, "_tls_failed", [])
+    return made
+
+
+def test_the_tls_context_is_made_once_in_a_thread_while_the_run_plans_and_serves_every_client(emu, tmp_path, fresh_tls):
+    RunwareBackend.warm_up()  # what a render calls once it knows something will be sent
+    one(backend(tmp_path), request())
+    one(backend(tmp_path), request(prompt="another shot"))  # another run: another loop, another client
+    assert fresh_tls == ["shotflow-tls"]  # once, off the main thread
+    assert len(inference_bodies(emu)) == 2
+
+
+def test_a_tls_context_that_cannot_be_made_fails_where_the_client_is_made(emu, tmp_path, fresh_tls, monkeypatch):
+    import httpx
+
+    def broken(*args, **kwargs):
+        raise FileNotFoundError("no such CA bundle: /nowhere.pem")
+
+    monkeypatch.setattr(httpx, "create_ssl_context", broken)
+    RunwareBackend.warm_up()
+    with pytest.raises(FileNotFoundError, match="no such CA bundle"):
+        one(backend(tmp_path), request())
+    assert inference_bodies(emu) == []  # nothing was sent (nor paid)
+
+
 # ── load: requests in flight, 429 ───────────────────────────────────────────────────────────
 
 

@@ -197,7 +197,8 @@ def test_the_manifest_is_written_in_pieces_as_one_json_document(count):
     head = {"version": 1, "storyboard": "/p/ü storyboard.yaml", "signature": [1, "x"], "inputs": {"/p/a": [1, 2, 3]}}
     outputs = {f"/p/renders/s/{i}.png": [i, i * 7, None] for i in range(count)}
     nodes = [[f"s/{i}", [f"renders/s/{i}.png"]] for i in range(count)]
-    data = b"".join(manifest_chunks(head, outputs, nodes))
+    members = [f"{json.dumps(path)}:{json.dumps(stat)}" for path, stat in outputs.items()]
+    data = b"".join(manifest_chunks(head, members, map(json.dumps, nodes)))
     assert json.loads(data) == {**head, "outputs": outputs, "nodes": nodes}
 
 

@@ -144,6 +144,10 @@ class Backend:
         its pixels), called concurrently from one event loop, as many at once as the scheduler
         (``resolve``, the one owner of ``--jobs``) lets send.
         ``aclose()`` — once, at the end of the run.
+        ``warm_up()`` — a class method, called as soon as a run knows it will send something
+        (before the plan is finished): start one-time setup that can run beside the planning in
+        a thread (Runware: the TLS context). It must return at once and never fail; a backend
+        created without it works the same, only later.
 
     What it returns: a ``Generation``, one ``Image`` per take in take order, with what it cost
     and the request fields it sent otherwise than asked (``sent``). A failure is a
@@ -172,6 +176,10 @@ class Backend:
     def __init__(self, services: Services | None = None) -> None:
         self.services = services
         self.notes: list[str] = []
+
+    @classmethod
+    def warm_up(cls) -> None:
+        """Start slow one-time setup in the background (see the class); nothing by default."""
 
     async def generate(self, request: Request, start: Start | None = None) -> Generation:
         """Make ``request.takes`` images; raise BackendError on failure (see the class)."""

@@ -31,13 +31,17 @@ import asyncio
 import contextlib
 import email.utils
 import random
+import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
+
+if TYPE_CHECKING:
+    import ssl
 
 from ..errors import AccountError, BackendError, RequestRejected, TransientError
 
@@ -174,6 +178,45 @@ class _Gate:
                 future.set_result(None)
 
 
+# ── TLS, made ahead ─────────────────────────────────────────────────────────────────────────
+
+# httpx makes a TLS context for every client, loading certifi's CA bundle: ~50 ms, most of it in
+# OpenSSL, which releases the GIL. Made in a thread while the run still plans (``prepare_tls``,
+# through ``RunwareBackend.warm_up``), it is ready when the first request leaves, instead of
+# delaying it; one context serves every client of the process (httpx's own advice).
+_tls_lock = threading.Lock()
+_tls_thread: threading.Thread | None = None
+_tls_made: list[ssl.SSLContext] = []
+_tls_failed: list[BaseException] = []
+
+
+def prepare_tls() -> None:
+    """Start making httpx's default TLS context in a thread (once a process)."""
+    global _tls_thread
+    with _tls_lock:
+        if _tls_thread is None:
+            _tls_thread = threading.Thread(target=_make_tls, name="shotflow-tls", daemon=True)
+            _tls_thread.start()
+
+
+def _make_tls() -> None:
+    try:
+        # no arguments: the context httpx would make itself (certifi, or SSL_CERT_FILE / SSL_CERT_DIR)
+        _tls_made.append(httpx.create_ssl_context())
+    except BaseException as exc:  # raised where the client is made, as httpx would have
+        _tls_failed.append(exc)
+
+
+def tls_context() -> ssl.SSLContext:
+    """The process's TLS context, waiting for ``prepare_tls``'s thread (started now if need be)."""
+    prepare_tls()
+    assert _tls_thread is not None
+    _tls_thread.join()
+    if _tls_failed:
+        raise _tls_failed[0]
+    return _tls_made[0]
+
+
 # ── the transport ───────────────────────────────────────────────────────────────────────────
 
 
@@ -203,6 +246,7 @@ class Transport:
         self._timeout = httpx.Timeout(settings.request_timeout, connect=min(settings.request_timeout, 10.0))
         self.gate = _Gate(limit)
         self.client = httpx.AsyncClient(
+            verify=tls_context(),
             timeout=self._timeout,
             limits=httpx.Limits(max_connections=2 * limit + 2, max_keepalive_connections=2 * limit + 2),
             follow_redirects=False,

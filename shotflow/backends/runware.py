@@ -90,7 +90,7 @@ import httpx
 from .. import catalog
 from ..errors import AccountError, BackendError, ConfigError, RequestRejected, TransientError
 from ._base import Backend, Generation, Image, Reference, Request, Services, Start
-from ._runware_http import MAX_DOWNLOAD, REJECTED, Answer, Transport
+from ._runware_http import MAX_DOWNLOAD, REJECTED, Answer, Transport, prepare_tls
 
 __all__ = [
     "DEFAULT_URL",
@@ -409,6 +409,11 @@ class RunwareBackend(Backend):
     def __repr__(self) -> str:
         return f"RunwareBackend(url={self.url!r}, delivery={self.settings.delivery!r})"
 
+    @classmethod
+    def warm_up(cls) -> None:
+        """The TLS context, made in a thread while the run plans (``_runware_http.prepare_tls``)."""
+        prepare_tls()
+
     @property
     def limit(self) -> int:
         """HTTP requests in flight at most (``max_in_flight``): this backend's load on the API,
@@ -702,6 +707,7 @@ class _Call:
             task = backend.task(
                 request, self.task_uuid, uuids, tagged=self.tagged, prompt=self.prompt, delivery=self.delivery
             )
+            transport = backend.transport()  # the client too is made before the slot is taken
             await self._journal()
             try:
                 await self._slot()
@@ -711,7 +717,7 @@ class _Call:
                 raise
             sent = asyncio.get_running_loop().time()  # a task's time is counted from here
             try:
-                reading = _read(await backend.transport().call(task))
+                reading = _read(await transport.call(task))
             except RequestRejected:
                 if not self.claimed:
                     self._forget()
