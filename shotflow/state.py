@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .status import Outcome, Status
-from .store import STATE_DIR
+from .store import STATE_DIR, Ahead
 
 MANIFEST_VERSION = 1
 
@@ -46,9 +46,7 @@ class ProjectState:
     def __init__(self, storyboard: Path):
         self.storyboard = storyboard
         self.folder = storyboard.parent / STATE_DIR
-        # node → (record, outcome, its manifest part), worked out as it finished (``prepare``)
-        self._parts: dict[str, tuple[Any, Outcome | None, _Part]] = {}
-        self._prepared = 0
+        self._parts = Ahead(self.PREPARED_CHARS)  # node → its manifest part, worked out as it finished (``prepare``)
 
     def file(self, name: str) -> Path:
         """A run-state file of this storyboard: ``<project>/.shotflow/<stem>.<name>``."""
@@ -114,10 +112,9 @@ class ProjectState:
         a complete run then joins it (two stats and the paths a node: ~40 ms for 400 nodes,
         otherwise spent after the last task). Its files are final once the node is done; a part
         whose record or outcome changed after is worked out again. Bounded like the lock's."""
-        if self._prepared < self.PREPARED_CHARS:
+        if self._parts.room():
             part = _manifest_part(project, store, outcome.id, record, outcome)
-            self._parts[outcome.id] = (record, outcome, part)
-            self._prepared += len(part[1]) + sum(len(text) for _, text in part[0])
+            self._parts.keep(outcome.id, (record, outcome), part, len(part[1]) + sum(len(t) for _, t in part[0]))
 
     def record_complete_run(
         self,
@@ -141,10 +138,8 @@ class ProjectState:
         previous = self.previous_outputs()
         for node_id in project.nodes:
             record, outcome = results[node_id], outcomes.get(node_id)
-            known = self._parts.get(node_id)
-            if known is not None and known[0] is record and known[1] is outcome:
-                part = known[2]
-            else:
+            part = self._parts.get(node_id, (record, outcome))
+            if part is None:
                 part = _manifest_part(project, store, node_id, record, outcome)
             for path, text in part[0]:
                 outputs.setdefault(path, text)

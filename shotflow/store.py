@@ -126,6 +126,31 @@ def json_text(value: Any, indent: int) -> str:
     return json.dumps(value, indent=indent, sort_keys=True, ensure_ascii=False)
 
 
+class Ahead:
+    """Text worked out while a run goes on for what it writes at its end (lock entries, the
+    manifest's node parts), kept up to ``limit`` characters (about 800 nodes at 512 KB: memory
+    stays bounded at 10 000). An entry serves only while what it was made from is the same."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.size = 0
+        self._kept: dict[str, tuple[tuple[Any, ...], Any]] = {}
+
+    def room(self) -> bool:
+        return self.size < self.limit
+
+    def keep(self, name: str, sources: tuple[Any, ...], value: Any, size: int) -> None:
+        self._kept[name] = (sources, value)
+        self.size += size
+
+    def get(self, name: str, sources: tuple[Any, ...]) -> Any | None:
+        """What was kept for ``name``, if made from the same ``sources`` (None otherwise)."""
+        known = self._kept.get(name)
+        if known is None or len(known[0]) != len(sources):
+            return None
+        return known[1] if all(a is b or a == b for a, b in zip(known[0], sources, strict=True)) else None
+
+
 def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
@@ -814,8 +839,7 @@ class LockFile:
         self.entries: dict[str, LockEntry] = {}
         self.urls: dict[str, str] = {}
         self._original: str | None = None  # sha256 of the file as read (a no-op leaves it as it is)
-        self._texts: dict[str, tuple[Record, int, str]] = {}  # node id → an entry's JSON text (``prepare``)
-        self._prepared = 0  # characters in _texts
+        self._ahead = Ahead(self.PREPARED_CHARS)  # node id → an entry's JSON text (``prepare``)
 
     @classmethod
     def read(cls, path: Path) -> LockFile:
@@ -846,10 +870,9 @@ class LockFile:
         """Encode the entry that ``set`` will be given at the end of a run now, while other
         nodes still render: the write after the last one then joins text (a lock of 400
         entries takes ~40 ms to encode, in the shadow of the tasks rather than after them)."""
-        if self._prepared < self.PREPARED_CHARS:
+        if self._ahead.room():
             text = json_text(self._entry_json(record, pick), 2)
-            self._texts[node_id] = (record, pick, text)
-            self._prepared += len(text)
+            self._ahead.keep(node_id, (record, pick), text, len(text))
 
     def _entry_json(self, record: Record, pick: int) -> dict[str, Any]:
         data = record.to_json(full=False)
@@ -859,10 +882,8 @@ class LockFile:
 
     def _entry_text(self, node_id: str) -> str:
         entry = self.entries[node_id]
-        known = self._texts.get(node_id)
-        if known is not None and known[0] is entry.record and known[1] == entry.pick:
-            return known[2]
-        return json_text(self._entry_json(entry.record, entry.pick), 2)
+        known = self._ahead.get(node_id, (entry.record, entry.pick))
+        return known if known is not None else json_text(self._entry_json(entry.record, entry.pick), 2)
 
     def prune(self, keep: Iterable[str]) -> None:
         keep = set(keep)

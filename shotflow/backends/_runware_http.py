@@ -33,7 +33,7 @@ import email.utils
 import random
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -176,6 +176,12 @@ class _Gate:
             if not future.done():
                 self.busy += 1
                 future.set_result(None)
+
+
+def first_quartile(times: Iterable[float]) -> float:
+    """A model's estimate from its task times (see ``Poller.estimate``): their first quartile."""
+    ordered = sorted(times)
+    return ordered[len(ordered) // 4]
 
 
 # ── TLS, made ahead ─────────────────────────────────────────────────────────────────────────
@@ -522,7 +528,7 @@ class Poller:
         quick task does not make every other one look late. A task's time is the middle of
         the two polls that saw it running and done (the last poll alone, when it was the first)."""
         durations = self._durations.get(model)
-        return sorted(durations)[len(durations) // 4] if durations else None
+        return first_quartile(durations) if durations else None
 
     def durations(self) -> dict[str, list[float]]:
         """The task times learned this run, by model (to be remembered for the next one)."""

@@ -90,7 +90,7 @@ import httpx
 from .. import catalog
 from ..errors import AccountError, BackendError, ConfigError, RequestRejected, TransientError
 from ._base import Backend, Generation, Image, Reference, Request, Services, Start
-from ._runware_http import MAX_DOWNLOAD, REJECTED, Answer, Transport, prepare_tls
+from ._runware_http import MAX_DOWNLOAD, REJECTED, Answer, Transport, first_quartile, prepare_tls
 
 __all__ = [
     "DEFAULT_URL",
@@ -915,7 +915,7 @@ def _task_times() -> dict[str, dict[str, list[float]]]:
 
 def _estimates(times: dict[str, list[float]]) -> dict[str, float]:
     """model → the first quartile of its remembered times (as the poller estimates)."""
-    return {model: sorted(t)[len(t) // 4] for model, t in times.items() if t}
+    return {model: first_quartile(t) for model, t in times.items() if t}
 
 
 def _remember_task_times(host: str, learned: dict[str, list[float]]) -> None:
