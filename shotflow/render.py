@@ -91,10 +91,10 @@ class Session:
 
     The head start: a plain render (no --only, --force, --locked or --max-cost) on a backend
     that prepares its requests, handed no graph, plans the nodes that reference no other node
-    first (their keys need nothing upstream) and sends those that render at once; networkx
-    loads and builds the graph in a thread meanwhile, the rest is planned, and the scheduler
-    takes the nodes already sent over. What is sent is what the whole plan would have sent
-    first: the storyboard was validated whole and has no cycle before anything leaves.
+    first (their keys need nothing upstream) and sends those that render at once; once they hold
+    their permits, networkx loads and builds the graph in a thread, the rest is planned, and the
+    scheduler takes the nodes already sent over. What is sent is what the whole plan would have
+    sent first: the storyboard was validated whole and has no cycle before anything leaves.
     """
 
     def __init__(
@@ -112,6 +112,7 @@ class Session:
     ):
         from .node import NodeRunner
         from .plan import Plan, approved_holds, plan_roots
+        from .resolve import head_start
         from .store import ProjectCache
 
         self.project = project
@@ -133,8 +134,6 @@ class Session:
         self.roots = (
             plan_roots(project, self.cache, backend=backend_name, hold=self.hold) if plain and graph is None else {}
         )
-        from .resolve import head_start
-
         # the roots sent before the graph is built (the head start), and the permits they go under
         self.head, self.head_slots = head_start(self._head(), options.jobs)
         if self.head:
@@ -271,9 +270,11 @@ class Session:
 
         slots, adopted = None, {}
         try:
-            if self.head:  # send the roots, then plan the rest while they render
+            if self.head and self.head_slots:  # send the roots, then plan the rest while they render
                 slots = self.nodes.slots = self.head_slots
                 adopted = {n: asyncio.ensure_future(self.nodes.render(n, {})) for n in self.head}
+                # networkx's import (a thread) would take the GIL from their sending: it waits for their permits
+                await slots.until_taken(min(len(self.head), self.options.jobs))
                 self._plan_all(await asyncio.to_thread(graphs.build, self.project))
                 self._planned()
                 self.nodes.replan(self.plan)

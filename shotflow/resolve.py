@@ -32,6 +32,8 @@ from typing import Any
 
 from .status import Outcome, Status, skipped
 
+HEAD_SEND_WAIT = 0.25  # seconds a head start's plan waits at most for its first requests (Slots.until_taken)
+
 Run = Callable[[str, dict[str, Outcome], Callable[[], None]], Awaitable[Outcome]]
 
 
@@ -295,6 +297,26 @@ class Slots:
         self.free = jobs
         self.rank = rank
         self.waiting: list[tuple[tuple[float, int], Any]] = []  # heap of (rank, future)
+        self.taken = 0  # permits handed out so far
+        self._watch: tuple[int, Any] | None = None  # (count, future) of ``until_taken``
+
+    async def until_taken(self, count: int, timeout: float = HEAD_SEND_WAIT) -> None:
+        """Until ``count`` permits have been handed out, or ``timeout`` seconds have passed: a
+        head start plans the rest of its run once its first requests are on their way (a
+        request preparing slowly — a large reference uploading — holds the plan back that long
+        at most)."""
+        import asyncio
+
+        if self.taken >= count:
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._watch = (count, future)
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._watch = None
 
     async def generate(self, backend, request, node_id: str, check) -> Any:
         """``backend.generate(request)`` holding a permit from its first send until the service
@@ -311,6 +333,7 @@ class Slots:
 
         if self.free > 0 and not self.waiting:
             self.free -= 1
+            self._took()
             return
         future = asyncio.get_running_loop().create_future()
         heapq.heappush(self.waiting, (rank, future))
@@ -320,6 +343,13 @@ class Slots:
             if future.done() and not future.cancelled():
                 self._release()  # handed over just as it was cancelled: pass it on
             raise
+        self._took()
+
+    def _took(self) -> None:
+        self.taken += 1
+        watch = self._watch
+        if watch is not None and self.taken >= watch[0] and not watch[1].done():
+            watch[1].set_result(None)
 
     def _release(self) -> None:
         import heapq

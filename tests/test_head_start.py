@@ -80,6 +80,37 @@ def test_a_plain_render_sends_the_nodes_that_reference_nothing_while_the_graph_i
     assert summary.rendered == 12 and runware.stats.billed == 12  # each node once
 
 
+def test_the_graph_is_built_once_the_head_start_holds_its_send_permits(example, runware, monkeypatch):
+    """networkx's import in a thread would take the GIL from the first requests' sending: the
+    build starts only when every permit the head start can take is taken."""
+    import shotflow.graph as graphs
+    import shotflow.resolve as resolve
+    from shotflow.render import RenderOptions, render
+    from shotflow.report import RecordingReporter
+
+    real_slots, made = resolve.Slots, []
+
+    class Slots(real_slots):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    real_build, taken = graphs.build, []
+
+    def build(project):
+        if threading.current_thread() is not threading.main_thread():
+            taken.append(made[0].taken)
+        return real_build(project)
+
+    monkeypatch.setattr(resolve, "Slots", Slots)
+    monkeypatch.setattr(graphs, "build", build)
+    story = example("lighthouse")
+    fast(story)
+    summary = render(story, RenderOptions(backend="runware", jobs=2), RecordingReporter())
+    assert taken and taken[0] >= 2  # both of --jobs 2's permits before the graph is built (it was 0)
+    assert summary.rendered == 12 and runware.stats.billed == 12
+
+
 @pytest.mark.parametrize("flag", [["--max-cost", "100"], ["--only", "arrival/*"], ["--locked"]])
 def test_a_render_that_checks_its_whole_plan_first_has_no_head_start(example, runware, monkeypatch, flag):
     story = example("lighthouse")

@@ -256,3 +256,21 @@ def test_a_head_start_takes_twice_jobs_nodes_and_jobs_send_permits_in_their_orde
     assert head == ["n0", "n1", "n2", "n3", "n4", "n5"]
     assert slots.free == 3 and [slots.rank[n] for n in head] == [(0.0, i) for i in range(6)]
     assert head_start([], jobs=3) == ([], None)
+
+
+def test_until_taken_waits_for_that_many_permits_or_its_timeout():
+    from shotflow.resolve import Slots
+
+    async def main():
+        slots = Slots(2, {"a": (0.0, 0), "b": (0.0, 1)})
+        waiting = asyncio.ensure_future(slots.until_taken(2, timeout=30))
+        await slots._acquire((0.0, 0))
+        await asyncio.sleep(0)
+        assert not waiting.done() and slots.taken == 1
+        await slots._acquire((0.0, 1))
+        await asyncio.wait_for(waiting, 5)  # the second permit ends the wait, long before 30 s
+        started = asyncio.get_running_loop().time()
+        await slots.until_taken(3, timeout=0.05)  # a third never comes: the timeout ends it
+        return asyncio.get_running_loop().time() - started
+
+    assert 0.04 <= asyncio.run(main()) < 5
