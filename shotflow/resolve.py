@@ -300,7 +300,7 @@ class Slots:
         self.taken = 0  # permits handed out so far
         self._watch: tuple[int, Any] | None = None  # (count, future) of ``until_taken``
 
-    async def until_taken(self, count: int, timeout: float = HEAD_SEND_WAIT) -> None:
+    async def until_taken(self, count: int, timeout: float | None = None) -> None:
         """Until ``count`` permits have been handed out, or ``timeout`` seconds have passed: a
         head start plans the rest of its run once its first requests are on their way (a
         request preparing slowly — a large reference uploading — holds the plan back that long
@@ -312,7 +312,7 @@ class Slots:
         future = asyncio.get_running_loop().create_future()
         self._watch = (count, future)
         try:
-            await asyncio.wait_for(future, timeout)
+            await asyncio.wait_for(future, HEAD_SEND_WAIT if timeout is None else timeout)
         except TimeoutError:
             pass
         finally:
