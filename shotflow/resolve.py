@@ -15,7 +15,9 @@ Its parts: ``Scheduler`` (the run: who waits on whom, what runs, what failed), `
 (longest chain first when urgent, else story order) and ``Slots`` (prepare ahead: when the
 backend prepares its requests, twice ``jobs`` nodes run and prepare — references, key,
 lookup, journal entry — while only ``jobs`` hold a permit to send, handed out longest chain
-first). The backend is told only whether it may send (``start``): it never reads ``jobs``.
+first; a render's head start waits on them until its first requests hold their permits,
+``Slots.until_taken``, before it builds its graph). The backend is told only whether it may
+send (``start``): it never reads ``jobs``.
 Its own limits are load against its service, not scheduling (Runware's ``max_in_flight``
 HTTP requests, halved on HTTP 429).
 
