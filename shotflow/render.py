@@ -91,11 +91,10 @@ class Session:
 
     The head start: a plain render (no --only, --force, --locked or --max-cost) on a backend
     that prepares its requests, handed no graph, plans the nodes that reference no other node
-    first (their keys need nothing upstream) and sends ``--jobs`` of them at once; once they hold
-    their permits, ``--jobs`` more prepare, networkx builds the graph in a thread, the rest is
-    planned, and the scheduler takes the nodes already started over. What is sent is what the
-    whole plan would have sent first: the storyboard was validated whole and has no cycle before
-    anything leaves.
+    first (their keys need nothing upstream) and sends those that render at once; once they hold
+    their permits, networkx loads and builds the graph in a thread, the rest is planned, and the
+    scheduler takes the nodes already sent over. What is sent is what the whole plan would have
+    sent first: the storyboard was validated whole and has no cycle before anything leaves.
     """
 
     def __init__(
@@ -149,12 +148,14 @@ class Session:
         )
 
     def _head(self) -> list[str]:
+        head = [n for n, planned in self.roots.items() if planned.status is Status.RENDER]
+        if not head:
+            return []
         from . import graph as graphs
         from .backends import backend_class
 
-        head = [n for n, planned in self.roots.items() if planned.status is Status.RENDER]
-        kind = backend_class(self.backend_name) if head else None  # (no backend module loaded for nothing)
-        if kind is None or not kind.prepares:
+        kind = backend_class(self.backend_name)
+        if not kind.prepares:
             return []
         kind.warm_up()  # something will be sent: its one-time setup runs beside the rest of the start
         graphs.check_acyclic(self.project)  # without networkx: nothing is sent for a storyboard with a cycle
@@ -271,10 +272,9 @@ class Session:
         try:
             if self.head and self.head_slots:  # send the roots, then plan the rest while they render
                 slots = self.nodes.slots = self.head_slots
-                first, ahead = self.head[: self.options.jobs], self.head[self.options.jobs :]
-                adopted = {n: asyncio.ensure_future(self.nodes.render(n, {})) for n in first}
-                await slots.until_taken(len(first))  # networkx's import, the next wave: not beside their sending
-                adopted |= {n: asyncio.ensure_future(self.nodes.render(n, {})) for n in ahead}
+                adopted = {n: asyncio.ensure_future(self.nodes.render(n, {})) for n in self.head}
+                # networkx's import (a thread) would take the GIL from their sending: it waits for their permits
+                await slots.until_taken(min(len(self.head), self.options.jobs))
                 self._plan_all(await asyncio.to_thread(graphs.build, self.project))
                 self._planned()
                 self.nodes.replan(self.plan)

@@ -112,41 +112,6 @@ def test_the_graph_is_built_once_the_head_start_holds_its_send_permits(example, 
     assert summary.rendered == 12 and runware.stats.billed == 12
 
 
-def test_the_head_starts_jobs_nodes_first_and_the_next_jobs_once_those_hold_their_permits(
-    example, runware, monkeypatch
-):
-    """The second half of the head (prepared ahead for the second wave) does not prepare, write its
-    journal entries and take the GIL beside the first wave's sending."""
-    import shotflow.node as node
-    import shotflow.resolve as resolve
-    from shotflow.render import RenderOptions, render
-    from shotflow.report import RecordingReporter
-
-    real_slots, made = resolve.Slots, []
-
-    class Slots(real_slots):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-    real_render, started = node.NodeRunner.render, []
-
-    async def render_node(self, node_id, *args, **kwargs):
-        if made and len(started) < 4:
-            started.append(made[0].taken)  # permits taken when this node started
-        return await real_render(self, node_id, *args, **kwargs)
-
-    monkeypatch.setattr(resolve, "Slots", Slots)
-    monkeypatch.setattr(resolve, "HEAD_SEND_WAIT", 30.0)
-    monkeypatch.setattr(node.NodeRunner, "render", render_node)
-    story = example("lighthouse")
-    fast(story)
-    summary = render(story, RenderOptions(backend="runware", jobs=2), RecordingReporter())
-    assert started[:2] == [0, 0]  # the first two start at once
-    assert len(started) == 4 and min(started[2:]) >= 2  # the next two once both permits are taken
-    assert summary.rendered == 12 and runware.stats.billed == 12
-
-
 @pytest.mark.parametrize("flag", [["--max-cost", "100"], ["--only", "arrival/*"], ["--locked"]])
 def test_a_render_that_checks_its_whole_plan_first_has_no_head_start(example, runware, monkeypatch, flag):
     story = example("lighthouse")
