@@ -291,3 +291,39 @@ def test_foreign_references_are_decoded_one_at_a_time_whatever_the_threads(monke
     for thread in threads:
         thread.join(10)
     assert most == 1
+
+
+def test_no_more_frames_are_drawn_at_once_than_there_are_cores(monkeypatch):
+    """Drawing is CPU work: whatever --jobs, a core a frame (each holds ~4 MB of buffers)."""
+    import os
+    import threading
+    import time
+
+    import shotflow.backends.preview as preview
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert cores == preview.DRAWS_AT_ONCE
+    monkeypatch.setattr(preview, "_DRAWING", threading.BoundedSemaphore(2))  # as on a 2-core machine
+    inside, most, guard = 0, 0, threading.Lock()
+    real_draw = PreviewBackend.draw_all
+
+    def counting_draw(self, req):
+        nonlocal inside, most
+        with guard:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.05)  # long enough for the other shots to arrive
+        try:
+            return real_draw(self, req)
+        finally:
+            with guard:
+                inside -= 1
+
+    monkeypatch.setattr(PreviewBackend, "draw_all", counting_draw)
+    backend = PreviewBackend()
+
+    async def six_shots_at_once():
+        return await asyncio.gather(*(backend.generate(request(seed=i, width=640, height=360)) for i in range(6)))
+
+    generations = asyncio.run(six_shots_at_once())
+    assert most == 2 and len({g.images[0].data for g in generations}) == 6
