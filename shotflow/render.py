@@ -16,7 +16,6 @@ graph is built (``Session``'s head start): networkx loads while they render.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -46,8 +45,7 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
         begin()  # one malloc arena; no garbage collection until the plan is made (_process)
     project = load_project(storyboard, options.overrides, options.backend)
     backend_name = options.backend or project.backend
-    moved = options.cache_dir is not None or bool(os.environ.get("SHOTFLOW_CACHE"))
-    check_write_folders(project, cache_moved=moved)
+    check_write_folders(project)
     # --locked uses exactly the lock's frames: every object it uses is hashed, not trusted by its stat
     store = open_store(project.root, options.cache_dir, durable=backend_name != "preview", verify=options.locked)
     # no graph yet: the session builds it, while its first shots go out when it may (its head start)

@@ -201,16 +201,14 @@ class ProjectState:
         return Rerolls(self.storyboard, path, asked, set(data.get("done") or ()) & asked if same else set(), True)
 
 
-def check_write_folders(project, *, cache_moved: bool) -> None:
-    """renders/ (and each of its folders) and, unless the cache is elsewhere (``cache_moved``),
-    the project's .shotflow/ must not lead out of the project. Raises UsageError."""
+def check_write_folders(project) -> None:
+    """renders/ and each of its folders must not lead out of the project (a cloned repository
+    may hold them as links); .shotflow/ is checked as the store opens. Raises UsageError."""
     from .errors import UsageError
     from .trust import Refused, check_own_folders
 
     renders = project.renders_dir
     folders = [renders, renders / "characters", renders / "locations", *(renders / s.id for s in project.scenes)]
-    if not cache_moved:
-        folders.append(project.root / STATE_DIR)
     try:
         check_own_folders(project.root, folders)
     except Refused as exc:

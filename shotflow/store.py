@@ -519,10 +519,44 @@ STATE_DIR = ".shotflow"  # the project's run state; the cache too unless --cache
 def open_store(
     project_root: Path, cache_dir: Path | None = None, *, durable: bool = False, verify: bool = False
 ) -> Store:
+    """The store of a project: its cache (``cache_dir``, else $SHOTFLOW_CACHE, else the
+    project's .shotflow/) and its state folder (.shotflow/, always beside the storyboard).
+    Raises UsageError when a folder of the project's own (see ``check_own_cache``) is a link
+    out of the project."""
     state = project_root / STATE_DIR
     env = os.environ.get("SHOTFLOW_CACHE")
-    cache = cache_dir or (Path(env) if env else state)
-    return Store(Path(cache).resolve(), state, durable=durable, verify=verify)
+    cache = cache_dir or (Path(env) if env else None)
+    check_own_cache(project_root, state, whole=cache is None)
+    return Store(Path(cache or state).resolve(), state, durable=durable, verify=verify)
+
+
+def check_own_cache(project_root: Path, state: Path, *, whole: bool) -> None:
+    """Refuse .shotflow/ and, when it holds the cache (``whole``), its folders and their shard
+    folders (``objects/ab/``) if one is a link whose real path leaves the project: a cloned
+    repository may hold any of them, and the store writes new files into them. Files need no
+    check: every write replaces a file by a rename, which replaces a link, never its target.
+    A cache the user named (--cache, $SHOTFLOW_CACHE) is the user's choice, not checked."""
+    from .errors import UsageError
+    from .trust import Refused, check_own_folders
+
+    folders = [state]
+    if whole:
+        for name in ("objects", "actions", "journal", "leases"):
+            folders.append(state / name)
+        folders += _links_in(state / "objects") + _links_in(state / "actions")
+    try:
+        check_own_folders(project_root, folders)
+    except Refused as exc:
+        raise UsageError(exc.message, hint=exc.hint) from None
+
+
+def _links_in(folder: Path) -> list[Path]:
+    """The entries of ``folder`` that are symbolic links (one directory read, no stat each)."""
+    try:
+        with os.scandir(folder) as entries:
+            return [Path(entry.path) for entry in entries if entry.is_symlink()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 # -- small durable stores for backends -----------------------------------------------------

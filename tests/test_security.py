@@ -474,6 +474,32 @@ def test_render_refuses_a_renders_folder_that_links_out_of_the_project(write, cl
     assert list(outside.iterdir()) == []
 
 
+@pytest.mark.parametrize("inside", ["objects", "objects/ab", "actions/cd", "journal", "leases"])
+def test_render_refuses_a_cache_folder_inside_that_links_out_of_the_project(inside, write, cli, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    path = write(board(), name="project/storyboard.yaml")
+    link = path.parent / ".shotflow" / inside
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside)
+    expect_2(cli("render", path), rf"\.shotflow/{inside} is a symbolic link to .*outside, outside the project folder")
+    assert list(outside.iterdir()) == []
+    assert not (path.parent / "renders").exists()
+    if inside == "objects/ab":  # the exports and verify read objects: nothing is read through it either
+        expect_2(cli("board", path), r"\.shotflow/objects/ab is a symbolic link to .*outside")
+        expect_2(cli("verify", path), r"\.shotflow/objects/ab is a symbolic link to .*outside")
+
+
+def test_a_cache_elsewhere_does_not_let_the_state_folder_link_out(write, cli, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    path = write(board(), name="project/storyboard.yaml")
+    (path.parent / ".shotflow").symlink_to(outside)
+    result = cli("render", path, "--cache", tmp_path / "cache")
+    expect_2(result, r"\.shotflow is a symbolic link to .*outside, outside the project folder")
+    assert list(outside.iterdir()) == []
+
+
 def test_outputs_dash_is_standard_output(write, cli):
     path = write(board())
     result = cli("board", path, "-o", "-")
