@@ -45,7 +45,6 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
         begin()  # one malloc arena; no garbage collection until the plan is made (_process)
     project = load_project(storyboard, options.overrides, options.backend)
     backend_name = options.backend or project.backend
-    check_write_folders(project)
     # --locked uses exactly the lock's frames: every object it uses is hashed, not trusted by its stat
     store = open_store(project.root, options.cache_dir, durable=backend_name != "preview", verify=options.locked)
     # no graph yet: the session builds it, while its first shots go out when it may (its head start)
@@ -71,6 +70,7 @@ def render_loaded(
     from .store import LockFile, ProjectLock
 
     started = time.perf_counter() if started is None else started
+    check_write_folders(project)  # here, not in render(): `shotflow watch` renders through this too
     backend_name = options.backend or project.backend
     ids = list(project.nodes)
     forced = select(options.force, ids, "--force")

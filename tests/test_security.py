@@ -474,6 +474,20 @@ def test_render_refuses_a_renders_folder_that_links_out_of_the_project(write, cl
     assert list(outside.iterdir()) == []
 
 
+def test_watch_refuses_a_renders_folder_that_links_out_of_the_project_too(write, tmp_path):
+    from shotflow.live.rounds import Workspace
+    from shotflow.options import RenderOptions
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    path = write(board(), name="project/storyboard.yaml")
+    (path.parent / "renders").mkdir()
+    (path.parent / "renders" / "arrival").symlink_to(outside)
+    update = Workspace(path, RenderOptions()).round()
+    assert any(re.search(r"renders/arrival is a symbolic link to .*outside", e) for e in update.errors), update.errors
+    assert list(outside.iterdir()) == []
+
+
 @pytest.mark.parametrize("inside", ["objects", "objects/ab", "actions/cd", "journal", "leases"])
 def test_render_refuses_a_cache_folder_inside_that_links_out_of_the_project(inside, write, cli, tmp_path):
     outside = tmp_path / "outside"
