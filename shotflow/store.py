@@ -39,6 +39,8 @@ import hashlib
 import itertools
 import json
 import os
+import re
+import stat as stat_module
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -61,6 +63,20 @@ def sha256_bytes(data: bytes) -> str:
 
 
 _tmp_counter = itertools.count()
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; ValueError for anything else (a
+    FIFO, a device or a link to one would block or never end); FileNotFoundError when missing."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat_module.S_ISREG(st.st_mode):
+            raise ValueError("is not a regular file")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"is larger than {limit // 1048576} MB")
+    return data
 
 
 def atomic_write(
@@ -173,9 +189,50 @@ class Output:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Output:
-        fields = {k: data.get(k) for k in ("sha256", "ext", "seed", "remote_id", "url", "cost")}
-        return cls(**fields)  # type: ignore[arg-type]  # a damaged record is caught where it is read
+    def from_json(cls, data: Any) -> Output:
+        """ValueError for anything shotflow would not have written: a lock or a record may
+        come from anyone, and its digest and extension name files (objects/ab/cdef…,
+        frames/<sha256>.<ext>) while its numbers are added up."""
+        if not isinstance(data, dict):
+            raise ValueError("an output is not a JSON object")
+        if not is_digest(data.get("sha256")):
+            raise ValueError(f"sha256 {_shown(data.get('sha256'))} is not a sha256 digest (64 hex digits)")
+        if not (isinstance(data.get("ext"), str) and _EXT.fullmatch(data["ext"])):
+            raise ValueError(f"ext {_shown(data.get('ext'))} is not a file extension")
+        return cls(
+            sha256=data["sha256"],
+            ext=data["ext"],
+            seed=_typed(data, "seed", int),
+            remote_id=_typed(data, "remote_id", str),
+            url=_typed(data, "url", str),
+            cost=_typed(data, "cost", (int, float)),
+        )
+
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_EXT = re.compile(r"[a-z0-9]{1,8}")
+
+
+def is_digest(value: object) -> bool:
+    """A sha256 as shotflow writes one (64 lower-case hex digits): object names and request
+    keys read from a lock, a record or a remote are file names, so nothing else may pass."""
+    return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
+
+
+def _typed(data: dict[str, Any], name: str, types: type | tuple[type, ...], default: Any = None) -> Any:
+    """``data[name]`` when it is missing (``default``), None, or of ``types``; else ValueError."""
+    value = data.get(name, default)
+    if value is None or (isinstance(value, types) and not isinstance(value, bool)):
+        return value
+    kinds = {int: "a whole number", str: "a string", dict: "a JSON object"}
+    wanted = kinds.get(types, "a number") if isinstance(types, type) else "a number"
+    raise ValueError(f"{name} {_shown(value)} is not {wanted}")
+
+
+def _shown(value: object) -> str:
+    """A value from a damaged file, short enough for an error message."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,17 +270,26 @@ class Record:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Record:
+    def from_json(cls, data: Any) -> Record:
+        """ValueError for a record shotflow would not have written (see ``Output.from_json``):
+        its key names a file (actions/ab/<key>.json), it has at least one output."""
+        if not isinstance(data, dict):
+            raise ValueError("a record is not a JSON object")
+        if not is_digest(data.get("key")):
+            raise ValueError(f"key {_shown(data.get('key'))} is not a request key (64 hex digits)")
+        outputs = data.get("outputs")
+        if not isinstance(outputs, list) or not outputs:
+            raise ValueError("a record without outputs")
         return cls(
             key=data["key"],
-            backend=data["backend"],
-            model=data.get("model", ""),
-            outputs=tuple(Output.from_json(o) for o in data["outputs"]),
-            task_id=data.get("task_id"),
-            cost=data.get("cost"),
-            roll=data.get("roll", 0),
-            created=data.get("created"),
-            request=data.get("request") or {},
+            backend=_typed(data, "backend", str) or "",
+            model=_typed(data, "model", str, "") or "",
+            outputs=tuple(Output.from_json(o) for o in outputs),
+            task_id=_typed(data, "task_id", str),
+            cost=_typed(data, "cost", (int, float)),
+            roll=_typed(data, "roll", int, 0) or 0,
+            created=_typed(data, "created", str),
+            request=_typed(data, "request", dict) or {},
         )
 
 
@@ -312,6 +378,9 @@ class Store:
         return Path(self._object_file(digest))
 
     def _object_file(self, digest: str) -> str:
+        # every digest read from a file was checked as it was parsed; this is the last line
+        if not is_digest(digest):
+            raise CorruptObject(f"{_shown(digest)} is not an object's name")
         return f"{self._objects}/{digest[:2]}/{digest[2:]}"
 
     def put(self, data: bytes) -> str:
@@ -347,6 +416,8 @@ class Store:
         """True when the object exists and its bytes match its name (cheap when unchanged)."""
         if digest in self._verified:
             return True
+        if not is_digest(digest):
+            return False
         path = self._object_file(digest)
         try:
             st = os.stat(path)
@@ -417,16 +488,24 @@ class Store:
     # action records
 
     def action_path(self, key: str) -> Path:
+        if not is_digest(key):  # every key read from a file was checked as it was parsed
+            raise ValueError(f"{_shown(key)} is not a request key")
         return self.actions_dir / key[:2] / f"{key}.json"
 
     def get_action(self, key: str) -> Record | None:
+        if not is_digest(key):  # a journal or lease file name someone else chose
+            return None
         try:
             data = json.loads(self.action_path(key).read_bytes())
         except FileNotFoundError:
             return None
         except ValueError:
             return None  # a damaged record is a cache miss
-        return Record.from_json(data)
+        try:
+            record = Record.from_json(data)
+        except ValueError:
+            return None  # a damaged record is a cache miss
+        return record if record.key == key else None
 
     def put_action(self, record: Record) -> None:
         atomic_write(
@@ -442,6 +521,8 @@ class Store:
     def check(self, digest: str) -> str:
         """ "ok", "missing" or "corrupt" for one object, always by hashing its bytes; a corrupt
         object is removed (as ``has`` and ``read`` do), so nothing uses it."""
+        if not is_digest(digest):
+            return "corrupt"
         path = self._object_file(digest)
         try:
             actual = _hash_file(Path(path))
@@ -472,7 +553,7 @@ class Store:
         for path in sorted(self.actions_dir.rglob("*.json")):
             try:
                 yield path, Record.from_json(json.loads(path.read_bytes()))
-            except (ValueError, KeyError, TypeError, OSError):
+            except (ValueError, OSError, RecursionError):
                 yield path, None
 
     def mark(self) -> None:
@@ -875,20 +956,43 @@ class LockFile:
         self._original: str | None = None  # sha256 of the file as read (a no-op leaves it as it is)
         self._ahead = Ahead(self.PREPARED_CHARS)  # node id → an entry's JSON text (``prepare``)
 
+    MAX_BYTES = 512 * 1024 * 1024  # 10 000 nodes write ~5 MB
+
     @classmethod
     def read(cls, path: Path) -> LockFile:
+        """The lock at ``path`` (empty when there is none). A lock is committed, so it may
+        come from anyone: LockedError (exit 2) for anything shotflow would not have written —
+        not a regular file, too large, not JSON, a field of the wrong type, a digest or key
+        that is not 64 hex digits (they name files in the cache)."""
         lock = cls(path)
         try:
-            raw = path.read_bytes()
+            raw = _read_regular(path, cls.MAX_BYTES)
         except FileNotFoundError:
             return lock
+        except ValueError as exc:
+            raise LockedError(f"{path.name} {exc}", hint="restore it from git, or delete it") from None
         lock._original = hashlib.sha256(raw).hexdigest()
         try:
             data = json.loads(raw)
-            for node_id, entry in (data.get("nodes") or {}).items():
-                lock.entries[node_id] = LockEntry(Record.from_json(entry), int(entry.get("pick", 1)))
-            lock.urls = dict(data.get("urls") or {})
-        except (ValueError, KeyError, TypeError) as exc:
+            if not isinstance(data, dict):
+                raise ValueError("it is not a JSON object")
+            nodes, urls = data.get("nodes") or {}, data.get("urls") or {}
+            if not isinstance(nodes, dict) or not isinstance(urls, dict):
+                raise ValueError("its nodes and urls must be JSON objects")
+            for node_id, entry in nodes.items():
+                try:
+                    record = Record.from_json(entry)
+                    pick = _typed(entry, "pick", int, 1)
+                    if pick is None or pick < 1:
+                        raise ValueError(f"pick {_shown(pick)} is not a take's number")
+                except ValueError as exc:
+                    raise ValueError(f"{_shown(node_id)}: {exc}") from None
+                lock.entries[node_id] = LockEntry(record, pick)
+            for url, digest in urls.items():
+                if not is_digest(digest):
+                    raise ValueError(f"the pin of {_shown(url)} is not a sha256 digest")
+            lock.urls = dict(urls)
+        except (ValueError, RecursionError) as exc:
             raise LockedError(
                 f"{path.name} is not a valid shotflow lock file ({exc})",
                 hint="restore it from git, or delete it to let the next render write a new one",

@@ -583,6 +583,70 @@ def test_the_template_context_is_read_only(write, cli):
     expect_2(cli("validate", path), r"attribute 'append' of 'list' object is unsafe")
 
 
+TRAVERSAL = "..//../../../../../../../../../../../.."
+
+
+def _rendered_with_lock(write, cli, tmp_path, change) -> tuple[Path, Path]:
+    """A rendered project whose lock ``change`` then edits (a dict), and a file outside it."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    path = write(board(), name="project/storyboard.yaml")
+    assert cli("render", path).code == 0
+    lock = path.with_suffix(".lock")
+    data = json.loads(lock.read_text())
+    change(data, str(outside))
+    lock.write_text(json.dumps(data))
+    return path, outside
+
+
+def _entry(data: dict) -> dict:
+    return data["nodes"]["arrival/wide"]
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "message"),
+    [
+        ("digest", lambda d, o: _entry(d)["outputs"][0].update(sha256=TRAVERSAL + o), r"is not a sha256 digest"),
+        ("url pin", lambda d, o: d.update(urls={"https://example.com/a.png": TRAVERSAL + o}), r"not a sha256 digest"),
+        ("key", lambda d, o: _entry(d).update(key=TRAVERSAL + o), r"is not a request key"),
+        ("ext", lambda d, o: _entry(d)["outputs"][0].update(ext='png"><script>alert(1)</script>'), r"not a file ext"),
+        ("cost", lambda d, o: _entry(d).update(cost="a lot"), r"'arrival/wide': cost 'a lot' is not a number"),
+        ("nodes", lambda d, o: d.update(nodes=3), r"nodes and urls must be JSON objects"),
+        ("pick", lambda d, o: _entry(d).update(pick="2"), r"'arrival/wide': pick '2' is not a whole number"),
+    ],
+)
+def test_a_crafted_lock_is_refused_before_it_names_a_file(name, change, message, write, cli, tmp_path):
+    """Digests and keys in a lock name files in the cache (objects/ab/cdef…): one that climbs out
+    made plan, render, the exports, verify, pull and push hash a file outside and delete it as corrupt."""
+    path, outside = _rendered_with_lock(write, cli, tmp_path, change)
+    for command in (["plan"], ["render"], ["board", "-o", tmp_path / "b.html"], ["verify"], ["export", "--csv", "-"]):
+        expect_2(cli(*command, path), rf"storyboard\.lock is not a valid shotflow lock file \(.*{message}")
+    assert outside.read_text() == "keep me"
+
+
+def test_a_crafted_action_record_deletes_nothing_outside(write, cli, tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    path = write(board(), name="project/storyboard.yaml")
+    assert cli("render", path).code == 0
+    record = {"key": "zz", "backend": "preview", "outputs": [{"sha256": TRAVERSAL + str(outside), "ext": "png"}]}
+    crafted = path.parent / ".shotflow" / "actions" / "zz" / "zz.json"
+    crafted.parent.mkdir(parents=True)
+    crafted.write_text(json.dumps(record))
+    result = cli("verify", path)
+    assert result.code in (0, 1) and "Traceback" not in result.text, result.text
+    assert outside.read_text() == "keep me"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+def test_a_lock_that_is_no_regular_file_is_refused_without_reading_it(kind, write, cli):
+    path = write(board(), name="project/storyboard.yaml")
+    lock = path.with_suffix(".lock")
+    os.mkfifo(lock) if kind == "fifo" else lock.symlink_to("/dev/zero")
+    expect_2(cli("plan", path), r"storyboard\.lock is not a regular file")
+
+
 # -- 4. the user cache never runs code it did not write ----------------------------------------------------
 
 

@@ -60,7 +60,7 @@ def test_file_hashes_are_remembered_by_stat(store, tmp_path):
 
 def test_action_records_round_trip(store):
     record = Record(
-        key="k" * 64,
+        key="d" * 64,
         backend="runware",
         model="runway:4@1",
         outputs=(Output("a" * 64, "png", seed=7, remote_id="uuid-1", url="https://x/y.png", cost=0.08),),
@@ -81,8 +81,10 @@ def test_the_lock_file_is_sorted_stable_and_only_rewritten_on_change(tmp_path):
     path = tmp_path / "storyboard.lock"
     lock = LockFile(path)
     out = (Output("b" * 64, "png", seed=1),)
-    lock.set("z/last", Record("k2", "preview", "runway:4@1", out, cost=0.0), 1)
-    lock.set("a/first", Record("k1", "preview", "runway:4@1", out + (Output("c" * 64, "png", seed=2),), cost=0.0), 2)
+    lock.set("z/last", Record("2" * 64, "preview", "runway:4@1", out, cost=0.0), 1)
+    lock.set(
+        "a/first", Record("1" * 64, "preview", "runway:4@1", out + (Output("c" * 64, "png", seed=2),), cost=0.0), 2
+    )
     assert lock.write()
     text = path.read_text()
     data = json.loads(text)
@@ -112,7 +114,9 @@ def test_the_lock_is_written_in_pieces_exactly_as_one_json_dump(tmp_path, count,
             )
             for t in range(2)
         )
-        lock.set(f'scene {i}/shot "{i}"', Record(f"k{i}", "runware", "runway:4@1", outputs, task_id="t", cost=0.5), 2)
+        lock.set(
+            f'scene {i}/shot "{i}"', Record(f"{i:064x}", "runware", "runway:4@1", outputs, task_id="t", cost=0.5), 2
+        )
     lock.urls = dict(urls)
     nodes = {}
     for node_id, entry in lock.entries.items():
@@ -125,7 +129,7 @@ def test_the_lock_is_written_in_pieces_exactly_as_one_json_dump(tmp_path, count,
 
 def test_entries_encoded_ahead_write_the_same_bytes_and_a_stale_one_is_not_used(tmp_path):
     def record(i, cost=0.5):
-        return Record(f"k{i}", "runware", "runway:4@1", (Output(f"{i}".ljust(64, "a"), "png", seed=i),), cost=cost)
+        return Record(f"{i:064x}", "runware", "runway:4@1", (Output(f"{i}".ljust(64, "a"), "png", seed=i),), cost=cost)
 
     plain, ahead = LockFile(tmp_path / "a.lock"), LockFile(tmp_path / "b.lock")
     records = [record(i) for i in range(5)]
@@ -253,16 +257,17 @@ def test_a_lease_from_another_machine_lives_while_it_is_refreshed(tmp_path):
 
 
 def test_reconcile_clears_journal_entries_whose_task_was_recorded(store):
-    store.journal.begin("k1", {"task_uuid": "t1"})  # recorded, then the run was killed
-    store.journal.begin("k2", {"task_uuid": "t2"})  # sent, never recorded: paid work to collect
-    store.journal.begin("k3", {"task_uuid": "t3"})  # recorded by an earlier task; this one is newer
+    K1, K2, K3 = ("1" * 64, "2" * 64, "3" * 64)
+    store.journal.begin(K1, {"task_uuid": "t1"})  # recorded, then the run was killed
+    store.journal.begin(K2, {"task_uuid": "t2"})  # sent, never recorded: paid work to collect
+    store.journal.begin(K3, {"task_uuid": "t3"})  # recorded by an earlier task; this one is newer
     digest = store.put(b"img")
-    store.put_action(Record("k1", "runware", "m", (Output(digest, "png"),), task_id="t1"))
-    store.put_action(Record("k3", "runware", "m", (Output(digest, "png"),), task_id="t-old"))
+    store.put_action(Record(K1, "runware", "m", (Output(digest, "png"),), task_id="t1"))
+    store.put_action(Record(K3, "runware", "m", (Output(digest, "png"),), task_id="t-old"))
     fresh = Store(store.cache_dir, store.state_dir)
     assert fresh.reconcile() == 1
-    assert fresh.journal.pending("k1") is None
-    assert fresh.journal.pending("k2")["task_uuid"] == "t2" and fresh.journal.pending("k3")["task_uuid"] == "t3"
+    assert fresh.journal.pending(K1) is None
+    assert fresh.journal.pending(K2)["task_uuid"] == "t2" and fresh.journal.pending(K3)["task_uuid"] == "t3"
 
 
 def test_the_journal_sees_entries_other_processes_wrote_after_it_listed(store):

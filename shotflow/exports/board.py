@@ -306,8 +306,8 @@ class _View:
         digest = LockFile.read(project.lock_path).urls.get(url)
         if not digest:
             return None
-        path = open_store(project.root).object_path(digest)
-        return path if path.is_file() else None
+        store = open_store(project.root)
+        return store.object_path(digest) if store.has(digest) else None  # its bytes match its name
 
     def review_bar(self) -> str:
         """Approved / sent-back counts, and the export of the decisions made in this page."""
