@@ -5,8 +5,8 @@
     a symlink, device, FIFO    written through (opened and truncated), never replaced by a rename
     refused                    a folder; the storyboard, an include, a template, the lock file
                                or a reference image (by real path); a folder that does not
-                               exist; a default path (renders/…) that a link leads out of
-                               the project
+                               exist; a default path (renders/…) that is a link or a special
+                               file, or that a linked folder leads out of the project
 
 ``check`` runs before anything is drawn (a refused path costs nothing); ``write`` and
 ``place`` do the writing.
@@ -72,6 +72,12 @@ def check(path: Path | str, project=None, *, given: bool = True, what: str = "ou
                     f"refusing to write {display_path(path)}: it leads to {real}, outside the "
                     f"project folder {root} (a symbolic link?)",
                     hint="pass -o PATH to choose",
+                )
+            if _through(path):  # a committed link could lead to .git/config or a hook inside the project
+                raise UsageError(
+                    f"refusing to write through {display_path(path)}: it is a symbolic link or a special "
+                    "file, and a default path is only ever written as a file of shotflow's own",
+                    hint="remove it, or pass -o PATH to write through it",
                 )
 
 

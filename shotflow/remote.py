@@ -377,7 +377,7 @@ class Remote:
             return None
         try:
             record = Record.from_json(json.loads(data))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, RecursionError):
             return None  # a damaged record is a miss
         return record if record.key == key and record.outputs else None
 

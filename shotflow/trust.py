@@ -205,17 +205,19 @@ def read_limited(path: Path, what: str = "file") -> bytes:
 def check_own_folders(project_dir: Path, folders) -> None:
     """Refuse to write through ``folders`` (renders/, its scene folders, .shotflow/) when
     an existing one is a link whose real path leaves the project folder: a link committed
-    to a repository must not make a render write elsewhere."""
+    to a repository must not make a render write elsewhere. A folder allowed with --allow-path
+    is not enough: it is allowed to be read (a shared library of references), and a link into
+    it would let frames overwrite what is there."""
     root = project_folder(project_dir)
     for folder in folders:
         if not os.path.islink(folder):
             continue
         real = os.path.realpath(folder)
-        if not inside(real, root) and not any(inside(real, p) for p in policy().allow_paths):
+        if not inside(real, root):
             raise Refused(
                 f"{folder} is a symbolic link to {real}, outside the project folder {root}; "
                 "shotflow writes only inside the project",
-                hint="remove the link (--cache DIR puts the cache elsewhere), or " + how_to_allow("its target"),
+                hint="remove the link (--cache DIR puts the cache elsewhere)",
             )
 
 

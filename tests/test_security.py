@@ -569,6 +569,29 @@ def test_a_default_output_that_links_out_of_the_project_is_refused(write, cli, t
     assert outside.read_text() == "mine"
 
 
+def test_a_default_output_path_that_links_inside_the_project_is_not_written_through(write, cli):
+    path = write(board(), name="project/storyboard.yaml")
+    config = path.parent / ".git" / "config"
+    config.parent.mkdir()
+    config.write_text("[core]\n")
+    (path.parent / "renders").mkdir()
+    (path.parent / "renders" / "board.html").symlink_to("../.git/config")
+    expect_2(cli("board", path), r"refusing to write through .*renders/board\.html: it is a symbolic link")
+    assert config.read_text() == "[core]\n"
+
+
+def test_an_allowed_folder_is_for_reading_a_link_into_it_is_not_written_through(write, cli, tmp_path):
+    library = tmp_path / "library"
+    (library / "characters").mkdir(parents=True)
+    (library / "characters" / "mara.png").write_text("ORIGINAL ART")
+    path = write(board(), name="project/storyboard.yaml")
+    (path.parent / "renders").symlink_to(library)
+    expect_2(
+        cli("--allow-path", library, "render", path), r"renders is a symbolic link to .*library, outside the project"
+    )
+    assert (library / "characters" / "mara.png").read_text() == "ORIGINAL ART"
+
+
 def test_the_template_context_is_read_only(write, cli):
     path = write(
         board("{{ vars.update({'look': 'hacked'}) }}x").replace("shotflow: 1", "shotflow: 1\nvars: {look: calm}")
