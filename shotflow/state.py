@@ -203,7 +203,9 @@ class ProjectState:
 
 def check_write_folders(project) -> None:
     """renders/ and each of its folders must not lead out of the project (a cloned repository
-    may hold them as links); .shotflow/ is checked as the store opens. Raises UsageError."""
+    may hold them as links), nor, through a link, to a folder holding a file the storyboard
+    reads (``renders/characters -> ../refs``: frames would replace the reference images);
+    .shotflow/ is checked as the store opens. Raises UsageError."""
     from .errors import UsageError
     from .trust import Refused, check_own_folders
 
@@ -213,6 +215,18 @@ def check_write_folders(project) -> None:
         check_own_folders(project.root, folders)
     except Refused as exc:
         raise UsageError(exc.message, hint=exc.hint) from None
+    linked = [f for f in folders if os.path.islink(f)]  # rare: the inputs' real paths only then
+    if linked:
+        read = [os.path.realpath(p) for p in project.inputs]
+        for folder in linked:
+            real = os.path.realpath(folder)
+            hit = next((r for r in read if r.startswith(real + os.sep)), None)
+            if hit is not None:
+                raise UsageError(
+                    f"{folder} is a symbolic link to {real}, which holds {hit}, a file the storyboard "
+                    "reads: frames written there could replace it",
+                    hint="remove the link",
+                )
 
 
 class Rerolls:

@@ -569,6 +569,20 @@ def test_a_default_output_that_links_out_of_the_project_is_refused(write, cli, t
     assert outside.read_text() == "mine"
 
 
+def test_a_renders_folder_linked_to_the_reference_images_is_refused(write, cli):
+    """renders/arrival -> ../refs would make the frame of arrival/wide replace refs/wide.png."""
+    path = write(
+        board(extra="locations:\n  tower:\n    description: a tower\n    image: refs/wide.png\n"),
+        name="project/storyboard.yaml",
+    )
+    reference = png(path.parent / "refs" / "wide.png")
+    before = reference.read_bytes()
+    (path.parent / "renders").mkdir()
+    (path.parent / "renders" / "arrival").symlink_to("../refs")
+    expect_2(cli("render", path), r"renders/arrival is a symbolic link to .*refs, which holds .*wide\.png")
+    assert reference.read_bytes() == before
+
+
 def test_a_default_output_path_that_links_inside_the_project_is_not_written_through(write, cli):
     path = write(board(), name="project/storyboard.yaml")
     config = path.parent / ".git" / "config"
