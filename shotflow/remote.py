@@ -915,12 +915,11 @@ def transfer(
     warn: Callable[[str], None] = lambda text: None,
 ) -> tuple[str, TransferReport]:
     """``shotflow push`` / ``pull``: (the remote's URL, what moved) for the lock of ``storyboard``."""
-    from pathlib import Path
-
     from .expand import load_project
     from .store import LockFile, ProjectLock, open_store
+    from .trust import storyboard_file
 
-    project = load_project(Path(storyboard).resolve())
+    project = load_project(storyboard_file(storyboard))
     url = resolve_url(cli_url, project.remote, project.root)
     if url is None:
         raise ConfigError(

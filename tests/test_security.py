@@ -331,6 +331,70 @@ def test_clean_refuses_a_cache_folder_that_is_a_link(write, cli, tmp_path):
     assert (home / ".bashrc").exists()
 
 
+def _linked_project(tmp_path: Path, cli) -> tuple[Path, Path]:
+    """A rendered project ``victim/`` and a folder ``evil/`` whose storyboard.yaml is a link to
+    the victim's storyboard (as a cloned repository may hold)."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "storyboard.yaml").write_text(board())
+    assert cli("render", victim / "storyboard.yaml").code == 0
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "storyboard.yaml").symlink_to(Path("..") / "victim" / "storyboard.yaml")
+    return victim, evil
+
+
+@pytest.mark.parametrize(
+    "args", [["clean"], ["clean", "--all"], ["render"], ["validate"], ["plan"], ["board"], ["verify"], ["pull"]]
+)
+def test_a_storyboard_that_links_out_of_its_folder_moves_nothing(args, tmp_path, cli):
+    victim, evil = _linked_project(tmp_path, cli)
+    before = sorted(str(p.relative_to(victim)) for p in victim.rglob("*"))
+    stamps = {p: p.stat().st_mtime_ns for p in victim.rglob("*") if p.is_file()}
+    result = cli(*args, cwd=evil)  # the default storyboard.yaml, as a user types `shotflow clean`
+    expect_2(
+        result,
+        r"storyboard\.yaml leads through a symbolic link to .*victim/storyboard\.yaml, outside the project "
+        r"folder .*evil; .*name it: .*victim/storyboard\.yaml",
+    )
+    assert sorted(str(p.relative_to(victim)) for p in victim.rglob("*")) == before
+    assert {p: p.stat().st_mtime_ns for p in victim.rglob("*") if p.is_file()} == stamps
+    assert sorted(p.name for p in evil.iterdir()) == ["storyboard.yaml"]
+
+
+def test_a_storyboard_link_is_refused_by_the_library_and_by_watch_too(tmp_path, cli):
+    from shotflow.errors import UsageError
+    from shotflow.live.rounds import Workspace
+    from shotflow.options import RenderOptions
+    from shotflow.writeback import Editor
+
+    _, evil = _linked_project(tmp_path, cli)
+    for open_it in (lambda p: Workspace(p, RenderOptions()), Editor):
+        with pytest.raises(UsageError, match="leads through a symbolic link"):
+            open_it(evil / "storyboard.yaml")
+
+
+def test_a_folder_link_in_a_repository_cannot_move_the_project_either(tmp_path, cli):
+    victim, _ = _linked_project(tmp_path, cli)
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "boards").symlink_to(victim)  # committed: boards/storyboard.yaml is the victim's
+    expect_2(cli("clean", "--all", "boards/storyboard.yaml", cwd=repo), r"outside the project folder .*repo;")
+    assert (victim / "renders").is_dir() and (victim / ".shotflow").is_dir()
+
+
+def test_a_storyboard_link_inside_its_project_is_followed(write, cli, tmp_path):
+    real = write(board(), name="project/boards/ep1.yaml")
+    (real.parent.parent / "storyboard.yaml").symlink_to(Path("boards") / "ep1.yaml")
+    assert cli("render", cwd=real.parent.parent).code == 0
+    assert (real.parent / "renders" / "arrival" / "wide.png").exists()  # the project of the real file
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "storyboard.yaml").symlink_to(real)  # a link out of its folder, whoever made it: the real file is named
+    expect_2(cli("validate", mine / "storyboard.yaml"), r"name it: .*project/boards/ep1\.yaml")
+    assert cli("validate", real).code == 0
+
+
 @pytest.mark.parametrize("key", ["abc\ndef", "clé-secrète"])
 def test_an_api_key_with_a_newline_or_non_ascii_is_refused_before_any_request(key, write, cli):
     from shotflow.testing import Emulator
