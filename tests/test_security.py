@@ -383,6 +383,24 @@ def test_a_folder_link_in_a_repository_cannot_move_the_project_either(tmp_path, 
     assert (victim / "renders").is_dir() and (victim / ".shotflow").is_dir()
 
 
+def test_init_never_writes_through_a_link(tmp_path, cli):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "bashrc").write_text("# mine\n")
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / ".gitignore").symlink_to(Path("..") / "outside" / "bashrc")
+    (evil / "storyboard.yaml").symlink_to(Path("..") / "outside" / "created-by-init.yaml")  # dangling
+    expect_2(cli("init", cwd=evil), r"storyboard\.yaml already exists \(a symbolic link to .*created-by-init\.yaml\)")
+    result = cli("init", "--force", cwd=evil)
+    assert result.code == 0, result.text
+    assert re.search(r"note: \.gitignore is a symbolic link to .*bashrc; shotflow left it as it is", result.err)
+    story = evil / "storyboard.yaml"
+    assert not story.is_symlink() and "The Night Ferry" in story.read_text()  # the link replaced, not followed
+    assert sorted(p.name for p in outside.iterdir()) == ["bashrc"]
+    assert (outside / "bashrc").read_text() == "# mine\n"
+
+
 def test_a_storyboard_link_inside_its_project_is_followed(write, cli, tmp_path):
     real = write(board(), name="project/boards/ep1.yaml")
     (real.parent.parent / "storyboard.yaml").symlink_to(Path("boards") / "ep1.yaml")
