@@ -596,6 +596,44 @@ def test_a_cache_elsewhere_does_not_let_the_state_folder_link_out(write, cli, tm
     assert list(outside.iterdir()) == []
 
 
+@pytest.mark.parametrize("link", ["objects", "objects/ab", "shelf/ab"])
+def test_a_storyboards_folder_remote_cannot_write_through_a_link_out_of_the_project(link, write, cli, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    path = write(board(), name="project/storyboard.yaml")
+    team = path.parent / "teamcache"
+    team.mkdir()
+    if link.startswith("shelf"):  # a link inside the project, to a folder holding a link out of it
+        (team / "objects").symlink_to(path.parent / "shelf")
+    target = path.parent / link if link.startswith("shelf") else team / link
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.symlink_to(outside)
+    path.write_text(board() + f"remote: {team.as_uri()}\n")
+    expect_2(
+        cli("render", path),
+        rf"the storyboard's remote: .*teamcache holds .*{link}, a symbolic link to .*outside, outside the project",
+    )
+    assert list(outside.iterdir()) == []
+    expect_2(cli("pull", path), r"holds .*, a symbolic link to .*outside")
+    assert cli("render", path, "--remote", team.as_uri()).code == 0  # named by the user: theirs to decide
+
+
+def test_the_walk_of_a_storyboards_folder_remote_is_bounded(write, tmp_path, monkeypatch):
+    from shotflow import remote
+    from shotflow.errors import ConfigError
+
+    path = write(board(), name="project/storyboard.yaml")
+    team = path.parent / "teamcache" / "objects"
+    for n in range(30):
+        (team / f"{n:02x}").mkdir(parents=True)
+    monkeypatch.delenv("SHOTFLOW_REMOTE", raising=False)
+    monkeypatch.setenv("SHOTFLOW_CONFIG", str(tmp_path / "no-config.toml"))
+    assert remote.resolve_url(None, team.parent.as_uri(), path.parent) == team.parent.as_uri()
+    monkeypatch.setattr(remote, "MAX_CHECKED_ENTRIES", 20)
+    with pytest.raises(ConfigError, match=r"holds more than 20 entries; .* and stops there"):
+        remote.resolve_url(None, team.parent.as_uri(), path.parent)
+
+
 def test_outputs_dash_is_standard_output(write, cli):
     path = write(board())
     result = cli("board", path, "-o", "-")
