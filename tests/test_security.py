@@ -401,6 +401,29 @@ def test_init_never_writes_through_a_link(tmp_path, cli):
     assert (outside / "bashrc").read_text() == "# mine\n"
 
 
+def test_import_never_writes_its_default_output_through_a_link_out_of_the_project(tmp_path, cli):
+    script = Path(__file__).parent / "data" / "fountain" / "lighthouse.fountain"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "mine.yaml").write_text("mine")
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    (clone / "script.fountain").write_bytes(script.read_bytes())
+    (clone / "script.yaml").symlink_to(Path("..") / "outside" / "new.yaml")  # dangling: exists() is False
+    expect_2(cli("import", "script.fountain", cwd=clone), r"script\.yaml exists: .*--force to replace it")
+    for target in ("new.yaml", "mine.yaml"):
+        (clone / "script.yaml").unlink()
+        (clone / "script.yaml").symlink_to(Path("..") / "outside" / target)
+        expect_2(
+            cli("import", "script.fountain", "--force", cwd=clone),
+            r"refusing to write script\.yaml: it leads to .*outside/" + target + ", outside the project folder",
+        )
+    assert sorted(p.name for p in outside.iterdir()) == ["mine.yaml"] and (outside / "mine.yaml").read_text() == "mine"
+    named = cli("import", "script.fountain", "-o", "script.yaml", "--force", cwd=clone)
+    assert named.code == 0, named.text  # a path the user names: written through, as every output
+    assert "scenes:" in (outside / "mine.yaml").read_text()
+
+
 def test_a_storyboard_link_inside_its_project_is_followed(write, cli, tmp_path):
     real = write(board(), name="project/boards/ep1.yaml")
     (real.parent.parent / "storyboard.yaml").symlink_to(Path("boards") / "ep1.yaml")
