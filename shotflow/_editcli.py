@@ -9,6 +9,7 @@ Like every command module, this imports click and nothing else at the top.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -63,7 +64,7 @@ def import_(script: Path, output, update_path, force, dry_run) -> None:
     from .importing import draft, to_yaml
 
     target = output or script.with_suffix(".yaml")
-    if not outputs.is_stdout(target) and target.exists() and not force:
+    if not outputs.is_stdout(target) and os.path.lexists(target) and not force:  # a dangling link exists too
         raise UsageError(
             f"{display_path(target)} exists: shotflow import does not overwrite a storyboard",
             hint=f"use --update {display_path(target)} to read the script into it, or --force to replace it",
@@ -72,7 +73,7 @@ def import_(script: Path, output, update_path, force, dry_run) -> None:
     text = to_yaml(d, source=script.name, name=target.name)
     if not outputs.is_stdout(target):
         target.parent.mkdir(parents=True, exist_ok=True)
-    outputs.check(target, what="-o")
+    outputs.check(target, what="-o", given=output is not None)  # beside a cloned script: no link out
     outputs.write(target, text.encode("utf-8"))
     shown = "standard output" if outputs.is_stdout(target) else display_path(target)
     click.echo(

@@ -19,6 +19,7 @@ from .errors import UsageError
 from .load import display_path
 from .state import ProjectState
 from .store import CACHE_ENTRIES, CACHE_MARKER, Store, open_store
+from .trust import storyboard_file
 
 
 def _size(path: Path) -> tuple[int, int]:
@@ -87,7 +88,7 @@ def clean(
     storyboard: Path, what: str, *, cache_dir: Path | None = None, dry_run: bool = False, force: bool = False
 ) -> list[str]:
     """Remove what was asked; returns the lines to show. ``what``: renders, cache or all."""
-    storyboard = Path(storyboard).resolve()
+    storyboard = storyboard_file(storyboard)  # a link may not move the project (and what is removed)
     if not storyboard.is_file():
         raise UsageError(f"file not found: {display_path(storyboard)}")
     root = storyboard.parent

@@ -367,7 +367,7 @@ def init(folder: Path, force: bool) -> None:
     from .load import display_path
     from .scaffold import init_project
 
-    written = init_project(folder, force=force)
+    written = init_project(folder, force=force, note=lambda text: click.echo(text, err=True))
     click.echo("wrote " + ", ".join(display_path(p) for p in written))
     into = "" if folder.resolve() == Path.cwd() else f"cd {display_path(folder)} && "
     click.echo(f"next: {into}shotflow render    (offline previews; then shotflow board for the HTML board)")

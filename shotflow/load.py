@@ -632,8 +632,9 @@ def load(path: Path | str, overrides: dict[str, Any] | None = None) -> Loaded:
     Schema errors of every file are collected and raised together.
     """
     from . import validate
+    from .trust import storyboard_file
 
-    main = read_source(Path(path).resolve())
+    main = read_source(storyboard_file(path))
     errors: list[ShotflowError] = list(validate.check(main, "storyboard"))
     if not isinstance(main.data, dict) or "shotflow" not in main.data:
         raise_all(errors)  # not a storyboard at all: nothing more to say

@@ -5,8 +5,9 @@
     a symlink, device, FIFO    written through (opened and truncated), never replaced by a rename
     refused                    a folder; the storyboard, an include, a template, the lock file
                                or a reference image (by real path); a folder that does not
-                               exist; a default path (renders/…) that is a link or a special
-                               file, or that a linked folder leads out of the project
+                               exist; a default path (renders/…, import's SCRIPT.yaml) that
+                               is a link or a special file, or that a link leads out of the
+                               project
 
 ``check`` runs before anything is drawn (a refused path costs nothing); ``write`` and
 ``place`` do the writing.
@@ -33,7 +34,8 @@ def is_stdout(path: Path | str) -> bool:
 
 def check(path: Path | str, project=None, *, given: bool = True, what: str = "output") -> None:
     """Refuse an output path before any work (see the module docstring). ``given``: the
-    user named it on the command line (else it is a default inside the project)."""
+    user named it on the command line (else it is a default inside the project, or, with no
+    ``project``, inside the project folder of the folder it is in)."""
     from .trust import Refused, check_path_text, inside, project_folder
 
     if is_stdout(path):
@@ -52,6 +54,8 @@ def check(path: Path | str, project=None, *, given: bool = True, what: str = "ou
         )
     try:
         st = os.stat(path) if os.path.lexists(path) else None
+    except FileNotFoundError:
+        st = None  # a dangling link: written through (given), or checked below (a default)
     except OSError as exc:
         raise UsageError(f"cannot write {display_path(path)}: {exc.strerror or exc}") from None
     if st is not None and stat_module.S_ISDIR(st.st_mode):
@@ -64,21 +68,21 @@ def check(path: Path | str, project=None, *, given: bool = True, what: str = "ou
             raise UsageError(
                 f"refusing to write {display_path(path)}: it is {_role(project, Path(hit))}", hint="name another file"
             )
-        if not given:
-            root = project_folder(project.root)
-            folder = os.path.realpath(parent) if parent.exists() else None
-            if (folder is not None and not inside(folder, root)) or not inside(real, root):
-                raise UsageError(
-                    f"refusing to write {display_path(path)}: it leads to {real}, outside the "
-                    f"project folder {root} (a symbolic link?)",
-                    hint="pass -o PATH to choose",
-                )
-            if _through(path):  # a committed link could lead to .git/config or a hook inside the project
-                raise UsageError(
-                    f"refusing to write through {display_path(path)}: it is a symbolic link or a special "
-                    "file, and a default path is only ever written as a file of shotflow's own",
-                    hint="remove it, or pass -o PATH to write through it",
-                )
+    if not given:  # a default path: inside the project (without one, the folder it is in)
+        root = project_folder(project.root if project is not None else parent)
+        folder = os.path.realpath(parent) if parent.exists() else None
+        if (folder is not None and not inside(folder, root)) or not inside(real, root):
+            raise UsageError(
+                f"refusing to write {display_path(path)}: it leads to {real}, outside the "
+                f"project folder {root} (a symbolic link?)",
+                hint="pass -o PATH to choose",
+            )
+        if os.path.islink(path) or _through(path):  # a committed link could lead to .git/config, a hook…
+            raise UsageError(
+                f"refusing to write through {display_path(path)}: it is a symbolic link or a special "
+                "file, and a default path is only ever written as a file of shotflow's own",
+                hint="remove it, or pass -o PATH to write through it",
+            )
 
 
 def _role(project, path: Path) -> str:

@@ -89,7 +89,9 @@ def resolve_url(cli: str | None, storyboard: str | None = None, project_root: Pa
 
     A storyboard is shared data (see trust): its own ``remote:`` may name a network store, or
     a ``file://`` folder inside its project or a folder the user allowed (``--allow-path``,
-    ``allow_paths``), never any other folder of the machine: rendering it would write there."""
+    ``allow_paths``), never any other folder of the machine: rendering it would write there.
+    Nor may a link beneath that folder lead elsewhere (walked once here, when the remote is
+    chosen, at most MAX_CHECKED_ENTRIES entries: ``_link_out``)."""
     for value, where in ((cli, "--remote"), (os.environ.get("SHOTFLOW_REMOTE"), "SHOTFLOW_REMOTE")):
         if value is not None:
             return None if value.strip().lower() in OFF else check_url(value.strip(), where)
@@ -108,7 +110,13 @@ def resolve_url(cli: str | None, storyboard: str | None = None, project_root: Pa
     return None
 
 
+MAX_CHECKED_ENTRIES = 100_000  # a storyboard's folder remote is walked for links: at most this many entries
+
+
 def _check_storyboard_folder(url: str, project_root: Path) -> None:
+    """Refuse a storyboard's ``file://`` remote that would make a render read or write outside
+    the project (or the folders the user allowed): its folder must be inside, and so must
+    every link beneath it (``teamcache/objects -> /elsewhere``: obstore writes through it)."""
     from urllib.parse import unquote, urlsplit
 
     from .trust import how_to_allow, inside, policy, project_folder
@@ -117,13 +125,57 @@ def _check_storyboard_folder(url: str, project_root: Path) -> None:
     if parts.scheme != "file":
         return
     real = os.path.realpath(unquote(parts.path))
-    if inside(real, project_folder(project_root)) or any(inside(real, os.fspath(d)) for d in policy().allow_paths):
-        return
-    raise ConfigError(
-        f"the storyboard's remote: {url} is a folder outside the project, which a storyboard cannot "
-        "name (rendering it would write there)",
-        hint="pass --remote URL or set remote in your user config; or " + how_to_allow("the folder"),
-    )
+    allowed = (os.fspath(project_folder(project_root)), *(os.fspath(d) for d in policy().allow_paths))
+    if not any(inside(real, folder) for folder in allowed):
+        raise ConfigError(
+            f"the storyboard's remote: {url} is a folder outside the project, which a storyboard cannot "
+            "name (rendering it would write there)",
+            hint="pass --remote URL or set remote in your user config; or " + how_to_allow("the folder"),
+        )
+    link = _link_out(real, allowed)
+    if link is not None:
+        raise ConfigError(
+            f"the storyboard's remote: {url} holds {link[0]}, a symbolic link to {link[1]}, outside the "
+            "project; shotflow would read and write there through it",
+            hint="remove the link, or pass --remote URL or set remote in your user config; or "
+            + how_to_allow("its target"),
+        )
+
+
+def _link_out(root: str, allowed: tuple[str, ...]) -> tuple[str, str] | None:
+    """The first link under the real folder ``root`` whose real path is outside ``allowed``,
+    as (link, real path); None when there is none. Links to folders inside are walked too
+    (what they hold is written through them); each real folder once. Raises ConfigError
+    past MAX_CHECKED_ENTRIES entries rather than walk a huge tree."""
+    from .trust import inside
+
+    todo, seen, count = [root], {root}, 0
+    while todo:
+        try:
+            entries = list(os.scandir(todo.pop()))
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # not made yet (the remote's folders appear as it is used), or gone
+        except OSError:
+            continue  # unreadable: obstore cannot use it either, and says so
+        count += len(entries)
+        if count > MAX_CHECKED_ENTRIES:
+            raise ConfigError(
+                f"the storyboard's remote: folder {root} holds more than {MAX_CHECKED_ENTRIES:,} entries; "
+                "shotflow checks a remote a storyboard names for links out of the project, and stops there",
+                hint="name it yourself: pass --remote URL or set remote in your user config (then it is not walked)",
+            )
+        for entry in entries:
+            if entry.is_symlink():
+                target = os.path.realpath(entry.path)
+                if not any(inside(target, folder) for folder in allowed):
+                    return entry.path, target
+                if os.path.isdir(target) and target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+            elif entry.is_dir(follow_symlinks=False) and entry.path not in seen:
+                seen.add(entry.path)
+                todo.append(entry.path)
+    return None
 
 
 def _open_store(url: str):
@@ -915,12 +967,11 @@ def transfer(
     warn: Callable[[str], None] = lambda text: None,
 ) -> tuple[str, TransferReport]:
     """``shotflow push`` / ``pull``: (the remote's URL, what moved) for the lock of ``storyboard``."""
-    from pathlib import Path
-
     from .expand import load_project
     from .store import LockFile, ProjectLock, open_store
+    from .trust import storyboard_file
 
-    project = load_project(Path(storyboard).resolve())
+    project = load_project(storyboard_file(storyboard))
     url = resolve_url(cli_url, project.remote, project.root)
     if url is None:
         raise ConfigError(

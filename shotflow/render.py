@@ -25,13 +25,14 @@ from .options import RenderOptions
 from .report import Reporter, RunStart, Summary
 from .state import ProjectState, Rerolls, check_write_folders
 from .status import Outcome, Status
+from .trust import storyboard_file
 
 # -- the full path ---------------------------------------------------------------------
 
 
 def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -> Summary:
     """Render a storyboard; returns the summary (failed nodes are values, not errors)."""
-    storyboard = Path(storyboard).resolve()
+    storyboard = storyboard_file(storyboard)  # a link may not move the project elsewhere
     hit = noop(storyboard, options, reporter)
     if hit is not None:
         return hit

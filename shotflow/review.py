@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, did_you_mean
+from .trust import storyboard_file
 
 __all__ = [
     "ACTIONS",
@@ -149,7 +150,7 @@ def resolve_storyboard(review_file: Path, named: str | None, given: Path | None)
     if given is not None:
         if not given.is_file():
             raise ReviewFileError(f"{given}: no such storyboard")
-        return given.resolve()
+        return storyboard_file(given)
     if not named:
         raise ReviewFileError(
             f"{review_file.name} names no storyboard", hint=f"give it: shotflow review apply {review_file} STORYBOARD"
@@ -162,7 +163,7 @@ def resolve_storyboard(review_file: Path, named: str | None, given: Path | None)
         )
     for folder in (Path.cwd(), review_file.resolve().parent):
         if (folder / name).is_file():
-            return (folder / name).resolve()
+            return storyboard_file(folder / name)
     raise ReviewFileError(
         f"{review_file.name} is for {named}, which is neither here nor beside it",
         hint=f"give the storyboard: shotflow review apply {review_file} path/to/{name.name}",

@@ -142,6 +142,46 @@ def project_folder(storyboard_dir: Path) -> Path:
     return start
 
 
+def storyboard_file(path: Path | str) -> Path:
+    """The real path of the storyboard the user named ``path``, once it is sure that no
+    symbolic link on the way moves the project out of the folder it is named in.
+
+    The project folder (and with it renders/, .shotflow/, the lock, what ``clean`` deletes)
+    follows the storyboard's *real* path. So a link committed to a repository,
+    ``storyboard.yaml -> ../../elsewhere/board.yaml`` (or ``boards -> /elsewhere``), would
+    make any command read and write in that other place. The rule:
+
+        named inside a git work tree   its real path stays inside that work tree
+        elsewhere                      its real path stays inside the project folder of
+                                       the folder it is named in
+
+    A link within the project is fine. The work tree is looked for along the path *as
+    named* (``..`` is taken as the real folder it leads to): a link the user made on the
+    way to the project (``~/work -> /mnt/work``) is their route, not the project's.
+    Raises UsageError naming the link and the file to name instead."""
+    from .errors import UsageError
+
+    try:
+        check_path_text(os.fspath(path))
+    except Refused as exc:
+        raise UsageError(f"storyboard path: {exc.message}") from None
+    named = Path(os.getcwd(), path)  # absolute, links and '..' kept as typed
+    up = max((i for i, part in enumerate(named.parts) if part == ".."), default=0)
+    if up:
+        named = Path(os.path.realpath(Path(*named.parts[: up + 1])), *named.parts[up + 1 :])
+    real = Path(os.path.realpath(named))
+    tops = (f for f in named.parents if os.path.lexists(f / ".git") and not os.path.islink(f))
+    top = next(tops, None)  # a link to another repository is not a work tree of its own here
+    root = Path(os.path.realpath(top)) if top is not None else project_folder(named.parent)
+    if not inside(real, root):
+        raise UsageError(
+            f"{path} leads through a symbolic link to {real}, outside the project folder {root}; "
+            "shotflow would make that other folder the project and write there",
+            hint=f"if you mean that storyboard, name it: {real}",
+        )
+    return real
+
+
 def inside(path: Path | str, folder: Path | str) -> bool:
     """True when real path ``path`` is ``folder`` or below it (both already real)."""
     path, folder = os.fspath(path), os.fspath(folder)

@@ -68,7 +68,9 @@ class Editor:
     """The storyboard's files, open for editing; ``save()`` writes the ones that changed."""
 
     def __init__(self, storyboard: Path | str):
-        self.path = Path(storyboard).resolve()
+        from .trust import storyboard_file
+
+        self.path = storyboard_file(storyboard)
         self._files: dict[Path, _File] = {}
         self._scenes: dict[str, _Scene] = {}
         self._scene_order: list[str] = []

@@ -331,6 +331,111 @@ def test_clean_refuses_a_cache_folder_that_is_a_link(write, cli, tmp_path):
     assert (home / ".bashrc").exists()
 
 
+def _linked_project(tmp_path: Path, cli) -> tuple[Path, Path]:
+    """A rendered project ``victim/`` and a folder ``evil/`` whose storyboard.yaml is a link to
+    the victim's storyboard (as a cloned repository may hold)."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "storyboard.yaml").write_text(board())
+    assert cli("render", victim / "storyboard.yaml").code == 0
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "storyboard.yaml").symlink_to(Path("..") / "victim" / "storyboard.yaml")
+    return victim, evil
+
+
+@pytest.mark.parametrize(
+    "args", [["clean"], ["clean", "--all"], ["render"], ["validate"], ["plan"], ["board"], ["verify"], ["pull"]]
+)
+def test_a_storyboard_that_links_out_of_its_folder_moves_nothing(args, tmp_path, cli):
+    victim, evil = _linked_project(tmp_path, cli)
+    before = sorted(str(p.relative_to(victim)) for p in victim.rglob("*"))
+    stamps = {p: p.stat().st_mtime_ns for p in victim.rglob("*") if p.is_file()}
+    result = cli(*args, cwd=evil)  # the default storyboard.yaml, as a user types `shotflow clean`
+    expect_2(
+        result,
+        r"storyboard\.yaml leads through a symbolic link to .*victim/storyboard\.yaml, outside the project "
+        r"folder .*evil; .*name it: .*victim/storyboard\.yaml",
+    )
+    assert sorted(str(p.relative_to(victim)) for p in victim.rglob("*")) == before
+    assert {p: p.stat().st_mtime_ns for p in victim.rglob("*") if p.is_file()} == stamps
+    assert sorted(p.name for p in evil.iterdir()) == ["storyboard.yaml"]
+
+
+def test_a_storyboard_link_is_refused_by_the_library_and_by_watch_too(tmp_path, cli):
+    from shotflow.errors import UsageError
+    from shotflow.live.rounds import Workspace
+    from shotflow.options import RenderOptions
+    from shotflow.writeback import Editor
+
+    _, evil = _linked_project(tmp_path, cli)
+    for open_it in (lambda p: Workspace(p, RenderOptions()), Editor):
+        with pytest.raises(UsageError, match="leads through a symbolic link"):
+            open_it(evil / "storyboard.yaml")
+
+
+def test_a_folder_link_in_a_repository_cannot_move_the_project_either(tmp_path, cli):
+    victim, _ = _linked_project(tmp_path, cli)
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "boards").symlink_to(victim)  # committed: boards/storyboard.yaml is the victim's
+    expect_2(cli("clean", "--all", "boards/storyboard.yaml", cwd=repo), r"outside the project folder .*repo;")
+    assert (victim / "renders").is_dir() and (victim / ".shotflow").is_dir()
+
+
+def test_init_never_writes_through_a_link(tmp_path, cli):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "bashrc").write_text("# mine\n")
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / ".gitignore").symlink_to(Path("..") / "outside" / "bashrc")
+    (evil / "storyboard.yaml").symlink_to(Path("..") / "outside" / "created-by-init.yaml")  # dangling
+    expect_2(cli("init", cwd=evil), r"storyboard\.yaml already exists \(a symbolic link to .*created-by-init\.yaml\)")
+    result = cli("init", "--force", cwd=evil)
+    assert result.code == 0, result.text
+    assert re.search(r"note: \.gitignore is a symbolic link to .*bashrc; shotflow left it as it is", result.err)
+    story = evil / "storyboard.yaml"
+    assert not story.is_symlink() and "The Night Ferry" in story.read_text()  # the link replaced, not followed
+    assert sorted(p.name for p in outside.iterdir()) == ["bashrc"]
+    assert (outside / "bashrc").read_text() == "# mine\n"
+
+
+def test_import_never_writes_its_default_output_through_a_link_out_of_the_project(tmp_path, cli):
+    script = Path(__file__).parent / "data" / "fountain" / "lighthouse.fountain"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "mine.yaml").write_text("mine")
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    (clone / "script.fountain").write_bytes(script.read_bytes())
+    (clone / "script.yaml").symlink_to(Path("..") / "outside" / "new.yaml")  # dangling: exists() is False
+    expect_2(cli("import", "script.fountain", cwd=clone), r"script\.yaml exists: .*--force to replace it")
+    for target in ("new.yaml", "mine.yaml"):
+        (clone / "script.yaml").unlink()
+        (clone / "script.yaml").symlink_to(Path("..") / "outside" / target)
+        expect_2(
+            cli("import", "script.fountain", "--force", cwd=clone),
+            r"refusing to write script\.yaml: it leads to .*outside/" + target + ", outside the project folder",
+        )
+    assert sorted(p.name for p in outside.iterdir()) == ["mine.yaml"] and (outside / "mine.yaml").read_text() == "mine"
+    named = cli("import", "script.fountain", "-o", "script.yaml", "--force", cwd=clone)
+    assert named.code == 0, named.text  # a path the user names: written through, as every output
+    assert "scenes:" in (outside / "mine.yaml").read_text()
+
+
+def test_a_storyboard_link_inside_its_project_is_followed(write, cli, tmp_path):
+    real = write(board(), name="project/boards/ep1.yaml")
+    (real.parent.parent / "storyboard.yaml").symlink_to(Path("boards") / "ep1.yaml")
+    assert cli("render", cwd=real.parent.parent).code == 0
+    assert (real.parent / "renders" / "arrival" / "wide.png").exists()  # the project of the real file
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "storyboard.yaml").symlink_to(real)  # a link out of its folder, whoever made it: the real file is named
+    expect_2(cli("validate", mine / "storyboard.yaml"), r"name it: .*project/boards/ep1\.yaml")
+    assert cli("validate", real).code == 0
+
+
 @pytest.mark.parametrize("key", ["abc\ndef", "clé-secrète"])
 def test_an_api_key_with_a_newline_or_non_ascii_is_refused_before_any_request(key, write, cli):
     from shotflow.testing import Emulator
@@ -512,6 +617,44 @@ def test_a_cache_elsewhere_does_not_let_the_state_folder_link_out(write, cli, tm
     result = cli("render", path, "--cache", tmp_path / "cache")
     expect_2(result, r"\.shotflow is a symbolic link to .*outside, outside the project folder")
     assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("link", ["objects", "objects/ab", "shelf/ab"])
+def test_a_storyboards_folder_remote_cannot_write_through_a_link_out_of_the_project(link, write, cli, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    path = write(board(), name="project/storyboard.yaml")
+    team = path.parent / "teamcache"
+    team.mkdir()
+    if link.startswith("shelf"):  # a link inside the project, to a folder holding a link out of it
+        (team / "objects").symlink_to(path.parent / "shelf")
+    target = path.parent / link if link.startswith("shelf") else team / link
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.symlink_to(outside)
+    path.write_text(board() + f"remote: {team.as_uri()}\n")
+    expect_2(
+        cli("render", path),
+        rf"the storyboard's remote: .*teamcache holds .*{link}, a symbolic link to .*outside, outside the project",
+    )
+    assert list(outside.iterdir()) == []
+    expect_2(cli("pull", path), r"holds .*, a symbolic link to .*outside")
+    assert cli("render", path, "--remote", team.as_uri()).code == 0  # named by the user: theirs to decide
+
+
+def test_the_walk_of_a_storyboards_folder_remote_is_bounded(write, tmp_path, monkeypatch):
+    from shotflow import remote
+    from shotflow.errors import ConfigError
+
+    path = write(board(), name="project/storyboard.yaml")
+    team = path.parent / "teamcache" / "objects"
+    for n in range(30):
+        (team / f"{n:02x}").mkdir(parents=True)
+    monkeypatch.delenv("SHOTFLOW_REMOTE", raising=False)
+    monkeypatch.setenv("SHOTFLOW_CONFIG", str(tmp_path / "no-config.toml"))
+    assert remote.resolve_url(None, team.parent.as_uri(), path.parent) == team.parent.as_uri()
+    monkeypatch.setattr(remote, "MAX_CHECKED_ENTRIES", 20)
+    with pytest.raises(ConfigError, match=r"holds more than 20 entries; .* and stops there"):
+        remote.resolve_url(None, team.parent.as_uri(), path.parent)
 
 
 def test_outputs_dash_is_standard_output(write, cli):

@@ -86,7 +86,9 @@ class Workspace:
         progress: Callable[[str], None] | None = None,
         early: Callable[[dict[str, str]], None] | None = None,
     ):
-        self.storyboard = Path(storyboard).resolve()
+        from ..trust import storyboard_file
+
+        self.storyboard = storyboard_file(storyboard)
         self.options = options  # render.RenderOptions: backend, jobs, max cost, --set, cache
         self.progress = progress or (lambda text: None)
         # a panel whose frame was just rendered, before the round ends ({id: html}): the edited
