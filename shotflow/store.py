@@ -471,8 +471,13 @@ class Store:
         self._verified.discard(digest)
         self._held.pop(digest, None)
         self.index.forget(path)
-        with contextlib.suppress(FileNotFoundError, IsADirectoryError):  # a folder is left, and never read
+        try:
             path.unlink()
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:  # not the store's: an empty one goes, another is left (never read)
+            with contextlib.suppress(OSError):
+                path.rmdir()
 
     # files outside the store
 
