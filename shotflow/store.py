@@ -18,8 +18,11 @@ small durable stores backends use (journal, memo).
                                      (these three: ``state.ProjectState``, not the store)
     <project>/NAME.lock              node id → key, picked output, ids, seed, cost (commit it)
 
-Every write is atomic (temp file + rename). An object is verified by its hash before
-its bytes are used; a corrupt one is removed and reported, never used. A store opened with
+Every write is atomic (temp file + rename). Every read of a state file treats it as data from
+anyone, since a ``.shotflow/`` may come with the project (``read_state``: a regular file,
+bounded, JSON of the right shape; a damaged one is a cache miss with a warning). An object is
+verified by its hash before its bytes are used (a regular file only); a corrupt one is removed
+and reported, never used. A store opened with
 ``verify=True`` (``--locked``, the exports, ``shotflow verify``) trusts no stat index: every
 object and file it vouches for is hashed.
 
@@ -153,13 +156,13 @@ def open_regular(path: Path | str, limit: int) -> io.BufferedReader:
     return os.fdopen(fd, "rb")
 
 
-def read_state(path: Path | str, shape: type = dict, *, limit: int = STATE_FILE_BYTES, warn: bool = True) -> Any:
-    """The JSON value of a state file of shotflow's own, or None when it is missing or damaged.
+def read_state(path: Path | str, *, limit: int = STATE_FILE_BYTES, warn: bool = True) -> dict[str, Any] | None:
+    """The JSON object of a state file of shotflow's own, or None when it is missing or damaged.
 
     Such a file may come with the project (a committed or copied ``.shotflow/``), so it is
     read as data from anyone: a regular file only (a folder, a link, a FIFO or a device is
     never followed nor waited on), at most ``limit`` bytes, JSON nested as deep as the
-    parser goes, and of ``shape`` (dict, list) at its top. A damaged one is a cache: it is
+    parser goes, and an object at its top (every state file is one). A damaged one is a cache: it is
     treated as missing and a ``DamagedState`` warning names it (``warn=False``: the caller
     reports it). What is inside is the caller's to check where each value is used."""
     try:
@@ -175,9 +178,9 @@ def read_state(path: Path | str, shape: type = dict, *, limit: int = STATE_FILE_
     except ValueError:  # not JSON, not UTF-8, or a number too long
         reason = "not JSON"
     else:
-        if isinstance(value, shape):
+        if isinstance(value, dict):
             return value
-        reason = f"a JSON {type(value).__name__}, not {'an object' if shape is dict else 'an array'}"
+        reason = f"a JSON {type(value).__name__}, not an object"
     if warn:
         warnings.warn(f"{_shown(path)} is damaged ({reason}); shotflow ignores it", DamagedState, stacklevel=2)
     return None
