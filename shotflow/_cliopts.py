@@ -9,6 +9,7 @@ them; commands are plain functions that raise.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import click
@@ -22,7 +23,8 @@ class ShotflowCommand(click.Command):
     (they are parsed with the command's own arguments, so only known here)."""
 
     def invoke(self, ctx: click.Context):
-        with _trust():
+        with _trust(), warnings.catch_warnings():
+            warnings.showwarning = _show_warning
             return super().invoke(ctx)
 
 
@@ -55,6 +57,20 @@ class ShotflowGroup(click.Group):
                 "this is a bug in shotflow; set SHOTFLOW_DEBUG=1 to see the traceback and please report it", err=True
             )
             ctx.exit(EXIT_INTERNAL)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A damaged state file (``store.DamagedState``) as one ``warning:`` line on stderr;
+    any other warning as Python shows it."""
+    from .store import DamagedState
+
+    if issubclass(category, DamagedState):
+        click.echo(f"warning: {message}", err=True)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
 
 
 def echo_error(error) -> None:

@@ -18,7 +18,7 @@ from ._text import counted
 from .errors import UsageError
 from .load import display_path
 from .state import ProjectState
-from .store import CACHE_ENTRIES, CACHE_MARKER, Store, open_store
+from .store import CACHE_ENTRIES, CACHE_MARKER, Record, Store, open_store
 from .trust import storyboard_file
 
 
@@ -43,6 +43,13 @@ def _refuse_link(target: Path) -> None:
             "shotflow removes only a real folder of its own",
             hint="remove the link yourself if that is what you want",
         )
+
+
+def _cost(record: Record | None) -> float:
+    """What an action record says its frames cost (0 for none, or for what is not a price: the
+    records are files anyone could have written)."""
+    cost = record.cost if record is not None else None
+    return float(cost) if isinstance(cost, (int, float)) and 0 <= cost < 1e9 else 0.0
 
 
 def _human(n: float) -> str:
@@ -106,7 +113,7 @@ def clean(
                 "collected yet; render again to collect them first",
                 hint="or pass --force to throw them away",
             )
-        paid = sum(float(record.cost or 0.0) for _, record in store.actions() if record is not None)
+        paid = sum(_cost(record) for _, record in store.actions())
     if what in ("renders", "all"):
         target = root / "renders"
         if not target.exists():

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .status import Outcome, Status
-from .store import STATE_DIR, Ahead
+from .store import INDEX_FILE_BYTES, STATE_DIR, Ahead, check_own_file, read_regular, read_state
 
 MANIFEST_VERSION = 1
 
@@ -33,7 +33,7 @@ def stat(path: str) -> list[int] | None:
     """A file's size, mtime and inode as the manifest records them (None: not there)."""
     try:
         st = os.stat(path)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in a path a damaged manifest names
         return None
     return [st.st_size, st.st_mtime_ns, st.st_ino]
 
@@ -75,17 +75,17 @@ class ProjectState:
         """The last complete run's manifest when nothing changed since, else None.
 
         Nothing changed means: the same options (``signature``), and every input file and
-        every output has the size, mtime and inode it had."""
-        try:
-            manifest = json.loads(self.manifest_path.read_bytes())
-        except (OSError, ValueError):
-            return None
+        every output has the size, mtime and inode it had. A manifest of another shape is
+        not used (``_replayable``: the no-op replays its nodes as they are)."""
+        manifest = read_state(self.manifest_path, limit=INDEX_FILE_BYTES)
         if (
-            manifest.get("version") != MANIFEST_VERSION
+            manifest is None
+            or manifest.get("version") != MANIFEST_VERSION
             or manifest.get("signature") != signature
             or manifest.get("storyboard") != str(self.storyboard)
+            or not _replayable(manifest)
         ):
-            return None  # another shotflow, other options, or a copied project
+            return None  # none, another shotflow, other options, or a copied project
         for table in ("inputs", "outputs"):
             for path, was in manifest[table].items():
                 if stat(path) != was:
@@ -94,10 +94,16 @@ class ProjectState:
 
     def previous_outputs(self) -> set[str]:
         """The outputs the last complete run recorded (its frames and objects)."""
-        try:
-            return set(json.loads(self.manifest_path.read_bytes())["outputs"])
-        except (OSError, ValueError, KeyError):
-            return set()
+        manifest = read_state(self.manifest_path, limit=INDEX_FILE_BYTES) or {}
+        outputs = manifest.get("outputs")
+        return set(outputs) if isinstance(outputs, dict) else set()
+
+    def check_writable(self) -> None:
+        """Refuse to render when a file of this run state is a folder (a copied ``.shotflow/``
+        may hold one): a rename cannot replace it, and the run would fail at its end."""
+        check_own_file(self.manifest_path, "the last run's manifest")
+        check_own_file(self.status_path, "the status of the last run")
+        check_own_file(self.forced_path, "the record of an unfinished --force")
 
     def write_manifest(self, head: dict[str, Any], outputs: Iterable[str], nodes: Iterable[str]) -> None:
         """Record a complete run: ``head`` (version, storyboard, signature, backend, inputs), each
@@ -160,11 +166,10 @@ class ProjectState:
     # -- how each node's last run ended ----------------------------------------------------
 
     def read_status(self) -> dict[str, dict[str, Any]]:
-        """node id → {"status": rendered|cached|failed|skipped|held, "error": message or None}."""
-        try:
-            return json.loads(self.status_path.read_bytes())
-        except (OSError, ValueError):
-            return {}
+        """node id → {"status": rendered|cached|failed|skipped|held, "error": message or None}.
+        Entries that are not objects are dropped; their values are checked where they are read."""
+        status = read_state(self.status_path) or {}
+        return {node_id: entry for node_id, entry in status.items() if isinstance(entry, dict)}
 
     def write_status(self, outcomes: Mapping[str, Outcome], keep: Iterable[str] | None = None) -> None:
         """Merge a run's outcomes into the status file; ``keep`` (a full run's nodes): drop the others."""
@@ -178,7 +183,7 @@ class ProjectState:
             status = {n: v for n, v in status.items() if n in kept}
         data = json.dumps(status, indent=1, sort_keys=True).encode()
         with contextlib.suppress(OSError):
-            if self.status_path.read_bytes() == data:
+            if read_regular(self.status_path, len(data)) == data:
                 return
         atomic_write(self.status_path, data)
 
@@ -187,27 +192,48 @@ class ProjectState:
     def rerolls(self, asked: set[str]) -> Rerolls:
         """What ``--force`` (``asked``) renders this run, after what an unfinished run of it did."""
         path = self.forced_path
-        try:
-            data = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            return Rerolls(self.storyboard, path, asked, set(), False)
-        except (OSError, ValueError):
-            return Rerolls(self.storyboard, path, asked, set(), True)
-        same = (
-            isinstance(data, dict)
-            and data.get("storyboard") == str(self.storyboard)
-            and set(data.get("forced") or ()) == asked
+        data = read_state(path)
+        if data is None:  # none, or a damaged one (removed or rewritten at the end)
+            return Rerolls(self.storyboard, path, asked, set(), os.path.lexists(path))
+        same = data.get("storyboard") == str(self.storyboard) and _names(data.get("forced")) == asked
+        return Rerolls(self.storyboard, path, asked, _names(data.get("done")) & asked if same else set(), True)
+
+
+def _names(value: Any) -> set[str]:
+    """The node ids of a list in forced.json (nothing from a value of another shape)."""
+    return {name for name in value if isinstance(name, str)} if isinstance(value, list) else set()
+
+
+def _replayable(manifest: dict[str, Any]) -> bool:
+    """True when a manifest has the shape ``noop`` replays: input and output tables, a backend,
+    and nodes as ``[id, [paths]]`` or ``[id, [paths], what changed]``, all of them strings."""
+    nodes = manifest.get("nodes")
+    return (
+        isinstance(manifest.get("inputs"), dict)
+        and isinstance(manifest.get("outputs"), dict)
+        and isinstance(manifest.get("backend"), str)
+        and isinstance(nodes, list)
+        and all(
+            type(node) is list
+            and len(node) in (2, 3)
+            and all(type(text) is str for text in node[::2])
+            and type(node[1]) is list
+            and all(type(path) is str for path in node[1])
+            for node in nodes
         )
-        return Rerolls(self.storyboard, path, asked, set(data.get("done") or ()) & asked if same else set(), True)
+    )
 
 
 def check_write_folders(project) -> None:
     """renders/ and each of its folders must not lead out of the project (a cloned repository
     may hold them as links), nor, through a link, to a folder holding a file the storyboard
     reads (``renders/characters -> ../refs``: frames would replace the reference images);
-    .shotflow/ is checked as the store opens. Raises UsageError."""
+    .shotflow/ is checked as the store opens; the run state's files must not be folders
+    (``ProjectState.check_writable``). Raises UsageError."""
     from .errors import UsageError
     from .trust import Refused, check_own_folders
+
+    ProjectState(project.path).check_writable()
 
     renders = project.renders_dir
     folders = [renders, renders / "characters", renders / "locations", *(renders / s.id for s in project.scenes)]

@@ -18,8 +18,11 @@ small durable stores backends use (journal, memo).
                                      (these three: ``state.ProjectState``, not the store)
     <project>/NAME.lock              node id → key, picked output, ids, seed, cost (commit it)
 
-Every write is atomic (temp file + rename). An object is verified by its hash before
-its bytes are used; a corrupt one is removed and reported, never used. A store opened with
+Every write is atomic (temp file + rename). Every read of a state file treats it as data from
+anyone, since a ``.shotflow/`` may come with the project (``read_state``: a regular file,
+bounded, JSON of the right shape; a damaged one is a cache miss with a warning). An object is
+verified by its hash before its bytes are used (a regular file only); a corrupt one is removed
+and reported, never used. A store opened with
 ``verify=True`` (``--locked``, the exports, ``shotflow verify``) trusts no stat index: every
 object and file it vouches for is hashed.
 
@@ -35,7 +38,9 @@ is cleared, so no later run mistakes those frames for new ones.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import io
 import itertools
 import json
 import os
@@ -43,6 +48,7 @@ import re
 import stat as stat_module
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,20 +69,6 @@ def sha256_bytes(data: bytes) -> str:
 
 
 _tmp_counter = itertools.count()
-
-
-def _read_regular(path: Path, limit: int) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes; ValueError for anything else (a
-    FIFO, a device or a link to one would block or never end); FileNotFoundError when missing."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat_module.S_ISREG(st.st_mode):
-            raise ValueError("is not a regular file")
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise ValueError(f"is larger than {limit // 1048576} MB")
-    return data
 
 
 def atomic_write(
@@ -117,6 +109,91 @@ def atomic_write(
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+# -- reading shotflow's own state -------------------------------------------------------------
+
+STATE_FILE_BYTES = 16 * 1024 * 1024  # a journal entry, a lease, an action record, a status or re-roll record
+INDEX_FILE_BYTES = 256 * 1024 * 1024  # the stat index and the manifest: ~150 bytes a file, they grow with the project
+
+
+class DamagedState(UserWarning):
+    """A state file shotflow keeps (in .shotflow/ or the cache) that cannot be used as it is:
+    it is treated as missing (a cache miss, worked out again) and the user is told once."""
+
+
+class NotRegular(OSError):
+    """A path that is not a regular file: a folder, a symbolic link, a FIFO, a device or a socket."""
+
+
+def read_regular(path: Path | str, limit: int, *, follow: bool = False) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, read without following a link
+    at its end (unless ``follow``) and without waiting on a FIFO. FileNotFoundError when there
+    is none; NotRegular (an OSError) for a folder, link, FIFO, device or socket, or a file over ``limit``."""
+    with open_regular(path, limit, follow=follow) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:  # it grew while being read
+        raise NotRegular(errno.EFBIG, f"over the {limit / 1048576:g} MB read", str(path))
+    return data
+
+
+def open_regular(path: Path | str, limit: int, *, follow: bool = False) -> io.BufferedReader:
+    """``path`` open for reading when it is a regular file of at most ``limit`` bytes (see ``read_regular``)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | (0 if follow else os.O_NOFOLLOW) | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW
+            raise NotRegular(exc.errno, "a symbolic link, not a regular file", str(path)) from None
+        if exc.errno == errno.ENXIO:
+            raise NotRegular(exc.errno, "a socket, not a regular file", str(path)) from None
+        raise
+    st = os.fstat(fd)
+    if not stat_module.S_ISREG(st.st_mode) or st.st_size > limit:
+        os.close(fd)
+        if stat_module.S_ISREG(st.st_mode):
+            raise NotRegular(errno.EFBIG, f"{st.st_size} bytes, over the {limit / 1048576:g} MB read", str(path))
+        kind = "a folder" if stat_module.S_ISDIR(st.st_mode) else "a FIFO or a device"
+        raise NotRegular(errno.EINVAL, f"{kind}, not a regular file", str(path))
+    return os.fdopen(fd, "rb")
+
+
+def read_state(path: Path | str, *, limit: int = STATE_FILE_BYTES, warn: bool = True) -> dict[str, Any] | None:
+    """The JSON object of a state file of shotflow's own, or None when it is missing or damaged.
+
+    Such a file may come with the project (a committed or copied ``.shotflow/``), so it is
+    read as data from anyone: a regular file only (a folder, a link, a FIFO or a device is
+    never followed nor waited on), at most ``limit`` bytes, JSON nested as deep as the
+    parser goes, and an object at its top (every state file is one). A damaged one is a cache: it is
+    treated as missing and a ``DamagedState`` warning names it (``warn=False``: the caller
+    reports it). What is inside is the caller's to check where each value is used."""
+    try:
+        value = json.loads(read_regular(path, limit))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    except RecursionError:
+        reason = "nested too deep"
+    except MemoryError:
+        reason = "too big to read"
+    except ValueError:  # not JSON, not UTF-8, or a number too long
+        reason = "not JSON"
+    else:
+        if isinstance(value, dict):
+            return value
+        reason = f"a JSON {type(value).__name__}, not an object"
+    if warn:
+        warnings.warn(f"{_shown(path)} is damaged ({reason}); shotflow ignores it", DamagedState, stacklevel=2)
+    return None
+
+
+def _shown(path: Path | str) -> str:
+    """A path as the user would type it (``load.display_path``, which this floor cannot import)."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
 
 
 def json_object_chunks(
@@ -196,9 +273,9 @@ class Output:
         if not isinstance(data, dict):
             raise ValueError("an output is not a JSON object")
         if not is_digest(data.get("sha256")):
-            raise ValueError(f"sha256 {_shown(data.get('sha256'))} is not a sha256 digest (64 hex digits)")
+            raise ValueError(f"sha256 {_brief(data.get('sha256'))} is not a sha256 digest (64 hex digits)")
         if not (isinstance(data.get("ext"), str) and _EXT.fullmatch(data["ext"])):
-            raise ValueError(f"ext {_shown(data.get('ext'))} is not a file extension")
+            raise ValueError(f"ext {_brief(data.get('ext'))} is not a file extension")
         return cls(
             sha256=data["sha256"],
             ext=data["ext"],
@@ -226,10 +303,10 @@ def _typed(data: dict[str, Any], name: str, types: type | tuple[type, ...], defa
         return value
     kinds = {int: "a whole number", str: "a string", dict: "a JSON object"}
     wanted = kinds.get(types, "a number") if isinstance(types, type) else "a number"
-    raise ValueError(f"{name} {_shown(value)} is not {wanted}")
+    raise ValueError(f"{name} {_brief(value)} is not {wanted}")
 
 
-def _shown(value: object) -> str:
+def _brief(value: object) -> str:
     """A value from a damaged file, short enough for an error message."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -276,7 +353,7 @@ class Record:
         if not isinstance(data, dict):
             raise ValueError("a record is not a JSON object")
         if not is_digest(data.get("key")):
-            raise ValueError(f"key {_shown(data.get('key'))} is not a request key (64 hex digits)")
+            raise ValueError(f"key {_brief(data.get('key'))} is not a request key (64 hex digits)")
         outputs = data.get("outputs")
         if not isinstance(outputs, list) or not outputs:
             raise ValueError("a record without outputs")
@@ -311,15 +388,13 @@ class StatIndex:
     @property
     def data(self) -> dict[str, list]:
         if self._data is None:
-            try:
-                self._data = json.loads(self.path.read_bytes())
-            except (FileNotFoundError, ValueError):
-                self._data = {}
+            self._data = read_state(self.path, limit=INDEX_FILE_BYTES) or {}
         return self._data
 
     def known(self, path: Path | str, st: os.stat_result) -> str | None:
         entry = self.data.get(str(path))
-        if entry and tuple(entry[:3]) == _stat_key(st):
+        # [size, mtime_ns, inode, sha256]; anything else (a damaged index) is not known
+        if type(entry) is list and len(entry) == 4 and tuple(entry[:3]) == _stat_key(st) and type(entry[3]) is str:
             return entry[3]
         return None
 
@@ -380,7 +455,7 @@ class Store:
     def _object_file(self, digest: str) -> str:
         # every digest read from a file was checked as it was parsed; this is the last line
         if not is_digest(digest):
-            raise CorruptObject(f"{_shown(digest)} is not an object's name")
+            raise CorruptObject(f"{_brief(digest)} is not an object's name")
         return f"{self._objects}/{digest[:2]}/{digest[2:]}"
 
     def put(self, data: bytes) -> str:
@@ -420,14 +495,13 @@ class Store:
             return False
         path = self._object_file(digest)
         try:
-            st = os.stat(path)
-        except FileNotFoundError:
+            st = os.lstat(path)  # an object is a file the store wrote, never a link
+        except (FileNotFoundError, NotADirectoryError):
             return False
         if not self.verify and self.index.known(path, st) == digest:
             self._verified.add(digest)
             return True
-        actual = _hash_file(Path(path))
-        if actual != digest:
+        if _hash_object(path) != digest:
             self._discard(Path(path))
             return False
         self.index.remember(path, st, digest)
@@ -441,9 +515,11 @@ class Store:
             return held[0]
         path = self.object_path(digest)
         try:
-            data = path.read_bytes()
-        except FileNotFoundError:
+            data = read_regular(path, MAX_OBJECT_BYTES)
+        except (FileNotFoundError, NotADirectoryError):
             raise CorruptObject(f"object {digest[:12]} is missing from the cache") from None
+        except NotRegular:
+            data = b""  # a link, FIFO, device or huge file where an object should be: corrupt
         if sha256_bytes(data) != digest:
             self._discard(path)
             raise CorruptObject(f"object {digest[:12]} is corrupt (its bytes no longer match its hash)")
@@ -454,8 +530,13 @@ class Store:
         self._verified.discard(digest)
         self._held.pop(digest, None)
         self.index.forget(path)
-        with contextlib.suppress(FileNotFoundError):
+        try:
             path.unlink()
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:  # not the store's: an empty one goes, another is left (never read)
+            with contextlib.suppress(OSError):
+                path.rmdir()
 
     # files outside the store
 
@@ -489,23 +570,14 @@ class Store:
 
     def action_path(self, key: str) -> Path:
         if not is_digest(key):  # every key read from a file was checked as it was parsed
-            raise ValueError(f"{_shown(key)} is not a request key")
+            raise ValueError(f"{_brief(key)} is not a request key")
         return self.actions_dir / key[:2] / f"{key}.json"
 
     def get_action(self, key: str) -> Record | None:
         if not is_digest(key):  # a journal or lease file name someone else chose
             return None
-        try:
-            data = json.loads(self.action_path(key).read_bytes())
-        except FileNotFoundError:
-            return None
-        except ValueError:
-            return None  # a damaged record is a cache miss
-        try:
-            record = Record.from_json(data)
-        except ValueError:
-            return None  # a damaged record is a cache miss
-        return record if record.key == key else None
+        record = _read_record(self.action_path(key))  # a damaged record is a cache miss
+        return record if record is not None and record.key == key else None
 
     def put_action(self, record: Record) -> None:
         atomic_write(
@@ -525,8 +597,8 @@ class Store:
             return "corrupt"
         path = self._object_file(digest)
         try:
-            actual = _hash_file(Path(path))
-        except FileNotFoundError:
+            actual = _hash_object(path)
+        except (FileNotFoundError, NotADirectoryError):
             return "missing"
         if actual != digest:
             self._discard(Path(path))
@@ -551,20 +623,20 @@ class Store:
         if not self.actions_dir.is_dir():
             return
         for path in sorted(self.actions_dir.rglob("*.json")):
-            try:
-                yield path, Record.from_json(json.loads(path.read_bytes()))
-            except (ValueError, OSError, RecursionError):
-                yield path, None
+            yield path, _read_record(path, warn=False)  # the callers say which cannot be read
 
     def mark(self) -> None:
         """Say that the cache folder is shotflow's (``CACHEDIR.TAG``), once."""
         marker = self.cache_dir / CACHE_MARKER
+        check_own_file(marker, "the cache's marker", regular=True)
         if not marker.is_file():
             atomic_write(marker, _MARKER_TEXT.encode())
 
     def is_marked(self) -> bool:
+        marker = self.cache_dir / CACHE_MARKER
+        check_own_file(marker, "the cache's marker", regular=True)
         try:
-            return "shotflow" in (self.cache_dir / CACHE_MARKER).read_text(encoding="utf-8", errors="replace")
+            return b"shotflow" in read_regular(marker, 64 * 1024)
         except OSError:
             return False
 
@@ -589,9 +661,63 @@ class Store:
         self.index.save()
 
 
+def _read_record(path: Path, *, warn: bool = True) -> Record | None:
+    """The action record in ``path``; None when there is none or it is damaged (a cache miss)."""
+    data = read_state(path, warn=warn)
+    if data is None:
+        return None
+    try:
+        return Record.from_json(data)
+    except (KeyError, TypeError, ValueError, AttributeError):  # what a record of another shape raises
+        if warn:
+            warnings.warn(
+                f"{_shown(path)} is damaged (not an action record); shotflow ignores it", DamagedState, stacklevel=3
+            )
+        return None
+
+
+def check_own_file(path: Path, what: str, *, regular: bool = False) -> None:
+    """Refuse to go on when ``path``, a file shotflow writes, is a folder (which no rename
+    replaces) or, with ``regular`` (a file used in place: the run lock, the cache's marker),
+    anything but a regular file: a link, a FIFO, a device. Raises UsageError with the fix."""
+    from .errors import UsageError
+
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    mode = st.st_mode
+    if stat_module.S_ISREG(mode) or not (regular or stat_module.S_ISDIR(mode)):
+        return
+    kind = (
+        "a folder"
+        if stat_module.S_ISDIR(mode)
+        else "a symbolic link"
+        if stat_module.S_ISLNK(mode)
+        else "a FIFO, a device or a socket"
+    )
+    raise UsageError(
+        f"{_shown(path)} is {kind} where shotflow keeps {what}",
+        hint=f"remove it: {'rm -r' if stat_module.S_ISDIR(mode) else 'rm'} {_shown(path)}",
+    )
+
+
 def _hash_file(path: Path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+MAX_OBJECT_BYTES = 256 * 1024 * 1024  # 4x the largest image a backend download or a URL fetch takes
+
+
+def _hash_object(path: str) -> str | None:
+    """sha256 of an object file; None when it cannot be one (a link, a FIFO, a device or a
+    file over MAX_OBJECT_BYTES: never read, never waited on). FileNotFoundError when missing."""
+    try:
+        with open_regular(path, MAX_OBJECT_BYTES) as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except NotRegular:
+        return None
 
 
 STATE_DIR = ".shotflow"  # the project's run state; the cache too unless --cache or SHOTFLOW_CACHE moves it
@@ -667,13 +793,12 @@ class Journal:
     def pending(self, key: str) -> dict[str, Any] | None:
         """The entry of ``key``, read from disk (another process may have written it since
         the folder was listed: a lease broken after its owner died leaves its entry)."""
-        try:
-            entry = json.loads(self._path(key).read_bytes())
-        except (FileNotFoundError, ValueError):
+        entry = read_state(self._path(key))
+        if entry is None:
             self._known().discard(key)
             return None
         self._known().add(key)
-        return entry if isinstance(entry, dict) else None
+        return entry
 
     def drop_unknown(self, key: str) -> bool:
         """Drop the entry of ``key`` if its task's outcome is unknown (a sync task whose answer
@@ -698,13 +823,8 @@ class Journal:
     def entries(self) -> list[dict[str, Any]]:
         if not self.root.is_dir():
             return []
-        result = []
-        for path in sorted(self.root.glob("*.json")):
-            try:
-                result.append(json.loads(path.read_bytes()))
-            except ValueError:
-                continue
-        return result
+        entries = (read_state(path) for path in sorted(self.root.glob("*.json")))
+        return [entry for entry in entries if entry is not None]
 
 
 class Leases:
@@ -798,9 +918,11 @@ class Leases:
 
     def _read(self, path: Path) -> dict[str, Any] | None:
         try:
-            data = json.loads(path.read_bytes())
+            data = json.loads(read_regular(path, STATE_FILE_BYTES))
         except FileNotFoundError:
             return None
+        except (NotRegular, RecursionError):  # a folder, link, FIFO or device, or crafted JSON: no owner's
+            return {"id": "broken", "host": None}
         except ValueError:
             # half written by a process killed between creating and filling it: dead once it is old
             try:
@@ -843,7 +965,7 @@ class Leases:
         if self._read(tomb) != seen:
             with contextlib.suppress(OSError):
                 os.link(tomb, path)  # a live lease taken since: restore it, unless a newer one exists
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):  # a folder is left, out of the way
             tomb.unlink()
 
     def _keep_fresh(self) -> None:
@@ -899,16 +1021,13 @@ class Memo:
 
     def _load(self) -> dict[str, list]:
         if self._data is None:
-            try:
-                self._data = json.loads(self.path.read_bytes())
-            except (FileNotFoundError, ValueError):
-                self._data = {}
+            self._data = read_state(self.path) or {}
         return self._data
 
     def get(self, name: str) -> Any | None:
         entry = self._load().get(name)
-        if entry is None:
-            return None
+        if type(entry) is not list or len(entry) != 2 or not isinstance(entry[1], (int, float, type(None))):
+            return None  # none, or damaged
         value, expires = entry
         if expires is not None and expires < time.time():
             self.drop(name)
@@ -966,11 +1085,13 @@ class LockFile:
         that is not 64 hex digits (they name files in the cache)."""
         lock = cls(path)
         try:
-            raw = _read_regular(path, cls.MAX_BYTES)
+            raw = read_regular(path, cls.MAX_BYTES, follow=True)  # a lock may be a link; never a FIFO
         except FileNotFoundError:
             return lock
-        except ValueError as exc:
-            raise LockedError(f"{path.name} {exc}", hint="restore it from git, or delete it") from None
+        except OSError as exc:
+            raise LockedError(
+                f"{path.name} cannot be read: {exc.strerror or exc}", hint="restore it from git, or delete it"
+            ) from None
         lock._original = hashlib.sha256(raw).hexdigest()
         try:
             data = json.loads(raw)
@@ -984,13 +1105,13 @@ class LockFile:
                     record = Record.from_json(entry)
                     pick = _typed(entry, "pick", int, 1)
                     if pick is None or pick < 1:
-                        raise ValueError(f"pick {_shown(pick)} is not a take's number")
+                        raise ValueError(f"pick {_brief(pick)} is not a take's number")
                 except ValueError as exc:
-                    raise ValueError(f"{_shown(node_id)}: {exc}") from None
+                    raise ValueError(f"{_brief(node_id)}: {exc}") from None
                 lock.entries[node_id] = LockEntry(record, pick)
             for url, digest in urls.items():
                 if not is_digest(digest):
-                    raise ValueError(f"the pin of {_shown(url)} is not a sha256 digest")
+                    raise ValueError(f"the pin of {_brief(url)} is not a sha256 digest")
             lock.urls = dict(urls)
         except (ValueError, RecursionError) as exc:
             raise LockedError(
@@ -1081,6 +1202,9 @@ class ProjectLock:
     def __enter__(self) -> ProjectLock:
         from filelock import Timeout
 
+        # a copied .shotflow/ may hold anything under these names: a clear error, not a crash at the end
+        check_own_file(self.path, "the project's run lock", regular=True)
+        check_own_file(self.path.with_name("stat.json"), "the stat index")
         try:
             self._lock.acquire()
         except Timeout:

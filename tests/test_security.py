@@ -824,7 +824,7 @@ def test_a_lock_that_is_no_regular_file_is_refused_without_reading_it(kind, writ
     path = write(board(), name="project/storyboard.yaml")
     lock = path.with_suffix(".lock")
     os.mkfifo(lock) if kind == "fifo" else lock.symlink_to("/dev/zero")
-    expect_2(cli("plan", path), r"storyboard\.lock is not a regular file")
+    expect_2(cli("plan", path), r"storyboard\.lock cannot be read: a FIFO or a device, not a regular file")
 
 
 # -- 4. the user cache never runs code it did not write ----------------------------------------------------

@@ -74,7 +74,10 @@ def test_action_records_round_trip(store):
     assert store.get_action(record.key) == record
     assert store.get_action("missing") is None
     store.action_path(record.key).write_text("{not json")
-    assert store.get_action(record.key) is None
+    from shotflow.store import DamagedState
+
+    with pytest.warns(DamagedState, match="is damaged \\(not JSON\\)"):
+        assert store.get_action(record.key) is None  # a miss, and the user is told
 
 
 def test_the_lock_file_is_sorted_stable_and_only_rewritten_on_change(tmp_path):

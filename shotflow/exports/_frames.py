@@ -189,10 +189,11 @@ def _state(
     )
     if current:
         return Status.FRESH, None
+    error = last.get("error") if isinstance(last.get("error"), str) else None  # the status file is anyone's
     if Status.read(last.get("status")) is Status.FAILED:
-        return Status.FAILED, last.get("error") or "the last render of this shot failed"
+        return Status.FAILED, error or "the last render of this shot failed"
     if Status.read(last.get("status")) is Status.SKIPPED:
-        return Status.SKIPPED, (last.get("error") or "an upstream shot failed").removeprefix("skipped: ")
+        return Status.SKIPPED, (error or "an upstream shot failed").removeprefix("skipped: ")
     if entry is not None:
         return Status.STALE, planned.reason if planned is not None else None
     return Status.NOT_RENDERED, None
