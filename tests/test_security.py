@@ -799,7 +799,8 @@ def test_a_crafted_lock_is_refused_before_it_names_a_file(name, change, message,
     """Digests and keys in a lock name files in the cache (objects/ab/cdef…): one that climbs out
     made plan, render, the exports, verify, pull and push hash a file outside and delete it as corrupt."""
     path, outside = _rendered_with_lock(write, cli, tmp_path, change)
-    for command in (["plan"], ["render"], ["board", "-o", tmp_path / "b.html"], ["verify"], ["export", "--csv", "-"]):
+    every = (["plan"], ["render"], ["board", "-o", tmp_path / "b.html"], ["verify"], ["export", "--csv", "-"])
+    for command in every if name == "digest" else every[:1]:  # every command reads the lock the same way
         expect_2(cli(*command, path), rf"storyboard\.lock is not a valid shotflow lock file \(.*{message}")
     assert outside.read_text() == "keep me"
 
