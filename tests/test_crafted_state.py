@@ -226,3 +226,32 @@ def test_a_named_cache_whose_marker_is_a_fifo_is_refused_clearly(project, tmp_pa
     os.mkfifo(cache / "CACHEDIR.TAG")
     done = _subprocess(project, "clean", "--purge-cache", "--cache", str(cache), "-n")
     assert done.returncode == 2 and "CACHEDIR.TAG is a FIFO" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    "nodes",
+    [
+        [["a/b", ["renders/a/b.png"], "held", "more"]],
+        [["a/b"]],
+        [["a/b", "renders/a/b.png"]],
+        [["a/b", [3]]],
+        [[1, []]],
+        [["a/b", [], 7]],
+        [{"id": "a/b", "paths": []}],
+        ["ab"],
+        [None],
+        "nodes",
+    ],
+)
+def test_a_manifest_of_another_shape_is_not_replayed(nodes):
+    """The no-op path replays a manifest's nodes as they are: a crafted shape is a full render instead."""
+    from shotflow.state import _replayable
+
+    good = {
+        "inputs": {},
+        "outputs": {},
+        "backend": "preview",
+        "nodes": [["a/b", ["renders/a/b.png"]], ["c", [], "why"]],
+    }
+    assert _replayable(good)
+    assert not _replayable({**good, "nodes": nodes})
