@@ -60,9 +60,9 @@ class ShotflowGroup(click.Group):
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """A damaged state file (``store.DamagedState``) as one ``warning:`` line on stderr;
+    """A damaged state file (``statefile.DamagedState``) as one ``warning:`` line on stderr;
     any other warning as Python shows it."""
-    from .store import DamagedState
+    from .statefile import DamagedState
 
     if issubclass(category, DamagedState):
         click.echo(f"warning: {message}", err=True)

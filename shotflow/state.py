@@ -23,8 +23,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from .statefile import INDEX_FILE_BYTES, check_own_file, read_regular, read_state
 from .status import Outcome, Status
-from .store import INDEX_FILE_BYTES, STATE_DIR, Ahead, check_own_file, read_regular, read_state
+from .store import STATE_DIR, Ahead
 
 MANIFEST_VERSION = 1
 

@@ -68,9 +68,10 @@ class Editor:
     """The storyboard's files, open for editing; ``save()`` writes the ones that changed."""
 
     def __init__(self, storyboard: Path | str):
-        from .trust import storyboard_file
+        from .trust import project_folder, storyboard_file
 
         self.path = storyboard_file(storyboard)
+        self.root = project_folder(self.path.parent)  # what is written must be inside
         self._files: dict[Path, _File] = {}
         self._scenes: dict[str, _Scene] = {}
         self._scene_order: list[str] = []
@@ -258,7 +259,17 @@ class Editor:
         A file that changed on disk since it was read is not overwritten: the caller reads
         it again and repeats the edit (an editor or the user saved it in between).
         """
+        from .trust import inside
+
         written = []
+        for f in self._files.values():  # nothing is written unless everything may be
+            if f.edited and not inside(f.path, self.root):
+                raise WriteBackError(
+                    f"{f.path} is outside the project folder {self.root}: a file a storyboard may "
+                    "include from an allowed folder is read, never written",
+                    where=str(f.path),
+                    hint="move the scene into the project, or make the change there by hand",
+                )
         for f in self._files.values():
             if not f.edited:
                 continue
@@ -280,12 +291,32 @@ class Editor:
     # -- internals --------------------------------------------------------------------
 
     def _open(self, path: Path) -> _File:
-        raw = path.read_bytes()
-        text = raw.decode("utf-8")
+        """Read one file of the storyboard as the loader would allow it (a regular file inside
+        the project or an allowed folder, within the size limit), as a round-trip tree.
+        What ruamel (YAML 1.2) cannot read as the loader (YAML 1.1) did is an error, never a crash."""
+        from ruamel.yaml.error import YAMLError
+
+        from .trust import Refused, read_limited, readable_file
+
+        try:
+            path = readable_file(path, self.root, "included file")
+            raw = read_limited(path, f"included file {path}")
+            text = raw.decode("utf-8")
+        except Refused as exc:
+            raise WriteBackError(exc.message, where=str(path), hint=exc.hint) from None
+        except UnicodeDecodeError:
+            raise WriteBackError(f"{path} is not UTF-8 text", where=str(path)) from None
         newline = "\r\n" if "\r\n" in text else "\n"
         text = text.replace("\r\n", "\n")
-        yaml = _round_trip(text)
-        tree = yaml.load(text)
+        try:
+            yaml = _round_trip(text)  # it reads the file's indentation: a parse too
+            tree = yaml.load(text)
+        except (YAMLError, RecursionError) as exc:
+            raise WriteBackError(
+                f"{path} cannot be edited as YAML 1.2 reads it: {str(exc).splitlines()[0] if str(exc) else exc!r}",
+                where=str(path),
+                hint="quote the key or value YAML 1.1 and 1.2 read differently (0o17, yes/no, a key written twice)",
+            ) from None
         f = _File(path, text, hashlib.sha256(raw).hexdigest(), tree, newline, yaml, _dump(yaml, tree))
         self._files[path] = f
         return f
@@ -298,8 +329,16 @@ class Editor:
             if not hasattr(item, "get"):
                 continue
             if "include" in item:
-                target = (f.path.parent / str(item["include"])).resolve()
-                if depth < _MAX_INCLUDE_DEPTH and target.is_file() and target not in self._files:
+                rel = item["include"]
+                if not isinstance(rel, str):  # the loader (YAML 1.1) read a string: `0o17` is 15 here
+                    raise WriteBackError(
+                        f"an include in {f.path.name} reads as {rel!r}, not a file name, in YAML 1.2 "
+                        "(the loader, in YAML 1.1, read a name: the two would edit different files)",
+                        where=str(f.path),
+                        hint="quote the file name",
+                    )
+                target = Path(os.path.realpath(f.path.parent / rel))
+                if depth < _MAX_INCLUDE_DEPTH and os.path.lexists(target) and target not in self._files:
                     self._collect(self._open(target), depth + 1)
                 continue
             sid = str(item.get("id"))

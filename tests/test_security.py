@@ -828,6 +828,52 @@ def test_a_lock_that_is_no_regular_file_is_refused_without_reading_it(kind, writ
     expect_2(cli("plan", path), r"storyboard\.lock cannot be read: a FIFO or a device, not a regular file")
 
 
+SCENE_FILE = "scenes:\n  - id: arrival\n    shots:\n      - id: wide\n        prompt: a lighthouse\n"
+APPROVE = {"shots": {"arrival/wide": {"review": {"status": "approved", "notes": ["ok"]}}}}
+
+
+def _scenes_from(include: str) -> str:
+    return "shotflow: 1\ncharacters:\n  mara:\n    description: a keeper\nscenes:\n  - include: " + include + "\n"
+
+
+def test_writing_back_follows_the_includes_the_loader_read_never_another_file(write, cli, tmp_path):
+    """`include: 0o17` is the string "0o17" to the loader (YAML 1.1) and the number 15 to the
+    editor (YAML 1.2): the editor opened `15`, a committed link, and wrote the review outside."""
+    victim = tmp_path / "victim.yaml"
+    victim.write_text(SCENE_FILE)
+    path = write(_scenes_from("0o17"), name="project/storyboard.yaml")
+    (path.parent / "0o17").write_text(SCENE_FILE)
+    (path.parent / "15").symlink_to(victim)
+    assert cli("validate", path).code == 0
+    review = tmp_path / "review.json"
+    review.write_text(json.dumps(APPROVE))
+    expect_2(
+        cli("review", "apply", review, path),
+        r"an include in storyboard\.yaml reads as 15, not a file name, in YAML 1\.2",
+    )
+    assert victim.read_text() == SCENE_FILE
+
+
+def test_writing_back_into_an_allowed_folder_is_refused(write, cli, tmp_path):
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "acts.yaml").write_text(SCENE_FILE)
+    path = write(_scenes_from(str(library / "acts.yaml")), name="project/storyboard.yaml")
+    review = tmp_path / "review.json"
+    review.write_text(json.dumps(APPROVE))
+    result = cli("--allow-path", library, "review", "apply", review, path)
+    expect_2(result, r"acts\.yaml is outside the project folder .*read, never written")
+    assert (library / "acts.yaml").read_text() == SCENE_FILE
+
+
+def test_keys_yaml_1_1_and_1_2_read_differently_are_an_error_when_writing_back(write, cli, tmp_path):
+    path = write(board(extra="vars:\n  0o17: a\n  15: b\n"), name="project/storyboard.yaml")
+    assert cli("validate", path).code == 0
+    review = tmp_path / "review.json"
+    review.write_text(json.dumps(APPROVE))
+    expect_2(cli("review", "apply", review, path), r"storyboard\.yaml cannot be edited as YAML 1\.2 reads it")
+
+
 # -- 4. the user cache never runs code it did not write ----------------------------------------------------
 
 

@@ -74,7 +74,7 @@ def test_action_records_round_trip(store):
     assert store.get_action(record.key) == record
     assert store.get_action("missing") is None
     store.action_path(record.key).write_text("{not json")
-    from shotflow.store import DamagedState
+    from shotflow.statefile import DamagedState
 
     with pytest.warns(DamagedState, match="is damaged \\(not JSON\\)"):
         assert store.get_action(record.key) is None  # a miss, and the user is told
