@@ -874,6 +874,20 @@ def test_keys_yaml_1_1_and_1_2_read_differently_are_an_error_when_writing_back(w
     expect_2(cli("review", "apply", review, path), r"storyboard\.yaml cannot be edited as YAML 1\.2 reads it")
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+def test_a_committed_env_link_is_neither_waited_on_nor_read_whole(kind, write, cli, tmp_path):
+    path = write(board(), name="project/storyboard.yaml")
+    env_file = path.parent / ".env"
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "pipe")
+        env_file.symlink_to(tmp_path / "pipe")
+    else:
+        env_file.symlink_to("/dev/zero")
+    result = cli("render", path, "--backend", "runware", env={"RUNWARE_API_KEY": ""}, timeout=60)
+    expect_2(result, r"cannot read .*\.env: a FIFO or a device, not a regular file")
+
+
 # -- 4. the user cache never runs code it did not write ----------------------------------------------------
 
 

@@ -208,14 +208,23 @@ def _api_url(url: str) -> str:
     return url
 
 
+DOTENV_BYTES = 64 * 1024  # a .env of a few keys; a committed link to /dev/zero must not be read whole
+
+
 def _dotenv(path: Path) -> dict[str, str]:
-    """``NAME=value`` lines of a .env file (``export``, quotes and ``#`` comments allowed)."""
+    """``NAME=value`` lines of a .env file (``export``, quotes and ``#`` comments allowed).
+    A link is followed (a user's ``.env -> ~/secrets/runware.env``), but only to a regular
+    file of at most DOTENV_BYTES: never a FIFO, a device, or a file read whole whatever its size."""
+    from ..statefile import read_regular
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, DOTENV_BYTES, follow=True).decode("utf-8")
     except FileNotFoundError:
         return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc.__class__.__name__}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc.__class__.__name__}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read {path}: it is not UTF-8 text") from None
     values = {}
     for line in text.splitlines():
         line = line.strip()
