@@ -88,8 +88,8 @@ def resolve_url(cli: str | None, storyboard: str | None = None, project_root: Pa
     """The remote to use: ``--remote``, then $SHOTFLOW_REMOTE, the user config, the storyboard.
 
     A storyboard is shared data (see trust): its own ``remote:`` may name a network store, or
-    a ``file://`` folder inside its project or a folder the user allowed (``--allow-path``,
-    ``allow_paths``), never any other folder of the machine: rendering it would write there.
+    a ``file://`` folder inside its project, never any other folder of the machine (not even
+    one allowed with --allow-path, which is for reading): rendering it would write there.
     Nor may a link beneath that folder lead elsewhere (walked once here, when the remote is
     chosen, at most MAX_CHECKED_ENTRIES entries: ``_link_out``)."""
     for value, where in ((cli, "--remote"), (os.environ.get("SHOTFLOW_REMOTE"), "SHOTFLOW_REMOTE")):
@@ -115,30 +115,30 @@ MAX_CHECKED_ENTRIES = 100_000  # a storyboard's folder remote is walked for link
 
 def _check_storyboard_folder(url: str, project_root: Path) -> None:
     """Refuse a storyboard's ``file://`` remote that would make a render read or write outside
-    the project (or the folders the user allowed): its folder must be inside, and so must
-    every link beneath it (``teamcache/objects -> /elsewhere``: obstore writes through it)."""
+    the project: its folder must be inside, and so must every link beneath it
+    (``teamcache/objects -> /elsewhere``: obstore writes through it). A folder allowed with
+    --allow-path is allowed to be read, not written: a remote there is the user's to name."""
     from urllib.parse import unquote, urlsplit
 
-    from .trust import how_to_allow, inside, policy, project_folder
+    from .trust import inside, project_folder
 
     parts = urlsplit(url)
     if parts.scheme != "file":
         return
     real = os.path.realpath(unquote(parts.path))
-    allowed = (os.fspath(project_folder(project_root)), *(os.fspath(d) for d in policy().allow_paths))
-    if not any(inside(real, folder) for folder in allowed):
+    allowed = (os.fspath(project_folder(project_root)),)
+    if not inside(real, allowed[0]):
         raise ConfigError(
             f"the storyboard's remote: {url} is a folder outside the project, which a storyboard cannot "
             "name (rendering it would write there)",
-            hint="pass --remote URL or set remote in your user config; or " + how_to_allow("the folder"),
+            hint="pass --remote URL or set remote in your user config (a folder you name is yours)",
         )
     link = _link_out(real, allowed)
     if link is not None:
         raise ConfigError(
             f"the storyboard's remote: {url} holds {link[0]}, a symbolic link to {link[1]}, outside the "
             "project; shotflow would read and write there through it",
-            hint="remove the link, or pass --remote URL or set remote in your user config; or "
-            + how_to_allow("its target"),
+            hint="remove the link, or pass --remote URL or set remote in your user config",
         )
 
 
