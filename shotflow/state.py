@@ -234,15 +234,21 @@ def _replayable(manifest: dict[str, Any]) -> bool:
 
 
 def check_write_folders(project) -> None:
+    """Before a render writes: the run state's files must not be folders
+    (``ProjectState.check_writable``), and renders/ must pass ``check_renders_folders``;
+    .shotflow/ is checked as the store opens. Raises UsageError."""
+    ProjectState(project.path).check_writable()
+    check_renders_folders(project)
+
+
+def check_renders_folders(project) -> None:
     """renders/ and each of its folders must not lead out of the project (a cloned repository
     may hold them as links), nor, through a link, to a folder holding a file the storyboard
-    reads (``renders/characters -> ../refs``: frames would replace the reference images);
-    .shotflow/ is checked as the store opens; the run state's files must not be folders
-    (``ProjectState.check_writable``). Raises UsageError."""
+    reads (``renders/characters -> ../refs``: frames would replace the reference images).
+    Checked before a render writes there and before the exports and ``verify`` read frames
+    there. Raises UsageError."""
     from .errors import UsageError
     from .trust import Refused, check_own_folders
-
-    ProjectState(project.path).check_writable()
 
     renders = project.renders_dir
     folders = [renders, renders / "characters", renders / "locations", *(renders / s.id for s in project.scenes)]

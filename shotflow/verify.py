@@ -43,9 +43,11 @@ def verify(storyboard: Path | str, *, cache_dir: Path | None = None) -> Findings
     """Hash everything ``storyboard``'s lock and cache hold; see the module docstring."""
     from .expand import load_project
     from .load import display_path
+    from .state import check_renders_folders
     from .store import LockFile, open_store
 
     project = load_project(storyboard)
+    check_renders_folders(project)  # frames are hashed there: not through a link out of the project
     store = open_store(project.root, cache_dir, verify=True)
     lock = LockFile.read(project.lock_path)
     found = Findings()

@@ -577,6 +577,8 @@ def test_render_refuses_a_renders_folder_that_links_out_of_the_project(write, cl
     (path.parent / "renders" / "arrival").symlink_to(outside)
     expect_2(cli("render", path), r"renders/arrival is a symbolic link to .*outside, outside the project folder")
     assert list(outside.iterdir()) == []
+    for command in (["board", "-o", outside.parent / "b.html"], ["verify"]):  # nor is anything read through it
+        expect_2(cli(*command, path), r"renders/arrival is a symbolic link to .*outside, outside the project folder")
 
 
 def test_watch_refuses_a_renders_folder_that_links_out_of_the_project_too(write, tmp_path):

@@ -230,9 +230,10 @@ def read_sequence(
     from .. import catalog
     from ..plan import prepare as make_plan
     from ..remote import open_team
-    from ..state import ProjectState
+    from ..state import ProjectState, check_renders_folders
     from ..store import LockFile, open_store
 
+    check_renders_folders(project)  # frames are read there: not through a link out of the project
     # every frame an export uses is hashed, not trusted by its size and mtime (bit rot)
     store = store if store is not None else open_store(project.root, cache_dir, verify=True)
     lock = lock if lock is not None else LockFile.read(project.lock_path)
