@@ -981,8 +981,17 @@ class LockFile:
         not a regular file, too large, not JSON, a field of the wrong type, a digest or key
         that is not 64 hex digits (they name files in the cache)."""
         lock = cls(path)
+        if os.path.islink(path):  # a lock may be a link, within its project: not another project's lock
+            from .trust import inside, project_folder
+
+            real, root = os.path.realpath(path), project_folder(Path(path).parent)
+            if not inside(real, root):
+                raise LockedError(
+                    f"{path.name} is a symbolic link to {real}, outside the project folder {root}",
+                    hint="remove the link: the next render writes the project's own lock",
+                )
         try:
-            raw = read_regular(path, cls.MAX_BYTES, follow=True)  # a lock may be a link; never a FIFO
+            raw = read_regular(path, cls.MAX_BYTES, follow=True)  # never a FIFO or a device
         except FileNotFoundError:
             return lock
         except OSError as exc:

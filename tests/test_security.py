@@ -821,13 +821,25 @@ def test_a_crafted_action_record_deletes_nothing_outside(write, cli, tmp_path):
     assert outside.read_text() == "keep me"
 
 
+def test_a_lock_that_links_to_another_projects_lock_is_refused(write, cli, tmp_path):
+    other = write(board(), name="other/storyboard.yaml")
+    assert cli("render", other).code == 0
+    path = write(board(), name="project/storyboard.yaml")
+    path.with_suffix(".lock").symlink_to(other.with_suffix(".lock"))
+    expect_2(cli("plan", path), r"storyboard\.lock is a symbolic link to .*other/storyboard\.lock, outside the project")
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
 @pytest.mark.parametrize("kind", ["fifo", "zero"])
 def test_a_lock_that_is_no_regular_file_is_refused_without_reading_it(kind, write, cli):
     path = write(board(), name="project/storyboard.yaml")
     lock = path.with_suffix(".lock")
-    os.mkfifo(lock) if kind == "fifo" else lock.symlink_to("/dev/zero")
-    expect_2(cli("plan", path), r"storyboard\.lock cannot be read: a FIFO or a device, not a regular file")
+    if kind == "fifo":
+        os.mkfifo(lock)
+        expect_2(cli("plan", path), r"storyboard\.lock cannot be read: a FIFO or a device, not a regular file")
+    else:
+        lock.symlink_to("/dev/zero")
+        expect_2(cli("plan", path), r"storyboard\.lock is a symbolic link to /dev/zero, outside the project")
 
 
 SCENE_FILE = "scenes:\n  - id: arrival\n    shots:\n      - id: wide\n        prompt: a lighthouse\n"
