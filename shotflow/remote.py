@@ -60,6 +60,27 @@ class CorruptRemote(Exception):
     """Internal: an object on the remote whose bytes do not match its name."""
 
 
+class TooLarge(Exception):
+    """Internal: a file on the remote larger than MAX_REMOTE_BYTES (not read past that)."""
+
+
+MAX_REMOTE_BYTES = 256 * 1024 * 1024  # as a local object (store.MAX_OBJECT_BYTES): no frame is larger
+
+
+def _read_bounded(result, limit: int) -> bytes:
+    """The bytes of an obstore GetResult, read as a stream and abandoned past ``limit``: a
+    remote a storyboard names may serve anything, and its announced size may lie."""
+    if (result.meta.get("size") or 0) > limit:
+        raise TooLarge(result.meta.get("path"))
+    chunks, total = [], 0
+    for chunk in result.stream():
+        total += len(chunk)
+        if total > limit:
+            raise TooLarge(result.meta.get("path"))
+        chunks.append(bytes(chunk))
+    return b"".join(chunks)
+
+
 # -- where the remote is ---------------------------------------------------------------------
 
 
@@ -342,12 +363,14 @@ class Remote:
             result = getattr(obstore, name)(store, *args, **kwargs)
             if name == "list":  # a lazy stream: its network errors come while it is read, so read it here
                 result = list(result)
+            if name == "get":  # the same, and bounded
+                result = _read_bounded(result, MAX_REMOTE_BYTES)
             return result
         except (FileNotFoundError, NotFoundError) as exc:
             if name == "put":  # nowhere to write: no such bucket or container
                 self._fail(exc)
             raise
-        except (AlreadyExistsError, PreconditionError, NotImplementedError, NotSupportedError):
+        except (AlreadyExistsError, PreconditionError, NotImplementedError, NotSupportedError, TooLarge):
             raise
         except Exception as exc:  # noqa: BLE001 - any store failure: the remote is unusable for this run
             if kwargs.get("mode") == "create" and ("501" in str(exc) or "NotImplemented" in str(exc)):
@@ -357,10 +380,11 @@ class Remote:
             raise
 
     def _get(self, path: str) -> bytes | None:
+        """The file's bytes; None when absent; TooLarge past MAX_REMOTE_BYTES."""
         from obstore.exceptions import NotFoundError
 
         try:
-            return bytes(self._call("get", path).bytes())
+            return self._call("get", path)
         except (FileNotFoundError, NotFoundError):
             return None
 
@@ -406,7 +430,10 @@ class Remote:
 
     def get_object(self, digest: str) -> bytes | None:
         """The object's bytes, verified; None when absent; CorruptRemote when damaged."""
-        data = self._get(self.object_path(digest))
+        try:
+            data = self._get(self.object_path(digest))
+        except TooLarge:
+            data = b""  # no frame is that large: damaged (and replaced by the next push)
         if data is not None and sha256_bytes(data) != digest:
             self.corrupt.add(digest)
             raise CorruptRemote(f"object {digest[:12]} on the remote is corrupt (its bytes do not match its hash)")
@@ -424,7 +451,10 @@ class Remote:
         return self._create(self.object_path(digest), data)
 
     def get_action(self, key: str) -> Record | None:
-        data = self._get(self.action_path(key))
+        try:
+            data = self._get(self.action_path(key))
+        except TooLarge:
+            return None  # no record is that large: damaged, a miss
         if data is None:
             return None
         try:
@@ -451,7 +481,10 @@ class Remote:
         return found
 
     def read_lease(self, key: str, generation: int) -> LeaseInfo | None:
-        data = self._get(self._lease_path(key, generation))
+        try:
+            data = self._get(self._lease_path(key, generation))
+        except TooLarge:
+            data = b"?"  # no lease is that large: unreadable, below
         if data is None:
             return None
         try:
@@ -464,7 +497,7 @@ class Remote:
                 int(raw.get("pid", 0)),
                 float(raw["expires"]),
             )
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             return LeaseInfo(key, generation, "?", "", 0, 0.0)  # unreadable: treated as expired
 
     def _lease_body(self, key: str) -> bytes:

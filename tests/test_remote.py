@@ -595,3 +595,26 @@ def test_a_storyboard_cannot_name_a_folder_outside_its_project_as_its_remote(exa
     assert allowed.returncode == 2 and "is a folder outside the project" in allowed.stderr
     assert not any(elsewhere.iterdir())
     assert shotflow("--remote", elsewhere.as_uri(), "plan", story).returncode == 0  # named by the user: fine
+
+
+def test_a_file_on_the_remote_larger_than_any_frame_is_not_read_past_the_bound(tmp_path, monkeypatch):
+    """A remote a storyboard names may serve anything: nothing is read whole past MAX_REMOTE_BYTES
+    (a frame that large is damaged; a record or lease that large is unreadable)."""
+    from shotflow import remote as remote_module
+    from shotflow.remote import CorruptRemote, Remote
+
+    folder = tmp_path / "team"
+    digest = "ab" * 32
+    (folder / "objects" / "ab").mkdir(parents=True)
+    (folder / "objects" / "ab" / digest[2:]).write_bytes(b"x" * 4096)
+    (folder / "actions" / "cd").mkdir(parents=True)
+    (folder / "actions" / "cd" / ("cd" * 32 + ".json")).write_bytes(b" " * 4096)
+    monkeypatch.setattr(remote_module, "MAX_REMOTE_BYTES", 1024)
+    read = []
+    real = remote_module._read_bounded
+    monkeypatch.setattr(remote_module, "_read_bounded", lambda result, limit: read.append(limit) or real(result, limit))
+    team = Remote(folder.as_uri())
+    with pytest.raises(CorruptRemote):
+        team.get_object(digest)
+    assert team.get_action("cd" * 32) is None
+    assert read == [1024, 1024] and team.offline is None  # bounded, and the remote stays usable
