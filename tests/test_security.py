@@ -338,7 +338,7 @@ def _linked_project(tmp_path: Path, cli) -> tuple[Path, Path]:
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "storyboard.yaml").write_text(board())
-    assert cli("render", victim / "storyboard.yaml").code == 0
+    assert run_cli_in_process("render", victim / "storyboard.yaml").code == 0
     evil = tmp_path / "evil"
     evil.mkdir()
     (evil / "storyboard.yaml").symlink_to(Path("..") / "victim" / "storyboard.yaml")
@@ -607,7 +607,10 @@ def test_render_refuses_a_cache_folder_inside_that_links_out_of_the_project(insi
     link = path.parent / ".shotflow" / inside
     link.parent.mkdir(parents=True)
     link.symlink_to(outside)
-    expect_2(cli("render", path), rf"\.shotflow/{inside} is a symbolic link to .*outside, outside the project folder")
+    expect_2(
+        run_cli_in_process("render", path),
+        rf"\.shotflow/{inside} is a symbolic link to .*outside, outside the project folder",
+    )
     assert list(outside.iterdir()) == []
     assert not (path.parent / "renders").exists()
     if inside == "objects/ab":  # the exports and verify read objects: nothing is read through it either
@@ -695,14 +698,16 @@ def test_outputs_never_overwrite_the_storyboard_its_lock_includes_or_references(
     (path.parent / "templates").mkdir()
     (path.parent / "templates" / "shot.j2").write_text("{{ prompt }}")
     png(path.parent / "refs" / "face.png")
-    assert cli("render", path).code == 0
+    assert run_cli_in_process("render", path).code == 0
     before = (path.parent / victim).read_bytes()
     for args in (
         ["board", path, "-o", path.parent / victim],
         ["export", path, "--csv", path.parent / victim],
         ["graph", path, "-o", path.parent / victim],
     ):
-        expect_2(cli(*args), r"refusing to write .*: it is (the storyboard|a file the storyboard|a template)")
+        expect_2(
+            run_cli_in_process(*args), r"refusing to write .*: it is (the storyboard|a file the storyboard|a template)"
+        )
     assert (path.parent / victim).read_bytes() == before
 
 
