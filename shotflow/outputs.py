@@ -77,7 +77,7 @@ def check(path: Path | str, project=None, *, given: bool = True, what: str = "ou
                 f"project folder {root} (a symbolic link?)",
                 hint="pass -o PATH to choose",
             )
-        if os.path.islink(path) or _through(path):  # a committed link could lead to .git/config, a hook…
+        if _through(path):  # a link or special file: a committed link could lead to .git/config, a hook…
             raise UsageError(
                 f"refusing to write through {display_path(path)}: it is a symbolic link or a special "
                 "file, and a default path is only ever written as a file of shotflow's own",

@@ -75,7 +75,8 @@ def _add_ignored(ignore: Path, note: Callable[[str], None]) -> bool:
             f"(add {' and '.join(IGNORED)} to it yourself)"
         )
         return False
-    present = None if st is None else ignore.read_text(encoding="utf-8")
+    # any bytes (a .gitignore in Latin-1): only whole lines are compared; a huge one is read in part
+    present = None if st is None else _head(ignore).decode("utf-8", errors="replace")
     lines = set((present or "").splitlines())
     missing = [entry for entry in IGNORED if entry not in lines and entry.rstrip("/") not in lines]
     if not missing:
@@ -86,3 +87,10 @@ def _add_ignored(ignore: Path, note: Callable[[str], None]) -> bool:
     with os.fdopen(fd, "a", encoding="utf-8") as f:  # O_NOFOLLOW: a link made meanwhile is not followed either
         f.write(head + comment + "".join(f"{entry}\n" for entry in missing))
     return True
+
+
+def _head(path: Path, limit: int = 1 << 20) -> bytes:
+    """The first ``limit`` bytes of a regular file (a .gitignore is a few lines; one larger is
+    someone else's problem: at worst the lines shotflow adds are there twice)."""
+    with open(path, "rb") as f:
+        return f.read(limit)

@@ -591,7 +591,7 @@ def _read_record(path: Path, *, warn: bool = True) -> Record | None:
         return None
     try:
         return Record.from_json(data)
-    except (KeyError, TypeError, ValueError, AttributeError):  # what a record of another shape raises
+    except ValueError:  # Record.from_json: a record of another shape
         if warn:
             warnings.warn(
                 f"{shown(path)} is damaged (not an action record); shotflow ignores it", DamagedState, stacklevel=3

@@ -63,3 +63,14 @@ def test_without_a_file_and_without_storyboard_yaml_the_error_says_what_to_do(tm
         result = cli(command, cwd=tmp_path)
         assert result.code == 2 and "no storyboard.yaml in this folder" in result.err, (command, result.text)
         assert "shotflow init" in result.err and "Traceback" not in result.err
+
+
+def test_init_keeps_a_gitignore_that_is_not_utf8(tmp_path):
+    """A .gitignore in Latin-1 (someone else's repository): its lines are compared, never a crash."""
+    from shotflow.scaffold import init_project
+
+    (tmp_path / ".gitignore").write_bytes(b"caf\xe9\nrenders/\n")
+    written = init_project(tmp_path)
+    assert (tmp_path / ".gitignore") in written
+    text = (tmp_path / ".gitignore").read_bytes()
+    assert text.startswith(b"caf\xe9\nrenders/\n") and text.count(b"renders/") == 1 and b".shotflow/" in text
