@@ -23,9 +23,13 @@ class ShotflowCommand(click.Command):
     (they are parsed with the command's own arguments, so only known here)."""
 
     def invoke(self, ctx: click.Context):
+        damage = _DamageLines()
         with _trust(), warnings.catch_warnings():
-            warnings.showwarning = _show_warning
-            return super().invoke(ctx)
+            warnings.showwarning = damage.show
+            try:
+                return super().invoke(ctx)
+            finally:
+                damage.close()
 
 
 class ShotflowGroup(click.Group):
@@ -59,15 +63,31 @@ class ShotflowGroup(click.Group):
             ctx.exit(EXIT_INTERNAL)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """A damaged state file (``statefile.DamagedState``) as one ``warning:`` line on stderr;
-    any other warning as Python shows it."""
-    from .statefile import DamagedState
+class _DamageLines:
+    """A damaged state file (``statefile.DamagedState``) as one ``warning:`` line on stderr, the
+    first ``SHOWN`` of a command; the rest counted in one line at its end, so that a cache with
+    thousands of damaged files (a crafted one, a disk that failed) says so in a screenful.
+    Any other warning is shown as Python shows it."""
 
-    if issubclass(category, DamagedState):
-        click.echo(f"warning: {message}", err=True)
-    else:
-        _python_show_warning(message, category, filename, lineno, file, line)
+    SHOWN = 5
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def show(self, message, category, filename, lineno, file=None, line=None) -> None:
+        from .statefile import DamagedState
+
+        if not issubclass(category, DamagedState):
+            _python_show_warning(message, category, filename, lineno, file, line)
+            return
+        self.count += 1
+        if self.count <= self.SHOWN:
+            click.echo(f"warning: {message}", err=True)
+
+    def close(self) -> None:
+        more = self.count - self.SHOWN
+        if more > 0:
+            click.echo(f"warning: {more} more damaged state file(s) were ignored as well", err=True)
 
 
 _python_show_warning = warnings.showwarning

@@ -224,7 +224,12 @@ class NodeRunner:
     ) -> Outcome:
         """Pay for the request (after the team's lease), then keep what came back."""
         from .errors import AccountError, BackendError
+        from .statefile import check_own_file
 
+        try:  # before anything is paid: a folder where the record goes would fail the shot after it
+            check_own_file(self.store.action_path(key), "this shot's action record")
+        except ShotflowError as exc:
+            return Outcome(node_id, Status.FAILED, error=str(exc))
         previous = [r for r in (self.store.get_action(key), entry.record if entry else None) if r and r.key == key]
         roll = max((r.roll for r in previous), default=-1) + 1 if forced else 0
         if self.options.locked:

@@ -157,6 +157,19 @@ def test_a_damaged_state_file_is_named_in_one_warning_line(project):
     assert warnings == ["warning: .shotflow/stat.json is damaged (nested too deep); shotflow ignores it"]
 
 
+def test_thousands_of_damaged_files_are_a_screenful_of_warnings_not_thousands(project):
+    journal = project / ".shotflow" / "journal"
+    journal.mkdir(exist_ok=True)
+    for i in range(40):
+        (journal / f"{i:04x}.json").write_text("[1]")
+    result = run_cli_in_process("verify")
+    _sane(result.code, result.stdout + result.stderr)
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 6, warnings
+    assert all(".shotflow/journal/" in line and "is damaged" in line for line in warnings[:5]), warnings
+    assert warnings[5] == "warning: 35 more damaged state file(s) were ignored as well"
+
+
 def test_a_status_error_that_is_not_text_is_ignored_on_the_board(project):
     status = project / ".shotflow" / "storyboard.status.json"
     status.write_text(json.dumps({"harbor/wide": {"status": "failed", "error": {"a": 1}}}))

@@ -364,3 +364,26 @@ def test_three_processes_sharing_one_cache_pay_once_per_key(example, strict, tmp
         picked = [{n: e["picked"] for n, e in lock.items()} for lock in locks]
         assert picked[0] == picked[1] == picked[2]
         assert not list((tmp_path / "shared-cache" / "leases").glob("*.lease"))
+
+
+def test_a_folder_where_a_record_goes_fails_its_shot_before_anything_is_paid(example):
+    """A damaged cache (a folder where a shot's action record is written) would fail the shot
+    after paying for it; the shot fails before its task is sent, naming the fix."""
+    story = example("lighthouse")
+    fast(story)
+    with Emulator(api_key=KEY) as emu:
+        assert shotflow("render", story, "--backend", "runware", emu=emu).returncode == 0
+        billed = emu.stats.billed
+        lock = json.loads(story.with_suffix(".lock").read_text())
+        node, entry = sorted(lock["nodes"].items())[-1]
+        record = story.parent / ".shotflow" / "actions" / entry["key"][:2] / f"{entry['key']}.json"
+        record.unlink()
+        (record / "x").mkdir(parents=True)
+        story.with_suffix(".lock").unlink()  # the lock holds the record too
+        again = shotflow("render", story, "--backend", "runware", "--json", emu=emu)
+        assert again.returncode == 1, again.stderr
+        failed = [e for e in events(again.stdout) if e.get("status") == "failed"]
+        assert [e["id"] for e in failed] == [node]
+        assert "is a folder where shotflow keeps this shot's action record" in failed[0]["error"]
+        assert "rm -r" in failed[0]["error"] and "internal error" not in again.stdout + again.stderr
+        assert emu.stats.billed == billed  # nothing sent for it
