@@ -10,6 +10,9 @@
                  loading a big storyboard could buy; a short-lived CLI can afford it)
     looplag      not a fix, a probe: measures how busy the render's event loop is (a 1 ms
                  ticker's lateness) and prints it to stderr at the end
+    poststamp    not a fix, a probe: every POST to the API (its start, its answer, its
+                 tasks' types and UUIDs) written as JSON to $SHOTFLOW_BENCH_POSTS at exit
+                 (``makespan.py --handoffs`` matches them with the emulator's probe)
 
 A patch tells what a fix could buy before anyone writes it; the figure to publish is
 always the one measured on the fixed code, without patches.
@@ -19,7 +22,7 @@ import os
 import sys
 
 PATCHES = {p for p in os.environ.get("SHOTFLOW_BENCH_PATCH", "").split(",") if p}
-unknown = PATCHES - {"nofsync", "novalidate", "nogc", "looplag"}
+unknown = PATCHES - {"nofsync", "novalidate", "nogc", "looplag", "poststamp"}
 if unknown:
     sys.exit(f"unknown patch: {', '.join(sorted(unknown))}")
 if "nogc" in PATCHES:
@@ -70,6 +73,34 @@ if "looplag" in PATCHES:
         return _run(wrapper(), **kwargs)
 
     asyncio.run = _measured
+
+if "poststamp" in PATCHES:
+    import atexit
+    import json
+    import time
+
+    sys.modules.setdefault("httpx._main", None)  # as shotflow's CLI does: httpx's own CLI is not imported
+    import httpx
+
+    _stamps: list[tuple[float, float, list[tuple[str, str]]]] = []
+    _client_post = httpx.AsyncClient.post
+
+    async def _stamped_post(self, url, *args, json=None, **kwargs):
+        start = time.monotonic()
+        try:
+            return await _client_post(self, url, *args, json=json, **kwargs)
+        finally:
+            tasks = [(t.get("taskType"), t.get("taskUUID")) for t in json or [] if isinstance(t, dict)]
+            _stamps.append((start, time.monotonic(), tasks))
+
+    httpx.AsyncClient.post = _stamped_post
+    _json = json
+
+    @atexit.register
+    def _write_stamps() -> None:
+        with open(os.environ["SHOTFLOW_BENCH_POSTS"], "w") as f:
+            _json.dump(_stamps, f)
+
 
 from shotflow.cli import main  # noqa: E402
 

@@ -13,6 +13,11 @@ Two figures: the process wall clock (spawn to exit: start-up, load, plan, render
 lock and manifest), and the run's own makespan, estimated from the JSON event
 stream as (last node done − first node done) + L (the first node done cannot have
 started later than L before it finished). Target: makespan ≤ 1.05 × bound.
+
+Profiling: ``--probe`` times every task in the emulator (the slots' idle time);
+``--handoffs`` also stamps shotflow's POSTs and splits that idle time: the time before
+the first task, after the last, and each freed slot's wait for its next task (polling
+lateness, the answer's way back, shotflow's own work, the next POST's way there).
 """
 
 from __future__ import annotations
@@ -85,7 +90,7 @@ def render_timed(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float)
     full_env = child_env(env)
     with tempfile.NamedTemporaryFile(suffix=".rss", delete=False) as rss_file:
         pass  # only its name: the measured child writes it
-    start = time.perf_counter()
+    start, spawned = time.perf_counter(), time.monotonic()  # monotonic: the emulator probe's clock
     proc = subprocess.Popen(
         measured(cmd, rss_file.name),
         cwd=cwd,
@@ -111,12 +116,14 @@ def render_timed(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float)
         _, usage = reap(proc)
     finally:
         killer.cancel()
-    wall = time.perf_counter() - start
+    wall, exited = time.perf_counter() - start, time.monotonic()
     reader.join(5)
     rss = read_rss(rss_file.name, usage.ru_maxrss)
     os.unlink(rss_file.name)
     return {
         "wall": wall,
+        "spawned": spawned,
+        "exited": exited,
         "code": proc.returncode,
         "events": events,
         "rss_mb": rss,
@@ -142,6 +149,71 @@ def probe_summary(tasks: list[list[float]], latency: float, jobs: int, runs: int
     )
 
 
+def handoff_summary(probe: dict, runs: list[list], ends: list[tuple[float, float]], jobs: int) -> str:
+    """Where a freed slot's time goes before its next task arrives (profiling, ``--handoffs``).
+
+    The k-th task to finish frees a slot; the (k + C)-th task to arrive fills it. Its handoff
+    is split, on the one monotonic clock both processes read, into: the task done → the poll
+    that reports it reaching the emulator (polling lateness); the emulator's answer → shotflow
+    holding it (the answer's way back through both HTTP stacks); → shotflow's POST of the next
+    task (its own work); → that POST's arrival at the emulator (the way there). ``runs``: each
+    run's POST stamps (``_patched.py``'s ``poststamp``); ``ends``: when each run's process
+    was spawned and exited, for the time before its first task and after its last."""
+    parts: list[tuple[float, ...]] = []
+    starts, tails = [], []
+    for stamps, (spawned, exited) in zip(runs, ends, strict=True):
+        parts += _handoffs(probe, stamps, jobs)
+        mine = [times for times in probe["tasks"].values() if spawned <= times[0] <= exited]
+        if mine:
+            starts.append(min(t[0] for t in mine) - spawned)
+            tails.append(exited - max(t[1] for t in mine))
+    if not parts:
+        return "handoffs: none matched"
+    mid = [median([p[i] for p in parts]) * 1000 for i in range(5)]
+    return (
+        f"spawn → first task at the emulator {median(starts) * 1000:.0f} ms, last task done → exit "
+        f"{median(tails) * 1000:.0f} ms (medians); handoffs ({len(parts)} matched, medians): "
+        f"{mid[4]:.1f} ms a freed slot = polling lateness "
+        f"{mid[0]:.1f} + the answer back {mid[1]:.1f} + shotflow's work {mid[2]:.1f} + the next POST there {mid[3]:.1f}"
+    )
+
+
+def _handoffs(probe: dict, stamps: list[list], jobs: int) -> list[tuple[float, ...]]:
+    """One run's handoffs (see ``handoff_summary``): the tasks that arrived while it posted."""
+    if not stamps:
+        return []
+    first, last = min(s[0] for s in stamps), max(s[1] for s in stamps)
+    tasks = {uuid: times for uuid, times in probe["tasks"].items() if first <= times[0] <= last}
+    reported: dict[str, tuple[float, float]] = {}
+    for arrived, answered, done in probe["reports"]:
+        for uuid in done:
+            reported.setdefault(uuid, (arrived, answered))
+    held: dict[str, float] = {}  # task → when shotflow held the poll answer that reported it
+    posted: dict[str, float] = {}  # task → when shotflow started the POST that sent it
+    for start, end, sent in sorted(stamps):
+        for kind, uuid in sent:
+            if kind == "imageInference":
+                posted.setdefault(uuid, start)
+            elif kind == "getResponse" and uuid in reported and start <= reported[uuid][0] <= end:
+                held.setdefault(uuid, end)
+    ends = sorted((done, uuid) for uuid, (_, done) in tasks.items())
+    starts = sorted((arrived, uuid) for uuid, (arrived, _) in tasks.items())
+    parts = []
+    for (done, freed), (arrived, filled) in zip(ends, starts[jobs:], strict=False):  # the last C free no slot
+        if freed in held and filled in posted and arrived > done:
+            poll_arrived, answered = reported[freed]
+            parts.append(
+                (
+                    poll_arrived - done,
+                    held[freed] - answered,
+                    posted[filled] - held[freed],
+                    arrived - posted[filled],
+                    arrived - done,
+                )
+            )
+    return parts
+
+
 def bench(
     quick: bool = False,
     shots: int | None = None,
@@ -151,6 +223,7 @@ def bench(
     whatif: str = "",
     probe: bool = False,
     extra_jobs: int = 0,
+    handoffs: bool = False,
 ) -> list[Result]:
     """``whatif``: comma-separated patches of ``_patched.py`` and/or ``base64`` (the storyboard
     asks Runware for base64Data instead of URLs: no download round trip), ``batch1`` (one task
@@ -171,7 +244,8 @@ def bench(
         "sync": "delivery: sync",
     }
     wanted = [w for w in whatif.split(",") if w]
-    patches = [w for w in wanted if w not in settings]
+    patches = [w for w in wanted if w not in settings] + (["poststamp"] if handoffs else [])
+    probe = probe or handoffs
     board = "storyboard.yaml"
     if any(w in settings for w in wanted):
         board = "storyboard-" + "-".join(w for w in wanted if w in settings) + ".yaml"
@@ -185,6 +259,8 @@ def bench(
     case += f", what-if {whatif}" if whatif else ""
     if extra_jobs:
         case += f", --jobs {jobs + extra_jobs}"
+    if handoffs:
+        case += ", POSTs stamped"
     command = (
         f"python bench/makespan.py --shots {shots} --latency {latency:g} --jobs {jobs}"
         f"  # runs `{quote(cmd)}` against the emulator"
@@ -193,6 +269,9 @@ def bench(
     try:
         with EmulatorProcess(latency, jobs, probe=probe_file) as emulator:
             makespans, walls, cpus, rss, failed, rendered = [], [], [], 0.0, 0, 0
+            stamps: list[list] = []  # each run's POST stamps (--handoffs)
+            ends: list[tuple[float, float]] = []  # and when its process started and exited
+            stamp_file = WORK / "makespan-posts.json"
             for _ in range(runs):
                 for name in (".shotflow", "renders"):
                     shutil.rmtree(folder / name, ignore_errors=True)
@@ -201,6 +280,7 @@ def bench(
                     "RUNWARE_API_URL": emulator.url,
                     "RUNWARE_API_KEY": "test-key",
                     "SHOTFLOW_BENCH_PATCH": ",".join(patches),
+                    "SHOTFLOW_BENCH_POSTS": str(stamp_file),
                 }
                 got = render_timed(cmd, folder, env, timeout=max(120.0, bound * 10))
                 node_events = [(t, e) for t, e in got["events"] if e.get("event") == "node"]
@@ -213,6 +293,9 @@ def bench(
                 walls.append(got["wall"])
                 cpus.append(got["cpu"])
                 rss = max(rss, got["rss_mb"])
+                if handoffs:
+                    stamps.append(json.loads(stamp_file.read_text()))
+                    ends.append((got["spawned"], got["exited"]))
     except (RuntimeError, OSError) as exc:
         import traceback
 
@@ -240,6 +323,8 @@ def bench(
     )
     if probe_file is not None and probe_file.is_file():
         note += "; " + probe_summary(json.loads(probe_file.read_text()), latency, jobs, runs)
+        if handoffs:
+            note += "; " + handoff_summary(json.loads(Path(f"{probe_file}.tasks").read_text()), stamps, ends, jobs)
     return [
         Result(
             bench="makespan",
@@ -283,12 +368,24 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="profiling: run shotflow with --jobs C+K against an emulator of concurrency C",
     )
-    args = parser.parse_args(argv)
-    print(
-        table(
-            bench(args.quick, args.shots, args.latency, args.jobs, args.runs, args.whatif, args.probe, args.extra_jobs)
-        )
+    parser.add_argument(
+        "--handoffs",
+        action="store_true",
+        help="profiling: split a freed slot's idle time (the probe, and shotflow's POSTs stamped)",
     )
+    args = parser.parse_args(argv)
+    results = bench(
+        args.quick,
+        args.shots,
+        args.latency,
+        args.jobs,
+        args.runs,
+        args.whatif,
+        args.probe,
+        args.extra_jobs,
+        handoffs=args.handoffs,
+    )
+    print(table(results))
     return 0
 
 

@@ -48,6 +48,26 @@ def test_quick_benchmarks_run_and_give_numbers(tmp_path):
     assert "MEDIAN" in done.stdout  # the table was printed
 
 
+def test_the_makespan_profile_splits_a_freed_slots_time():
+    """``makespan.py --handoffs`` (the emulator's probe and shotflow's POSTs stamped) matches
+    the two processes' clocks: every part of a handoff is a number, and they add up."""
+    pytest.importorskip("shotflow.backends.runware")
+    done = _run(str(BENCH / "makespan.py"), "--quick", "--handoffs")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    import re
+
+    found = re.search(
+        r"spawn → first task at the emulator (\d+) ms, last task done → exit (\d+) ms .*handoffs \((\d+) matched, "
+        r"medians\): ([\d.]+) ms a freed slot = polling lateness ([-\d.]+) \+ the answer back ([-\d.]+) \+ "
+        r"shotflow's work ([-\d.]+) \+ the next POST there ([-\d.]+)",
+        done.stdout,
+    )
+    assert found, done.stdout[-3000:]
+    assert int(found[1]) > 0 and int(found[3]) > 0
+    total, *parts = (float(x) for x in found.groups()[3:])
+    assert total > 0 and all(part >= 0 for part in parts[1:]), found.group(0)
+
+
 def test_quick_live_benchmark_measures_a_write_to_the_board(tmp_path):
     out = tmp_path / "live.json"
     done = _run(str(BENCH / "run.py"), "--quick", "--only", "live", "--json", str(out), timeout=180)
