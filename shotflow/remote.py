@@ -61,10 +61,13 @@ class CorruptRemote(Exception):
 
 
 class TooLarge(Exception):
-    """Internal: a file on the remote larger than MAX_REMOTE_BYTES (not read past that)."""
+    """Internal: a file on the remote larger than its bound (MAX_REMOTE_BYTES, RECORD_BYTES; not read past it)."""
 
 
 MAX_REMOTE_BYTES = 256 * 1024 * 1024  # as a local object (store.MAX_OBJECT_BYTES): no frame is larger
+# a record or a lease: JSON, as the local ones (statefile.STATE_FILE_BYTES): tiny JSON values take
+# ~25 times their bytes in memory, so a 256 MB one could take ~6 GB to parse
+RECORD_BYTES = 16 * 1024 * 1024
 
 
 def _read_bounded(result, limit: int) -> bytes:
@@ -360,7 +363,7 @@ class Remote:
             self.warn(f"warning: the remote {self.url} cannot be used ({reason}); working from the local cache only")
         raise Offline(reason)
 
-    def _call(self, name: str, *args, **kwargs):
+    def _call(self, name: str, *args, read_limit: int | None = None, **kwargs):
         if self.offline is not None:
             raise Offline(self.offline)
         import obstore
@@ -372,7 +375,7 @@ class Remote:
             if name == "list":  # a lazy stream: its network errors come while it is read, so read it here
                 result = list(result)
             if name == "get":  # the same, and bounded
-                result = _read_bounded(result, MAX_REMOTE_BYTES)
+                result = _read_bounded(result, read_limit or MAX_REMOTE_BYTES)
             return result
         except (FileNotFoundError, NotFoundError) as exc:
             if name == "put":  # nowhere to write: no such bucket or container
@@ -387,12 +390,12 @@ class Remote:
                 self._fail(exc)
             raise
 
-    def _get(self, path: str) -> bytes | None:
-        """The file's bytes; None when absent; TooLarge past MAX_REMOTE_BYTES."""
+    def _get(self, path: str, limit: int | None = None) -> bytes | None:
+        """The file's bytes; None when absent; TooLarge past ``limit`` (default MAX_REMOTE_BYTES)."""
         from obstore.exceptions import NotFoundError
 
         try:
-            return self._call("get", path)
+            return self._call("get", path, read_limit=limit)
         except (FileNotFoundError, NotFoundError):
             return None
 
@@ -460,7 +463,7 @@ class Remote:
 
     def get_action(self, key: str) -> Record | None:
         try:
-            data = self._get(self.action_path(key))
+            data = self._get(self.action_path(key), RECORD_BYTES)
         except TooLarge:
             return None  # no record is that large: damaged, a miss
         if data is None:
@@ -490,7 +493,7 @@ class Remote:
 
     def read_lease(self, key: str, generation: int) -> LeaseInfo | None:
         try:
-            data = self._get(self._lease_path(key, generation))
+            data = self._get(self._lease_path(key, generation), RECORD_BYTES)
         except TooLarge:
             data = b"?"  # no lease is that large: unreadable, below
         if data is None:

@@ -24,6 +24,11 @@ from typing import Any
 
 STATE_FILE_BYTES = 16 * 1024 * 1024  # a journal entry, a lease, an action record, a status or re-roll record
 INDEX_FILE_BYTES = 256 * 1024 * 1024  # the stat index and the manifest: ~150 bytes a file, they grow with the project
+# JSON values in a state file over STATE_FILE_BYTES, at most. Tiny values ("[],[],…") take ~25 times
+# their bytes in memory (16 MB of them: 400 MB), so a crafted 256 MB index would take ~6 GB; a real
+# one has a value per 25-40 bytes (~13 a node in the manifest, ~10 a file in the stat index), so
+# this allows ~300 000 nodes and bounds any file to ~300 MB of memory
+INDEX_FILE_VALUES = 4_000_000
 
 
 class DamagedState(UserWarning):
@@ -66,6 +71,14 @@ def open_regular(path: Path | str, limit: int, *, follow: bool = False) -> io.Bu
     return os.fdopen(fd, "rb")
 
 
+def too_many_values(data: bytes) -> bool:
+    """True when JSON ``data`` over STATE_FILE_BYTES may hold more than INDEX_FILE_VALUES values
+    (see there), counted without parsing: each value but the first of a container follows a
+    comma. Files up to STATE_FILE_BYTES are not counted (a no-op render reads its index and
+    manifest: ~2 GB/s of counting would cost it milliseconds), their memory bounded by their size."""
+    return len(data) > STATE_FILE_BYTES and data.count(b",") + data.count(b"[") + data.count(b"{") > INDEX_FILE_VALUES
+
+
 def read_state(path: Path | str, *, limit: int = STATE_FILE_BYTES, warn: bool = True) -> dict[str, Any] | None:
     """The JSON object of a state file of shotflow's own, or None when it is missing or damaged.
 
@@ -76,7 +89,10 @@ def read_state(path: Path | str, *, limit: int = STATE_FILE_BYTES, warn: bool = 
     treated as missing and a ``DamagedState`` warning names it (``warn=False``: the caller
     reports it). What is inside is the caller's to check where each value is used."""
     try:
-        value = json.loads(read_regular(path, limit))
+        data = read_regular(path, limit)
+        if too_many_values(data):
+            raise NotRegular(errno.EFBIG, f"over {INDEX_FILE_VALUES:,} JSON values", str(path))
+        value = json.loads(data)
     except FileNotFoundError:
         return None
     except OSError as exc:

@@ -54,6 +54,7 @@ from typing import Any
 from .errors import BusyError, LockedError
 from .statefile import (
     INDEX_FILE_BYTES,
+    INDEX_FILE_VALUES,
     STATE_FILE_BYTES,
     DamagedState,
     NotRegular,
@@ -62,6 +63,7 @@ from .statefile import (
     read_regular,
     read_state,
     shown,
+    too_many_values,
 )
 
 LOCK_FORMAT = 1
@@ -999,6 +1001,11 @@ class LockFile:
                 f"{path.name} cannot be read: {exc.strerror or exc}", hint="restore it from git, or delete it"
             ) from None
         lock._original = hashlib.sha256(raw).hexdigest()
+        if too_many_values(raw):
+            raise LockedError(
+                f"{path.name} holds over {INDEX_FILE_VALUES:,} JSON values, more than any lock shotflow writes",
+                hint="restore it from git, or delete it",
+            )
         try:
             data = json.loads(raw)
             if not isinstance(data, dict):

@@ -268,3 +268,34 @@ def test_a_manifest_of_another_shape_is_not_replayed(nodes):
     }
     assert _replayable(good)
     assert not _replayable({**good, "nodes": nodes})
+
+
+def test_a_large_index_of_tiny_values_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
+    """Tiny JSON values take ~25 times their bytes in memory: an index over 16 MB may hold at
+    most INDEX_FILE_VALUES of them (lowered here, so that the file stays small), and a legit
+    one of that size reads."""
+    from shotflow import statefile
+
+    monkeypatch.setattr(statefile, "STATE_FILE_BYTES", 1000)
+    monkeypatch.setattr(statefile, "INDEX_FILE_VALUES", 500)
+    crafted = tmp_path / "stat.json"
+    crafted.write_text('{"x": [' + "[]," * 600 + "[]]}")
+    with pytest.warns(statefile.DamagedState, match=r"stat.json is damaged \(over 500 JSON values\)"):
+        assert statefile.read_state(crafted, limit=statefile.INDEX_FILE_BYTES) is None
+    legit = tmp_path / "manifest.json"
+    legit.write_text(json.dumps({f"scene/shot{i:03}": {"key": "a" * 64, "outputs": ["b" * 64]} for i in range(40)}))
+    assert legit.stat().st_size > 1000
+    assert len(statefile.read_state(legit, limit=statefile.INDEX_FILE_BYTES)) == 40
+
+
+def test_a_lock_of_tiny_values_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
+    from shotflow import statefile, store
+    from shotflow.errors import LockedError
+
+    monkeypatch.setattr(statefile, "STATE_FILE_BYTES", 1000)
+    monkeypatch.setattr(statefile, "INDEX_FILE_VALUES", 500)
+    monkeypatch.setattr(store, "INDEX_FILE_VALUES", 500)
+    lock = tmp_path / "storyboard.lock"
+    lock.write_text('{"version": 1, "nodes": {}, "pad": [' + "{}," * 600 + "{}]}")
+    with pytest.raises(LockedError, match="holds over 500 JSON values"):
+        store.LockFile.read(lock)

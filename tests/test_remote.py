@@ -599,7 +599,8 @@ def test_a_storyboard_cannot_name_a_folder_outside_its_project_as_its_remote(exa
 
 def test_a_file_on_the_remote_larger_than_any_frame_is_not_read_past_the_bound(tmp_path, monkeypatch):
     """A remote a storyboard names may serve anything: nothing is read whole past MAX_REMOTE_BYTES
-    (a frame that large is damaged; a record or lease that large is unreadable)."""
+    (a frame that large is damaged), nor a record or lease past RECORD_BYTES (unreadable: JSON of
+    tiny values takes ~25 times its bytes in memory)."""
     from shotflow import remote as remote_module
     from shotflow.remote import CorruptRemote, Remote
 
@@ -610,6 +611,7 @@ def test_a_file_on_the_remote_larger_than_any_frame_is_not_read_past_the_bound(t
     (folder / "actions" / "cd").mkdir(parents=True)
     (folder / "actions" / "cd" / ("cd" * 32 + ".json")).write_bytes(b" " * 4096)
     monkeypatch.setattr(remote_module, "MAX_REMOTE_BYTES", 1024)
+    monkeypatch.setattr(remote_module, "RECORD_BYTES", 2048)  # JSON: a bound of its own, 16 MB
     read = []
     real = remote_module._read_bounded
     monkeypatch.setattr(remote_module, "_read_bounded", lambda result, limit: read.append(limit) or real(result, limit))
@@ -617,4 +619,4 @@ def test_a_file_on_the_remote_larger_than_any_frame_is_not_read_past_the_bound(t
     with pytest.raises(CorruptRemote):
         team.get_object(digest)
     assert team.get_action("cd" * 32) is None
-    assert read == [1024, 1024] and team.offline is None  # bounded, and the remote stays usable
+    assert read == [1024, 2048] and team.offline is None  # bounded, and the remote stays usable
