@@ -620,3 +620,28 @@ def test_a_file_on_the_remote_larger_than_any_frame_is_not_read_past_the_bound(t
         team.get_object(digest)
     assert team.get_action("cd" * 32) is None
     assert read == [1024, 2048] and team.offline is None  # bounded, and the remote stays usable
+
+
+def test_an_s3_remote_is_read_no_further_than_the_bounds_either(s3, monkeypatch):
+    """The same bounds on a real S3 protocol server (obstore's S3 answers announce their size)."""
+    from shotflow import remote as remote_module
+    from shotflow.remote import CorruptRemote, Remote
+
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    bucket, digest, key = s3.bucket(), "ab" * 32, "cd" * 32
+    client = s3.client()
+    client.put_object(Bucket=bucket, Key=f"p/objects/ab/{digest[2:]}", Body=b"x" * 4096)
+    client.put_object(Bucket=bucket, Key=f"p/actions/cd/{key}.json", Body=b" " * 4096)
+    client.put_object(Bucket=bucket, Key=f"p/leases/{key}/00000000.json", Body=b" " * 4096)
+    monkeypatch.setattr(remote_module, "MAX_REMOTE_BYTES", 1024)
+    monkeypatch.setattr(remote_module, "RECORD_BYTES", 2048)
+    read = []
+    real = remote_module._read_bounded
+    monkeypatch.setattr(remote_module, "_read_bounded", lambda result, limit: read.append(limit) or real(result, limit))
+    team = Remote(f"s3://{bucket}/p")
+    with pytest.raises(CorruptRemote):
+        team.get_object(digest)
+    assert team.get_action(key) is None
+    assert team.read_lease(key, 0).owner == "?"  # a lease that large is unreadable (as expired), never parsed
+    assert read == [1024, 2048, 2048] and team.offline is None
