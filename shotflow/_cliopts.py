@@ -64,10 +64,10 @@ class ShotflowGroup(click.Group):
 
 
 class _DamageLines:
-    """A damaged state file (``statefile.DamagedState``) as one ``warning:`` line on stderr, the
-    first ``SHOWN`` of a command; the rest counted in one line at its end, so that a cache with
-    thousands of damaged files (a crafted one, a disk that failed) says so in a screenful.
-    Any other warning is shown as Python shows it."""
+    """A ``ShotflowWarning`` as one ``warning:`` line on stderr; of damaged state files
+    (``statefile.DamagedState``) the first ``SHOWN`` of a command, the rest counted in one line
+    at its end, so that a cache with thousands of damaged files (a crafted one, a disk that
+    failed) says so in a screenful. Any other warning is shown as Python shows it."""
 
     SHOWN = 5
 
@@ -75,10 +75,14 @@ class _DamageLines:
         self.count = 0
 
     def show(self, message, category, filename, lineno, file=None, line=None) -> None:
+        from .errors import ShotflowWarning
         from .statefile import DamagedState
 
-        if not issubclass(category, DamagedState):
+        if not issubclass(category, ShotflowWarning):
             _python_show_warning(message, category, filename, lineno, file, line)
+            return
+        if not issubclass(category, DamagedState):
+            click.echo(f"warning: {message}", err=True)
             return
         self.count += 1
         if self.count <= self.SHOWN:

@@ -20,6 +20,10 @@
         │   └── AccountError      bad key, no balance, not permitted: the whole run stops (exit 2)
         └── TransientError        timeouts, 429, 5xx: retried by the backend
 
+    ShotflowWarning (a UserWarning)   something the user should know; the run goes on. The
+                                      core warns (``warnings.warn``), the CLI prints one
+                                      ``warning:`` line (statefile.DamagedState is one)
+
 Messages are sentences a user can act on. A ``where`` (``file:line:column``, or a
 shot id) is printed in front of the message; a ``hint`` ("did you mean …?") after it.
 Third-party exceptions are translated at the edge with ``raise … from exc``; only the
@@ -31,6 +35,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+
+class ShotflowWarning(UserWarning):
+    """Something the user should know while the command goes on (the CLI prints one line)."""
 
 
 @dataclass(frozen=True, slots=True)

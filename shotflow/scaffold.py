@@ -3,7 +3,7 @@
 DIR/storyboard.yaml   a small commented storyboard that validates and renders as it is
                       (two characters, a location, four shots, a Turbo shot), its first
                       line pointing editors at the schema of this shotflow
-DIR/.gitignore        the cache and the rendered copies stay out of git (the lock goes in)
+DIR/.gitignore        the cache, the rendered copies and .env stay out of git (the lock goes in)
 
 Neither is written through a symbolic link (``init_project``): DIR may be a clone of
 someone else's repository, whose links could lead anywhere.
@@ -20,7 +20,7 @@ from .errors import UsageError
 from .load import display_path
 
 STARTER = Path(__file__).resolve().parent / "_starter" / "storyboard.yaml"
-IGNORED = (".shotflow/", "renders/")
+IGNORED = (".shotflow/", "renders/", ".env")  # .env: where README says a Runware key may go
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
@@ -82,7 +82,7 @@ def _add_ignored(ignore: Path, note: Callable[[str], None]) -> bool:
     if not missing:
         return False
     head = "" if present is None else ("" if present.endswith("\n") or not present else "\n")
-    comment = "# shotflow: the cache and the rendered copies (commit storyboard.lock: it pins the frames)\n"
+    comment = "# shotflow: the cache, the rendered copies and .env's key (commit storyboard.lock: it pins the frames)\n"
     fd = os.open(ignore, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o644)
     with os.fdopen(fd, "a", encoding="utf-8") as f:  # O_NOFOLLOW: a link made meanwhile is not followed either
         f.write(head + comment + "".join(f"{entry}\n" for entry in missing))

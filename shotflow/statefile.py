@@ -22,6 +22,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .errors import ShotflowWarning
+
 STATE_FILE_BYTES = 16 * 1024 * 1024  # a journal entry, a lease, an action record, a status or re-roll record
 INDEX_FILE_BYTES = 256 * 1024 * 1024  # the stat index and the manifest: ~150 bytes a file, they grow with the project
 # JSON values in a state file over STATE_FILE_BYTES, at most. Tiny values ("[],[],…") take ~25 times
@@ -31,7 +33,7 @@ INDEX_FILE_BYTES = 256 * 1024 * 1024  # the stat index and the manifest: ~150 by
 INDEX_FILE_VALUES = 4_000_000
 
 
-class DamagedState(UserWarning):
+class DamagedState(ShotflowWarning):
     """A state file shotflow keeps (in .shotflow/ or the cache) that cannot be used as it is:
     it is treated as missing (a cache miss, worked out again) and the user is told once."""
 

@@ -19,7 +19,7 @@ from the ground up::
     validate                                                      the JSON Schema check
     store  trust  writeback                                       the project's memory; the trust model
     model  staging  editorial  catalog  userconfig  options       the typed vocabulary every stage shares
-    errors  _version  _resources  _usercache  _text  _glibc  _process  status  statefile   the ground
+    errors  _version  _resources  _usercache  _text  _glibc  _process  status  statefile  _gitignore   the ground
 
 ``store`` sits low, not after the backends as in the flow of data: planning reads it
 (keys, records), and backends see it only through the Journal and Memo protocols, never
@@ -42,7 +42,18 @@ PREVIEW = {
 FLOORS: list[tuple[str, set[str]]] = [  # from the ground up
     (
         "ground",
-        {"errors", "_version", "_resources", "_usercache", "_text", "_glibc", "_process", "status", "statefile"},
+        {
+            "errors",
+            "_version",
+            "_resources",
+            "_usercache",
+            "_text",
+            "_glibc",
+            "_process",
+            "status",
+            "statefile",
+            "_gitignore",
+        },
     ),
     ("vocabulary", {"model", "staging", "editorial", "catalog", "userconfig", "options"}),
     ("memory", {"store", "trust", "writeback"}),

@@ -387,3 +387,38 @@ def test_a_folder_where_a_record_goes_fails_its_shot_before_anything_is_paid(exa
         assert "is a folder where shotflow keeps this shot's action record" in failed[0]["error"]
         assert "rm -r" in failed[0]["error"] and "internal error" not in again.stdout + again.stderr
         assert emu.stats.billed == billed  # nothing sent for it
+
+
+def test_a_key_in_a_dotenv_git_would_commit_is_warned_of_once(example, tmp_path):
+    story = example("heist")
+    fast(story)
+    (story.parent / ".git").mkdir()  # a git work tree
+    (story.parent / ".env").write_text(f"RUNWARE_API_KEY={KEY}\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNWARE_API_KEY", "SHOTFLOW_CACHE")}
+    env.update(HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "home" / ".config"))
+    with Emulator(api_key=KEY) as emu:
+        env["RUNWARE_API_URL"] = emu.url
+
+        def render() -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [sys.executable, "-m", "shotflow", "render", str(story), "--backend", "runware"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+        first = render()
+        assert first.returncode == 0, first.stderr
+        warned = [line for line in first.stderr.splitlines() if line.startswith("warning: the Runware key comes from")]
+        assert len(warned) == 1 and "which git does not ignore" in warned[0] and "add .env to .gitignore" in warned[0]
+        assert KEY not in first.stdout + first.stderr
+        from shotflow.scaffold import _add_ignored
+
+        _add_ignored(story.parent / ".gitignore", print)  # what `shotflow init` writes
+        assert ".env" in (story.parent / ".gitignore").read_text().splitlines()
+        story.write_text(story.read_text().replace("rain on the cobbles", "rain on the roofs"))
+        billed = emu.stats.billed
+        again = render()  # something renders: the key is read again
+        assert again.returncode == 0 and emu.stats.billed > billed
+        assert "warning" not in again.stderr, again.stderr

@@ -19,7 +19,7 @@ def test_init_writes_a_commented_storyboard_that_validates_and_renders(tmp_path,
     assert schema.is_file() and schema.name == "storyboard.schema.json"
     assert sum(1 for line in text.splitlines() if "#" in line) >= 15  # it explains itself
     ignored = (folder / ".gitignore").read_text().splitlines()
-    assert ".shotflow/" in ignored and "renders/" in ignored
+    assert ".shotflow/" in ignored and "renders/" in ignored and ".env" in ignored  # a key put there stays out of git
 
     project = api.load_project(story)
     shots = [n for n in project.nodes.values() if n.scene is not None]

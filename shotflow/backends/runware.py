@@ -187,6 +187,8 @@ def api_key(project_dir: Path) -> str:
     key = os.environ.get("RUNWARE_API_KEY", "").strip()
     if not key:
         key = _dotenv(project_dir / ".env").get("RUNWARE_API_KEY", "").strip()
+        if key:
+            _warn_unless_ignored(project_dir / ".env")
     if not key:
         raise ConfigError(f"no Runware API key: set RUNWARE_API_KEY or put it in {project_dir / '.env'}")
     if not key.isascii() or not key.isprintable():
@@ -196,6 +198,24 @@ def api_key(project_dir: Path) -> str:
             hint="copy the key again from your Runware dashboard",
         )
     return key
+
+
+def _warn_unless_ignored(dotenv: Path) -> None:
+    """A key in a ``.env`` that git would commit is everyone's who gets the repository (and a
+    ``.env`` that came with someone else's repository holds *their* key): say so, once."""
+    import warnings
+
+    from .._gitignore import ignored
+    from ..errors import ShotflowWarning
+
+    if ignored(dotenv) is False:
+        warnings.warn(
+            f"the Runware key comes from {dotenv}, which git does not ignore: committed, it is the key of "
+            "everyone with the repository (add .env to .gitignore; a .env that came with someone else's "
+            "project holds their key: set RUNWARE_API_KEY instead)",
+            ShotflowWarning,
+            stacklevel=3,
+        )
 
 
 def _api_url(url: str) -> str:

@@ -1,0 +1,75 @@
+"""Would git ignore a file (shotflow/_gitignore.py)? Read from the ignore files alone, for the
+warning about a Runware key in a ``.env`` that would be committed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shotflow._gitignore import ignored
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch) -> Path:
+    """A git work tree (a ``.git`` folder is all it takes) with ``proj/.env``; a home of its own."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    top = tmp_path / "repo"
+    (top / ".git" / "info").mkdir(parents=True)
+    (top / "proj").mkdir()
+    (top / "proj" / ".env").write_text("RUNWARE_API_KEY=x\n")
+    return top
+
+
+def test_outside_a_work_tree_there_is_no_answer(tmp_path):
+    (tmp_path / ".env").write_text("x")
+    assert ignored(tmp_path / ".env") is None
+
+
+def test_nothing_ignores_it_until_a_rule_does(tree):
+    env = tree / "proj" / ".env"
+    assert ignored(env) is False
+    for rule in (".env", "*.env", "**/.env", ".env*", "proj/", "/proj/.env", "proj/.env"):
+        (tree / ".gitignore").write_text(f"# secrets\n{rule}\n")
+        assert ignored(env) is True, rule
+    for rule in ("/.env", "other/", ".envrc", "env", "/proj/.env/"):
+        (tree / ".gitignore").write_text(f"{rule}\n")
+        assert ignored(env) is False, rule
+
+
+def test_later_rules_and_deeper_files_win(tree):
+    env = tree / "proj" / ".env"
+    (tree / ".gitignore").write_text(".env\n!.env\n")
+    assert ignored(env) is False
+    (tree / "proj" / ".gitignore").write_text(".env\n")  # deeper: overrides the top's re-include
+    assert ignored(env) is True
+    (tree / "proj" / ".gitignore").write_text("/.env\n")  # anchored to proj/
+    assert ignored(env) is True
+    (tree / ".gitignore").write_text(".env\n")
+    (tree / "proj" / ".gitignore").write_text("!.env\n")
+    assert ignored(env) is False
+
+
+def test_the_repository_exclude_and_the_users_global_excludes_count(tree):
+    env = tree / "proj" / ".env"
+    (tree / ".git" / "info" / "exclude").write_text(".env\n")
+    assert ignored(env) is True
+    (tree / ".git" / "info" / "exclude").write_text("")
+    home = Path.home()
+    (home / ".config" / "git").mkdir(parents=True)
+    (home / ".config" / "git" / "ignore").write_text(".env\n")  # git's default global file
+    assert ignored(env) is True
+    (home / "my-ignores").write_text("*.env\n")
+    (home / ".gitconfig").write_text("[core]\n\texcludesFile = ~/my-ignores\n")  # replaces the default
+    assert ignored(env) is True
+    (home / "my-ignores").write_text("")
+    assert ignored(env) is False
+
+
+def test_a_linked_gitignore_in_the_project_is_not_read(tree, tmp_path):
+    (tmp_path / "elsewhere").write_text(".env\n")
+    (tree / ".gitignore").symlink_to(tmp_path / "elsewhere")
+    assert ignored(tree / "proj" / ".env") is False
