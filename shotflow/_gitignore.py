@@ -26,8 +26,9 @@ IGNORE_FILE_BYTES = 1024 * 1024  # a .gitignore is a few lines; a larger one is 
 
 
 def ignored(path: Path) -> bool | None:
-    """Whether git would ignore the file ``path`` (None: it is in no git work tree)."""
-    real = Path(os.path.realpath(path))
+    """Whether git would ignore the file ``path`` (None: it is in no git work tree). ``path``
+    itself is what git would see: a link at its end is not followed (git commits the link)."""
+    real = Path(os.path.realpath(path.parent)) / path.name
     top = next((folder for folder in real.parents if os.path.lexists(folder / ".git")), None)
     if top is None:
         return None

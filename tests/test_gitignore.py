@@ -73,3 +73,30 @@ def test_a_linked_gitignore_in_the_project_is_not_read(tree, tmp_path):
     (tmp_path / "elsewhere").write_text(".env\n")
     (tree / ".gitignore").symlink_to(tmp_path / "elsewhere")
     assert ignored(tree / "proj" / ".env") is False
+
+
+def test_a_linked_file_is_judged_where_it_is_named(tree, tmp_path):
+    """Git commits the link, not its target: the path as named is what counts."""
+    (tmp_path / "secrets.env").write_text("RUNWARE_API_KEY=x\n")
+    (tree / "proj" / ".env").unlink()
+    (tree / "proj" / ".env").symlink_to(tmp_path / "secrets.env")
+    (tree / ".gitignore").write_text("proj/.env\n")
+    assert ignored(tree / "proj" / ".env") is True
+    (tree / ".gitignore").write_text("")
+    assert ignored(tree / "proj" / ".env") is False
+
+
+def test_the_runware_warning_is_for_a_key_git_would_commit_not_a_link_to_one(tree, tmp_path):
+    import warnings
+
+    from shotflow.backends.runware import _warn_unless_ignored
+    from shotflow.errors import ShotflowWarning
+
+    env = tree / "proj" / ".env"
+    with pytest.warns(ShotflowWarning, match="which git does not ignore"):
+        _warn_unless_ignored(env)
+    env.unlink()
+    env.symlink_to(tmp_path / "secrets.env")  # the user's own link to a key kept elsewhere
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_unless_ignored(env)

@@ -208,7 +208,7 @@ def _warn_unless_ignored(dotenv: Path) -> None:
     from .._gitignore import ignored
     from ..errors import ShotflowWarning
 
-    if ignored(dotenv) is False:
+    if not dotenv.is_symlink() and ignored(dotenv) is False:  # a link would be committed, not the key
         warnings.warn(
             f"the Runware key comes from {dotenv}, which git does not ignore: committed, it is the key of "
             "everyone with the repository (add .env to .gitignore; a .env that came with someone else's "
