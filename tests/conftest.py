@@ -28,6 +28,15 @@ os.environ.pop("SHOTFLOW_REMOTE", None)
 EXAMPLES = ROOT / "examples"
 
 
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (the README's test command): two workers more than the cores. The suite waits
+    more than it computes (emulated task latencies, subprocesses, a headless browser), so on
+    this 2-core machine 4 workers ran it in 121 s against 152 s with 2, and with another process
+    busy on one core in 149 s against 234 s."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(2, cores) + 2
+
+
 def pytest_unconfigure(config):
     shutil.rmtree(_USER_DIR, ignore_errors=True)
 
