@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .statefile import read_regular
 
-IGNORE_FILE_BYTES = 1024 * 1024  # a .gitignore is a few lines; a larger one is read in part
+IGNORE_FILE_BYTES = 1024 * 1024  # a .gitignore is a few lines; a larger one is not read (no rules from it)
 
 
 def ignored(path: Path) -> bool | None:
