@@ -23,6 +23,10 @@ from pathlib import Path
 from .statefile import read_regular
 
 IGNORE_FILE_BYTES = 1024 * 1024  # a .gitignore is a few lines; a larger one is not read (no rules from it)
+# each rule is a regular expression compiled once: a crafted ignore file of a megabyte of distinct
+# rules would cost seconds, so the first RULES of a file count, each of at most a path's length
+RULES = 10_000
+RULE_CHARS = 4096
 
 
 def ignored(path: Path) -> bool | None:
@@ -68,13 +72,15 @@ def _patterns(ignore_file: Path, follow: bool) -> list[tuple[bool, str]]:
         text = read_regular(ignore_file, IGNORE_FILE_BYTES, follow=follow).decode("utf-8", "replace")
     except OSError:
         return []
-    rules = []
+    rules: list[tuple[bool, str]] = []
     for line in text.splitlines():
         line = line.rstrip()
-        if not line or line.startswith("#"):
+        if not line or line.startswith("#") or len(line) > RULE_CHARS:
             continue
         negated = line.startswith("!")
         rules.append((negated, line[1:] if negated else line))
+        if len(rules) == RULES:
+            break
     return rules
 
 

@@ -100,3 +100,17 @@ def test_the_runware_warning_is_for_a_key_git_would_commit_not_a_link_to_one(tre
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _warn_unless_ignored(env)
+
+
+def test_a_crafted_ignore_file_costs_a_bounded_time(tree):
+    """A megabyte of distinct rules: only the first RULES count, each at most RULE_CHARS long."""
+    import time
+
+    from shotflow import _gitignore
+
+    lines = [f"x{i}*y{i}*z{i}" for i in range(45_000)] + ["a" * 5000 + "*", ".env"]
+    (tree / ".gitignore").write_text("\n".join(lines) + "\n")
+    assert len((tree / ".gitignore").read_bytes()) < _gitignore.IGNORE_FILE_BYTES
+    started = time.perf_counter()
+    assert ignored(tree / "proj" / ".env") is False  # the .env rule is past the first RULES
+    assert time.perf_counter() - started < 20  # 0.7 s here; without the bound 3.5 s, and more with a megabyte of rules
