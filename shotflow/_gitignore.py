@@ -23,8 +23,9 @@ from pathlib import Path
 from .statefile import read_regular
 
 IGNORE_FILE_BYTES = 1024 * 1024  # a .gitignore is a few lines; a larger one is not read (no rules from it)
-# each rule is a regular expression compiled once: a crafted ignore file of a megabyte of distinct
-# rules would cost seconds, so the first RULES of a file count, each of at most a path's length
+# each rule is a regular expression compiled once: crafted ignore files of a megabyte of distinct
+# rules (one in each folder on the way) would cost seconds each, so the first RULES of them all
+# count, each of at most a path's length
 RULES = 10_000
 RULE_CHARS = 4096
 
@@ -43,9 +44,11 @@ def ignored(path: Path) -> bool | None:
     sources = [(excludes, top, True) for excludes in _global_excludes()]
     sources.append((top / ".git" / "info" / "exclude", top, False))
     sources += [(folder / ".gitignore", folder, False) for folder in reversed(chain)]
-    verdict = False
+    verdict, budget = False, RULES
     for ignore_file, base, follow in sources:
-        for negated, pattern in _patterns(ignore_file, follow):
+        rules = _patterns(ignore_file, follow)[:budget]
+        budget -= len(rules)
+        for negated, pattern in rules:
             if _matches(pattern, real.relative_to(base).as_posix()):
                 verdict = not negated
     return verdict

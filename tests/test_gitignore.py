@@ -114,3 +114,14 @@ def test_a_crafted_ignore_file_costs_a_bounded_time(tree):
     started = time.perf_counter()
     assert ignored(tree / "proj" / ".env") is False  # the .env rule is past the first RULES
     assert time.perf_counter() - started < 20  # 0.7 s here; without the bound 3.5 s, and more with a megabyte of rules
+
+
+def test_the_rule_budget_is_for_all_the_ignore_files_together(tree, monkeypatch):
+    from shotflow import _gitignore
+
+    monkeypatch.setattr(_gitignore, "RULES", 3)
+    (tree / ".gitignore").write_text("a\nb\n")
+    (tree / "proj" / ".gitignore").write_text("c\n.env\n")  # the 4th rule on the way: not read
+    assert ignored(tree / "proj" / ".env") is False
+    (tree / ".gitignore").write_text("a\n")
+    assert ignored(tree / "proj" / ".env") is True
