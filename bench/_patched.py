@@ -76,7 +76,7 @@ if "looplag" in PATCHES:
 
 if "poststamp" in PATCHES:
     import atexit
-    import json
+    import json as _json
     import time
 
     sys.modules.setdefault("httpx._main", None)  # as shotflow's CLI does: httpx's own CLI is not imported
@@ -94,7 +94,6 @@ if "poststamp" in PATCHES:
             _stamps.append((start, time.monotonic(), tasks))
 
     httpx.AsyncClient.post = _stamped_post
-    _json = json
 
     @atexit.register
     def _write_stamps() -> None:
