@@ -1,7 +1,8 @@
 """What every command shares: the group that turns errors into exit codes, and the common options.
 
-Exit codes: 0 ok · 1 some shots failed · 2 bad input or a refused run (a message,
-never a traceback) · 3 shotflow itself broke (a bug: please report it) · 130 Ctrl-C.
+Exit codes: 0 ok · 1 some shots failed (or the reader of standard output went away) · 2 bad
+input or a refused run (a message, never a traceback) · 3 shotflow itself broke (a bug: please
+report it) · 130 Ctrl-C.
 ``ShotflowGroup.invoke`` is the one place that maps what a command raised to one of
 them; commands are plain functions that raise.
 """
@@ -51,6 +52,13 @@ class ShotflowGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted: finished work is kept; run the same command again to continue", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:  # the reader of standard output went away (`shotflow plan | head`): not a bug
+            import sys
+
+            from .report import silence
+
+            silence(sys.stdout)
+            ctx.exit(1)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
         except Exception as exc:  # the last line of defence: report a bug, not a traceback

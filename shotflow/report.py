@@ -11,6 +11,7 @@ Implementations: ``JsonReporter`` (one JSON object per line, the contract of
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -136,6 +137,31 @@ class RecordingReporter:
         return {i for i, o in self.outcomes().items() if o.status is status}
 
 
+def write_line(stream: TextIO, text: str) -> None:
+    """``text`` and a newline on ``stream``, flushed. A reader that went away (``shotflow render
+    --json | head -1``) ends the output, not the run: from then on the stream writes to
+    /dev/null, and the render finishes (what it pays for is kept) and exits as it would have."""
+    try:
+        stream.write(text + "\n")
+        stream.flush()
+    except BrokenPipeError:
+        silence(stream)
+
+
+def silence(stream: TextIO) -> None:
+    """Point ``stream`` (standard output, whose reader is gone) at /dev/null: what is still
+    buffered or written later goes nowhere, instead of failing again at every write and at exit."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):  # not a file (a test's StringIO): nothing to point elsewhere
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
 class JsonReporter:
     """One JSON object per line on stdout (DESIGN.md §6): node events, then a summary."""
 
@@ -143,8 +169,7 @@ class JsonReporter:
         self.stream = stream or sys.stdout
 
     def _emit(self, obj: dict) -> None:
-        self.stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        self.stream.flush()
+        write_line(self.stream, json.dumps(obj, ensure_ascii=False))
 
     def run_started(self, start: RunStart) -> None:
         pass
@@ -244,8 +269,7 @@ class PlainReporter:
         self.total = 0
 
     def _line(self, text: str) -> None:
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        write_line(self.stream, text)
 
     def run_started(self, start: RunStart) -> None:
         self.total = start.total

@@ -178,3 +178,42 @@ def test_without_a_working_thread_the_command_ends_with_its_code_and_all_its_out
     assert done.returncode == 0, done.stderr
     body, _, tail = done.stdout.rpartition("}")
     assert json.loads(body + "}")["order"] and tail.strip() == "exit handler ran"
+
+
+def _first_line_then_gone(args: list, cwd, lines: int = 1) -> tuple[str, subprocess.CompletedProcess]:
+    """Run ``python -m shotflow ARGS`` with its standard output read up to its first line (or
+    none: ``lines=0``), then closed, as ``| head -1`` does."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shotflow", *map(str, args)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first = proc.stdout.readline() if lines else ""
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    return first, subprocess.CompletedProcess(proc.args, proc.returncode, "", err)
+
+
+def test_a_render_piped_into_head_finishes_its_work_and_is_no_bug(example):
+    """`shotflow render --json | head -1`: the reader goes away after one line; the render is not
+    cut short (a paid render must finish what it sent) and the exit is the render's own."""
+    story = example("lighthouse")
+    first, done = _first_line_then_gone(["render", story, "--json"], story.parent)
+    assert first.startswith('{"event": "node"')
+    assert done.returncode == 0, done.stderr
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr and "Broken pipe" not in done.stderr
+    again = subprocess.run(
+        [sys.executable, "-m", "shotflow", "render", str(story), "--json"], capture_output=True, text=True, timeout=120
+    )
+    assert json.loads(again.stdout.splitlines()[-1])["cached"] == 12  # every node was rendered the first time
+
+
+def test_a_command_whose_reader_goes_away_exits_1_quietly(example):
+    story = example("lighthouse")
+    assert subprocess.run([sys.executable, "-m", "shotflow", "render", str(story)], capture_output=True).returncode == 0
+    _, done = _first_line_then_gone(["board", story, "-o", "-"], story.parent, lines=0)  # gone before it writes
+    assert done.returncode == 1, done.stderr
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr
