@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._text import redacted_url
 from .errors import ConfigError, ShotflowError
 from .store import Record, sha256_bytes
 
@@ -102,12 +103,12 @@ def check_url(url: str, where: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES or not (parts.netloc or parts.path.strip("/")):
         raise ConfigError(
-            f"{where}: '{url}' is not a remote shotflow can use",
+            f"{where}: '{redacted_url(url)}' is not a remote shotflow can use",
             hint="write s3://bucket/prefix, gs://bucket/prefix, az://container/prefix or file:///folder",
         )
     if "@" in parts.netloc or parts.query or parts.fragment or parts.password:
         raise ConfigError(
-            f"{where}: a remote URL never holds credentials or options ('{url}')",
+            f"{where}: a remote URL never holds credentials or options ('{redacted_url(url)}')",
             hint="credentials come from the provider's environment, e.g. AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_ENDPOINT_URL",
         )

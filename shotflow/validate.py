@@ -177,6 +177,10 @@ def _translate(source: Source, error, prefix_path: tuple = ()) -> SchemaError:
         return SchemaError(f"{prefix}unknown model '{value}'", where=where, hint=unknown_model_hint(value))
     if "x-message" in schema and v in ("pattern", "const", "oneOf", "anyOf", "maxLength"):
         shown = json.dumps(value) if not isinstance(value, dict) else "this"
+        if path and path[-1] == "remote" and isinstance(value, str):  # it may hold a secret: never echoed
+            from ._text import redacted_url
+
+            shown = json.dumps(redacted_url(value), ensure_ascii=False)
         return SchemaError(f"{prefix}{shown} {schema['x-message']}".replace("this a ", "a "), where=where)
     if v == "type" and "x-message-type" in schema:
         return SchemaError(f"{prefix}{_show(value) or _kind(value)} {schema['x-message-type']}", where=where)

@@ -518,11 +518,14 @@ def test_a_remote_url_never_holds_credentials(example):
     story = example("heist")
     done = shotflow("render", story, "--remote", "s3://AKIA:secret@bucket/x")
     assert done.returncode == 2 and "never holds credentials" in done.stderr and "Traceback" not in done.stderr
-    done = shotflow("plan", story, "--remote", "https://example.com/cache")
-    assert done.returncode == 2 and "s3://bucket/prefix" in done.stderr
+    assert "secret" not in done.stderr and "AKIA" not in done.stderr and "s3://…@bucket/x" in done.stderr
+    done = shotflow("render", story, "--remote", "s3://bucket/x?X-Amz-Signature=sig123")
+    assert done.returncode == 2 and "sig123" not in done.stderr and "s3://bucket/x?…" in done.stderr
+    done = shotflow("plan", story, "--remote", "https://user:pw@example.com/cache")
+    assert done.returncode == 2 and "s3://bucket/prefix" in done.stderr and "pw" not in done.stderr
     story.write_text(story.read_text() + "\nremote: s3://AKIA:secret@bucket/x\n")
     done = shotflow("validate", story)
-    assert done.returncode == 2
+    assert done.returncode == 2 and "secret" not in done.stderr and "s3://…@bucket/x" in done.stderr
     assert "storyboard.yaml:" in done.stderr and "never credentials" in done.stderr
 
 
