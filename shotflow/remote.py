@@ -41,7 +41,7 @@ from typing import Any
 
 from ._text import redacted_url
 from .errors import ConfigError, ShotflowError
-from .store import Record, sha256_bytes
+from .store import Record, pid_alive, sha256_bytes
 
 SCHEMES = ("s3", "gs", "az", "file")
 OFF = ("off", "none", "no", "0", "")
@@ -283,7 +283,7 @@ class LeaseInfo:
         if (now or time.time()) >= self.expires:
             return False
         # dead if its owner died on this very machine: no need to wait for the expiry
-        return not (self.host == socket.gethostname() and self.pid and not _alive(self.pid))
+        return not (self.host == socket.gethostname() and self.pid and not pid_alive(self.pid))
 
 
 @dataclass
@@ -293,16 +293,6 @@ class Lease:
     key: str
     generation: int
     lost: bool = False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Remote:

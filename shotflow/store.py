@@ -12,6 +12,7 @@ small durable stores backends use (journal, memo).
     <project>/.shotflow/             (always beside the storyboard)
     ├── stat.json                    path → (size, mtime_ns, inode, sha256): files not re-hashed
     ├── run.lock                     one render at a time per project
+    ├── run.holder.json              who holds it: pid, host, since (told to a render that waits)
     ├── NAME.last-run.json           what NAME.yaml's last complete render saw (the no-op fast path)
     ├── NAME.status.json             how each node of NAME.yaml's last run ended
     └── forced.json                  what an unfinished --force run re-rolled already
@@ -43,6 +44,7 @@ import itertools
 import json
 import os
 import re
+import socket
 import threading
 import time
 import warnings
@@ -843,14 +845,8 @@ class Leases:
         if holder.get("boot") != self.me["boot"]:
             return False  # this machine rebooted since
         pid = holder.get("pid")
-        if not isinstance(pid, int):
+        if not isinstance(pid, int) or not pid_alive(pid):
             return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass  # another user's process: it exists
         start = _start_time(pid)
         return start is None or holder.get("start") is None or start == holder.get("start")
 
@@ -1102,13 +1098,16 @@ class LockFile:
 
 
 class ProjectLock:
-    """Keeps two renders of one project apart (a file lock released when the process dies)."""
+    """Keeps two renders of one project apart (a file lock released when the process dies).
+    The holder writes who it is beside the lock (``run.holder.json``: pid, host, since), so that
+    a render that waits in vain can say who holds the project."""
 
     def __init__(self, state_dir: Path, timeout: float):
         from filelock import FileLock
 
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / "run.lock"
+        self.holder_path = state_dir / "run.holder.json"
         self.timeout = timeout
         self._lock = FileLock(str(self.path), timeout=timeout)
 
@@ -1118,17 +1117,49 @@ class ProjectLock:
         # a copied .shotflow/ may hold anything under these names: a clear error, not a crash at the end
         check_own_file(self.path, "the project's run lock", regular=True)
         check_own_file(self.path.with_name("stat.json"), "the stat index")
+        check_own_file(self.holder_path, "who holds the run lock")
         try:
             self._lock.acquire()
         except Timeout:
             raise BusyError(
-                f"another shotflow render of this project is running (it holds {self.path}); waited {self.timeout:g} s",
+                f"another shotflow render of this project is running ({self.holder()}); waited {self.timeout:g} s",
                 hint="wait for it to finish, or pass --wait SECONDS",
             ) from None
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+        atomic_write(self.holder_path, json.dumps(holder).encode())
         return self
 
+    def holder(self) -> str:
+        """Who holds the lock, as its holder wrote it (data from anyone: checked), else the lock's path."""
+        data = read_state(self.holder_path, warn=False) or {}
+        pid, host, since = data.get("pid"), data.get("host"), data.get("since")
+        if not (isinstance(pid, int) and isinstance(host, str) and isinstance(since, (int, float))):
+            return f"it holds {shown(self.path)}"
+        if host == socket.gethostname() and not pid_alive(pid):  # a holder that died: not who holds it now
+            return f"it holds {shown(self.path)}"
+        try:
+            started = time.strftime("%H:%M:%S", time.localtime(since))
+        except (OverflowError, OSError, ValueError):
+            return f"it holds {shown(self.path)}"
+        return f"process {pid} on {host[:64]!r}, since {started}"
+
     def __exit__(self, *exc) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.holder_path)
         self._lock.release()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this machine with ``pid`` exists (another user's counts)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # -- the planner's view --------------------------------------------------------------------

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from helpers import RefusingBackend
 
 from shotflow import api
@@ -413,6 +414,35 @@ def test_a_second_render_waits_for_the_project_lock_and_says_so(example, cli):
         result = cli("render", story, "--wait", "0.2")
     assert result.code == 2
     assert "another shotflow render of this project is running" in result.err
+    import socket
+
+    assert f"(process {os.getpid()} on {socket.gethostname()!r}, since " in result.err  # who holds it
+    assert not (story.parent / ".shotflow" / "run.holder.json").exists()  # gone with the lock
+
+
+@pytest.mark.parametrize(
+    "holder",
+    [
+        '{"pid": 2147483000, "host": "HOST", "since": 1.0}',
+        '{"pid": "x"}',
+        "[1]",
+        '{"pid": PID, "host": "HOST", "since": 1e300}',
+    ],
+)
+def test_who_holds_the_project_lock_is_read_as_data_from_anyone(example, holder):
+    """A holder that died, or a crafted run.holder.json: the message names the lock file instead."""
+    import socket
+
+    from shotflow.store import ProjectLock
+
+    story = example("lighthouse")
+    state = story.parent / ".shotflow"
+    with ProjectLock(state, timeout=1):
+        (state / "run.holder.json").write_text(
+            holder.replace("HOST", socket.gethostname()).replace("PID", str(os.getpid()))
+        )
+        waiting = ProjectLock(state, timeout=0.1)
+        assert "run.lock" in waiting.holder() and "process" not in waiting.holder()
 
 
 SLOW = """
