@@ -481,12 +481,12 @@ def review_apply(review_file: Path, storyboard: Path | None, dry_run: bool) -> N
 
     named, decisions = read_review_file(review_file)
     story = resolve_storyboard(review_file, named, storyboard)
+    written = apply(story, decisions, write=not dry_run)  # every decision checked first, a dry run too
     for d in decisions:
         click.echo(f"{d.shot}: {', '.join(d.describe()) or 'nothing'}")
     if dry_run:
         click.echo(f"dry run: nothing written to {display_path(story)}")
         return
-    written = apply(story, decisions)
     if written:
         click.echo("wrote " + ", ".join(display_path(p) for p in written))
     else:

@@ -170,11 +170,11 @@ def resolve_storyboard(review_file: Path, named: str | None, given: Path | None)
     )
 
 
-def apply(storyboard: Path, decisions: Iterable[Decision], project=None) -> list[Path]:
+def apply(storyboard: Path, decisions: Iterable[Decision], project=None, *, write: bool = True) -> list[Path]:
     """Write ``decisions`` into the storyboard's files; returns the files written.
 
     ``project`` (the loaded storyboard, to check takes against) is loaded when not given.
-    Nothing is written unless every decision fits.
+    Nothing is written unless every decision fits; ``write=False`` only checks them (a dry run).
     """
     from .writeback import Editor
 
@@ -216,6 +216,8 @@ def apply(storyboard: Path, decisions: Iterable[Decision], project=None) -> list
         from .errors import raise_all
 
         raise_all(problems)
+    if not write:
+        return []
     for d in decisions:
         if d.pick is not None:
             # pick: 1 is the default; a board pick of take 1 is still written (the decision is explicit)

@@ -289,3 +289,18 @@ def test_approved_shots_are_marked_on_the_board_contact_sheet_and_csv(example, c
         left = sum(1 for x in range(50, 150) for y in range(145, 175) if rgb.getpixel((x, y)) == green)
         right = sum(1 for x in range(475, 575) for y in range(145, 175) if rgb.getpixel((x, y)) == green)
     assert left > 500 and right == 0
+
+
+def test_a_refused_review_prints_its_one_error_and_a_dry_run_checks_as_the_real_one(example, cli):
+    story = example("lighthouse")
+    before = story.read_text(encoding="utf-8")
+    bad = write_review(story.parent, {"storyboard": "storyboard.yaml", "shots": {"arrival/dor": {"pick": 1}}})
+    for extra in ([], ["--dry-run"]):
+        done = cli("review", "apply", bad, story, *extra)
+        assert done.code == 2, (extra, done.out)
+        assert done.out == "" and "no shot 'arrival/dor'" in done.err and "did you mean 'arrival/door'" in done.err
+    assert story.read_text(encoding="utf-8") == before
+    good = write_review(story.parent, DECISIONS)
+    dry = cli("review", "apply", good, story, "--dry-run")
+    assert dry.code == 0 and "arrival/door: pick 3" in dry.out and "dry run: nothing written" in dry.out
+    assert story.read_text(encoding="utf-8") == before
