@@ -61,7 +61,7 @@ def _human(n: float) -> str:
 
 
 def cache_entries(store: Store, storyboard: Path) -> list[Path]:
-    """What ``clean --cache`` may remove: shotflow's own entries of the cache folder (and, when
+    """What ``clean --purge-cache`` may remove: shotflow's own entries of the cache folder (and, when
     the cache is the project's ``.shotflow/``, this storyboard's run state); never anything else.
 
     Raises UsageError for a folder that is not marked as a shotflow cache."""

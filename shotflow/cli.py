@@ -142,7 +142,10 @@ def plan(storyboard: Path, sets, backend, cache_dir, as_json, force, only, inclu
     "--only", multiple=True, metavar="SHOT", help="Render only SHOT and its upstream (repeatable; globs: 'arrival/*')."
 )
 @click.option(
-    "--force", multiple=True, metavar="SHOT", help="Render SHOT again even if fresh: a new take; dependents follow."
+    "--force",
+    multiple=True,
+    metavar="SHOT",
+    help="Render SHOT again even if fresh: a new take; dependents follow (repeatable; globs allowed).",
 )
 @click.option(
     "--locked", is_flag=True, help="Use exactly the frames in the lock file; never generate; fail if any is missing."

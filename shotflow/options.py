@@ -34,6 +34,16 @@ class RenderOptions:
     # storyboard's remote:. Not in the signature: a no-op render never needs the remote
     remote: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.locked and self.force:
+            from .errors import UsageError
+
+            raise UsageError(
+                "--force and --locked contradict each other: a new take changes the lock, and --locked "
+                "renders exactly what the lock pins",
+                hint="drop --locked to re-roll, or --force to check the lock",
+            )
+
     def signature(self) -> str:
         """What must equal the last run's for the no-op fast path to apply."""
         from ._version import __version__

@@ -67,7 +67,7 @@ class ProjectState:
         return self.folder / "forced.json"
 
     def own_files(self) -> list[Path]:
-        """This storyboard's files that ``clean --cache`` removes with the project's cache."""
+        """This storyboard's files that ``clean --purge-cache`` removes with the project's cache."""
         return [self.manifest_path, self.status_path]
 
     # -- the last complete run: the no-op fast path --------------------------------------

@@ -347,8 +347,9 @@ CACHE_MARKER = "CACHEDIR.TAG"
 _MARKER_TEXT = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a shotflow cache marker: shotflow wrote this folder's objects/, actions/,\n"
-    "# journal/, leases/, memo.json and urls.json. `shotflow clean --cache` removes those and\n"
-    "# nothing else; it refuses a folder without this file.\n"
+    "# journal/, leases/, memo.json and urls.json. `shotflow clean --purge-cache` (with\n"
+    "# `--cache DIR` for a shared cache) removes those and nothing else; it refuses a folder\n"
+    "# without this file.\n"
 )
 CACHE_ENTRIES = ("objects", "actions", "journal", "leases", "memo.json", "urls.json")  # what a cache holds
 

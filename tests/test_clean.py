@@ -159,3 +159,13 @@ def test_unit_a_missing_storyboard_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="file not found"):
         cleaning.clean(tmp_path / "missing.yaml", "all")
     assert os.listdir(tmp_path) == []
+
+
+def test_the_cache_marker_names_an_option_clean_has(example, cli):
+    story = example("lighthouse")
+    assert cli("render", story).code == 0
+    marker = (story.parent / ".shotflow" / "CACHEDIR.TAG").read_text()
+    named = {word.strip("`(),.") for word in marker.split() if word.startswith("`--") or word.startswith("--")}
+    assert named == {"--purge-cache", "--cache"}, named
+    options = cli("clean", "--help").out
+    assert all(option in options for option in named)

@@ -645,3 +645,12 @@ def test_an_interrupted_force_resumes_without_forcing_again_what_it_rendered(tmp
     assert not (tmp_path / ".shotflow/forced.json").exists()  # finished: the next --force re-rolls anew
     third = render(story, force=("s/shot00",))
     assert third.by_status(RENDERED) == {"s/shot00"}
+
+
+def test_force_and_locked_together_are_refused_before_anything_runs(example, cli):
+    story = example("lighthouse")
+    assert cli("render", story).code == 0
+    lock = story.with_suffix(".lock").read_bytes()
+    done = cli("render", story, "--locked", "--force", "arrival/wide")
+    assert done.code == 2 and "--force and --locked contradict each other" in done.err, done.text
+    assert story.with_suffix(".lock").read_bytes() == lock
