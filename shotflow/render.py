@@ -10,8 +10,8 @@ then the run is answered from its record without loading YAML, Jinja, jsonschema
 Otherwise a ``Session`` checks the plan (``--locked``, ``--max-cost``), runs it through the
 scheduler (``resolve``), one node at a time through ``node.NodeRunner``, and records what it
 produced: the lock file (always: finished work is never lost), the status file, the re-roll
-record, the manifest of a complete run. A plain render starts its first shots before its
-graph is built (``Session``'s head start): networkx loads while they render.
+record, the manifest of a complete run. A plain render starts its first shots before its graph
+is built (``Session``'s head start). Interrupted, every node not done is reported skipped.
 """
 
 from __future__ import annotations
@@ -207,8 +207,10 @@ class Session:
                 self._planned()
                 self.nodes.download_fresh(self.reporter.note)
             asyncio.run(self._run())
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # every node has its event (the JSON contract), the unfinished ones skipped
             self.summary.interrupted = True
+            for node in [n for n in self.plan.nodes if n not in self.outcomes]:
+                self._done(Outcome(node, Status.SKIPPED, error="interrupted (the run stopped)"))
             raise
         finally:
             self.nodes.share_done(self.summary, self.reporter.note)
@@ -280,8 +282,7 @@ class Session:
                 self._announce()
                 self.nodes.download_fresh(self.reporter.note)
             weight = {n: (1.0 if self.plan.nodes[n].status is Status.RENDER else 0.0) for n in self.plan.order}
-            # F8: a backend that prepares its requests (references, key, lookup, schema check, durable
-            # journal entry) has `jobs` more shots prepare while every send permit is taken
+            # F8: a backend that prepares requests (references, journal…) readies `jobs` more shots beyond the permits
             scheduler = Scheduler(
                 self.plan.order,
                 {n: list(self.graph.predecessors(n)) for n in self.plan.order},

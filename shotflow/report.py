@@ -85,6 +85,8 @@ class Summary:
             **held,
             "cost": round(self.cost, 6),
         }
+        if self.interrupted:  # Ctrl-C: what was not done is counted as skipped, and said why
+            data["interrupted"] = True
         if self.notes:
             data["notes"] = list(self.notes)
         if self.remote is not None:
@@ -223,10 +225,11 @@ def summary_lines(summary: Summary) -> list[str]:
     lines = [head]
     for node_id, error in summary.failures:
         lines.append(f"  failed  {node_id}: {error}")
-    for node_id, why in summary.skips[:20]:
+    skips = [(n, why) for n, why in summary.skips if not why.startswith("interrupted")]  # Ctrl-C's: counted only
+    for node_id, why in skips[:20]:
         lines.append(f"  skipped {node_id}: {why.removeprefix('skipped: ')}")
-    if len(summary.skips) > 20:
-        lines.append(f"  … and {len(summary.skips) - 20} more skipped")
+    if len(skips) > 20:
+        lines.append(f"  … and {len(skips) - 20} more skipped")
     for node_id, why in summary.holds[:20]:
         lines.append(f"  held    {node_id}: {why}")
     if len(summary.holds) > 20:

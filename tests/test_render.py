@@ -478,11 +478,17 @@ def test_an_interrupted_render_keeps_its_work_and_resumes(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "finished work is kept" in err
-    for line in out.splitlines():
-        event = json.loads(line)
+    events = [json.loads(line) for line in out.splitlines()]
+    read_early = len(done_before)  # node events read before the signal
+    for event in events:
         if event["event"] == "node" and event["status"] == "rendered":
             done_before.append(event["id"])
     assert 3 <= len(done_before) < 30
+    # the JSON contract holds: an event for every node (what was not done: skipped, interrupted), a summary
+    summary, nodes = events[-1], [e for e in events if e["event"] == "node"]
+    assert summary["event"] == "summary" and summary["interrupted"] is True
+    assert read_early + len(nodes) == 30 and summary["rendered"] + summary["skipped"] == 30
+    assert all(e["status"] == "skipped" and "interrupted" in e["error"] for e in nodes if e["status"] != "rendered")
     lock = json.loads(story.with_suffix(".lock").read_text())
     assert set(done_before) <= set(lock["nodes"])
     again = render(story)
