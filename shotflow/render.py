@@ -24,7 +24,7 @@ from .noop import noop
 from .options import RenderOptions
 from .report import Reporter, RunStart, Summary
 from .state import ProjectState, Rerolls, check_write_folders
-from .status import Outcome, Status
+from .status import INTERRUPTED, Outcome, Status
 from .trust import storyboard_file
 
 # -- the full path ---------------------------------------------------------------------
@@ -210,7 +210,7 @@ class Session:
         except KeyboardInterrupt:  # every node has its event (the JSON contract), the unfinished ones skipped
             self.summary.interrupted = True
             for node in [n for n in self.plan.nodes if n not in self.outcomes]:
-                self._done(Outcome(node, Status.SKIPPED, error="interrupted (the run stopped)"))
+                self._done(Outcome(node, Status.SKIPPED, error=INTERRUPTED))
             raise
         finally:
             self.nodes.share_done(self.summary, self.reporter.note)

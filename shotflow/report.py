@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TextIO
 
 from ._text import counted
-from .status import Outcome, Status
+from .status import INTERRUPTED, Outcome, Status
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -225,7 +225,7 @@ def summary_lines(summary: Summary) -> list[str]:
     lines = [head]
     for node_id, error in summary.failures:
         lines.append(f"  failed  {node_id}: {error}")
-    skips = [(n, why) for n, why in summary.skips if not why.startswith("interrupted")]  # Ctrl-C's: counted only
+    skips = [(n, why) for n, why in summary.skips if why != INTERRUPTED]  # Ctrl-C's: counted only
     for node_id, why in skips[:20]:
         lines.append(f"  skipped {node_id}: {why.removeprefix('skipped: ')}")
     if len(skips) > 20:

@@ -248,7 +248,7 @@ def check_renders_folders(project) -> None:
     Checked before a render writes there and before the exports and ``verify`` read frames
     there. Raises UsageError."""
     from .errors import UsageError
-    from .trust import Refused, check_own_folders
+    from .trust import Refused, check_own_folders, inside
 
     renders = project.renders_dir
     folders = [renders, renders / "characters", renders / "locations", *(renders / s.id for s in project.scenes)]
@@ -261,7 +261,7 @@ def check_renders_folders(project) -> None:
         read = [os.path.realpath(p) for p in project.inputs]
         for folder in linked:
             real = os.path.realpath(folder)
-            hit = next((r for r in read if r.startswith(real + os.sep)), None)
+            hit = next((r for r in read if inside(r, real)), None)
             if hit is not None:
                 raise UsageError(
                     f"{folder} is a symbolic link to {real}, which holds {hit}, a file the storyboard "

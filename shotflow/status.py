@@ -49,6 +49,9 @@ class Status(enum.Enum):
             return None
 
 
+INTERRUPTED = "interrupted (the run stopped)"  # the error of a node Ctrl-C left undone (SKIPPED)
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How one node of a run ended (the scheduler's result; reporters show it). ``value``

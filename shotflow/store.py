@@ -1134,15 +1134,15 @@ class ProjectLock:
         """Who holds the lock, as its holder wrote it (data from anyone: checked), else the lock's path."""
         data = read_state(self.holder_path, warn=False) or {}
         pid, host, since = data.get("pid"), data.get("host"), data.get("since")
+        unknown = f"it holds {shown(self.path)}"
         if not (isinstance(pid, int) and isinstance(host, str) and isinstance(since, (int, float))):
-            return f"it holds {shown(self.path)}"
+            return unknown
         if host == socket.gethostname() and not pid_alive(pid):  # a holder that died: not who holds it now
-            return f"it holds {shown(self.path)}"
+            return unknown
         try:
-            started = time.strftime("%H:%M:%S", time.localtime(since))
-        except (OverflowError, OSError, ValueError):
-            return f"it holds {shown(self.path)}"
-        return f"process {pid} on {host[:64]!r}, since {started}"
+            return f"process {pid} on {host[:64]!r}, since {time.strftime('%H:%M:%S', time.localtime(since))}"
+        except (OverflowError, OSError, ValueError):  # a time no clock shows
+            return unknown
 
     def __exit__(self, *exc) -> None:
         with contextlib.suppress(OSError):
