@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import itertools
 import json
 import time
 import uuid
@@ -300,6 +301,33 @@ def test_the_poll_schedule_before_and_after_learning():
     assert poller._step(_Watch("t", "runway:4@1", 0)) == 0.0025  # never below poll_min
 
 
+@pytest.mark.parametrize("known", ["learned", "remembered"])
+def test_the_pauses_stay_fine_up_to_a_tasks_expected_end_and_grow_only_past_it(known):
+    from collections import deque
+
+    from shotflow.backends._runware_http import FIRST, STEP, Poller, _Watch
+    from shotflow.backends.runware import Settings
+
+    settings = Settings(poll_initial=0.05, poll_min=0.0001, poll_max=10)
+    poller = Poller(transport=None, settings=settings, hints={"m": 10.0} if known == "remembered" else None)
+    if known == "learned":
+        poller._durations["m"] = deque([10.0] * 8)
+    watch = _Watch("t", "m", since=0.0)
+    asked, due = [], poller._first_due(watch)
+    while due < 12.0:  # the polls of a task that is never done, as the poller would send them
+        poller._asked(watch, due)
+        asked.append(due)
+        due = watch.last + poller._step(watch)
+    pauses = list(itertools.pairwise(asked))
+    fine = [b - a for a, b in pauses if a >= FIRST * 10 - 1e-9 and b <= 10.0 + 1e-9]
+    assert len(fine) >= 3 and all(p == pytest.approx(STEP * 10) for p in fine)  # none grew before the end
+    # a task that ends on time is seen by the first poll at or after its end: at most one fine step late
+    assert min(a for a in asked if a >= 10.0) - 10.0 <= STEP * 10 + 1e-9
+    late = [b - a for a, b in pauses if a >= 10.0]
+    # past it, each pause a tenth longer than the last
+    assert len(late) >= 3 and all(y == pytest.approx(x * 1.1) for x, y in itertools.pairwise(late))
+
+
 def test_a_remembered_time_is_polled_on_as_well_never_later_than_not_knowing_it():
     from shotflow.backends._runware_http import FIRST, STEP, Poller, _Watch
     from shotflow.backends.runware import Settings
@@ -312,12 +340,12 @@ def test_a_remembered_time_is_polled_on_as_well_never_later_than_not_knowing_it(
     # before the remembered time: whichever is sooner, the unknown step or the remembered time
     early = _Watch("t", "m", since=0.0, polls=2, last=0.1125)
     assert blank._step(early) == pytest.approx(0.078125)
-    assert hinted._step(early) == pytest.approx(0.078125)  # 0.19 comes before 0.27
+    assert hinted._step(early) == pytest.approx(0.078125)  # 0.19 comes before FIRST × 0.3
     later = _Watch("t", "m", since=0.0, polls=3, last=0.19)
     assert blank._step(later) == pytest.approx(0.09765625)  # would ask at 0.29
-    assert hinted._step(later) == pytest.approx(FIRST * 0.3 - 0.19)  # asks at 0.27
+    assert hinted._step(later) == pytest.approx(FIRST * 0.3 - 0.19)  # asks at FIRST × 0.3
     # from the remembered time on, small steps, as for a known time
-    there = _Watch("t", "m", since=0.0, polls=4, last=0.27, timed_polls=1)
+    there = _Watch("t", "m", since=0.0, polls=4, last=FIRST * 0.3)
     assert hinted._step(there) == pytest.approx(STEP * 0.3)
     # a remembered time far too long is never waited for: the unknown schedule still asks
     wrong = Poller(transport=None, settings=settings, hints={"m": 60.0})

@@ -13,16 +13,18 @@ Poll timing (why the default async delivery costs little speed): until a task of
 finished, a task is first asked after ``poll_initial`` and then ×1.25 (up to ``poll_max``).
 Once tasks have finished, the first quartile of their last 16 durations is the model's
 estimate (a duration is the middle of the polls that saw the task running and done): a task is
-first asked a little before it (0.9 ×), then after 1.5 % of it (at least ``poll_min``), each
-pause a tenth longer than the last (at most ``poll_max``). A task done at its first poll counts
+first asked a little before it (0.95 ×), then after every 1 % of it (at least ``poll_min``) up to
+it, and past it each pause a tenth longer than the last (at most ``poll_max``): the poll that
+finds a task done on time comes at most one fine step after its end (pauses that grew from the
+first poll on were already ~1.5 times as long when tasks ended). A task done at its first poll counts
 as ended a tenth before it; four in a row, as ended halfway (an estimate far too long comes
 down in a wave or two). Every task due within half a step
-goes in the same request. For a service whose tasks take 10 s that is a request every 0.15 s
-around the time tasks end, and fewer as they run late; for the emulator's 0.2 s, every 3 ms.
+goes in the same request. For a service whose tasks take 10 s that is a request every 0.1 s
+around the time tasks end, and fewer as they run late; for the emulator's 0.2 s, every 2.5 ms.
 A model's estimate is remembered between runs (the user cache, per API host): until a task of
 this run has finished, the first tasks are asked about on both schedules, the unknown one and
 the remembered estimate's, whichever poll is sooner. A first wave of 10 s tasks is then seen
-done within 0.15 s, not up to 2.5 s late; a remembered time that is wrong costs a few polls.
+done within 0.1 s, not up to 2.5 s late; a remembered time that is wrong costs a few polls.
 """
 
 from __future__ import annotations
@@ -47,8 +49,8 @@ from ..errors import AccountError, BackendError, RequestRejected, TransientError
 
 MAX_DOWNLOAD = 64 * 1024 * 1024
 POLL_CHUNK = 100  # getResponse tasks per request at most
-FIRST = 0.9  # a task is first asked about at this fraction of its model's time…
-STEP = 0.015  # …then after this fraction of it, each pause a tenth longer than the last
+FIRST = 0.95  # a task is first asked about at this fraction of its model's time…
+STEP = 0.01  # …then after this fraction of it; past the time, each pause a tenth longer than the last
 UNKNOWN_GROWTH = 1.25  # pauses while a model's time is not known yet
 EARLY_STREAK = 4  # tasks in a row done at their first poll: the estimate is too long, come down faster
 REJECTED = {
@@ -456,7 +458,7 @@ class _Watch:
     model: str
     since: float  # loop time it was accepted (or resumed)
     polls: int = 0
-    timed_polls: int = 0  # polls since its model's time was known
+    timed_polls: int = 0  # polls at or past its expected end (its model's time, known or remembered)
     last: float = 0.0  # loop time of its last poll
     before: float | None = None  # loop time of the poll before it (the task was not done then)
     due: float = 0.0
@@ -560,6 +562,19 @@ class Poller:
             return min(unknown, hinted - watch.last)
         return min(unknown, self._timed_step(self._hints[watch.model], watch))
 
+    def _asked(self, watch: _Watch, sent: float) -> None:
+        """Count a poll sent at loop time ``sent``. Pauses grow only with the polls past the
+        task's expected end (its model's time, or the remembered one): up to it they stay at
+        their finest, so the poll that finds a task done on time is at most a step late."""
+        watch.polls += 1
+        watch.before = watch.last if watch.polls > 1 else None
+        watch.last = sent
+        estimate = self.estimate(watch.model)
+        if estimate is None and self._hinted_from(watch) is not None:
+            estimate = self._hints[watch.model]
+        if estimate is not None and sent >= watch.since + min(estimate, self._settings.poll_max):
+            watch.timed_polls += 1
+
     def _timed_step(self, estimate: float, watch: _Watch) -> float:
         settings = self._settings
         base = max(settings.poll_min, STEP * estimate)
@@ -624,12 +639,7 @@ class Poller:
             self._kick()
         for watch in watches:
             watch.asking = False
-            watch.polls += 1
-            watch.before = watch.last if watch.polls > 1 else None
-            watch.last = sent
-            hinted = self._hinted_from(watch)
-            if self.estimate(watch.model) is not None or (hinted is not None and sent >= hinted):
-                watch.timed_polls += 1
+            self._asked(watch, sent)
             if watch.future is not None and not watch.future.done():
                 watch.future.set_result(answers[watch.task_uuid])
 
