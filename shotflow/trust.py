@@ -134,12 +134,24 @@ def how_to_allow(what: str) -> str:
 
 @lru_cache(maxsize=64)
 def project_folder(storyboard_dir: Path) -> Path:
-    """The top of the git work tree holding ``storyboard_dir``, else that folder (real paths)."""
+    """The top of the git work tree holding ``storyboard_dir``, else that folder (real paths).
+    A repository that holds the user's home folder (a dotfiles repository in ``~``) is no
+    project: were it one, a storyboard anywhere in the home folder could read ``~/.aws/``,
+    ``~/.ssh/`` and the rest into its prompts. The storyboard's own folder is the project then."""
     start = Path(os.path.realpath(storyboard_dir))
     for folder in (start, *start.parents):
         if os.path.lexists(folder / ".git"):
-            return folder
+            return start if holds_home(folder) else folder
     return start
+
+
+def holds_home(folder: Path | str) -> bool:
+    """True when ``folder`` (a real path) is the user's home folder or a folder above it."""
+    try:
+        home = os.path.realpath(Path.home())
+    except (RuntimeError, KeyError, OSError):  # no home folder known: nothing to keep out
+        return False
+    return inside(home, folder)
 
 
 def storyboard_file(path: Path | str) -> Path:
@@ -154,6 +166,8 @@ def storyboard_file(path: Path | str) -> Path:
         named inside a git work tree   its real path stays inside that work tree
         elsewhere                      its real path stays inside the project folder of
                                        the folder it is named in
+
+    (A repository that holds the home folder counts as no work tree: ``project_folder``.)
 
     A link within the project is fine. The work tree is looked for along the path *as
     named* (``..`` is taken as the real folder it leads to): a link the user made on the
@@ -172,6 +186,8 @@ def storyboard_file(path: Path | str) -> Path:
     real = Path(os.path.realpath(named))
     tops = (f for f in named.parents if os.path.lexists(f / ".git") and not os.path.islink(f))
     top = next(tops, None)  # a link to another repository is not a work tree of its own here
+    if top is not None and holds_home(os.path.realpath(top)):
+        top = None  # a dotfiles repository is no project (``project_folder``)
     root = Path(os.path.realpath(top)) if top is not None else project_folder(named.parent)
     if not inside(real, root):
         raise UsageError(

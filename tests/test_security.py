@@ -509,6 +509,35 @@ def test_the_project_folder_is_the_top_of_the_git_repository(write, cli, tmp_pat
     expect_2(cli("validate", path), r"reference \.\./refs/tom\.png: .* is outside the project folder .*boards")
 
 
+def test_a_dotfiles_repository_holding_the_home_folder_is_no_project(write, cli, tmp_path):
+    home = tmp_path / "home"
+    (home / ".git").mkdir(parents=True)  # the user keeps their dotfiles in git, in ~ itself
+    png(home / "Pictures" / "me.png")
+    (home / ".aws").mkdir()
+    (home / ".aws" / "shared.yaml").write_text("characters:\n  tom: {description: aws_secret_access_key}\n")
+    included = board().replace("shotflow: 1\n", "shotflow: 1\ninclude: [../../.aws/shared.yaml]\n", 1)
+    path = write(included, name="home/Downloads/board/storyboard.yaml")
+    as_user = {"HOME": str(home)}
+    # a storyboard saved anywhere in the home folder reads nothing of it outside its own folder
+    expect_2(cli("validate", path, env=as_user), r"include \.\./\.\./\.aws/shared\.yaml: .* outside the project folder")
+    path.write_text(board(extra="        refs: [{file: ../../Pictures/me.png}]"))
+    pattern = r"reference \.\./\.\./Pictures/me\.png: .* outside the project folder .*board"
+    expect_2(cli("validate", path, env=as_user), pattern)
+    # the same repository anywhere but around the home folder is a project like any other
+    assert cli("validate", path, env={"HOME": str(tmp_path / "elsewhere")}).code == 0
+
+
+def test_a_storyboard_named_through_the_users_own_link_out_of_a_dotfiles_home_is_taken(cli, tmp_path):
+    home = tmp_path / "home"
+    (home / ".git").mkdir(parents=True)
+    work = tmp_path / "mnt" / "work"
+    (work / "board").mkdir(parents=True)
+    (work / "board" / "storyboard.yaml").write_text(board())
+    (home / "work").symlink_to(work)  # ~/work -> /mnt/work: the user's route, not the project's
+    result = cli("validate", "work/board/storyboard.yaml", cwd=home, env={"HOME": str(home)})
+    assert result.code == 0, result.text
+
+
 def test_includes_outside_the_project_are_refused(write, cli, tmp_path):
     (tmp_path / "shared.yaml").write_text("characters:\n  tom: {description: a radio operator}\n")
     path = write("shotflow: 1\ninclude: [../shared.yaml]\nscenes: []\n", name="project/storyboard.yaml")
