@@ -665,13 +665,14 @@ class _Expander:
 
 def _check_image(path: Path) -> None:
     """The file's header says it is a PNG, JPEG or WebP image within the pixel limit
-    (``trust.image_header``). A file that passed, unchanged since (size, mtime, inode),
+    (``trust.image_header``). A file that passed, unchanged since (``statefile.signature``),
     is not opened again: the fact is kept in the user cache."""
     from . import _usercache
+    from .statefile import signature
     from .trust import image_header
 
     st = os.stat(path)
-    key = f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
+    key = "\0".join(map(str, (path, *signature(st))))
     if _usercache.has("image", key):
         return
     with open(path, "rb") as f:

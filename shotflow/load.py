@@ -47,7 +47,6 @@ class Source:
 
     path: Path
     data: Any
-    stat: tuple[int, int, int] = (0, 0, 0)  # size, mtime_ns, inode when read
     sha256: str = ""  # of the file's bytes
     text: bytes = field(default=b"", repr=False)
     _marks: dict[Path_, Mark] | None = field(default=None, repr=False)
@@ -163,7 +162,6 @@ def read_source(path: Path) -> Source:
     try:
         check_path_text(str(path))
         text = read_limited(path, name)
-        st = os.stat(path)
     except Refused as exc:
         raise LoadError(exc.message, hint=exc.hint) from None
     except FileNotFoundError:
@@ -175,11 +173,7 @@ def read_source(path: Path) -> Source:
     import hashlib
 
     source = Source(
-        path=path,
-        data=None,
-        stat=(st.st_size, st.st_mtime_ns, st.st_ino),
-        sha256=hashlib.sha256(text).hexdigest(),
-        text=text if len(text) <= _KEEP_TEXT else b"",
+        path=path, data=None, sha256=hashlib.sha256(text).hexdigest(), text=text if len(text) <= _KEEP_TEXT else b""
     )
     errors: list[ShotflowError] = []
     try:

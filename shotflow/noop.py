@@ -21,7 +21,7 @@ def noop(storyboard: Path, options: RenderOptions, reporter: Reporter) -> Summar
 
     Nothing changed means: same options, and every input file (storyboard, includes,
     templates, reference files, lock, the project's templates/ folder) and every output
-    (frames in renders/, objects in the cache) has the size, mtime and inode it had.
+    (frames in renders/, objects in the cache) has the size, mtime, ctime and inode it had.
     """
     if options.force or options.only:
         return None

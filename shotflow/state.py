@@ -2,7 +2,7 @@
 
     <project>/.shotflow/
     ├── NAME.last-run.json   what NAME.yaml's last complete render saw: every input and output
-    │                        with its size, mtime and inode (the no-op fast path), each node's frames
+    │                        with its size, mtime, ctime and inode (the no-op fast path), each node's frames
     ├── NAME.status.json     how each node of NAME.yaml's last run ended (the exports show failures)
     ├── forced.json          what an unfinished ``--force`` run rendered again already (``Rerolls``)
     └── run.lock, stat.json, journal/, leases/, objects…   the store's (``store.Store``, ``ProjectLock``)
@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .statefile import INDEX_FILE_BYTES, check_own_file, read_regular, read_state
+from .statefile import INDEX_FILE_BYTES, check_own_file, read_regular, read_state, signature
 from .status import Outcome, Status
 from .store import STATE_DIR, Ahead
 
@@ -31,12 +31,12 @@ MANIFEST_VERSION = 1
 
 
 def stat(path: str) -> list[int] | None:
-    """A file's size, mtime and inode as the manifest records them (None: not there)."""
+    """A file's ``statefile.signature`` as the manifest records it (None: not there)."""
     try:
         st = os.stat(path)
     except (OSError, ValueError):  # ValueError: a NUL in a path a damaged manifest names
         return None
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
+    return list(signature(st))
 
 
 class ProjectState:
@@ -76,7 +76,7 @@ class ProjectState:
         """The last complete run's manifest when nothing changed since, else None.
 
         Nothing changed means: the same options (``signature``), and every input file and
-        every output has the size, mtime and inode it had. A manifest of another shape is
+        every output has the size, mtime, ctime and inode it had. A manifest of another shape is
         not used (``_replayable``: the no-op replays its nodes as they are)."""
         manifest = read_state(self.manifest_path, limit=INDEX_FILE_BYTES)
         if (
@@ -154,7 +154,7 @@ class ProjectState:
         for stale in previous - outputs.keys():
             # the previous manifest is a file in .shotflow/ anyone could have written: only a
             # regular file whose real path is inside renders/ and that shotflow itself wrote
-            # there (the stat index knows its size, mtime and inode) is deleted
+            # there (the stat index knows its size, mtime, ctime and inode) is deleted
             if removable_render(stale, project.renders_dir, store.index):
                 with contextlib.suppress(OSError):
                     os.unlink(stale)

@@ -10,7 +10,7 @@ small durable stores backends use (journal, memo).
     ├── memo.json                    e.g. content hash → Runware upload UUID, with expiry
     └── urls.json                    URL → sha256 of its bytes, pinned at first fetch
     <project>/.shotflow/             (always beside the storyboard)
-    ├── stat.json                    path → (size, mtime_ns, inode, sha256): files not re-hashed
+    ├── stat.json                    path → (size, mtime, ctime, inode, sha256): not re-hashed
     ├── run.lock                     one render at a time per project
     ├── run.holder.json              who holds it: pid, host, since (told to a render that waits)
     ├── NAME.last-run.json           what NAME.yaml's last complete render saw (the no-op fast path)
@@ -65,6 +65,7 @@ from .statefile import (
     read_regular,
     read_state,
     shown,
+    signature,
     too_many_values,
 )
 
@@ -169,10 +170,6 @@ class Ahead:
         if known is None or len(known[0]) != len(sources):
             return None
         return known[1] if all(a is b or a == b for a, b in zip(known[0], sources, strict=True)) else None
-
-
-def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 # -- records -----------------------------------------------------------------------
@@ -305,7 +302,8 @@ class CorruptObject(Exception):
 
 
 class StatIndex:
-    """path → (size, mtime_ns, inode, sha256), so unchanged files are not hashed again."""
+    """path → (size, mtime_ns, ctime_ns, inode, sha256), so unchanged files are not hashed again
+    (``statefile.signature``)."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -320,13 +318,14 @@ class StatIndex:
 
     def known(self, path: Path | str, st: os.stat_result) -> str | None:
         entry = self.data.get(str(path))
-        # [size, mtime_ns, inode, sha256]; anything else (a damaged index) is not known
-        if type(entry) is list and len(entry) == 4 and tuple(entry[:3]) == _stat_key(st) and type(entry[3]) is str:
-            return entry[3]
+        # [size, mtime_ns, ctime_ns, inode, sha256]; anything else (a damaged index, one of an older
+        # shotflow) is not known: the file is hashed again
+        if type(entry) is list and len(entry) == 5 and tuple(entry[:4]) == signature(st) and type(entry[4]) is str:
+            return entry[4]
         return None
 
     def remember(self, path: Path | str, st: os.stat_result, digest: str) -> None:
-        self.data[str(path)] = [*_stat_key(st), digest]
+        self.data[str(path)] = [*signature(st), digest]
         self._dirty = True
 
     def forget(self, path: Path | str) -> None:

@@ -281,7 +281,7 @@ def removable_render(path: str, renders_dir: Path, index) -> bool:
     """True when ``path`` (named by a state file) may be deleted as a stale render: its
     real path is inside the real ``renders_dir``, it is a regular file (a symlink is
     not followed), and the stat index (``store.StatIndex``) says shotflow wrote exactly
-    this file (same size, mtime and inode)."""
+    this file (the same ``statefile.signature``: size, mtime, ctime, inode)."""
     try:
         check_path_text(path)
         st = os.lstat(path)

@@ -106,6 +106,21 @@ def test_noop_render_leaves_the_lock_byte_identical(example):
     assert list(data["nodes"]) == sorted(data["nodes"])
 
 
+def test_an_edit_that_puts_the_old_mtime_back_is_seen(example):
+    story = example("lighthouse")
+    render(story)
+    text, st = story.read_text(), story.stat()
+    # one word for another as long (the same size), the mtime put back as `cp -p` or a sync tool would
+    edited = text.replace("starts to turn", "begins a turn", 1).replace("glass prisms", "glass prisms ", 1)
+    assert len(edited.encode()) == len(text.encode()) and edited != text
+    story.write_text(edited)
+    os.utime(story, ns=(st.st_atime_ns, st.st_mtime_ns))
+    now = story.stat()
+    assert (now.st_size, now.st_mtime_ns, now.st_ino) == (st.st_size, st.st_mtime_ns, st.st_ino)
+    again = render(story)
+    assert again.by_status(RENDERED) == {"arrival/lamp"}  # not answered by the no-op from the last run's record
+
+
 def test_the_manifest_worked_out_while_nodes_finish_is_the_one_worked_out_at_the_end(example, monkeypatch):
     import shotflow.state as state
     from shotflow.state import ProjectState

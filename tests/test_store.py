@@ -58,6 +58,19 @@ def test_file_hashes_are_remembered_by_stat(store, tmp_path):
     assert again.file_hash(f) == sha256_bytes(b"abcd")
 
 
+def test_a_file_rewritten_with_its_mtime_put_back_is_hashed_again(store, tmp_path):
+    f = tmp_path / "ref.png"
+    f.write_bytes(b"abc")
+    assert store.file_hash(f) == sha256_bytes(b"abc")
+    store.save()
+    st = f.stat()
+    f.write_bytes(b"xyz")  # in place: the same inode and size
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the mtime put back
+    now = f.stat()
+    assert (now.st_size, now.st_mtime_ns, now.st_ino) == (st.st_size, st.st_mtime_ns, st.st_ino)
+    assert Store(store.cache_dir, store.state_dir).file_hash(f) == sha256_bytes(b"xyz")  # its ctime moved
+
+
 def test_action_records_round_trip(store):
     record = Record(
         key="d" * 64,
@@ -289,7 +302,8 @@ def test_a_verifying_store_trusts_no_stat_index(store):
     path.chmod(0o644)
     path.write_bytes(b"0123456780")
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert Store(store.cache_dir, store.state_dir).has(digest)  # the index believes size and mtime
+    _as_if_unseen(store, path)  # rot under the file system: every stat field as the index has it
+    assert Store(store.cache_dir, store.state_dir).has(digest)  # the index believes the stat
     assert not Store(store.cache_dir, store.state_dir, verify=True).has(digest)
     assert not path.exists()  # a corrupt object is removed, never used
 
@@ -301,3 +315,11 @@ def test_state_files_are_named_per_storyboard(tmp_path):
     assert a.status_path == tmp_path / ".shotflow" / "a.status.json"
     assert a.manifest_path == tmp_path / ".shotflow" / "a.last-run.json"
     assert b.status_path != a.status_path and b.manifest_path != a.manifest_path
+
+
+def _as_if_unseen(store, path):
+    """Give the stat index the file's stat as it is now, its old digest kept: what a change no
+    stat field shows (bit rot under the file system) looks like to shotflow."""
+    index = Store(store.cache_dir, store.state_dir).index
+    index.remember(path, os.stat(path), index.data[str(path)][-1])
+    index.save()

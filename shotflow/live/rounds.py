@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ShotflowError
+from ..statefile import signature
 from ..status import Status
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ class Workspace:
         return self.project is None and path.suffix in (".yaml", ".yml")
 
     def changed_since_last_round(self) -> bool:
-        """Whether any input differs (size, mtime, inode) from when the last round read it."""
+        """Whether any input differs (size, mtime, ctime, inode) from when the last round read it."""
         return any(_stat(p) != stamp for p, stamp in self._stamps.items()) or not self._stamps
 
     # -- a round --------------------------------------------------------------------------------
@@ -380,7 +381,7 @@ def _stat(path: Path) -> tuple | None:
         st = os.stat(path)
     except OSError:
         return None
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
+    return signature(st)
 
 
 def _empty_page(storyboard: Path, head: str, script: str) -> str:
