@@ -19,10 +19,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from .errors import ShotflowWarning
 from .statefile import INDEX_FILE_BYTES, check_own_file, read_regular, read_state, signature
 from .status import Outcome, Status
 from .store import STATE_DIR, Ahead
@@ -93,6 +95,46 @@ class ProjectState:
                     return None
         return manifest
 
+    def others_frames(self, paths: Iterable[str]) -> dict[str, str]:
+        """Of ``paths`` (frames this storyboard writes in renders/), those that another storyboard
+        of the project recorded as its own in its last complete run: path → that storyboard's
+        name. ``renders/SCENE/SHOT.png`` is one file for two storyboards whose ids coincide."""
+        shared: dict[str, str] = {}
+        others = sorted(p for p in self.folder.glob("*.last-run.json") if p != self.manifest_path)
+        wanted = set(paths) if others else set()  # one storyboard in the folder (the rule): nothing to read
+        for manifest_path in others:
+            if not wanted:
+                break
+            manifest = read_state(manifest_path, limit=INDEX_FILE_BYTES, warn=False) or {}
+            other, outputs = manifest.get("storyboard"), manifest.get("outputs")
+            named = Path(other) if isinstance(other, str) else None
+            if (
+                named is None
+                or named.parent != self.storyboard.parent  # a sibling of this storyboard's, by its own file
+                or f"{named.stem}.last-run.json" != manifest_path.name
+                or not isinstance(outputs, dict)
+                or not os.path.isfile(named)
+            ):
+                continue  # damaged, crafted, or a storyboard since removed: it claims nothing
+            for path in wanted.intersection(outputs):
+                shared.setdefault(path, named.name)
+        return shared
+
+    def _warn_shared(self, project, outputs: Iterable[str]) -> None:
+        """Say so when this run wrote over frames another storyboard of the folder recorded."""
+        renders = os.path.join(project.renders_dir, "")
+        shared = self.others_frames(path for path in outputs if path.startswith(renders))
+        if shared:
+            first = min(shared)
+            more = f" and {len(shared) - 1} more of its frames" if len(shared) > 1 else ""
+            warnings.warn(
+                f"{os.path.relpath(first, project.root)}{more}: {shared[first]}'s last render wrote "
+                f"there too, and {self.storyboard.name} wrote over it (the two share scene and shot "
+                "ids); give each storyboard a folder of its own",
+                ShotflowWarning,
+                stacklevel=2,
+            )
+
     def previous_outputs(self) -> set[str]:
         """The outputs the last complete run recorded (its frames and objects)."""
         manifest = read_state(self.manifest_path, limit=INDEX_FILE_BYTES) or {}
@@ -151,6 +193,7 @@ class ProjectState:
             for path, text in part[0]:
                 outputs.setdefault(path, text)
             nodes.append(part[1])
+        self._warn_shared(project, outputs)
         for stale in previous - outputs.keys():
             # the previous manifest is a file in .shotflow/ anyone could have written: only a
             # regular file whose real path is inside renders/ and that shotflow itself wrote

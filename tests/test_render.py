@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -119,6 +121,34 @@ def test_an_edit_that_puts_the_old_mtime_back_is_seen(example):
     assert (now.st_size, now.st_mtime_ns, now.st_ino) == (st.st_size, st.st_mtime_ns, st.st_ino)
     again = render(story)
     assert again.by_status(RENDERED) == {"arrival/lamp"}  # not answered by the no-op from the last run's record
+
+
+def test_two_storyboards_whose_ids_coincide_are_told_they_write_over_each_others_frames(example, cli):
+    from shotflow.errors import ShotflowWarning
+
+    story = example("lighthouse")
+    other = story.with_name("noir.yaml")
+    other.write_text(story.read_text().replace("at dusk", "at night"))  # the same scene and shot ids
+    render(story)
+    with pytest.warns(ShotflowWarning) as caught:
+        render(other)
+    said = [str(w.message) for w in caught]
+    assert len(said) == 1, said
+    assert re.match(r"renders/\S+\.png and \d+ more of its frames: ", said[0]), said[0]
+    assert "storyboard.yaml's last render wrote there too, and noir.yaml wrote over it" in said[0]
+    assert "a folder of its own" in said[0]
+    result = cli("render", story)  # and back: one warning line, naming the other storyboard
+    assert result.code == 0, result.text
+    told = [line for line in result.err.splitlines() if line.startswith("warning:")]
+    assert len(told) == 1 and "noir.yaml's last render wrote there too" in told[0], result.err
+    other.unlink()  # a storyboard removed: its last run's record claims nothing any more
+    frames = json.loads((story.parent / ".shotflow" / "noir.last-run.json").read_text())["outputs"]
+    crafted = {"version": 1, "storyboard": str(story.parent.parent / "elsewhere.yaml"), "outputs": frames}
+    (story.parent.parent / "elsewhere.yaml").write_text("shotflow: 1\n")
+    (story.parent / ".shotflow" / "elsewhere.last-run.json").write_text(json.dumps(crafted))  # not a sibling's
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ShotflowWarning)
+        render(story, force=("arrival/wide",))
 
 
 def test_the_manifest_worked_out_while_nodes_finish_is_the_one_worked_out_at_the_end(example, monkeypatch):
