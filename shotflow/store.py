@@ -10,7 +10,7 @@ small durable stores backends use (journal, memo).
     ├── memo.json                    e.g. content hash → Runware upload UUID, with expiry
     └── urls.json                    URL → sha256 of its bytes, pinned at first fetch
     <project>/.shotflow/             (always beside the storyboard)
-    ├── stat.json                    path → (size, mtime, ctime, inode, sha256): not re-hashed
+    ├── stat.json                    path → "sha256 size mtime ctime inode": files not re-hashed
     ├── run.lock                     one render at a time per project
     ├── run.holder.json              who holds it: pid, host, since (told to a render that waits)
     ├── NAME.last-run.json           what NAME.yaml's last complete render saw (the no-op fast path)
@@ -302,30 +302,31 @@ class CorruptObject(Exception):
 
 
 class StatIndex:
-    """path → (size, mtime_ns, ctime_ns, inode, sha256), so unchanged files are not hashed again
-    (``statefile.signature``)."""
+    """path → the file's sha256 and ``statefile.signature``, so unchanged files are not hashed
+    again. An entry is one string, ``"<sha256> <size> <mtime_ns> <ctime−mtime> <inode>"``: tens
+    of thousands of them are held while a render plans, and a string takes less than half the
+    memory of a list of five JSON values (at 10 000 shots, ~4 MB against ~10 MB)."""
 
     def __init__(self, path: Path):
         self.path = path
-        self._data: dict[str, list] | None = None
+        self._data: dict[str, str] | None = None
         self._dirty = False
 
     @property
-    def data(self) -> dict[str, list]:
+    def data(self) -> dict[str, str]:
         if self._data is None:
             self._data = read_state(self.path, limit=INDEX_FILE_BYTES) or {}
         return self._data
 
     def known(self, path: Path | str, st: os.stat_result) -> str | None:
         entry = self.data.get(str(path))
-        # [size, mtime_ns, ctime_ns, inode, sha256]; anything else (a damaged index, one of an older
-        # shotflow) is not known: the file is hashed again
-        if type(entry) is list and len(entry) == 5 and tuple(entry[:4]) == signature(st) and type(entry[4]) is str:
-            return entry[4]
+        # anything else (a damaged index, one of an older shotflow) is not known: the file is hashed again
+        if type(entry) is str and entry[64:] == _stat_text(st) and is_digest(entry[:64]):
+            return entry[:64]
         return None
 
     def remember(self, path: Path | str, st: os.stat_result, digest: str) -> None:
-        self.data[str(path)] = [*signature(st), digest]
+        self.data[str(path)] = digest + _stat_text(st)
         self._dirty = True
 
     def forget(self, path: Path | str) -> None:
@@ -336,6 +337,12 @@ class StatIndex:
         if self._dirty:
             atomic_write(self.path, json.dumps(self.data, separators=(",", ":")).encode())
             self._dirty = False
+
+
+def _stat_text(st: os.stat_result) -> str:
+    """The part of a stat index entry after its digest: `` <size> <mtime_ns> <ctime−mtime> <inode>``."""
+    size, mtime, ctime, inode = signature(st)
+    return f" {size} {mtime} {ctime} {inode}"
 
 
 # -- the store -----------------------------------------------------------------------

@@ -71,6 +71,19 @@ def test_a_file_rewritten_with_its_mtime_put_back_is_hashed_again(store, tmp_pat
     assert Store(store.cache_dir, store.state_dir).file_hash(f) == sha256_bytes(b"xyz")  # its ctime moved
 
 
+def test_a_stat_index_entry_is_believed_only_as_shotflow_writes_it(store, tmp_path):
+    f = tmp_path / "ref.png"
+    f.write_bytes(b"abc")
+    st, digest = f.stat(), sha256_bytes(b"abc")
+    store.index.remember(f, st, digest)
+    entry = store.index.data[str(f)]
+    assert store.index.known(f, st) == digest and entry.startswith(digest + " ")
+    tail = entry[64:]
+    for crafted in ("../../etc/passwd".ljust(64) + tail, "A" * 64 + tail, digest + " 1 2 3 4", [3, 0, 0, digest]):
+        store.index.data[str(f)] = crafted  # a path, not hex, another stat, an older shotflow's list
+        assert store.index.known(f, st) is None
+
+
 def test_action_records_round_trip(store):
     record = Record(
         key="d" * 64,
@@ -302,7 +315,7 @@ def test_a_verifying_store_trusts_no_stat_index(store):
     path.chmod(0o644)
     path.write_bytes(b"0123456780")
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    _as_if_unseen(store, path)  # rot under the file system: every stat field as the index has it
+    _as_if_unseen(store, path, digest)  # rot under the file system: every stat field as the index has it
     assert Store(store.cache_dir, store.state_dir).has(digest)  # the index believes the stat
     assert not Store(store.cache_dir, store.state_dir, verify=True).has(digest)
     assert not path.exists()  # a corrupt object is removed, never used
@@ -317,9 +330,9 @@ def test_state_files_are_named_per_storyboard(tmp_path):
     assert b.status_path != a.status_path and b.manifest_path != a.manifest_path
 
 
-def _as_if_unseen(store, path):
-    """Give the stat index the file's stat as it is now, its old digest kept: what a change no
+def _as_if_unseen(store, path, digest):
+    """Give the stat index the file's stat as it is now, with its old digest: what a change no
     stat field shows (bit rot under the file system) looks like to shotflow."""
     index = Store(store.cache_dir, store.state_dir).index
-    index.remember(path, os.stat(path), index.data[str(path)][-1])
+    index.remember(path, os.stat(path), digest)
     index.save()
