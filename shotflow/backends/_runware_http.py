@@ -564,8 +564,10 @@ class Poller:
 
     def _asked(self, watch: _Watch, sent: float) -> None:
         """Count a poll sent at loop time ``sent``. Pauses grow only with the polls past the
-        task's expected end (its model's time, or the remembered one): up to it they stay at
-        their finest, so the poll that finds a task done on time is at most a step late."""
+        task's expected end (its model's time, or the remembered one; at most ``poll_max`` after
+        it was sent, so a task of minutes is not asked about every 1 % of it for minutes): up
+        to it they stay at their finest, so the poll that finds a task done on time is at most
+        a step late."""
         watch.polls += 1
         watch.before = watch.last if watch.polls > 1 else None
         watch.last = sent
