@@ -105,6 +105,9 @@ class ProjectState:
         for manifest_path in others:
             if not wanted:
                 break
+            stem = manifest_path.name.removesuffix(".last-run.json")
+            if not any(self.storyboard.with_name(stem + ext).is_file() for ext in (".yaml", ".yml")):
+                continue  # a storyboard since removed (or never there): its record is not even read
             manifest = read_state(manifest_path, limit=INDEX_FILE_BYTES, warn=False) or {}
             other, outputs = manifest.get("storyboard"), manifest.get("outputs")
             named = Path(other) if isinstance(other, str) else None

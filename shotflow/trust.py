@@ -230,9 +230,25 @@ def readable_file(path: Path, root: Path, what: str = "file") -> Path:
         raise Refused(f"{what} {real} is a folder, not a file")
     if not stat_module.S_ISREG(st.st_mode):
         raise Refused(f"{what} {real} is a device, FIFO or socket, not a regular file")
-    if not inside(real, root) and not any(inside(real, allowed) for allowed in policy().allow_paths):
+    allowed = any(inside(real, folder) for folder in policy().allow_paths)
+    if not inside(real, root) and not allowed:
         raise Refused(f"{what} {real} is outside the project folder {root}", hint=how_to_allow("its folder"))
+    if not allowed and _hidden_in_home(real, root):
+        raise Refused(
+            f"{what} {real} is in a hidden folder of your home folder, which a storyboard saved there "
+            "does not read (~/.ssh, ~/.aws, ~/.config…)",
+            hint=how_to_allow("its folder"),
+        )
     return real
+
+
+def _hidden_in_home(real: Path, root: Path) -> bool:
+    """True when the project folder ``root`` is the home folder itself (a storyboard saved in
+    ``~``) and ``real`` sits in one of its hidden entries: the project folder is then the home
+    folder, but its dot-folders hold keys and tokens, not storyboard material."""
+    if not holds_home(root) or not inside(real, root) or real == root:
+        return False
+    return os.path.relpath(real, root).split(os.sep, 1)[0].startswith(".")
 
 
 def read_limited(path: Path, what: str = "file") -> bytes:

@@ -123,6 +123,21 @@ def test_an_edit_that_puts_the_old_mtime_back_is_seen(example):
     assert again.by_status(RENDERED) == {"arrival/lamp"}  # not answered by the no-op from the last run's record
 
 
+def test_a_frame_whose_metadata_alone_changed_is_not_rewritten(example):
+    story = example("lighthouse")
+    render(story)
+    frame = story.parent / "renders" / "arrival" / "wide.png"
+    before = frame.stat()
+    frame.chmod(0o600)  # its ctime moves (as a sync tool's tag would move it); its bytes do not
+    again = render(story)
+    assert again.by_status(RENDERED) == set()
+    after = frame.stat()
+    assert (after.st_ino, after.st_mtime_ns, after.st_mode & 0o777) == (before.st_ino, before.st_mtime_ns, 0o600)
+    full_path(story)
+    render(story)
+    assert frame.stat().st_ino == before.st_ino  # the stat index knows it again: not even hashed twice
+
+
 def test_two_storyboards_whose_ids_coincide_are_told_they_write_over_each_others_frames(example, cli):
     from shotflow.errors import ShotflowWarning
 

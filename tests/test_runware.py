@@ -292,38 +292,45 @@ def test_the_poll_schedule_before_and_after_learning():
     poller._durations["runway:4@1"] = deque([12.0, 10.0, 11.0, 0.5, 10.5, 11.5, 12.5, 13.0])
     assert poller.estimate("runway:4@1") == 10.5
     assert poller._first_due(watch) == pytest.approx(100 + FIRST * 10.5)  # a little before it
+    watch.last = 100 + FIRST * 10.5  # asked then
     assert poller._step(watch) == pytest.approx(STEP * 10.5)
     watch.timed_polls = 5
     assert poller._step(watch) == pytest.approx(STEP * 10.5 * 1.1**4)  # each pause a tenth longer
     watch.timed_polls = 200
     assert poller._step(watch) == 10  # never above poll_max
     poller._durations["runway:4@1"] = deque([0.05] * 8)
-    assert poller._step(_Watch("t", "runway:4@1", 0)) == 0.0025  # never below poll_min
+    assert poller._step(_Watch("t", "runway:4@1", 0, last=FIRST * 0.05)) == 0.0025  # never below poll_min
 
 
+@pytest.mark.parametrize("time", [10.0, 60.0])  # within poll_max (10 s), and longer
 @pytest.mark.parametrize("known", ["learned", "remembered"])
-def test_the_pauses_stay_fine_up_to_a_tasks_expected_end_and_grow_only_past_it(known):
+def test_the_pauses_stay_fine_up_to_a_tasks_expected_end_and_grow_only_past_it(known, time):
     from collections import deque
 
     from shotflow.backends._runware_http import FIRST, STEP, Poller, _Watch
     from shotflow.backends.runware import Settings
 
     settings = Settings(poll_initial=0.05, poll_min=0.0001, poll_max=10)
-    poller = Poller(transport=None, settings=settings, hints={"m": 10.0} if known == "remembered" else None)
+    poller = Poller(transport=None, settings=settings, hints={"m": time} if known == "remembered" else None)
     if known == "learned":
-        poller._durations["m"] = deque([10.0] * 8)
+        poller._durations["m"] = deque([time] * 8)
     watch = _Watch("t", "m", since=0.0)
     asked, due = [], poller._first_due(watch)
-    while due < 12.0:  # the polls of a task that is never done, as the poller would send them
+    while due < time * 1.2:  # the polls of a task that is never done, as the poller would send them
         poller._asked(watch, due)
         asked.append(due)
         due = watch.last + poller._step(watch)
     pauses = list(itertools.pairwise(asked))
-    fine = [b - a for a, b in pauses if a >= FIRST * 10 - 1e-9 and b <= 10.0 + 1e-9]
-    assert len(fine) >= 3 and all(p == pytest.approx(STEP * 10) for p in fine)  # none grew before the end
+    fine = [b - a for a, b in pauses if a >= FIRST * time - 1e-9 and b <= time + 1e-9]
+    assert len(fine) >= 3 and all(p == pytest.approx(STEP * time) for p in fine)  # none grew before the end
     # a task that ends on time is seen by the first poll at or after its end: at most one fine step late
-    assert min(a for a in asked if a >= 10.0) - 10.0 <= STEP * 10 + 1e-9
-    late = [b - a for a, b in pauses if a >= 10.0]
+    assert min(a for a in asked if a >= time) - time <= STEP * time + 1e-9
+    # a task longer than poll_max: asked every poll_max at most on the way, and once as its window opens
+    early = [a for a in asked if a < FIRST * time - 1e-9]
+    assert all(b - a <= 10 + 1e-9 for a, b in pauses) and any(a == pytest.approx(FIRST * time) for a in asked)
+    if known == "learned":  # (a remembered time is asked about on the unknown schedule too, from 0.05 s on)
+        assert len(early) <= max(1, 2 * time / 10)
+    late = [b - a for a, b in pauses if a >= time]
     # past it, each pause a tenth longer than the last
     assert len(late) >= 3 and all(y == pytest.approx(x * 1.1) for x, y in itertools.pairwise(late))
 

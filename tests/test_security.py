@@ -525,6 +525,13 @@ def test_a_dotfiles_repository_holding_the_home_folder_is_no_project(write, cli,
     expect_2(cli("validate", path, env=as_user), pattern)
     # the same repository anywhere but around the home folder is a project like any other
     assert cli("validate", path, env={"HOME": str(tmp_path / "elsewhere")}).code == 0
+    # a storyboard saved in the home folder itself has it as its project, its hidden folders kept out
+    at_home = home / "storyboard.yaml"
+    at_home.write_text(included.replace("../../.aws/", ".aws/"))
+    hidden = r"include \.aws/shared\.yaml: .* is in a hidden folder of your home"
+    expect_2(cli("validate", at_home, env=as_user), hidden)
+    at_home.write_text(board(extra="        refs: [{file: Pictures/me.png}]"))
+    assert cli("validate", at_home, env=as_user).code == 0  # the rest of it is the project
 
 
 def test_a_storyboard_named_through_the_users_own_link_out_of_a_dotfiles_home_is_taken(cli, tmp_path):

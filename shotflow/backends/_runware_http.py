@@ -13,7 +13,8 @@ Poll timing (why the default async delivery costs little speed): until a task of
 finished, a task is first asked after ``poll_initial`` and then ×1.25 (up to ``poll_max``).
 Once tasks have finished, the first quartile of their last 16 durations is the model's
 estimate (a duration is the middle of the polls that saw the task running and done): a task is
-first asked a little before it (0.95 ×), then after every 1 % of it (at least ``poll_min``) up to
+first asked a little before it (0.95 ×; a task longer than ``poll_max`` at ``poll_max``, then every
+``poll_max`` at most until then), then after every 1 % of it (at least ``poll_min``) up to
 it, and past it each pause a tenth longer than the last (at most ``poll_max``): the poll that
 finds a task done on time comes at most one fine step after its end (pauses that grew from the
 first poll on were already ~1.5 times as long when tasks ended). A task done at its first poll counts
@@ -564,22 +565,25 @@ class Poller:
 
     def _asked(self, watch: _Watch, sent: float) -> None:
         """Count a poll sent at loop time ``sent``. Pauses grow only with the polls past the
-        task's expected end (its model's time, or the remembered one; at most ``poll_max`` after
-        it was sent, so a task of minutes is not asked about every 1 % of it for minutes): up
-        to it they stay at their finest, so the poll that finds a task done on time is at most
-        a step late."""
+        task's expected end (its model's time, or the remembered one): from ``FIRST`` × it up to
+        it they stay at their finest, so the poll that finds a task done on time is at most a
+        step late. (A task longer than ``poll_max`` is first asked at ``poll_max``, then every
+        ``poll_max`` at most until its fine window: ``_timed_step``.)"""
         watch.polls += 1
         watch.before = watch.last if watch.polls > 1 else None
         watch.last = sent
         estimate = self.estimate(watch.model)
         if estimate is None and self._hinted_from(watch) is not None:
             estimate = self._hints[watch.model]
-        if estimate is not None and sent >= watch.since + min(estimate, self._settings.poll_max):
+        if estimate is not None and sent >= watch.since + estimate:
             watch.timed_polls += 1
 
     def _timed_step(self, estimate: float, watch: _Watch) -> float:
         settings = self._settings
         base = max(settings.poll_min, STEP * estimate)
+        window = watch.since + FIRST * estimate
+        if watch.last < window - base:  # a task longer than poll_max, asked early: on to its window
+            return min(settings.poll_max, window - watch.last)
         return min(settings.poll_max, base * 1.1 ** max(0, watch.timed_polls - 1))
 
     async def _run(self) -> None:
