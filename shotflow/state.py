@@ -106,21 +106,15 @@ class ProjectState:
             if not wanted:
                 break
             stem = manifest_path.name.removesuffix(".last-run.json")
-            if not any(self.storyboard.with_name(stem + ext).is_file() for ext in (".yaml", ".yml")):
+            siblings = [p for p in (self.storyboard.with_name(stem + ext) for ext in (".yaml", ".yml")) if p.is_file()]
+            if not siblings:
                 continue  # a storyboard since removed (or never there): its record is not even read
             manifest = read_state(manifest_path, limit=INDEX_FILE_BYTES, warn=False) or {}
             other, outputs = manifest.get("storyboard"), manifest.get("outputs")
-            named = Path(other) if isinstance(other, str) else None
-            if (
-                named is None
-                or named.parent != self.storyboard.parent  # a sibling of this storyboard's, by its own file
-                or f"{named.stem}.last-run.json" != manifest_path.name
-                or not isinstance(outputs, dict)
-                or not os.path.isfile(named)
-            ):
-                continue  # damaged, crafted, or a storyboard since removed: it claims nothing
+            if not isinstance(other, str) or Path(other) not in siblings or not isinstance(outputs, dict):
+                continue  # damaged, or crafted to name another file: it claims nothing
             for path in wanted.intersection(outputs):
-                shared.setdefault(path, named.name)
+                shared.setdefault(path, Path(other).name)
         return shared
 
     def _warn_shared(self, project, outputs: Iterable[str]) -> None:

@@ -145,13 +145,17 @@ def project_folder(storyboard_dir: Path) -> Path:
     return start
 
 
+def _home() -> str | None:
+    try:
+        return os.path.realpath(Path.home())
+    except (RuntimeError, KeyError, OSError):  # no home folder known: nothing to keep out
+        return None
+
+
 def holds_home(folder: Path | str) -> bool:
     """True when ``folder`` (a real path) is the user's home folder or a folder above it."""
-    try:
-        home = os.path.realpath(Path.home())
-    except (RuntimeError, KeyError, OSError):  # no home folder known: nothing to keep out
-        return False
-    return inside(home, folder)
+    home = _home()
+    return home is not None and inside(home, folder)
 
 
 def storyboard_file(path: Path | str) -> Path:
@@ -243,12 +247,13 @@ def readable_file(path: Path, root: Path, what: str = "file") -> Path:
 
 
 def _hidden_in_home(real: Path, root: Path) -> bool:
-    """True when the project folder ``root`` is the home folder itself (a storyboard saved in
-    ``~``) and ``real`` sits in one of its hidden entries: the project folder is then the home
-    folder, but its dot-folders hold keys and tokens, not storyboard material."""
-    if not holds_home(root) or not inside(real, root) or real == root:
+    """True when the project folder ``root`` holds the home folder (a storyboard saved in
+    ``~``, or above it) and ``real`` sits in one of the home folder's hidden entries: they hold
+    keys and tokens, not storyboard material."""
+    home = _home()
+    if home is None or not inside(home, root) or not inside(real, home) or os.fspath(real) == home:
         return False
-    return os.path.relpath(real, root).split(os.sep, 1)[0].startswith(".")
+    return os.path.relpath(real, home).split(os.sep, 1)[0].startswith(".")
 
 
 def read_limited(path: Path, what: str = "file") -> bytes:

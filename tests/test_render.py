@@ -161,6 +161,8 @@ def test_two_storyboards_whose_ids_coincide_are_told_they_write_over_each_others
     crafted = {"version": 1, "storyboard": str(story.parent.parent / "elsewhere.yaml"), "outputs": frames}
     (story.parent.parent / "elsewhere.yaml").write_text("shotflow: 1\n")
     (story.parent / ".shotflow" / "elsewhere.last-run.json").write_text(json.dumps(crafted))  # not a sibling's
+    story.with_name("decoy.yaml").write_text("shotflow: 1\n")  # a sibling whose record names another file
+    (story.parent / ".shotflow" / "decoy.last-run.json").write_text(json.dumps(crafted))
     with warnings.catch_warnings():
         warnings.simplefilter("error", ShotflowWarning)
         render(story, force=("arrival/wide",))

@@ -575,11 +575,17 @@ class Poller:
         watch.polls += 1
         watch.before = watch.last if watch.polls > 1 else None
         watch.last = sent
-        estimate = self.estimate(watch.model)
-        if estimate is None and self._hinted_from(watch) is not None:
-            estimate = self._hints[watch.model]
+        estimate, _ = self._expected(watch)
         if estimate is not None and sent >= watch.since + estimate:
             watch.timed_polls += 1
+
+    def _expected(self, watch: _Watch) -> tuple[float | None, bool]:
+        """How long the task should take: its model's time learned this run, else the time
+        remembered from earlier runs (then True), else None."""
+        estimate = self.estimate(watch.model)
+        if estimate is None and self._hinted_from(watch) is not None:
+            return self._hints[watch.model], True
+        return estimate, False
 
     def _timed_step(self, estimate: float, watch: _Watch) -> float:
         settings = self._settings
@@ -594,10 +600,7 @@ class Poller:
         tasks: 11 polls, 0.3 s late, where growing from the first poll took 21, 2 s late). A
         remembered time never delays a poll the unknown schedule would make."""
         step = self._step(watch)
-        estimate = self.estimate(watch.model)
-        remembered = estimate is None and self._hinted_from(watch) is not None
-        if remembered:
-            estimate = self._hints[watch.model]
+        estimate, remembered = self._expected(watch)
         if estimate is not None:
             window = watch.since + FIRST * estimate
             if watch.last + step < window:
