@@ -4,14 +4,13 @@
                                        │                                                   │
                          fresh nodes ◄─┘              renders/…  NAME.lock  .shotflow/  ◄──┘
 
-``render()`` is what ``shotflow render`` calls. Before any of that, ``noop.noop()`` asks the
-project's state whether the last complete run saw exactly these inputs, outputs and options:
-then the run is answered from its record without loading YAML, Jinja, jsonschema or networkx.
-Otherwise a ``Session`` checks the plan (``--locked``, ``--max-cost``), runs it through the
-scheduler (``resolve``), one node at a time through ``node.NodeRunner``, and records what it
-produced: the lock file (always: finished work is never lost), the status file, the re-roll
-record, the manifest of a complete run. A plain render starts its first shots before its graph
-is built (``Session``'s head start). Interrupted, every node not done is reported skipped.
+``render()`` is what ``shotflow render`` calls. First ``noop.noop()`` asks the project's state
+whether the last complete run saw exactly these inputs, outputs and options: then the run is
+answered from its record without loading YAML, Jinja, jsonschema or networkx. Otherwise a
+``Session`` checks the plan (``--locked``, ``--max-cost``), runs it through the scheduler
+(``resolve``) and ``node.NodeRunner``, and records what it produced: the lock file (always),
+the status file, the re-roll record, the manifest of a complete run. A plain render sends its
+first shots before its graph is built (the head start); interrupted, it reports the rest skipped.
 """
 
 from __future__ import annotations
@@ -36,13 +35,14 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
     hit = noop(storyboard, options, reporter)
     if hit is not None:
         return hit
+    from ._process import begin
+    from .backends import warm_up
     from .expand import load_project
     from .store import open_store
 
     started = time.perf_counter()
+    warm_up(options.backend)  # named on the command line: its setup starts now, beside the load
     if options.own_process:
-        from ._process import begin
-
         begin()  # one malloc arena; no garbage collection until the plan is made (_process)
     project = load_project(storyboard, options.overrides, options.backend)
     backend_name = options.backend or project.backend

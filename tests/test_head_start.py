@@ -171,8 +171,39 @@ def test_the_backend_warms_up_once_before_anything_is_sent(example, runware, mon
     fast(story)
     result = run_cli_in_process("render", story, "--backend", "runware", "--json", *flag)
     assert result.code == 0, result.err
-    # before the first task left, with or without a head start (where the run asks again: it is
-    # idempotent, and a run handed its graph has no head start to ask first)
-    assert calls == [0] * (1 if flag else 2)
+    # before the first task left: as the run starts (the backend is named on the command line),
+    # then where the run knows it will send (it is idempotent: the run asks again), with or without
+    # a head start (a run handed its graph has no head start to ask first)
+    assert calls == [0] * (2 if flag else 3)
     again = run_cli_in_process("render", story, "--backend", "runware", "--json")
-    assert again.code == 0 and len(calls) == (1 if flag else 2)  # nothing to send: no warm-up
+    assert again.code == 0 and len(calls) == (2 if flag else 3)  # nothing to send (a no-op): no warm-up
+
+
+def test_a_backend_named_on_the_command_line_warms_up_before_the_storyboard_is_read(example, runware, monkeypatch):
+    # the TLS context is made on a second core while the storyboard loads, not after it
+    import shotflow.expand
+    from shotflow.backends import _runware_http
+    from shotflow.backends import runware as runware_backend
+
+    order: list[str] = []
+    real_tls, real_load = runware_backend.prepare_tls, shotflow.expand.load_project
+    monkeypatch.setattr(runware_backend, "prepare_tls", lambda: (order.append("tls"), real_tls())[1])
+    monkeypatch.setattr(shotflow.expand, "load_project", lambda *a, **k: (order.append("load"), real_load(*a, **k))[1])
+    story = example("lighthouse")
+    fast(story)
+    result = run_cli_in_process("render", story, "--backend", "runware", "--json")
+    assert result.code == 0, result.err
+    assert order[:2] == ["tls", "load"]
+    assert _runware_http.tls_context() is not None  # made, and handed to the client
+
+
+def test_the_preview_backend_is_not_imported_before_the_storyboard_is_read(monkeypatch):
+    # its module is ~40 ms of imports with no setup to start: warming it up early would only cost
+    import shotflow.backends as backends
+
+    def imported(name):
+        raise AssertionError(f"{name} imported by the warm-up")
+
+    monkeypatch.setattr(backends, "backend_class", imported)
+    backends.warm_up("preview")
+    backends.warm_up("no-such-backend")  # left to the run, which says what is wrong

@@ -145,9 +145,10 @@ class Backend:
         (``resolve``, the one owner of ``--jobs``) lets send.
         ``aclose()`` — once, at the end of the run.
         ``warm_up()`` — a class method, called as soon as a run knows it will send something
-        (before the plan is finished): start one-time setup that can run beside the planning in
-        a thread (Runware: the TLS context). It must return at once and never fail; a backend
-        created without it works the same, only later.
+        (before the plan is finished), and for Runware named on the command line as the run
+        starts (``backends.warm_up``): start one-time setup that can run beside the load and the
+        planning in a thread (Runware: the TLS context). It must return at once and never fail,
+        and may be called more than once; a backend created without it works the same, only later.
 
     What it returns: a ``Generation``, one ``Image`` per take in take order, with what it cost
     and the request fields it sent otherwise than asked (``sent``). A failure is a
