@@ -462,7 +462,8 @@ SCHEMA = {
             "az://container/prefix or file:///folder (never credentials: they come from the "
             "provider's environment)",
             "description": "the team's default remote cache (--remote, $SHOTFLOW_REMOTE and the user config "
-            "win); a URL, never credentials",
+            "win); a URL, never credentials; a bucket is used only under a prefix the user trusts "
+            "(trusted_remotes in their config), a folder only inside the project",
         },
     },
     "$defs": {

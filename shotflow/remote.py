@@ -117,14 +117,22 @@ def check_url(url: str, where: str) -> str:
     return url.rstrip("/")
 
 
+class UntrustedRemote(ConfigError):
+    """A storyboard names a network store its user has not trusted (``trusted_remotes``)."""
+
+
 def resolve_url(cli: str | None, storyboard: str | None = None, project_root: Path | None = None) -> str | None:
     """The remote to use: ``--remote``, then $SHOTFLOW_REMOTE, the user config, the storyboard.
 
-    A storyboard is shared data (see trust): its own ``remote:`` may name a network store, or
-    a ``file://`` folder inside its project, never any other folder of the machine (not even
-    one allowed with --allow-path, which is for reading): rendering it would write there.
-    Nor may a link beneath that folder lead elsewhere (walked once here, when the remote is
-    chosen, at most MAX_CHECKED_ENTRIES entries: ``_link_out``)."""
+    A storyboard is shared data (see trust): its own ``remote:`` may name a ``file://`` folder
+    inside its project, never any other folder of the machine (not even one allowed with
+    --allow-path, which is for reading): rendering it would write there. Nor may a link
+    beneath that folder lead elsewhere (walked once here, when the remote is chosen, at most
+    MAX_CHECKED_ENTRIES entries: ``_link_out``). A network store (s3, gs, az) is read and
+    written with the user's own credentials, so a storyboard may name one only under a prefix
+    the user trusts (``trusted_remotes`` in their config), else UntrustedRemote: a stranger's
+    storyboard must not make a render write into whatever bucket those credentials reach.
+    A trusted prefix lets a storyboard name a folder outside its project too."""
     for value, where in ((cli, "--remote"), (os.environ.get("SHOTFLOW_REMOTE"), "SHOTFLOW_REMOTE")):
         if value is not None:
             return None if value.strip().lower() in OFF else check_url(value.strip(), where)
@@ -137,10 +145,35 @@ def resolve_url(cli: str | None, storyboard: str | None = None, project_root: Pa
         )
     if storyboard:
         url = check_url(storyboard, "the storyboard's remote:")
-        if url is not None and project_root is not None:
+        if url is None or _trusted(url):
+            return url
+        if not url.startswith("file:"):
+            raise UntrustedRemote(
+                f"the storyboard's remote: {url} would be read and written with your own cloud "
+                "credentials, and a storyboard is data from anyone: shotflow uses it once you trust it",
+                hint=f'add trusted_remotes = ["{url}"] to {userconfig.config_path()} (a bucket alone '
+                f"trusts all its prefixes), or pass --remote {url}",
+            )
+        if project_root is not None:
             _check_storyboard_folder(url, project_root)
         return url
     return None
+
+
+def _trusted(url: str) -> bool:
+    """Whether the user's ``trusted_remotes`` holds ``url`` or a prefix of it (whole path parts:
+    ``s3://team`` trusts ``s3://team/shotflow``, not ``s3://team-other``)."""
+    from . import userconfig
+
+    where = f"{userconfig.config_path()}: trusted_remotes"
+    trusted = userconfig.get("trusted_remotes", list) or []
+    for entry in trusted:
+        if not isinstance(entry, str):
+            raise ConfigError(f"{where} holds {entry!r}; it is a list of remote URLs")
+        prefix = check_url(entry.strip(), where)
+        if url == prefix or url.startswith(prefix + "/"):
+            return True
+    return False
 
 
 MAX_CHECKED_ENTRIES = 100_000  # a storyboard's folder remote is walked for links: at most this many entries
@@ -1033,8 +1066,13 @@ def transfer(
 
 
 def open_team(cli_url: str | None, project, store, warn):
-    """The team cache (a TeamCache) of this run, or None when no remote is set."""
-    url = resolve_url(cli_url, project.remote, project.root)
+    """The team cache (a TeamCache) of this run, or None when no remote is set (or the one
+    the storyboard names is not trusted: the run goes on without it, and ``warn`` says why)."""
+    try:
+        url = resolve_url(cli_url, project.remote, project.root)
+    except UntrustedRemote as exc:
+        warn(f"warning: not using a team cache: {exc.message} ({exc.hint})")
+        return None
     if url is None:
         return None
     return TeamCache(url, store, warn=warn)  # its own upload threads, not the render's --jobs

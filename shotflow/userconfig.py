@@ -3,6 +3,7 @@
     ~/.config/shotflow/config.toml         (Linux; platformdirs' user_config_dir elsewhere,
                                              or the file named by $SHOTFLOW_CONFIG)
     remote = "s3://team-bucket/shotflow"   # the team cache (see shotflow.remote)
+    trusted_remotes = ["s3://team-bucket"] # cloud remotes a storyboard's remote: may name (your credentials)
     allow_paths = ["~/studio/shared-refs"] # folders storyboards may read outside their project
     allow_private_urls = false             # reference URLs on loopback and private networks
     max_file_mb = 16                       # the largest YAML file or template read
@@ -34,7 +35,7 @@ def config_path() -> Path:
     return Path(user_config_dir("shotflow", appauthor=False)) / "config.toml"
 
 
-SETTINGS = ("allow_paths", "allow_private_urls", "max_file_mb", "remote")
+SETTINGS = ("allow_paths", "allow_private_urls", "max_file_mb", "remote", "trusted_remotes")
 
 
 @cache

@@ -475,11 +475,67 @@ def test_the_remote_comes_from_the_flag_the_environment_the_user_config_then_the
     config.write_text('remote = "off"\n')
     userconfig.load_from.cache_clear()
     assert resolve_url(None, board) is None
-    config.write_text("")
+    config.write_text('trusted_remotes = ["s3://from-board"]\n')  # a storyboard's bucket: once trusted
     userconfig.load_from.cache_clear()
     assert resolve_url(None, board) == board
     assert resolve_url(None, None) is None
     userconfig.load_from.cache_clear()
+
+
+def test_a_storyboard_names_a_cloud_remote_only_under_a_prefix_its_user_trusts(tmp_path, monkeypatch):
+    """Its remote is read and written with the user's own credentials: a stranger's storyboard
+    must not make a render write into whatever bucket those reach."""
+    from shotflow import userconfig
+    from shotflow.errors import ConfigError
+    from shotflow.remote import UntrustedRemote, resolve_url
+
+    config = tmp_path / "config.toml"
+    monkeypatch.setenv("SHOTFLOW_CONFIG", str(config))
+    monkeypatch.delenv("SHOTFLOW_REMOTE", raising=False)
+
+    def trusting(*prefixes) -> None:
+        config.write_text(f"trusted_remotes = {list(prefixes)!r}\n".replace("'", '"'))
+        userconfig.load_from.cache_clear()
+
+    trusting()
+    with pytest.raises(UntrustedRemote) as caught:
+        resolve_url(None, "s3://team/shotflow")
+    assert "trusted_remotes" in str(caught.value) and str(config) in str(caught.value)
+    assert "--remote s3://team/shotflow" in str(caught.value)
+    trusting("s3://team")  # a bucket trusts all its prefixes
+    assert resolve_url(None, "s3://team/shotflow") == "s3://team/shotflow"
+    assert resolve_url(None, "s3://team") == "s3://team"
+    for other in ("s3://team-other/x", "gs://team/shotflow", "s3://tea/x"):  # whole parts, one scheme
+        with pytest.raises(UntrustedRemote):
+            resolve_url(None, other)
+    trusting("s3://team/shotflow/")
+    assert resolve_url(None, "s3://team/shotflow/act2") == "s3://team/shotflow/act2"
+    with pytest.raises(UntrustedRemote):
+        resolve_url(None, "s3://team/other")
+    assert resolve_url("s3://anything/x", "s3://team/other") == "s3://anything/x"  # a flag is the user's own
+    config.write_text('trusted_remotes = "s3://team"\n')
+    userconfig.load_from.cache_clear()
+    with pytest.raises(ConfigError, match="must be a list"):
+        resolve_url(None, "s3://team/x")
+    trusting("s3://AKIA:secret@team")
+    with pytest.raises(ConfigError, match="never holds credentials"):
+        resolve_url(None, "s3://team/x")
+    userconfig.load_from.cache_clear()
+
+
+def test_an_untrusted_storyboard_remote_is_not_used_and_the_run_says_how_to_trust_it(example, tmp_path, monkeypatch):
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    monkeypatch.setenv("SHOTFLOW_CONFIG", str(config))
+    story = example("heist")
+    story.write_text(story.read_text() + "\nremote: s3://someone-elses-bucket/cache\n")
+    done = shotflow("render", story)  # no credentials are used, no request leaves: the run goes on without it
+    assert done.returncode == 0, done.stderr
+    assert "not using a team cache" in done.stderr
+    assert 'trusted_remotes = ["s3://someone-elses-bucket/cache"]' in done.stderr
+    assert "Traceback" not in done.stderr
+    push = shotflow("push", story)  # the user asked to push: where it would go is said, nothing is sent
+    assert push.returncode == 2 and "trusted_remotes" in push.stderr and "Traceback" not in push.stderr
 
 
 def test_the_storyboard_names_a_default_remote_and_the_global_flag_overrides_it(example, tmp_path):
