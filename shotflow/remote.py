@@ -151,8 +151,7 @@ def resolve_url(cli: str | None, storyboard: str | None = None, project_root: Pa
             raise UntrustedRemote(
                 f"the storyboard's remote: {url} would be read and written with your own cloud "
                 "credentials, and a storyboard is data from anyone: shotflow uses it once you trust it",
-                hint=f'add trusted_remotes = ["{url}"] to {userconfig.config_path()} (a bucket alone '
-                f"trusts all its prefixes), or pass --remote {url}",
+                hint=f'add trusted_remotes = ["{url}"] to {userconfig.config_path()}, or pass --remote {url}',
             )
         if project_root is not None:
             _check_storyboard_folder(url, project_root)
