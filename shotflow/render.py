@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ._process import begin, planned
 from .errors import LockedError
 from .noop import noop
 from .options import RenderOptions
@@ -35,13 +36,14 @@ def render(storyboard: Path | str, options: RenderOptions, reporter: Reporter) -
     hit = noop(storyboard, options, reporter)
     if hit is not None:
         return hit
-    from ._process import begin
-    from .backends import warm_up
     from .expand import load_project
     from .store import open_store
 
     started = time.perf_counter()
-    warm_up(options.backend)  # named on the command line: its setup starts now, beside the load
+    if options.backend:  # named on the command line: its setup starts now, beside the load
+        from .backends import warm_up
+
+        warm_up(options.backend)
     if options.own_process:
         begin()  # one malloc arena; no garbage collection until the plan is made (_process)
     project = load_project(storyboard, options.overrides, options.backend)
@@ -215,8 +217,7 @@ class Session:
         finally:
             self.nodes.share_done(self.summary, self.reporter.note)
             self.summary.elapsed = time.perf_counter() - started
-            stopped = self.nodes.stopped
-            self.summary.stopped = str(stopped) if stopped else None
+            self.summary.stopped = str(self.nodes.stopped) if self.nodes.stopped else None
             self._record()
             self.reporter.run_finished(self.summary)
         self._raise_after()
@@ -224,8 +225,6 @@ class Session:
 
     def _planned(self) -> None:
         if self.options.own_process:
-            from ._process import planned
-
             planned()
 
     def _announce(self) -> None:
