@@ -160,19 +160,40 @@ def resolve_url(cli: str | None, storyboard: str | None = None, project_root: Pa
 
 
 def _trusted(url: str) -> bool:
-    """Whether the user's ``trusted_remotes`` holds ``url`` or a prefix of it (whole path parts:
-    ``s3://team`` trusts ``s3://team/shotflow``, not ``s3://team-other``)."""
+    """Whether the user's ``trusted_remotes`` holds ``url`` or a prefix of it, by whole path parts
+    (``s3://team`` trusts ``s3://team/shotflow``, not ``s3://team-other``). A URL with a ``.`` or
+    ``..`` part (spelled or %-encoded) is never trusted, and a ``file://`` one is compared by real
+    path: ``file:///share/team/../../home/you`` is not under ``file:///share/team``."""
     from . import userconfig
+    from .trust import inside
 
     where = f"{userconfig.config_path()}: trusted_remotes"
     trusted = userconfig.get("trusted_remotes", list) or []
+    scheme, host, parts = _url_parts(url)
+    if parts is None:
+        return False
     for entry in trusted:
         if not isinstance(entry, str):
             raise ConfigError(f"{where} holds {entry!r}; it is a list of remote URLs")
-        prefix = check_url(entry.strip(), where)
-        if url == prefix or url.startswith(prefix + "/"):
+        prefix = _url_parts(check_url(entry.strip(), where))
+        if prefix[:2] != (scheme, host) or prefix[2] is None:
+            continue
+        if scheme == "file":
+            real = os.path.realpath("/" + "/".join(parts))
+            if inside(real, os.path.realpath("/" + "/".join(prefix[2]))):
+                return True
+        elif parts[: len(prefix[2])] == prefix[2]:
             return True
     return False
+
+
+def _url_parts(url: str) -> tuple[str, str, list[str] | None]:
+    """(scheme, host, the path's decoded parts) of a remote URL; parts None when one is . or .."""
+    from urllib.parse import unquote, urlsplit
+
+    split = urlsplit(url)
+    parts = [unquote(part) for part in split.path.split("/") if part]
+    return split.scheme, split.netloc, None if any(p in (".", "..") for p in parts) else parts
 
 
 MAX_CHECKED_ENTRIES = 100_000  # a storyboard's folder remote is walked for links: at most this many entries

@@ -510,8 +510,17 @@ def test_a_storyboard_names_a_cloud_remote_only_under_a_prefix_its_user_trusts(t
             resolve_url(None, other)
     trusting("s3://team/shotflow/")
     assert resolve_url(None, "s3://team/shotflow/act2") == "s3://team/shotflow/act2"
-    with pytest.raises(UntrustedRemote):
-        resolve_url(None, "s3://team/other")
+    for other in ("s3://team/other", "s3://team/shotflow/../other", "s3://team/shotflow/%2E%2E/other"):
+        with pytest.raises(UntrustedRemote):
+            resolve_url(None, other)
+    share = tmp_path / "share" / "team"
+    (share / "act2").mkdir(parents=True)
+    (share / "out").symlink_to(tmp_path)
+    trusting(share.as_uri())  # a folder by real path: no way out through .. or a link
+    assert resolve_url(None, (share / "act2").as_uri()) == (share / "act2").as_uri()
+    for other in (share.as_uri() + "/../../elsewhere", (share / "out").as_uri(), (tmp_path / "share").as_uri()):
+        with pytest.raises((UntrustedRemote, ConfigError)):
+            resolve_url(None, other, tmp_path / "project")
     assert resolve_url("s3://anything/x", "s3://team/other") == "s3://anything/x"  # a flag is the user's own
     config.write_text('trusted_remotes = "s3://team"\n')
     userconfig.load_from.cache_clear()
