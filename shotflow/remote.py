@@ -97,10 +97,21 @@ def _read_bounded(result, limit: int) -> bytes:
 
 
 def check_url(url: str, where: str) -> str:
-    """A remote URL as given, or a ConfigError naming ``where`` it came from."""
-    from urllib.parse import urlsplit
+    """A remote URL as given, or a ConfigError naming ``where`` it came from. A storyboard may
+    write any URL: one that holds a character no URL holds (a control character, spelled or
+    %-encoded: a NUL no path takes, an escape sequence that would rewrite the terminal's lines
+    where the URL is shown) or that cannot be parsed is refused here, never a crash later."""
+    from urllib.parse import unquote, urlsplit
 
-    parts = urlsplit(url)
+    if not (url.isprintable() and unquote(url).isprintable()):
+        raise ConfigError(
+            f"{where}: the remote URL {ascii(redacted_url(url))} holds a control character",
+            hint="write s3://bucket/prefix, gs://bucket/prefix, az://container/prefix or file:///folder",
+        )
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed [ (an IPv6 host)
+        parts = urlsplit("")
     if parts.scheme not in SCHEMES or not (parts.netloc or parts.path.strip("/")):
         raise ConfigError(
             f"{where}: '{redacted_url(url)}' is not a remote shotflow can use",
@@ -144,14 +155,18 @@ def resolve_url(cli: str | None, storyboard: str | None = None, project_root: Pa
             None if configured.strip().lower() in OFF else check_url(configured.strip(), str(userconfig.config_path()))
         )
     if storyboard:
-        url = check_url(storyboard, "the storyboard's remote:")
+        url = check_url(storyboard, "the storyboard's remote")
         if url is None or _trusted(url):
             return url
         if not url.startswith("file:"):
+            import shlex
+
             raise UntrustedRemote(
                 f"the storyboard's remote: {url} would be read and written with your own cloud "
                 "credentials, and a storyboard is data from anyone: shotflow uses it once you trust it",
-                hint=f'add trusted_remotes = ["{url}"] to {userconfig.config_path()}, or pass --remote {url}',
+                # the URL quoted as TOML and as shell words: a line to paste is one entry, one argument
+                hint=f"add trusted_remotes = [{json.dumps(url)}] to {userconfig.config_path()}, "
+                f"or pass --remote {shlex.quote(url)}",
             )
         if project_root is not None:
             _check_storyboard_folder(url, project_root)

