@@ -468,6 +468,23 @@ def test_rounds_follow_includes_templates_and_reference_files(tmp_path):
         assert 'data-shot-id="' in off_loop(workspace.page, head="", script="")
 
 
+def test_rounds_use_the_remote_the_user_named_not_the_storyboards(tmp_path, monkeypatch):
+    """`watch --remote off` (or --remote URL) holds for the board's redraw too, not only for the render."""
+    import shotflow.remote
+    from shotflow.live.rounds import Workspace
+
+    root = tmp_path / "heist"
+    shutil.copytree(EXAMPLES / "heist", root, ignore=shutil.ignore_patterns("renders", ".shotflow", "*.lock"))
+    story = root / "storyboard.yaml"
+    story.write_text(story.read_text() + "\nremote: s3://someone-elses-bucket/cache\n")
+    asked, real = [], shotflow.remote.open_team
+    monkeypatch.setattr(shotflow.remote, "open_team", lambda url, *a, **k: (asked.append(url), real(url, *a, **k))[1])
+    workspace = Workspace(story, RenderOptions(remote="off"))
+    update = off_loop(workspace.round)
+    assert update.errors == [] and "rendered" in update.summary
+    assert asked and set(asked) == {"off"}  # the render's and the redraw's: never the storyboard's
+
+
 def test_a_round_over_max_cost_spends_nothing_and_says_why(tmp_path, monkeypatch):
     from shotflow.live.rounds import Workspace
 

@@ -279,7 +279,7 @@ class Workspace:
         from ..exports.board import view_of
 
         plan = plan if plan is not None else self._plan(project, graph, store, lock)
-        seq = read_sequence(project, plan=plan, lock=lock, store=store)
+        seq = read_sequence(project, plan=plan, lock=lock, store=store, remote=self.options.remote)
         images = LiveImages()
         view = view_of(seq, images)
         structure = (
