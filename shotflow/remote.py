@@ -143,6 +143,8 @@ def resolve_url(cli: str | None, storyboard: str | None = None, project_root: Pa
     written with the user's own credentials, so a storyboard may name one only under a prefix
     the user trusts (``trusted_remotes`` in their config), else UntrustedRemote: a stranger's
     storyboard must not make a render write into whatever bucket those credentials reach.
+    Like a folder it may not name, that stops the command (exit 2) before anything is spent:
+    going on without the team's cache would pay again for frames the team already has.
     A trusted prefix lets a storyboard name a folder outside its project too."""
     for value, where in ((cli, "--remote"), (os.environ.get("SHOTFLOW_REMOTE"), "SHOTFLOW_REMOTE")):
         if value is not None:
@@ -166,7 +168,7 @@ def resolve_url(cli: str | None, storyboard: str | None = None, project_root: Pa
                 "credentials, and a storyboard is data from anyone: shotflow uses it once you trust it",
                 # the URL quoted as TOML and as shell words: a line to paste is one entry, one argument
                 hint=f"add trusted_remotes = [{json.dumps(url)}] to {userconfig.config_path()}, "
-                f"or pass --remote {shlex.quote(url)}",
+                f"or pass --remote {shlex.quote(url)}; --remote off works without it",
             )
         if project_root is not None:
             _check_storyboard_folder(url, project_root)
@@ -1101,13 +1103,8 @@ def transfer(
 
 
 def open_team(cli_url: str | None, project, store, warn):
-    """The team cache (a TeamCache) of this run, or None when no remote is set (or the one
-    the storyboard names is not trusted: the run goes on without it, and ``warn`` says why)."""
-    try:
-        url = resolve_url(cli_url, project.remote, project.root)
-    except UntrustedRemote as exc:
-        warn(f"warning: not using a team cache: {exc.message} ({exc.hint})")
-        return None
+    """The team cache (a TeamCache) of this run, or None when no remote is set."""
+    url = resolve_url(cli_url, project.remote, project.root)
     if url is None:
         return None
     return TeamCache(url, store, warn=warn)  # its own upload threads, not the render's --jobs

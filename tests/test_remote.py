@@ -532,19 +532,21 @@ def test_a_storyboard_names_a_cloud_remote_only_under_a_prefix_its_user_trusts(t
     userconfig.load_from.cache_clear()
 
 
-def test_an_untrusted_storyboard_remote_is_not_used_and_the_run_says_how_to_trust_it(example, tmp_path, monkeypatch):
+def test_an_untrusted_storyboard_remote_stops_the_command_before_anything_is_spent(example, tmp_path, monkeypatch):
+    """Going on without the team's cache would pay again for what it holds: the user decides."""
     config = tmp_path / "config.toml"
     config.write_text("")
     monkeypatch.setenv("SHOTFLOW_CONFIG", str(config))
     story = example("heist")
     story.write_text(story.read_text() + "\nremote: s3://someone-elses-bucket/cache\n")
-    done = shotflow("render", story)  # no credentials are used, no request leaves: the run goes on without it
+    for command in (["render", story], ["plan", story], ["push", story], ["export", story, "--csv", "-"]):
+        done = shotflow(*command)  # no credentials are used, no request leaves
+        assert done.returncode == 2 and "Traceback" not in done.stderr, (command, done.stderr)
+        assert 'trusted_remotes = ["s3://someone-elses-bucket/cache"]' in done.stderr, command
+        assert "--remote off" in done.stderr
+    assert not (story.parent / "renders").exists()
+    done = shotflow("render", story, "--remote", "off")  # the user's way to work without it
     assert done.returncode == 0, done.stderr
-    assert "not using a team cache" in done.stderr
-    assert 'trusted_remotes = ["s3://someone-elses-bucket/cache"]' in done.stderr
-    assert "Traceback" not in done.stderr
-    push = shotflow("push", story)  # the user asked to push: where it would go is said, nothing is sent
-    assert push.returncode == 2 and "trusted_remotes" in push.stderr and "Traceback" not in push.stderr
 
 
 def test_a_storyboard_remote_with_a_control_character_or_a_broken_host_is_refused_never_a_crash(tmp_path, monkeypatch):
@@ -593,7 +595,7 @@ def test_the_untrusted_remote_hint_quotes_the_url_as_one_toml_entry_and_one_shel
     hint = caught.value.hint
     line = hint.removeprefix("add ").partition(" to ")[0]
     assert tomllib.loads(line)["trusted_remotes"] == [url]
-    assert shlex.split(hint.rpartition("--remote ")[2]) == [url]
+    assert shlex.split(hint.partition("or pass --remote ")[2].rpartition("; --remote off")[0]) == [url]
     userconfig.load_from.cache_clear()
 
 
