@@ -1,4 +1,4 @@
-"""Would git ignore this file? Advice for a warning, from the ignore files alone.
+"""Would git ignore this file, and does git track it? Read from git's own files alone.
 
 A Runware key may sit in ``.env`` beside the storyboard (README); committed, it is everyone's
 who has the repository. ``ignored(path)`` reads what git reads — the user's global excludes
@@ -7,7 +7,11 @@ tree's top down to the file's, later lines overriding earlier ones — and answe
 or None outside a git work tree. Git itself is never run: a repository from someone else may
 configure commands (hooks, ``core.fsmonitor``) that git would run.
 
-Written by hand, and only as advice: the patterns people write (a name, ``/name``,
+``tracked(path)`` reads git's index (``.git/index``, versions 2-4) for the same reason: a
+``.env`` git tracks came with the repository, so the key in it is whoever committed it's, and
+a render refuses to use it (``backends.runware.api_key``).
+
+Written by hand, the ignore rules only as advice: the patterns people write (a name, ``/name``,
 ``**/name``, globs, ``!`` to re-include, a trailing ``/`` for folders), not every corner of
 gitignore(5) (``*`` here also crosses ``/``; escapes are not undone). pathspec would be a
 dependency for one warning.
@@ -30,11 +34,94 @@ RULES = 10_000
 RULE_CHARS = 4096
 
 
+INDEX_BYTES = 64 * 1024 * 1024  # git's index of a very large repository; a larger one is not read (no answer)
+
+
+def _work_tree(path: Path) -> tuple[Path, Path | None]:
+    """(``path`` as git sees it: its folder's real path and its own name, the top of the git work
+    tree holding it or None)."""
+    real = Path(os.path.realpath(path.parent)) / path.name
+    return real, next((folder for folder in real.parents if os.path.lexists(folder / ".git")), None)
+
+
+def tracked(path: Path) -> bool | None:
+    """Whether git's index lists the file ``path`` (committed, or added to be), as git would see
+    it (a link at its end is not followed); None when it is in no work tree, or when the index
+    cannot be read: missing folders, over INDEX_BYTES, a version or shape this reader does not know."""
+    real, top = _work_tree(path)
+    if top is None:
+        return None
+    git = top / ".git"
+    try:
+        if not git.is_dir():  # a worktree's or a submodule's .git file: "gitdir: <folder>"
+            text = read_regular(git, 4096).decode("utf-8", "replace")
+            git = top / text.removeprefix("gitdir:").strip()
+        data = read_regular(git / "index", INDEX_BYTES)
+    except FileNotFoundError:
+        return False if git.is_dir() else None  # a repository with nothing added yet
+    except OSError:
+        return None
+    name = real.relative_to(top).as_posix().encode()
+    for object_name in (20, 32):  # SHA-1, then SHA-256 repositories: the wrong size never parses
+        listed = _index_lists(data, name, object_name)
+        if listed is not None:
+            return listed
+    return None
+
+
+def _index_lists(data: bytes, name: bytes, object_name: int) -> bool | None:
+    """Whether the index ``data`` has an entry for the path ``name`` (None: not an index of
+    this shape). Each entry: 40 bytes of stat fields, the object name, 16 bits of flags (and
+    16 more in version 3 and later when the flags say so), then the path: NUL-ended and padded
+    to 8 bytes in versions 2 and 3, in version 4 the previous path less a varint's count of
+    bytes, plus a NUL-ended suffix (git's Documentation/gitformat-index.txt)."""
+    if len(data) < 12 or data[:4] != b"DIRC":
+        return None
+    version, count = int.from_bytes(data[4:8], "big"), int.from_bytes(data[8:12], "big")
+    if version not in (2, 3, 4):
+        return None
+    if version < 4 and name not in data:
+        return False  # whole paths are stored as they are: not there at all, not listed
+    pos, previous, fixed = 12, b"", 40 + object_name
+    for _ in range(count):
+        if pos + fixed + 2 > len(data):
+            return None
+        flags = int.from_bytes(data[pos + fixed : pos + fixed + 2], "big")
+        head = fixed + 2 + (2 if version >= 3 and flags & 0x4000 else 0)
+        start = pos + head
+        if version == 4:
+            strip, start = _varint(data, start)
+            end = data.find(b"\0", start)
+            if end < 0 or not 0 <= strip <= len(previous):
+                return None
+            entry, pos = previous[: len(previous) - strip] + data[start:end], end + 1
+        else:
+            end = data.find(b"\0", start)
+            if end < 0 or (flags & 0xFFF) not in (end - start, 0xFFF):
+                return None
+            entry, pos = data[start:end], pos + (head + end - start + 8) // 8 * 8
+        if entry == name:
+            return True
+        previous = entry
+    return False
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """Git's offset varint at ``pos``: (its value, the position after it)."""
+    value = 0
+    for index in range(pos, min(pos + 10, len(data))):
+        byte = data[index]
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            return value, index + 1
+        value += 1
+    return -1, len(data)  # too long or cut short: no count git would write
+
+
 def ignored(path: Path) -> bool | None:
     """Whether git would ignore the file ``path`` (None: it is in no git work tree). ``path``
     itself is what git would see: a link at its end is not followed (git commits the link)."""
-    real = Path(os.path.realpath(path.parent)) / path.name
-    top = next((folder for folder in real.parents if os.path.lexists(folder / ".git")), None)
+    real, top = _work_tree(path)
     if top is None:
         return None
     chain = [real.parent]  # the folders from the file's up to the top, then turned around

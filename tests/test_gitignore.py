@@ -3,11 +3,13 @@ warning about a Runware key in a ``.env`` that would be committed."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from shotflow._gitignore import ignored
+from shotflow._gitignore import ignored, tracked
 
 
 @pytest.fixture
@@ -125,3 +127,62 @@ def test_the_rule_budget_is_for_all_the_ignore_files_together(tree, monkeypatch)
     assert ignored(tree / "proj" / ".env") is False
     (tree / ".gitignore").write_text("a\n")
     assert ignored(tree / "proj" / ".env") is True
+
+
+# -- tracked: git's index, read by hand ------------------------------------------------------------------
+
+GIT = shutil.which("git")
+
+
+def git(folder: Path, *args: str) -> None:
+    subprocess.run(
+        [GIT, "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main", *args],
+        cwd=folder,
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.mark.skipif(GIT is None, reason="the tests build indexes with git; shotflow itself never runs it")
+@pytest.mark.parametrize("version", [2, 3, 4])
+@pytest.mark.parametrize("object_format", ["sha1", "sha256"])
+def test_the_index_says_which_files_git_tracks(tmp_path, version, object_format):
+    top = tmp_path / "repo"
+    (top / "proj" / "deep").mkdir(parents=True)
+    git(top, "init", "-q", f"--object-format={object_format}")
+    assert tracked(top / "proj" / ".env") is False  # no index yet: nothing is tracked
+    for name in ("a.txt", "proj/.env", "proj/deep/" + "long-" * 40 + ".txt", "proj/.envrc", "x/proj/.env"):
+        (top / name).parent.mkdir(parents=True, exist_ok=True)
+        (top / name).write_text("x")
+    (top / "proj" / "untracked.env").write_text("x")
+    git(top, "add", "a.txt", "proj/.env", "proj/deep", "proj/.envrc", "x")
+    if version == 3:  # the extended flags: an intent-to-add entry
+        (top / "intent.txt").write_text("x")
+        git(top, "add", "-N", "intent.txt")
+    git(top, "update-index", "--index-version", str(version))
+    git(top, "commit", "-q", "-m", "one")
+    assert tracked(top / "proj" / ".env") is True
+    assert tracked(top / "proj" / "deep" / ("long-" * 40 + ".txt")) is True
+    assert tracked(top / "proj" / "untracked.env") is False
+    assert tracked(top / ".env") is False  # "proj/.env" and "x/proj/.env" are other paths
+    git(top, "rm", "-q", "--cached", "proj/.env")
+    assert tracked(top / "proj" / ".env") is False
+    assert tracked(tmp_path / "elsewhere.env") is None  # no work tree
+
+
+def test_an_index_it_cannot_read_gives_no_answer(tmp_path):
+    top = tmp_path / "repo"
+    (top / ".git").mkdir(parents=True)
+    (top / ".env").write_text("x")
+    index = top / ".git" / "index"
+    for data in (
+        b"",
+        b"DIRC",
+        b"DIRC\x00\x00\x00\x09\x00\x00\x00\x01",
+        b"DIRC\x00\x00\x00\x02\x7f\xff\xff\xff" + b"\x00" * 70,
+    ):
+        index.write_bytes(data)
+        assert tracked(top / ".env") in (None, False)
+    index.unlink()
+    index.mkdir()  # not a regular file: never read
+    assert tracked(top / ".env") is None

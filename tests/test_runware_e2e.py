@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -422,3 +423,27 @@ def test_a_key_in_a_dotenv_git_would_commit_is_warned_of_once(example, tmp_path)
         again = render()  # something renders: the key is read again
         assert again.returncode == 0 and emu.stats.billed > billed
         assert "warning" not in again.stderr, again.stderr
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="the test commits with git; shotflow never runs it")
+def test_a_key_in_a_dotenv_git_tracks_is_never_used(example, tmp_path):
+    """It came with the repository: the key of whoever committed it (renders, prompts and
+    reference images would go to their account). Refused before anything is sent."""
+    story = example("heist")
+    fast(story)
+    folder = story.parent
+    (folder / ".env").write_text(f"RUNWARE_API_KEY={KEY}\n")
+    for args in (["init", "-q"], ["add", ".env"], ["commit", "-q", "-m", "their key"]):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=folder, check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNWARE_API_KEY", "SHOTFLOW_CACHE")}
+    env.update(HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "home" / ".config"))
+    with Emulator(api_key=KEY) as emu:
+        env["RUNWARE_API_URL"] = emu.url
+        command = [sys.executable, "-m", "shotflow", "render", str(story), "--backend", "runware"]
+        refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+        assert "which git tracks" in refused.stderr and "RUNWARE_API_KEY" in refused.stderr
+        assert KEY not in refused.stdout + refused.stderr and emu.stats.requests == 0
+        mine = subprocess.run(command, env={**env, "RUNWARE_API_KEY": KEY}, capture_output=True, text=True, timeout=120)
+        assert mine.returncode == 0, mine.stderr  # the environment's key is the user's own: used
+        assert emu.stats.billed > 0

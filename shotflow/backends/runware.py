@@ -188,6 +188,7 @@ def api_key(project_dir: Path) -> str:
     if not key:
         key = _dotenv(project_dir / ".env").get("RUNWARE_API_KEY", "").strip()
         if key:
+            _refuse_if_tracked(project_dir / ".env")
             _warn_unless_ignored(project_dir / ".env")
     if not key:
         raise ConfigError(f"no Runware API key: set RUNWARE_API_KEY or put it in {project_dir / '.env'}")
@@ -198,6 +199,22 @@ def api_key(project_dir: Path) -> str:
             hint="copy the key again from your Runware dashboard",
         )
     return key
+
+
+def _refuse_if_tracked(dotenv: Path) -> None:
+    """A ``.env`` git tracks came with the repository (or is on its way into it): the key in it is
+    whoever committed it's — your renders, prompts and reference images would go to their
+    account — and, if it is yours, everyone's who has the repository. Never used."""
+    from .._gitignore import tracked
+
+    if not dotenv.is_symlink() and tracked(dotenv):  # a link is committed, not the key it leads to
+        raise ConfigError(
+            f"the Runware key would come from {dotenv}, which git tracks: a key committed with a project is "
+            "whoever committed it's (and everyone's who has the repository), so shotflow does not use it; "
+            "nothing was sent",
+            hint="set RUNWARE_API_KEY in your environment; if the key is yours, untrack the file "
+            "(git rm --cached .env), add .env to .gitignore, and replace the key in your Runware dashboard",
+        )
 
 
 def _warn_unless_ignored(dotenv: Path) -> None:
