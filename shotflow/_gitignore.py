@@ -59,7 +59,7 @@ def tracked(path: Path) -> bool | None:
         data = read_regular(git / "index", INDEX_BYTES)
     except FileNotFoundError:
         return False if git.is_dir() else None  # a repository with nothing added yet
-    except OSError:
+    except (OSError, ValueError):  # unreadable, or a .git file naming no path (a NUL in it)
         return None
     name = real.relative_to(top).as_posix().encode()
     for object_name in (20, 32):  # SHA-1, then SHA-256 repositories: the wrong size never parses

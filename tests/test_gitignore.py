@@ -186,3 +186,7 @@ def test_an_index_it_cannot_read_gives_no_answer(tmp_path):
     index.unlink()
     index.mkdir()  # not a regular file: never read
     assert tracked(top / ".env") is None
+    shutil.rmtree(top / ".git")
+    for text in ("gitdir: nowhere\n", "gitdir: a\0b\n", "\xff" * 5000):  # a .git file from an archive
+        (top / ".git").write_text(text)
+        assert tracked(top / ".env") is None
