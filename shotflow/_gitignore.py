@@ -103,7 +103,16 @@ def _index_lists(data: bytes, name: bytes, object_name: int) -> bool | None:
         if entry == name:
             return True
         previous = entry
-    return False
+    return False if _ends_well(data, pos, object_name) else None
+
+
+def _ends_well(data: bytes, pos: int, object_name: int) -> bool:
+    """Whether what follows the entries at ``pos`` is what an index ends with: extensions (a
+    4-byte name, a 4-byte size, that many bytes), then the checksum, one object name long —
+    so that entries read with the wrong object name size are never taken for an answer."""
+    while len(data) - pos > object_name:
+        pos += 8 + int.from_bytes(data[pos + 4 : pos + 8], "big")
+    return len(data) - pos == object_name
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
