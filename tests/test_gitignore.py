@@ -190,3 +190,23 @@ def test_an_index_it_cannot_read_gives_no_answer(tmp_path):
     for text in ("gitdir: nowhere\n", "gitdir: a\0b\n", "\xff" * 5000):  # a .git file from an archive
         (top / ".git").write_text(text)
         assert tracked(top / ".env") is None
+
+
+def test_a_path_of_4095_bytes_or_more_is_read_to_its_nul(tmp_path):
+    """The flags hold a name's length up to 4094 bytes; longer ones say 0xFFF and end at their NUL
+    (no path that long fits a file system here, so the index is written by hand)."""
+    from shotflow._gitignore import _index_lists
+
+    def entry(name: bytes) -> bytes:
+        head = b"\0" * 40 + b"\x11" * 20 + min(len(name), 0xFFF).to_bytes(2, "big")
+        size = (len(head) + len(name) + 8) // 8 * 8
+        return (head + name).ljust(size, b"\0")
+
+    long = b"d/" * 2600 + b".env"  # 5204 bytes
+    names = sorted([b"a.txt", long, b"z/.env"])
+    index = b"DIRC" + (2).to_bytes(4, "big") + len(names).to_bytes(4, "big") + b"".join(map(entry, names))
+    index += b"\x22" * 20  # the checksum
+    assert _index_lists(index, long, 20) is True
+    assert _index_lists(index, b"z/.env", 20) is True  # found after it: the long entry was stepped over
+    assert _index_lists(index, b"d/.env", 20) is False
+    assert _index_lists(index, long, 32) is None  # the wrong object name size never gives an answer
