@@ -7,9 +7,9 @@ tree's top down to the file's, later lines overriding earlier ones — and answe
 or None outside a git work tree. Git itself is never run: a repository from someone else may
 configure commands (hooks, ``core.fsmonitor``) that git would run.
 
-``tracked(path)`` reads git's index (``.git/index``, versions 2-4) for the same reason: a
-``.env`` git tracks came with the repository, so the key in it is whoever committed it's, and
-a render refuses to use it (``backends.runware.api_key``).
+``tracked(path)`` reads git's index (``.git/index``, versions 2-4, and a split index's shared
+index) for the same reason: a ``.env`` git tracks came with the repository, so the key in it is
+whoever committed it's, and a render refuses to use it (``backends.runware.api_key``).
 
 Written by hand, the ignore rules only as advice: the patterns people write (a name, ``/name``,
 ``**/name``, globs, ``!`` to re-include, a trailing ``/`` for folders), not every corner of
@@ -44,6 +44,11 @@ def _work_tree(path: Path) -> tuple[Path, Path | None]:
     return real, next((folder for folder in real.parents if os.path.lexists(folder / ".git")), None)
 
 
+def work_tree(path: Path) -> Path | None:
+    """The top of the git work tree holding ``path`` (its folder's real path), or None."""
+    return _work_tree(path)[1]
+
+
 def tracked(path: Path) -> bool | None:
     """Whether git's index lists the file ``path`` (committed, or added to be), as git would see
     it (a link at its end is not followed); None when it is in no work tree, or when the index
@@ -63,27 +68,44 @@ def tracked(path: Path) -> bool | None:
         return None
     name = real.relative_to(top).as_posix().encode()
     for object_name in (20, 32):  # SHA-1, then SHA-256 repositories: the wrong size never parses
-        listed = _index_lists(data, name, object_name)
-        if listed is not None:
-            return listed
+        found = _entries(data, name, object_name)
+        if found is None:
+            continue
+        position, link = found
+        if position >= 0:
+            return True
+        # a split index (core.splitIndex, update-index --split-index) lists only what changed since
+        # its shared index, "sharedindex.<object name>" beside it: the rest of the entries are there
+        return False if link is None else _shared_lists(git, link, name, object_name)
     return None
 
 
 def _index_lists(data: bytes, name: bytes, object_name: int) -> bool | None:
-    """Whether the index ``data`` has an entry for the path ``name`` (None: not an index of
-    this shape). Each entry: 40 bytes of stat fields, the object name, 16 bits of flags (and
-    16 more in version 3 and later when the flags say so), then the path: NUL-ended and padded
-    to 8 bytes in versions 2 and 3, in version 4 the previous path less a varint's count of
-    bytes, plus a NUL-ended suffix (git's Documentation/gitformat-index.txt)."""
+    """Whether the index ``data`` itself has an entry for the path ``name`` (None: not an index of
+    this shape); a split index's shared entries are not looked at (``tracked`` does)."""
+    found = _entries(data, name, object_name)
+    return None if found is None else found[0] >= 0
+
+
+def _entries(data: bytes, name: bytes, object_name: int) -> tuple[int, bytes | None] | None:
+    """(the position among the entries of the index ``data`` of the one for the path ``name``, -1
+    when there is none; the split index's "link" extension, if any), or None: not an index of this
+    shape, or ``name`` is in a sparse folder. Each entry: 40 bytes of stat fields, the object
+    name, 16 bits of flags (and 16 more in version 3 and later when the flags say so), then the
+    path: NUL-ended and padded to 8 bytes in versions 2 and 3, in version 4 the previous path less
+    a varint's count of bytes, plus a NUL-ended suffix (git's Documentation/gitformat-index.txt).
+    A sparse index (sparse-checkout's --sparse-index) holds a folder out of the cone as one entry,
+    its path ending in "/": whether a file in it is tracked is in git's objects, not read here."""
     if len(data) < 12 or data[:4] != b"DIRC":
         return None
     version, count = int.from_bytes(data[4:8], "big"), int.from_bytes(data[8:12], "big")
     if version not in (2, 3, 4):
         return None
-    if version < 4 and name not in data:
-        return False  # whole paths are stored as they are: not there at all, not listed
-    pos, previous, fixed = 12, b"", 40 + object_name
-    for _ in range(count):
+    # each entry takes at least 8 bytes, so ``count`` steps are bounded by the data; the previous
+    # path is cut and extended in place: a crafted v4 index of paths each a byte longer than the
+    # last would otherwise be copied whole at every entry (quadratic: seconds for megabytes)
+    pos, previous, fixed = 12, bytearray(), 40 + object_name
+    for position in range(count):
         if pos + fixed + 2 > len(data):
             return None
         flags = int.from_bytes(data[pos + fixed : pos + fixed + 2], "big")
@@ -94,25 +116,89 @@ def _index_lists(data: bytes, name: bytes, object_name: int) -> bool | None:
             end = data.find(b"\0", start)
             if end < 0 or not 0 <= strip <= len(previous):
                 return None
-            entry, pos = previous[: len(previous) - strip] + data[start:end], end + 1
-        else:
+            del previous[len(previous) - strip :]
+            previous += data[start:end]
+            pos, entry = end + 1, previous
+        else:  # the whole path: compared where it is, never copied unless it may be a sparse folder
             end = data.find(b"\0", start)
             if end < 0 or (flags & 0xFFF) not in (end - start, 0xFFF):
                 return None
-            entry, pos = data[start:end], pos + (head + end - start + 8) // 8 * 8
+            pos += (head + end - start + 8) // 8 * 8
+            if end - start == len(name) and data.startswith(name, start):
+                return position, None
+            if end == start or data[end - 1] != 0x2F:  # not a folder: not the path
+                continue
+            entry = bytearray(data[start:end])
         if entry == name:
-            return True
-        previous = entry
-    return False if _ends_well(data, pos, object_name) else None
+            return position, None
+        if entry.endswith(b"/") and name.startswith(entry):  # a sparse folder holding the path
+            return None  # only its tree object knows whether git tracks the file
+    return _extensions(data, pos, object_name)
 
 
-def _ends_well(data: bytes, pos: int, object_name: int) -> bool:
-    """Whether what follows the entries at ``pos`` is what an index ends with: extensions (a
-    4-byte name, a 4-byte size, that many bytes), then the checksum, one object name long —
-    so that entries read with the wrong object name size are never taken for an answer."""
+def _extensions(data: bytes, pos: int, object_name: int) -> tuple[int, bytes | None] | None:
+    """(-1, the "link" extension's content or None) when what follows the entries at ``pos`` is
+    what an index ends with: extensions (a 4-byte name, a 4-byte size, that many bytes), then the
+    checksum, one object name long; None otherwise, so that entries read with the wrong object
+    name size are never taken for an answer."""
+    link = None
     while len(data) - pos > object_name:
-        pos += 8 + int.from_bytes(data[pos + 4 : pos + 8], "big")
-    return len(data) - pos == object_name
+        size = int.from_bytes(data[pos + 4 : pos + 8], "big")
+        if data[pos : pos + 4] == b"link":
+            link = data[pos + 8 : pos + 8 + size]
+        pos += 8 + size
+    return (-1, link) if len(data) - pos == object_name else None
+
+
+def _shared_lists(git: Path, link: bytes, name: bytes, object_name: int) -> bool | None:
+    """Whether the shared index a split index links to lists ``name``, less the entries the
+    link's first bitmap deletes (git's split-index format); None when it cannot be read."""
+    if len(link) < object_name:
+        return None
+    if not any(link[:object_name]):
+        return False  # no shared index
+    try:
+        shared = read_regular(git / f"sharedindex.{link[:object_name].hex()}", INDEX_BYTES)
+    except (OSError, ValueError):
+        return None
+    found = _entries(shared, name, object_name)
+    if found is None:
+        return None
+    if found[0] < 0:
+        return False
+    if len(link) == object_name:
+        return True  # no bitmaps: nothing deleted
+    deleted = _ewah_bit(link, object_name, found[0])
+    return None if deleted is None else not deleted
+
+
+def _ewah_bit(data: bytes, pos: int, bit: int) -> bool | None:
+    """Bit ``bit`` of the EWAH bitmap at ``pos`` (git's ewah/ewah_io.c: a 32-bit size in bits, a
+    32-bit count of 64-bit words, the words, the last marker's place; each marker word says how
+    many words of one bit, its lowest, and then how many literal words follow); None when cut
+    short. The words are walked once: a crafted bitmap costs its size."""
+    if len(data) < pos + 8:
+        return None
+    words = int.from_bytes(data[pos + 4 : pos + 8], "big")
+    if len(data) < pos + 8 + 8 * words + 4:
+        return None
+
+    def word(index: int) -> int:
+        return int.from_bytes(data[pos + 8 + 8 * index : pos + 16 + 8 * index], "big")
+
+    target, at, index = bit // 64, 0, 0  # the word holding the bit, the words so far, the next stored word
+    while index < words:
+        marker = word(index)
+        index += 1
+        run, literals = (marker >> 1) & 0xFFFFFFFF, marker >> 33
+        if target < at + run:
+            return bool(marker & 1)
+        at += run
+        if target < at + literals:
+            stored = index + target - at
+            return bool(word(stored) >> (bit % 64) & 1) if stored < words else None
+        at, index = at + literals, index + literals
+    return False
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:

@@ -210,3 +210,93 @@ def test_a_path_of_4095_bytes_or_more_is_read_to_its_nul(tmp_path):
     assert _index_lists(index, b"z/.env", 20) is True  # found after it: the long entry was stepped over
     assert _index_lists(index, b"d/.env", 20) is False
     assert _index_lists(index, long, 32) is None  # the wrong object name size never gives an answer
+
+
+@pytest.mark.skipif(GIT is None, reason="the tests build indexes with git; shotflow itself never runs it")
+@pytest.mark.parametrize("version", [2, 4])
+@pytest.mark.parametrize("object_format", ["sha1", "sha256"])
+def test_a_split_index_lists_what_its_shared_index_does(tmp_path, version, object_format):
+    """``update-index --split-index`` (core.splitIndex) leaves .git/index with what changed since
+    "sharedindex.<object name>": the rest are there, less those its delete bitmap removes."""
+    top = tmp_path / "repo"
+    top.mkdir()
+    git(top, "init", "-q", f"--object-format={object_format}")
+    for name in (".env", *(f"f{i}" for i in range(100))):
+        (top / name).write_text("x")
+    git(top, "add", ".")
+    git(top, "commit", "-q", "-m", "one")
+    git(top, "update-index", "--split-index")
+    (top / "new").write_text("x")
+    git(top, "add", "new")
+    git(top, "rm", "-q", "--cached", "f70")
+    git(top, "update-index", "--index-version", str(version))
+    assert list((top / ".git").glob("sharedindex.*"))
+    assert tracked(top / ".env") is True  # in the shared index alone: was "not tracked"
+    assert tracked(top / "f99") is True and tracked(top / "new") is True
+    assert tracked(top / "f70") is False  # deleted since: the bitmap says so
+    assert tracked(top / "f700") is False
+    git(top, "rm", "-q", "--cached", ".env")
+    assert tracked(top / ".env") is False
+
+
+@pytest.mark.skipif(GIT is None, reason="the tests build indexes with git; shotflow itself never runs it")
+def test_a_file_in_a_sparse_folder_gets_no_answer(tmp_path):
+    """A sparse index holds a folder out of the cone as one entry ("out/"): the files in it are
+    not in the index, and only git's objects say which are tracked."""
+    top = tmp_path / "repo"
+    for name in ("in/.env", "out/deep/.env", "top"):
+        (top / name).parent.mkdir(parents=True, exist_ok=True)
+        (top / name).write_text("x")
+    git(top, "init", "-q")
+    git(top, "add", ".")
+    git(top, "commit", "-q", "-m", "one")
+    git(top, "sparse-checkout", "init", "--cone", "--sparse-index")
+    git(top, "sparse-checkout", "set", "in")
+    assert b"out/\0" in (top / ".git" / "index").read_bytes()
+    assert tracked(top / "in" / ".env") is True and tracked(top / "top") is True
+    assert tracked(top / "out" / "deep" / ".env") is None  # was "not tracked"
+    assert tracked(top / "outer" / ".env") is False
+
+
+def test_a_crafted_v4_index_costs_a_bounded_time():
+    """Version 4 paths each one byte longer than the last: the previous path is extended in
+    place, never copied whole at every entry (64 MB of them took half a minute)."""
+    import time
+
+    from shotflow._gitignore import _index_lists
+
+    count = 400_000
+    entry = b"\0" * 40 + b"\x11" * 20 + b"\0\x01" + b"\0" + b"a\0"  # strip nothing, add "a"
+    index = b"DIRC" + (4).to_bytes(4, "big") + count.to_bytes(4, "big") + entry * count + b"\x22" * 20
+    began = time.perf_counter()
+    assert _index_lists(index, b".env", 20) is False
+    assert time.perf_counter() - began < 1.5
+
+
+def test_a_linked_dotenv_to_a_key_the_repository_holds_is_refused(tree, tmp_path):
+    """A link is committed, not its target; but a link to a file git tracks in the same work tree
+    (a committed ``.env -> config/keys`` with ``config/keys``) hands over the committer's key."""
+    from shotflow.backends.runware import _refuse_if_tracked
+    from shotflow.errors import ConfigError
+
+    shutil.rmtree(tree / ".git")
+    (tree / "config").mkdir()
+    (tree / "config" / "keys").write_text("RUNWARE_API_KEY=theirs\n")
+    env = tree / "proj" / ".env"
+    env.unlink()
+    env.symlink_to("../config/keys")
+    if GIT is None:
+        pytest.skip("the tests build indexes with git")
+    git(tree, "init", "-q")
+    git(tree, "add", "config/keys", "proj/.env")
+    with pytest.raises(ConfigError, match="a link to") as refused:
+        _refuse_if_tracked(env)
+    assert "theirs" not in str(refused.value)
+    git(tree, "rm", "-q", "--cached", "proj/.env")  # the user's own link, to the repository's key
+    with pytest.raises(ConfigError):
+        _refuse_if_tracked(env)
+    (tmp_path / "secrets.env").write_text("RUNWARE_API_KEY=mine\n")
+    env.unlink()
+    env.symlink_to(tmp_path / "secrets.env")  # a link to a key kept outside: the user's own
+    git(tree, "add", "proj/.env")
+    _refuse_if_tracked(env)
