@@ -234,14 +234,16 @@ def _check_storyboard_folder(url: str, project_root: Path) -> None:
         raise ConfigError(
             f"the storyboard's remote: {url} is a folder outside the project, which a storyboard cannot "
             "name (rendering it would write there)",
-            hint="pass --remote URL or set remote in your user config (a folder you name is yours)",
+            hint="pass --remote URL or add the folder to trusted_remotes in your user config (a folder you "
+            "name is yours), or --remote off to work without it",
         )
     link = _link_out(real, allowed)
     if link is not None:
         raise ConfigError(
             f"the storyboard's remote: {url} holds {link[0]}, a symbolic link to {link[1]}, outside the "
             "project; shotflow would read and write there through it",
-            hint="remove the link, or pass --remote URL or set remote in your user config",
+            hint="remove the link, pass --remote URL or add the folder to trusted_remotes in your user "
+            "config, or --remote off to work without it",
         )
 
 
