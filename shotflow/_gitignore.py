@@ -44,9 +44,17 @@ def _work_tree(path: Path) -> tuple[Path, Path | None]:
     return real, next((folder for folder in real.parents if os.path.lexists(folder / ".git")), None)
 
 
-def work_tree(path: Path) -> Path | None:
-    """The top of the git work tree holding ``path`` (its folder's real path), or None."""
-    return _work_tree(path)[1]
+def came_with_repository(path: Path) -> bool:
+    """Whether the file ``path`` came with (or is on its way into) the git repository holding it:
+    git tracks it. A link is committed, not what it leads to: a link counts when its target is
+    tracked too and came with a repository (the link is tracked, or its work tree holds the target)."""
+    if not path.is_symlink():
+        return tracked(path) is True
+    target = Path(os.path.realpath(path))
+    if tracked(target) is not True:
+        return False
+    top = _work_tree(path)[1]
+    return tracked(path) is True or (top is not None and target.is_relative_to(top))
 
 
 def tracked(path: Path) -> bool | None:

@@ -205,19 +205,10 @@ def _refuse_if_tracked(dotenv: Path) -> None:
     """A ``.env`` git tracks came with the repository (or is on its way into it): the key in it is
     whoever committed it's — your renders, prompts and reference images would go to their
     account — and, if it is yours, everyone's who has the repository. Never used."""
-    from .._gitignore import tracked, work_tree
+    from .._gitignore import came_with_repository
 
-    source = dotenv
-    if dotenv.is_symlink():
-        # a link is committed, not the key it leads to: the key is the user's own unless the file
-        # it leads to is tracked too and came with a repository (the link did, or its work tree has it)
-        source = Path(os.path.realpath(dotenv))
-        top = work_tree(dotenv)
-        foreign = tracked(source) and (tracked(dotenv) or (top is not None and source.is_relative_to(top)))
-    else:
-        foreign = tracked(dotenv)
-    if foreign:
-        where = dotenv if source == dotenv else f"{dotenv} (a link to {source})"
+    if came_with_repository(dotenv):
+        where = f"{dotenv} (a link to {os.path.realpath(dotenv)})" if dotenv.is_symlink() else dotenv
         raise ConfigError(
             f"the Runware key would come from {where}, which git tracks: a key committed with a project is "
             "whoever committed it's (and everyone's who has the repository), so shotflow does not use it; "
