@@ -88,13 +88,6 @@ def tracked(path: Path) -> bool | None:
     return None
 
 
-def _index_lists(data: bytes, name: bytes, object_name: int) -> bool | None:
-    """Whether the index ``data`` itself has an entry for the path ``name`` (None: not an index of
-    this shape); a split index's shared entries are not looked at (``tracked`` does)."""
-    found = _entries(data, name, object_name)
-    return None if found is None else found[0] >= 0
-
-
 def _entries(data: bytes, name: bytes, object_name: int) -> tuple[int, bytes | None] | None:
     """(the position among the entries of the index ``data`` of the one for the path ``name``, -1
     when there is none; the split index's "link" extension, if any), or None: not an index of this

@@ -26,6 +26,14 @@ def tree(tmp_path, monkeypatch) -> Path:
     return top
 
 
+def _index_lists(data: bytes, name: bytes, object_name: int) -> bool | None:
+    """Whether the index ``data`` itself has an entry for ``name`` (None: not an index of this shape)."""
+    from shotflow._gitignore import _entries
+
+    found = _entries(data, name, object_name)
+    return None if found is None else found[0] >= 0
+
+
 def test_outside_a_work_tree_there_is_no_answer(tmp_path):
     (tmp_path / ".env").write_text("x")
     assert ignored(tmp_path / ".env") is None
@@ -195,7 +203,6 @@ def test_an_index_it_cannot_read_gives_no_answer(tmp_path):
 def test_a_path_of_4095_bytes_or_more_is_read_to_its_nul(tmp_path):
     """The flags hold a name's length up to 4094 bytes; longer ones say 0xFFF and end at their NUL
     (no path that long fits a file system here, so the index is written by hand)."""
-    from shotflow._gitignore import _index_lists
 
     def entry(name: bytes) -> bytes:
         head = b"\0" * 40 + b"\x11" * 20 + min(len(name), 0xFFF).to_bytes(2, "big")
@@ -262,8 +269,6 @@ def test_a_crafted_v4_index_costs_a_bounded_time():
     """Version 4 paths each one byte longer than the last: the previous path is extended in
     place, never copied whole at every entry (64 MB of them took half a minute)."""
     import time
-
-    from shotflow._gitignore import _index_lists
 
     count = 400_000
     entry = b"\0" * 40 + b"\x11" * 20 + b"\0\x01" + b"\0" + b"a\0"  # strip nothing, add "a"
