@@ -87,6 +87,30 @@ def test_cli_prints_its_url_first_and_serves_until_stopped(stop):
     assert process.returncode == 0 and "Traceback" not in errors
 
 
+def test_a_client_that_resets_its_connection_prints_nothing(emu, capsys):
+    """A killed client (the soak kills renders mid-request) is not the emulator's fault: no traceback."""
+    import socket
+    import struct
+
+    server = emu._server
+    ended = threading.Event()
+    shutdown_request = server.shutdown_request
+
+    def shut(request):
+        shutdown_request(request)
+        ended.set()
+
+    server.shutdown_request = shut
+    host, port = server.socket.getsockname()[:2]
+    with socket.create_connection((host, port)) as sock:
+        sock.sendall(b"POST /v1 HTTP/1.1\r\n")  # half a request: the handler waits for the rest
+        time.sleep(0.2)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+    assert ended.wait(5)
+    assert post(emu, [task()]).status_code == 200  # still serving
+    assert "Traceback" not in capsys.readouterr().err
+
+
 # ── authentication ──────────────────────────────────────────────────────────────────────────
 
 
