@@ -357,10 +357,13 @@ def select(patterns: tuple[str, ...], ids: list[str], option: str) -> set[str]:
     return chosen
 
 
-def approved_holds(project, lock, store, include_approved: bool = False) -> dict[str, Record]:
-    """Approved shots render holds (DESIGN.md §8): node id → the lock's record of the
-    frames it was approved with. A shot approved before it had a frame in the lock and
-    the cache has nothing to keep, and renders as any other; ``--include-approved``
+def approved_holds(project, lock, store, include_approved: bool = False, *, backend: str) -> dict[str, Record]:
+    """Approved shots a render on ``backend`` holds (DESIGN.md §8): node id → the lock's record
+    of the frames it was approved with. A shot approved before it had a frame in the lock and
+    the cache has nothing to keep, and renders as any other; so does one approved as a preview
+    panel when the run is on another backend: a panel is a sketch, and keeping it would make the
+    paid shots downstream take a sketch as their reference (an approved Runware frame is kept by
+    a preview run: it is better than any panel, and costs nothing). ``--include-approved``
     holds nothing, ``--force SHOT`` renders that one shot (make_plan sees to it)."""
     if include_approved:
         return {}
@@ -368,7 +371,9 @@ def approved_holds(project, lock, store, include_approved: bool = False) -> dict
     for node_id, spec in project.nodes.items():
         if spec.review.approved:
             entry = lock.entries.get(node_id)
-            if entry is not None and store.complete(entry.record):
+            if entry is None or (entry.record.backend == "preview" and backend != "preview"):
+                continue
+            if store.complete(entry.record):
                 held[node_id] = entry.record
     return held
 
@@ -404,7 +409,7 @@ def prepare(
     if team is None:
         team = open_team(remote, project, store, warn or (lambda text: None))
     cache = ProjectCache(store, lock, team=team)
-    hold = approved_holds(project, lock, store, include_approved)
+    hold = approved_holds(project, lock, store, include_approved, backend=backend or project.backend)
     return make_plan(
         project,
         g,

@@ -231,6 +231,35 @@ def test_render_holds_an_approved_shot_whose_key_changed(example, cli):
     assert frame.read_bytes() != frame_bytes
 
 
+def test_a_panel_approved_on_preview_renders_on_runware_and_an_approved_runware_frame_is_kept_on_preview(
+    example, monkeypatch
+):
+    """A preview panel is a sketch: approving it does not make a Runware render keep it (the paid
+    shots downstream would take the sketch as their reference). An approved Runware frame is kept
+    by a preview render, and by the next Runware render, whatever changed."""
+    from shotflow.testing import Emulator
+
+    story = example("lighthouse")
+    render(story)
+    apply(story, [Decision("rescue/trawler", status="approved")])
+    lock = story.with_suffix(".lock")
+    with Emulator(api_key="test-key", latency=0) as emu:
+        monkeypatch.setenv("RUNWARE_API_URL", emu.url)
+        monkeypatch.setenv("RUNWARE_API_KEY", "test-key")
+        first = render(story, backend="runware")
+        assert "rescue/trawler" in first.by_status(Status.RENDERED) and not first.by_status(Status.HELD)
+        entry = json.loads(lock.read_text())["nodes"]["rescue/trawler"]
+        assert entry["backend"] == "runware"
+        billed = emu.stats.images
+
+        story.write_text(story.read_text().replace("a small trawler pitching", "a small blue trawler pitching"))
+        assert render(story, backend="preview").by_status(Status.HELD) == {"rescue/trawler"}
+        assert json.loads(lock.read_text())["nodes"]["rescue/trawler"] == entry
+        assert render(story, backend="runware").by_status(Status.HELD) == {"rescue/trawler"}
+        assert emu.stats.images == billed  # nothing downstream changed: nothing paid again
+    assert json.loads(lock.read_text())["nodes"]["rescue/trawler"] == entry
+
+
 def test_sending_a_shot_back_renders_it_again(example):
     story = example("lighthouse")
     render(story)

@@ -263,13 +263,9 @@ class Workspace:
         from ..store import ProjectCache
 
         cache = ProjectCache(store, lock, self.options.refresh_urls)
-        return make_plan(
-            project,
-            graph,
-            cache,
-            backend=self.options.backend or project.backend,
-            hold=approved_holds(project, lock, store, self.options.include_approved),
-        )
+        backend = self.options.backend or project.backend
+        hold = approved_holds(project, lock, store, self.options.include_approved, backend=backend)
+        return make_plan(project, graph, cache, backend=backend, hold=hold)
 
     # -- the board ------------------------------------------------------------------------------
 
