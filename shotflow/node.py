@@ -295,7 +295,9 @@ class NodeRunner:
         if self.options.locked:
             if [o.sha256 for o in record.outputs] != [o.sha256 for o in entry.record.outputs]:
                 return Outcome(node_id, Status.FAILED, error="--locked: the redrawn frame differs from the lock")
-            record = entry.record
+            # the lock's record as it is, and what its key was made of (the same: the keys matched),
+            # so that `plan` can later say what changed ("prompt changed"), not just "request changed"
+            record = replace(entry.record, request=payload)
             self.store.put_action(record)
         self.results[node_id] = record
         return Outcome(

@@ -358,6 +358,9 @@ def test_locked_on_a_fresh_machine_restores_identical_frames(example, cli):
     assert result.code == 0, result.text
     assert story.with_suffix(".lock").read_bytes() == lock
     assert (story.parent / "renders/rescue/dawn.png").is_file()
+    # what the redrawn frames' keys were made of is kept: plan names what changed after an edit
+    story.write_text(story.read_text().replace("the great lamp", "the huge lamp"))
+    assert "arrival/lamp" in (planned := cli("plan", story).out) and "prompt changed" in planned
 
 
 def test_locked_without_a_lock_fails_clearly(example, cli):
