@@ -90,10 +90,12 @@ class NodeRunner:
         self.frames.replan(plan.nodes, plan.order)
 
     def download_fresh(self, note) -> None:
-        """Fresh nodes the remote has: their frames, downloaded at once (in parallel) and kept."""
+        """Fresh (or held) nodes the remote has: their frames, downloaded at once (in parallel) and kept."""
         if self.team is None:
             return
-        wanted = [n.record for n in self.plan.nodes.values() if n.status is Status.FRESH and n.from_remote]
+        wanted = [
+            n.record for n in self.plan.nodes.values() if n.status in (Status.FRESH, Status.HELD) and n.from_remote
+        ]
         if wanted:
             note(f"downloading {len(wanted)} nodes' frames from {self.team.url}")
             self.team.fetch_many(wanted)

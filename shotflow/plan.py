@@ -261,19 +261,21 @@ def _plan_node(
             hashes.append(digest)
     if waiting:
         if held is not None:
-            return PlannedNode(spec, Status.HELD, waiting, held.key, record=held)
+            return PlannedNode(
+                spec, Status.HELD, waiting, held.key, record=held, from_remote=cache.remote_hit(held.key)
+            )
         return PlannedNode(spec, Status.RENDER, "forced (--force)" if forced else waiting, None, cost=cost)
     payload = key_payload(spec, backend, hashes)
     key = request_key(payload)
     if forced:
         return PlannedNode(spec, Status.RENDER, "forced (--force)", key, request=payload, cost=cost)
+    if held is not None and held.key != key:  # before the cache: a frame it holds for the new request
+        # (an earlier version of the prompt, a preview panel) must not replace the approved one either
+        why = _why(spec, payload, cache.previous(spec.id), key, planned)
+        return PlannedNode(spec, Status.HELD, why, held.key, record=held, from_remote=cache.remote_hit(held.key))
     record = cache.lookup(spec.id, key)
     if record is not None:
         return PlannedNode(spec, Status.FRESH, None, key, record=record, from_remote=cache.remote_hit(key))
-    if held is not None and held.key != key:
-        return PlannedNode(
-            spec, Status.HELD, _why(spec, payload, cache.previous(spec.id), key, planned), held.key, record=held
-        )
     return PlannedNode(
         spec, Status.RENDER, _why(spec, payload, cache.previous(spec.id), key, planned), key, request=payload, cost=cost
     )
@@ -357,9 +359,11 @@ def select(patterns: tuple[str, ...], ids: list[str], option: str) -> set[str]:
     return chosen
 
 
-def approved_holds(project, lock, store, include_approved: bool = False, *, backend: str) -> dict[str, Record]:
+def approved_holds(project, cache, include_approved: bool = False, *, backend: str) -> dict[str, Record]:
     """Approved shots a render on ``backend`` holds (DESIGN.md §8): node id → the lock's record
-    of the frames it was approved with. A shot approved before it had a frame in the lock and
+    of the frames it was approved with, found in the project's cache or on its team remote
+    (``cache``: a ProjectCache; a clone that has not pulled holds them too, and downloads them).
+    A shot approved before it had a frame in the lock and
     the cache has nothing to keep, and renders as any other; so does one approved as a preview
     panel when the run is on another backend: a panel is a sketch, and keeping it would make the
     paid shots downstream take a sketch as their reference (an approved Runware frame is kept by
@@ -370,11 +374,14 @@ def approved_holds(project, lock, store, include_approved: bool = False, *, back
     held = {}
     for node_id, spec in project.nodes.items():
         if spec.review.approved:
-            entry = lock.entries.get(node_id)
+            entry = cache.lock.entries.get(node_id)
             if entry is None or (entry.record.backend == "preview" and backend != "preview"):
                 continue
-            if store.complete(entry.record):
-                held[node_id] = entry.record
+            record = entry.record
+            if cache.store.complete(record) or (
+                cache.team is not None and cache.team.find(node_id, record.key, record)
+            ):
+                held[node_id] = record
     return held
 
 
@@ -409,7 +416,7 @@ def prepare(
     if team is None:
         team = open_team(remote, project, store, warn or (lambda text: None))
     cache = ProjectCache(store, lock, team=team)
-    hold = approved_holds(project, lock, store, include_approved, backend=backend or project.backend)
+    hold = approved_holds(project, cache, include_approved, backend=backend or project.backend)
     return make_plan(
         project,
         g,

@@ -128,7 +128,7 @@ class Session:
         self.state = ProjectState(project.path)
         self.team = team  # the remote behind the local cache (shotflow.remote.TeamCache), or None
         self.cache = ProjectCache(store, lock, options.refresh_urls, team)
-        self.hold = approved_holds(project, lock, store, options.include_approved, backend=backend_name)
+        self.hold = approved_holds(project, self.cache, options.include_approved, backend=backend_name)
         # a plain render (no --only, --force, --locked, --max-cost: those check the whole plan before
         # anything is spent) not handed its graph plans the nodes that reference nothing first
         plain = only is None and not rerolls.forced and not options.locked and options.max_cost is None

@@ -260,6 +260,65 @@ def test_a_panel_approved_on_preview_renders_on_runware_and_an_approved_runware_
     assert json.loads(lock.read_text())["nodes"]["rescue/trawler"] == entry
 
 
+def test_an_approved_frame_is_kept_even_when_the_cache_holds_a_frame_for_the_new_request(example, monkeypatch):
+    """The hold comes before the cache: an earlier version of the prompt rendered before, or a
+    preview panel of the request, must not replace the approved frame either."""
+    story = example("lighthouse")
+    frame = story.parent / "renders" / "rescue" / "trawler.png"
+    before, after = "a small trawler pitching", "a small blue trawler pitching"
+    render(story)
+    first = frame.read_bytes()
+    story.write_text(story.read_text().replace(before, after))
+    render(story)
+    approved = frame.read_bytes()
+    assert approved != first
+    apply(story, [Decision("rescue/trawler", status="approved")])
+    story.write_text(story.read_text().replace(after, before))  # back to a request the cache holds
+    assert render(story).by_status(Status.HELD) == {"rescue/trawler"}
+    assert frame.read_bytes() == approved
+
+    from shotflow.testing import Emulator
+
+    with Emulator(api_key="test-key", latency=0) as emu:
+        monkeypatch.setenv("RUNWARE_API_URL", emu.url)
+        monkeypatch.setenv("RUNWARE_API_KEY", "test-key")
+        apply(story, [Decision("rescue/trawler", status="changes")])
+        render(story, backend="runware")
+        paid = frame.read_bytes()
+        apply(story, [Decision("rescue/trawler", status="approved")])
+        # the panel of this very request is in the cache: it does not replace the approved Runware frame
+        assert render(story).by_status(Status.HELD) == {"rescue/trawler"}
+        assert frame.read_bytes() == paid
+        story.write_text(story.read_text().replace(before, after))
+        billed = emu.stats.images
+        assert render(story, backend="runware").by_status(Status.HELD) == {"rescue/trawler"}
+        assert emu.stats.images == billed and frame.read_bytes() == paid
+
+
+def test_a_clone_that_has_not_pulled_keeps_an_approved_frame_from_the_team_remote(example, monkeypatch, tmp_path):
+    import shutil
+
+    from shotflow.testing import Emulator
+
+    team = tmp_path / "team-cache"
+    team.mkdir()
+    story = example("lighthouse")
+    apply(story, [Decision("rescue/trawler", status="approved")])
+    with Emulator(api_key="test-key", latency=0) as emu:
+        monkeypatch.setenv("RUNWARE_API_URL", emu.url)
+        monkeypatch.setenv("RUNWARE_API_KEY", "test-key")
+        render(story, backend="runware", remote=team.as_uri())
+        approved = (story.parent / "renders" / "rescue" / "trawler.png").read_bytes()
+        story.write_text(story.read_text().replace("a small trawler pitching", "a small blue trawler pitching"))
+        other = tmp_path / "clone"  # what git gives a colleague: no cache, no renders
+        shutil.copytree(story.parent, other, ignore=shutil.ignore_patterns(".shotflow", "renders"))
+        billed = emu.stats.images
+        done = render(other / story.name, backend="runware", remote=team.as_uri())
+        assert done.by_status(Status.HELD) == {"rescue/trawler"} and not done.by_status(Status.RENDERED)
+        assert emu.stats.images == billed
+    assert (other / "renders" / "rescue" / "trawler.png").read_bytes() == approved
+
+
 def test_sending_a_shot_back_renders_it_again(example):
     story = example("lighthouse")
     render(story)

@@ -264,7 +264,7 @@ class Workspace:
 
         cache = ProjectCache(store, lock, self.options.refresh_urls)
         backend = self.options.backend or project.backend
-        hold = approved_holds(project, lock, store, self.options.include_approved, backend=backend)
+        hold = approved_holds(project, cache, self.options.include_approved, backend=backend)
         return make_plan(project, graph, cache, backend=backend, hold=hold)
 
     # -- the board ------------------------------------------------------------------------------
