@@ -432,26 +432,32 @@ def check_locked(plan: Plan, lock, backend_name: str) -> None:
     """``--locked``: every node of the plan is in the lock with the same key, and its frame can
     be had to the byte. Raises LockedError listing what does not hold (nothing is spent)."""
     problems = []
+    made_on: list[str] = []  # the other backend each node's locked frame was made on, when that is why
     for node in plan.nodes.values():
         entry = lock.entries.get(node.id)
         if entry is None:
             problems.append(f"{node.id}: not in {lock.path.name}")
+        elif node.key != entry.record.key and entry.record.backend != backend_name:
+            made_on.append(entry.record.backend)
+            problems.append(f"{node.id}: its locked frame was made on {entry.record.backend}, not {backend_name}")
         elif node.key is not None and node.key != entry.record.key:
-            problems.append(f"{node.id}: changed since the lock ({node.reason})")
-        elif node.status is Status.RENDER and node.key is not None and backend_name != "preview":
+            problems.append(f"{node.id}: changed since the lock ({node.reason or 'its request changed'})")
+        elif node.status is Status.RENDER and backend_name != "preview":
             # only the preview backend can redraw a frame to the byte: a paid one is lost
             problems.append(
                 f"{node.id}: its frame is missing or corrupt in the cache (`shotflow verify` says which objects)"
+                if node.key is not None
+                else f"{node.id}: cannot be checked, {node.reason} (its frame is missing or corrupt)"
             )
     if problems:
         from .errors import LockedError
 
         more = f"\n  … and {len(problems) - 15} more" if len(problems) > 15 else ""
         shown = "\n  ".join(problems[:15]) + more
-        raise LockedError(
-            f"--locked: the storyboard does not match {lock.path.name}:\n  {shown}",
-            hint="run without --locked to render and update the lock",
-        )
+        hint = "run without --locked to render and update the lock"
+        if len(made_on) == len(problems) and len(set(made_on)) == 1:  # only the backend differs
+            hint = f"the lock's frames were made on {made_on[0]}: pass --backend {made_on[0]}"
+        raise LockedError(f"--locked: the storyboard does not match {lock.path.name}:\n  {shown}", hint=hint)
 
 
 def check_budget(plan: Plan, max_cost: float) -> None:

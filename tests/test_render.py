@@ -345,6 +345,23 @@ def test_locked_uses_the_lock_and_refuses_changes(example, cli):
     assert story.with_suffix(".lock").read_bytes() == lock
 
 
+def test_locked_on_another_backend_than_the_locks_says_which_to_pass(example, monkeypatch):
+    from shotflow.errors import LockedError
+    from shotflow.testing import Emulator
+
+    story = example("lighthouse")  # its storyboard says backend: preview
+    with Emulator(api_key="test-key", latency=0) as emu:
+        monkeypatch.setenv("RUNWARE_API_URL", emu.url)
+        monkeypatch.setenv("RUNWARE_API_KEY", "test-key")
+        api.render(story, RenderOptions(backend="runware"), RecordingReporter())
+        with pytest.raises(LockedError) as refused:
+            api.render(story, RenderOptions(locked=True), RecordingReporter())
+        assert "arrival/wide: its locked frame was made on runware, not preview" in refused.value.message
+        assert "(None)" not in refused.value.message
+        assert refused.value.hint == "the lock's frames were made on runware: pass --backend runware"
+        assert api.render(story, RenderOptions(locked=True, backend="runware"), RecordingReporter()).ok
+
+
 def test_locked_on_a_fresh_machine_restores_identical_frames(example, cli):
     """No cache, only the storyboard and its lock: the preview backend redraws and must match."""
     story = example("lighthouse")
