@@ -8,6 +8,12 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n} {noun if n == 1 else (plural or noun + 's')}"
 
 
+def shortlist(items, most: int = 5) -> str:
+    """``a, b, c and 4 more``: the first ``most`` items, and how many more there are."""
+    items = list(items)
+    return ", ".join(items[:most]) + (f" and {len(items) - most} more" if len(items) > most else "")
+
+
 def redacted_url(url: str) -> str:
     """``url`` as a message may show it: what stands before an ``@`` (a user, a password) and
     any query or fragment (a signature, a token) replaced by ``…``."""

@@ -460,6 +460,30 @@ def check_locked(plan: Plan, lock, backend_name: str) -> None:
         raise LockedError(f"--locked: the storyboard does not match {lock.path.name}:\n  {shown}", hint=hint)
 
 
+def panels_replacing(plan: Plan, lock) -> str | None:
+    """A note for a preview run that puts its panels where the lock has frames made on another
+    backend (paid ones): renders/ and the lock get the panels, quietly otherwise — a lock then
+    committed pins sketches. Those frames stay in the cache: rendering there again costs nothing.
+    None when the run replaces none."""
+    if plan.backend != "preview":
+        return None
+    replaced: dict[str, list[str]] = {}
+    for node in plan.nodes.values():
+        entry = lock.entries.get(node.id)
+        if node.status is not Status.HELD and entry is not None and entry.record.backend != "preview":
+            replaced.setdefault(entry.record.backend, []).append(node.id)
+    from ._text import counted, shortlist
+
+    return (
+        "; ".join(
+            f"preview panels replace {counted(len(ids), 'frame')} made on {made_on} ({shortlist(ids, 3)}) in renders/ "
+            f"and {lock.path.name}; they stay in the cache: render --backend {made_on} puts them back at no cost"
+            for made_on, ids in replaced.items()
+        )
+        or None
+    )
+
+
 def check_budget(plan: Plan, max_cost: float) -> None:
     """``--max-cost``: raises BudgetError when the plan would cost more (nothing is spent)."""
     if plan.cost > max_cost + 1e-9:

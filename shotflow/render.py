@@ -237,13 +237,11 @@ class Session:
                 backend=self.backend_name,
             )
         )
-        if self.rerolls.done:
-            done = sorted(self.rerolls.done)
-            shown = ", ".join(done[:5]) + (f" and {len(done) - 5} more" if len(done) > 5 else "")
-            self.reporter.note(
-                f"not forced again: {shown} (re-rendered by the unfinished run of this same "
-                "--force; their new takes are kept)"
-            )
+        from .plan import panels_replacing
+
+        for text in (self.rerolls.note(), panels_replacing(self.plan, self.lock)):
+            if text:
+                self.reporter.note(text)
 
     def _raise_after(self) -> None:
         """A run an account error stopped, or a --locked run that could not use the lock, fails."""

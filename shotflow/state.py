@@ -335,6 +335,17 @@ class Rerolls:
         """What this run forces."""
         return self.asked - self.done
 
+    def note(self) -> str | None:
+        """What a run says of the re-rolls it does not pay for again (None: there are none)."""
+        if not self.done:
+            return None
+        from ._text import shortlist
+
+        return (
+            f"not forced again: {shortlist(sorted(self.done))} (re-rendered by the unfinished run of this "
+            "same --force; their new takes are kept)"
+        )
+
     def finish(self, rendered: set[str], finished: bool) -> None:
         """Record what a run left to re-roll; forget the record once nothing is left."""
         from .store import atomic_write

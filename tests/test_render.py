@@ -362,6 +362,29 @@ def test_locked_on_another_backend_than_the_locks_says_which_to_pass(example, mo
         assert api.render(story, RenderOptions(locked=True, backend="runware"), RecordingReporter()).ok
 
 
+def test_a_preview_run_says_when_its_panels_replace_frames_made_on_runware(example, monkeypatch):
+    from shotflow.testing import Emulator
+
+    story = example("lighthouse")
+
+    def notes(**options) -> list[str]:
+        reporter = RecordingReporter()
+        api.render(story, RenderOptions(**options), reporter)
+        return [text for kind, text in reporter.events if kind == "note"]
+
+    assert not [n for n in notes() if "replace" in n]
+    with Emulator(api_key="test-key", latency=0) as emu:
+        monkeypatch.setenv("RUNWARE_API_URL", emu.url)
+        monkeypatch.setenv("RUNWARE_API_KEY", "test-key")
+        assert not [n for n in notes(backend="runware") if "replace" in n]  # panels replaced by frames: no note
+        billed = emu.stats.images
+        (said,) = [n for n in notes() if "replace" in n]
+        assert said.startswith("preview panels replace 12 frames made on runware (character:mara, ")
+        assert "storyboard.lock; they stay in the cache: render --backend runware puts them back" in said
+        notes(backend="runware")
+        assert emu.stats.images == billed  # as it says: back at no cost
+
+
 def test_locked_on_a_fresh_machine_restores_identical_frames(example, cli):
     """No cache, only the storyboard and its lock: the preview backend redraws and must match."""
     story = example("lighthouse")
