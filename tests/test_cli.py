@@ -55,6 +55,38 @@ def test_version_and_every_command_has_help(cli):
         assert result.code == 0 and "Usage:" in result.out
 
 
+READ_NO_STORYBOARD = {("init",), ("schema",)}  # every other command reads one
+
+
+def _commands(group, path: tuple[str, ...] = ()):
+    """(name path, command) of every command under a click group, subgroups walked."""
+    import click
+
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def test_every_command_that_reads_a_storyboard_takes_the_trust_options_after_its_name(tmp_path):
+    """The README: every command that reads a storyboard takes --allow-path and
+    --allow-private-urls before or after the command name. A new command is held to it unless
+    it is added to READ_NO_STORYBOARD."""
+    from helpers import run_cli_in_process
+
+    from shotflow.cli import main
+
+    commands = dict(_commands(main))
+    assert commands.keys() >= READ_NO_STORYBOARD  # the exceptions are commands still
+    for path in commands.keys() - READ_NO_STORYBOARD:
+        after = run_cli_in_process(*path, "--allow-path", tmp_path, "--allow-private-urls", "--help")
+        assert after.code == 0 and "--allow-path DIR" in after.out, (path, after.text)
+        before = run_cli_in_process("--allow-path", tmp_path, "--allow-private-urls", *path, "--help")
+        assert before.code == 0, (path, before.text)
+    assert {("conform",), ("import",), ("review", "apply")} <= commands.keys()
+
+
 def test_schema_prints_the_storyboard_schema_and_models(cli):
     schema = json.loads(cli("schema").out)
     assert schema["title"].startswith("shotflow storyboard") and "shots" in json.dumps(schema)
