@@ -87,6 +87,50 @@ def test_every_command_that_reads_a_storyboard_takes_the_trust_options_after_its
     assert {("conform",), ("import",), ("review", "apply")} <= commands.keys()
 
 
+DESCRIBED_ONCE = {"allow_path", "allow_private_urls", "sets", "sets_new", "backend", "cache_dir"}
+
+
+def _readme_units(text: str) -> list[str]:
+    """README.md in the pieces an option is looked for in: a paragraph of prose, or in a code
+    block a line with the lines indented under it (one command of the Commands list)."""
+    units: list[list[str]] = [[]]
+    fenced = False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+            units.append([])
+        elif not line.strip() or (fenced and not line[:1].isspace()):
+            units.append([line])
+        else:
+            units[-1].append(line)
+    return ["\n".join(unit) for unit in units if "".join(unit).strip()]
+
+
+def test_the_readme_names_every_option_of_every_command():
+    """Each option (-x or --long) is named beside the command's name in README.md: in the
+    paragraph, or the entry of the Commands list, that names it. The options every command
+    shares are described once (DESCRIBED_ONCE)."""
+    import re
+    from pathlib import Path
+
+    import click
+
+    from shotflow.cli import main
+
+    units = _readme_units((Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8"))
+    missing = []
+    for path, command in _commands(main):
+        name = re.escape(" ".join(path)).replace("\\-", "[- ]")  # contact-sheet: "the contact sheet" too
+        beside = [u for u in units if re.search(rf"\b{name}\b", u, re.IGNORECASE)]
+        for param in command.params:
+            if not isinstance(param, click.Option) or param.name in DESCRIBED_ONCE:
+                continue
+            spelled = "|".join(re.escape(o) for o in param.opts)
+            if not any(re.search(rf"(?<![\w-])({spelled})\b", u) for u in beside):
+                missing.append(f"{' '.join(path)} {'/'.join(param.opts)}")
+    assert not missing, missing
+
+
 def test_schema_prints_the_storyboard_schema_and_models(cli):
     schema = json.loads(cli("schema").out)
     assert schema["title"].startswith("shotflow storyboard") and "shots" in json.dumps(schema)
