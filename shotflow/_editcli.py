@@ -99,7 +99,8 @@ def import_(script: Path, output, update_path, force, dry_run) -> None:
     "--fps",
     default=None,
     metavar="RATE",
-    help="The cut's frame rate (default: the storyboard's editorial.fps); an EDL does not say it.",
+    help="The cut's frame rate (default: the storyboard's editorial.fps); an EDL does not say it: "
+    "give the rate it was exported at.",
 )
 def conform(cut: Path, storyboard, write, fps) -> None:
     """Read an editor's cut back into the storyboard: durations, order, dropped shots.
