@@ -293,3 +293,13 @@ def test_a_command_whose_reader_goes_away_exits_1_quietly(example):
     _, done = _first_line_then_gone(["board", story, "-o", "-"], story.parent, lines=0)  # gone before it writes
     assert done.returncode == 1, done.stderr
     assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_readme_exit_codes_of_a_plan_whose_reader_goes_away(example):
+    """README "Exit codes": `shotflow plan | true` exits 1 (nothing read it); `shotflow plan --json
+    | head -1` exits 0 (plan wrote all its output before head took its line)."""
+    story = example("lighthouse")
+    _, gone = _first_line_then_gone(["plan", story], story.parent, lines=0)
+    assert gone.returncode == 1 and gone.stderr == "", gone.stderr
+    first, read = _first_line_then_gone(["plan", story, "--json"], story.parent)
+    assert first == "{\n" and read.returncode == 0, read.stderr
