@@ -164,6 +164,7 @@ def test_the_public_api_is_small_and_complete():
         "Summary",
         "ShotflowError",
         "InputError",
+        "UsageError",
         "Reporter",
         "PlainReporter",
         "JsonReporter",
