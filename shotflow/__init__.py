@@ -4,7 +4,7 @@ The public face is small; everything else lives in private modules::
 
     from shotflow import load_project, plan, render, RenderOptions
 
-    project = load_project("storyboard.yaml")      # InputError lists every problem
+    project = load_project("storyboard.yaml")      # InputError lists every problem; UsageError: a bad override
     print(plan(project).cost)                       # what would render, why, the estimate
     summary = render("storyboard.yaml", RenderOptions(jobs=8), PlainReporter())
 
@@ -28,6 +28,7 @@ __all__ = [
     "Summary",
     "ShotflowError",
     "InputError",
+    "UsageError",
     "Reporter",
     "PlainReporter",
     "JsonReporter",
@@ -45,6 +46,7 @@ _LAZY = {
     "Summary": ("shotflow.report", "Summary"),
     "ShotflowError": ("shotflow.errors", "ShotflowError"),
     "InputError": ("shotflow.errors", "InputError"),
+    "UsageError": ("shotflow.errors", "UsageError"),
     "Reporter": ("shotflow.report", "Reporter"),
     "PlainReporter": ("shotflow.report", "PlainReporter"),
     "JsonReporter": ("shotflow.report", "JsonReporter"),
@@ -56,7 +58,7 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import load_project, plan, render
-    from .errors import InputError, ShotflowError
+    from .errors import InputError, ShotflowError, UsageError
     from .model import NodeSpec, Project
     from .plan import Plan
     from .render import RenderOptions

@@ -52,7 +52,7 @@ class ShotflowGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted: finished work is kept; run the same command again to continue", err=True)
             ctx.exit(EXIT_INTERRUPTED)
-        except BrokenPipeError:  # the reader of standard output went away (`shotflow plan | head`): not a bug
+        except BrokenPipeError:  # the reader of standard output went away (`shotflow plan | true`): not a bug
             import sys
 
             from .report import silence

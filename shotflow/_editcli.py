@@ -14,11 +14,12 @@ from pathlib import Path
 
 import click
 
-from ._cliopts import ShotflowCommand, output_opt
+from ._cliopts import ShotflowCommand, output_opt, trust_opts
 
 
 @click.command(cls=ShotflowCommand, name="import")
 @click.argument("script", type=click.Path(dir_okay=False, path_type=Path))
+@trust_opts
 @output_opt("-o", "--output", help="Where to write the new storyboard (default: SCRIPT's name with .yaml, beside it).")
 @click.option(
     "--update",
@@ -84,6 +85,7 @@ def import_(script: Path, output, update_path, force, dry_run) -> None:
 
 @click.command(cls=ShotflowCommand, name="conform")
 @click.argument("cut", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@trust_opts
 @click.option(
     "-s",
     "--storyboard",
@@ -97,7 +99,8 @@ def import_(script: Path, output, update_path, force, dry_run) -> None:
     "--fps",
     default=None,
     metavar="RATE",
-    help="The cut's frame rate (default: the storyboard's editorial.fps); an EDL does not say it.",
+    help="The cut's frame rate (default: the storyboard's editorial.fps); an EDL does not say it: "
+    "give the rate it was exported at.",
 )
 def conform(cut: Path, storyboard, write, fps) -> None:
     """Read an editor's cut back into the storyboard: durations, order, dropped shots.

@@ -13,7 +13,8 @@ if TYPE_CHECKING:  # validate needs none of these: importing them costs a no-op 
 
 
 def load_project(path: Path | str, overrides: dict[str, Any] | None = None, backend: str | None = None) -> Project:
-    """Load, check and expand a storyboard (raises InputError with every problem found)."""
+    """Load, check and expand a storyboard: raises InputError with every problem found, and
+    UsageError (ConfigError) for ``overrides`` that do not fit it (a var it does not define)."""
     from .expand import load_project as load
 
     return load(path, overrides, backend)
@@ -52,7 +53,10 @@ def plan(
 
 
 def render(path: Path | str, options: RenderOptions | None = None, reporter: Reporter | None = None) -> Summary:
-    """Render a storyboard (see RenderOptions); failed shots are in the summary, not raised."""
+    """Render a storyboard (see RenderOptions); failed shots are in the summary, not raised.
+    A storyboard that does not load raises as ``load_project`` does; a run refused before it
+    starts (``locked``, ``max_cost``, a missing key, another render holding the project) raises
+    UsageError, and one that Runware stopped (a bad key, no balance) raises after it."""
     from .render import RenderOptions
     from .render import render as _render
     from .report import RecordingReporter

@@ -469,6 +469,7 @@ def review() -> None:
 @review.command("apply")
 @click.argument("review_file", metavar="REVIEW.JSON", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("storyboard", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@trust_opts
 @click.option("-n", "--dry-run", is_flag=True, help="Only say what would be written.")
 def review_apply(review_file: Path, storyboard: Path | None, dry_run: bool) -> None:
     """Write a board's exported review.json into the storyboard (comments and formatting kept).

@@ -124,6 +124,15 @@ def default_reader(path: Path) -> str:
     return adapter
 
 
+def _unreadable_hint(adapter: str, fps: Fraction) -> str:
+    if adapter == "cmx_3600":  # its timecodes read at another rate than they were written at do not add up
+        return (
+            f"an EDL does not say its frame rate, and this one does not read at {fps_label(fps)} fps: give "
+            "--fps the rate it was exported at, which is export's --fps or else the storyboard's editorial.fps"
+        )
+    return "is it a timeline shotflow exported (or one an editor saved from it)?"
+
+
 def read_cut(path: Path, fps: Fraction) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The first video track's clips, in order: name, frames at ``fps``, record in, metadata, media URL."""
     from .exports.timeline import _otio
@@ -146,7 +155,7 @@ def read_cut(path: Path, fps: Fraction) -> tuple[list[dict[str, Any]], dict[str,
         raise InputError(
             f"cannot read {path.name}: {type(exc).__name__}: {exc}",
             where=str(path),
-            hint="is it a timeline shotflow exported (or one an editor saved from it)?",
+            hint=_unreadable_hint(adapter, fps),
         ) from None
     timeline = result
     if isinstance(result, otio.schema.SerializableCollection):

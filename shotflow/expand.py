@@ -1172,7 +1172,8 @@ def _template_error(exc: Exception, node_id: str, where, what: str) -> TemplateE
 
 
 def load_project(path: Path | str, overrides: dict[str, Any] | None = None, backend: str | None = None) -> Project:
-    """Load, check and expand a storyboard (raises InputError with every problem found)."""
+    """Load, check and expand a storyboard (raises InputError with every problem found;
+    ConfigError, a UsageError, for overrides that do not fit it)."""
     import gc
 
     from .load import load

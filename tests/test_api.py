@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -50,19 +51,51 @@ def readme_snippet() -> str:
     return blocks[0]
 
 
-def test_the_readme_python_example_runs_as_written(tmp_path, cli):
-    assert cli("init", cwd=tmp_path).code == 0  # a storyboard.yaml with a var 'mood'
-    first = run_python(readme_snippet(), cwd=tmp_path)
+def test_the_readme_python_example_runs_as_written(example):
+    """In a copy of examples/lighthouse, as the README says, on the preview backend."""
+    story = example("lighthouse")
+    first = run_python(readme_snippet(), cwd=story.parent)
     assert first.returncode == 0, first.stderr
     out = first.stdout
-    assert "will render departure/wide - new: never rendered" in out
-    assert "rendering 5 of 5 nodes on preview" in out
-    assert "rendered departure/boy renders/departure/boy.png" in out  # the picked take's stable file
-    assert "5 rendered, 0 cached, 0 failed, 0 skipped; cost $0.00" in out
-    assert (tmp_path / "renders/departure/meeting.png").is_file()
-    again = run_python(readme_snippet(), cwd=tmp_path)
+    assert "will render arrival/wide - new: never rendered" in out
+    assert "rendering 12 of 12 nodes on preview" in out
+    assert "rendered rescue/trawler renders/rescue/trawler.png" in out  # the picked take's stable file
+    assert "12 rendered, 0 cached, 0 failed, 0 skipped; cost $0.00" in out
+    assert (story.parent / "renders/rescue/trawler.png").is_file()
+    again = run_python(readme_snippet(), cwd=story.parent)
     assert again.returncode == 0, again.stderr
-    assert "0 rendered, 5 cached" in again.stdout and "will render" not in again.stdout
+    assert "0 rendered, 12 cached" in again.stdout and "will render" not in again.stdout
+
+
+def test_the_readme_python_example_overrides_a_var_the_example_defines(example):
+    import shotflow
+
+    story = example("lighthouse")
+    overrides = re.findall(r"overrides=(\{.*?\})", readme_snippet())
+    assert len(overrides) == 2 and overrides[0] == overrides[1]
+    project = shotflow.load_project(story, overrides=ast.literal_eval(overrides[0]))
+    assert "caught in the lighthouse beam, fog," in project.nodes["rescue/trawler"].prompt
+
+
+def test_the_errors_the_readme_says_the_api_raises_are_public_and_raised(example):
+    """README "Python API": a storyboard with problems raises shotflow.InputError, an override
+    of a var it does not define shotflow.UsageError; both are ShotflowErrors with lines()."""
+    import shotflow
+
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("\n## Python API\n", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`shotflow\.(\w+)`", section))
+    assert {"ShotflowError", "InputError", "UsageError"} <= named
+    assert named <= set(shotflow.__all__)
+    story = example("lighthouse")
+    with pytest.raises(shotflow.UsageError) as raised:
+        shotflow.load_project(story, overrides={"mood": "noir"})
+    assert isinstance(raised.value, shotflow.ShotflowError)
+    assert raised.value.lines() == [
+        "--set mood: the storyboard has no var 'mood' (its vars: weather; "
+        "to add a var on purpose: --set-new mood=VALUE)"
+    ]
+    with pytest.raises(shotflow.UsageError):
+        shotflow.render(story, shotflow.RenderOptions(locked=True))
 
 
 # -- the same functions in process: what they return, what they write ----------------------------

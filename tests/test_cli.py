@@ -55,6 +55,82 @@ def test_version_and_every_command_has_help(cli):
         assert result.code == 0 and "Usage:" in result.out
 
 
+READ_NO_STORYBOARD = {("init",), ("schema",)}  # every other command reads one
+
+
+def _commands(group, path: tuple[str, ...] = ()):
+    """(name path, command) of every command under a click group, subgroups walked."""
+    import click
+
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def test_every_command_that_reads_a_storyboard_takes_the_trust_options_after_its_name(tmp_path):
+    """The README: every command that reads a storyboard takes --allow-path and
+    --allow-private-urls before or after the command name. A new command is held to it unless
+    it is added to READ_NO_STORYBOARD."""
+    from helpers import run_cli_in_process
+
+    from shotflow.cli import main
+
+    commands = dict(_commands(main))
+    assert commands.keys() >= READ_NO_STORYBOARD  # the exceptions are commands still
+    for path in commands.keys() - READ_NO_STORYBOARD:
+        after = run_cli_in_process(*path, "--allow-path", tmp_path, "--allow-private-urls", "--help")
+        assert after.code == 0 and "--allow-path DIR" in after.out, (path, after.text)
+        before = run_cli_in_process("--allow-path", tmp_path, "--allow-private-urls", *path, "--help")
+        assert before.code == 0, (path, before.text)
+    assert {("conform",), ("import",), ("review", "apply")} <= commands.keys()
+
+
+DESCRIBED_ONCE = {"allow_path", "allow_private_urls", "sets", "sets_new", "backend", "cache_dir"}
+
+
+def _readme_units(text: str) -> list[str]:
+    """README.md in the pieces an option is looked for in: a paragraph of prose, or in a code
+    block a line with the lines indented under it (one command of the Commands list)."""
+    units: list[list[str]] = [[]]
+    fenced = False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+            units.append([])
+        elif not line.strip() or (fenced and not line[:1].isspace()):
+            units.append([line])
+        else:
+            units[-1].append(line)
+    return ["\n".join(unit) for unit in units if "".join(unit).strip()]
+
+
+def test_the_readme_names_every_option_of_every_command():
+    """Each option (-x or --long) is named beside the command's name in README.md: in the
+    paragraph, or the entry of the Commands list, that names it. The options every command
+    shares are described once (DESCRIBED_ONCE)."""
+    import re
+    from pathlib import Path
+
+    import click
+
+    from shotflow.cli import main
+
+    units = _readme_units((Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8"))
+    missing = []
+    for path, command in _commands(main):
+        name = re.escape(" ".join(path)).replace("\\-", "[- ]")  # contact-sheet: "the contact sheet" too
+        beside = [u for u in units if re.search(rf"\b{name}\b", u, re.IGNORECASE)]
+        for param in command.params:
+            if not isinstance(param, click.Option) or param.name in DESCRIBED_ONCE:
+                continue
+            spelled = "|".join(re.escape(o) for o in param.opts)
+            if not any(re.search(rf"(?<![\w-])({spelled})\b", u) for u in beside):
+                missing.append(f"{' '.join(path)} {'/'.join(param.opts)}")
+    assert not missing, missing
+
+
 def test_schema_prints_the_storyboard_schema_and_models(cli):
     schema = json.loads(cli("schema").out)
     assert schema["title"].startswith("shotflow storyboard") and "shots" in json.dumps(schema)
@@ -88,6 +164,7 @@ def test_the_public_api_is_small_and_complete():
         "Summary",
         "ShotflowError",
         "InputError",
+        "UsageError",
         "Reporter",
         "PlainReporter",
         "JsonReporter",
@@ -217,3 +294,13 @@ def test_a_command_whose_reader_goes_away_exits_1_quietly(example):
     _, done = _first_line_then_gone(["board", story, "-o", "-"], story.parent, lines=0)  # gone before it writes
     assert done.returncode == 1, done.stderr
     assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_readme_exit_codes_of_a_plan_whose_reader_goes_away(example):
+    """README "Exit codes": `shotflow plan | true` exits 1 (nothing read it); `shotflow plan --json
+    | head -1` exits 0 (plan wrote all its output before head took its line)."""
+    story = example("lighthouse")
+    _, gone = _first_line_then_gone(["plan", story], story.parent, lines=0)
+    assert gone.returncode == 1 and gone.stderr == "", gone.stderr
+    first, read = _first_line_then_gone(["plan", story, "--json"], story.parent)
+    assert first == "{\n" and read.returncode == 0, read.stderr

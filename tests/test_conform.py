@@ -174,6 +174,20 @@ def test_edl_round_trip_at_25(tmp_path):
     assert shots(otio.adapters.read_from_file(str(again), rate=25)) == expected
 
 
+def test_an_edl_read_at_another_rate_than_its_export_says_to_give_that_rate(tmp_path):
+    """The README's two examples: export --edl --fps 23.976, then conform --fps 23.976. An EDL
+    does not say its rate; read at another one, the error says which --fps to give."""
+    story = project(tmp_path, "24")
+    cut = tmp_path / "cut.edl"
+    assert run_cli_subprocess("export", story, "--edl", cut, "--fps", "23.976").code == 0
+    wrong = run_cli_subprocess("conform", cut, "--storyboard", story, "--fps", "25")
+    assert wrong.code == 2 and "Traceback" not in wrong.err, wrong.text
+    assert re.search(r"does not read at 25 fps: give --fps the rate it was exported at", wrong.err), wrong.err
+    right = run_cli_subprocess("conform", cut, "--storyboard", story, "--fps", "23.976", "--write")
+    assert right.code == 0 and "11 matched to shots" in right.out, right.text
+    assert "the storyboard already matches the cut" in right.out
+
+
 def test_clips_that_are_no_shots_and_moves_across_scenes_are_reported_not_applied(tmp_path):
     story = project(tmp_path, "24")
     cut = tmp_path / "cut.otio"

@@ -914,16 +914,39 @@ def test_writing_back_follows_the_includes_the_loader_read_never_another_file(wr
     assert victim.read_text() == SCENE_FILE
 
 
-def test_writing_back_into_an_allowed_folder_is_refused(write, cli, tmp_path):
+@pytest.mark.parametrize("where", ["before the command", "after it"])
+def test_writing_back_into_an_allowed_folder_is_refused(write, cli, tmp_path, where):
     library = tmp_path / "library"
     library.mkdir()
     (library / "acts.yaml").write_text(SCENE_FILE)
     path = write(_scenes_from(str(library / "acts.yaml")), name="project/storyboard.yaml")
     review = tmp_path / "review.json"
     review.write_text(json.dumps(APPROVE))
-    result = cli("--allow-path", library, "review", "apply", review, path)
+    if where == "before the command":
+        result = cli("--allow-path", library, "review", "apply", review, path)
+    else:
+        result = cli("review", "apply", review, path, "--allow-path", library)
     expect_2(result, r"acts\.yaml is outside the project folder .*read, never written")
     assert (library / "acts.yaml").read_text() == SCENE_FILE
+
+
+def test_the_editorial_commands_read_an_allowed_include_with_allow_path_after_their_name(write, cli, tmp_path):
+    """conform and import --update read the storyboard as every command does: its includes
+    outside the project need --allow-path, given after the command name as well as before."""
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "acts.yaml").write_text(SCENE_FILE)
+    path = write(_scenes_from(str(library / "acts.yaml")), name="project/storyboard.yaml")
+    cut = tmp_path / "cut.edl"
+    cut.write_text("TITLE: an empty cut\n")
+    outside = r"acts\.yaml is outside the project folder"
+    expect_2(cli("conform", cut, "-s", path), outside)
+    expect_2(cli("conform", cut, "-s", path, "--allow-path", library), r"cut\.edl has no video track")
+    script = tmp_path / "script.fountain"
+    script.write_text("INT. LAMP ROOM - NIGHT\n\nMara climbs.\n")
+    expect_2(cli("import", script, "--update", path, "-n"), outside)
+    updated = cli("import", script, "--update", path, "-n", "--allow-path", library)
+    assert updated.code == 0 and "added scene lamp-room-night" in updated.out, updated.text
 
 
 def test_keys_yaml_1_1_and_1_2_read_differently_are_an_error_when_writing_back(write, cli, tmp_path):
