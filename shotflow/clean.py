@@ -142,10 +142,11 @@ def clean(
                 with contextlib.suppress(OSError):
                     folder.rmdir()  # only when nothing else is left in it
     if paid:
-        lines.append(
-            f"the cache held frames that cost ${paid:.2f} to generate"
-            + ("" if dry_run else "; the lock file still names them, re-rendering pays again")
+        again = (
+            "; the lock file still names them, re-rendering pays again "
+            "(those in renders/ too, unless a team remote holds them)"
         )
+        lines.append(f"the cache held frames that cost ${paid:.2f} to generate" + ("" if dry_run else again))
     if not dry_run:
         ProjectState(storyboard).manifest_path.unlink(missing_ok=True)
     return lines

@@ -330,7 +330,10 @@ def graph(storyboard: Path, sets, fmt, output) -> None:
     "--purge-cache",
     "what",
     flag_value="cache",
-    help="Remove the cache (.shotflow/, or --cache DIR): frames not in renders/ must be paid for again.",
+    help=(
+        "Remove the cache (.shotflow/, or --cache DIR): every frame is then rendered again, and on Runware "
+        "paid for again, those in renders/ too (unless a team remote holds them)."
+    ),
 )
 @click.option("--all", "what", flag_value="all", help="Remove both.")
 @click.option("-n", "--dry-run", is_flag=True, help="Only say what would be removed.")

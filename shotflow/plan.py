@@ -339,6 +339,18 @@ def _why(
     return ", ".join(changed) or "request changed"
 
 
+def changed_since(plan: Plan, node_id: str, previous: Record) -> str:
+    """What the plan's request of a node changed since ``previous`` (the record of the frame
+    the lock pins): why an export calls that frame stale although the plan finds the node
+    fresh (the storyboard went back to a request still in the cache, or the lock pins another
+    backend's frame)."""
+    node = plan.nodes[node_id]
+    payload = node.request or (node.record.request if node.record is not None else None)
+    if node.key is None or not payload:
+        return "request changed"
+    return _why(node.spec, payload, previous, node.key, plan.nodes)
+
+
 def select(patterns: tuple[str, ...], ids: list[str], option: str) -> set[str]:
     """Node ids matching ids or glob patterns (``arrival/*``); an unknown one is an error."""
     chosen: set[str] = set()

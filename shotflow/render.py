@@ -82,7 +82,7 @@ def render_loaded(
     team = open_team(options.remote, project, store, reporter.note)
     with ProjectLock(store.state_dir, options.wait):
         lock = lock if lock is not None else LockFile.read(project.lock_path)
-        rerolls = ProjectState(project.path).rerolls(forced)
+        rerolls = ProjectState(project.path).rerolls(forced, backend_name)
         session = Session(project, graph, store, lock, options, backend_name, reporter, rerolls, only, team=team)
         return session.run(started)
 

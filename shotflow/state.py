@@ -230,14 +230,34 @@ class ProjectState:
 
     # -- re-rolls ---------------------------------------------------------------------------
 
-    def rerolls(self, asked: set[str]) -> Rerolls:
-        """What ``--force`` (``asked``) renders this run, after what an unfinished run of it did."""
+    def rerolls(self, asked: set[str], backend: str) -> Rerolls:
+        """What ``--force`` (``asked``) renders this run on ``backend``, after what an unfinished
+        run of it on the same backend did."""
         path = self.forced_path
         data = read_state(path)
-        if data is None:  # none, or a damaged one (removed or rewritten at the end)
-            return Rerolls(self.storyboard, path, asked, set(), os.path.lexists(path))
-        same = data.get("storyboard") == str(self.storyboard) and _names(data.get("forced")) == asked
-        return Rerolls(self.storyboard, path, asked, _names(data.get("done")) & asked if same else set(), True)
+        if data is None or data.get("storyboard") != str(self.storyboard):  # none, damaged, or another's
+            return Rerolls(self.storyboard, path, asked, backend, {}, set(), os.path.lexists(path))
+        runs = _runs(data)
+        before = {name: run for name, run in runs.items() if name is not None} if None not in runs else None
+        # A record an older shotflow wrote has no backend: it counts as every backend's. Taken as
+        # no backend's, the same --force on Runware would pay again for the re-rolls it names; taken
+        # as any, the worst is a preview run that keeps a (free) frame it was asked to draw again.
+        mine = runs.pop(backend, None) or runs.pop(None, None)
+        done = _names(mine.get("done")) & asked if mine and _names(mine.get("forced")) == asked else set()
+        others = {name: run for name, run in runs.items() if name is not None}
+        return Rerolls(self.storyboard, path, asked, backend, others, done, True, before)
+
+
+def _runs(data: dict[str, Any]) -> dict[str | None, dict[str, Any]]:
+    """forced.json's record of each backend (None: one an older shotflow wrote, without one)."""
+    found = {None: data} if "forced" in data else {}
+    backends = data.get("backends")
+    if isinstance(backends, dict):
+        found.update((name, run) for name, run in backends.items() if isinstance(run, dict))
+    return {
+        name: {"forced": sorted(_names(run.get("forced"))), "done": sorted(_names(run.get("done")))}
+        for name, run in found.items()
+    }
 
 
 def _names(value: Any) -> set[str]:
@@ -312,23 +332,39 @@ def check_renders_folders(project) -> None:
 
 class Rerolls:
     """The nodes ``--force`` asked to render again, and those an earlier, unfinished run of
-    the same ``--force`` already rendered again (``.shotflow/forced.json``).
+    the same ``--force`` on the same backend already rendered again (``.shotflow/forced.json``).
 
     "Run the same command again" must not pay twice for a re-roll: when a run with
     ``--force`` is interrupted (or some of its forced nodes fail), the forced nodes it did
-    render are recorded; the next run with the same forced set renders only the others
-    (the recorded ones are fresh: the lock names their new takes). Any other run forgets
-    the record, and so does the run that finishes every forced node::
+    render are recorded under its backend; the next run with the same forced set on that
+    backend renders only the others (the recorded ones are fresh: the cache holds their new
+    takes). Any other run on that backend forgets its record, and so does the run that
+    finishes every forced node; a run on another backend leaves it alone (a preview run must
+    not use up the record of re-rolls paid for on Runware)::
 
-        {"storyboard": "/…/storyboard.yaml", "forced": ["roof/a", "roof/b", …], "done": ["roof/a"]}
+        {"storyboard": "/…/storyboard.yaml",
+         "backends": {"runware": {"forced": ["roof/a", "roof/b", …], "done": ["roof/a"]}}}
     """
 
-    def __init__(self, storyboard: Path, path: Path, asked: set[str], done: set[str], recorded: bool):
+    def __init__(
+        self,
+        storyboard: Path,
+        path: Path,
+        asked: set[str],
+        backend: str,
+        others: dict[str, dict[str, Any]],
+        done: set[str],
+        recorded: bool,
+        before: dict[str, dict[str, Any]] | None = None,
+    ):
         self.storyboard = storyboard
         self.path = path
         self.asked = asked  # what --force selected
+        self.backend = backend  # what this run renders on
+        self.others = others  # the records of other backends' runs, kept as they are
         self.done = done  # of those, what a run of this same --force rendered again already
         self.recorded = recorded  # a record file exists (to remove or to rewrite)
+        self.before = before  # the records it held, when they need no rewriting as they are
 
     @property
     def forced(self) -> set[str]:
@@ -351,13 +387,14 @@ class Rerolls:
         from .store import atomic_write
 
         done = self.done | (self.asked & rendered)
+        runs = dict(self.others)
         if self.asked and not (finished and done >= self.asked):
-            atomic_write(
-                self.path,
-                json.dumps(
-                    {"storyboard": str(self.storyboard), "forced": sorted(self.asked), "done": sorted(done)}, indent=1
-                ).encode(),
-            )
+            runs[self.backend] = {"forced": sorted(self.asked), "done": sorted(done)}
+        if runs and runs == self.before:
+            return  # a run on another backend, say: nothing of the record changes
+        if runs:
+            data = {"storyboard": str(self.storyboard), "backends": dict(sorted(runs.items()))}
+            atomic_write(self.path, json.dumps(data, indent=1).encode())
         elif self.recorded:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()

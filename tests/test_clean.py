@@ -169,3 +169,12 @@ def test_the_cache_marker_names_an_option_clean_has(example, cli):
     assert named == {"--purge-cache", "--cache"}, named
     options = cli("clean", "--help").out
     assert all(option in options for option in named)
+
+
+def test_purge_cache_help_says_frames_in_renders_are_paid_for_again(cli):
+    """The purge does not read renders/ back into the cache: every frame is rendered, and on
+    Runware paid for, again (the help once said only frames missing from renders/ were)."""
+    options = " ".join(cli("clean", "--help").out.split())
+    purge = options.split("--purge-cache", 1)[1].split("--all", 1)[0]
+    assert "not in renders/" not in purge
+    assert "every frame is then rendered again" in purge and "renders/ too" in purge

@@ -502,6 +502,67 @@ def test_status_json_of_a_partial_render_is_read(tmp_path):
     assert set(states.values()) == {"not rendered"}
 
 
+def _board_states(html: str) -> dict[str, str]:
+    import re
+
+    return dict(re.findall(r'data-shot-id="([^"]+)"[^>]*data-state="([^"]+)"', html))
+
+
+def _csv_states(path: Path) -> dict[str, str]:
+    return {f"{r['scene']}/{r['shot']}": r["state"] for r in csv.DictReader(path.open(encoding="utf-8"))}
+
+
+def test_a_prompt_edited_back_shows_the_locked_frame_as_stale_until_rendered(tmp_path):
+    """Render, edit a prompt and render, edit it back: the plan finds the first request in the
+    cache, but renders/ and the lock still hold the edited one's frame. Every export calls it
+    stale (and says what changed) until a render puts the current frame back."""
+    from shotflow.status import Status
+
+    story = copy_example(tmp_path / "lighthouse")
+    render(story)
+    edit(story, "at dusk, ", "at dusk, heavy rain, ")
+    render(story)
+    edit(story, "at dusk, heavy rain, ", "at dusk, ")
+    wide = sequence(story).panels["arrival/wide"]
+    assert wide.state is Status.STALE and wide.message.startswith("prompt changed")
+    assert "cached" in wide.message
+    done = run_cli_in_process("board", story, "-o", tmp_path / "board.html")
+    assert done.returncode == 0, done.stderr
+    assert _board_states((tmp_path / "board.html").read_text(encoding="utf-8"))["arrival/wide"] == "stale"
+    done = run_cli_in_process("export", story, "--csv", tmp_path / "a.csv")
+    assert done.returncode == 0, done.stderr
+    assert _csv_states(tmp_path / "a.csv")["arrival/wide"] == "stale"
+
+    render(story)  # the cached frame comes back, at no cost
+    assert all(p.state is Status.FRESH for p in sequence(story).panels.values())
+
+
+def test_preview_frames_are_stale_for_runware_although_runware_ones_are_cached(tmp_path, monkeypatch):
+    """preview, then runware, then preview: the lock pins preview frames. Compared with what
+    the storyboard asks of Runware (whose frames are in the cache) they are stale, not fresh."""
+    from shotflow.exports._frames import load_sequence
+    from shotflow.status import Status
+    from shotflow.testing import Emulator
+
+    story = copy_example(tmp_path / "lighthouse")
+    render(story)
+    with Emulator(api_key="test-key", latency=0) as emu:
+        monkeypatch.setenv("RUNWARE_API_URL", emu.url)
+        monkeypatch.setenv("RUNWARE_API_KEY", "test-key")
+        assert api.render(story, RenderOptions(backend="runware"), RecordingReporter()).ok
+    render(story)
+    seq = load_sequence(story, backend="runware")
+    assert {p.state for p in seq.panels.values()} == {Status.STALE}
+    assert all("backend changed" in (p.message or "") for p in seq.panels.values())
+    done = run_cli_in_process("board", story, "--backend", "runware", "-o", tmp_path / "board.html")
+    assert done.returncode == 0, done.stderr
+    assert set(_board_states((tmp_path / "board.html").read_text(encoding="utf-8")).values()) == {"stale"}
+    done = run_cli_in_process("export", story, "--backend", "runware", "--csv", tmp_path / "a.csv")
+    assert done.returncode == 0, done.stderr
+    assert set(_csv_states(tmp_path / "a.csv").values()) == {"stale"}
+    assert all(p.state is Status.FRESH for p in sequence(story).panels.values())  # for preview they are fresh
+
+
 def test_exports_say_which_backend_made_each_frame(tmp_path, monkeypatch):
     """After a render on Runware the board, contact sheet and shot list say runware (from the
     lock), and its frames are fresh without --backend; a frame made on preview says preview."""

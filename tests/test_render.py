@@ -741,7 +741,7 @@ def test_an_interrupted_force_resumes_without_forcing_again_what_it_rendered(tmp
     assert (out + err).count("run the same command again") == 1, out + err
     done = {line.split()[2] for line in out.splitlines() if line.startswith("[") and " rendered " in line}
     assert 3 <= len(done) < 10
-    record = json.loads((tmp_path / ".shotflow/forced.json").read_text())
+    record = json.loads((tmp_path / ".shotflow/forced.json").read_text())["backends"]["preview"]
     assert set(record["done"]) == done and len(record["forced"]) == 10
     lock = json.loads(story.with_suffix(".lock").read_text())["nodes"]
     takes = {n: lock[n]["picked"] for n in done}
@@ -756,6 +756,54 @@ def test_an_interrupted_force_resumes_without_forcing_again_what_it_rendered(tmp
     assert not (tmp_path / ".shotflow/forced.json").exists()  # finished: the next --force re-rolls anew
     third = render(story, force=("s/shot00",))
     assert third.by_status(RENDERED) == {"s/shot00"}
+
+
+FORCE_BOTH = ("rescue/trawler", "rescue/dawn")
+
+
+def test_an_unfinished_force_on_runware_is_neither_used_nor_forgotten_by_a_preview_run(example, monkeypatch):
+    """`render --backend runware --force trawler --force dawn` re-rolls trawler, dawn fails: the
+    record says trawler is done, on Runware. The same --force on preview re-rolls both there
+    (free) and leaves the record alone; the same Runware command then does not pay for
+    trawler's re-roll again (its Runware take of the first run comes back from the cache)."""
+    from shotflow.store import LockFile
+    from shotflow.testing import Emulator, Fault
+
+    story = example("lighthouse")
+    record = story.parent / ".shotflow/forced.json"
+    with Emulator(api_key="test-key", latency=0) as emu:
+        monkeypatch.setenv("RUNWARE_API_URL", emu.url)
+        monkeypatch.setenv("RUNWARE_API_KEY", "test-key")
+        assert not render(story, backend="runware").by_status(FAILED)
+        emu.inject(Fault.task_error("dawn after the storm"), times=None)
+        first = render(story, backend="runware", force=FORCE_BOTH)
+        assert first.by_status(RENDERED) >= {"rescue/trawler"} and first.by_status(FAILED) == {"rescue/dawn"}
+        paid = LockFile.read(story.with_suffix(".lock")).entries["rescue/trawler"].picked.sha256
+        emu.clear_faults()
+
+        preview = render(story, backend="preview", force=FORCE_BOTH)
+        assert preview.by_status(RENDERED) >= set(FORCE_BOTH)  # the Runware record is not this run's
+        assert record.exists()
+
+        billed = emu.stats.images
+        again = render(story, backend="runware", force=FORCE_BOTH)
+        assert again.by_status(CACHED) >= {"rescue/trawler"} and again.by_status(RENDERED) == {"rescue/dawn"}
+        assert emu.stats.images - billed == 1  # dawn's one take, not trawler's again
+    assert LockFile.read(story.with_suffix(".lock")).entries["rescue/trawler"].picked.sha256 == paid
+    assert not record.exists()  # finished
+
+
+def test_a_force_record_without_a_backend_is_used_by_the_same_force_on_any_backend(example):
+    """A forced.json an older shotflow wrote does not say which backend its re-rolls were paid
+    on: it counts as the record of every backend (see Rerolls), so the same --force skips them."""
+    story = example("lighthouse")
+    render(story)
+    record = story.parent / ".shotflow/forced.json"
+    legacy = {"storyboard": str(story.resolve()), "forced": sorted(FORCE_BOTH), "done": ["rescue/trawler"]}
+    record.write_text(json.dumps(legacy))
+    again = render(story, force=FORCE_BOTH)
+    assert "rescue/trawler" not in again.by_status(RENDERED) and "rescue/dawn" in again.by_status(RENDERED)
+    assert not record.exists()
 
 
 def test_force_and_locked_together_are_refused_before_anything_runs(example, cli):

@@ -179,13 +179,18 @@ def _usual_backend(project: Project, lock) -> str | None:
 
 
 def _state(
-    planned, entry, takes: tuple[Take, ...], held: str | None, last: dict[str, Any]
+    plan, planned, entry, takes: tuple[Take, ...], held: str | None, last: dict[str, Any], store
 ) -> tuple[Status, str | None]:
-    """A panel's state and what to say of it: fresh, failed or skipped last time, stale, not rendered."""
+    """A panel's state and what to say of it: fresh, failed or skipped last time, stale, not rendered.
+
+    Fresh is the frame of the request the storyboard makes now (the plan's key is the lock's).
+    A plan may find a node fresh in the cache while the lock pins another frame (the
+    storyboard went back to an earlier prompt, or the lock holds another backend's frames):
+    what is shown then is stale, until a render puts the current frame back."""
+    shown = entry is not None and planned is not None and planned.key == entry.record.key
     current = planned is not None and (
-        planned.status is Status.FRESH
+        (shown and (planned.status is Status.FRESH or all(t.path for t in takes)))
         or (held is not None and all(t.path for t in takes))
-        or (entry is not None and planned.key == entry.record.key and all(t.path for t in takes))
     )
     if current:
         return Status.FRESH, None
@@ -195,6 +200,12 @@ def _state(
     if Status.read(last.get("status")) is Status.SKIPPED:
         return Status.SKIPPED, (error or "an upstream shot failed").removeprefix("skipped: ")
     if entry is not None:
+        if planned is not None and planned.status is Status.FRESH:
+            from ..plan import changed_since
+
+            previous = store.get_action(entry.record.key) or entry.record  # the lock's may not keep the request
+            what = changed_since(plan, planned.id, previous)
+            return Status.STALE, f"{what} (the current frame is cached: a render puts it back at no cost)"
         return Status.STALE, planned.reason if planned is not None else None
     return Status.NOT_RENDERED, None
 
@@ -258,7 +269,7 @@ def read_sequence(
             key, cost, backend = entry.record.key, entry.record.cost, entry.record.backend
         pick = max(1, min(spec.pick, len(takes))) if takes else spec.pick
         held = planned.reason if planned is not None and planned.status is Status.HELD else None
-        state, message = _state(planned, entry, takes, held, last)
+        state, message = _state(plan, planned, entry, takes, held, last, store)
         panels[node_id] = Panel(
             spec=spec,
             state=state,
