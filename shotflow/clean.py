@@ -98,8 +98,25 @@ def clean(
     storyboard = storyboard_file(storyboard)  # a link may not move the project (and what is removed)
     if not storyboard.is_file():
         raise UsageError(f"file not found: {display_path(storyboard)}")
+    store = open_store(storyboard.parent, cache_dir)
+    if dry_run or not store.state_dir.exists():  # no render ever ran here: none can be running
+        return _clean(storyboard, store, what, dry_run, force)
+    from .errors import BusyError
+    from .store import ProjectLock
+
+    lock = ProjectLock(store.state_dir, 0)
+    try:  # a render that is running reads and writes what this removes: its lock first
+        with lock:
+            return _clean(storyboard, store, what, dry_run, force)
+    except BusyError:
+        raise BusyError(
+            f"a shotflow render of this project is running ({lock.holder()}); nothing was removed",
+            hint="clean once it has finished",
+        ) from None
+
+
+def _clean(storyboard: Path, store: Store, what: str, dry_run: bool, force: bool) -> list[str]:
     root = storyboard.parent
-    store = open_store(root, cache_dir)
     lines: list[str] = []
     verb = "would remove" if dry_run else "removed"
     paid = 0.0

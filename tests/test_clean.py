@@ -178,3 +178,23 @@ def test_purge_cache_help_says_frames_in_renders_are_paid_for_again(cli):
     purge = options.split("--purge-cache", 1)[1].split("--all", 1)[0]
     assert "not in renders/" not in purge
     assert "every frame is then rendered again" in purge and "renders/ too" in purge
+
+
+@pytest.mark.parametrize("what", ["renders", "cache", "all"])
+def test_clean_refuses_while_a_render_of_the_project_holds_its_run_lock(example, cli, what):
+    """A render that is running reads and writes what clean removes (a purge mid-run left a lock
+    naming frames the cache no longer had, paid for again): clean waits for nobody, it refuses."""
+    from shotflow.errors import BusyError
+    from shotflow.store import ProjectLock
+
+    story = example("lighthouse")
+    assert cli("render", story).code == 0
+    store = open_store(story.parent)
+    with ProjectLock(store.state_dir, 1):  # what a running render holds
+        with pytest.raises(BusyError) as busy:
+            cleaning.clean(story, what, force=True)
+        assert "a shotflow render of this project is running" in busy.value.message
+        assert "nothing was removed" in busy.value.message
+        assert (story.parent / "renders").is_dir() and any(store.actions())
+        assert cleaning.clean(story, what, dry_run=True)  # saying what it would remove is harmless
+    assert cleaning.clean(story, what, force=True)
