@@ -126,6 +126,7 @@ class Session:
         self.rerolls = rerolls
         self.only = only
         self.state = ProjectState(project.path)
+        self.state.run_begins(project)  # an input edited while this run goes on counts for the next
         self.team = team  # the remote behind the local cache (shotflow.remote.TeamCache), or None
         self.cache = ProjectCache(store, lock, options.refresh_urls, team)
         self.hold = approved_holds(project, self.cache, options.include_approved, backend=backend_name)

@@ -41,6 +41,17 @@ def stat(path: str) -> list[int] | None:
     return list(signature(st))
 
 
+def input_stats(project) -> dict[str, list[int] | None]:
+    """The stat of every file the project was read from (and of its templates/ folder), as the
+    manifest records them. A render takes them before it plans: a file edited while it runs then
+    differs from the record, and the next render reads it again (taken at the end, the record
+    matched the edited file, and every later render said "nothing to do" over the old frames)."""
+    inputs = {str(p): stat(str(p)) for p in project.inputs}
+    templates = project.root / "templates"
+    inputs[str(templates)] = stat(str(templates))
+    return inputs
+
+
 class ProjectState:
     """The run-state files of one storyboard (see the module docstring)."""
 
@@ -50,6 +61,11 @@ class ProjectState:
         self.storyboard = storyboard
         self.folder = storyboard.parent / STATE_DIR
         self._parts = Ahead(self.PREPARED_CHARS)  # node → its manifest part, worked out as it finished (``prepare``)
+        self._seen: dict[str, list[int] | None] | None = None  # the inputs' stats as a run began
+
+    def run_begins(self, project) -> None:
+        """Take the inputs' stats now, before planning, for the manifest (see ``input_stats``)."""
+        self._seen = input_stats(project)
 
     def file(self, name: str) -> Path:
         """A run-state file of this storyboard: ``<project>/.shotflow/<stem>.<name>``."""
@@ -173,12 +189,12 @@ class ProjectState:
         backend: str,
     ) -> None:
         """Write the manifest of a complete run (every node has ``results``); frames the last one
-        recorded that this one does not are removed (only those shotflow itself wrote in renders/)."""
+        recorded that this one does not are removed (only those shotflow itself wrote in renders/).
+        The inputs as ``run_begins`` saw them (else as they are now)."""
         from .trust import removable_render
 
-        inputs = {str(p): stat(str(p)) for p in (*project.inputs, lock.path)}
-        templates = project.root / "templates"
-        inputs[str(templates)] = stat(str(templates))
+        inputs = dict(self._seen) if self._seen is not None else input_stats(project)
+        inputs[str(lock.path)] = stat(str(lock.path))  # written by this run: as it is now
         outputs: dict[str, str] = {}  # path → its "path":stat text, once (shots may share an object)
         nodes = []
         previous = self.previous_outputs()

@@ -168,6 +168,28 @@ def test_two_storyboards_whose_ids_coincide_are_told_they_write_over_each_others
         render(story, force=("arrival/wide",))
 
 
+def test_a_storyboard_edited_while_it_renders_is_read_again_by_the_next_render(example, monkeypatch):
+    """The no-op record keeps the inputs as the run began: an edit made while it ran is not taken
+    for what it rendered (every later render said "nothing to do" over the old frame)."""
+    from shotflow.backends.preview import PreviewBackend
+
+    story = example("lighthouse")
+    edited = []
+
+    class Editing(PreviewBackend):
+        async def generate(self, request, start=None):
+            if not edited:  # the user saves a change while the run goes on
+                edit(story, "dawn after the storm", "DAWN after the storm")
+                edited.append(True)
+            return await super().generate(request, start)
+
+    monkeypatch.setattr("shotflow.backends.create", lambda name, services: Editing())
+    assert render(story).by_status(Status.RENDERED)
+    monkeypatch.undo()
+    again = render(story)
+    assert again.by_status(Status.RENDERED) == {"rescue/dawn"}
+
+
 def test_the_manifest_worked_out_while_nodes_finish_is_the_one_worked_out_at_the_end(example, monkeypatch):
     import shotflow.state as state
     from shotflow.state import ProjectState
