@@ -64,6 +64,12 @@ class ShotflowGroup(click.Group):
         except Exception as exc:  # the last line of defence: report a bug, not a traceback
             if os.environ.get("SHOTFLOW_DEBUG"):
                 raise
+            from .errors import file_system_error
+
+            machine = file_system_error(exc)  # a full disk, a read-only folder: the machine's, not a bug
+            if machine is not None:
+                echo_error(machine)
+                ctx.exit(machine.exit_code)
             click.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
             click.echo(
                 "this is a bug in shotflow; set SHOTFLOW_DEBUG=1 to see the traceback and please report it", err=True

@@ -14,7 +14,8 @@
     │   ├── ConfigError           missing API key, bad --set, no ffmpeg …
     │   ├── BudgetError           --max-cost would be exceeded
     │   ├── LockedError           --locked and the lock does not cover the storyboard
-    │   └── BusyError             another render holds the project lock
+    │   ├── BusyError             another render holds the project lock
+    │   └── FileSystemError       a file shotflow must write cannot be: permissions, a full disk …
     └── BackendError              a generation failed (a value of the failed node, exit 1)
         ├── RequestRejected       the backend refused the request (4xx): never retried
         │   └── AccountError      bad key, no balance, not permitted: the whole run stops (exit 2)
@@ -155,6 +156,44 @@ class LockedError(UsageError):
 
 class BusyError(UsageError):
     pass
+
+
+class FileSystemError(UsageError):
+    """The file system refused a write or a read shotflow needs (``file_system_error`` makes one)."""
+
+
+# errno → (what it means, what to do); the conditions of the machine, not shotflow's bugs
+_FILE_SYSTEM = {
+    "EACCES": ("permission denied", "give yourself write access to {folder} (chmod u+w), then run the same command"),
+    "EPERM": ("operation not permitted", "check the permissions of {folder}, then run the same command"),
+    "EROFS": ("the file system is read-only", "render on a writable disk"),
+    "ENOSPC": ("no space left on the disk", "free some space, then run the same command: nothing paid is lost"),
+    "EDQUOT": ("disk quota exceeded", "free some space, then run the same command: nothing paid is lost"),
+    "ENOTDIR": ("a file stands where a folder must be", "remove or rename that file"),
+    "EISDIR": ("a folder stands where a file must be", "remove or rename that folder"),
+    "ENAMETOOLONG": ("the path is too long for the file system", "use a shorter folder or shot id"),
+}
+
+
+def file_system_error(exc: BaseException) -> FileSystemError | None:
+    """``exc`` as a FileSystemError naming the path, when it is one of the conditions above
+    (a temporary file shotflow writes beside its target is named by its folder); else None."""
+    import errno
+    import os
+
+    if not isinstance(exc, OSError) or exc.errno is None:
+        return None
+    known = _FILE_SYSTEM.get(errno.errorcode.get(exc.errno, ""))
+    if known is None:
+        return None
+    path = os.fsdecode(exc.filename) if exc.filename is not None else None
+    if path is not None and os.path.basename(path).startswith(".tmp-"):
+        path = os.path.dirname(path) or "."
+    folder = path if path is None or os.path.isdir(path) else (os.path.dirname(path) or ".")
+    what, fix = known
+    return FileSystemError(
+        f"cannot use {path}: {what}" if path else what, hint=fix.format(folder=folder or "the project folder")
+    )
 
 
 class BackendError(ShotflowError):

@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from .errors import file_system_error
 from .status import Outcome, Status, skipped
 
 HEAD_SEND_WAIT = 0.25  # seconds a head start's plan waits at most for its first requests (Slots.until_taken)
@@ -267,7 +268,10 @@ class Scheduler:
             node = self.running.pop(task)
             self.holding.discard(node)
             exc = task.exception()
-            if exc is not None:
+            machine = file_system_error(exc)
+            if machine is not None:  # a full disk, a folder it cannot write: every other node would fail too
+                outcome = Outcome(node, Status.FAILED, error=str(machine), fatal=True)
+            elif exc is not None:
                 # a bug in shotflow, not a failed shot: say so, keep the others going
                 outcome = Outcome(
                     node, Status.FAILED, error=f"internal error: {type(exc).__name__}: {exc}", internal=True

@@ -835,3 +835,57 @@ def test_force_and_locked_together_are_refused_before_anything_runs(example, cli
     done = cli("render", story, "--locked", "--force", "arrival/wide")
     assert done.code == 2 and "--force and --locked contradict each other" in done.err, done.text
     assert story.with_suffix(".lock").read_bytes() == lock
+
+
+def test_file_system_errors_are_named_with_their_fix_not_reported_as_bugs():
+    import errno
+
+    from shotflow.errors import file_system_error
+
+    full = file_system_error(OSError(errno.ENOSPC, "No space left on device", "/p/renders/a/.tmp-x1"))
+    assert full.message == "cannot use /p/renders/a: no space left on the disk" and "free some space" in full.hint
+    denied = file_system_error(PermissionError(errno.EACCES, "Permission denied", "/p/.shotflow/run.lock"))
+    assert "permission denied" in denied.message and "/p/.shotflow" in denied.hint
+    assert file_system_error(ConnectionResetError(errno.ECONNRESET, "reset")) is None
+    assert file_system_error(ValueError("x")) is None and file_system_error(None) is None
+
+
+def test_a_full_disk_stops_the_render_with_a_clear_message_and_loses_nothing(example, monkeypatch):
+    """An object the cache cannot write fails its node with the condition and the fix, and stops
+    the run (every other node would fail the same way); the lock that cannot be written ends the
+    command with exit 2 and one line, never 'internal error'."""
+    import errno
+
+    from helpers import run_cli_in_process
+
+    from shotflow.store import Store
+
+    story = example("lighthouse")
+    put = Store.put
+    writes = []
+
+    def full(self, data):
+        if len(writes) >= 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.cache_dir / "objects" / ".tmp-1"))
+        writes.append(1)
+        return put(self, data)
+
+    monkeypatch.setattr(Store, "put", full)
+    done = run_cli_in_process("render", story, "--json", "-j", "1")
+    assert done.code == 1 and "internal error" not in done.out + done.err
+    events = [json.loads(line) for line in done.out.splitlines()]
+    failed = [e for e in events if e.get("status") == "failed"]
+    assert failed and "no space left on the disk" in failed[0]["error"] and "free some space" in failed[0]["error"]
+    assert any(e.get("status") == "skipped" for e in events)  # the run stopped: nothing more was tried
+    monkeypatch.setattr(Store, "put", put)
+    again = run_cli_in_process("render", story, "--json")
+    assert again.code == 0 and json.loads(again.out.splitlines()[-1])["failed"] == 0
+
+    def no_lock(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(story.parent / ".tmp-lock"))
+
+    story.write_text(story.read_text().replace("dawn after the storm", "dawn after the gale"))
+    monkeypatch.setattr("shotflow.store.atomic_write", no_lock)
+    stopped = run_cli_in_process("render", story)
+    assert stopped.code == 2 and "internal error" not in stopped.err
+    assert f"cannot use {story.parent}: no space left on the disk" in stopped.err
