@@ -273,9 +273,9 @@ def test_a_crafted_v4_index_costs_a_bounded_time():
     count = 400_000
     entry = b"\0" * 40 + b"\x11" * 20 + b"\0\x01" + b"\0" + b"a\0"  # strip nothing, add "a"
     index = b"DIRC" + (4).to_bytes(4, "big") + count.to_bytes(4, "big") + entry * count + b"\x22" * 20
-    began = time.perf_counter()
+    began = time.process_time()  # CPU time: a busy machine (the suite's other workers) does not count
     assert _index_lists(index, b".env", 20) is False
-    assert time.perf_counter() - began < 1.5
+    assert time.process_time() - began < 1.5
 
 
 def test_a_linked_dotenv_to_a_key_the_repository_holds_is_refused(tree, tmp_path):
