@@ -173,8 +173,8 @@ def board(storyboard: Path, sets, backend, cache_dir, output, relative, full_res
     path = write_board(
         seq, checked(output, seq, default_output), relative=relative, full_res=full_res, hide_prompts=hide_prompts
     )
-    missing = sum(1 for p in seq.panels.values() if p.picked is None)
-    note = f"; {missing} without a frame" if missing else ""
+    missing = seq.without_frames()
+    note = f"; {missing}" if missing else ""
     say(f"wrote {shown(path)} ({counted(len(seq.shots), 'shot')}, {_duration(seq.duration)}{note})", path)
 
 

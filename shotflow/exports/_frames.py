@@ -131,6 +131,16 @@ class Sequence:
         in ``panels``, as a reference, but not here)."""
         return [p for p in self.panels.values() if p.is_shot and not p.spec.omit]
 
+    def without_frames(self) -> str | None:
+        """ "2 shots and 1 sheet without a frame" (None: every panel has one). Shots and sheets are
+        counted apart: "12 without a frame" beside "11 shots" read as more missing than there are."""
+        from .._text import counted
+
+        shots = sum(1 for p in self.shots if p.picked is None)
+        sheets = sum(1 for p in self.sheets if p.picked is None)
+        parts = [counted(n, noun) for n, noun in ((shots, "shot"), (sheets, "sheet")) if n]
+        return " and ".join(parts) + " without a frame" if parts else None
+
     @property
     def editorial(self):
         return self.project.editorial

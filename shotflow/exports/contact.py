@@ -230,9 +230,9 @@ class _Sheet:
         ]
         if total > 1:
             facts.append(f"page {number}/{total}")
-        missing = sum(1 for p in seq.panels.values() if p.picked is None)
+        missing = seq.without_frames()
         if missing:
-            facts.append(f"{missing} without a frame")
+            facts.append(missing)
         y += int(self.title_f.getbbox("Ag")[3]) + self.gap // 2
         draw.text((x0, y), "  ·  ".join(facts), font=self.meta_f, fill=self.MUTED)
         y = self.margin + self.header_h
